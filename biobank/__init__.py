@@ -1,0 +1,100 @@
+"""The biobank service: create_app builds the Flask application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response
+
+from biobank import config as config_module
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app: configuration, database, API, error handlers and CLI; no I/O."""
+    app = Flask(__name__, instance_relative_config=True)
+    _load_config(app, config)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    return app
+
+
+def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    app.config.update(config_module.DEFAULTS)
+    app.config.update(config_module.from_environment())
+    app.config.update(overrides or {})
+    if not app.config["DATABASE_URL"]:
+        app.config["DATABASE_URL"] = config_module.default_database_url(app.instance_path)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _ephemeral_secret()
+    app.config.update(
+        API_TITLE="Interfant-21 biobank",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+        JSON_SORT_KEYS=False,
+    )
+
+
+def _ephemeral_secret() -> str:
+    # Without BIOBANK_SECRET_KEY sessions last as long as the process: safe, never shared.
+    import secrets
+
+    return secrets.token_hex(32)
+
+
+def _init_extensions(app: Flask) -> None:
+    from biobank import db, errors
+    from biobank.auth import web as auth_web
+
+    db.init_app(app)
+    errors.init_app(app)
+    auth_web.init_app(app)
+
+    @app.after_request
+    def _finish_transaction(response: Response) -> Response:
+        # One transaction per request: kept when the answer is a success, else undone.
+        from flask import g
+
+        session = g.get("db_session")
+        if session is not None:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        _security_headers(response)
+        return response
+
+
+def _security_headers(response: Response) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    )
+    headers.setdefault("Cache-Control", "no-store")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from biobank import api
+    from biobank.site import bp as site_bp
+
+    api.init_app(app)
+    app.register_blueprint(site_bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from biobank.cli import register
+
+    register(app)

@@ -1,0 +1,22 @@
+"""The flask-smorest Api: one per app, with every domain's blueprint."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+
+def init_app(app: Flask) -> Api:
+    """Create the app's Api and register every domain's blueprint under /api/v1."""
+    from biobank.auth.api import blp as auth_blp
+    from biobank.custody.api import blp as custody_blp
+    from biobank.patients.api import blp as patients_blp
+    from biobank.reference.api import blp as reference_blp
+    from biobank.samples.api import blp as samples_blp
+    from biobank.scan.api import blp as scan_blp
+
+    api = Api(app)
+    for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp):
+        api.register_blueprint(blp, url_prefix="/api/v1")
+    app.extensions["biobank.api"] = api
+    return api

@@ -1,0 +1,103 @@
+"""`flask --app wsgi users ...`: accounts and tokens from the command line."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from biobank.auth import service
+from biobank.auth.models import ROLES, User
+from biobank.db import get_session
+from biobank.errors import DomainError
+
+users_cli = AppGroup("users", help="Users, roles and API tokens.")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--substudy", "substudies", multiple=True, help="A researcher's sub-study.")
+@click.option("--site", "sites", multiple=True, help="Limit the user to a site.")
+@click.option("--full-name", default=None)
+@click.option("--days", default=365, show_default=True, help="Token lifetime.")
+def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[str, ...],
+           full_name: str | None, days: int) -> None:
+    """Create a user and print a new API token as the last line."""
+    from biobank.cli import fail
+
+    session = get_session()
+    try:
+        user = service.create_user(session, username, role, substudies=list(substudies),
+                                   sites=list(sites), full_name=full_name)
+        token = service.issue_token(session, user, days=days)
+    except DomainError as exc:
+        session.rollback()
+        fail(exc)
+        return
+    session.commit()
+    click.echo(f"created {role} {username}; API token (shown once):")
+    click.echo(token)
+
+
+@users_cli.command("list")
+def list_users() -> None:
+    """List users with role, scopes and state."""
+    for user in get_session().scalars(select(User).order_by(User.username)):
+        scopes = ",".join(user.substudy_codes + user.site_codes) or "-"
+        state = "active" if user.active else "inactive"
+        click.echo(f"{user.username}\t{user.role}\t{scopes}\t{state}")
+
+
+def _user_command(action):  # type: ignore[no-untyped-def]
+    """Run ``action(session, user)`` for USERNAME, reporting a refusal on stderr."""
+    from biobank.cli import fail
+
+    session = get_session()
+
+    def run(username: str):  # type: ignore[no-untyped-def]
+        try:
+            result = action(session, service.get_user(session, username))
+        except DomainError as exc:
+            session.rollback()
+            fail(exc)
+            return None
+        session.commit()
+        return result
+
+    return run
+
+
+@users_cli.command("revoke")
+@click.argument("username")
+def revoke(username: str) -> None:
+    """Revoke every token of a user."""
+    count = _user_command(service.revoke_tokens)(username)
+    click.echo(f"revoked {count} token(s) of {username}")
+
+
+@users_cli.command("rotate")
+@click.argument("username")
+@click.option("--days", default=365, show_default=True)
+def rotate(username: str, days: int) -> None:
+    """Revoke a user's tokens and print a new one as the last line."""
+    token = _user_command(lambda s, u: service.rotate_token(s, u, days=days))(username)
+    click.echo(f"new API token for {username} (shown once):")
+    click.echo(token)
+
+
+@users_cli.command("deactivate")
+@click.argument("username")
+def deactivate(username: str) -> None:
+    """Deactivate a user; their tokens stop working at once."""
+    _user_command(service.deactivate)(username)
+    click.echo(f"deactivated {username}")
+
+
+@users_cli.command("set-password")
+@click.argument("username")
+@click.password_option()
+def set_password(username: str, password: str) -> None:
+    """Set a user's password for the web pages."""
+    _user_command(lambda s, u: service.set_password(s, u, password))(username)
+    click.echo(f"password set for {username}")

@@ -1,0 +1,108 @@
+"""Command-line interface: `flask --app wsgi <group> <command>`."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from biobank.db import get_engine, get_session
+from biobank.errors import DomainError
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(connection=None):  # type: ignore[no-untyped-def]
+    """An Alembic config pointing at migrations/, bound to the app's database."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option(
+        "file_template",
+        "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s",
+    )
+    config.set_main_option("sqlalchemy.url",
+                           current_app.config["DATABASE_URL"].replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def cli_actor() -> str:
+    """Changes made from the command line are attributed to the operating-system user."""
+    return f"cli:{getpass.getuser()}"
+
+
+def _run_alembic(command_name: str, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    from alembic import command
+
+    with get_engine().begin() as connection:
+        getattr(command, command_name)(alembic_config(connection), *args, **kwargs)
+
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the schema to a revision (default: the latest)."""
+    _run_alembic("upgrade", revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema (default: one step; `base` empties it)."""
+    _run_alembic("downgrade", revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrated schema differ."""
+    _run_alembic("check")
+    click.echo("models and migrations agree")
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+@click.option("--autogenerate", is_flag=True)
+def db_revision(message: str, autogenerate: bool) -> None:
+    """Create a migration file (review it before committing)."""
+    _run_alembic("revision", message=message, autogenerate=autogenerate)
+
+
+reference_cli = AppGroup("reference", help="Reference data.")
+
+
+@reference_cli.command("load")
+def reference_load() -> None:
+    """Add the default sites, timepoints, materials and aliquot types that are missing."""
+    from biobank.reference.service import load_defaults
+
+    session = get_session()
+    added = load_defaults(session, cli_actor())
+    session.commit()
+    click.echo("reference data: " + ", ".join(f"{n} {kind} added" for kind, n in added.items()))
+
+
+def register(app: Flask) -> None:
+    """Attach every command group to the app."""
+    from biobank.auth.cli import users_cli
+    from biobank.demo.cli import demo_cli
+    from biobank.imports.cli import import_cli
+
+    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli):
+        app.cli.add_command(group)
+
+
+def fail(exc: DomainError) -> None:
+    """Report a refused command on stderr and exit non-zero."""
+    click.echo(f"error: {exc.message}", err=True)
+    sys.exit(1)

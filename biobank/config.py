@@ -1,0 +1,47 @@
+"""Configuration: defaults in code, overridden by BIOBANK_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # SQLite under instance/ unless BIOBANK_DATABASE_URL says otherwise.
+    "DATABASE_URL": None,
+    "SECRET_KEY": None,
+    # Aliquot barcodes: prefix + zero-padded sequence + ISO 7064 MOD 37,36 check character.
+    "BARCODE_PREFIX": "IF",
+    "BARCODE_DIGITS": 8,
+    "SAMPLE_BARCODE_PREFIX": "SM",
+    "SCAN_RECENT_EVENTS": 5,
+    "PAGE_SIZE_MAX": 500,
+    "SQL_ECHO": False,
+}
+
+# Values read from the environment are strings; these keys are converted.
+_INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX"}
+_BOOL_KEYS = {"SQL_ECHO"}
+
+
+def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Return the BIOBANK_* overrides found in the environment, typed."""
+    environ = dict(os.environ if environ is None else environ)
+    found: dict[str, Any] = {}
+    for key in DEFAULTS:
+        raw = environ.get(f"BIOBANK_{key}")
+        if raw is None:
+            continue
+        if key in _INT_KEYS:
+            found[key] = int(raw)
+        elif key in _BOOL_KEYS:
+            found[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
+        else:
+            found[key] = raw
+    return found
+
+
+def default_database_url(instance_path: str) -> str:
+    """The embedded default: a SQLite file in the app's instance folder."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{Path(instance_path) / 'biobank.db'}"

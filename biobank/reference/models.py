@@ -1,0 +1,67 @@
+"""Reference data: sites, the MRD timepoint schedule, materials and aliquot types."""
+
+from __future__ import annotations
+
+from sqlalchemy import CheckConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from biobank.db import Base, Code, Str200
+
+
+class Site(Base):
+    """A participating hospital (or the central lab)."""
+
+    __tablename__ = "site"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Str200]
+    country: Mapped[str] = mapped_column(String(2), CheckConstraint("length(country) = 2", name="iso_country"))
+
+
+class Timepoint(Base):
+    """An MRD timepoint of the schedule; which risk groups it applies to is data."""
+
+    __tablename__ = "timepoint"
+    __table_args__ = (
+        CheckConstraint("window_before_days >= 0 AND window_after_days >= 0", name="window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Str200]
+    phase: Mapped[Str200]
+    # Days after diagnosis; None for event-driven timepoints (relapse).
+    nominal_day: Mapped[int | None]
+    window_before_days: Mapped[int] = mapped_column(default=0)
+    window_after_days: Mapped[int] = mapped_column(default=0)
+    risk_groups: Mapped[list[str]]
+    expected_materials: Mapped[list[str]]
+    sort_order: Mapped[int] = mapped_column(default=0)
+
+
+class Material(Base):
+    """A primary material: peripheral blood, bone marrow, CSF."""
+
+    __tablename__ = "material"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Str200]
+    sprec_type: Mapped[Code]
+
+
+class AliquotType(Base):
+    """What an aliquot holds (viable MNC, plasma, DNA...), with its SPREC sample type."""
+
+    __tablename__ = "aliquot_type"
+    __table_args__ = (CheckConstraint("unit IN ('mL', 'cells')", name="unit"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Str200]
+    # None for complex derivatives (DNA, RNA), which have no fluid SPREC type.
+    sprec_type: Mapped[Code | None]
+    unit: Mapped[Code] = mapped_column(default="mL")
+    # Which primary materials it can come from; empty means any.
+    materials: Mapped[list[str]]

@@ -1,0 +1,88 @@
+"""Marshmallow schemas for reference data: In (create), Patch (edit) and Out."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from biobank.reference.sprec import SAMPLE_TYPES
+
+CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9_-]{0,31}$",
+                       error="use 1–32 capital letters, digits, '-' or '_'")
+RISK_GROUP = validate.OneOf(["MR", "HR"])
+SPREC_TYPE = validate.OneOf(sorted(SAMPLE_TYPES), error="not a SPREC fluid sample type")
+
+
+def code_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
+    """A reference code."""
+    return fields.String(validate=CODE, **kwargs)
+
+
+class SiteIn(Schema):
+    code = code_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    country = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Z]{2}$", error="an ISO 3166-1 alpha-2 country code, e.g. NL"))
+
+
+class MaterialIn(Schema):
+    code = code_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    sprec_type = fields.String(required=True, validate=SPREC_TYPE)
+
+
+class AliquotTypeIn(Schema):
+    code = code_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    sprec_type = fields.String(allow_none=True, load_default=None, validate=SPREC_TYPE)
+    unit = fields.String(load_default="mL", validate=validate.OneOf(["mL", "cells"]))
+    materials = fields.List(code_field(), load_default=list)
+
+
+class TimepointIn(Schema):
+    code = code_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    phase = fields.String(required=True, validate=validate.Length(1, 200))
+    nominal_day = fields.Integer(allow_none=True, load_default=None,
+                                 validate=validate.Range(min=0, max=3650))
+    window_before_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=365))
+    window_after_days = fields.Integer(load_default=0, validate=validate.Range(min=0, max=365))
+    risk_groups = fields.List(fields.String(validate=RISK_GROUP), required=True,
+                              validate=validate.Length(min=1))
+    expected_materials = fields.List(code_field(), load_default=list)
+    sort_order = fields.Integer(load_default=0)
+
+
+class SiteOut(SiteIn):
+    pass
+
+
+class MaterialOut(MaterialIn):
+    pass
+
+
+class AliquotTypeOut(AliquotTypeIn):
+    pass
+
+
+class TimepointOut(TimepointIn):
+    pass
+
+
+class SitePatch(SiteIn):
+    class Meta:
+        exclude = ("code",)
+
+
+class MaterialPatch(MaterialIn):
+    class Meta:
+        exclude = ("code",)
+
+
+class AliquotTypePatch(AliquotTypeIn):
+    class Meta:
+        exclude = ("code",)
+
+
+class TimepointPatch(TimepointIn):
+    class Meta:
+        exclude = ("code",)

@@ -1,0 +1,102 @@
+"""Sample and aliquot endpoints."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from biobank.auth.permissions import requires
+from biobank.auth.web import current_actor
+from biobank.db import get_session
+from biobank.pagination import SelectPage
+from biobank.samples import schemas, service
+
+blp = Blueprint("samples", __name__, description="Samples, aliquots and splitting")
+
+
+def numbering() -> service.Numbering:
+    """This deployment's barcode numbering, from the config."""
+    config = current_app.config
+    return service.Numbering(config["BARCODE_PREFIX"], config["SAMPLE_BARCODE_PREFIX"],
+                             config["BARCODE_DIGITS"])
+
+
+@blp.route("/samples", methods=["GET"])
+@blp.arguments(schemas.SampleQuery, location="query")
+@blp.response(200, schemas.SampleOut(many=True))
+@blp.paginate(SelectPage)
+@requires("sample:read")
+def list_samples(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+    """List samples (filter by patient, timepoint, material)."""
+    return service.samples_query(**filters)
+
+
+@blp.route("/samples", methods=["POST"])
+@blp.arguments(schemas.SampleIn)
+@blp.response(201, schemas.SampleOut)
+@requires("sample:write")
+def register_sample(values: dict):  # type: ignore[no-untyped-def,type-arg]
+    """Register a primary sample received from a patient; the service issues its barcode."""
+    return service.register_sample(get_session(), current_actor(), values, numbering())
+
+
+@blp.route("/samples/<code>", methods=["GET"])
+@blp.response(200, schemas.SampleOut)
+@requires("sample:read")
+def get_sample(code: str):  # type: ignore[no-untyped-def]
+    """One sample, by barcode."""
+    return service.get_sample(get_session(), code, numbering())
+
+
+@blp.route("/samples/<code>/split", methods=["POST"])
+@blp.arguments(schemas.SplitIn)
+@blp.response(201, schemas.AliquotOut(many=True))
+@requires("aliquot:write")
+def split_sample(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+    """Split a sample into aliquots, atomically; the new barcodes come back in order."""
+    session = get_session()
+    sample = service.get_sample(session, code, numbering())
+    return service.split(session, current_actor(), sample, values["aliquots"], numbering(),
+                         consume_parent=values["consume_parent"], reason=values["reason"])
+
+
+@blp.route("/aliquots", methods=["GET"])
+@blp.arguments(schemas.AliquotQuery, location="query")
+@blp.response(200, schemas.AliquotOut(many=True))
+@blp.paginate(SelectPage)
+@requires("aliquot:read")
+def list_aliquots(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+    """List aliquots (filter by patient, timepoint, material, type, status, sample)."""
+    return service.aliquots_query(**filters)
+
+
+@blp.route("/aliquots/<code>", methods=["GET"])
+@blp.response(200, schemas.AliquotOut)
+@requires("aliquot:read")
+def get_aliquot(code: str):  # type: ignore[no-untyped-def]
+    """One aliquot, by barcode."""
+    return service.get_aliquot(get_session(), code, numbering())
+
+
+@blp.route("/aliquots/<code>/split", methods=["POST"])
+@blp.arguments(schemas.SplitIn)
+@blp.response(201, schemas.AliquotOut(many=True))
+@requires("aliquot:write")
+def split_aliquot(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+    """Split an aliquot into aliquots (DNA from a cell pellet), atomically."""
+    session = get_session()
+    aliquot = service.get_aliquot(session, code, numbering())
+    return service.split(session, current_actor(), aliquot, values["aliquots"], numbering(),
+                         consume_parent=values["consume_parent"], reason=values["reason"])
+
+
+@blp.route("/aliquots/<code>/status", methods=["POST"])
+@blp.arguments(schemas.StatusIn)
+@blp.response(200, schemas.AliquotOut)
+@requires("aliquot:write")
+def change_status(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+    """Change an aliquot's status; an illegal transition is a 409 naming both states."""
+    session = get_session()
+    aliquot = service.get_aliquot(session, code, numbering())
+    return service.change_status(session, current_actor(), aliquot, values["status"],
+                                 values["reason"])

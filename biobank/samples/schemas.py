@@ -1,0 +1,117 @@
+"""Sample and aliquot schemas."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from biobank.reference.schemas import code_field
+from biobank.reference.sprec import PRECENTRIFUGATION_TEMPERATURES, STORAGE
+from biobank.samples.service import MANUAL_STATUSES
+from biobank.samples.states import STATUSES
+
+VOLUME = validate.Range(min=0, min_inclusive=False, max=1000,
+                        error="a volume in mL, greater than 0")
+
+
+def volume_field(**kwargs) -> fields.Decimal:  # type: ignore[no-untyped-def]
+    """A volume in mL, positive, three decimals."""
+    return fields.Decimal(places=3, validate=VOLUME, **kwargs)
+
+
+class SampleIn(Schema):
+    study_id = fields.String(required=True, validate=validate.Length(1, 64))
+    timepoint = code_field(allow_none=True, load_default=None)
+    unscheduled_reason = fields.String(allow_none=True, load_default=None,
+                                       validate=validate.Length(1, 200))
+    material = code_field(required=True)
+    collected_at = fields.AwareDateTime(required=True)
+    received_at = fields.AwareDateTime(required=True)
+    volume_ml = volume_field(required=True)
+    container_code = fields.String(required=True, validate=validate.Length(3, 3),
+                                   metadata={"description": "SPREC primary container, e.g. PED"})
+    precentrifugation_delay_hours = fields.Decimal(
+        places=2, allow_none=True, load_default=None, validate=validate.Range(min=0, max=720))
+    precentrifugation_temperature = fields.String(
+        allow_none=True, load_default=None,
+        validate=validate.OneOf(PRECENTRIFUGATION_TEMPERATURES))
+    accession_number = fields.String(allow_none=True, load_default=None,
+                                     validate=validate.Length(1, 64))
+    notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+
+
+class SampleQuery(Schema):
+    patient = fields.String(metadata={"description": "study_id"})
+    timepoint = code_field()
+    material = code_field()
+
+
+class SampleOut(Schema):
+    barcode = fields.String()
+    study_id = fields.Function(lambda s: s.patient.study_id)
+    timepoint = fields.Function(lambda s: s.timepoint.code if s.timepoint else None)
+    unscheduled_reason = fields.String(allow_none=True)
+    material = fields.Function(lambda s: s.material.code)
+    collected_at = fields.AwareDateTime()
+    received_at = fields.AwareDateTime()
+    volume_ml = fields.Decimal(as_string=True)
+    volume_remaining_ml = fields.Decimal(as_string=True)
+    container_code = fields.String()
+    precentrifugation_delay_hours = fields.Decimal(as_string=True, allow_none=True)
+    precentrifugation_temperature = fields.String(allow_none=True)
+    accession_number = fields.String(allow_none=True)
+    notes = fields.String(allow_none=True)
+
+
+class AliquotSpec(Schema):
+    aliquot_type = code_field(required=True)
+    volume_ml = volume_field(allow_none=True, load_default=None)
+    source_volume_ml = volume_field(
+        allow_none=True, load_default=None,
+        metadata={"description": "parent volume used, when it differs from volume_ml"})
+    cell_count = fields.Integer(allow_none=True, load_default=None,
+                                validate=validate.Range(min=1))
+    barcode = fields.String(allow_none=True, load_default=None,
+                            validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{4,64}\s*$"),
+                            metadata={"description": "a pre-barcoded tube's own code"})
+    storage = fields.String(load_default="X", validate=validate.OneOf(sorted(STORAGE)),
+                            metadata={"description": "SPREC long-term storage code"})
+
+
+class SplitIn(Schema):
+    aliquots = fields.List(fields.Nested(AliquotSpec), required=True,
+                           validate=validate.Length(1, 400))
+    consume_parent = fields.Boolean(load_default=False)
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))
+
+
+class AliquotQuery(Schema):
+    patient = fields.String(metadata={"description": "study_id"})
+    timepoint = code_field()
+    material = code_field()
+    aliquot_type = code_field()
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    sample = fields.String(metadata={"description": "parent sample barcode"})
+
+
+class AliquotOut(Schema):
+    barcode = fields.String()
+    barcode_source = fields.String()
+    sample = fields.Function(lambda a: a.sample.barcode)
+    parent = fields.Function(lambda a: a.parent.barcode if a.parent_aliquot_id else None)
+    study_id = fields.Function(lambda a: a.sample.patient.study_id)
+    timepoint = fields.Function(lambda a: a.sample.timepoint.code if a.sample.timepoint else None)
+    material = fields.Function(lambda a: a.sample.material.code)
+    aliquot_type = fields.Function(lambda a: a.aliquot_type.code)
+    volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    volume_remaining_ml = fields.Decimal(as_string=True, allow_none=True)
+    source_volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    cell_count = fields.Integer(allow_none=True)
+    sprec_code = fields.String(allow_none=True)
+    freeze_thaw_count = fields.Integer()
+    status = fields.String()
+    created_at = fields.AwareDateTime()
+
+
+class StatusIn(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(MANUAL_STATUSES))
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))

@@ -1,0 +1,290 @@
+"""Samples and aliquots: registration, splitting, status changes, lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, insert, select, update
+from sqlalchemy.orm import Session, aliased
+
+from biobank.custody.service import record_event, record_events
+from biobank.db import utcnow
+from biobank.errors import Conflict, Invalid, NotFound
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.reference.service import by_code
+from biobank.reference.sprec import PRIMARY_CONTAINERS, fluid_code, precentrifugation_code
+from biobank.samples import barcodes, states
+from biobank.samples.models import Aliquot, Sample
+
+
+class Numbering:
+    """How this deployment numbers its tubes (from the app config)."""
+
+    def __init__(self, aliquot_prefix: str = "IF", sample_prefix: str = "SM",
+                 digits: int = 8) -> None:
+        self.aliquot_prefix = aliquot_prefix
+        self.sample_prefix = sample_prefix
+        self.digits = digits
+
+    @property
+    def prefixes(self) -> set[str]:
+        """Prefixes of codes this service issues."""
+        return {self.aliquot_prefix, self.sample_prefix}
+
+
+def check_code(code: str, numbering: Numbering, field: str = "code") -> str:
+    """Normalize a scanned or typed code; an own code with a wrong check character is a 422."""
+    code = barcodes.normalize(code)
+    if not code:
+        raise Invalid("the code is empty", field=field)
+    if barcodes.looks_own(code, numbering.prefixes) and not barcodes.check_ok(code):
+        raise Invalid(f"the check character of {code} does not match: the code was "
+                      "probably mistyped or misread", field=field)
+    return code
+
+
+# --- samples ---------------------------------------------------------------------------
+
+def register_sample(session: Session, actor: str, values: dict[str, Any],
+                    numbering: Numbering) -> Sample:
+    """Register a primary sample received from a patient."""
+    patient = session.scalar(select(Patient).where(Patient.study_id == values.pop("study_id")))
+    if patient is None:
+        raise Invalid("unknown study_id", field="study_id")
+    timepoint_code = values.pop("timepoint", None)
+    timepoint = by_code(session, Timepoint, timepoint_code, "timepoint") if timepoint_code else None
+    if timepoint is None and not values.get("unscheduled_reason"):
+        raise Invalid("give a timepoint, or an unscheduled_reason for an unscheduled sample",
+                      field="timepoint")
+    material = by_code(session, Material, values.pop("material"), "material")
+    if values["container_code"] not in PRIMARY_CONTAINERS:
+        raise Invalid(f"{values['container_code']!r} is not a SPREC primary container code",
+                      field="container_code")
+    collected = values["collected_at"] = values["collected_at"].astimezone(dt.UTC)
+    received = values["received_at"] = values["received_at"].astimezone(dt.UTC)
+    now = utcnow()
+    if collected > now:
+        raise Invalid("collected_at is in the future", field="collected_at")
+    if received > now:
+        raise Invalid("received_at is in the future", field="received_at")
+    if received < collected:
+        raise Invalid("received_at is before collected_at", field="received_at")
+    if collected.date() < patient.diagnosis_date - dt.timedelta(days=7):
+        raise Invalid("collected_at is more than a week before the patient's diagnosis",
+                      field="collected_at")
+    [code] = barcodes.issue(session, numbering.sample_prefix, 1, numbering.digits)
+    sample = Sample(barcode=code, patient=patient, timepoint=timepoint, material=material,
+                    volume_remaining_ml=values["volume_ml"], **values)
+    session.add(sample)
+    session.flush()
+    record_event(session, actor, "received", sample_id=sample.id, new_values={
+        "barcode": code, "study_id": patient.study_id,
+        "timepoint": timepoint.code if timepoint else None, "material": material.code,
+        "volume_ml": sample.volume_ml, "collected_at": collected, "received_at": received,
+    })
+    return sample
+
+
+def get_sample(session: Session, code: str, numbering: Numbering) -> Sample:
+    """A sample by barcode, or 404."""
+    code = check_code(code, numbering)
+    sample = session.scalar(select(Sample).where(Sample.barcode == code))
+    if sample is None:
+        raise NotFound(f"no sample {code}")
+    return sample
+
+
+def samples_query(patient: str | None = None, timepoint: str | None = None,
+                  material: str | None = None) -> Select[tuple[Sample]]:
+    """The select behind the sample list, filtered."""
+    query = select(Sample).order_by(Sample.id)
+    if patient:
+        query = query.where(Sample.patient.has(Patient.study_id == patient))
+    if timepoint:
+        query = query.where(Sample.timepoint.has(Timepoint.code == timepoint))
+    if material:
+        query = query.where(Sample.material.has(Material.code == material))
+    return query
+
+
+# --- aliquots --------------------------------------------------------------------------
+
+def get_aliquot(session: Session, code: str, numbering: Numbering) -> Aliquot:
+    """An aliquot by barcode, or 404."""
+    code = check_code(code, numbering)
+    aliquot = session.scalar(select(Aliquot).where(Aliquot.barcode == code))
+    if aliquot is None:
+        raise NotFound(f"no aliquot {code}")
+    return aliquot
+
+
+def aliquots_query(patient: str | None = None, timepoint: str | None = None,
+                   material: str | None = None, aliquot_type: str | None = None,
+                   status: str | None = None, sample: str | None = None) -> Select[tuple[Aliquot]]:
+    """The select behind the aliquot list, filtered."""
+    query = select(Aliquot).order_by(Aliquot.id)
+    sample_filters = []
+    if patient:
+        sample_filters.append(Sample.patient.has(Patient.study_id == patient))
+    if timepoint:
+        sample_filters.append(Sample.timepoint.has(Timepoint.code == timepoint))
+    if material:
+        sample_filters.append(Sample.material.has(Material.code == material))
+    if sample:
+        sample_filters.append(Sample.barcode == barcodes.normalize(sample))
+    if sample_filters:
+        query = query.where(Aliquot.sample.has(*sample_filters))
+    if aliquot_type:
+        query = query.where(Aliquot.aliquot_type.has(AliquotType.code == aliquot_type))
+    if status:
+        query = query.where(Aliquot.status == status)
+    return query
+
+
+def _children_barcodes(session: Session, children: list[dict[str, Any]],
+                       numbering: Numbering) -> list[str]:
+    """Issue barcodes for children without one; check the external ones."""
+    external = []
+    for index, child in enumerate(children):
+        code = child.get("barcode")
+        if code is None:
+            continue
+        code = barcodes.normalize(code)
+        if barcodes.looks_own(code, numbering.prefixes):
+            raise Invalid(f"{code} looks like a code this service issues; pre-barcoded tubes "
+                          "must carry their own code", field=f"aliquots.{index}.barcode")
+        external.append(code)
+        child["barcode"] = code
+    if len(set(external)) != len(external):
+        raise Conflict("the same barcode is given twice", field="aliquots")
+    if external:
+        taken = sorted(session.scalars(select(Aliquot.barcode).where(Aliquot.barcode.in_(external))))
+        if taken:
+            raise Conflict(f"barcode already registered: {', '.join(taken)}", field="aliquots")
+    issued = iter(barcodes.issue(session, numbering.aliquot_prefix,
+                                 sum(1 for c in children if c.get("barcode") is None),
+                                 numbering.digits))
+    return [c["barcode"] if c.get("barcode") else next(issued) for c in children]
+
+
+def _debit(index: int, child: dict[str, Any]) -> Decimal:
+    amount = child.get("source_volume_ml") or child.get("volume_ml")
+    if amount is None:
+        raise Invalid("give volume_ml or source_volume_ml: how much of the parent this "
+                      "aliquot takes", field=f"aliquots.{index}.source_volume_ml")
+    return Decimal(amount)
+
+
+def split(session: Session, actor: str, parent: Sample | Aliquot, children: list[dict[str, Any]],
+          numbering: Numbering, *, consume_parent: bool = False,
+          reason: str | None = None) -> list[Aliquot]:
+    """Split a sample or an aliquot into aliquots, atomically; barcodes come back in order.
+
+    The parent is debited with one conditional UPDATE, so concurrent splits can never take
+    more than it has left.
+    """
+    is_sample = isinstance(parent, Sample)
+    sample = parent if is_sample else parent.sample
+    if not is_sample and parent.status != "available":
+        raise Conflict(f"aliquot {parent.barcode} is {parent.status}, not available",
+                       field="barcode")
+    types = {t.code: t for t in session.scalars(
+        select(AliquotType).where(AliquotType.code.in_({c["aliquot_type"] for c in children})))}
+    for index, child in enumerate(children):
+        kind = types.get(child["aliquot_type"])
+        if kind is None:
+            raise Invalid(f"unknown aliquot type {child['aliquot_type']!r}",
+                          field=f"aliquots.{index}.aliquot_type")
+        if kind.materials and sample.material.code not in kind.materials:
+            raise Invalid(f"{kind.name} cannot be made from {sample.material.name}",
+                          field=f"aliquots.{index}.aliquot_type")
+        if child.get("volume_ml") is None and child.get("cell_count") is None:
+            raise Invalid("give volume_ml or cell_count", field=f"aliquots.{index}.volume_ml")
+
+    model = Sample if is_sample else Aliquot
+    remaining = parent.volume_remaining_ml
+    if remaining is None:
+        if not consume_parent:
+            raise Conflict(f"{parent.barcode} has no volume recorded; split it with "
+                           "consume_parent to use it up", field="consume_parent")
+        taken = Decimal(0)
+    else:
+        taken = sum((_debit(i, c) for i, c in enumerate(children)), Decimal(0))
+        debited = session.execute(
+            update(model).where(model.id == parent.id, model.volume_remaining_ml >= taken)
+            .values(volume_remaining_ml=model.volume_remaining_ml - taken)
+            .returning(model.volume_remaining_ml)
+        ).scalar()
+        if debited is None:
+            session.refresh(parent)
+            raise Conflict(f"splitting {taken} mL but {parent.barcode} has only "
+                           f"{parent.volume_remaining_ml} mL left", field="aliquots")
+        session.expire(parent, ["volume_remaining_ml"])
+
+    codes = _children_barcodes(session, children, numbering)
+    precentrif = precentrifugation_code(sample.precentrifugation_delay_hours,
+                                        sample.precentrifugation_temperature)
+    now = utcnow()
+    rows = []
+    for code, child in zip(codes, children, strict=True):
+        kind = types[child["aliquot_type"]]
+        sprec = (fluid_code(kind.sprec_type, sample.container_code, precentrif,
+                            storage=child.get("storage", "X")) if kind.sprec_type else None)
+        rows.append({
+            "barcode": code, "barcode_source": "external" if child.get("barcode") else "issued",
+            "sample_id": sample.id, "parent_aliquot_id": None if is_sample else parent.id,
+            "aliquot_type_id": kind.id, "volume_ml": child.get("volume_ml"),
+            "volume_remaining_ml": child.get("volume_ml"),
+            "source_volume_ml": child.get("source_volume_ml"),
+            "cell_count": child.get("cell_count"), "sprec_code": sprec,
+            "freeze_thaw_count": 0, "status": "available", "created_at": now,
+        })
+    ids = list(session.scalars(insert(Aliquot).returning(Aliquot.id, sort_by_parameter_order=True),
+                               rows))
+    parent_ref = {"sample_id": sample.id} if is_sample else {"aliquot_id": parent.id}
+    events = [{
+        "event_type": "aliquoted", "aliquot_id": new_id, "reason": reason,
+        "new_values": {"barcode": row["barcode"], "parent": parent.barcode,
+                       "aliquot_type": child["aliquot_type"], "volume_ml": row["volume_ml"],
+                       "cell_count": row["cell_count"], "sprec_code": row["sprec_code"]},
+    } for new_id, row, child in zip(ids, rows, children, strict=True)]
+    events.append({
+        "event_type": "split", **parent_ref, "reason": reason,
+        "old_values": {"volume_remaining_ml": remaining},
+        "new_values": {"volume_remaining_ml": None if remaining is None else remaining - taken,
+                       "children": codes},
+    })
+    record_events(session, events, actor, now)
+    if consume_parent and not is_sample:
+        change_status(session, actor, parent, "consumed", reason or "used up by a split")
+    by_id = {a.id: a for a in session.scalars(select(Aliquot).where(Aliquot.id.in_(ids)))}
+    return [by_id[i] for i in ids]
+
+
+# Statuses set by hand; reserving and shipping belong to the request workflow.
+MANUAL_STATUSES = ("available", "consumed", "destroyed", "missing", "blocked")
+REASON_REQUIRED = {"destroyed", "missing", "blocked"}
+
+
+def change_status(session: Session, actor: str, aliquot: Aliquot, new: str,
+                  reason: str | None = None) -> Aliquot:
+    """Move an aliquot through the state machine; an illegal move is a 409 naming both."""
+    old = aliquot.status
+    if not states.can_transition(old, new):
+        raise Conflict(f"an aliquot cannot go from {old} to {new}", field="status")
+    if new in REASON_REQUIRED and not reason:
+        raise Invalid(f"say why the aliquot is {new}", field="reason")
+    changed = session.execute(
+        update(Aliquot).where(Aliquot.id == aliquot.id, Aliquot.status == old)
+        .values(status=new)
+    ).rowcount
+    if changed != 1:
+        raise Conflict(f"aliquot {aliquot.barcode} changed meanwhile; scan it again",
+                       field="status")
+    session.expire(aliquot, ["status"])
+    record_event(session, actor, states.event_type(old, new), aliquot_id=aliquot.id,
+                 reason=reason, old_values={"status": old}, new_values={"status": new})
+    return aliquot

@@ -1,0 +1,45 @@
+"""The scan endpoint."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from biobank.auth.permissions import requires
+from biobank.custody.schemas import EventOut
+from biobank.db import get_session
+from biobank.samples.api import numbering
+from biobank.scan import service
+
+blp = Blueprint("scan", __name__, description="Scan any tube")
+
+
+class ScanOut(Schema):
+    kind = fields.String(metadata={"enum": ["aliquot", "sample"]})
+    barcode = fields.String()
+    study_id = fields.String()
+    risk_group = fields.String()
+    timepoint = fields.String(allow_none=True)
+    material = fields.String()
+    aliquot_type = fields.String(allow_none=True)
+    aliquot_type_name = fields.String(allow_none=True)
+    volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    cell_count = fields.Integer(allow_none=True)
+    status = fields.String()
+    freeze_thaw_count = fields.Integer()
+    sample = fields.String()
+    parent = fields.String(allow_none=True)
+    sprec_code = fields.String(allow_none=True)
+    location = fields.Dict(allow_none=True)
+    consent = fields.Dict(allow_none=True)
+    recent_events = fields.List(fields.Nested(EventOut))
+
+
+@blp.route("/scan/<path:code>", methods=["GET"])
+@blp.response(200, ScanOut)
+@requires("scan")
+def scan(code: str):  # type: ignore[no-untyped-def]
+    """Resolve a scanned code: 422 if its check character is wrong, 404 if unknown."""
+    return service.scan(get_session(), code, numbering(),
+                        recent=current_app.config["SCAN_RECENT_EVENTS"])

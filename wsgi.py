@@ -1,0 +1,3 @@
+from biobank import create_app
+
+app = create_app()
