@@ -83,10 +83,10 @@ def register(session: Session, actor: str, values: dict[str, Any]) -> Patient:
 
 
 def _mrd_pairs(session: Session, patient: Patient) -> list[tuple[str, Any]]:
-    return list(session.execute(
+    return [tuple(row) for row in session.execute(
         select(Timepoint.code, MrdResult.value_percent).join(MrdResult.timepoint)
         .where(MrdResult.patient_id == patient.id).order_by(MrdResult.id)
-    ).tuples())
+    )]
 
 
 def _restratify(session: Session, actor: str, patient: Patient, effective: dt.date,

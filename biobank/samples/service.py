@@ -6,8 +6,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Select, and_, insert, select, update
+from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_event, record_events
 from biobank.db import utcnow
@@ -136,7 +136,7 @@ def aliquots_query(patient: str | None = None, timepoint: str | None = None,
     if sample:
         sample_filters.append(Sample.barcode == barcodes.normalize(sample))
     if sample_filters:
-        query = query.where(Aliquot.sample.has(*sample_filters))
+        query = query.where(Aliquot.sample.has(and_(*sample_filters)))
     if aliquot_type:
         query = query.where(Aliquot.aliquot_type.has(AliquotType.code == aliquot_type))
     if status:

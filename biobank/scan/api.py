@@ -36,7 +36,7 @@ class ScanOut(Schema):
     recent_events = fields.List(fields.Nested(EventOut))
 
 
-@blp.route("/scan/<path:code>", methods=["GET"])
+@blp.route("/scan/<code>", methods=["GET"])
 @blp.response(200, ScanOut)
 @requires("scan")
 def scan(code: str):  # type: ignore[no-untyped-def]
