@@ -53,7 +53,7 @@ def ensure_venv() -> None:
     if STAMP.exists() and STAMP.read_text(encoding="utf-8").strip() == digest:
         return
     say("installing the project and its test tools into .venv (pip install -e .[test])")
-    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-e", ".[test]")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[test]")
     STAMP.write_text(digest + "\n", encoding="utf-8")
 
 
