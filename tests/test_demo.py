@@ -82,3 +82,16 @@ def test_the_plan_is_deterministic():
     assert all(20 <= p.values["age_at_diagnosis_days"] <= 360 for p in first)
     assert len({p.study_id for p in first}) == 20
     assert sum(p.escalate_at_eoi for p in first) == 1
+
+
+def test_a_deactivated_demo_user_stays_deactivated(runner, session):
+    """Reloading leaves a deactivated demo user alone instead of failing."""
+    from biobank.auth import service as auth
+
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    auth.deactivate(session, auth.get_user(session, "demo-technician"))
+    session.commit()
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code == 0, again.output
+    assert _tokens(again.output)["demo-technician"] == "-"
+    assert not auth.get_user(session, "demo-technician").active

@@ -297,6 +297,8 @@ def _load_users(session: Session, result: DemoResult) -> None:
                 full_name=f"Demo {role.replace('_', ' ')}")
             result.users += 1
             token = auth.issue_token(session, user)
-        else:
+        elif user.active:
             token = auth.rotate_token(session, user)
+        else:
+            token = "-"  # deactivated by someone on purpose: left so, without a token
         result.credentials.append((username, role, token))
