@@ -118,7 +118,7 @@ def test_end_of_induction_mrd_of_one_percent_moves_mr_to_hr(tech, make_patient):
     assert response.json["risk_group"] == "HR"
     last = response.json["risk_history"][-1]
     assert (last["previous"], last["risk_group"]) == ("MR", "HR")
-    assert "end-of-induction MRD" in last["reason"] and last["actor"] == tech.username
+    assert "end-of-induction MRD 1% ≥ 1%" in last["reason"] and last["actor"] == tech.username
 
 
 @pytest.mark.parametrize(("timepoint", "value", "expected"), [
@@ -182,7 +182,7 @@ def test_the_patient_list_filters_and_paginates(tech, make_patient):
 
 
 def test_the_timeline_shows_received_missing_and_pending_material(tech, make_patient, make_sample):
-    """Diagnosis BM received; diagnosis PB missing (window passed); B2 pending or absent by group."""
+    """DX BM received, DX PB missing (window passed), B1 pending, relapse not expected."""
     patient = make_patient(age_at_diagnosis_days=300,
                            diagnosis_date=TODAY - dt.timedelta(days=40))
     sample = make_sample(patient)
@@ -195,4 +195,4 @@ def test_the_timeline_shows_received_missing_and_pending_material(tech, make_pat
     assert {m["state"] for m in rows["B1"]["materials"]} == {"pending"}
     assert "B2" in rows and "PRE-HSCT" not in rows  # MR schedule
     assert rows["REL"]["window_end"] is None  # event-driven: never missing
-    assert {m["state"] for m in rows["REL"]["materials"]} == {"pending"}
+    assert {m["state"] for m in rows["REL"]["materials"]} == {"not_applicable"}

@@ -25,20 +25,25 @@ def initial_risk(age_days: int, wbc: Decimal | None, response: str) -> tuple[str
     """The risk group at stratification, with the reason in words."""
     if age_days < HR_AGE_LIMIT_DAYS:
         if wbc is not None and wbc >= HR_WBC:
-            return "HR", f"age < 6 months and WBC {wbc} ≥ 300 ×10⁹/L"
+            return "HR", f"age < 6 months and WBC {_percent(wbc)} ≥ 300 ×10⁹/L"
         if response == "poor":
             return "HR", "age < 6 months and prednisone poor response"
         return "MR", "age < 6 months, WBC < 300 ×10⁹/L, no prednisone poor response"
     return "MR", "age ≥ 6 months at diagnosis"
 
 
+def _percent(value: Decimal) -> str:
+    """2.4000 → "2.4", 350.00 → "350": numbers as a clinician writes them."""
+    return format(Decimal(value).normalize(), "f")
+
+
 def mrd_escalation(results: Iterable[tuple[str, Decimal]]) -> str | None:
     """The reason MRD moves a patient to HR, if any; results are (timepoint code, %)."""
     for code, value in results:
         if code == "EOI" and value >= EOI_MRD_HR_PERCENT:
-            return f"end-of-induction MRD {value}% ≥ 1%"
+            return f"end-of-induction MRD {_percent(value)}% ≥ 1%"
         if code == "B1" and value > B1_MRD_HR_PERCENT:
-            return f"MRD {value}% > 0.01% after blinatumomab cycle 1"
+            return f"MRD {_percent(value)}% > 0.01% after blinatumomab cycle 1"
     return None
 
 

@@ -180,7 +180,8 @@ def timeline(session: Session, patient: Patient, today: dt.date | None = None) -
             got = [s for s in received if s.material.code == code]
             if got:
                 state = "received"
-            elif code not in tp.expected_materials or not applies:
+            elif code not in tp.expected_materials or not applies or window is None:
+                # Event-driven timepoints (relapse) are expected only once the event happens.
                 state = "not_applicable"
             elif passed:
                 state = "missing"
