@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flask import Flask, Response
@@ -39,6 +40,10 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
             "security": [{"bearer": []}],
         },
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_NAME="biobank_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.config["SESSION_HOURS"]),
     )
 
 

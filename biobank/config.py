@@ -17,11 +17,24 @@ DEFAULTS: dict[str, Any] = {
     "SCAN_RECENT_EVENTS": 5,
     "PAGE_SIZE_MAX": 500,
     "SQL_ECHO": False,
+    # Browser logins: the cookie is Secure unless BIOBANK_SESSION_COOKIE_SECURE=false
+    # (plain-HTTP development); a login lasts SESSION_HOURS.
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_HOURS": 8,
+    # Failed logins per username and address: LOGIN_FREE_FAILURES go unpunished, then the
+    # wait doubles from LOGIN_DELAY_SECONDS up to LOGIN_DELAY_MAX_SECONDS; a quiet
+    # LOGIN_FORGET_HOURS clears the count.
+    "LOGIN_FREE_FAILURES": 5,
+    "LOGIN_DELAY_SECONDS": 2,
+    "LOGIN_DELAY_MAX_SECONDS": 900,
+    "LOGIN_FORGET_HOURS": 24,
 }
 
 # Values read from the environment are strings; these keys are converted.
-_INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX"}
-_BOOL_KEYS = {"SQL_ECHO"}
+_INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX", "SESSION_HOURS",
+             "LOGIN_FREE_FAILURES", "LOGIN_DELAY_SECONDS", "LOGIN_DELAY_MAX_SECONDS",
+             "LOGIN_FORGET_HOURS"}
+_BOOL_KEYS = {"SQL_ECHO", "SESSION_COOKIE_SECURE"}
 
 
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template_string, send_from_directory
+from flask import Blueprint, render_template, send_from_directory
 from sqlalchemy import text
 
+from biobank.auth.pages import login_page
 from biobank.auth.permissions import PUBLIC, requires
+from biobank.auth.web import optional_user
 from biobank.db import get_session
 
 bp = Blueprint("site", __name__)
-
-_INDEX = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Interfant-21 biobank</title></head>
-<body><main>
-<h1>Interfant-21 biobank</h1>
-<p>Sample tracking for the residual material of the Interfant-21 trial.</p>
-<ul>
-<li><a href="/api/docs">API documentation</a> (OpenAPI: <a href="/api/openapi.json">/api/openapi.json</a>)</li>
-<li><a href="/health">Health check</a></li>
-</ul>
-</main></body></html>"""
 
 
 @bp.get("/")
 @requires(PUBLIC)
 def index():  # type: ignore[no-untyped-def]
-    """The front page."""
-    return render_template_string(_INDEX)
+    """The front page: the login form, or the home page of a logged-in user."""
+    if optional_user() is None:
+        return login_page()
+    return render_template("home.html")
 
 
 @bp.get("/health")

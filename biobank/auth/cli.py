@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from biobank.auth import service
 from biobank.auth.models import ROLES, User
@@ -12,6 +13,8 @@ from biobank.db import get_session
 from biobank.errors import DomainError
 
 users_cli = AppGroup("users", help="Users, roles and API tokens.")
+# A token always expires: at most ten years, at least a day (0 would mean "never").
+_DAYS = click.IntRange(1, 3650)
 
 
 @users_cli.command("create")
@@ -20,7 +23,7 @@ users_cli = AppGroup("users", help="Users, roles and API tokens.")
 @click.option("--substudy", "substudies", multiple=True, help="A researcher's sub-study.")
 @click.option("--site", "sites", multiple=True, help="Limit the user to a site.")
 @click.option("--full-name", default=None)
-@click.option("--days", default=365, show_default=True, help="Token lifetime.")
+@click.option("--days", default=365, show_default=True, type=_DAYS, help="Token lifetime.")
 def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[str, ...],
            full_name: str | None, days: int) -> None:
     """Create a user and print a new API token as the last line."""
@@ -42,11 +45,17 @@ def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[s
 
 @users_cli.command("list")
 def list_users() -> None:
-    """List users with role, scopes and state."""
-    for user in get_session().scalars(select(User).order_by(User.username)):
-        scopes = ",".join(user.substudy_codes + user.site_codes) or "-"
+    """List users with role, sub-studies, sites, state and live tokens (by their hint)."""
+    session = get_session()
+    live = service.live_token_hints(session)
+    click.echo("username\trole\tsubstudies\tsites\tstate\ttokens")
+    users = session.scalars(select(User).order_by(User.username)
+                            .options(selectinload(User.substudies), selectinload(User.sites)))
+    for user in users:
         state = "active" if user.active else "inactive"
-        click.echo(f"{user.username}\t{user.role}\t{scopes}\t{state}")
+        hints = ",".join(f"{hint}..." for hint in live.get(user.id, [])) or "-"
+        click.echo("\t".join([user.username, user.role, ",".join(user.substudy_codes) or "-",
+                              ",".join(user.site_codes) or "-", state, hints]))
 
 
 def _user_command(action):  # type: ignore[no-untyped-def]
@@ -78,7 +87,7 @@ def revoke(username: str) -> None:
 
 @users_cli.command("rotate")
 @click.argument("username")
-@click.option("--days", default=365, show_default=True)
+@click.option("--days", default=365, show_default=True, type=_DAYS, help="Token lifetime.")
 def rotate(username: str, days: int) -> None:
     """Revoke a user's tokens and print a new one as the last line."""
     token = _user_command(lambda s, u: service.rotate_token(s, u, days=days))(username)
@@ -89,7 +98,7 @@ def rotate(username: str, days: int) -> None:
 @users_cli.command("deactivate")
 @click.argument("username")
 def deactivate(username: str) -> None:
-    """Deactivate a user; their tokens stop working at once."""
+    """Deactivate a user; their tokens and browser sessions stop working at once."""
     _user_command(service.deactivate)(username)
     click.echo(f"deactivated {username}")
 
@@ -98,6 +107,6 @@ def deactivate(username: str) -> None:
 @click.argument("username")
 @click.password_option()
 def set_password(username: str, password: str) -> None:
-    """Set a user's password for the web pages."""
+    """Set a user's password for the web pages (ends their browser sessions)."""
     _user_command(lambda s, u: service.set_password(s, u, password))(username)
     click.echo(f"password set for {username}")

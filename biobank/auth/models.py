@@ -75,3 +75,31 @@ class ApiToken(Base):
     revoked_at: Mapped[dt.datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class WebSession(Base):
+    """A browser login: the cookie carries a random secret, the database only its SHA-256."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class LoginThrottle(Base):
+    """Recent failed logins for one username from one address, and how long to wait."""
+
+    __tablename__ = "login_throttle"
+
+    # Kept in the database, not in a worker's memory, so every gunicorn worker sees it.
+    username: Mapped[Str64] = mapped_column(primary_key=True)
+    address: Mapped[Str64] = mapped_column(primary_key=True)
+    failures: Mapped[int]
+    last_failed_at: Mapped[dt.datetime] = mapped_column(index=True)
+    locked_until: Mapped[dt.datetime | None]

@@ -1,22 +1,27 @@
-"""Users and tokens: creation, lookup by bearer token, revocation."""
+"""Users, API tokens and browser sessions: creation, lookup, revocation, passwords."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import hashlib
+import re
 import secrets
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from biobank.auth.models import ROLES, ApiToken, User, UserSite, UserSubstudy
+from biobank.auth.models import ROLES, ApiToken, User, UserSite, UserSubstudy, WebSession
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference.models import Site
 
 TOKEN_PREFIX = "bbk_"
+USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+PASSWORD_MIN = 12
+# Longer input is refused before hashing: scrypt over megabytes is a cheap denial of service.
+PASSWORD_MAX = 1024
 
 
 def hash_token(token: str) -> str:
@@ -30,6 +35,9 @@ def create_user(session: Session, username: str, role: str, *, substudies: list[
     """Create a user with a role and optional sub-study and site scopes."""
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r}; one of {', '.join(ROLES)}", field="role")
+    if not USERNAME.fullmatch(username):
+        raise Invalid("a username is 1-64 letters, digits or . _ @ - (starting with a letter "
+                      "or digit)", field="username")
     if role == "researcher" and not substudies:
         raise Invalid("a researcher must be bound to at least one sub-study", field="substudy")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -38,7 +46,7 @@ def create_user(session: Session, username: str, role: str, *, substudies: list[
         if session.scalar(select(Site.id).where(Site.code == code)) is None:
             raise Invalid(f"unknown site {code!r}", field="site")
     user = User(username=username, role=role, full_name=full_name,
-                password_hash=generate_password_hash(password) if password else None)
+                password_hash=_password_hash(password) if password else None)
     user.substudies = [UserSubstudy(substudy_code=c) for c in substudies]
     user.sites = [UserSite(site_code=c) for c in sites]
     session.add(user)
@@ -48,6 +56,8 @@ def create_user(session: Session, username: str, role: str, *, substudies: list[
 
 def issue_token(session: Session, user: User, *, days: int | None = 365) -> str:
     """Create a token for a user; the only time its clear text exists."""
+    if not user.active:
+        raise Conflict(f"user {user.username!r} is deactivated", field="username")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + dt.timedelta(days=days) if days else None
     session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), hint=token[:10],
@@ -64,6 +74,19 @@ def user_for_token(session: Session, token: str) -> User | None:
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     return row.user
+
+
+def live_token_hints(session: Session) -> dict[int, list[str]]:
+    """The hints of every unexpired, unrevoked token, by user id."""
+    rows = session.execute(
+        select(ApiToken.user_id, ApiToken.hint)
+        .where(ApiToken.revoked_at.is_(None),
+               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
+        .order_by(ApiToken.id))
+    hints: dict[int, list[str]] = {}
+    for user_id, hint in rows:
+        hints.setdefault(user_id, []).append(hint)
+    return hints
 
 
 def get_user(session: Session, username: str) -> User:
@@ -90,27 +113,86 @@ def rotate_token(session: Session, user: User, *, days: int | None = 365) -> str
 
 
 def deactivate(session: Session, user: User) -> None:
-    """Deactivate a user: tokens stop working at once, history keeps the name."""
+    """Deactivate a user: tokens and browser sessions stop at once; history keeps the name."""
     user.active = False
     revoke_tokens(session, user)
+    end_web_sessions(session, user)
     session.flush()
 
 
+def _password_hash(password: str) -> str:
+    if len(password) < PASSWORD_MIN:
+        raise Invalid(f"a password needs at least {PASSWORD_MIN} characters", field="password")
+    if len(password) > PASSWORD_MAX:
+        raise Invalid(f"a password has at most {PASSWORD_MAX} characters", field="password")
+    return generate_password_hash(password, method="scrypt")
+
+
 def set_password(session: Session, user: User, password: str) -> None:
-    """Set a user's password (scrypt through werkzeug)."""
-    user.password_hash = generate_password_hash(password)
+    """Set a user's password (scrypt through werkzeug); their browser sessions end."""
+    user.password_hash = _password_hash(password)
+    end_web_sessions(session, user)
     session.flush()
 
 
 def check_password(user: User | None, password: str) -> bool:
     """Whether a password matches; the same work is done for an unknown user."""
+    if len(password) > PASSWORD_MAX:
+        password = password[:PASSWORD_MAX]
+        user = None
     if user is None or not user.password_hash or not user.active:
         check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(user.password_hash, password)
 
 
+def user_for_password(session: Session, username: str, password: str) -> User | None:
+    """The active user a username and password belong to, else None (whatever was wrong)."""
+    user = None
+    if USERNAME.fullmatch(username):
+        user = session.scalar(select(User).where(User.username == username))
+    return user if check_password(user, password) else None
+
+
+def start_web_session(session: Session, user: User, *, hours: int) -> str:
+    """Open a browser session; returns the secret its cookie carries (stored only hashed)."""
+    now = utcnow()
+    # Tidy this user's finished sessions rather than let the table grow forever.
+    session.execute(delete(WebSession).where(
+        WebSession.user_id == user.id,
+        or_(WebSession.ended_at.is_not(None), WebSession.expires_at <= now)))
+    secret = secrets.token_urlsafe(32)
+    session.add(WebSession(user_id=user.id, token_hash=hash_token(secret), created_at=now,
+                           expires_at=now + dt.timedelta(hours=hours)))
+    session.flush()
+    return secret
+
+
+def user_for_web_session(session: Session, secret: str) -> User | None:
+    """The active user of a live browser session, else None."""
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == hash_token(secret)))
+    if row is None or row.ended_at is not None or row.expires_at <= utcnow():
+        return None
+    return row.user if row.user.active else None
+
+
+def end_web_session(session: Session, secret: str) -> None:
+    """End one browser session (logout)."""
+    session.execute(update(WebSession)
+                    .where(WebSession.token_hash == hash_token(secret),
+                           WebSession.ended_at.is_(None))
+                    .values(ended_at=utcnow()))
+
+
+def end_web_sessions(session: Session, user: User) -> int:
+    """End every browser session of a user; returns how many."""
+    result = session.execute(update(WebSession)
+                             .where(WebSession.user_id == user.id, WebSession.ended_at.is_(None))
+                             .values(ended_at=utcnow()))
+    return result.rowcount or 0
+
+
 @functools.cache
 def _dummy_hash() -> str:
     # Hashing for unknown users too keeps the answer time from telling names apart.
-    return generate_password_hash(secrets.token_hex(8))
+    return generate_password_hash(secrets.token_hex(8), method="scrypt")

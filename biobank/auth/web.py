@@ -1,12 +1,16 @@
-"""Who is asking: the bearer-token check that runs before every request."""
+"""Who is asking: the check that runs before every request (bearer token or browser session)."""
 
 from __future__ import annotations
 
+import hmac
+import secrets
+
 from flask import Flask, current_app, g, jsonify, request
+from flask import session as cookie
 
 from biobank.auth.models import User
 from biobank.auth.permissions import PUBLIC, allowed
-from biobank.auth.service import user_for_token
+from biobank.auth.service import user_for_token, user_for_web_session
 from biobank.db import get_session
 from biobank.errors import error_body
 
@@ -14,6 +18,10 @@ from biobank.errors import error_body
 _PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "static",
                      "swagger_ui_static"}
 _MAX_AUTH_HEADER = 512
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
 def current_user() -> User:
@@ -26,7 +34,38 @@ def current_actor() -> str:
     return g.user.username
 
 
+def optional_user() -> User | None:
+    """The user of this request if there is one (public pages look up the browser session)."""
+    if "user" not in g:
+        g.user = _session_user()
+    return g.user
+
+
+def csrf_token() -> str:
+    """This browser session's CSRF token, made on first use; forms and scripts send it back."""
+    token = cookie.get("csrf")
+    if not isinstance(token, str) or not token:
+        token = cookie["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_valid(sent: str | None) -> bool:
+    """Whether a request carries this browser session's CSRF token."""
+    expected = cookie.get("csrf")
+    if not isinstance(expected, str) or not expected or not sent:
+        return False
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode())
+
+
+def _sent_csrf() -> str | None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.mimetype in _FORM_TYPES:
+        sent = request.form.get(CSRF_FIELD)
+    return sent
+
+
 def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
+    # The message is fixed text: never the token, header or cookie that was sent.
     response = jsonify(error_body(status, message))
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="biobank"'
@@ -44,25 +83,52 @@ def _bearer_token() -> str | None:
     return token if token.isascii() and token.isprintable() else None
 
 
-def _permission_of(endpoint: str | None) -> str | None:
+def _session_user() -> User | None:
+    secret = cookie.get("sid")
+    if not isinstance(secret, str) or not secret:
+        return None
+    return user_for_web_session(get_session(), secret)
+
+
+def permission_of(endpoint: str | None, app: Flask | None = None) -> str | None:
+    """The action an endpoint declares (None: undeclared, which nobody may call)."""
     if endpoint is None:
         return None
     if endpoint in _PUBLIC_ENDPOINTS:
         return PUBLIC
-    view = current_app.view_functions.get(endpoint)
+    view = (app or current_app).view_functions.get(endpoint)
     return getattr(view, "biobank_permission", None)
 
 
+def route_permissions(app: Flask) -> list[tuple[str, str, str | None]]:
+    """Every route of the app as (path, method, declared action), HEAD and OPTIONS aside."""
+    return sorted((rule.rule, method, permission_of(rule.endpoint, app))
+                  for rule in app.url_map.iter_rules()
+                  for method in (rule.methods or set()) - {"HEAD", "OPTIONS"})
+
+
 def authenticate():  # type: ignore[no-untyped-def]
-    """Authenticate and authorise the request; unmatched URLs still need a token."""
-    permission = _permission_of(request.endpoint)
+    """Authenticate and authorise the request; unmatched URLs still need credentials."""
+    # g can outlive a request (tests keep one app context): never inherit a previous asker.
+    g.pop("user", None)
+    permission = permission_of(request.endpoint)
     if permission == PUBLIC:
         return None
-    token = _bearer_token()
-    user = user_for_token(get_session(), token) if token else None
+    if "Authorization" in request.headers:
+        # Explicit credentials that fail are a 401, even if a session cookie came along.
+        token = _bearer_token()
+        user = user_for_token(get_session(), token) if token else None
+        by_cookie = False
+    else:
+        user = _session_user()
+        by_cookie = True
     if user is None:
-        return _deny(401, "a valid bearer token is required")
+        return _deny(401, "a valid bearer token or a logged-in session is required")
     g.user = user
+    # A browser sends the cookie with any form posted to us, even from another site;
+    # only our own pages know the CSRF token.
+    if by_cookie and request.method not in SAFE_METHODS and not csrf_valid(_sent_csrf()):
+        return _deny(400, f"the CSRF token is missing or wrong: send it as {CSRF_HEADER}")
     if request.endpoint is None:
         return None  # let routing answer 404 / 405, now that the asker is known
     if permission is None or not allowed(user.role, permission):
@@ -71,5 +137,12 @@ def authenticate():  # type: ignore[no-untyped-def]
 
 
 def init_app(app: Flask) -> None:
-    """Install the check in front of every request."""
+    """Install the check in front of every request, and the login pages."""
+    from biobank.auth.pages import bp
+
     app.before_request(authenticate)
+    app.register_blueprint(bp)
+
+    @app.context_processor
+    def _template_globals():  # type: ignore[no-untyped-def]
+        return {"current_user": optional_user(), "csrf_token": csrf_token}
