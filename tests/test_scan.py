@@ -74,5 +74,6 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
         tech.post(f"/api/v1/aliquots/{target.barcode}/status", json={"status": "available"})
     with count_queries() as counted:
         assert tech.get(f"/api/v1/scan/{target.barcode}").status_code == 200
-    # token lookup + tube (with sample, patient, parent) + last events
-    assert counted.count == 3, counted.statements
+    # token lookup + tube (with sample, patient, parent) + storage location and condition
+    # notes + last events
+    assert counted.count == 4, counted.statements

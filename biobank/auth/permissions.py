@@ -35,6 +35,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "aliquot:write": frozenset({T, M, A}),
     "scan": frozenset({T, C, M, A}),
     "custody:read": frozenset({T, C, M, A}),
+    # Storage: technicians keep the freezers; managers set up freezers and box types.
+    "storage:read": frozenset({T, C, M, A}),
+    "storage:write": frozenset({T, M, A}),
+    "storage:configure": frozenset({M, A}),
     # Accounts.
     "user:self": frozenset({T, R, C, M, A}),
     "user:admin": frozenset({A}),
@@ -53,6 +57,10 @@ ACTION_DESCRIPTIONS = {
     "aliquot:write": "split samples and aliquots into aliquots, change an aliquot's status",
     "scan": "resolve any code at the scan station",
     "custody:read": "read the custody events of samples and aliquots",
+    "storage:read": "read freezers, boxes, box maps, tube locations, capacity, excursions",
+    "storage:write": "place, move, take out, thaw tubes; add racks and boxes; rack scans; "
+                     "record temperature excursions",
+    "storage:configure": "register freezers and box types",
     "user:self": "see one's own account",
     "user:admin": "manage users and tokens",
 }

@@ -18,6 +18,7 @@ from biobank.reference.service import by_code
 from biobank.reference.sprec import PRIMARY_CONTAINERS, fluid_code, precentrifugation_code
 from biobank.samples import barcodes, states
 from biobank.samples.models import Aliquot, Sample
+from biobank.storage.naming import PREFIXES as CONTAINER_PREFIXES
 
 
 class Numbering:
@@ -31,8 +32,8 @@ class Numbering:
 
     @property
     def prefixes(self) -> set[str]:
-        """Prefixes of codes this service issues."""
-        return {self.aliquot_prefix, self.sample_prefix}
+        """Prefixes of codes this service issues (storage adds box and container codes)."""
+        return {self.aliquot_prefix, self.sample_prefix, *CONTAINER_PREFIXES}
 
 
 def check_code(code: str, numbering: Numbering, field: str = "code") -> str:

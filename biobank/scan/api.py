@@ -16,7 +16,7 @@ blp = Blueprint("scan", __name__, description="Scan any tube")
 
 
 class ScanOut(Schema):
-    kind = fields.String(metadata={"enum": ["aliquot", "sample"]})
+    kind = fields.String(metadata={"enum": ["aliquot", "sample", "box", "container"]})
     barcode = fields.String()
     study_id = fields.String()
     risk_group = fields.String()
@@ -32,6 +32,8 @@ class ScanOut(Schema):
     parent = fields.String(allow_none=True)
     sprec_code = fields.String(allow_none=True)
     location = fields.Dict(allow_none=True)
+    conditions = fields.List(fields.Dict(), metadata={"description": "condition notes, "
+                                                      "e.g. temperature excursions"})
     consent = fields.Dict(allow_none=True)
     recent_events = fields.List(fields.Nested(EventOut))
 

@@ -8,16 +8,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, raiseload
 
 from biobank.custody.service import aliquot_events, sample_events
-from biobank.errors import NotFound
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
+from biobank.storage.boxmap import scan_container, scan_location
 
 
 def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
     """What a technician needs at a glance about a scanned tube.
 
-    Two queries for an aliquot (the tube with its sample, patient, timepoint, material and
-    parent; its last events), one more when the code is a sample's.
+    Three queries for an aliquot (the tube with its sample, patient, timepoint, material and
+    parent; its storage location and condition notes; its last events), one more when the
+    code is a sample's, two or three more for a box or container.
     """
     code = check_code(raw_code, numbering)
     parent = aliased(Aliquot)
@@ -46,13 +47,13 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
             "sample": sample.barcode,
             "parent": parent_barcode,
             "sprec_code": aliquot.sprec_code,
-            "location": None,
+            **scan_location(session, aliquot.id),  # storage: location, condition notes (1 query)
             "consent": None,
             "recent_events": aliquot_events(session, aliquot.id, limit=recent, newest_first=True),
         }
     sample = session.scalar(select(Sample).where(Sample.barcode == code))
     if sample is None:
-        raise NotFound(f"{code} is not a code this biobank knows")
+        return scan_container(session, code)  # storage: a box, rack or freezer; else 404
     return {
         "kind": "sample",
         "barcode": sample.barcode,

@@ -1,0 +1,1 @@
+"""Freezer storage: the container hierarchy, box positions, moves, rack scans, excursions."""

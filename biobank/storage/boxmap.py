@@ -1,0 +1,293 @@
+"""Reading storage: box maps, where to put new tubes, capacity, and what the scan shows.
+
+Each reader costs a fixed number of queries whatever the size of the box or the freezer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    String,
+    and_,
+    exists,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session
+
+from biobank.errors import NotFound
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType, Site, Timepoint
+from biobank.samples.models import Aliquot, Sample
+from biobank.storage import naming
+from biobank.storage.models import BoxType, Condition, Container, Position, Thaw
+from biobank.storage.operations import DEPARTED
+from biobank.storage.service import Lineage, lineages, occupancy, subtree_ids
+
+# patient ids → their storage-consent state ("given", "withdrawn"…), in one query. The
+# consent domain registers it; without it the map says nothing about consent.
+ConsentStates = Callable[[Session, set[int]], dict[int, str | None]]
+_consent_states: list[ConsentStates] = []
+
+
+def register_consent_states(lookup: ConsentStates) -> None:
+    """Tell box maps how to read each patient's consent state (one query for all)."""
+    _consent_states[:] = [lookup]
+
+
+def consent_states(session: Session, patient_ids: set[int]) -> dict[int, str | None]:
+    """Each patient's consent state, if a consent lookup is registered."""
+    if not _consent_states or not patient_ids:
+        return {}
+    return _consent_states[0](session, patient_ids)
+
+
+def box_summary(box: Container, lineage: Lineage, occupied: int) -> dict[str, Any]:
+    """A box as lists show it."""
+    box_type = box.box_type
+    assert box_type is not None
+    size = box_type.size
+    return {"barcode": box.barcode, "external_barcode": box.external_barcode,
+            "name": box.name, "path": lineage.path, "freezer": lineage.freezer,
+            "box_type": box_type.code, "rows": box_type.rows, "columns": box_type.columns,
+            "scheme": box_type.scheme, "capacity": size, "occupied": occupied,
+            "free": None if size is None else max(size - occupied, 0)}
+
+
+def describe_boxes(session: Session, boxes: list[Container]) -> list[dict[str, Any]]:
+    """Summaries of many boxes: two queries (paths, occupancy)."""
+    ids = [b.id for b in boxes]
+    paths = lineages(session, ids)
+    counts = occupancy(session, ids)
+    return [box_summary(b, paths[b.id], counts.get(b.id, 0)) for b in boxes]
+
+
+def box_map(session: Session, box: Container) -> dict[str, Any]:
+    """The grid of a box with every tube in it: one query for the path, one for the tubes
+    (with their type, patient, timepoint, thaw and condition flags), one for consent."""
+    box_type = box.box_type
+    assert box_type is not None
+    lineage = lineages(session, [box.id])[box.id]
+    flagged = exists().where(Condition.aliquot_id == Position.aliquot_id)
+    tubes = session.execute(
+        select(Position.row_no, Position.col_no, Position.out_since, Aliquot.barcode,
+               Aliquot.status, Aliquot.freeze_thaw_count, AliquotType.code, Patient.id,
+               Patient.study_id, Timepoint.code, Thaw.thawed_at, flagged.label("flagged"))
+        .join(Aliquot, Aliquot.id == Position.aliquot_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .join(Patient, Patient.id == Sample.patient_id)
+        .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
+        .outerjoin(Thaw, Thaw.aliquot_id == Position.aliquot_id)
+        .where(Position.box_id == box.id)
+        .order_by(Position.row_no, Position.col_no, Aliquot.barcode)
+    ).all()
+    consent = consent_states(session, {t[7] for t in tubes})
+
+    def tube(t: Any) -> dict[str, Any]:
+        return {"barcode": t[3], "aliquot_type": t[6], "study_id": t[8], "timepoint": t[9],
+                "status": t[4], "consent": consent.get(t[7]), "freeze_thaw_count": t[5],
+                "taken_out": t[2] is not None, "thawed": t[10] is not None,
+                "condition": bool(t[11])}
+
+    summary = box_summary(box, lineage, len(tubes))
+    if not box_type.gridded:
+        return {**summary, "positions": [], "loose": [tube(t) for t in tubes]}
+    by_place = {(t[0], t[1]): tube(t) for t in tubes}
+    rows, columns = box_type.rows or 0, box_type.columns or 0
+    grid = [{"position": naming.label(box_type.scheme, columns, r, c), "row": r, "column": c,
+             "aliquot": by_place.get((r, c))}
+            for r in range(1, rows + 1) for c in range(1, columns + 1)]
+    return {**summary, "positions": grid, "loose": []}
+
+
+def _taken(session: Session, box_ids: list[int]) -> dict[int, set[tuple[int, int]]]:
+    """Places held in each box (a tube that left the biobank holds none)."""
+    taken: dict[int, set[tuple[int, int]]] = {i: set() for i in box_ids}
+    for box_id, row, col in session.execute(
+            select(Position.box_id, Position.row_no, Position.col_no)
+            .join(Aliquot, Aliquot.id == Position.aliquot_id)
+            .where(Position.box_id.in_(box_ids), Position.row_no.is_not(None),
+                   Aliquot.status.not_in(DEPARTED))):
+        taken[box_id].add((row, col))
+    return taken
+
+
+def _offer(box: Container, places: list[tuple[int, int]], contiguous: bool,
+           path: str) -> dict[str, Any]:
+    box_type = box.box_type
+    assert box_type is not None and box_type.columns is not None
+    return {"box": box.barcode, "path": path, "contiguous": contiguous,
+            "positions": [naming.label(box_type.scheme, box_type.columns, r, c)
+                          for r, c in places]}
+
+
+def suggest(session: Session, box: Container, count: int) -> dict[str, Any]:
+    """Free positions in one box for ``count`` tubes, in one unbroken run if possible."""
+    box_type = box.box_type
+    assert box_type is not None
+    if not box_type.gridded:
+        return {"box": box.barcode, "path": lineages(session, [box.id])[box.id].path,
+                "contiguous": True, "positions": []}
+    places, contiguous = naming.free_positions(
+        box_type.rows or 0, box_type.columns or 0, _taken(session, [box.id])[box.id], count)
+    return _offer(box, places, contiguous, lineages(session, [box.id])[box.id].path)
+
+
+def suggest_anywhere(session: Session, count: int, within: Container | None = None,
+                     box_type: BoxType | None = None) -> list[dict[str, Any]]:
+    """Where to store ``count`` new tubes: the first box (in path order) with an unbroken run
+    of free places; else the places in path order, across boxes."""
+    query = select(Container).join(BoxType, BoxType.id == Container.box_type_id).where(
+        Container.kind == "box", BoxType.scheme != "none")
+    if within is not None:
+        query = query.where(Container.id.in_(subtree_ids(session, within.id)))
+    if box_type is not None:
+        query = query.where(Container.box_type_id == box_type.id)
+    boxes = list(session.scalars(query))
+    paths = lineages(session, [b.id for b in boxes])
+    taken = _taken(session, [b.id for b in boxes])
+    boxes.sort(key=lambda b: paths[b.id].path)
+    for box in boxes:
+        bt = box.box_type
+        places, contiguous = naming.free_positions(bt.rows, bt.columns, taken[box.id], count)  # type: ignore[union-attr,arg-type]
+        if len(places) == count and contiguous:
+            return [_offer(box, places, True, paths[box.id].path)]
+    offers, left = [], count
+    for box in boxes:
+        bt = box.box_type
+        places, contiguous = naming.free_positions(bt.rows, bt.columns, taken[box.id], left)  # type: ignore[union-attr,arg-type]
+        if places:
+            offers.append(_offer(box, places, contiguous, paths[box.id].path))
+            left -= len(places)
+        if left == 0:
+            break
+    return offers
+
+
+def capacity(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Occupied and free positions per freezer and per box type (three queries)."""
+    boxes = session.execute(
+        select(Container.id, BoxType.code, BoxType.name, BoxType.rows, BoxType.columns,
+               BoxType.capacity)
+        .join(BoxType, BoxType.id == Container.box_type_id)).all()
+    paths = lineages(session, [b.id for b in boxes])
+    counts = dict(session.execute(
+        select(Position.box_id, func.count()).join(Aliquot, Aliquot.id == Position.aliquot_id)
+        .where(Aliquot.status.not_in(DEPARTED)).group_by(Position.box_id)).all())
+    freezers: dict[str, dict[str, Any]] = {}
+    types: dict[str, dict[str, Any]] = {}
+    for box_id, code, name, rows, columns, loose_capacity in boxes:
+        size = rows * columns if rows else loose_capacity
+        lineage = paths[box_id]
+        occupied = counts.get(box_id, 0)
+        for key, table, extra in (
+                (lineage.freezer, freezers, {"freezer": lineage.freezer,
+                                             "path": _freezer_path(lineage),
+                                             "site": lineage.site}),
+                (code, types, {"box_type": code, "name": name})):
+            entry = table.setdefault(key, {**extra, "boxes": 0, "positions": 0,
+                                           "occupied": 0, "free": 0, "loose": 0})
+            entry["boxes"] += 1
+            if size is None:
+                entry["loose"] += occupied
+                continue
+            entry["positions"] += size
+            entry["occupied"] += occupied
+            entry["free"] += max(size - occupied, 0)
+    return {"freezers": sorted(freezers.values(), key=lambda e: e["path"]),
+            "box_types": sorted(types.values(), key=lambda e: e["box_type"])}
+
+
+def _freezer_path(lineage: Lineage) -> str:
+    return " / ".join(lineage.path.split(" / ")[:2])
+
+
+def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
+    """The scan's ``location`` and ``conditions`` of a tube, in one query: its box's chain
+    of containers up to the freezer, and its condition notes."""
+    table = Container.__table__
+    chain = (select(Position.box_id.label("node"), literal(0).label("depth"))
+             .where(Position.aliquot_id == aliquot_id).cte("place", recursive=True))
+    chain = chain.union_all(select(table.c.parent_id, chain.c.depth + 1)
+                            .join(table, table.c.id == chain.c.node)
+                            .where(table.c.parent_id.is_not(None)))
+    nodes = (select(literal_column("'node'").label("tag"), chain.c.depth, Container.name,
+                    Container.barcode, Site.code.label("site"), Position.row_no,
+                    Position.col_no, Position.out_since.label("at"), BoxType.scheme,
+                    BoxType.columns, null().cast(String).label("note"))
+             .select_from(chain)
+             .join(Container, Container.id == chain.c.node)
+             .join(Position, Position.aliquot_id == aliquot_id)
+             .outerjoin(Site, Site.id == Container.site_id)
+             .outerjoin(BoxType, and_(BoxType.id == Container.box_type_id, chain.c.depth == 0)))
+    notes = select(literal_column("'condition'"), literal_column("0"), null(), null(), null(), null(), null(),
+                   Condition.recorded_at, null(), null(), Condition.note
+                   ).where(Condition.aliquot_id == aliquot_id)
+    rows = session.execute(union_all(nodes, notes).order_by("tag", "depth")).all()
+    conditions = [{"note": r.note, "recorded_at": r.at} for r in rows if r.tag == "condition"]
+    path_rows = sorted((r for r in rows if r.tag == "node"), key=lambda r: -r.depth)
+    if not path_rows:
+        return {"location": None, "conditions": conditions}
+    box = path_rows[-1]
+    label = (naming.label(box.scheme, box.columns, box.row_no, box.col_no)
+             if box.row_no is not None else None)
+    path = " / ".join([path_rows[0].site or "", *(r.name for r in path_rows)])
+    return {"location": {"box": box.barcode, "position": label, "path": path,
+                         "freezer": path_rows[0].barcode, "taken_out": box.at is not None,
+                         "taken_out_at": box.at},
+            "conditions": conditions}
+
+
+def container_card(session: Session, container: Container) -> dict[str, Any]:
+    """The scan of a box, rack or freezer code: what it is and where."""
+    lineage = lineages(session, [container.id])[container.id]
+    location: dict[str, Any] = {"path": lineage.path, "freezer": lineage.freezer,
+                                "name": container.name, "kind": container.kind}
+    if container.kind == "box":
+        location.update(box_summary(container, lineage,
+                                    occupancy(session, [container.id]).get(container.id, 0)))
+    return {"kind": "box" if container.kind == "box" else "container",
+            "barcode": container.barcode, "location": location, "conditions": [],
+            "recent_events": []}
+
+
+def aliquot_storage(session: Session, aliquot: Aliquot) -> dict[str, Any]:
+    """Where a tube is, whether it is thawed, and its condition notes."""
+    thawed = session.get(Thaw, aliquot.id) is not None
+    return {"barcode": aliquot.barcode, "status": aliquot.status,
+            "freeze_thaw_count": aliquot.freeze_thaw_count, "thawed": thawed,
+            **scan_location(session, aliquot.id)}
+
+
+def describe_container(session: Session, container: Container) -> dict[str, Any]:
+    """A container with its path and what it directly holds."""
+    lineage = lineages(session, [container.id])[container.id]
+    inside = list(session.scalars(select(Container).where(Container.parent_id == container.id)
+                                  .order_by(Container.name)))
+    counts = occupancy(session, [c.id for c in inside if c.kind == "box"])
+    parent_code = (lineage.barcodes[-2] if len(lineage.barcodes) > 1 else None)
+    return {"barcode": container.barcode, "kind": container.kind, "name": container.name,
+            "path": lineage.path, "freezer": lineage.freezer, "site": lineage.site,
+            "parent": parent_code, "freezer_type": container.freezer_type,
+            "temperature_band": container.temperature_band, "room": container.room,
+            "box_type": container.box_type.code if container.box_type else None,
+            "external_barcode": container.external_barcode,
+            "children": [{"barcode": c.barcode, "kind": c.kind, "name": c.name,
+                          **({"box_type": c.box_type.code, "occupied": counts.get(c.id, 0)}
+                             if c.box_type else {})} for c in inside]}
+
+
+def scan_container(session: Session, code: str) -> dict[str, Any]:
+    """The scan of a code that is no tube: a box, rack or freezer, or a 404."""
+    container = session.scalar(select(Container).where(
+        (Container.barcode == code) | (Container.external_barcode == code)))
+    if container is None:
+        raise NotFound(f"{code} is not a code this biobank knows")
+    return container_card(session, container)
