@@ -10,6 +10,7 @@ def init_app(app: Flask) -> Api:
     """Create the app's Api and register every domain's blueprint under /api/v1."""
     from biobank.auth.api import blp as auth_blp
     from biobank.custody.api import blp as custody_blp
+    from biobank.labels.api import blp as labels_blp
     from biobank.patients.api import blp as patients_blp
     from biobank.reference.api import blp as reference_blp
     from biobank.samples.api import blp as samples_blp
@@ -20,5 +21,6 @@ def init_app(app: Flask) -> Api:
     for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     api.register_blueprint(storage_blp, url_prefix="/api/v1")
+    api.register_blueprint(labels_blp, url_prefix="/api/v1")
     app.extensions["biobank.api"] = api
     return api

@@ -95,10 +95,11 @@ def reference_load() -> None:
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
     from biobank.auth.cli import users_cli
+    from biobank.custody.cli import custody_cli
     from biobank.demo.cli import demo_cli
     from biobank.imports.cli import import_cli
 
-    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli):
+    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli, custody_cli):
         app.cli.add_command(group)
 
 

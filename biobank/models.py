@@ -2,6 +2,7 @@
 
 from biobank.auth import models as auth_models  # noqa: F401
 from biobank.custody import models as custody_models  # noqa: F401
+from biobank.labels import models as label_models  # noqa: F401
 from biobank.patients import models as patient_models  # noqa: F401
 from biobank.reference import models as reference_models  # noqa: F401
 from biobank.samples import models as sample_models  # noqa: F401

@@ -35,6 +35,10 @@ MATRIX: dict[str, frozenset[str]] = {
     "aliquot:write": frozenset({T, M, A}),
     "scan": frozenset({T, C, M, A}),
     "custody:read": frozenset({T, C, M, A}),
+    "custody:export": frozenset({M, A}),
+    # Labels: technicians print; managers set up printers.
+    "label:print": frozenset({T, M, A}),
+    "printer:admin": frozenset({M, A}),
     # Storage: technicians keep the freezers; managers set up freezers and box types.
     "storage:read": frozenset({T, C, M, A}),
     "storage:write": frozenset({T, M, A}),
@@ -57,6 +61,9 @@ ACTION_DESCRIPTIONS = {
     "aliquot:write": "split samples and aliquots into aliquots, change an aliquot's status",
     "scan": "resolve any code at the scan station",
     "custody:read": "read the custody events of samples and aliquots",
+    "custody:export": "verify custody hash chains; export custody histories for inspectors",
+    "label:print": "print tube labels on a registered printer; list printers",
+    "printer:admin": "register label printers",
     "storage:read": "read freezers, boxes, box maps, tube locations, capacity, excursions",
     "storage:write": "place, move, take out, thaw tubes; add racks and boxes; rack scans; "
                      "record temperature excursions",

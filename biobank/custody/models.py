@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from biobank.db import Base, Code, Str64, Str200, utcnow
@@ -19,6 +19,8 @@ class CustodyEvent(Base):
         CheckConstraint("aliquot_id IS NOT NULL OR sample_id IS NOT NULL", name="subject"),
         Index("ix_custody_event_aliquot", "aliquot_id", "id"),
         Index("ix_custody_event_sample", "sample_id", "id"),
+        # Two events linking to the same predecessor would fork a chain: impossible.
+        Index("uq_custody_event_prev_hash", "prev_hash", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -30,6 +32,9 @@ class CustodyEvent(Base):
     reason: Mapped[Str200 | None]
     old_values: Mapped[dict[str, Any] | None]
     new_values: Mapped[dict[str, Any] | None]
+    # The hash chain (biobank.custody.chain): the previous event's hash, and this one's.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class AuditRecord(Base):

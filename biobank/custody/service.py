@@ -7,11 +7,14 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, text, union_all
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from biobank.custody import chain
 from biobank.custody.models import AuditRecord, CustodyEvent
 from biobank.db import utcnow
+from biobank.errors import Conflict
 
 
 def jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -30,12 +33,13 @@ def jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def record_events(session: Session, events: Iterable[Mapping[str, Any]], actor: str,
                   at: dt.datetime | None = None) -> None:
-    """Append many custody events in one statement.
+    """Append many custody events in one statement, each linked into its chain.
 
     Each mapping holds ``event_type`` and one of ``aliquot_id`` / ``sample_id``, and
-    optionally ``reason``, ``old_values`` and ``new_values``.
+    optionally ``reason``, ``old_values`` and ``new_values``. The chains involved are
+    locked (PostgreSQL) and their last hashes read in one query before the insert.
     """
-    at = at or utcnow()
+    at = (at or utcnow()).astimezone(dt.UTC)
     rows = [
         {
             "aliquot_id": e.get("aliquot_id"),
@@ -44,13 +48,80 @@ def record_events(session: Session, events: Iterable[Mapping[str, Any]], actor: 
             "actor": actor,
             "occurred_at": at,
             "reason": e.get("reason"),
-            "old_values": jsonable(e.get("old_values")),
-            "new_values": jsonable(e.get("new_values")),
+            "old_values": chain.sorted_values(jsonable(e.get("old_values"))),
+            "new_values": chain.sorted_values(jsonable(e.get("new_values"))),
         }
         for e in events
     ]
-    if rows:
-        session.execute(insert(CustodyEvent), rows)
+    if not rows:
+        return
+    for row in rows:
+        if row["aliquot_id"] is None and row["sample_id"] is None:
+            raise ValueError("a custody event needs an aliquot_id or a sample_id")
+    heads = _lock_and_read_heads(session, {r["aliquot_id"] for r in rows} - {None},
+                                 {r["sample_id"] for r in rows if r["aliquot_id"] is None})
+    stamp = chain.timestamp(at)
+    for row in rows:
+        key = chain.chain_key(row["aliquot_id"], row["sample_id"])
+        prev = heads.get(key) or chain.genesis(key)
+        row["prev_hash"] = prev
+        row["hash"] = heads[key] = chain.event_hash(
+            key, row["event_type"], actor, stamp, row["reason"],
+            chain.canonical_json(row["old_values"]), chain.canonical_json(row["new_values"]),
+            prev)
+    session.execute(insert(CustodyEvent), rows)
+
+
+# Advisory-lock key spaces (pg_advisory_xact_lock(space, id)) for the two kinds of chain.
+_ALIQUOT_CHAINS = 0x43550001
+_SAMPLE_CHAINS = 0x43550002
+_IN_CHUNK = 5000
+
+
+def _lock_and_read_heads(session: Session, aliquot_ids: set[int],
+                         sample_ids: set[int]) -> dict[str, str]:
+    """Lock the chains (PostgreSQL), then read the hash of each one's last event.
+
+    Transactions appending to the same chain queue on its lock, in one global order (so
+    they cannot deadlock on each other), and each reads the head the previous one wrote.
+    SQLite has one writer at a time. Should anything slip through, the unique index on
+    ``prev_hash`` refuses the fork.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        spaces = ([_ALIQUOT_CHAINS] * len(aliquot_ids)) + ([_SAMPLE_CHAINS] * len(sample_ids))
+        objects = sorted(aliquot_ids) + sorted(sample_ids)
+        try:
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(s, o) FROM "
+                     "unnest(CAST(:spaces AS integer[]), CAST(:objects AS integer[])) AS t(s, o)"),
+                {"spaces": spaces, "objects": objects})
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "40P01":  # deadlock_detected
+                raise Conflict("another change to the same tubes got in the way; "
+                               "try again") from exc
+            raise
+    heads: dict[str, str] = {}
+    aliquots, samples = sorted(aliquot_ids), sorted(sample_ids)
+    for start in range(0, max(len(aliquots), len(samples)), _IN_CHUNK):
+        parts = []
+        chunk = aliquots[start:start + _IN_CHUNK]
+        if chunk:
+            parts.append(select(func.max(CustodyEvent.id))
+                         .where(CustodyEvent.aliquot_id.in_(chunk))
+                         .group_by(CustodyEvent.aliquot_id))
+        chunk = samples[start:start + _IN_CHUNK]
+        if chunk:
+            parts.append(select(func.max(CustodyEvent.id))
+                         .where(CustodyEvent.sample_id.in_(chunk),
+                                CustodyEvent.aliquot_id.is_(None))
+                         .group_by(CustodyEvent.sample_id))
+        last_ids = parts[0] if len(parts) == 1 else union_all(*parts)
+        for aliquot_id, sample_id, digest in session.execute(
+            select(CustodyEvent.aliquot_id, CustodyEvent.sample_id, CustodyEvent.hash)
+            .where(CustodyEvent.id.in_(last_ids))
+        ):
+            heads[chain.chain_key(aliquot_id, sample_id)] = digest
+    return heads
 
 
 def record_event(session: Session, actor: str, event_type: str, *,

@@ -1,0 +1,154 @@
+"""Label rendering (ZPL, SVG, PNG), printers and print jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app
+from flask_smorest import Blueprint
+from flask.blueprints import BlueprintSetupState
+
+from biobank.auth.permissions import requires
+from biobank.auth.web import current_actor
+from biobank.db import get_session
+from biobank.errors import NotFound
+from biobank.labels import schemas, service, templates
+from biobank.samples.api import numbering
+from biobank.samples.service import get_sample
+
+blp = Blueprint("labels", __name__, description="Labels, printers and print jobs")
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "labels"
+_EXTENSION = "biobank.labels"
+
+
+@blp.record_once
+def _load_templates(state: BlueprintSetupState) -> None:
+    # Loading checks every template: a broken one stops the app here, not at a printer.
+    folder = state.app.config.get("LABELS_DIR") or DEFAULT_FOLDER
+    state.app.extensions[_EXTENSION] = templates.load(Path(folder))
+
+
+def registry() -> templates.Registry:
+    """The templates loaded when the app started."""
+    return current_app.extensions[_EXTENSION]
+
+
+def _labels(kind: str, items: list[dict[str, str]], args: dict[str, Any],
+            filename: str) -> Response:
+    if not items:
+        raise NotFound(f"{filename} has no labels to render")
+    template = registry().get(args["template"], kind)
+    content, mime = template.render(args["format"], args["dpi"], items)
+    response = Response(content, mimetype=mime.split(";")[0])
+    if mime.startswith("text/"):
+        response.charset = "utf-8"
+    response.headers["Content-Disposition"] = f'inline; filename="{filename}.{args["format"]}"'
+    return response
+
+
+@blp.route("/label-templates", methods=["GET"])
+@blp.response(200, schemas.TemplateOut(many=True))
+@requires("aliquot:read")
+def list_templates():  # type: ignore[no-untyped-def]
+    """The label templates, their formats, resolutions and placeholders."""
+    return registry().describe()
+
+
+@blp.route("/aliquots/<code>/label", methods=["GET"])
+@blp.arguments(schemas.LabelQuery, location="query")
+@blp.response(200, description="the label as ZPL, SVG or PNG")
+@requires("aliquot:read")
+def aliquot_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+    """One tube's label (format=zpl|svg|png, template, dpi)."""
+    codes = service.normalize_codes([code], numbering(), "code")
+    [(_, data)] = service.aliquot_labels(get_session(), codes)
+    return _labels("aliquot", [data], args, codes[0])
+
+
+@blp.route("/samples/<code>/labels", methods=["GET"])
+@blp.arguments(schemas.LabelQuery, location="query")
+@blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
+@requires("aliquot:read")
+def sample_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+    """The labels of all a sample's aliquots, in n/N order."""
+    session = get_session()
+    sample = get_sample(session, code, numbering())
+    items = [data for _, data in service.sample_labels(session, sample)]
+    return _labels("aliquot", items, args, sample.barcode)
+
+
+@blp.route("/labels/render", methods=["POST"])
+@blp.arguments(schemas.RenderIn)
+@blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
+@requires("aliquot:read")
+def render_labels(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The labels of a list of aliquot barcodes, in the order given (nothing is recorded)."""
+    codes = service.normalize_codes(args["barcodes"], numbering())
+    items = [data for _, data in service.aliquot_labels(get_session(), codes)]
+    return _labels("aliquot", items, args, "labels")
+
+
+@blp.route("/boxes/<code>/label", methods=["GET"])
+@blp.arguments(schemas.LabelQuery, location="query")
+@blp.response(200, description="the box label as ZPL, SVG or PNG")
+@requires("storage:read")
+def box_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+    """A box's own label (barcode, name, type, site, date)."""
+    from biobank.labels import boxes
+    from biobank.storage.service import get_box
+
+    session = get_session()
+    box = get_box(session, code, numbering())
+    return _labels("box", [boxes.box_label(session, box)], args, box.barcode)
+
+
+@blp.route("/boxes/<code>/labels", methods=["GET"])
+@blp.arguments(schemas.LabelQuery, location="query")
+@blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
+@requires("storage:read")
+def box_contents_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+    """The labels of the tubes in a box, in position order."""
+    from biobank.labels import boxes
+    from biobank.storage.service import get_box
+
+    session = get_session()
+    box = get_box(session, code, numbering())
+    items = [data for _, data in boxes.contents_labels(session, box)]
+    return _labels("aliquot", items, args, box.barcode)
+
+
+@blp.route("/printers", methods=["GET"])
+@blp.response(200, schemas.PrinterOut(many=True))
+@requires("label:print")
+def list_printers():  # type: ignore[no-untyped-def]
+    """The registered label printers."""
+    return service.list_printers(get_session())
+
+
+@blp.route("/printers", methods=["POST"])
+@blp.arguments(schemas.PrinterIn)
+@blp.response(201, schemas.PrinterOut)
+@requires("printer:admin")
+def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Register a network label printer (raw ZPL on a TCP port, 9100 by default)."""
+    return service.register_printer(get_session(), current_actor(), values, registry())
+
+
+@blp.route("/print-jobs", methods=["POST"])
+@blp.arguments(schemas.PrintJobIn)
+@blp.response(201, schemas.PrintJobOut)
+@requires("label:print")
+def print_job(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Print tube labels; each is recorded as label_printed / label_reprinted once the
+    printer took the job (a reprint needs a reason)."""
+    session = get_session()
+    printer = service.get_printer(session, values["printer"])
+    codes = service.normalize_codes(values["barcodes"], numbering())
+    job = service.print_aliquot_labels(
+        session, current_actor(), printer, codes, registry(), template=values["template"],
+        copies=values["copies"], reason=values["reason"],
+        timeout=float(current_app.config.get("PRINTER_TIMEOUT", 5)))
+    job.barcodes = codes
+    return job

@@ -1,0 +1,164 @@
+"""What goes on a label, printers, and print jobs recorded as custody events.
+
+A label shows the tube's barcode, the patient's study pseudonym, material, aliquot type,
+timepoint, collection date and its place n/N among the sample's aliquots: never an
+accession number, a note or anything else that identifies the patient directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from biobank.custody.models import CustodyEvent
+from biobank.custody.service import record_audit, record_events
+from biobank.errors import Invalid, NotFound
+from biobank.labels import printers
+from biobank.labels.models import Printer, PrintJob
+from biobank.labels.templates import LabelTemplate, Registry
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType, Material, Site, Timepoint
+from biobank.samples.models import Aliquot, Sample
+from biobank.samples.service import Numbering, check_code
+
+UNSCHEDULED = "UNSCHED"
+MAX_LABELS = 1000
+
+
+def aliquot_rows(session: Session, where: ColumnElement[bool],
+                  order: Any = None) -> list[tuple[int, dict[str, str]]]:
+    """(aliquot id, label data) for the aliquots ``where`` selects, in one query."""
+    involved = select(Aliquot.sample_id).where(where).scalar_subquery()
+    ranked = (select(Aliquot.id.label("id"),
+                     func.row_number().over(partition_by=Aliquot.sample_id,
+                                            order_by=Aliquot.id).label("n"),
+                     func.count().over(partition_by=Aliquot.sample_id).label("total"))
+              .where(Aliquot.sample_id.in_(involved)).subquery())
+    query = (select(Aliquot.id, Aliquot.barcode, Patient.study_id, Material.code,
+                    AliquotType.code, Timepoint.code, Sample.collected_at, ranked.c.n,
+                    ranked.c.total)
+             .select_from(Aliquot)
+             .join(ranked, ranked.c.id == Aliquot.id)
+             .join(Sample, Sample.id == Aliquot.sample_id)
+             .join(Patient, Patient.id == Sample.patient_id)
+             .join(Material, Material.id == Sample.material_id)
+             .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+             .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
+             .where(where)
+             .order_by(*(order if order is not None else (Aliquot.id,))))
+    return [(row[0], {
+        "barcode": row[1], "study_id": row[2], "material": row[3], "aliquot_type": row[4],
+        "timepoint": row[5] or UNSCHEDULED, "date": row[6].date().isoformat(),
+        "position": f"{row[7]}/{row[8]}",
+    }) for row in session.execute(query)]
+
+
+def normalize_codes(codes: list[str], numbering: Numbering, field: str = "barcodes") -> list[str]:
+    """Scanned or typed codes, normalized and check-character checked; no duplicates."""
+    if not codes:
+        raise Invalid("give at least one barcode", field=field)
+    if len(codes) > MAX_LABELS:
+        raise Invalid(f"at most {MAX_LABELS} labels at a time", field=field)
+    out = [check_code(code, numbering, f"{field}.{index}") for index, code in enumerate(codes)]
+    if len(set(out)) != len(out):
+        raise Invalid("a barcode is listed twice (use copies for more labels)", field=field)
+    return out
+
+
+def aliquot_labels(session: Session, codes: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """Label data of aliquots by barcode, in the order given; 404 naming any unknown."""
+    rows = {data["barcode"]: (aliquot_id, data)
+            for aliquot_id, data in aliquot_rows(session, Aliquot.barcode.in_(codes))}
+    missing = [code for code in codes if code not in rows]
+    if missing:
+        raise NotFound(f"no aliquot {', '.join(missing)}")
+    return [rows[code] for code in codes]
+
+
+def sample_labels(session: Session, sample: Sample) -> list[tuple[int, dict[str, str]]]:
+    """Label data of all a sample's aliquots, n/N order."""
+    return aliquot_rows(session, Aliquot.sample_id == sample.id)
+
+
+# --- printers --------------------------------------------------------------------------
+
+def register_printer(session: Session, actor: str, values: dict[str, Any],
+                     registry: Registry) -> Printer:
+    """Register a label printer; its default template must exist and label aliquots."""
+    if session.scalar(select(Printer.id).where(Printer.name == values["name"])) is not None:
+        raise Invalid(f"a printer named {values['name']!r} exists already", field="name")
+    template = registry.get(values.get("template"), "aliquot")
+    if values["dpi"] not in template.zpl:
+        raise Invalid(f"template {template.name} has no {values['dpi']} dpi form", field="dpi")
+    site = None
+    if values.get("site"):
+        site = session.scalar(select(Site).where(Site.code == values["site"]))
+        if site is None:
+            raise Invalid(f"unknown site {values['site']!r}", field="site")
+    printer = Printer(name=values["name"], host=values["host"], port=values["port"],
+                      dpi=values["dpi"], template=template.name, site=site, created_by=actor)
+    session.add(printer)
+    session.flush()
+    record_audit(session, actor, "printer", printer.name, "registered", new_values={
+        "host": printer.host, "port": printer.port, "dpi": printer.dpi,
+        "template": printer.template, "site": values.get("site")})
+    return printer
+
+
+def get_printer(session: Session, name: str) -> Printer:
+    """A printer by name, or 404."""
+    printer = session.scalar(select(Printer).where(Printer.name == name))
+    if printer is None:
+        raise NotFound(f"no printer {name!r}")
+    return printer
+
+
+def list_printers(session: Session) -> list[Printer]:
+    """Every printer, by name."""
+    return list(session.scalars(select(Printer).order_by(Printer.name)))
+
+
+# --- printing --------------------------------------------------------------------------
+
+def already_printed(session: Session, aliquot_ids: list[int]) -> set[int]:
+    """Which of these aliquots have had a label printed before."""
+    if not aliquot_ids:
+        return set()
+    return set(session.scalars(
+        select(CustodyEvent.aliquot_id).distinct()
+        .where(CustodyEvent.aliquot_id.in_(aliquot_ids),
+               CustodyEvent.event_type.in_(("label_printed", "label_reprinted")))))
+
+
+def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: list[str],
+                         registry: Registry, *, template: str | None = None, copies: int = 1,
+                         reason: str | None = None, timeout: float = 5.0) -> PrintJob:
+    """Send aliquot labels to a printer; only once it took them, record them.
+
+    A tube that had a label before gets ``label_reprinted``, which needs a reason. Nothing
+    is written when the printer cannot be reached or stalls (PrinterError: 502/504).
+    """
+    chosen: LabelTemplate = registry.get(template or printer.template, "aliquot")
+    labels = aliquot_labels(session, codes)
+    reprinted = already_printed(session, [aliquot_id for aliquot_id, _ in labels])
+    if reprinted and not (reason and reason.strip()):
+        again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
+        raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
+                      "printed again", field="reason")
+    stream, _ = chosen.render("zpl", printer.dpi, [data for _, data in labels], copies)
+    printers.send(printer.name, printer.host, printer.port, stream, timeout)
+    job = PrintJob(printer=printer, template=chosen.name, dpi=printer.dpi, copies=copies,
+                   labels=len(labels), bytes_sent=len(stream), reprint=bool(reprinted),
+                   reason=reason, actor=actor, kind="aliquot")
+    session.add(job)
+    session.flush()
+    record_events(session, [{
+        "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
+        "aliquot_id": aliquot_id,
+        "reason": reason,
+        "new_values": {"printer": printer.name, "template": chosen.name, "dpi": printer.dpi,
+                       "copies": copies, "print_job": job.id},
+    } for aliquot_id, _ in labels], actor, job.printed_at)
+    return job

@@ -1,0 +1,13 @@
+^XA
+^CI28
+^PW378
+^LL154
+^LH0,0
+^FO12,12^BXN,4,200^FH^FD${barcode}^FS
+^FO124,9^A0N,24,13^FH^FD${barcode}^FS
+^FO124,36^A0N,30,18^FH^FD${study_id}^FS
+^FO124,69^A0N,24,12^FH^FD${timepoint}^FS
+^FO254,69^A0N,24,15^FB106,1,0,R^FH^FD${position}^FS
+^FO124,96^A0N,24,13^FH^FD${material} ${aliquot_type}^FS
+^FO124,124^A0N,24,12^FH^FD${date}^FS
+^XZ
