@@ -12,7 +12,7 @@ from biobank.custody.models import CustodyEvent
 from biobank.samples import barcodes
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-from biobank.storage import operations, service
+from biobank.storage import service
 from biobank.storage.models import Container, Position
 
 ACTOR = "test-fixture"

@@ -5,6 +5,7 @@ Each reader costs a fixed number of queries whatever the size of the box or the 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +31,9 @@ from biobank.storage.models import BoxType, Condition, Container, Position, Thaw
 from biobank.storage.operations import DEPARTED
 from biobank.storage.service import Lineage, lineages, occupancy, subtree_ids
 
-# patient ids → their storage-consent state ("given", "withdrawn"…), in one query. The
-# consent domain registers it; without it the map says nothing about consent.
+# patient ids → their storage-consent state ("given", "withdrawn"…), in one query. By
+# default read from the consent log when that domain is installed; a deployment (or the
+# consent domain) may register its own lookup instead.
 ConsentStates = Callable[[Session, set[int]], dict[int, str | None]]
 _consent_states: list[ConsentStates] = []
 
@@ -42,10 +44,28 @@ def register_consent_states(lookup: ConsentStates) -> None:
 
 
 def consent_states(session: Session, patient_ids: set[int]) -> dict[int, str | None]:
-    """Each patient's consent state, if a consent lookup is registered."""
-    if not _consent_states or not patient_ids:
+    """Each patient's storage-consent state (None: nothing on record)."""
+    if not patient_ids:
         return {}
-    return _consent_states[0](session, patient_ids)
+    lookup = _consent_states[0] if _consent_states else _storage_consent
+    return lookup(session, patient_ids)
+
+
+def _storage_consent(session: Session, patient_ids: set[int]) -> dict[int, str | None]:
+    """The storage decision in force today, from the consent log (one query)."""
+    try:  # consent is its own domain: without it, the map says nothing about consent
+        from biobank.consent.models import ConsentEntry
+        from biobank.consent.service import state_on
+    except ImportError:
+        return {}
+    logs: dict[int, list[Any]] = {}
+    for entry in session.scalars(select(ConsentEntry).where(
+            ConsentEntry.patient_id.in_(patient_ids), ConsentEntry.component == "storage")):
+        logs.setdefault(entry.patient_id, []).append(entry)
+    today = dt.date.today()
+    decided = {patient: state_on(entries, today).get(("storage", None))
+               for patient, entries in logs.items()}
+    return {patient: entry.decision if entry else None for patient, entry in decided.items()}
 
 
 def box_summary(box: Container, lineage: Lineage, occupied: int) -> dict[str, Any]:
@@ -227,8 +247,8 @@ def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
              .join(Position, Position.aliquot_id == aliquot_id)
              .outerjoin(Site, Site.id == Container.site_id)
              .outerjoin(BoxType, and_(BoxType.id == Container.box_type_id, chain.c.depth == 0)))
-    notes = select(literal_column("'condition'"), literal_column("0"), null(), null(), null(), null(), null(),
-                   Condition.recorded_at, null(), null(), Condition.note
+    notes = select(literal_column("'condition'"), literal_column("0"), null(), null(), null(),
+                   null(), null(), Condition.recorded_at, null(), null(), Condition.note
                    ).where(Condition.aliquot_id == aliquot_id)
     rows = session.execute(union_all(nodes, notes).order_by("tag", "depth")).all()
     conditions = [{"note": r.note, "recorded_at": r.at} for r in rows if r.tag == "condition"]

@@ -59,7 +59,8 @@ def inside(session: Session, freezer_id: int, start: dt.datetime,
     return sorted(affected)
 
 
-def record(session: Session, actor: str, freezer: Container, values: dict[str, Any]) -> dict[str, Any]:
+def record(session: Session, actor: str, freezer: Container,
+           values: dict[str, Any]) -> dict[str, Any]:
     """Record an excursion and flag every tube that sat through it with a condition note."""
     if freezer.kind != "freezer":
         raise Invalid(f"{freezer.barcode} is a {freezer.kind}, not a freezer", field="barcode")

@@ -102,7 +102,7 @@ def free_positions(rows: int, columns: int, taken: Iterable[tuple[int, int]],
             return free[run_start:index + 1], True
     chosen = free[:count]
     ordinals = [_ordinal(place, columns) for place in chosen]
-    return chosen, all(b == a + 1 for a, b in zip(ordinals, ordinals[1:]))
+    return chosen, all(b == a + 1 for a, b in zip(ordinals, ordinals[1:], strict=False))
 
 
 def _ordinal(place: tuple[int, int], columns: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,11 +64,13 @@ def _label(box: Container, row: int | None, col: int | None) -> str:
 
 
 def relocate(session: Session, actor: str, targets: list[Target],
-             reason: str | None = None, field: str = "position") -> None:
+             reason: str | None = None, field: str = "position",
+             unplaced_only: bool = False) -> None:
     """Put every tube at its target at once, with one custody event each.
 
     The event says what happened: ``stored`` (first place), ``moved``, ``put_back`` (it was
-    taken out) or ``refrozen`` (it was thawed).
+    taken out) or ``refrozen`` (it was thawed). The tubes' rows are locked first, so the
+    places read after that are the latest; ``unplaced_only`` refuses tubes that have one.
     """
     if not targets:
         return
@@ -89,7 +91,12 @@ def relocate(session: Session, actor: str, targets: list[Target],
             raise Conflict(f"{target.aliquot.barcode} is {status}: it cannot be stored",
                            field=field)
     current = {p.aliquot_id: p for p in session.scalars(
-        select(Position).where(Position.aliquot_id.in_(ids)))}
+        select(Position).where(Position.aliquot_id.in_(ids))
+        .execution_options(populate_existing=True))}
+    if unplaced_only and current:
+        placed = next(t.aliquot for t in targets if t.aliquot.id in current)
+        raise Conflict(f"{placed.barcode} has a place already: move it instead",
+                       field="barcode")
     thawed = set(session.scalars(select(Thaw.aliquot_id).where(Thaw.aliquot_id.in_(ids))))
     departed = _clear_targets(session, targets, ids, field)
     boxes = {t.box.id for t in targets} | {p.box_id for p in current.values()}
@@ -197,7 +204,7 @@ def place(session: Session, actor: str, aliquot: Aliquot, box: Container,
         raise Conflict(f"{aliquot.barcode} has a place already: move it instead",
                        field="barcode")
     row, col = resolve(box, position)
-    relocate(session, actor, [Target(aliquot, box, row, col)], reason)
+    relocate(session, actor, [Target(aliquot, box, row, col)], reason, unplaced_only=True)
 
 
 def move(session: Session, actor: str, moves: list[dict[str, Any]],
@@ -322,8 +329,3 @@ def mark_found(session: Session, actor: str, aliquot: Aliquot, box: Container | 
     samples.change_status(session, actor, aliquot, "available", reason or "found")
     if box is not None:
         relocate(session, actor, [Target(aliquot, box, row, col)], reason or "found here")
-
-
-def count_in(session: Session, box: Container) -> int:
-    """How many tubes a box holds."""
-    return session.scalar(select(func.count()).where(Position.box_id == box.id)) or 0
