@@ -9,6 +9,7 @@ from flask_smorest import Api
 def init_app(app: Flask) -> Api:
     """Create the app's Api and register every domain's blueprint under /api/v1."""
     from biobank.auth.api import blp as auth_blp
+    from biobank.consent.api import blp as consent_blp
     from biobank.custody.api import blp as custody_blp
     from biobank.labels.api import blp as labels_blp
     from biobank.patients.api import blp as patients_blp
@@ -18,7 +19,8 @@ def init_app(app: Flask) -> Api:
     from biobank.storage.api import blp as storage_blp
 
     api = Api(app)
-    for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp):
+    for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp,
+                consent_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     api.register_blueprint(storage_blp, url_prefix="/api/v1")
     api.register_blueprint(labels_blp, url_prefix="/api/v1")

@@ -75,5 +75,5 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
     with count_queries() as counted:
         assert tech.get(f"/api/v1/scan/{target.barcode}").status_code == 200
     # token lookup + tube (with sample, patient, parent) + storage location and condition
-    # notes + last events
-    assert counted.count == 4, counted.statements
+    # notes + consent log + last events
+    assert counted.count == 5, counted.statements

@@ -43,6 +43,14 @@ MATRIX: dict[str, frozenset[str]] = {
     "storage:read": frozenset({T, C, M, A}),
     "storage:write": frozenset({T, M, A}),
     "storage:configure": frozenset({M, A}),
+    # Consent: officers record it; staff read the state, only officers see who signed;
+    # researchers only ask the gate, and only about their own sub-studies.
+    "substudy:read": frozenset({T, R, C, M, A}),
+    "substudy:write": frozenset({M, A}),
+    "consent:read": frozenset({T, C, M, A}),
+    "consent:signatory": frozenset({C, A}),
+    "consent:write": frozenset({C, A}),
+    "consent:check": frozenset({T, R, C, M, A}),
     # Accounts.
     "user:self": frozenset({T, R, C, M, A}),
     "user:admin": frozenset({A}),
@@ -64,6 +72,14 @@ ACTION_DESCRIPTIONS = {
     "custody:export": "verify custody hash chains; export custody histories for inspectors",
     "label:print": "print tube labels on a registered printer; list printers",
     "printer:admin": "register label printers",
+    "substudy:read": "read sub-studies and consent components",
+    "substudy:write": "create, edit, open and close sub-studies",
+    "consent:read": "read consent state and history, withdrawals, destruction tasks, recalls, "
+                    "re-consents due",
+    "consent:signatory": "see who signed a consent form or asked for a withdrawal",
+    "consent:write": "record consent, corrections and withdrawals; add form versions; "
+                     "record recall answers",
+    "consent:check": "ask the consent gate about tubes (researchers: own sub-studies only)",
     "storage:read": "read freezers, boxes, box maps, tube locations, capacity, excursions",
     "storage:write": "place, move, take out, thaw tubes; add racks and boxes; rack scans; "
                      "record temperature excursions",

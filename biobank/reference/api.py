@@ -17,6 +17,8 @@ _SCHEMAS: dict[str, tuple[type[Schema], type[Schema], type[Schema]]] = {
     "materials": (schemas.MaterialIn, schemas.MaterialPatch, schemas.MaterialOut),
     "aliquot_types": (schemas.AliquotTypeIn, schemas.AliquotTypePatch, schemas.AliquotTypeOut),
     "timepoints": (schemas.TimepointIn, schemas.TimepointPatch, schemas.TimepointOut),
+    "majority_ages": (schemas.CountryMajorityIn, schemas.CountryMajorityPatch,
+                      schemas.CountryMajorityOut),
 }
 
 

@@ -65,3 +65,19 @@ class AliquotType(Base):
     unit: Mapped[Code] = mapped_column(default="mL")
     # Which primary materials it can come from; empty means any.
     materials: Mapped[list[str]]
+
+
+class CountryMajority(Base):
+    """The age of majority in a country, when a participant must re-consent for themselves.
+
+    ``code`` is an ISO 3166-1 alpha-2 country code, or ``DEFAULT`` for every country
+    without a row of its own.
+    """
+
+    __tablename__ = "country_majority"
+    __table_args__ = (CheckConstraint("age BETWEEN 12 AND 25", name="age"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    age: Mapped[int]
+    note: Mapped[Str200 | None]

@@ -86,3 +86,19 @@ class AliquotTypePatch(AliquotTypeIn):
 class TimepointPatch(TimepointIn):
     class Meta:
         exclude = ("code",)
+
+
+class CountryMajorityIn(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^([A-Z]{2}|DEFAULT)$", error="an ISO 3166-1 alpha-2 country code, or DEFAULT"))
+    age = fields.Integer(required=True, validate=validate.Range(min=12, max=25))
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class CountryMajorityOut(CountryMajorityIn):
+    pass
+
+
+class CountryMajorityPatch(CountryMajorityIn):
+    class Meta:
+        exclude = ("code",)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
-from biobank.reference.models import AliquotType, Material, Site, Timepoint
+from biobank.reference.models import AliquotType, CountryMajority, Material, Site, Timepoint
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 
@@ -21,6 +21,7 @@ KINDS: dict[str, type] = {
     "materials": Material,
     "aliquot_types": AliquotType,
     "timepoints": Timepoint,
+    "majority_ages": CountryMajority,
 }
 ModelT = TypeVar("ModelT")
 

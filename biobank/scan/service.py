@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, raiseload
 
+from biobank.consent.gate import scan_card
 from biobank.custody.service import aliquot_events, sample_events
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
@@ -48,7 +49,7 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
             "parent": parent_barcode,
             "sprec_code": aliquot.sprec_code,
             **scan_location(session, aliquot.id),  # storage: location, condition notes (1 query)
-            "consent": None,
+            "consent": scan_card(session, sample.patient_id, aliquot.status),  # consent (1 query)
             "recent_events": aliquot_events(session, aliquot.id, limit=recent, newest_first=True),
         }
     sample = session.scalar(select(Sample).where(Sample.barcode == code))
@@ -71,6 +72,6 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
         "parent": None,
         "sprec_code": None,
         "location": None,
-        "consent": None,
+        "consent": scan_card(session, sample.patient_id, "received"),  # consent (1 query)
         "recent_events": sample_events(session, sample.id)[-recent:][::-1],
     }

@@ -1,0 +1,309 @@
+"""What follows a withdrawal (destruction tasks, recall notices) and the consent officer's
+lists: withdrawals with their outstanding actions, and re-consents falling due."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from biobank.consent import service
+from biobank.consent.models import ConsentEntry, DestructionTask, RecallNotice, Withdrawal
+from biobank.custody.service import record_event
+from biobank.db import utcnow
+from biobank.errors import Conflict, NotFound
+from biobank.patients.models import Patient
+from biobank.reference.models import CountryMajority, Site
+from biobank.samples import service as samples
+from biobank.samples.models import Aliquot
+
+# Only when the majority table has no DEFAULT row (before `flask reference load`).
+FALLBACK_MAJORITY = 18
+
+
+# --- where a tube is --------------------------------------------------------------------
+
+def locations(session: Session, aliquot_ids: list[int]) -> dict[int, Any]:
+    """Each tube's storage location, from the storage domain when it is installed.
+
+    Looked up when a task is read, so a tube moved after the withdrawal shows where it is now.
+    """
+    try:  # the storage domain is optional for consent: without it, no locations
+        from biobank.storage import service as storage
+        from biobank.storage.models import Position
+    except ImportError:
+        return {}
+    if not aliquot_ids:
+        return {}
+    places = session.execute(
+        select(Position.aliquot_id, Position.box_id, Position.row_no, Position.col_no,
+               Position.out_since).where(Position.aliquot_id.in_(aliquot_ids))).all()
+    boxes = {p.box_id for p in places}
+    paths, labels = storage.lineages(session, boxes), storage.labellers(session, boxes)
+    return {p.aliquot_id: {"path": paths[p.box_id].path, "box": paths[p.box_id].barcodes[-1],
+                           "position": labels[p.box_id](p.row_no, p.col_no)
+                           if p.box_id in labels else None,
+                           "taken_out_since": p.out_since.isoformat() if p.out_since else None}
+            for p in places}
+
+
+# --- destruction tasks ------------------------------------------------------------------
+
+@dataclass
+class TaskView:
+    """A destruction task as a technician sees it."""
+
+    task: DestructionTask
+    barcode: str
+    aliquot_status: str
+    study_id: str
+    location: Any
+
+    @property
+    def state(self) -> str:
+        """pending, done or cancelled."""
+        if self.task.completed_at is not None:
+            return "done"
+        return "cancelled" if self.task.cancelled_at is not None else "pending"
+
+
+def tasks(session: Session, *, pending_only: bool = False,
+          withdrawal_id: int | None = None) -> list[TaskView]:
+    """Destruction tasks with each tube's location (a fixed number of queries)."""
+    query = (select(DestructionTask, Aliquot.barcode, Aliquot.status, Patient.study_id)
+             .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
+             .join(Withdrawal, DestructionTask.withdrawal_id == Withdrawal.id)
+             .join(Patient, Withdrawal.patient_id == Patient.id)
+             .order_by(DestructionTask.id))
+    if pending_only:
+        query = query.where(DestructionTask.completed_at.is_(None),
+                            DestructionTask.cancelled_at.is_(None))
+    if withdrawal_id is not None:
+        query = query.where(DestructionTask.withdrawal_id == withdrawal_id)
+    rows = session.execute(query).all()
+    where = locations(session, [row[0].aliquot_id for row in rows])
+    return [TaskView(task, barcode, status, study_id, where.get(task.aliquot_id))
+            for task, barcode, status, study_id in rows]
+
+
+def complete_task(session: Session, actor: str, task_id: int) -> TaskView:
+    """The technician destroyed the tube: the task is done and the tube destroyed."""
+    task = session.get(DestructionTask, task_id)
+    if task is None:
+        raise NotFound(f"no destruction task {task_id}")
+    if task.completed_at is not None or task.cancelled_at is not None:
+        raise Conflict(f"destruction task {task_id} is already "
+                       f"{'done' if task.completed_at else 'cancelled'}", field="task")
+    aliquot = session.get(Aliquot, task.aliquot_id)
+    assert aliquot is not None
+    samples.change_status(session, actor, aliquot, "destroyed",
+                          f"consent withdrawn: destroyed for withdrawal #{task.withdrawal_id}")
+    task.completed_at, task.completed_by = utcnow(), actor
+    session.flush()
+    [view] = [v for v in tasks(session, withdrawal_id=task.withdrawal_id) if v.task.id == task_id]
+    return view
+
+
+# --- recall notices ---------------------------------------------------------------------
+
+@dataclass
+class RecallView:
+    """A recall notice with its tube's barcode."""
+
+    notice: RecallNotice
+    barcode: str
+
+
+def recalls(session: Session, *, withdrawal_id: int | None = None,
+            open_only: bool = False, notice_id: int | None = None) -> list[RecallView]:
+    """Recall notices with their tube's barcode."""
+    query = (select(RecallNotice, Aliquot.barcode)
+             .join(Aliquot, RecallNotice.aliquot_id == Aliquot.id).order_by(RecallNotice.id))
+    if withdrawal_id is not None:
+        query = query.where(RecallNotice.withdrawal_id == withdrawal_id)
+    if notice_id is not None:
+        query = query.where(RecallNotice.id == notice_id)
+    if open_only:
+        query = query.where(RecallNotice.acknowledged_at.is_(None))
+    return [RecallView(notice, barcode) for notice, barcode in session.execute(query)]
+
+
+def _notice(session: Session, notice_id: int) -> RecallView:
+    found = recalls(session, notice_id=notice_id)
+    if not found:
+        raise NotFound(f"no recall notice {notice_id}")
+    return found[0]
+
+
+def acknowledge_recall(session: Session, actor: str, notice_id: int) -> RecallView:
+    """The recipient confirmed the recall notice."""
+    view = _notice(session, notice_id)
+    notice = view.notice
+    if notice.acknowledged_at is not None:
+        raise Conflict(f"recall notice {notice_id} was already acknowledged on "
+                       f"{notice.acknowledged_at:%Y-%m-%d}", field="notice")
+    notice.acknowledged_at, notice.acknowledged_by = utcnow(), actor
+    record_event(session, actor, "recall_acknowledged", aliquot_id=notice.aliquot_id,
+                 reason=f"recall for withdrawal #{notice.withdrawal_id} acknowledged",
+                 new_values={"recipient": notice.recipient})
+    session.flush()
+    return view
+
+
+def report_recall_destroyed(session: Session, actor: str, notice_id: int) -> RecallView:
+    """The recipient reports the recalled tube destroyed; so is it here."""
+    view = _notice(session, notice_id)
+    notice = view.notice
+    if notice.destruction_reported_at is not None:
+        raise Conflict("destruction of this tube was already reported", field="notice")
+    now = utcnow()
+    notice.destruction_reported_at = now
+    notice.acknowledged_at = notice.acknowledged_at or now
+    notice.acknowledged_by = notice.acknowledged_by or actor
+    aliquot = session.get(Aliquot, notice.aliquot_id)
+    assert aliquot is not None
+    if aliquot.status == "shipped":
+        samples.change_status(session, actor, aliquot, "destroyed",
+                              f"destroyed by the recipient after recall (withdrawal "
+                              f"#{notice.withdrawal_id})")
+    session.flush()
+    return view
+
+
+# --- withdrawals and their outstanding actions -----------------------------------------
+
+@dataclass
+class WithdrawalView:
+    """A withdrawal with the state of what it set in motion."""
+
+    withdrawal: Withdrawal
+    study_id: str
+    tasks: Counter[str]
+    recalls: Counter[str]
+
+    @property
+    def outstanding(self) -> bool:
+        """Whether a tube still awaits destruction or a recipient has not answered."""
+        return bool(self.tasks["pending"] or self.recalls["unacknowledged"])
+
+
+def withdrawals(session: Session, *, outstanding_only: bool = False,
+                study_id: str | None = None,
+                withdrawal_id: int | None = None) -> list[WithdrawalView]:
+    """Withdrawals, newest first, with task and recall counts (three queries)."""
+    query = (select(Withdrawal, Patient.study_id)
+             .join(Patient, Withdrawal.patient_id == Patient.id)
+             .order_by(Withdrawal.id.desc()))
+    if study_id is not None:
+        query = query.where(Patient.study_id == study_id)
+    if withdrawal_id is not None:
+        query = query.where(Withdrawal.id == withdrawal_id)
+    rows = session.execute(query).all()
+    ids = [w.id for w, _ in rows]
+    task_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
+    recall_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
+    if ids:
+        done = DestructionTask.completed_at.is_not(None)
+        cancelled = DestructionTask.cancelled_at.is_not(None)
+        for wid, is_done, is_cancelled, n in session.execute(
+                select(DestructionTask.withdrawal_id, done, cancelled, func.count())
+                .where(DestructionTask.withdrawal_id.in_(ids))
+                .group_by(DestructionTask.withdrawal_id, done, cancelled)):
+            task_counts[wid]["done" if is_done else "cancelled" if is_cancelled else "pending"] += n
+        acknowledged = RecallNotice.acknowledged_at.is_not(None)
+        reported = RecallNotice.destruction_reported_at.is_not(None)
+        for wid, is_ack, is_reported, n in session.execute(
+                select(RecallNotice.withdrawal_id, acknowledged, reported, func.count())
+                .where(RecallNotice.withdrawal_id.in_(ids))
+                .group_by(RecallNotice.withdrawal_id, acknowledged, reported)):
+            recall_counts[wid]["acknowledged" if is_ack else "unacknowledged"] += n
+            if is_reported:
+                recall_counts[wid]["destruction_reported"] += n
+    views = [WithdrawalView(w, sid, task_counts[w.id], recall_counts[w.id]) for w, sid in rows]
+    return [v for v in views if v.outstanding] if outstanding_only else views
+
+
+@dataclass
+class WithdrawalDetail(WithdrawalView):
+    """A withdrawal with every destruction task and recall notice."""
+
+    destruction_tasks: list[TaskView]
+    recall_notices: list[RecallView]
+
+
+def get_withdrawal(session: Session, withdrawal_id: int) -> WithdrawalDetail:
+    """One withdrawal with its tasks (and each tube's location) and recalls, or 404."""
+    found = withdrawals(session, withdrawal_id=withdrawal_id)
+    if not found:
+        raise NotFound(f"no withdrawal {withdrawal_id}")
+    return WithdrawalDetail(**found[0].__dict__,
+                            destruction_tasks=tasks(session, withdrawal_id=withdrawal_id),
+                            recall_notices=recalls(session, withdrawal_id=withdrawal_id))
+
+
+# --- re-consent at the age of majority --------------------------------------------------
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later (the month's last day if it is shorter)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(day.day, last))
+
+
+@dataclass
+class ReconsentDue:
+    """A patient who comes of age: consent given by the parents must be renewed."""
+
+    study_id: str
+    site: str
+    country: str
+    majority_age: int
+    majority_date: dt.date
+    overdue: bool
+    components: list[str]
+
+
+def reconsent_due(session: Session, months: int,
+                  today: dt.date | None = None) -> list[ReconsentDue]:
+    """Patients coming of age within ``months`` (or already of age) without re-consent.
+
+    The birth date is the diagnosis date less the age at diagnosis; the age of majority
+    is the site country's, from reference data (``DEFAULT`` for countries without one).
+    """
+    today = today or dt.date.today()
+    ages = dict(session.execute(select(CountryMajority.code, CountryMajority.age)).all())
+    default = ages.get("DEFAULT", FALLBACK_MAJORITY)
+    horizon = add_months(today, months)
+    candidates = []
+    for patient_id, study_id, site, country, diagnosed, age_days in session.execute(
+            select(Patient.id, Patient.study_id, Site.code, Site.country,
+                   Patient.diagnosis_date, Patient.age_at_diagnosis_days)
+            .join(Site, Patient.site_id == Site.id).order_by(Patient.study_id)):
+        majority = ages.get(country, default)
+        birth = diagnosed - dt.timedelta(days=age_days)
+        comes_of_age = add_months(birth, 12 * majority)
+        if comes_of_age <= horizon:
+            candidates.append((patient_id, study_id, site, country, majority, comes_of_age))
+    if not candidates:
+        return []
+    entries: dict[int, list[ConsentEntry]] = {c[0]: [] for c in candidates}
+    for entry in session.scalars(select(ConsentEntry)
+                                 .where(ConsentEntry.patient_id.in_(entries))):
+        entries[entry.patient_id].append(entry)
+    due = []
+    for patient_id, study_id, site, country, majority, comes_of_age in candidates:
+        state = service.state_on(entries[patient_id])
+        given = [e for e in state.values() if e.decision == "given"]
+        renewed = [e for e in given if e.signed_by == "participant"
+                   and e.effective_date >= comes_of_age]
+        pending = sorted(e.component_code for e in given if e not in renewed)
+        if pending:
+            due.append(ReconsentDue(study_id, site, country, majority, comes_of_age,
+                                    comes_of_age <= today, pending))
+    return sorted(due, key=lambda d: (d.majority_date, d.study_id))

@@ -1,0 +1,36 @@
+"""Demo consents: most patients consented, a few declined, one withdrew a sub-study; idempotent."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from biobank.consent import demo, gate, service
+from biobank.consent.models import ConsentEntry, Withdrawal
+from biobank.patients.models import Patient
+from biobank.samples.models import Aliquot, Sample
+
+
+def test_demo_consents_load_once_and_tell_a_story(runner, session):
+    """After `demo load`: consents for all but one patient, declines, one sub-study withdrawn."""
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    first = demo.load_demo(session, "cli:demo")
+    assert first["substudies"] == 3 and first["forms"] == 2
+    assert first["patients"] == 19 and first["withdrawals"] == 1
+    assert demo.load_demo(session, "cli:demo") == {
+        "substudies": 0, "forms": 0, "patients": 0, "entries": 0, "withdrawals": 0}
+
+    patients = session.scalars(select(Patient).order_by(Patient.study_id)).all()
+    states = {p.study_id: service.patient_consent(session, p).current for p in patients}
+    storage = [sid for sid, current in states.items()
+               if any(e.component == "storage" and e.decision == "given" for e in current)]
+    assert len(storage) == 19
+    declined = {e.component_code for current in states.values() for e in current
+                if e.decision == "declined"}
+    assert declined == {"MRD-NGS", "IMMUNO"}
+    [withdrawn] = session.scalars(select(Withdrawal)).all()
+    assert withdrawn.scope_code == demo.WITHDRAWN
+    tubes = session.scalars(select(Aliquot.id).join(Sample)
+                            .where(Sample.patient_id == withdrawn.patient_id)).all()
+    decisions = gate.may_use(session, tubes, demo.WITHDRAWN)
+    assert not any(d.allowed for d in decisions.values())
+    assert session.scalar(select(func.count()).select_from(ConsentEntry)) > 60
