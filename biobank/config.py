@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_DELAY_SECONDS": 2,
     "LOGIN_DELAY_MAX_SECONDS": 900,
     "LOGIN_FORGET_HOURS": 24,
+    # Label printers: seconds to wait for a printer to take a job; the template folder
+    # (default: labels/ beside the biobank package).
+    "PRINTER_TIMEOUT": 5.0,
+    "LABELS_DIR": None,
 }
 
 # Values read from the environment are strings; these keys are converted.
@@ -35,6 +39,7 @@ _INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX", "SESSION_H
              "LOGIN_FREE_FAILURES", "LOGIN_DELAY_SECONDS", "LOGIN_DELAY_MAX_SECONDS",
              "LOGIN_FORGET_HOURS"}
 _BOOL_KEYS = {"SQL_ECHO", "SESSION_COOKIE_SECURE"}
+_FLOAT_KEYS = {"PRINTER_TIMEOUT"}
 
 
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -47,6 +52,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:
             continue
         if key in _INT_KEYS:
             found[key] = int(raw)
+        elif key in _FLOAT_KEYS:
+            found[key] = float(raw)
         elif key in _BOOL_KEYS:
             found[key] = raw.strip().lower() in {"1", "true", "yes", "on"}
         else:

@@ -96,6 +96,18 @@ def test_the_hash_survives_the_round_trip_through_the_database(make_aliquots, se
     session.expire_all()
     result = tech.get(f"/api/v1/aliquots/{aliquot.barcode}/events/verify").json
     assert result == {"ok": True, "checked": 3, "broken": None}
+    # The text the database assembles for the hash is exactly the service's canonical form.
+    assert audit.verify_aliquot(session, aliquot.id).looked_at == 0
+
+
+def test_a_value_stored_with_other_spacing_or_key_order_is_not_an_alteration(tube, session):
+    """Same content, spelled differently (as a JSONB column or another tool would): the
+    closer look accepts it."""
+    target = events_of(session, tube)[1]
+    around_the_guard(session, "UPDATE custody_event SET new_values = :value WHERE id = :id",
+                     value='{ "status" :"blocked" }', id=target.id)
+    result = audit.verify_aliquot(session, tube.id)
+    assert result.ok and result.looked_at == 1
 
 
 @pytest.mark.parametrize(("column", "value"), [

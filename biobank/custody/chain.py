@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 _sha256 = hashlib.sha256
@@ -46,16 +47,12 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def canonical_text(stored: str | None) -> str:
-    """Canonical JSON text from the text a database returned (any spacing, key order)."""
-    return "null" if stored is None else canonical_json(json.loads(stored))
-
-
 def timestamp(moment: dt.datetime) -> str:
-    """UTC, to the microsecond: what both databases keep of ``occurred_at``."""
+    """UTC, to the microsecond, as "YYYY-MM-DD HH:MM:SS.ffffff": what both databases keep
+    of ``occurred_at`` (and the very text SQLAlchemy stores in SQLite)."""
     if moment.utcoffset() != dt.timedelta(0):
         moment = moment.astimezone(dt.UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds")
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def event_hash(key: str, event_type: str, actor: str, stamp: str, reason: str | None,
@@ -71,37 +68,57 @@ def event_hash(key: str, event_type: str, actor: str, stamp: str, reason: str | 
     return _sha256(text.encode()).hexdigest()
 
 
-class ChainCheck:
-    """Checks events read in id order, remembering the last hash of every chain."""
+# An event as the fast verification path reads it: id, chain key, the canonical text the
+# database assembled (None if the database checked the hash itself; see
+# biobank.custody.audit), prev_hash, hash.
+FastRow = tuple[int, str, str | None, str | None, str | None]
 
-    def __init__(self) -> None:
+
+class ChainCheck:
+    """Checks events read in id order, remembering the last hash of every chain.
+
+    ``diagnose(event_id, key, expected_prev)`` is asked about any event whose fast check
+    fails: it looks at the event's values themselves, so a merely re-spelled value (JSON
+    spacing or key order, another time format) is not taken for an alteration.
+    """
+
+    def __init__(self, diagnose: Callable[[int, str, str], str | None]) -> None:
         self.heads: dict[str, str] = {}
         self.checked = 0
+        self.looked_at = 0  # events the fast path could not settle
+        self._diagnose = diagnose
 
-    def check(self, aliquot_id: int | None, sample_id: int | None, event_type: str,
-              actor: str, occurred_at: dt.datetime, reason: str | None,
-              old_text: str | None, new_text: str | None, prev_hash: str | None,
-              stored_hash: str | None) -> str | None:
-        """What is wrong with the next event (None: it is intact and linked)."""
-        key = f"a{aliquot_id}" if aliquot_id is not None else f"s{sample_id}"
-        expected_prev = self.heads.get(key) or genesis(key)
-        self.heads[key] = stored_hash or ""
-        self.checked += 1
-        if stored_hash is None or prev_hash is None:
-            return "it carries no hash: it was written around the service"
-        stamp = timestamp(occurred_at)
-        old = "null" if old_text is None else old_text
-        new = "null" if new_text is None else new_text
-        if event_hash(key, event_type, actor, stamp, reason, old, new, prev_hash) != stored_hash:
-            # The stored JSON text may merely be spelled differently (spacing, key order).
-            try:
-                old, new = canonical_text(old_text), canonical_text(new_text)
-            except ValueError:
-                return "its values are not valid JSON: the event was altered"
-            if event_hash(key, event_type, actor, stamp, reason, old, new,
-                          prev_hash) != stored_hash:
-                return "its content does not match its hash: the event was altered"
-        if prev_hash != expected_prev:
-            return ("it does not link to the event before it in its chain: an event was "
-                    "removed, inserted or reordered")
+    def scan(self, rows: list[FastRow]) -> tuple[int, str] | None:
+        """Check the next events; the first broken one's id and what is wrong with it."""
+        heads = self.heads
+        last = heads.get
+        sha256 = _sha256
+        for event_id, key, text, prev, stored in rows:
+            expected = last(key) or genesis(key)
+            # text is None when the database already found the hash right.
+            if prev != expected or (text is not None
+                                    and sha256(text.encode()).hexdigest() != stored):
+                self.looked_at += 1
+                problem = self._diagnose(event_id, key, expected)
+                if problem is not None:
+                    self.checked += [row[0] for row in rows].index(event_id) + 1
+                    return event_id, problem
+            heads[key] = stored  # type: ignore[assignment]
+        self.checked += len(rows)
         return None
+
+
+def diagnose(key: str, event_type: str, actor: str, occurred_at: dt.datetime,
+             reason: str | None, old_values: Any, new_values: Any, prev_hash: str | None,
+             stored_hash: str | None, expected_prev: str) -> str | None:
+    """What is wrong with an event, from its values as the application reads them."""
+    if stored_hash is None or prev_hash is None:
+        return "it carries no hash: it was written around the service"
+    if event_hash(key, event_type, actor, timestamp(occurred_at), reason,
+                  canonical_json(old_values), canonical_json(new_values),
+                  prev_hash) != stored_hash:
+        return "its content does not match its hash: the event was altered"
+    if prev_hash != expected_prev:
+        return ("it does not link to the event before it in its chain: an event was "
+                "removed, inserted or reordered")
+    return None

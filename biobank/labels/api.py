@@ -149,6 +149,6 @@ def print_job(values: dict[str, Any]):  # type: ignore[no-untyped-def]
     job = service.print_aliquot_labels(
         session, current_actor(), printer, codes, registry(), template=values["template"],
         copies=values["copies"], reason=values["reason"],
-        timeout=float(current_app.config.get("PRINTER_TIMEOUT", 5)))
+        timeout=float(current_app.config["PRINTER_TIMEOUT"]))
     job.barcodes = codes
     return job

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_audit, record_events
-from biobank.errors import Invalid, NotFound
+from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import printers
 from biobank.labels.models import Printer, PrintJob
 from biobank.labels.templates import LabelTemplate, Registry
@@ -88,7 +88,7 @@ def register_printer(session: Session, actor: str, values: dict[str, Any],
                      registry: Registry) -> Printer:
     """Register a label printer; its default template must exist and label aliquots."""
     if session.scalar(select(Printer.id).where(Printer.name == values["name"])) is not None:
-        raise Invalid(f"a printer named {values['name']!r} exists already", field="name")
+        raise Conflict(f"a printer named {values['name']!r} exists already", field="name")
     template = registry.get(values.get("template"), "aliquot")
     if values["dpi"] not in template.zpl:
         raise Invalid(f"template {template.name} has no {values['dpi']} dpi form", field="dpi")

@@ -84,13 +84,14 @@ class LabelTemplate:
         assert drawing is not None
         if fmt == "svg":
             escape = svg.escape
-            bodies = [drawing.body({k: escape(v) for k, v in item.items()},
-                                   drawing.symbol(item["barcode"])) for item in items]
-            if len(bodies) == 1:
-                document = (drawing.document({k: escape(v) for k, v in items[0].items()},
-                                             drawing.symbol(items[0]["barcode"])))
+            if len(items) == 1:
+                [item] = items
+                document = drawing.document({k: escape(v) for k, v in item.items()},
+                                            drawing.symbol(item["barcode"]))
             else:
-                document = drawing.sheet(bodies)
+                document = drawing.sheet([
+                    drawing.body({k: escape(v) for k, v in item.items()},
+                                 drawing.symbol(item["barcode"])) for item in items])
             return document.encode(), svg.MIME
         images = [png.label_image(drawing, item, item["barcode"], dpi) for item in items]
         image = images[0] if len(images) == 1 else png.sheet(drawing, images, dpi)
