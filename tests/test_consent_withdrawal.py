@@ -175,6 +175,7 @@ def test_withdrawing_one_substudy_keeps_the_tubes_for_the_others(officer, consen
     response = _withdraw(officer, world.study_id, "DEMO")
     assert response.status_code == 201
     assert response.json["blocked"] == [] and response.json["stays_usable_for"] == ["MRD-NGS"]
+    assert response.json["summary"].endswith("tubes stay stored, still usable for MRD-NGS")
     assert _statuses(session, world.tubes) == ["available", "available"]
     assert gate.may_use(session, world.tubes[0], "MRD-NGS").allowed
     refused = gate.may_use(session, world.tubes[0], "DEMO")

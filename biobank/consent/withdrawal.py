@@ -77,11 +77,17 @@ class Impact:
                  f"{len(self.recalls)} recall notice(s)" if self.recalls else None,
                  f"{len(self.missing)} missing tube(s), refused by the gate if found"
                  if self.missing else None,
-                 f"tubes stay stored for {', '.join(self.stays_usable_for)}"
-                 if self.stays_usable_for else None]
+                 self._stays]
         done = ", ".join(p for p in parts if p) or "no tube changes"
         prefix = "dry run, nothing written: " if self.dry_run else ""
         return f"{prefix}{self.study_id}: {what} withdrawn from {self.withdrawn_on}: {done}"
+
+    @property
+    def _stays(self) -> str | None:
+        if self.scope in ("storage", "data", "all"):
+            return None
+        usable = ", ".join(self.stays_usable_for) or "no other sub-study"
+        return f"tubes stay stored, still usable for {usable}"
 
 
 def _targets(entries: list[ConsentEntry], scope_key: Key | None, scope: str,
