@@ -17,9 +17,9 @@ from biobank.storage.boxmap import scan_container, scan_location
 def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
     """What a technician needs at a glance about a scanned tube.
 
-    Three queries for an aliquot (the tube with its sample, patient, timepoint, material and
-    parent; its storage location and condition notes; its last events), one more when the
-    code is a sample's, two or three more for a box or container.
+    Four queries for an aliquot (the tube with its sample, patient, timepoint, material and
+    parent; its storage location and condition notes; its patient's consent log; its last
+    events), one more when the code is a sample's, two or three more for a box or container.
     """
     code = check_code(raw_code, numbering)
     parent = aliased(Aliquot)
