@@ -215,9 +215,13 @@ def scan_upload(code: str):  # type: ignore[no-untyped-def]
     box = _box(code)
     if request.mimetype not in CSV_TYPES:
         raise UnsupportedMediaType("send the scanner's file as text/csv")
+    too_large = Invalid("the file is too large for a rack scan (256 kB at most)",
+                        field="file", location="body")
     if (request.content_length or 0) > MAX_SCAN_BYTES:
-        raise Invalid("the file is too large for a rack scan", field="file", location="body")
+        raise too_large
     raw = request.get_data(cache=False)
+    if len(raw) > MAX_SCAN_BYTES:
+        raise too_large
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
