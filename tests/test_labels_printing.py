@@ -285,3 +285,36 @@ def test_the_printer_timeout_comes_from_the_environment():
 
     assert DEFAULTS["PRINTER_TIMEOUT"] == 5.0
     assert from_environment({"BIOBANK_PRINTER_TIMEOUT": "2.5"})["PRINTER_TIMEOUT"] == 2.5
+
+
+def test_box_labels_print_and_go_to_the_boxes_audit_trail(tech, session, zebra, register):
+    """kind=box prints the box template; a box is no custody subject, so its label goes to
+    its audit trail (a reprint needs a reason too)."""
+    from biobank.custody.service import audit_trail
+    from biobank.samples import barcodes
+    from biobank.samples.service import Numbering
+    from biobank.storage import service as storage
+    from biobank.storage.naming import BOX_PREFIX
+
+    storage.load_default_box_types(session, "setup")
+    freezer = storage.create_freezer(session, "setup", {
+        "site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"}, Numbering())
+    box = storage.create_box(session, "setup", {"box_type": "9X9", "parent": freezer.barcode,
+                                                "name": "DNA 1"}, Numbering())
+    session.commit()
+    register("Zebra-Lab-7", zebra.port)
+    body = {"printer": "Zebra-Lab-7", "barcodes": [box.barcode], "kind": "box"}
+    response = tech.post("/api/v1/print-jobs", json=body)
+    assert response.status_code == 201, response.json
+    assert response.json["template"] == "box-code128" and response.json["kind"] == "box"
+    zebra.wait_for(1)
+    [label] = zpl_labels(zebra.jobs[0].decode())
+    assert {box.barcode, "DNA 1", "9X9"} <= set(label["data"])
+    assert tech.post("/api/v1/print-jobs", json=body).status_code == 422
+    again = tech.post("/api/v1/print-jobs", json={**body, "reason": "box relabelled"})
+    assert again.status_code == 201
+    actions = [r.action for r in audit_trail(session, "container", box.barcode)]
+    assert actions[-2:] == ["label_printed", "label_reprinted"]
+    unknown = barcodes.make(BOX_PREFIX, 99_999_999, 8)
+    assert tech.post("/api/v1/print-jobs", json={**body, "barcodes": [unknown]}
+                     ).status_code == 404

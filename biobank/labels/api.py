@@ -141,14 +141,23 @@ def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.PrintJobOut)
 @requires("label:print")
 def print_job(values: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Print tube labels; each is recorded as label_printed / label_reprinted once the
-    printer took the job (a reprint needs a reason)."""
+    """Print tube (or box) labels; each is recorded as label_printed / label_reprinted once
+    the printer took the job (a reprint needs a reason)."""
     session = get_session()
     printer = service.get_printer(session, values["printer"])
     codes = service.normalize_codes(values["barcodes"], numbering())
-    job = service.print_aliquot_labels(
-        session, current_actor(), printer, codes, registry(), template=values["template"],
-        copies=values["copies"], reason=values["reason"],
-        timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+    options = {"template": values["template"], "copies": values["copies"],
+               "reason": values["reason"],
+               "timeout": float(current_app.config["PRINTER_TIMEOUT"])}
+    if values["kind"] == "box":
+        from biobank.labels import boxes
+        from biobank.storage.service import get_box
+
+        found = [get_box(session, code, numbering()) for code in codes]
+        job = boxes.print_box_labels(session, current_actor(), printer, found, registry(),
+                                     **options)
+    else:
+        job = service.print_aliquot_labels(session, current_actor(), printer, codes,
+                                           registry(), **options)
     job.barcodes = codes
     return job

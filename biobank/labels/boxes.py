@@ -1,11 +1,20 @@
-"""Box labels, and the labels of the tubes a box holds (from the storage domain)."""
+"""Box labels, and the labels of the tubes a box holds (from the storage domain).
+
+A box is no custody subject (custody events belong to samples and aliquots): its printed
+labels go to the audit trail of the container, ``label_printed`` / ``label_reprinted``.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biobank.labels.service import aliquot_rows
+from biobank.custody.models import AuditRecord
+from biobank.custody.service import record_audit
+from biobank.errors import Invalid
+from biobank.labels.models import Printer, PrintJob
+from biobank.labels.service import aliquot_rows, send_job
+from biobank.labels.templates import Registry
 from biobank.samples.models import Aliquot
 from biobank.storage.models import Container, Position
 from biobank.storage.service import lineages
@@ -32,3 +41,26 @@ def contents_labels(session: Session, box: Container) -> list[tuple[int, dict[st
         return []
     rows = aliquot_rows(session, Aliquot.id.in_(list(places)))
     return sorted(rows, key=lambda row: places[row[0]])
+
+
+def print_box_labels(session: Session, actor: str, printer: Printer, boxes: list[Container],
+                     registry: Registry, *, template: str | None = None, copies: int = 1,
+                     reason: str | None = None, timeout: float = 5.0) -> PrintJob:
+    """Send box labels to a printer; once it took them, note each in the box's audit trail
+    (a reprint needs a reason)."""
+    chosen = registry.get(template, "box")
+    codes = [box.barcode for box in boxes]
+    before = set(session.scalars(select(AuditRecord.entity_key).where(
+        AuditRecord.entity_type == "container", AuditRecord.entity_key.in_(codes),
+        AuditRecord.action.in_(("label_printed", "label_reprinted")))))
+    if before and not (reason and reason.strip()):
+        raise Invalid(f"{', '.join(sorted(before))} had a label printed before: say why it "
+                      "is printed again", field="reason")
+    job = send_job(session, actor, printer, chosen, [box_label(session, b) for b in boxes],
+                   copies=copies, reprint=bool(before), reason=reason, timeout=timeout)
+    for code in codes:
+        record_audit(session, actor, "container", code,
+                     "label_reprinted" if code in before else "label_printed", reason=reason,
+                     new_values={"printer": printer.name, "template": chosen.name,
+                                 "dpi": printer.dpi, "copies": copies, "print_job": job.id})
+    return job

@@ -67,6 +67,8 @@ class PrintJobIn(Schema):
     printer = fields.String(required=True, validate=validate.Length(min=1, max=64))
     barcodes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
                            required=True, validate=validate.Length(min=1, max=MAX_LABELS))
+    kind = fields.String(load_default="aliquot", validate=validate.OneOf(("aliquot", "box")),
+                         metadata={"description": "tube labels, or box labels"})
     template = _template
     copies = fields.Integer(load_default=1, validate=validate.Range(1, 100))
     reason = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
@@ -75,6 +77,7 @@ class PrintJobIn(Schema):
 
 class PrintJobOut(Schema):
     id = fields.Integer()
+    kind = fields.String()
     printer = fields.Function(lambda job: job.printer.name)
     template = fields.String()
     dpi = fields.Integer()

@@ -147,13 +147,8 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
         again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
         raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
                       "printed again", field="reason")
-    stream, _ = chosen.render("zpl", printer.dpi, [data for _, data in labels], copies)
-    printers.send(printer.name, printer.host, printer.port, stream, timeout)
-    job = PrintJob(printer=printer, template=chosen.name, dpi=printer.dpi, copies=copies,
-                   labels=len(labels), bytes_sent=len(stream), reprint=bool(reprinted),
-                   reason=reason, actor=actor, kind="aliquot")
-    session.add(job)
-    session.flush()
+    job = send_job(session, actor, printer, chosen, [data for _, data in labels], copies=copies,
+                   reprint=bool(reprinted), reason=reason, timeout=timeout)
     record_events(session, [{
         "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
         "aliquot_id": aliquot_id,
@@ -161,4 +156,18 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
         "new_values": {"printer": printer.name, "template": chosen.name, "dpi": printer.dpi,
                        "copies": copies, "print_job": job.id},
     } for aliquot_id, _ in labels], actor, job.printed_at)
+    return job
+
+
+def send_job(session: Session, actor: str, printer: Printer, template: LabelTemplate,
+             items: list[dict[str, str]], *, copies: int, reprint: bool, reason: str | None,
+             timeout: float) -> PrintJob:
+    """Render, hand the ZPL to the printer, and only then add the job (flushed)."""
+    stream, _ = template.render("zpl", printer.dpi, items, copies)
+    printers.send(printer.name, printer.host, printer.port, stream, timeout)
+    job = PrintJob(printer=printer, template=template.name, dpi=printer.dpi, copies=copies,
+                   labels=len(items), bytes_sent=len(stream), reprint=reprint, reason=reason,
+                   actor=actor, kind=template.kind)
+    session.add(job)
+    session.flush()
     return job

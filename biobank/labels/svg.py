@@ -110,7 +110,8 @@ class SvgTemplate:
                  f'width="{width:g}mm" height="{height:g}mm" viewBox="0 0 {width:g} {height:g}">']
         for index, body in enumerate(bodies):
             x, y = sheet_origin(index, columns, self.width, self.height)
-            parts.append(f'<svg x="{x:g}" y="{y:g}" width="{self.width:g}" height="{self.height:g}" '
+            parts.append(f'<svg x="{x:g}" y="{y:g}" width="{self.width:g}" '
+                         f'height="{self.height:g}" '
                          f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
                          f"{body}</svg>")
         parts.append("</svg>\n")

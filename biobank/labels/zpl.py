@@ -151,7 +151,8 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
                 orientation = params[1:2].upper() or "N"
                 if orientation != "N":
                     raise TemplateError(f"{where}: only normal orientation (N) is checked")
-                current.font = tuple(_ints(params[2:].lstrip(","), where, 2))  # type: ignore[assignment]
+                high, wide = _ints(params[2:].lstrip(","), where, 2)
+                current.font = (high, wide)
             elif command == "FB":
                 block = _ints(params, where, 2)
                 current.block = (block[0], block[1])

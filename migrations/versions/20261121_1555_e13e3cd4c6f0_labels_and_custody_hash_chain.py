@@ -59,7 +59,8 @@ def upgrade() -> None:
     sa.Column('printed_at', biobank.db.UTCDateTime(), nullable=False),
     sa.CheckConstraint('copies >= 1', name=op.f('ck_print_job_copies')),
     sa.CheckConstraint('labels >= 1', name=op.f('ck_print_job_labels')),
-    sa.ForeignKeyConstraint(['printer_id'], ['label_printer.id'], name=op.f('fk_print_job_printer_id_label_printer')),
+    sa.ForeignKeyConstraint(['printer_id'], ['label_printer.id'],
+                            name=op.f('fk_print_job_printer_id_label_printer')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_print_job'))
     )
     with op.batch_alter_table('print_job', schema=None) as batch_op:
