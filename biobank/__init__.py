@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from flask import Flask, Response
@@ -26,7 +27,9 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(overrides or {})
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config_module.default_database_url(app.instance_path)
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _ephemeral_secret()
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = (secrets.token_hex(32) if app.config.get("TESTING")
+                                    else config_module.instance_secret(app.instance_path))
     app.config.update(
         API_TITLE="Interfant-21 biobank",
         API_VERSION="v1",
@@ -45,13 +48,6 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=app.config["SESSION_HOURS"]),
     )
-
-
-def _ephemeral_secret() -> str:
-    # Without BIOBANK_SECRET_KEY sessions last as long as the process: safe, never shared.
-    import secrets
-
-    return secrets.token_hex(32)
 
 
 def _init_extensions(app: Flask) -> None:

@@ -65,3 +65,29 @@ def default_database_url(instance_path: str) -> str:
     """The embedded default: a SQLite file in the app's instance folder."""
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(instance_path) / 'biobank.db'}"
+
+
+def instance_secret(instance_path: str) -> str:
+    """Without BIOBANK_SECRET_KEY: a random key kept in instance/secret_key (mode 0600).
+
+    Every worker on the machine reads the same file, so sessions survive restarts and work
+    across gunicorn workers; several machines need BIOBANK_SECRET_KEY instead.
+    """
+    import os
+    import secrets
+    import time
+
+    path = Path(instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(100):  # another worker may be between creating and writing it
+            key = path.read_text(encoding="ascii").strip()
+            if key:
+                return key
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} is empty: delete it or set BIOBANK_SECRET_KEY") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_text(encoding="ascii").strip()

@@ -31,6 +31,8 @@ def load() -> None:
     click.echo(f"demo data added: {result.sites} sites, {result.patients} patients "
                f"({result.patients_skipped} already there), {result.samples} samples, "
                f"{result.aliquots} aliquots, {result.users} users")
+    for domain, summary in result.domains.items():
+        click.echo(f"{domain} demo data added: {summary}")
     click.echo("")
     click.echo(f"Demo users (demo only: every one has the password {service.PASSWORD!r}; "
                "tokens are new on every run):")

@@ -82,6 +82,8 @@ class DemoResult:
     aliquots: int = 0
     users: int = 0
     credentials: list[tuple[str, str, str]] = field(default_factory=list)  # name, role, token
+    # What each other domain's demo loader added, in words, by domain.
+    domains: dict[str, str] = field(default_factory=dict)
 
 
 def _decimal(value: float, places: str = "0.1") -> Decimal:
@@ -153,7 +155,24 @@ def load(session: Session, actor: str, numbering: samples.Numbering) -> DemoResu
             continue
         _load_patient(session, actor, numbering, plan, timepoints, result)
     _load_users(session, result)
+    _load_domains(session, actor, numbering, result)
     return result
+
+
+def _load_domains(session: Session, actor: str, numbering: samples.Numbering,
+                  result: DemoResult) -> None:
+    """Each domain's own demo data, in dependency order: consent before storage (box maps
+    show consent), storage before requests (pick lists need places)."""
+    from biobank.consent.demo import load_demo as consent_demo
+    from biobank.labels.demo import load_demo as labels_demo
+    from biobank.storage.demo import load_demo as storage_demo
+
+    consent = consent_demo(session, actor)
+    result.domains["consent"] = ", ".join(f"{n} {kind}" for kind, n in consent.items())
+    stored = storage_demo(session, actor, numbering)
+    result.domains["storage"] = (f"{stored.freezers} freezers, {stored.containers} containers, "
+                                 f"{stored.boxes} boxes, {stored.stored} tubes stored")
+    result.domains["labels"] = f"{labels_demo(session, actor)} printers"
 
 
 def _load_patient(session: Session, actor: str, numbering: samples.Numbering,
