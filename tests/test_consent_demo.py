@@ -12,10 +12,11 @@ from biobank.samples.models import Aliquot, Sample
 
 def test_demo_consents_load_once_and_tell_a_story(runner, session):
     """After `demo load`: consents for all but one patient, declines, one sub-study withdrawn."""
-    assert runner.invoke(args=["demo", "load"]).exit_code == 0
-    first = demo.load_demo(session, "cli:demo")
-    assert first["substudies"] == 3 and first["forms"] == 2
-    assert first["patients"] == 19 and first["withdrawals"] == 1
+    result = runner.invoke(args=["demo", "load"])
+    assert result.exit_code == 0
+    assert ("consent demo data added: 3 substudies, 2 forms, 19 patients"
+            in result.output)
+    assert "1 withdrawals" in result.output
     assert demo.load_demo(session, "cli:demo") == {
         "substudies": 0, "forms": 0, "patients": 0, "entries": 0, "withdrawals": 0}
 
