@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, union_all
+from sqlalchemy import func, select, text, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -32,45 +32,63 @@ def jsonable(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def record_events(session: Session, events: Iterable[Mapping[str, Any]], actor: str,
-                  at: dt.datetime | None = None) -> None:
+                  at: dt.datetime | None = None, *, new_chains: bool = False) -> None:
     """Append many custody events in one statement, each linked into its chain.
 
     Each mapping holds ``event_type`` and one of ``aliquot_id`` / ``sample_id``, and
     optionally ``reason``, ``old_values`` and ``new_values``. The chains involved are
-    locked (PostgreSQL) and their last hashes read in one query before the insert.
+    locked (PostgreSQL) and their last hashes read in one query before the insert, unless
+    the caller says ``new_chains``: every tube named was inserted in this transaction and
+    has no event yet (no other transaction can see it, so there is nothing to lock or
+    read). Should that be wrong, the unique index on ``prev_hash`` refuses the second link
+    to the chain's genesis.
     """
     at = (at or utcnow()).astimezone(dt.UTC)
-    rows = [
-        {
-            "aliquot_id": e.get("aliquot_id"),
-            "sample_id": e.get("sample_id"),
-            "event_type": e["event_type"],
-            "actor": actor,
-            "occurred_at": at,
-            "reason": e.get("reason"),
-            "old_values": chain.sorted_values(jsonable(e.get("old_values"))),
-            "new_values": chain.sorted_values(jsonable(e.get("new_values"))),
-        }
-        for e in events
-    ]
-    if not rows:
-        return
-    for row in rows:
-        if row["aliquot_id"] is None and row["sample_id"] is None:
-            raise ValueError("a custody event needs an aliquot_id or a sample_id")
-    heads = _lock_and_read_heads(session, {r["aliquot_id"] for r in rows} - {None},
-                                 {r["sample_id"] for r in rows if r["aliquot_id"] is None})
     stamp = chain.timestamp(at)
-    for row in rows:
-        key = chain.chain_key(row["aliquot_id"], row["sample_id"])
-        prev = heads.get(key) or chain.genesis(key)
-        row["prev_hash"] = prev
-        row["hash"] = heads[key] = chain.event_hash(
-            key, row["event_type"], actor, stamp, row["reason"],
-            chain.canonical_json(row["old_values"]), chain.canonical_json(row["new_values"]),
-            prev)
-    # Core executemany on the table: the ORM's bulk path adds nothing here but time.
-    session.execute(insert(CustodyEvent.__table__), rows)
+    dialect = session.get_bind().dialect.name
+    sql = _INSERT_SQL.get(dialect)
+    if sql is None:
+        raise NotImplementedError(f"custody events are written for SQLite and PostgreSQL, "
+                                  f"not {dialect}")
+    # What the column keeps: the text itself in SQLite, a naive UTC timestamp in PostgreSQL.
+    when = stamp if dialect == "sqlite" else at.replace(tzinfo=None)
+    canonical = chain.canonical_json
+    # (aliquot_id, sample_id, event_type, reason, old JSON, new JSON): the JSON values are
+    # serialized once, to the canonical text the column stores and the hash covers.
+    events_in = []
+    for e in events:
+        aliquot_id, sample_id = e.get("aliquot_id"), e.get("sample_id")
+        if aliquot_id is None and sample_id is None:
+            raise ValueError("a custody event needs an aliquot_id or a sample_id")
+        events_in.append((aliquot_id, sample_id, e["event_type"], e.get("reason"),
+                          canonical(e.get("old_values")), canonical(e.get("new_values"))))
+    if not events_in:
+        return
+    session.flush()  # the tubes the events name may still be pending in the session
+    heads = {} if new_chains else _lock_and_read_heads(
+        session, {e[0] for e in events_in} - {None},
+        {e[1] for e in events_in if e[0] is None})
+    link = chain.linker(actor, stamp)
+    genesis = chain.genesis
+    rows = []
+    for aliquot_id, sample_id, event_type, reason, old, new in events_in:
+        key = f"a{aliquot_id}" if aliquot_id is not None else f"s{sample_id}"  # chain_key
+        prev = heads.get(key) or genesis(key)
+        digest = heads[key] = link(key, event_type, reason, old, new, prev)
+        rows.append((aliquot_id, sample_id, event_type, actor, when, reason, old, new, prev,
+                     digest))
+    # The driver's executemany: SQLAlchemy's per-row parameter processing would cost more
+    # than the rest of this function (and would serialize the JSON again).
+    session.connection().exec_driver_sql(sql, rows)
+
+
+_EVENT_COLUMNS = ("aliquot_id, sample_id, event_type, actor, occurred_at, reason, old_values, "
+                  "new_values, prev_hash, hash")
+_INSERT_SQL = {
+    "sqlite": f"INSERT INTO custody_event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "postgresql": f"INSERT INTO custody_event ({_EVENT_COLUMNS}) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s)",
+}
 
 
 # Advisory-lock key spaces (pg_advisory_xact_lock(space, id)) for the two kinds of chain.

@@ -85,7 +85,8 @@ class Writer:
                 "received_at": row.received_at, "accession_number": row.accession_number,
                 "line": row.line,
             },
-        } for values, (row, sample) in zip(rows, new, strict=True)), self.actor, self.now)
+        } for values, (row, sample) in zip(rows, new, strict=True)), self.actor, self.now,
+            new_chains=True)
 
     def aliquots(self, good: list[tuple[Row, ImportedSample]]) -> list[tuple[int, int]]:
         """Insert aliquots and their ``imported`` events; (id, line) pairs by ascending id."""
@@ -114,7 +115,8 @@ class Writer:
                 "freeze_thaw_count": row.freeze_thaw_count, "status": row.status,
                 "line": row.line,
             },
-        } for values, (row, _) in zip(rows, good, strict=True)), self.actor, self.now)
+        } for values, (row, _) in zip(rows, good, strict=True)), self.actor, self.now,
+            new_chains=True)
         # Sequence values only grow, so sorted chunks make a sorted whole.
         return sorted((ids[values["barcode"]], row.line)
                       for values, (row, _) in zip(rows, good, strict=True))
