@@ -14,6 +14,7 @@ def init_app(app: Flask) -> Api:
     from biobank.labels.api import blp as labels_blp
     from biobank.patients.api import blp as patients_blp
     from biobank.reference.api import blp as reference_blp
+    from biobank.requests.api import blp as requests_blp
     from biobank.samples.api import blp as samples_blp
     from biobank.scan.api import blp as scan_blp
     from biobank.storage.api import blp as storage_blp
@@ -24,5 +25,6 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(blp, url_prefix="/api/v1")
     api.register_blueprint(storage_blp, url_prefix="/api/v1")
     api.register_blueprint(labels_blp, url_prefix="/api/v1")
+    api.register_blueprint(requests_blp, url_prefix="/api/v1")
     app.extensions["biobank.api"] = api
     return api

@@ -51,6 +51,18 @@ MATRIX: dict[str, frozenset[str]] = {
     "consent:signatory": frozenset({C, A}),
     "consent:write": frozenset({C, A}),
     "consent:check": frozenset({T, R, C, M, A}),
+    # Sample requests: researchers ask (own sub-studies only, others' are a 404); managers
+    # decide, allocate and ship; technicians pick and put returns back.
+    "request:availability": frozenset({R, M, A}),
+    "request:read": frozenset({T, R, M, A}),
+    "request:write": frozenset({R, M, A}),
+    "request:cancel": frozenset({R, M, A}),
+    "request:decide": frozenset({M, A}),
+    "request:pick": frozenset({T, M, A}),
+    "request:ship": frozenset({M, A}),
+    "request:receipt": frozenset({R, M, A}),
+    "request:return": frozenset({T, M, A}),
+    "request:recall": frozenset({R, M, A}),
     # Accounts.
     "user:self": frozenset({T, R, C, M, A}),
     "user:admin": frozenset({A}),
@@ -80,6 +92,18 @@ ACTION_DESCRIPTIONS = {
     "consent:write": "record consent, corrections and withdrawals; add form versions; "
                      "record recall answers",
     "consent:check": "ask the consent gate about tubes (researchers: own sub-studies only)",
+    "request:availability": "count the consented, available tubes a sub-study may receive "
+                            "(researchers: own sub-studies only)",
+    "request:read": "read sample requests, their tubes and manifests (researchers: own "
+                    "sub-studies only)",
+    "request:write": "create, edit and submit sample requests (researchers: their own)",
+    "request:cancel": "cancel a request before it ships (researchers: their own)",
+    "request:decide": "approve (never one's own), reject and allocate sample requests",
+    "request:pick": "see pick lists, scan tubes out for a request, drop a tube with a reason",
+    "request:ship": "ship a picked request: courier, tracking, conditions, recipient",
+    "request:receipt": "record receipt, tubes consumed, and close a request",
+    "request:return": "store a tube the recipient sent back",
+    "request:recall": "acknowledge a recall notice on a shipped request, report destruction",
     "storage:read": "read freezers, boxes, box maps, tube locations, capacity, excursions",
     "storage:write": "place, move, take out, thaw tubes; add racks and boxes; rack scans; "
                      "record temperature excursions",

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
-from sqlalchemy import Select, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, exists, false, func, insert, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from biobank.consent import service
 from biobank.consent.models import ConsentEntry, ReleaseJustification, Substudy
@@ -126,6 +126,31 @@ def may_use(session: Session, aliquots: Any, substudy_code: str,
     for missing in set(ids) - set(decisions):
         decisions[missing] = Decision(False, ("no such aliquot",))
     return decisions[ids[0]] if single else decisions
+
+
+def consented_patients_subquery(substudy: Substudy, day: dt.date) -> Select[tuple[int]]:
+    """The patients whose tubes ``may_use`` lets out for a sub-study on ``day``, as SQL.
+
+    The same rule, tube status aside: the sub-study is open, and the storage consent and
+    the sub-study's consent in force that day (each component's latest entry on or before
+    it, ties to the later recorded, corrections replacing what they correct) are both
+    ``given``. Patients are few and tubes many: use it as ``patient_id IN (...)`` in
+    queries that count or pick tubes in the database.
+    """
+    replacing = aliased(ConsentEntry)
+    rank = func.row_number().over(
+        partition_by=(ConsentEntry.patient_id, ConsentEntry.component),
+        order_by=(ConsentEntry.effective_date.desc(), ConsentEntry.id.desc()))
+    latest = (select(ConsentEntry.patient_id, ConsentEntry.decision, rank.label("rank"))
+              .where(or_(ConsentEntry.component == "storage",
+                         ConsentEntry.substudy_id == substudy.id),
+                     ConsentEntry.effective_date <= day,
+                     ~exists().where(replacing.corrects_id == ConsentEntry.id))
+              .subquery("latest_consent"))
+    query = (select(latest.c.patient_id)
+             .where(latest.c.rank == 1, latest.c.decision == "given")
+             .group_by(latest.c.patient_id).having(func.count() == 2))
+    return query if substudy.open else query.where(false())
 
 
 def check_barcodes(session: Session, barcodes: list[str], substudy_code: str,

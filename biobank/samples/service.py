@@ -289,3 +289,26 @@ def change_status(session: Session, actor: str, aliquot: Aliquot, new: str,
     record_event(session, actor, states.event_type(old, new), aliquot_id=aliquot.id,
                  reason=reason, old_values={"status": old}, new_values={"status": new})
     return aliquot
+
+
+def change_statuses(session: Session, actor: str, aliquot_ids: list[int], old: str, new: str,
+                    reason: str | None = None, details: dict[str, Any] | None = None,
+                    at: dt.datetime | None = None) -> list[int]:
+    """Move many aliquots from ``old`` to ``new``: one conditional UPDATE, one event each.
+
+    Only tubes still in ``old`` move, so concurrent changes never both win; the ids that
+    moved come back, and the caller decides whether a shortfall is a conflict.
+    """
+    if not states.can_transition(old, new):
+        raise Conflict(f"an aliquot cannot go from {old} to {new}", field="status")
+    if not aliquot_ids:
+        return []
+    moved = sorted(session.scalars(
+        update(Aliquot).where(Aliquot.id.in_(set(aliquot_ids)), Aliquot.status == old)
+        .values(status=new).returning(Aliquot.id)
+        .execution_options(synchronize_session="fetch")))
+    record_events(session, [{
+        "event_type": states.event_type(old, new), "aliquot_id": aliquot_id, "reason": reason,
+        "old_values": {"status": old}, "new_values": {"status": new, **(details or {})},
+    } for aliquot_id in moved], actor, at)
+    return moved

@@ -1,0 +1,209 @@
+"""What a sub-study may receive: available tubes that pass the consent gate, counted in SQL.
+
+The gate (``biobank.consent.gate``) decides tube by tube in Python; that is right for the
+tens of tubes of a shipment and far too slow for counting a whole biobank. Here the same
+rule runs in the database: the patients whose consent lets tubes out for the sub-study today
+(``gate.consented_patients_subquery``, a few hundred rows) filter the available aliquots,
+which are counted by timepoint, material and aliquot type in one aggregate query.
+Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, distinct, exists, func, select
+from sqlalchemy.orm import Session
+
+from biobank.consent import gate
+from biobank.consent.models import Substudy
+from biobank.db import utcnow
+from biobank.errors import Invalid
+from biobank.patients.models import MrdResult, Patient
+from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.samples.models import Aliquot, Sample
+
+# MRD negative means below 0.01 % (10⁻⁴).
+MRD_POSITIVE_PERCENT = Decimal("0.01")
+MRD_STATUSES = ("positive", "negative", "unknown")
+# Criteria keys that name reference data, with the table each one names.
+_CODES = {"materials": Material, "aliquot_types": AliquotType, "timepoints": Timepoint}
+
+
+@dataclass
+class Filters:
+    """Criteria with reference codes resolved to ids (None: no restriction)."""
+
+    materials: list[int] | None = None
+    aliquot_types: list[int] | None = None
+    timepoints: list[int] | None = None
+    risk_groups: list[str] | None = None
+    diagnoses: list[str] | None = None
+    mrd_status: str | None = None
+    mrd_timepoint: int | None = None
+    min_volume_ml: Decimal | None = None
+    max_freeze_thaw: int | None = None
+
+
+def _ids(session: Session, model: Any, codes: list[str], field_name: str,
+         indexed: bool = True) -> list[int]:
+    found = dict(session.execute(select(model.code, model.id).where(model.code.in_(codes))).all())
+    for index, code in enumerate(codes):
+        if code not in found:
+            raise Invalid(f"unknown {model.__tablename__.replace('_', ' ')} {code!r}",
+                          field=f"{field_name}.{index}" if indexed else field_name)
+    return [found[code] for code in codes]
+
+
+def resolve(session: Session, criteria: dict[str, Any], prefix: str = "") -> Filters:
+    """Criteria (codes) → Filters (ids); an unknown code is a 422 naming its field."""
+    ids: dict[str, list[int] | None] = {}
+    for key, model in _CODES.items():
+        codes = list(dict.fromkeys(criteria.get(key) or []))
+        ids[key] = _ids(session, model, codes, prefix + key) if codes else None
+    mrd_timepoint = None
+    if criteria.get("mrd_timepoint"):
+        if not criteria.get("mrd_status"):
+            raise Invalid("mrd_timepoint says where to read the MRD status: give mrd_status",
+                          field=f"{prefix}mrd_timepoint")
+        [mrd_timepoint] = _ids(session, Timepoint, [criteria["mrd_timepoint"]],
+                               f"{prefix}mrd_timepoint", indexed=False)
+    return Filters(
+        materials=ids["materials"], aliquot_types=ids["aliquot_types"],
+        timepoints=ids["timepoints"],
+        risk_groups=list(criteria["risk_groups"]) if criteria.get("risk_groups") else None,
+        diagnoses=list(criteria["diagnoses"]) if criteria.get("diagnoses") else None,
+        mrd_status=criteria.get("mrd_status"), mrd_timepoint=mrd_timepoint,
+        min_volume_ml=(None if criteria.get("min_volume_ml") is None
+                       else Decimal(str(criteria["min_volume_ml"]))),
+        max_freeze_thaw=criteria.get("max_freeze_thaw"))
+
+
+def today() -> dt.date:
+    """The day the gate judges by (UTC, as ``gate.may_use`` does)."""
+    return utcnow().date()
+
+
+# --- the conditions, shared by counting and by allocation -------------------------------
+
+def tube_conditions(filters: Filters, aliquot: Any = Aliquot) -> list[ColumnElement[bool]]:
+    """Conditions on the aliquot row itself (``aliquot``: the table or a subquery of it)."""
+    found: list[ColumnElement[bool]] = []
+    if filters.aliquot_types:
+        found.append(aliquot.aliquot_type_id.in_(filters.aliquot_types))
+    if filters.min_volume_ml is not None:
+        # Cell-count-only tubes have no volume: a minimum volume leaves them out.
+        found.append(aliquot.volume_remaining_ml >= filters.min_volume_ml)
+    if filters.max_freeze_thaw is not None:
+        found.append(aliquot.freeze_thaw_count <= filters.max_freeze_thaw)
+    return found
+
+
+def sample_conditions(filters: Filters, substudy: Substudy,
+                      day: dt.date) -> list[ColumnElement[bool]]:
+    """Conditions on the tube's sample and patient, the consent rule first."""
+    found: list[ColumnElement[bool]] = [
+        Sample.patient_id.in_(gate.consented_patients_subquery(substudy, day))]
+    if filters.materials:
+        found.append(Sample.material_id.in_(filters.materials))
+    if filters.timepoints:
+        found.append(Sample.timepoint_id.in_(filters.timepoints))
+    patient_filters = []
+    if filters.risk_groups:
+        patient_filters.append(Patient.risk_group.in_(filters.risk_groups))
+    if filters.diagnoses:
+        patient_filters.append(Patient.diagnosis.in_(filters.diagnoses))
+    if patient_filters:
+        found.append(Sample.patient_id.in_(select(Patient.id).where(*patient_filters)))
+    if filters.mrd_status:
+        found.append(_mrd_condition(filters.mrd_status, filters.mrd_timepoint))
+    return found
+
+
+def _mrd_condition(status: str, timepoint_id: int | None) -> ColumnElement[bool]:
+    """MRD status at the sample's own timepoint (or at ``timepoint_id``, e.g. EOI)."""
+    at = MrdResult.timepoint_id == (timepoint_id if timepoint_id is not None
+                                    else Sample.timepoint_id)
+    measured = exists().where(MrdResult.patient_id == Sample.patient_id, at)
+    positive = exists().where(MrdResult.patient_id == Sample.patient_id, at,
+                              MrdResult.value_percent >= MRD_POSITIVE_PERCENT)
+    if status == "positive":
+        return positive
+    if status == "negative":
+        return and_(measured, ~positive)
+    return ~measured
+
+
+# --- counting ---------------------------------------------------------------------------
+
+@dataclass
+class Group:
+    """Available tubes of one timepoint, material and aliquot type."""
+
+    timepoint: str | None
+    material: str
+    aliquot_type: str
+    aliquots: int
+    patients: int
+
+
+@dataclass
+class Availability:
+    """What a sub-study may receive today, counted."""
+
+    substudy: str
+    as_of: dt.date
+    groups: list[Group] = field(default_factory=list)
+
+    @property
+    def aliquots(self) -> int:
+        """Tubes in all groups."""
+        return sum(g.aliquots for g in self.groups)
+
+
+def count(session: Session, substudy: Substudy, filters: Filters,
+          day: dt.date | None = None) -> Availability:
+    """Available, consented tubes by timepoint × material × aliquot type, in one query.
+
+    Tubes are first counted per sample and aliquot type straight from an index on
+    (status, sample, type, …); only those few rows meet samples, patients and consent.
+    """
+    day = day or today()
+    per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
+                         func.count().label("tubes"))
+                  .where(Aliquot.status == "available", *tube_conditions(filters))
+                  .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
+                  .subquery("per_sample"))
+    groups = (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
+                     func.sum(per_sample.c.tubes).label("tubes"),
+                     func.count(distinct(Sample.patient_id)).label("patients"))
+              .join(Sample, Sample.id == per_sample.c.sample_id)
+              .where(*sample_conditions(filters, substudy, day))
+              .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
+              .subquery("groups"))
+    rows = session.execute(
+        select(Timepoint.code, Material.code, AliquotType.code, groups.c.tubes,
+               groups.c.patients)
+        .select_from(groups)
+        .outerjoin(Timepoint, Timepoint.id == groups.c.timepoint_id)
+        .join(Material, Material.id == groups.c.material_id)
+        .join(AliquotType, AliquotType.id == groups.c.aliquot_type_id)
+        .order_by(func.coalesce(Timepoint.sort_order, 10_000), Material.code,
+                  AliquotType.code)).all()
+    return Availability(substudy.code, day, [Group(tp, material, kind, int(tubes), patients)
+                                             for tp, material, kind, tubes, patients in rows])
+
+
+def matching(session: Session, substudy: Substudy, filters: Filters,
+             day: dt.date | None = None) -> dict[str, int]:
+    """How many tubes and patients match now (one query): the manager's view of a request."""
+    day = day or today()
+    tubes, patients = session.execute(
+        select(func.count(), func.count(distinct(Sample.patient_id)))
+        .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
+        .where(Aliquot.status == "available", *tube_conditions(filters),
+               *sample_conditions(filters, substudy, day))).one()
+    return {"aliquots": tubes, "patients": patients}

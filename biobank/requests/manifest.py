@@ -1,0 +1,65 @@
+"""The shipment manifest: what left in a request, as CSV and as the data of a printable page.
+
+Pseudonymised: tubes are named by barcode and the patient's study_id only; no accession
+numbers, notes or consent details.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from biobank.errors import Conflict
+from biobank.requests import lifecycle, views
+from biobank.requests.lifecycle import Asker
+from biobank.requests.models import SampleRequest, Shipment
+
+# Tubes that went out with the shipment (whatever happened to them since).
+SHIPPED = ("shipped", "received", "consumed", "returned", "destroyed")
+COLUMNS = ("barcode", "study_id", "timepoint", "material", "aliquot_type", "volume_ml",
+           "cell_count", "sprec_code", "freeze_thaw_count", "discrepancy")
+
+
+@dataclass
+class Manifest:
+    """A shipped request's manifest."""
+
+    request: SampleRequest
+    shipment: Shipment
+    tubes: list[views.Tube]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per tube, the CSV's columns."""
+        return [{column: getattr(tube, column) for column in COLUMNS} for tube in self.tubes]
+
+
+def manifest(session: Session, asker: Asker, number: str) -> Manifest:
+    """The manifest of a shipped request; before shipping there is none (409)."""
+    request = lifecycle.get_request(session, asker, number)
+    if request.shipment is None:
+        raise Conflict(f"request {number} is {request.state}: it has no manifest until it "
+                       "ships", field="state")
+    return Manifest(request, request.shipment, views.tubes(session, request, SHIPPED))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    # A spreadsheet would run a typed note starting with = + - @ as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def to_csv(found: Manifest) -> str:
+    """The manifest as CSV: a header line, then one line per tube."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in found.rows():
+        writer.writerow({key: _cell(value) for key, value in row.items()})
+    return out.getvalue()

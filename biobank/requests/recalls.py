@@ -1,0 +1,108 @@
+"""Requests and consent withdrawal: withdrawn tubes leave open requests; shipped ones are
+recalled, and the request's researcher acknowledges the notice and reports destruction.
+
+Both hooks are registered with the consent domain when this package is imported (the app
+imports it at start-up, with the API's blueprints).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from biobank.consent import officer
+from biobank.consent import service as consent
+from biobank.consent.models import Substudy
+from biobank.errors import NotFound
+from biobank.requests import lifecycle, views
+from biobank.requests.lifecycle import Asker
+from biobank.requests.models import HELD, RequestAliquot, SampleRequest, Shipment
+from biobank.samples.models import Aliquot
+
+# Tubes that left with a request (and may be recalled from it).
+LEFT = ("shipped", "received", "consumed", "destroyed")
+
+
+def drop_withdrawn(session: Session, context: consent.WithdrawalContext
+                   ) -> list[consent.EffectAction]:
+    """Take the patient's tubes out of requests not yet shipped, where consent now ends."""
+    if not context.aliquot_ids or not (context.storage_ended or context.substudies_ended):
+        return []
+    query = (select(SampleRequest, Aliquot.id, Aliquot.barcode, RequestAliquot.state)
+             .join(RequestAliquot, RequestAliquot.request_id == SampleRequest.id)
+             .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
+             .where(RequestAliquot.aliquot_id.in_(context.aliquot_ids),
+                    RequestAliquot.state.in_(HELD))
+             .order_by(SampleRequest.id, Aliquot.barcode))
+    if not context.storage_ended:
+        query = query.join(Substudy, Substudy.id == SampleRequest.substudy_id).where(
+            Substudy.code.in_(context.substudies_ended))
+    rows = session.execute(query).all()
+    actions = [consent.EffectAction(barcode, f"taken out of request {request.number}"
+                                    + (" (picked already: put it back)" if state == "picked"
+                                       else ""))
+               for request, _id, barcode, state in rows]
+    if context.dry_run:
+        return actions
+    by_request: dict[int, list[int]] = defaultdict(list)
+    requests = {}
+    for request, aliquot_id, _code, _state in rows:
+        by_request[request.id].append(aliquot_id)
+        requests[request.id] = request
+    why = (f"consent withdrawn ({context.scope}) from {context.withdrawn_on}"
+           + (f": withdrawal #{context.withdrawal_id}" if context.withdrawal_id else ""))
+    for request_id, ids in by_request.items():
+        lifecycle.release_held(session, context.actor, requests[request_id], why, ids)
+    return actions
+
+
+def shipped_with(session: Session, aliquot_ids: list[int]) -> dict[int, consent.Shipment]:
+    """Which request shipped each tube (the latest), and to whom."""
+    found: dict[int, consent.Shipment] = {}
+    for aliquot_id, number, name, institution in session.execute(
+            select(RequestAliquot.aliquot_id, SampleRequest.number, Shipment.recipient_name,
+                   Shipment.recipient_institution)
+            .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
+            .join(Shipment, Shipment.request_id == SampleRequest.id)
+            .where(RequestAliquot.aliquot_id.in_(aliquot_ids), RequestAliquot.state.in_(LEFT))
+            .order_by(Shipment.shipped_at, RequestAliquot.id)):
+        found[aliquot_id] = consent.Shipment(number, f"{name}, {institution}")
+    return found
+
+
+consent.register_withdrawal_effect("requests", drop_withdrawn)
+consent.register_shipment_lookup(shipped_with)
+
+
+def _notice(session: Session, asker: Asker, number: str,
+            notice_id: int) -> tuple[SampleRequest, views.RecallView]:
+    request = lifecycle.get_request(session, asker, number, for_update=True)
+    found = views.recalls(session, request, notice_id)
+    if not found:
+        raise NotFound(f"request {number} has no recall notice {notice_id}")
+    return request, found[0]
+
+
+def acknowledge(session: Session, asker: Asker, number: str,
+                notice_id: int) -> views.RecallView:
+    """The researcher has read the recall notice."""
+    request, _ = _notice(session, asker, number, notice_id)
+    officer.acknowledge_recall(session, asker.username, notice_id)
+    return views.recalls(session, request, notice_id)[0]
+
+
+def report_destroyed(session: Session, asker: Asker, number: str,
+                     notice_id: int) -> views.RecallView:
+    """The researcher destroyed the recalled tube: so it is recorded, here and in consent."""
+    request, notice = _notice(session, asker, number, notice_id)
+    officer.report_recall_destroyed(session, asker.username, notice_id)
+    session.execute(update(RequestAliquot).where(
+        RequestAliquot.request_id == request.id,
+        RequestAliquot.aliquot_id == select(Aliquot.id).where(
+            Aliquot.barcode == notice.barcode).scalar_subquery(),
+        RequestAliquot.state.in_(("shipped", "received")))
+        .values(state="destroyed", reason="destroyed after recall (consent withdrawn)")
+        .execution_options(synchronize_session=False))
+    return views.recalls(session, request, notice_id)[0]

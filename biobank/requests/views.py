@@ -1,0 +1,118 @@
+"""Reading a request: its tubes with what a researcher may know of them, counts, recalls."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from biobank.consent.models import RecallNotice
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.requests import availability
+from biobank.requests.models import TUBE_STATES, RequestAliquot, SampleRequest
+from biobank.samples.models import Aliquot, Sample
+
+
+@dataclass
+class Tube:
+    """One tube of a request: pseudonymised (study_id only), with its fate in the request."""
+
+    aliquot_id: int
+    barcode: str
+    study_id: str
+    timepoint: str | None
+    material: str
+    aliquot_type: str
+    volume_ml: Any
+    cell_count: int | None
+    sprec_code: str | None
+    freeze_thaw_count: int
+    state: str
+    reason: str | None
+    picked_at: Any
+    picked_by: str | None
+    discrepancy: str | None
+    location: dict[str, Any] | None = None
+
+
+def tubes(session: Session, request: SampleRequest,
+          states: tuple[str, ...] | None = None) -> list[Tube]:
+    """A request's tubes in one query, by patient, timepoint and barcode."""
+    query = (select(Aliquot.id, Aliquot.barcode, Patient.study_id, Timepoint.code, Material.code,
+                    AliquotType.code, Aliquot.volume_remaining_ml, Aliquot.cell_count,
+                    Aliquot.sprec_code, Aliquot.freeze_thaw_count, RequestAliquot.state,
+                    RequestAliquot.reason, RequestAliquot.picked_at, RequestAliquot.picked_by,
+                    RequestAliquot.discrepancy)
+             .select_from(RequestAliquot)
+             .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
+             .join(Sample, Sample.id == Aliquot.sample_id)
+             .join(Patient, Patient.id == Sample.patient_id)
+             .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
+             .join(Material, Material.id == Sample.material_id)
+             .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+             .where(RequestAliquot.request_id == request.id)
+             .order_by(Patient.study_id, Timepoint.sort_order, Aliquot.barcode))
+    if states is not None:
+        query = query.where(RequestAliquot.state.in_(states))
+    return [Tube(*row) for row in session.execute(query)]
+
+
+@dataclass
+class RecallView:
+    """A recall notice on one of the request's shipped tubes."""
+
+    id: int
+    barcode: str
+    created_at: Any
+    acknowledged_at: Any
+    acknowledged_by: str | None
+    destruction_reported_at: Any
+
+
+def recalls(session: Session, request: SampleRequest,
+            notice_id: int | None = None) -> list[RecallView]:
+    """The recall notices that name this request (consent withdrawn after shipping)."""
+    query = (select(RecallNotice.id, Aliquot.barcode, RecallNotice.created_at,
+                    RecallNotice.acknowledged_at, RecallNotice.acknowledged_by,
+                    RecallNotice.destruction_reported_at)
+             .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
+             .join(RequestAliquot, RequestAliquot.aliquot_id == RecallNotice.aliquot_id)
+             .where(RecallNotice.request_reference == request.number,
+                    RequestAliquot.request_id == request.id)
+             .order_by(RecallNotice.id))
+    if notice_id is not None:
+        query = query.where(RecallNotice.id == notice_id)
+    return [RecallView(*row) for row in session.execute(query)]
+
+
+@dataclass
+class RequestView:
+    """A request with its tubes, their counts by state, recalls and (staff) what matches now."""
+
+    request: SampleRequest
+    tubes: list[Tube]
+    recalls: list[RecallView]
+    matching_now: dict[str, int] | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        # The request's own fields read through (schemas dump one flat object).
+        if name == "request":
+            raise AttributeError(name)
+        return getattr(self.request, name)
+
+
+def describe(session: Session, request: SampleRequest, staff: bool) -> RequestView:
+    """A request as its detail page shows it; staff also see what would match now."""
+    found = tubes(session, request)
+    counted = Counter(t.state for t in found)
+    matching = None
+    if staff and request.state in ("submitted", "approved"):
+        filters = availability.resolve(session, request.effective_criteria, "criteria.")
+        matching = availability.matching(session, request.substudy, filters)
+    return RequestView(request, found, recalls(session, request), matching,
+                       {state: counted[state] for state in TUBE_STATES if counted[state]})
