@@ -69,14 +69,23 @@ def connection(engine: Engine) -> Iterator[Connection]:
         outer.rollback()
 
 
-@pytest.fixture
-def app(connection: Connection, database_url: str) -> Iterator[Flask]:
-    """The app, its sessions joined to the test's transaction."""
+@pytest.fixture(scope="session")
+def shared_app(engine: Engine, database_url: str) -> Iterator[Flask]:
+    """One app for the whole run: building it (the OpenAPI spec above all) is the slow part."""
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})
-    bind_to_connection(app, connection)
-    with app.app_context():
-        yield app
+    yield app
     app.extensions["biobank.engine"].dispose()
+
+
+@pytest.fixture
+def app(shared_app: Flask, connection: Connection) -> Iterator[Flask]:
+    """The app, its sessions joined to the test's transaction; config changes are undone."""
+    saved = dict(shared_app.config)
+    bind_to_connection(shared_app, connection)
+    with shared_app.app_context():
+        yield shared_app
+    shared_app.config.clear()
+    shared_app.config.update(saved)
 
 
 @pytest.fixture

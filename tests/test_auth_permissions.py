@@ -6,9 +6,12 @@ import re
 
 import pytest
 
+from biobank import create_app
+from biobank.auth import service as auth_service
 from biobank.auth.models import ROLES
 from biobank.auth.permissions import DOC_PATH, MATRIX, PUBLIC, render_into, requires
 from biobank.auth.web import route_permissions
+from biobank.db import bind_to_connection
 
 # The routes anyone may call: front page, login/logout, health, OpenAPI document and docs.
 PUBLIC_PATHS = {"/", "/login", "/logout", "/health", "/api/openapi.json", "/api/docs",
@@ -75,13 +78,20 @@ def test_the_public_routes_are_exactly_the_expected_ones(routes):
     assert public == PUBLIC_PATHS
 
 
-def test_a_route_without_a_declared_permission_is_refused_to_everyone(app, as_role):
+def test_a_route_without_a_declared_permission_is_refused_to_everyone(
+        connection, database_url, session):
     """A view without @requires is flagged by the walk and refused even to an admin."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
     app.add_url_rule("/undeclared", "undeclared", lambda: "secret")
+    bind_to_connection(app, connection)
     assert ("/undeclared", "GET", None) in route_permissions(app)
-    admin = as_role("admin")
-    assert admin.get("/undeclared").status_code == 403
-    assert app.test_client().get("/undeclared").status_code == 401
+    admin = auth_service.create_user(session, "admin-undeclared", "admin")
+    token = auth_service.issue_token(session, admin)
+    session.commit()
+    client = app.test_client()
+    assert client.get("/undeclared", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    assert client.get("/undeclared").status_code == 401
+    app.extensions["biobank.engine"].dispose()
 
 
 def test_anonymous_requests_to_every_non_public_route_are_401(client, routes):
