@@ -88,11 +88,12 @@ def _security_headers(response: Response) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from biobank import api
+    from biobank import api, web
     from biobank.site import bp as site_bp
 
     api.init_app(app)
     app.register_blueprint(site_bp)
+    web.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

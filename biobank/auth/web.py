@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, current_app, g, jsonify, request
+from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie
 
 from biobank.auth.models import User
@@ -72,6 +72,17 @@ def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
     return response, status
 
 
+def wants_page() -> bool:
+    """Whether a browser asks for a page (not the API): it is sent to log in, not given JSON."""
+    return not request.path.startswith("/api/") and request.accept_mimetypes.accept_html
+
+
+def _deny_page(status: int, message: str):  # type: ignore[no-untyped-def]
+    if status == 401:
+        return redirect(url_for("auth_pages.login_form", next=request.full_path.rstrip("?")))
+    return render_template("error.html", status=status, message=message), status
+
+
 def _bearer_token() -> str | None:
     header = request.headers.get("Authorization", "")
     if not header or len(header) > _MAX_AUTH_HEADER:
@@ -122,17 +133,19 @@ def authenticate():  # type: ignore[no-untyped-def]
     else:
         user = _session_user()
         by_cookie = True
+    # Browsers get the login page or an HTML refusal; tokens and the API keep JSON.
+    deny = _deny_page if by_cookie and wants_page() else _deny
     if user is None:
-        return _deny(401, "a valid bearer token or a logged-in session is required")
+        return deny(401, "a valid bearer token or a logged-in session is required")
     g.user = user
     # A browser sends the cookie with any form posted to us, even from another site;
     # only our own pages know the CSRF token.
     if by_cookie and request.method not in SAFE_METHODS and not csrf_valid(_sent_csrf()):
-        return _deny(400, f"the CSRF token is missing or wrong: send it as {CSRF_HEADER}")
+        return deny(400, f"the CSRF token is missing or wrong: send it as {CSRF_HEADER}")
     if request.endpoint is None:
         return None  # let routing answer 404 / 405, now that the asker is known
     if permission is None or not allowed(user.role, permission):
-        return _deny(403, f"role {user.role!r} may not do this")
+        return deny(403, f"role {user.role!r} may not do this")
     return None
 
 

@@ -1,0 +1,155 @@
+"""The consent officer's pages: the desk (withdrawals with outstanding actions, re-consent
+due, recalls), recording consent, and withdrawals with their impact shown before they are
+recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+
+from biobank.auth.permissions import requires
+from biobank.auth.web import current_actor
+from biobank.consent import officer, schemas, service, withdrawal
+from biobank.consent.models import SIGNATORIES
+from biobank.db import get_session
+from biobank.errors import DomainError, NotFound
+from biobank.patients.models import Patient
+from biobank.patients.service import get_patient
+from biobank.web.common import load_form, page_blueprint
+
+bp = page_blueprint("web_consent", __name__)
+
+RECENT = 20
+MONTHS_AHEAD = 6
+
+
+def _number(value: str, what: str) -> int:
+    # Plain path parameters, as in the API: a refused role gets its 403 whatever the value.
+    if not value.isdigit():
+        raise NotFound(f"no {what} {value!r}")
+    return int(value)
+
+
+@bp.get("/consent")
+@requires("consent:read")
+def desk():  # type: ignore[no-untyped-def]
+    """The consent desk: withdrawals with outstanding actions, re-consents due, recalls."""
+    session = get_session()
+    months = request.args.get("months", "")
+    months_ahead = int(months) if months.isdigit() and 0 < int(months) <= 120 else MONTHS_AHEAD
+    return render_template(
+        "web/consent_desk.html",
+        outstanding=officer.withdrawals(session, outstanding_only=True),
+        recent=officer.withdrawals(session)[:RECENT],
+        due=officer.reconsent_due(session, months_ahead), months=months_ahead,
+        tasks=officer.tasks(session, pending_only=True),
+        recalls=officer.recalls(session, open_only=True))
+
+
+def _form_choices() -> dict[str, Any]:
+    session = get_session()
+    components = ["storage", "data", *(s.code for s in service.list_substudies(session))]
+    return {"components": components, "forms": service.list_forms(session),
+            "signatories": SIGNATORIES}
+
+
+def _record_page(patient: Patient, values: dict[str, str], error: str | None = None,
+                 status: int = 200):  # type: ignore[no-untyped-def]
+    current = service.patient_consent(get_session(), patient).current
+    return render_template("web/consent_record.html", patient=patient, values=values,
+                           error=error, current=current, **_form_choices()), status
+
+
+@bp.get("/patients/<study_id>/consent/new")
+@requires("consent:write")
+def record_form(study_id: str):  # type: ignore[no-untyped-def]
+    """The form to record what a signed consent form says for one component."""
+    patient = get_patient(get_session(), study_id)
+    return _record_page(patient, {"component": request.args.get("component", "storage")})
+
+
+@bp.post("/patients/<study_id>/consent/new")
+@requires("consent:write")
+def record(study_id: str):  # type: ignore[no-untyped-def]
+    """Record consent for one component (or correct the current entry)."""
+    session = get_session()
+    patient = get_patient(session, study_id)
+    try:
+        values = load_form(schemas.ConsentIn(), request.form)
+        entry = service.record_consent(session, current_actor(), patient, values)
+    except DomainError as exc:
+        session.rollback()
+        return _record_page(patient, request.form.to_dict(), exc.message, exc.status_code)
+    flash(f"Recorded: {entry.component_code} consent {entry.decision} on "
+          f"{entry.effective_date} (entry #{entry.id}).")
+    return redirect(url_for("web_patients.patient_page", study_id=patient.study_id), 303)
+
+
+def _withdraw_page(patient: Patient, values: dict[str, str], impact: Any = None,
+                   error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+    session = get_session()
+    scopes = ["all", "storage", "data", *(s.code for s in service.list_substudies(session))]
+    return render_template("web/consent_withdraw.html", patient=patient, values=values,
+                           impact=impact, error=error, scopes=scopes,
+                           signatories=SIGNATORIES), status
+
+
+@bp.get("/patients/<study_id>/consent/withdraw")
+@requires("consent:write")
+def withdraw_form(study_id: str):  # type: ignore[no-untyped-def]
+    """The withdrawal form; its first step shows the impact without recording anything."""
+    patient = get_patient(get_session(), study_id)
+    return _withdraw_page(patient, {"scope": request.args.get("scope", "storage")})
+
+
+@bp.post("/patients/<study_id>/consent/withdraw")
+@requires("consent:write")
+def withdraw(study_id: str):  # type: ignore[no-untyped-def]
+    """Preview a withdrawal's impact (step=preview) or record it (step=confirm)."""
+    session = get_session()
+    patient = get_patient(session, study_id)
+    values = request.form.to_dict()
+    try:
+        parsed = load_form(schemas.WithdrawalIn(), request.form)
+        if values.get("step") != "confirm":
+            impact = withdrawal.plan(session, current_actor(), patient, parsed, dry_run=True)
+            return _withdraw_page(patient, values, impact)
+        impact = withdrawal.withdraw(session, current_actor(), patient, parsed)
+    except DomainError as exc:
+        session.rollback()
+        return _withdraw_page(patient, values, error=exc.message, status=exc.status_code)
+    flash(impact.summary)
+    assert impact.withdrawal is not None
+    return redirect(url_for("web_consent.withdrawal_page",
+                            withdrawal_id=impact.withdrawal.id), 303)
+
+
+@bp.get("/consent/withdrawals/<withdrawal_id>")
+@requires("consent:read")
+def withdrawal_page(withdrawal_id: str):  # type: ignore[no-untyped-def]
+    """One withdrawal: its destruction tasks (with where each tube is) and recall notices."""
+    detail = officer.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal"))
+    return render_template("web/withdrawal.html", detail=detail)
+
+
+@bp.post("/consent/destruction-tasks/<task_id>/done")
+@requires("aliquot:write")
+def task_done(task_id: str):  # type: ignore[no-untyped-def]
+    """The tube was destroyed: close its destruction task."""
+    view = officer.complete_task(get_session(), current_actor(),
+                                 _number(task_id, "destruction task"))
+    flash(f"{view.barcode} recorded as destroyed.")
+    return redirect(url_for("web_consent.withdrawal_page", withdrawal_id=view.task.withdrawal_id),
+                    303)
+
+
+@bp.post("/consent/recalls/<notice_id>/acknowledge")
+@requires("consent:write")
+def recall_acknowledged(notice_id: str):  # type: ignore[no-untyped-def]
+    """The recipient confirmed a recall notice."""
+    view = officer.acknowledge_recall(get_session(), current_actor(),
+                                      _number(notice_id, "recall notice"))
+    flash(f"Recall of {view.barcode} acknowledged.")
+    return redirect(url_for("web_consent.withdrawal_page",
+                            withdrawal_id=view.notice.withdrawal_id), 303)

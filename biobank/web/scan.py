@@ -1,0 +1,265 @@
+"""The scan station: one input for a keyboard-wedge scanner. A tube shows its card, a box
+opens its map, and a tube scanned while a box is open goes into that box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from biobank.auth.permissions import requires
+from biobank.auth.web import current_actor
+from biobank.db import get_session
+from biobank.errors import DomainError, Invalid
+from biobank.labels import service as labels
+from biobank.labels.api import registry
+from biobank.samples.api import numbering
+from biobank.samples.models import Aliquot
+from biobank.samples.service import get_aliquot
+from biobank.scan import service as scanning
+from biobank.storage import boxmap, operations
+from biobank.storage import service as storage
+from biobank.storage.models import Container, Thaw
+from biobank.web.common import may, page_blueprint, wants_fragment
+
+bp = page_blueprint("web_scan", __name__)
+
+
+# --- what the station shows --------------------------------------------------------------
+
+def _next_free(session: Session, box: Container) -> str | None:
+    offer = boxmap.suggest(session, box, 1)
+    return offer["positions"][0] if offer["positions"] else None
+
+
+def _tube_extras(session: Session, card: dict[str, Any]) -> dict[str, Any]:
+    """What the card's actions need: thawed or not, printers, where a new tube could go."""
+    extras: dict[str, Any] = {"thawed": False, "printers": [], "suggestion": None}
+    extras["thawed"] = session.scalar(
+        select(Thaw.aliquot_id).join(Aliquot, Aliquot.id == Thaw.aliquot_id)
+        .where(Aliquot.barcode == card["barcode"])) is not None
+    if may("label:print"):
+        extras["printers"] = labels.list_printers(session)
+    if card["location"] is None and card["status"] in ("available", "reserved", "blocked") \
+            and may("storage:write"):
+        offers = boxmap.suggest_anywhere(session, 1)
+        if offers and offers[0]["positions"]:
+            extras["suggestion"] = {"box": offers[0]["box"], "path": offers[0]["path"],
+                                    "position": offers[0]["positions"][0]}
+    return extras
+
+
+def station(code: str | None, box_code: str | None, *, position: str | None = None,
+            picked: str | None = None, error: str | None = None,
+            message: str | None = None) -> tuple[dict[str, Any], int]:
+    """Everything the station shows for a scanned code and the open box, and the status."""
+    session = get_session()
+    status = 422 if error else 200
+    view: dict[str, Any] = {"card": None, "extras": {}, "container": None, "box": None,
+                            "target": None, "picked": picked, "error": error,
+                            "message": message, "code": code}
+    if code:
+        try:
+            card = scanning.scan(session, code, numbering(),
+                                 recent=current_app.config["SCAN_RECENT_EVENTS"])
+        except DomainError as exc:
+            view["error"], status = exc.message, exc.status_code
+        else:
+            if card["kind"] == "box":
+                box_code, position = card["barcode"], None
+            else:
+                view["card"] = card
+            if card["kind"] == "aliquot":
+                view["extras"] = _tube_extras(session, card)
+            elif card["kind"] == "container":
+                view["container"] = boxmap.describe_container(
+                    session, storage.get_container(session, card["barcode"], numbering()))
+    if box_code and may("storage:read"):
+        try:
+            box = storage.get_box(session, box_code, numbering())
+        except DomainError as exc:
+            view["error"], status = exc.message, exc.status_code
+        else:
+            view["box"] = boxmap.box_map(session, box)
+            view["target"] = position or _next_free(session, box)
+    return view, status
+
+
+def answer(code: str | None, box_code: str | None, **options: Any):  # type: ignore[no-untyped-def]
+    """The station for the page's script (a piece to swap in) or as a whole page."""
+    view, status = station(code, box_code, **options)
+    template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
+    return render_template(template, **view), status
+
+
+def _after_change(code: str, box_code: str | None, message: str):  # type: ignore[no-untyped-def]
+    # The script gets the new state at once; a plain form post is redirected (no re-post).
+    if wants_fragment():
+        return answer(code, box_code, message=message)
+    flash(message)
+    return redirect(url_for("web_scan.scan_station", code=code, box=box_code or None), 303)
+
+
+def _refused(code: str, box_code: str | None, exc: DomainError):  # type: ignore[no-untyped-def]
+    # What the refused change flushed is undone before the card is read again.
+    get_session().rollback()
+    view, _status = station(code, box_code, error=exc.message)
+    template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
+    return render_template(template, **view), exc.status_code
+
+
+# --- putting a tube in a box ---------------------------------------------------------------
+
+def store_in(session: Session, actor: str, aliquot: Aliquot, box: Container,
+             position: str | None, reason: str | None) -> str:
+    """Put a tube at a place in a box with the storage operation that fits where it is now
+    (place, move, put back or refreeze, found); returns what happened, in words."""
+    if box.box_type is not None and box.box_type.gridded and not position:
+        position = _next_free(session, box)
+        if position is None:
+            raise Invalid(f"box {box.barcode} is full", field="position")
+    where = operations.position_of(session, aliquot)
+    if aliquot.status == "missing":
+        operations.mark_found(session, actor, aliquot, box, position, reason)
+        done = "found and stored"
+    elif where is None:
+        operations.place(session, actor, aliquot, box, position, reason)
+        done = "stored"
+    elif where.out_since is not None:
+        operations.put_back(session, actor, aliquot, box, position, reason)
+        done = "put back"
+    else:
+        row, col = operations.resolve(box, position)
+        if (where.box_id, where.row_no, where.col_no) == (box.id, row, col):
+            return f"{aliquot.barcode} is at {position} of {box.barcode} already"
+        operations.move(session, actor, [{"aliquot": aliquot, "box": box, "row": row,
+                                          "col": col}], reason)
+        done = "moved"
+    place = f"{position} of {box.barcode}" if position else box.barcode
+    return f"{aliquot.barcode} {done}: {place}"
+
+
+# --- views ---------------------------------------------------------------------------------
+
+@bp.get("/scan")
+@requires("scan")
+def scan_station():  # type: ignore[no-untyped-def]
+    """The scan station page (with ?code= it shows that code's card, ?box= opens a box)."""
+    args = request.args
+    return answer(args.get("code") or None, args.get("box") or None,
+                  position=args.get("position") or None)
+
+
+@bp.get("/scan/card")
+@requires("scan")
+def scan_card():  # type: ignore[no-untyped-def]
+    """The card of a scanned code (with the open box's map), for the station's script."""
+    args = request.args
+    return answer(args.get("code") or None, args.get("box") or None,
+                  position=args.get("position") or None, picked=args.get("picked") or None)
+
+
+@bp.post("/scan/place")
+@requires("storage:write")
+def scan_into_box():  # type: ignore[no-untyped-def]
+    """A code scanned while a box is open: a tube goes into it, a box opens instead."""
+    form = request.form
+    code, box_code = form.get("code", "").strip(), form.get("box", "").strip() or None
+    session = get_session()
+    try:
+        card = scanning.scan(session, code, numbering())
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    if card["kind"] != "aliquot" or box_code is None:
+        return answer(code, box_code)  # a box opens, a sample or rack shows its card
+    aliquot = get_aliquot(session, code, numbering())
+    location = card["location"]
+    if location and location["box"] == box_code and not location["taken_out"]:
+        return answer(code, box_code, message=f"{card['barcode']} is in this box, at "
+                                              f"{location['position']}")
+    try:
+        box = storage.get_box(session, box_code, numbering(), "box")
+        done = store_in(session, current_actor(), aliquot, box,
+                        form.get("position") or None, "stored at the scan station")
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    return _after_change(code, box_code, done)
+
+
+def _box_field(form: Any) -> Container | None:
+    code = form.get("box", "").strip()
+    return storage.get_box(get_session(), code, numbering(), "box") if code else None
+
+
+def _store(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
+    box = _box_field(form)
+    if box is None:
+        raise Invalid("scan or type the box the tube goes into", field="box")
+    return store_in(session, actor, aliquot, box, form.get("position") or None,
+                    form.get("reason") or None)
+
+
+def _simple(operation: Any, done: str) -> Any:
+    def run(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
+        operation(session, actor, aliquot, form.get("reason") or None)
+        return f"{aliquot.barcode} {done}"
+    return run
+
+
+def _back(operation: Any, done: str) -> Any:
+    def run(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
+        operation(session, actor, aliquot, _box_field(form), form.get("position") or None,
+                  form.get("reason") or None)
+        return f"{aliquot.barcode} {done}"
+    return run
+
+
+# The card's storage actions: each is one storage operation of the service.
+STORAGE_ACTIONS = {
+    "store": _store,
+    "take_out": _simple(operations.take_out, "taken out"),
+    "put_back": _back(operations.put_back, "put back"),
+    "thaw": _simple(operations.thaw, "thawed"),
+    "refreeze": _back(operations.refreeze, "refrozen"),
+    "missing": _simple(operations.mark_missing, "marked missing"),
+    "found": _back(operations.mark_found, "found"),
+}
+
+
+@bp.post("/scan/<code>/storage")
+@requires("storage:write")
+def tube_storage(code: str):  # type: ignore[no-untyped-def]
+    """A storage action from a tube's card: store, move, take out, put back, thaw, refreeze,
+    mark missing or found."""
+    form = request.form
+    box_code = form.get("open_box") or None
+    session = get_session()
+    try:
+        action = STORAGE_ACTIONS.get(form.get("op", ""))
+        if action is None:
+            raise Invalid(f"unknown action {form.get('op', '')!r}", field="op")
+        done = action(session, current_actor(), get_aliquot(session, code, numbering()), form)
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    return _after_change(code, box_code, done)
+
+
+@bp.post("/scan/<code>/print")
+@requires("label:print")
+def print_label(code: str):  # type: ignore[no-untyped-def]
+    """Print a tube's label on a registered printer (a reprint needs a reason)."""
+    form = request.form
+    box_code = form.get("open_box") or None
+    session = get_session()
+    try:
+        printer = labels.get_printer(session, form.get("printer", ""))
+        codes = labels.normalize_codes([code], numbering(), "code")
+        labels.print_aliquot_labels(
+            session, current_actor(), printer, codes, registry(),
+            reason=form.get("reason") or None,
+            timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    return _after_change(code, box_code, f"label of {codes[0]} sent to {printer.name}")

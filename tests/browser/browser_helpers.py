@@ -1,0 +1,51 @@
+"""What the browser tests share: the live server's handle, logging in, screenshots, and
+the scan timings collected for the summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DEMO_PASSWORD = "demo-password"
+# Enter → card on screen, per scan (ms): measured in the page and around Playwright's press.
+SCAN_TIMINGS: dict[str, list[float]] = {"page": [], "round_trip": []}
+
+
+@dataclass
+class LiveServer:
+    """The app served on localhost, and what went wrong inside it."""
+
+    app: Flask
+    url: str
+    errors: list[str] = field(default_factory=list)
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """Run ``function(session, *args)`` in the server's database and commit."""
+        from biobank.db import get_session
+
+        with self.app.app_context():
+            session = get_session()
+            result = function(session, *args)
+            session.commit()
+            return result
+
+
+def log_in(tab: Any, username: str, then: str = "/") -> None:
+    """Log in through the login form, as a person would."""
+    tab.goto(f"/login?next={then}")
+    tab.get_by_label("Username").fill(username)
+    tab.get_by_label("Password").fill(DEMO_PASSWORD)
+    tab.get_by_role("button", name="Log in").click()
+    tab.wait_for_url(f"**{then}")
+
+
+def shot(tab: Any, name: str) -> None:
+    """Save a screenshot of the whole page as tests/artifacts/<name>.png."""
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

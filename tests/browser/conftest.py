@@ -1,0 +1,120 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the app served on a real
+localhost port, one browser and one server for the whole session.
+
+The server cannot share the per-test rolled-back transaction of the other tests, so it gets
+a database of its own, built with `db upgrade` and `demo load`: a fresh SQLite file, or on
+PostgreSQL (BIOBANK_TEST_DATABASE_URL set) a database named after the test database with
+``_browser`` appended, created and dropped here. Skipped only when /usr/bin/chromium is
+absent (CI installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import got_request_exception
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from biobank import create_app
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SCAN_TIMINGS, LiveServer
+
+
+def _browser_database(tmp: Path) -> Iterator[str]:
+    """A database for the live server alone, dropped afterwards."""
+    test_url = os.environ.get("BIOBANK_TEST_DATABASE_URL")
+    if not test_url or not test_url.startswith("postgresql"):
+        yield f"sqlite:///{tmp / 'browser.db'}"
+        return
+    url = make_url(test_url)
+    name = f"{url.database}_browser"
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app with the demo data, served by werkzeug on an ephemeral localhost port."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    database = _browser_database(tmp_path_factory.mktemp("browser"))
+    url = next(database)
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "browser-tests",
+                      "SESSION_COOKIE_SECURE": False, "PRINTER_TIMEOUT": 1.0})
+    with app.app_context():
+        runner = app.test_cli_runner()
+        for args in (["db", "upgrade"], ["demo", "load"]):
+            result = runner.invoke(args=args)
+            assert result.exit_code == 0, result.output
+    server = LiveServer(app, "")
+    got_request_exception.connect(
+        lambda _sender, exception, **_kw: server.errors.append(repr(exception)), app,
+        weak=False)
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    server.url = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    httpd.shutdown()
+    thread.join(timeout=10)
+    httpd.server_close()
+    app.extensions["biobank.engine"].dispose()
+    next(database, None)
+
+
+@pytest.fixture(scope="session")
+def chromium(live_server: LiveServer) -> Iterator[Any]:
+    """One headless Chromium for the session."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver = sync_playwright().start()
+    browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
+    driver.stop()
+
+
+@pytest.fixture
+def page(chromium: Any, live_server: LiveServer) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page; script errors and server errors fail
+    the test."""
+    context = chromium.new_context(base_url=live_server.url,
+                                   viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    script_errors: list[str] = []
+    tab.on("pageerror", lambda error: script_errors.append(str(error)))
+    seen = len(live_server.errors)
+    yield tab
+    context.close()
+    assert script_errors == [], script_errors
+    assert live_server.errors[seen:] == [], live_server.errors[seen:]
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how long a scan takes from Enter to the card on screen."""
+    page_ms, trip_ms = SCAN_TIMINGS["page"], SCAN_TIMINGS["round_trip"]
+    if not page_ms:
+        return
+    terminalreporter.write_sep("-", "scan station: Enter → card on screen")
+    terminalreporter.write_line(
+        f"{len(page_ms)} scans; measured in the page (performance.now, Enter to the card "
+        f"painted): median {statistics.median(page_ms):.0f} ms, max {max(page_ms):.0f} ms; "
+        f"around Playwright's key press: median {statistics.median(trip_ms):.0f} ms, "
+        f"max {max(trip_ms):.0f} ms")
