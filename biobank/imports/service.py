@@ -254,8 +254,9 @@ class _Import:
         """Check a chunk's rows; insert the good ones."""
         self._resolve_patients(chunk)
         codes = {barcodes.normalize(c) for c in self._column(chunk, "barcode")} - {""}
+        table = Aliquot.__table__  # plain rows: the ORM's result handling costs more here
         taken = {barcode: id_ for barcode, id_ in self.session.execute(
-            select(Aliquot.barcode, Aliquot.id).where(Aliquot.barcode.in_(codes)))} if codes else {}
+            select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes)))} if codes else {}
         seen: dict[str, int] = {}
         good: list[tuple[Row, ImportedSample]] = []
         new: list[tuple[Row, ImportedSample]] = []
@@ -333,6 +334,10 @@ class _Import:
                                     row.precentrifugation_temperature, Decimal(0))
             self.samples[key] = sample
             new.append((row, sample))
+            return sample, []
+        if (row.received_at == sample.received_at and row.container_code == sample.container_code
+                and row.precentrifugation_delay_hours == sample.delay
+                and row.precentrifugation_temperature == sample.temperature):
             return sample, []
         problems = [
             Problem(row.line, column, f"differs from line {sample.line}, an aliquot of the same "
