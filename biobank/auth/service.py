@@ -8,7 +8,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -66,14 +66,23 @@ def issue_token(session: Session, user: User, *, days: int | None = 365) -> str:
     return token
 
 
+# Built once: every API request runs it.
+_TOKEN_USER = (select(ApiToken.revoked_at, ApiToken.expires_at, User)
+               .join(User, User.id == ApiToken.user_id)
+               .where(ApiToken.token_hash == bindparam("token_hash")))
+
+
 def user_for_token(session: Session, token: str) -> User | None:
     """The active user a valid, unexpired, unrevoked token belongs to, else None."""
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked_at is not None or not row.user.active:
+    row = session.execute(_TOKEN_USER, {"token_hash": hash_token(token)}).first()
+    if row is None:
         return None
-    if row.expires_at is not None and row.expires_at <= utcnow():
+    revoked_at, expires_at, user = row
+    if revoked_at is not None or not user.active:
         return None
-    return row.user
+    if expires_at is not None and expires_at <= utcnow():
+        return None
+    return user
 
 
 def live_token_hints(session: Session) -> dict[int, list[str]]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
-from sqlalchemy import Select, exists, false, func, insert, or_, select
+from sqlalchemy import Select, bindparam, exists, false, func, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from biobank.consent import service
@@ -199,10 +199,35 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
                                 .order_by(ReleaseJustification.id)))
 
 
+class _LogLine(NamedTuple):
+    """What the scan card reads of a consent entry (``service.state_on`` takes these too)."""
+
+    id: int
+    component: str
+    substudy_id: int | None
+    decision: str
+    effective_date: dt.date
+    corrects_id: int | None
+    component_code: str
+
+
+def _log_query() -> Select[Any]:
+    entry, substudy = ConsentEntry.__table__, Substudy.__table__
+    return (select(entry.c.id, entry.c.component, entry.c.substudy_id, entry.c.decision,
+                   entry.c.effective_date, entry.c.corrects_id,
+                   func.coalesce(substudy.c.code, entry.c.component))
+            .select_from(entry.outerjoin(substudy, substudy.c.id == entry.c.substudy_id))
+            .where(entry.c.patient_id == bindparam("patient_id")))
+
+
+# Built once, and read as plain rows: the scan station asks on every tube.
+_LOG = _log_query()
+
+
 def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     """The consent state at the scan station, with a withdrawal in words (one query)."""
-    entries = session.scalars(select(ConsentEntry).where(ConsentEntry.patient_id == patient_id))
-    state = service.state_on(entries, dt.date.today())
+    entries = [_LogLine(*row) for row in session.execute(_LOG, {"patient_id": patient_id})]
+    state = service.state_on(entries, dt.date.today())  # type: ignore[arg-type]
     storage = state.get(("storage", None))
     substudies = {e.component_code: {"state": e.decision, "since": e.effective_date.isoformat()}
                   for k, e in sorted(state.items(), key=lambda i: i[1].component_code)

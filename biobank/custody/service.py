@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, text, union_all
+from sqlalchemy import Row, Select, bindparam, func, select, text, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -173,6 +173,23 @@ def aliquot_events(session: Session, aliquot_id: int, limit: int | None = None,
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def _recent_query() -> Select[Any]:
+    table = CustodyEvent.__table__
+    return (select(table.c.id, table.c.event_type, table.c.actor, table.c.occurred_at,
+                   table.c.reason, table.c.old_values, table.c.new_values, table.c.prev_hash,
+                   table.c.hash)
+            .where(table.c.aliquot_id == bindparam("aliquot_id"))
+            .order_by(table.c.id.desc()).limit(bindparam("limit")))
+
+
+_RECENT = _recent_query()
+
+
+def recent_events(session: Session, aliquot_id: int, limit: int) -> list[Row[Any]]:
+    """An aliquot's last events, newest first, as plain rows (the scan shows them)."""
+    return list(session.execute(_RECENT, {"aliquot_id": aliquot_id, "limit": limit}))
 
 
 def sample_events(session: Session, sample_id: int) -> list[CustodyEvent]:

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, raiseload
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.orm import Session
 
 from biobank.consent.gate import scan_card
-from biobank.custody.service import aliquot_events, sample_events
+from biobank.custody.service import recent_events, sample_events
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
 from biobank.storage.boxmap import scan_container, scan_location
+
+
+def _tube_query() -> Select[Any]:
+    """A tube by barcode with its sample, patient, timepoint, material, type and parent:
+    built once, as plain columns (the scan needs no ORM objects)."""
+    a, s, p = Aliquot.__table__, Sample.__table__, Patient.__table__
+    t, m, k = Timepoint.__table__, Material.__table__, AliquotType.__table__
+    parent = a.alias("parent")
+    return (select(a.c.id, a.c.barcode, a.c.status, a.c.volume_remaining_ml, a.c.cell_count,
+                   a.c.freeze_thaw_count, a.c.sprec_code, s.c.barcode.label("sample"),
+                   s.c.patient_id, p.c.study_id, p.c.risk_group, t.c.code.label("timepoint"),
+                   m.c.code.label("material"), k.c.code.label("aliquot_type"),
+                   k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"))
+            .select_from(a.join(s, s.c.id == a.c.sample_id).join(p, p.c.id == s.c.patient_id)
+                         .join(m, m.c.id == s.c.material_id)
+                         .join(k, k.c.id == a.c.aliquot_type_id)
+                         .outerjoin(t, t.c.id == s.c.timepoint_id)
+                         .outerjoin(parent, parent.c.id == a.c.parent_aliquot_id))
+            .where(a.c.barcode == bindparam("code")))
+
+
+_TUBE = _tube_query()
 
 
 def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
@@ -20,37 +44,31 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
     Four queries for an aliquot (the tube with its sample, patient, timepoint, material and
     parent; its storage location and condition notes; its patient's consent log; its last
     events), one more when the code is a sample's, two or three more for a box or container.
+    The aliquot's queries are built once and read plain rows: the scan is the busiest
+    request of a biobank.
     """
     code = check_code(raw_code, numbering)
-    parent = aliased(Aliquot)
-    row = session.execute(
-        select(Aliquot, parent.barcode)
-        .outerjoin(parent, Aliquot.parent_aliquot_id == parent.id)
-        .where(Aliquot.barcode == code)
-        .options(raiseload(Aliquot.parent))
-    ).first()
-    if row is not None:
-        aliquot, parent_barcode = row
-        sample = aliquot.sample
+    tube = session.execute(_TUBE, {"code": code}).first()
+    if tube is not None:
         return {
             "kind": "aliquot",
-            "barcode": aliquot.barcode,
-            "study_id": sample.patient.study_id,
-            "risk_group": sample.patient.risk_group,
-            "timepoint": sample.timepoint.code if sample.timepoint else None,
-            "material": sample.material.code,
-            "aliquot_type": aliquot.aliquot_type.code,
-            "aliquot_type_name": aliquot.aliquot_type.name,
-            "volume_ml": aliquot.volume_remaining_ml,
-            "cell_count": aliquot.cell_count,
-            "status": aliquot.status,
-            "freeze_thaw_count": aliquot.freeze_thaw_count,
-            "sample": sample.barcode,
-            "parent": parent_barcode,
-            "sprec_code": aliquot.sprec_code,
-            **scan_location(session, aliquot.id),  # storage: location, condition notes (1 query)
-            "consent": scan_card(session, sample.patient_id, aliquot.status),  # consent (1 query)
-            "recent_events": aliquot_events(session, aliquot.id, limit=recent, newest_first=True),
+            "barcode": tube.barcode,
+            "study_id": tube.study_id,
+            "risk_group": tube.risk_group,
+            "timepoint": tube.timepoint,
+            "material": tube.material,
+            "aliquot_type": tube.aliquot_type,
+            "aliquot_type_name": tube.aliquot_type_name,
+            "volume_ml": tube.volume_remaining_ml,
+            "cell_count": tube.cell_count,
+            "status": tube.status,
+            "freeze_thaw_count": tube.freeze_thaw_count,
+            "sample": tube.sample,
+            "parent": tube.parent,
+            "sprec_code": tube.sprec_code,
+            **scan_location(session, tube.id),  # storage: location, condition notes (1 query)
+            "consent": scan_card(session, tube.patient_id, tube.status),  # consent (1 query)
+            "recent_events": recent_events(session, tube.id, recent),
         }
     sample = session.scalar(select(Sample).where(Sample.barcode == code))
     if sample is None:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     String,
     and_,
+    bindparam,
     exists,
     func,
     literal,
@@ -229,9 +230,10 @@ def _freezer_path(lineage: Lineage) -> str:
     return " / ".join(lineage.path.split(" / ")[:2])
 
 
-def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
-    """The scan's ``location`` and ``conditions`` of a tube, in one query: its box's chain
-    of containers up to the freezer, and its condition notes."""
+def _location_query() -> Any:
+    """The box's chain of containers up to the freezer, and the tube's condition notes, for
+    the tube ``:aliquot_id`` (built once: the scan runs it on every tube)."""
+    aliquot_id = bindparam("aliquot_id")
     table = Container.__table__
     chain = (select(Position.box_id.label("node"), literal(0).label("depth"))
              .where(Position.aliquot_id == aliquot_id).cte("place", recursive=True))
@@ -250,7 +252,16 @@ def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
     notes = select(literal_column("'condition'"), literal_column("0"), null(), null(), null(),
                    null(), null(), Condition.recorded_at, null(), null(), Condition.note
                    ).where(Condition.aliquot_id == aliquot_id)
-    rows = session.execute(union_all(nodes, notes).order_by("tag", "depth")).all()
+    return union_all(nodes, notes).order_by("tag", "depth")
+
+
+_LOCATION = _location_query()
+
+
+def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
+    """The scan's ``location`` and ``conditions`` of a tube, in one query: its box's chain
+    of containers up to the freezer, and its condition notes."""
+    rows = session.execute(_LOCATION, {"aliquot_id": aliquot_id}).all()
     conditions = [{"note": r.note, "recorded_at": r.at} for r in rows if r.tag == "condition"]
     path_rows = sorted((r for r in rows if r.tag == "node"), key=lambda r: -r.depth)
     if not path_rows:
