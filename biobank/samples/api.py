@@ -5,13 +5,23 @@ from __future__ import annotations
 from flask import current_app
 from flask_smorest import Blueprint
 
-from biobank.auth.permissions import requires
-from biobank.auth.web import current_actor
+from biobank.auth.permissions import allowed, requires
+from biobank.auth.web import current_actor, current_user
 from biobank.db import get_session
+from biobank.errors import DomainError, Invalid
 from biobank.pagination import SelectPage
 from biobank.samples import schemas, service
+from biobank.samples.models import Aliquot, Sample
+from biobank.storage import operations
+from biobank.storage import service as storage
 
 blp = Blueprint("samples", __name__, description="Samples, aliquots and splitting")
+
+
+class Forbidden(DomainError):
+    """The asker's role may not do part of what the request asks."""
+
+    status_code = 403
 
 
 def numbering() -> service.Numbering:
@@ -53,11 +63,32 @@ def get_sample(code: str):  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.AliquotOut(many=True))
 @requires("aliquot:write")
 def split_sample(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
-    """Split a sample into aliquots, atomically; the new barcodes come back in order."""
+    """Split a sample into aliquots, atomically; the new barcodes come back in order.
+
+    With ``box``, the new tubes are stored there in the same request (each at its
+    ``position``, or at the next free places): a rack of 96 pre-barcoded tubes in one go.
+    """
+    return _split(service.get_sample(get_session(), code, numbering()), values)
+
+
+def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ignore[type-arg]
+    """Split, and with ``box`` store the new tubes there: one transaction, one request."""
     session = get_session()
-    sample = service.get_sample(session, code, numbering())
-    return service.split(session, current_actor(), sample, values["aliquots"], numbering(),
+    positions = [child.pop("position") for child in values["aliquots"]]
+    box = None
+    if values["box"] is not None:
+        if not allowed(current_user().role, "storage:write"):
+            raise Forbidden(f"role {current_user().role!r} may not store tubes", field="box")
+        box = storage.get_box(session, values["box"], numbering(), "box")
+    elif any(positions):
+        index = next(i for i, p in enumerate(positions) if p)
+        raise Invalid("a position needs a box: say which box the tubes go into",
+                      field=f"aliquots.{index}.position")
+    made = service.split(session, current_actor(), parent, values["aliquots"], numbering(),
                          consume_parent=values["consume_parent"], reason=values["reason"])
+    if box is not None:
+        operations.store_new(session, current_actor(), made, box, positions, values["reason"])
+    return made
 
 
 @blp.route("/aliquots", methods=["GET"])
@@ -83,11 +114,9 @@ def get_aliquot(code: str):  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.AliquotOut(many=True))
 @requires("aliquot:write")
 def split_aliquot(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
-    """Split an aliquot into aliquots (DNA from a cell pellet), atomically."""
-    session = get_session()
-    aliquot = service.get_aliquot(session, code, numbering())
-    return service.split(session, current_actor(), aliquot, values["aliquots"], numbering(),
-                         consume_parent=values["consume_parent"], reason=values["reason"])
+    """Split an aliquot into aliquots (DNA from a cell pellet), atomically; ``box`` as for
+    a sample."""
+    return _split(service.get_aliquot(get_session(), code, numbering()), values)
 
 
 @blp.route("/aliquots/<code>/status", methods=["POST"])

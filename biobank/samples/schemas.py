@@ -75,6 +75,10 @@ class AliquotSpec(Schema):
                             metadata={"description": "a pre-barcoded tube's own code"})
     storage = fields.String(load_default="X", validate=validate.OneOf(sorted(STORAGE)),
                             metadata={"description": "SPREC long-term storage code"})
+    position = fields.String(allow_none=True, load_default=None,
+                             validate=validate.Length(1, 8),
+                             metadata={"description": "where the tube goes in the split's "
+                                       "box (A1, A01, 1…); default: the next free place"})
 
 
 class SplitIn(Schema):
@@ -82,6 +86,11 @@ class SplitIn(Schema):
                            validate=validate.Length(1, 400))
     consume_parent = fields.Boolean(load_default=False)
     reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))
+    box = fields.String(allow_none=True, load_default=None,
+                        validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{3,64}\s*$"),
+                        metadata={"description": "store the new tubes straight into this "
+                                  "box or rack (its barcode or the rack's own code), in the "
+                                  "same request; needs storage:write too"})
 
 
 class AliquotQuery(Schema):

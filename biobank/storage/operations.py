@@ -141,7 +141,8 @@ def relocate(session: Session, actor: str, targets: list[Target],
 def _clear_targets(session: Session, targets: list[Target], moving: list[int],
                    field: str) -> list[int]:
     """Check the target places are free; returns departed tubes still recorded there."""
-    box_ids = {t.box.id for t in targets}
+    boxes = {t.box.id: t.box for t in targets}
+    box_ids = set(boxes)
     held = {(row.box_id, row.row_no, row.col_no): row for row in session.execute(
         select(Position.aliquot_id, Position.box_id, Position.row_no, Position.col_no,
                Aliquot.status, Aliquot.barcode)
@@ -161,8 +162,7 @@ def _clear_targets(session: Session, targets: list[Target], moving: list[int],
         else:
             raise Conflict(f"{_label(target.box, target.row, target.col)} holds "
                            f"{occupant.barcode} already", field=field)
-    for box_id in box_ids:
-        box = next(t.box for t in targets if t.box.id == box_id)
+    for box_id, box in boxes.items():
         capacity = box.box_type.capacity if box.box_type else None
         if capacity is not None and not box.box_type.gridded:  # type: ignore[union-attr]
             staying = sum(1 for key in held if key[0] == box_id)
@@ -205,6 +205,35 @@ def place(session: Session, actor: str, aliquot: Aliquot, box: Container,
                        field="barcode")
     row, col = resolve(box, position)
     relocate(session, actor, [Target(aliquot, box, row, col)], reason, unplaced_only=True)
+
+
+def store_new(session: Session, actor: str, aliquots: list[Aliquot], box: Container,
+              positions: list[str | None], reason: str | None = None,
+              field: str = "aliquots") -> None:
+    """Store tubes just made (a split straight into a rack): each at its position, or, where
+    none is given, at the box's first free places in reading order."""
+    wanted = [resolve(box, text, f"{field}.{index}.position") if text else None
+              for index, text in enumerate(positions)]
+    box_type = box.box_type
+    assert box_type is not None
+    unplaced = [index for index, place in enumerate(wanted) if place is None]
+    if box_type.gridded and unplaced:
+        held = {(row, col) for row, col in session.execute(
+            select(Position.row_no, Position.col_no)
+            .join(Aliquot, Aliquot.id == Position.aliquot_id)
+            .where(Position.box_id == box.id, Aliquot.status.not_in(DEPARTED)))}
+        held.update(place for place in wanted if place is not None)
+        free, _ = naming.free_positions(box_type.rows or 0, box_type.columns or 0, held,
+                                        len(unplaced))
+        if len(free) < len(unplaced):
+            raise Conflict(f"{box.barcode} has {len(free)} free places for {len(unplaced)} "
+                           "tubes without a position", field="box")
+        for index, place in zip(unplaced, free, strict=False):
+            wanted[index] = place
+    relocate(session, actor, [
+        Target(aliquot, box, *(place or (None, None)))
+        for aliquot, place in zip(aliquots, wanted, strict=True)], reason, field=field,
+        unplaced_only=True)
 
 
 def move(session: Session, actor: str, moves: list[dict[str, Any]],
