@@ -165,6 +165,7 @@ def _load_domains(session: Session, actor: str, numbering: samples.Numbering,
     show consent), storage before requests (pick lists need places)."""
     from biobank.consent.demo import load_demo as consent_demo
     from biobank.labels.demo import load_demo as labels_demo
+    from biobank.requests.demo import load_demo as requests_demo
     from biobank.storage.demo import load_demo as storage_demo
 
     consent = consent_demo(session, actor)
@@ -173,6 +174,8 @@ def _load_domains(session: Session, actor: str, numbering: samples.Numbering,
     result.domains["storage"] = (f"{stored.freezers} freezers, {stored.containers} containers, "
                                  f"{stored.boxes} boxes, {stored.stored} tubes stored")
     result.domains["labels"] = f"{labels_demo(session, actor)} printers"
+    requests = requests_demo(session, actor)
+    result.domains["requests"] = ", ".join(f"{n} {state}" for state, n in requests.items())
 
 
 def _load_patient(session: Session, actor: str, numbering: samples.Numbering,
