@@ -239,3 +239,18 @@ def test_a_recall_reaches_the_request_and_the_researcher_answers_it(
     researcher.post(f"/api/v1/requests/{number}/consumed", json={
         "barcodes": [c for c in codes if c != world.barcodes[0]]})
     assert researcher.post(f"/api/v1/requests/{number}/close").json["state"] == "closed"
+
+
+def test_the_pick_list_costs_the_same_queries_for_two_tubes_or_ten(
+        researcher, manager, tech, donor, count_queries):
+    """No query per tube: paths, positions and labels are read for all tubes at once."""
+    costs = []
+    for patients in (2, 10):
+        for _ in range(patients):
+            donor({"DX": 1}, "DEMO")
+        number = allocated(researcher, manager, patients=patients)
+        with count_queries() as counted:
+            tubes = tech.get(f"/api/v1/requests/{number}/pick-list").json["tubes"]
+        assert len(tubes) == patients
+        costs.append(counted.count)
+    assert costs[0] == costs[1], costs

@@ -76,13 +76,13 @@ def get_request(session: Session, asker: Asker, number: str, *,
     """A request by number; another sub-study's request is a 404 to a researcher."""
     query = select(SampleRequest).where(SampleRequest.number == barcodes.normalize(number))
     if for_update:
-        # Steps on one request queue here (PostgreSQL); SQLite has one writer anyway.
-        query = query.with_for_update(of=SampleRequest)
+        # Steps on one request queue here (PostgreSQL; SQLite has one writer anyway), and
+        # the one that waited reads what the other wrote.
+        query = query.with_for_update(of=SampleRequest).execution_options(
+            populate_existing=True)
     request = session.scalar(query)
     if request is None or not asker.may_see(request):
         raise NotFound(f"no request {number}")
-    if for_update:
-        session.refresh(request)
     return request
 
 
