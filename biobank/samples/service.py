@@ -243,22 +243,26 @@ def split(session: Session, actor: str, parent: Sample | Aliquot, children: list
             "cell_count": child.get("cell_count"), "sprec_code": sprec,
             "freeze_thaw_count": 0, "status": "available", "created_at": now,
         })
-    ids = list(session.scalars(insert(Aliquot).returning(Aliquot.id, sort_by_parameter_order=True),
-                               rows))
+    # Ids matched by barcode: RETURNING in parameter order would make SQLAlchemy send SQLite
+    # one row per statement.
+    table = Aliquot.__table__
+    by_code = dict(session.execute(insert(table).returning(table.c.barcode, table.c.id),
+                                   rows).all())
+    ids = [by_code[row["barcode"]] for row in rows]
     parent_ref = {"sample_id": sample.id} if is_sample else {"aliquot_id": parent.id}
-    events = [{
+    record_events(session, [{
         "event_type": "aliquoted", "aliquot_id": new_id, "reason": reason,
         "new_values": {"barcode": row["barcode"], "parent": parent.barcode,
                        "aliquot_type": child["aliquot_type"], "volume_ml": row["volume_ml"],
                        "cell_count": row["cell_count"], "sprec_code": row["sprec_code"]},
-    } for new_id, row, child in zip(ids, rows, children, strict=True)]
-    events.append({
+    } for new_id, row, child in zip(ids, rows, children, strict=True)], actor, now,
+        new_chains=True)  # the tubes were inserted just above
+    record_events(session, [{
         "event_type": "split", **parent_ref, "reason": reason,
         "old_values": {"volume_remaining_ml": remaining},
         "new_values": {"volume_remaining_ml": None if remaining is None else remaining - taken,
                        "children": codes},
-    })
-    record_events(session, events, actor, now)
+    }], actor, now)
     if consume_parent and not is_sample:
         change_status(session, actor, parent, "consumed", reason or "used up by a split")
     by_id = {a.id: a for a in session.scalars(select(Aliquot).where(Aliquot.id.in_(ids)))}

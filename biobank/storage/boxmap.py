@@ -59,10 +59,15 @@ def _storage_consent(session: Session, patient_ids: set[int]) -> dict[int, str |
         from biobank.consent.service import state_on
     except ImportError:
         return {}
+    entry = ConsentEntry.__table__
     logs: dict[int, list[Any]] = {}
-    for entry in session.scalars(select(ConsentEntry).where(
-            ConsentEntry.patient_id.in_(patient_ids), ConsentEntry.component == "storage")):
-        logs.setdefault(entry.patient_id, []).append(entry)
+    # Plain rows (state_on reads these attributes): a map shows up to a hundred patients.
+    for row in session.execute(
+            select(entry.c.patient_id, entry.c.id, entry.c.component, entry.c.substudy_id,
+                   entry.c.decision, entry.c.effective_date, entry.c.corrects_id)
+            .where(entry.c.patient_id.in_(bindparam("patients", expanding=True)),
+                   entry.c.component == "storage"), {"patients": sorted(patient_ids)}):
+        logs.setdefault(row.patient_id, []).append(row)
     today = dt.date.today()
     decided = {patient: state_on(entries, today).get(("storage", None))
                for patient, entries in logs.items()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_audit, record_events
@@ -194,7 +194,7 @@ class Lineage:
     barcodes: list[str] = field(default_factory=list)
 
 
-def _ancestors(ids: list[int]):  # type: ignore[no-untyped-def]
+def _ancestors(ids: Any):  # type: ignore[no-untyped-def]
     table = Container.__table__
     anchor = select(table.c.id.label("start"), table.c.id.label("node"),
                     table.c.parent_id.label("up"), literal(0).label("depth")
@@ -204,20 +204,27 @@ def _ancestors(ids: list[int]):  # type: ignore[no-untyped-def]
         .join(table, table.c.id == anchor.c.up))
 
 
+def _lineages_query():  # type: ignore[no-untyped-def]
+    chain = _ancestors(bindparam("ids", expanding=True))
+    table, site = Container.__table__, Site.__table__
+    return (select(chain.c.start, chain.c.depth, table.c.id, table.c.name, table.c.barcode,
+                   site.c.code)
+            .join(table, table.c.id == chain.c.node)
+            .outerjoin(site, site.c.id == table.c.site_id)
+            .order_by(chain.c.start, chain.c.depth.desc()))
+
+
+# Built once, read as plain rows: box maps, scans of boxes and every move ask for paths.
+_LINEAGES = _lineages_query()
+
+
 def lineages(session: Session, ids: list[int] | set[int]) -> dict[int, Lineage]:
     """Path ("NL-PMC / F-80-01 / Shelf 2 / Rack B / BX…") and freezer of each container, in
     one recursive query."""
     ids = sorted(set(ids))
     if not ids:
         return {}
-    chain = _ancestors(ids)
-    rows = session.execute(
-        select(chain.c.start, chain.c.depth, Container.id, Container.name, Container.barcode,
-               Site.code)
-        .join(Container, Container.id == chain.c.node)
-        .outerjoin(Site, Site.id == Container.site_id)
-        .order_by(chain.c.start, chain.c.depth.desc())
-    ).all()
+    rows = session.execute(_LINEAGES, {"ids": ids}).all()
     found: dict[int, Lineage] = {}
     for start, _depth, node_id, name, code, site in rows:
         if start not in found:  # the root comes first: a freezer
