@@ -1,0 +1,117 @@
+"""The floor of the stack: what Flask and SQLAlchemy Core alone do with the same data.
+
+``make_app(url)`` is a bare Flask app. ``GET /scan/<code>`` is the floor of the issue: the
+aliquot by barcode joined to its box position, in one Core query, answered with
+``jsonify`` — no authentication, no schema, no service layer. ``GET
+/scan-same-work/<code>`` runs the scan's own five statements (the bearer token, the tube,
+its location, its patient's consent log, its last events) the same bare way: the floor for
+the same work, to tell the cost of the queries from the cost of the layers around them.
+gunicorn serves it too: ``BENCH_DATABASE_URL=… gunicorn 'bench.bare:make_app()'``.
+
+``insert_rows`` is the bare insert: the driver's executemany of rows into a scratch table
+of the aliquot table's shape (same columns, types, keys and indexes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from flask import Flask, abort, jsonify, request
+from sqlalchemy import Column, Index, MetaData, Table, bindparam, select
+from sqlalchemy.engine import Connection
+
+from biobank.auth.models import ApiToken, User
+from biobank.consent.gate import _LOG
+from biobank.custody.service import _RECENT
+from biobank.db import make_engine
+from biobank.scan.service import _TUBE
+from biobank.storage.boxmap import _LOCATION
+from biobank.samples.models import Aliquot
+from biobank.storage.models import Position
+
+SCRATCH = "bench_bare_aliquot"
+
+
+def scan_query() -> Any:
+    """The lookup the scan does first: a tube by barcode, with its box and position."""
+    aliquot, position = Aliquot.__table__, Position.__table__
+    return (select(aliquot.c.id, aliquot.c.barcode, aliquot.c.status, aliquot.c.sample_id,
+                   aliquot.c.volume_remaining_ml, aliquot.c.freeze_thaw_count,
+                   position.c.box_id, position.c.row_no, position.c.col_no)
+            .select_from(aliquot.outerjoin(position, position.c.aliquot_id == aliquot.c.id))
+            .where(aliquot.c.barcode == bindparam("code")))
+
+
+def make_app(database_url: str | None = None) -> Flask:
+    """The bare app over the database at ``database_url`` (or $BENCH_DATABASE_URL)."""
+    url = database_url or os.environ["BENCH_DATABASE_URL"]
+    app = Flask("bench_bare")
+    engine = make_engine(url)
+    query = scan_query()
+    token = token_query()
+
+    @app.get("/scan/<code>")
+    def scan(code: str):  # type: ignore[no-untyped-def]
+        with engine.connect() as connection:
+            row = connection.execute(query, {"code": code.strip().upper()}).first()
+        if row is None:
+            abort(404)
+        answer = row._asdict()
+        answer["volume_ml"] = (None if answer["volume_remaining_ml"] is None
+                               else str(answer.pop("volume_remaining_ml")))
+        return jsonify(answer)
+
+    @app.get("/scan-same-work/<code>")
+    def scan_same_work(code: str):  # type: ignore[no-untyped-def]
+        # The scan's own SQL (token, tube, location, consent log, last events), run bare.
+        header = request.headers.get("Authorization", "")
+        digest = hashlib.sha256(header.removeprefix("Bearer ").encode()).hexdigest()
+        with engine.begin() as connection:
+            user = connection.execute(token, {"token_hash": digest}).first()
+            if user is None or not user.active or user.revoked_at is not None:
+                abort(401)
+            tube = connection.execute(_TUBE, {"code": code.strip().upper()}).first()
+            if tube is None:
+                abort(404)
+            where = connection.execute(_LOCATION, {"aliquot_id": tube.id}).all()
+            consent = connection.execute(_LOG, {"patient_id": tube.patient_id}).all()
+            events = connection.execute(_RECENT, {"aliquot_id": tube.id, "limit": 5}).all()
+        return jsonify({**tube._asdict(), "location": [r._asdict() for r in where],
+                        "consent": [r._asdict() for r in consent],
+                        "recent_events": [r._asdict() for r in events]})
+
+    app.extensions["bench.engine"] = engine
+    return app
+
+
+def token_query() -> Any:
+    """A bearer token's user, as plain columns."""
+    token, user = ApiToken.__table__, User.__table__
+    return (select(user.c.id, user.c.username, user.c.role, user.c.active, token.c.revoked_at,
+                   token.c.expires_at)
+            .select_from(token.join(user, user.c.id == token.c.user_id))
+            .where(token.c.token_hash == bindparam("token_hash")))
+
+
+def scratch_table(metadata: MetaData) -> Table:
+    """A table of the aliquot table's shape: its columns, keys and indexes, no foreign keys."""
+    source = Aliquot.__table__
+    table = Table(SCRATCH, metadata, *[
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
+               unique=bool(c.unique)) for c in source.columns])
+    for index in source.indexes:
+        Index(f"ix_{SCRATCH}_{'_'.join(c.name for c in index.columns)}",
+              *[table.c[c.name] for c in index.columns], unique=bool(index.unique))
+    return table
+
+
+def insert_rows(connection: Connection, rows: list[tuple[Any, ...]], columns: tuple[str, ...],
+                chunk: int = 5_000) -> None:
+    """Executemany ``rows`` (tuples in ``columns`` order) into the scratch table, in chunks."""
+    mark = "?" if connection.dialect.name == "sqlite" else "%s"
+    sql = (f"INSERT INTO {SCRATCH} ({', '.join(columns)}) "
+           f"VALUES ({', '.join([mark] * len(columns))})")
+    for start in range(0, len(rows), chunk):
+        connection.exec_driver_sql(sql, rows[start:start + chunk])
