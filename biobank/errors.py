@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 
 class DomainError(Exception):
@@ -91,3 +91,14 @@ def init_app(app: Flask) -> None:
         else:
             message, errors = "the request breaks a database constraint", None
         return jsonify(error_body(409, message, errors)), 409
+
+    @app.errorhandler(OperationalError)
+    def _operational_error(exc: OperationalError):  # type: ignore[no-untyped-def]
+        # SQLite lets one writer at a time; a writer that cannot get the lock is told to
+        # retry rather than shown a crash. Any other database failure stays a 500.
+        if "database is locked" not in str(exc.orig):
+            raise exc
+        response = jsonify(error_body(503, "the database is busy with another change; "
+                                           "try again in a moment"))
+        response.headers["Retry-After"] = "1"
+        return response, 503
