@@ -50,7 +50,17 @@
         return null;
       }
       return response.text().then(function (html) {
-        result.innerHTML = html;
+        if (/^\s*<!doctype/i.test(html)) {
+          // A whole page (a refusal by the login check): show its message in place.
+          var refusal = document.createElement("div");
+          refusal.className = "scan-result has-error";
+          refusal.dataset.box = state.box;
+          var main = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+          while (main && main.firstChild) { refusal.appendChild(main.firstChild); }
+          result.replaceChildren(refusal);
+        } else {
+          result.innerHTML = html;
+        }
         readState();
         if (started !== undefined) {
           // Measured once the new card is painted: Enter → card on screen.

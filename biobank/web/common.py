@@ -56,7 +56,7 @@ def load_form(schema: Schema, form: Mapping[str, str]) -> dict[str, Any]:
 def refusal(exc: DomainError):  # type: ignore[no-untyped-def]
     """A rule refused what a page asked: the message in words, with the API's status."""
     if wants_fragment():
-        return render_template("web/_alert.html", error=exc.message), exc.status_code
+        return render_template("web/_refusal.html", error=exc.message), exc.status_code
     return render_template("error.html", status=exc.status_code, message=exc.message), \
         exc.status_code
 

@@ -35,20 +35,12 @@ def _next_free(session: Session, box: Container) -> str | None:
 
 
 def _tube_extras(session: Session, card: dict[str, Any]) -> dict[str, Any]:
-    """What the card's actions need: thawed or not, printers, where a new tube could go."""
-    extras: dict[str, Any] = {"thawed": False, "printers": [], "suggestion": None}
-    extras["thawed"] = session.scalar(
+    """What the card's actions need beyond the scan: thawed or not, the printers."""
+    thawed = session.scalar(
         select(Thaw.aliquot_id).join(Aliquot, Aliquot.id == Thaw.aliquot_id)
         .where(Aliquot.barcode == card["barcode"])) is not None
-    if may("label:print"):
-        extras["printers"] = labels.list_printers(session)
-    if card["location"] is None and card["status"] in ("available", "reserved", "blocked") \
-            and may("storage:write"):
-        offers = boxmap.suggest_anywhere(session, 1)
-        if offers and offers[0]["positions"]:
-            extras["suggestion"] = {"box": offers[0]["box"], "path": offers[0]["path"],
-                                    "position": offers[0]["positions"][0]}
-    return extras
+    return {"thawed": thawed,
+            "printers": labels.list_printers(session) if may("label:print") else []}
 
 
 def station(code: str | None, box_code: str | None, *, position: str | None = None,

@@ -14,8 +14,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DEMO_PASSWORD = "demo-password"
-# Enter → card on screen, per scan (ms): measured in the page and around Playwright's press.
-SCAN_TIMINGS: dict[str, list[float]] = {"page": [], "round_trip": []}
+# Enter → card (or box map) on screen, per scan: (what was shown, ms measured in the page,
+# ms around Playwright's key press).
+SCAN_TIMINGS: list[tuple[str, float, float]] = []
 
 
 @dataclass
