@@ -101,9 +101,9 @@ def scratch_table(metadata: MetaData) -> Table:
     table = Table(SCRATCH, metadata, *[
         Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
                unique=bool(c.unique)) for c in source.columns])
-    for index in source.indexes:
-        Index(f"ix_{SCRATCH}_{'_'.join(c.name for c in index.columns)}",
-              *[table.c[c.name] for c in index.columns], unique=bool(index.unique))
+    for number, index in enumerate(sorted(source.indexes, key=lambda i: i.name or "")):
+        Index(f"ix_{SCRATCH}_{number}", *[table.c[c.name] for c in index.columns],
+              unique=bool(index.unique))
     return table
 
 
