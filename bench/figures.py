@@ -48,11 +48,16 @@ def has_route(app: Flask, rule: str, method: str = "GET") -> bool:
 # --- the scan ------------------------------------------------------------------------------
 
 def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
-         with_floor: bool = True) -> dict[str, float]:
-    """The scan endpoint and the bare route, over the same random tubes, interleaved."""
+         with_floor: bool = True, small: Flask | None = None) -> dict[str, float]:
+    """The scan endpoint and the bare routes, over the same random tubes, interleaved; with
+    ``small`` (the app on a copy of the biobank at its small size), the scan there too."""
     codes = random_codes(app, requests + warmup)
     api = Client(app, token)
     bare_client = floor.test_client()
+    if small is not None:
+        # The same token works there: the copy was taken after the user was made.
+        small_api = Client(small, token)
+        small_code = dict(zip(codes, random_codes(small, requests + warmup), strict=False))
 
     def product(code: str) -> float:
         return api.timed("get", f"/api/v1/scan/{code}")
@@ -73,13 +78,19 @@ def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
             raise RuntimeError(f"bare scan (same work) of {code}: {response.status_code}")
         return elapsed
 
+    def small_scan(code: str) -> float:
+        return small_api.timed("get", f"/api/v1/scan/{small_code[code]}")
+
     calls = {"scan": product,
-             **({"bare": bare_route, "same": same_work} if with_floor else {})}
-    times = interleaved(calls, codes[warmup:], warmup)
+             **({"bare": bare_route, "same": same_work} if with_floor else {}),
+             **({"small": small_scan} if small is not None else {})}
+    times = interleaved(calls, codes, warmup)
     figures = {"scan_us_p50": median(times["scan"]), "scan_us_p99": percentile(times["scan"], 99)}
     if with_floor:
         figures["bare_scan_us_p50"] = median(times["bare"])
         figures["bare_scan_same_work_us_p50"] = median(times["same"])
+    if small is not None:
+        figures["scan_us_p50_small"] = median(times["small"])
     return figures
 
 
