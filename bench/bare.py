@@ -26,9 +26,9 @@ from biobank.auth.models import ApiToken, User
 from biobank.consent.gate import _LOG
 from biobank.custody.service import _RECENT
 from biobank.db import make_engine
+from biobank.samples.models import Aliquot
 from biobank.scan.service import _TUBE
 from biobank.storage.boxmap import _LOCATION
-from biobank.samples.models import Aliquot
 from biobank.storage.models import Position
 
 SCRATCH = "bench_bare_aliquot"

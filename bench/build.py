@@ -41,7 +41,8 @@ from biobank.patients.models import Patient
 from biobank.samples.api import numbering
 from biobank.samples.models import Aliquot
 from biobank.samples.states import IN_HOUSE
-from biobank.storage import operations, service as storage
+from biobank.storage import operations
+from biobank.storage import service as storage
 from biobank.storage.models import Container, Position
 
 ACTOR = "bench"
@@ -323,9 +324,9 @@ def store_tubes(session: Session) -> int:
                                                       "parent": rack.barcode},
                                      shelving.numbering)
             boxes += 1
-            for offset, tube in enumerate(tubes[start:start + BOX_SIZE]):
-                targets.append(operations.Target(tube, box, offset // 10 + 1,  # type: ignore[arg-type]
-                                                 offset % 10 + 1))
+            for n, tube in enumerate(tubes[start:start + BOX_SIZE]):
+                aliquot: Any = tube  # relocate reads only .id and .barcode: a Tube will do
+                targets.append(operations.Target(aliquot, box, n // 10 + 1, n % 10 + 1))
         operations.relocate(session, ACTOR, targets, "bench: initial storage",
                             unplaced_only=True)
         session.commit()

@@ -26,7 +26,6 @@ from bench.measure import (
     percentile,
     random_codes,
     repeat_for,
-    user_token,
 )
 from biobank.custody import audit
 from biobank.db import get_engine, get_session
@@ -149,7 +148,7 @@ def _new_sample(app: Flask, index: int) -> str:
             "unscheduled_reason": f"bench rack {index}", "material": "BM",
             "collected_at": collected, "received_at": collected + dt.timedelta(hours=2),
             "volume_ml": Decimal("10.0"), "container_code": "PED",
-            "precentrifugation_delay_hours": Decimal("2"),
+            "precentrifugation_delay_hours": Decimal(2),
             "precentrifugation_temperature": "RT", "accession_number": f"RACK-{index}",
             "notes": None}, numbering())
         session.commit()

@@ -112,7 +112,7 @@ class Server:
                 status = Path(f"/proc/{child}/status").read_text()
             except OSError:
                 continue
-            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
             if found:
                 peaks.append(round(int(found.group(1)) / 1024, 1))
         return peaks
@@ -176,7 +176,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(output: str) -> dict[str, Any]:
     """wrk's summary as numbers."""
-    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))", output, re.M))
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))", output, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
@@ -185,9 +185,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     socket_errors = {kind: int(n) for kind, n in zip(
         ("connect", "read", "write", "timeout"), sockets.groups() if sockets else (0,) * 4,
         strict=True)}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     return {"requests": requests,
-            "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)",  # type: ignore[union-attr]
-                                              output).group(1)),
+            "throughput_rps": float(rate.group(1)),  # type: ignore[union-attr]
             "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
             # A read error is the server closing a kept-alive connection (sync workers
             # close after each answer): wrk reconnects; it is not a failed request.

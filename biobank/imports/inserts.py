@@ -45,7 +45,7 @@ class Writer:
         self.now = now
         self.sqlite = session.get_bind().dialect.name == "sqlite"
 
-    def _insert(self, model: type[Sample] | type[Aliquot], columns: tuple[str, ...],
+    def _insert(self, model: type[Sample | Aliquot], columns: tuple[str, ...],
                 rows: list[tuple[Any, ...]]) -> dict[str, int]:
         """Insert rows (tuples in ``columns`` order, the barcode first); their ids by barcode.
 
