@@ -3,9 +3,10 @@
 ``make_app(url)`` is a bare Flask app. ``GET /scan/<code>`` is the floor of the issue: the
 aliquot by barcode joined to its box position, in one Core query, answered with
 ``jsonify`` — no authentication, no schema, no service layer. ``GET
-/scan-same-work/<code>`` runs the scan's own five statements (the bearer token, the tube,
-its location, its patient's consent log, its last events) the same bare way: the floor for
-the same work, to tell the cost of the queries from the cost of the layers around them.
+/scan-same-work/<code>`` runs the scan's own two statements (the bearer token; the tube
+with its location, its patient's consent log and its last events) the same bare way: the
+floor for the same work, to tell the cost of the queries from the cost of the layers
+around them.
 gunicorn serves it too: ``BENCH_DATABASE_URL=… gunicorn 'bench.bare:make_app()'``.
 
 ``insert_rows`` is the bare insert: the driver's executemany of rows into a scratch table
@@ -23,12 +24,9 @@ from sqlalchemy import Column, Index, MetaData, Table, bindparam, select
 from sqlalchemy.engine import Connection
 
 from biobank.auth.models import ApiToken, User
-from biobank.consent.gate import _LOG
-from biobank.custody.service import _RECENT
 from biobank.db import make_engine
 from biobank.samples.models import Aliquot
-from biobank.scan.service import _TUBE
-from biobank.storage.boxmap import _LOCATION
+from biobank.scan.service import _CARD
 from biobank.storage.models import Position
 
 SCRATCH = "bench_bare_aliquot"
@@ -72,15 +70,11 @@ def make_app(database_url: str | None = None) -> Flask:
             user = connection.execute(token, {"token_hash": digest}).first()
             if user is None or not user.active or user.revoked_at is not None:
                 abort(401)
-            tube = connection.execute(_TUBE, {"code": code.strip().upper()}).first()
-            if tube is None:
-                abort(404)
-            where = connection.execute(_LOCATION, {"aliquot_id": tube.id}).all()
-            consent = connection.execute(_LOG, {"patient_id": tube.patient_id}).all()
-            events = connection.execute(_RECENT, {"aliquot_id": tube.id, "limit": 5}).all()
-        return jsonify({**tube._asdict(), "location": [r._asdict() for r in where],
-                        "consent": [r._asdict() for r in consent],
-                        "recent_events": [r._asdict() for r in events]})
+            card = connection.execute(_CARD, {"code": code.strip().upper(),
+                                              "recent": 5}).first()
+        if card is None:
+            abort(404)
+        return jsonify(card._asdict())
 
     app.extensions["bench.engine"] = engine
     return app

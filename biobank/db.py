@@ -7,9 +7,13 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event
+from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, literal_column
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import DateTime, TypeDecorator
 
 NAMING_CONVENTION = {
@@ -67,6 +71,61 @@ def utcnow() -> dt.datetime:
 def pk() -> Any:
     """An integer primary key column."""
     return mapped_column(primary_key=True)
+
+
+class json_rows(FunctionElement[Any]):  # noqa: N801 (an SQL function, named like one)
+    """An aggregate: the rows of a (sub)query as a JSON list of objects ``{name: value}``.
+
+    ``json_group_array(json_object(…))`` on SQLite, ``json_agg(json_build_object(…))`` on
+    PostgreSQL; read back as Python lists (None on PostgreSQL when there are no rows). It lets
+    one statement carry a row's one-to-many details, e.g. the scan's events and consent log.
+    Values come back as JSON has them: timestamps and dates as text, in the database's format.
+    """
+
+    type = JSON()
+    inherit_cache = True
+    name = "json_rows"
+
+    def __init__(self, **values: ColumnElement[Any]) -> None:
+        pairs: list[ColumnElement[Any]] = []
+        for key, value in values.items():
+            if not key.isidentifier():
+                raise ValueError(f"json_rows: {key!r} is not a plain name")
+            pairs += [literal_column(f"'{key}'"), value]
+        super().__init__(*pairs)
+
+
+class json_value(FunctionElement[Any]):  # noqa: N801
+    """A JSON column inside ``json_rows``: embedded as JSON, not as its text (SQLite)."""
+
+    type = JSON()
+    inherit_cache = True
+    name = "json_value"
+
+
+@compiles(json_rows, "sqlite")
+def _json_rows_sqlite(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array(json_object({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_rows, "postgresql")
+def _json_rows_postgresql(element: json_rows, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_agg(json_build_object({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(json_value, "sqlite")
+def _json_value_sqlite(element: json_value, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_value)
+def _json_value_default(element: json_value, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+def json_timestamp(value: str | None) -> dt.datetime | None:
+    """A timestamp read from ``json_rows`` (stored in UTC, without zone), made aware."""
+    return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:

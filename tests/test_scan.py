@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import pytest
 
 from biobank.samples.barcodes import make
+from biobank.scan import service as scan
+from biobank.scan.api import ScanOut
+from consent_helpers import consented, days_ago, give, studies  # noqa: F401
 
 
 def test_scanning_an_aliquot_shows_what_a_technician_needs(tech, make_aliquots):
@@ -74,6 +80,58 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
         tech.post(f"/api/v1/aliquots/{target.barcode}/status", json={"status": "available"})
     with count_queries() as counted:
         assert tech.get(f"/api/v1/scan/{target.barcode}").status_code == 200
-    # token lookup + tube (with sample, patient, parent) + storage location and condition
-    # notes + consent log + last events
-    assert counted.count == 5, counted.statements
+    # the token lookup, then one statement: the tube with its sample, patient and parent,
+    # its storage location and condition notes, its patient's consent log, its last events
+    assert counted.count == 2, counted.statements
+
+
+def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
+        tech, session, consented):
+    """A stored tube, taken out, with a condition note, a changed status and a sub-study
+    withdrawn: the scan's single statement shows the same events, place and consent as the
+    custody log, the storage service and the consent service read separately."""
+    from biobank.consent import service as consent, withdrawal
+    from biobank.samples import service as samples
+    from biobank.storage import operations, service as storage
+
+    numbering = samples.Numbering()
+    made = consented(1, "DEMO", "MRD-NGS")
+    [tube] = made.tubes
+    freezer = storage.create_freezer(session, "t", {"site": "NL-PMC", "name": "F-80-09",
+                                                    "freezer_type": "mechanical-80"}, numbering)
+    box = storage.create_box(session, "t", {"box_type": "9X9", "parent": freezer.barcode,
+                                            "name": "Plasma 7"}, numbering)
+    operations.relocate(session, "t", [operations.Target(tube, box, 2, 3)])
+    samples.change_status(session, "t", tube, "missing", "not where the map says")
+    samples.change_status(session, "t", tube, "available", None)
+    session.commit()
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    excursion = tech.post(f"/api/v1/freezers/{freezer.barcode}/excursions", json={
+        "started_at": started.isoformat(), "ended_at": dt.datetime.now(dt.UTC).isoformat(),
+        "peak_celsius": "-41", "note": "door left open"})
+    assert excursion.status_code == 201, excursion.json
+    operations.take_out(session, "t", tube, "to the bench")
+    withdrawal.withdraw(session, "t", made.patient, {"scope": "MRD-NGS", "date": days_ago(3),
+                                                     "requested_by": "mother"})
+    session.commit()
+
+    card = tech.get(f"/api/v1/scan/{tube.barcode}").json
+    events = tech.get(f"/api/v1/aliquots/{tube.barcode}/events").json
+    assert card["recent_events"] == events[::-1][:5]
+    assert [e["event_type"] for e in card["recent_events"]][:2] == ["taken_out", "condition_noted"]
+    assert card["recent_events"][1]["new_values"]["excursion_id"] == excursion.json["id"]
+    where = operations.position_of(session, tube)
+    assert card["location"] == {
+        "box": box.barcode, "position": "B3", "freezer": freezer.barcode,
+        "path": "NL-PMC / F-80-09 / Plasma 7", "taken_out": True,
+        "taken_out_at": where.out_since.isoformat()}
+    [note] = card["conditions"]
+    assert "F-80-09" in note["note"] and "-41.0 °C" in note["note"]
+    state = consent.state_on(consent.patient_entries(session, made.patient.id))
+    assert card["consent"]["storage"] == state[("storage", None)].decision == "given"
+    assert card["consent"]["substudies"] == {
+        "DEMO": {"state": "given", "since": days_ago(100).isoformat()},
+        "MRD-NGS": {"state": "withdrawn", "since": days_ago(3).isoformat()}}
+    # The endpoint answers without the schema: what it sends is what ScanOut would.
+    card_made = scan.scan(session, tube.barcode, numbering)
+    assert card == json.loads(json.dumps(ScanOut().dump(card_made), default=str))

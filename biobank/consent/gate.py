@@ -12,12 +12,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, overload
 
-from sqlalchemy import Select, bindparam, exists, false, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Select,
+    bindparam,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from biobank.consent import service
 from biobank.consent.models import ConsentEntry, ReleaseJustification, Substudy
-from biobank.db import utcnow
+from biobank.db import json_rows, utcnow
 from biobank.errors import Conflict, Invalid
 from biobank.patients.models import Patient
 from biobank.samples.models import Aliquot, Sample
@@ -211,22 +222,34 @@ class _LogLine(NamedTuple):
     component_code: str
 
 
-def _log_query() -> Select[Any]:
+def consent_log_column(patient_id: ColumnElement[int]) -> ScalarSelect[Any]:
+    """A patient's consent log as one JSON value of the enclosing statement (read back by
+    ``card_of``); ``patient_id`` is the patient's id column there."""
     entry, substudy = ConsentEntry.__table__, Substudy.__table__
-    return (select(entry.c.id, entry.c.component, entry.c.substudy_id, entry.c.decision,
-                   entry.c.effective_date, entry.c.corrects_id,
-                   func.coalesce(substudy.c.code, entry.c.component))
+    return (select(json_rows(id=entry.c.id, component=entry.c.component,
+                             substudy_id=entry.c.substudy_id, decision=entry.c.decision,
+                             effective_date=entry.c.effective_date,
+                             corrects_id=entry.c.corrects_id,
+                             component_code=func.coalesce(substudy.c.code, entry.c.component)))
             .select_from(entry.outerjoin(substudy, substudy.c.id == entry.c.substudy_id))
-            .where(entry.c.patient_id == bindparam("patient_id")))
+            .where(entry.c.patient_id == patient_id).scalar_subquery())
 
 
-# Built once, and read as plain rows: the scan station asks on every tube.
-_LOG = _log_query()
+_patient = Patient.__table__
+# Built once: the scan station asks on every tube.
+_LOG = select(consent_log_column(_patient.c.id)).where(_patient.c.id == bindparam("patient_id"))
 
 
 def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     """The consent state at the scan station, with a withdrawal in words (one query)."""
-    entries = [_LogLine(*row) for row in session.execute(_LOG, {"patient_id": patient_id})]
+    return card_of(session.scalar(_LOG, {"patient_id": patient_id}), status)
+
+
+def card_of(log: list[dict[str, Any]] | None, status: str) -> dict[str, Any]:
+    """The scan card of a tube in ``status`` from the log of ``consent_log_column``."""
+    entries = [_LogLine(row["id"], row["component"], row["substudy_id"], row["decision"],
+                        dt.date.fromisoformat(row["effective_date"]), row["corrects_id"],
+                        row["component_code"]) for row in log or ()]
     state = service.state_on(entries, dt.date.today())  # type: ignore[arg-type]
     storage = state.get(("storage", None))
     substudies = {e.component_code: {"state": e.decision, "since": e.effective_date.isoformat()}

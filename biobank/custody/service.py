@@ -7,13 +7,13 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, func, select, text, union_all
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, select, text, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from biobank.custody import chain
 from biobank.custody.models import AuditRecord, CustodyEvent
-from biobank.db import utcnow
+from biobank.db import json_rows, json_timestamp, json_value, utcnow
 from biobank.errors import Conflict
 
 
@@ -175,21 +175,28 @@ def aliquot_events(session: Session, aliquot_id: int, limit: int | None = None,
     return list(session.scalars(query))
 
 
-def _recent_query() -> Select[Any]:
+def recent_events_column(aliquot_id: ColumnElement[int]) -> ScalarSelect[Any]:
+    """A tube's last ``:recent`` events as one JSON value of the enclosing statement (read
+    back by ``events_of``); ``aliquot_id`` is the tube's id column there."""
     table = CustodyEvent.__table__
-    return (select(table.c.id, table.c.event_type, table.c.actor, table.c.occurred_at,
+    last = (select(table.c.id, table.c.event_type, table.c.actor, table.c.occurred_at,
                    table.c.reason, table.c.old_values, table.c.new_values, table.c.prev_hash,
                    table.c.hash)
-            .where(table.c.aliquot_id == bindparam("aliquot_id"))
-            .order_by(table.c.id.desc()).limit(bindparam("limit")))
+            .where(table.c.aliquot_id == aliquot_id).correlate_except(table)
+            .order_by(table.c.id.desc()).limit(bindparam("recent")).subquery("last_events"))
+    return select(json_rows(id=last.c.id, event_type=last.c.event_type, actor=last.c.actor,
+                            occurred_at=last.c.occurred_at, reason=last.c.reason,
+                            old_values=json_value(last.c.old_values),
+                            new_values=json_value(last.c.new_values),
+                            prev_hash=last.c.prev_hash, hash=last.c.hash)).scalar_subquery()
 
 
-_RECENT = _recent_query()
-
-
-def recent_events(session: Session, aliquot_id: int, limit: int) -> list[Row[Any]]:
-    """An aliquot's last events, newest first, as plain rows (the scan shows them)."""
-    return list(session.execute(_RECENT, {"aliquot_id": aliquot_id, "limit": limit}))
+def events_of(rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The events of ``recent_events_column``, newest first, with aware timestamps."""
+    events = sorted(rows or (), key=lambda e: -e["id"])
+    for event in events:
+        event["occurred_at"] = json_timestamp(event["occurred_at"])
+    return events
 
 
 def sample_events(session: Session, sample_id: int) -> list[CustodyEvent]:

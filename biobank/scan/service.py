@@ -7,48 +7,63 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from biobank.consent.gate import scan_card
-from biobank.custody.service import recent_events, sample_events
+from biobank.consent.gate import card_of, consent_log_column, scan_card
+from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
-from biobank.storage.boxmap import scan_container, scan_location
+from biobank.storage.boxmap import location_columns, location_of, scan_container
 
 
-def _tube_query() -> Select[Any]:
-    """A tube by barcode with its sample, patient, timepoint, material, type and parent:
-    built once, as plain columns (the scan needs no ORM objects)."""
+def _card_query() -> Select[Any]:
+    """The whole card of a tube in one statement, built once: the tube by barcode with its
+    sample, patient, timepoint, material, type and parent, and, as JSON values, where it
+    is, its condition notes, its patient's consent log and its last events (each domain
+    gives its own column). Parameters: ``code`` and ``recent``."""
     a, s, p = Aliquot.__table__, Sample.__table__, Patient.__table__
     t, m, k = Timepoint.__table__, Material.__table__, AliquotType.__table__
     parent = a.alias("parent")
+    code = bindparam("code")
+    where = location_columns(a.c.id, code)
     return (select(a.c.id, a.c.barcode, a.c.status, a.c.volume_remaining_ml, a.c.cell_count,
                    a.c.freeze_thaw_count, a.c.sprec_code, s.c.barcode.label("sample"),
-                   s.c.patient_id, p.c.study_id, p.c.risk_group, t.c.code.label("timepoint"),
+                   p.c.study_id, p.c.risk_group, t.c.code.label("timepoint"),
                    m.c.code.label("material"), k.c.code.label("aliquot_type"),
-                   k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"))
+                   k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"),
+                   *(column.label(name) for name, column in where.items()),
+                   consent_log_column(p.c.id).label("consent_log"),
+                   recent_events_column(a.c.id).label("recent_events"))
             .select_from(a.join(s, s.c.id == a.c.sample_id).join(p, p.c.id == s.c.patient_id)
                          .join(m, m.c.id == s.c.material_id)
                          .join(k, k.c.id == a.c.aliquot_type_id)
                          .outerjoin(t, t.c.id == s.c.timepoint_id)
                          .outerjoin(parent, parent.c.id == a.c.parent_aliquot_id))
-            .where(a.c.barcode == bindparam("code")))
+            .where(a.c.barcode == code))
 
 
-_TUBE = _tube_query()
+_CARD = _card_query()
+
+
+def _in_iso(place: dict[str, Any]) -> dict[str, Any]:
+    """Location and conditions with their times in ISO 8601 (the card's ``location`` is free
+    form: a box or freezer scan shows other keys)."""
+    location = place["location"]
+    if location is not None and location["taken_out_at"] is not None:
+        location["taken_out_at"] = location["taken_out_at"].isoformat()
+    for note in place["conditions"]:
+        note["recorded_at"] = note["recorded_at"].isoformat()
+    return place
 
 
 def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
     """What a technician needs at a glance about a scanned tube.
 
-    Four queries for an aliquot (the tube with its sample, patient, timepoint, material and
-    parent; its storage location and condition notes; its patient's consent log; its last
-    events), one more when the code is a sample's, two or three more for a box or container.
-    The aliquot's queries are built once and read plain rows: the scan is the busiest
-    request of a biobank.
+    One statement for an aliquot (``_CARD``: the scan is the busiest request of a biobank),
+    two more when the code is a sample's, two or three for a box or container.
     """
     code = check_code(raw_code, numbering)
-    tube = session.execute(_TUBE, {"code": code}).first()
+    tube = session.connection().execute(_CARD, {"code": code, "recent": recent}).first()
     if tube is not None:
         return {
             "kind": "aliquot",
@@ -66,9 +81,9 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
             "sample": tube.sample,
             "parent": tube.parent,
             "sprec_code": tube.sprec_code,
-            **scan_location(session, tube.id),  # storage: location, condition notes (1 query)
-            "consent": scan_card(session, tube.patient_id, tube.status),  # consent (1 query)
-            "recent_events": recent_events(session, tube.id, recent),
+            **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
+            "consent": card_of(tube.consent_log, tube.status),
+            "recent_events": events_of(tube.recent_events),
         }
     sample = session.scalar(select(Sample).where(Sample.barcode == code))
     if sample is None:

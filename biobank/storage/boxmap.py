@@ -10,19 +10,18 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
-    String,
+    ColumnElement,
+    ScalarSelect,
     and_,
     bindparam,
     exists,
     func,
     literal,
-    literal_column,
-    null,
     select,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
+from biobank.db import json_rows, json_timestamp
 from biobank.errors import NotFound
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Site, Timepoint
@@ -235,50 +234,65 @@ def _freezer_path(lineage: Lineage) -> str:
     return " / ".join(lineage.path.split(" / ")[:2])
 
 
-def _location_query() -> Any:
-    """The box's chain of containers up to the freezer, and the tube's condition notes, for
-    the tube ``:aliquot_id`` (built once: the scan runs it on every tube)."""
-    aliquot_id = bindparam("aliquot_id")
+def location_columns(aliquot_id: ColumnElement[int], code: ColumnElement[str]
+                     ) -> dict[str, ScalarSelect[Any]]:
+    """Where a tube is, as columns of one statement (read back by ``location_of``): the chain
+    of containers from its box up to the freezer, with its position, and its condition
+    notes, each one JSON value. ``aliquot_id`` is the tube's id column in the enclosing
+    statement; ``code`` its barcode (a recursive query cannot be correlated, so the chain
+    starts from the barcode)."""
     table = Container.__table__
     chain = (select(Position.box_id.label("node"), literal(0).label("depth"))
-             .where(Position.aliquot_id == aliquot_id).cte("place", recursive=True))
+             .join(Aliquot, Aliquot.id == Position.aliquot_id)
+             .where(Aliquot.barcode == code).cte("place", recursive=True))
     chain = chain.union_all(select(table.c.parent_id, chain.c.depth + 1)
                             .join(table, table.c.id == chain.c.node)
                             .where(table.c.parent_id.is_not(None)))
-    nodes = (select(literal_column("'node'").label("tag"), chain.c.depth, Container.name,
-                    Container.barcode, Site.code.label("site"), Position.row_no,
-                    Position.col_no, Position.out_since.label("at"), BoxType.scheme,
-                    BoxType.columns, null().cast(String).label("note"))
+    nodes = (select(json_rows(depth=chain.c.depth, name=Container.name,
+                              barcode=Container.barcode, site=Site.code,
+                              row_no=Position.row_no, col_no=Position.col_no,
+                              out_since=Position.out_since, scheme=BoxType.scheme,
+                              columns=BoxType.columns))
              .select_from(chain)
              .join(Container, Container.id == chain.c.node)
              .join(Position, Position.aliquot_id == aliquot_id)
              .outerjoin(Site, Site.id == Container.site_id)
              .outerjoin(BoxType, and_(BoxType.id == Container.box_type_id, chain.c.depth == 0)))
-    notes = select(literal_column("'condition'"), literal_column("0"), null(), null(), null(),
-                   null(), null(), Condition.recorded_at, null(), null(), Condition.note
+    notes = select(json_rows(id=Condition.id, note=Condition.note,
+                             recorded_at=Condition.recorded_at)
                    ).where(Condition.aliquot_id == aliquot_id)
-    return union_all(nodes, notes).order_by("tag", "depth")
+    return {"location_nodes": nodes.scalar_subquery(),
+            "location_conditions": notes.scalar_subquery()}
 
 
-_LOCATION = _location_query()
-
-
-def scan_location(session: Session, aliquot_id: int) -> dict[str, Any]:
-    """The scan's ``location`` and ``conditions`` of a tube, in one query: its box's chain
-    of containers up to the freezer, and its condition notes."""
-    rows = session.execute(_LOCATION, {"aliquot_id": aliquot_id}).all()
-    conditions = [{"note": r.note, "recorded_at": r.at} for r in rows if r.tag == "condition"]
-    path_rows = sorted((r for r in rows if r.tag == "node"), key=lambda r: -r.depth)
+def location_of(nodes: list[dict[str, Any]] | None,
+                notes: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The scan's ``location`` and ``conditions`` from the columns of ``location_columns``."""
+    conditions = [{"note": n["note"], "recorded_at": json_timestamp(n["recorded_at"])}
+                  for n in sorted(notes or (), key=lambda n: (n["recorded_at"], n["id"]))]
+    path_rows = sorted(nodes or (), key=lambda r: -r["depth"])
     if not path_rows:
         return {"location": None, "conditions": conditions}
     box = path_rows[-1]
-    label = (naming.label(box.scheme, box.columns, box.row_no, box.col_no)
-             if box.row_no is not None else None)
-    path = " / ".join([path_rows[0].site or "", *(r.name for r in path_rows)])
-    return {"location": {"box": box.barcode, "position": label, "path": path,
-                         "freezer": path_rows[0].barcode, "taken_out": box.at is not None,
-                         "taken_out_at": box.at},
+    label = (naming.label(box["scheme"], box["columns"], box["row_no"], box["col_no"])
+             if box["row_no"] is not None else None)
+    path = " / ".join([path_rows[0]["site"] or "", *(r["name"] for r in path_rows)])
+    taken_out_at = json_timestamp(box["out_since"])
+    return {"location": {"box": box["barcode"], "position": label, "path": path,
+                         "freezer": path_rows[0]["barcode"], "taken_out": taken_out_at is not None,
+                         "taken_out_at": taken_out_at},
             "conditions": conditions}
+
+
+_aliquot = Aliquot.__table__
+_LOCATION = select(*(column.label(name) for name, column in location_columns(
+    _aliquot.c.id, bindparam("code")).items())).where(_aliquot.c.barcode == bindparam("code"))
+
+
+def scan_location(session: Session, barcode: str) -> dict[str, Any]:
+    """A tube's ``location`` and ``conditions`` as the scan shows them (one query)."""
+    row = session.execute(_LOCATION, {"code": barcode}).one()
+    return location_of(row.location_nodes, row.location_conditions)
 
 
 def container_card(session: Session, container: Container) -> dict[str, Any]:
@@ -299,7 +313,7 @@ def aliquot_storage(session: Session, aliquot: Aliquot) -> dict[str, Any]:
     thawed = session.get(Thaw, aliquot.id) is not None
     return {"barcode": aliquot.barcode, "status": aliquot.status,
             "freeze_thaw_count": aliquot.freeze_thaw_count, "thawed": thawed,
-            **scan_location(session, aliquot.id)}
+            **scan_location(session, aliquot.barcode)}
 
 
 def describe_container(session: Session, container: Container) -> dict[str, Any]:
