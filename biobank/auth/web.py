@@ -10,7 +10,7 @@ from flask import session as cookie
 
 from biobank.auth.models import User
 from biobank.auth.permissions import PUBLIC, allowed
-from biobank.auth.service import user_for_token, user_for_web_session
+from biobank.auth.service import Asker, asker_for_token, user_for_web_session
 from biobank.db import get_session
 from biobank.errors import error_body
 
@@ -25,19 +25,27 @@ _FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
 def current_user() -> User:
-    """The authenticated user of this request."""
+    """The authenticated user of this request (loaded on first use: most requests need only
+    ``current_asker``)."""
+    if "user" not in g:
+        g.user = get_session().get_one(User, g.asker.id)
     return g.user
+
+
+def current_asker() -> Asker:
+    """Who is asking: the authenticated user's id, name and role."""
+    return g.asker
 
 
 def current_actor() -> str:
     """The name recorded as actor on events: the authenticated user, never the body."""
-    return g.user.username
+    return g.asker.username
 
 
 def optional_user() -> User | None:
     """The user of this request if there is one (public pages look up the browser session)."""
     if "user" not in g:
-        g.user = _session_user()
+        g.user = current_user() if "asker" in g else _session_user()
     return g.user
 
 
@@ -122,30 +130,35 @@ def authenticate():  # type: ignore[no-untyped-def]
     """Authenticate and authorise the request; unmatched URLs still need credentials."""
     # g can outlive a request (tests keep one app context): never inherit a previous asker.
     g.pop("user", None)
+    g.pop("asker", None)
     permission = permission_of(request.endpoint)
     if permission == PUBLIC:
         return None
+    asker: Asker | None
     if "Authorization" in request.headers:
         # Explicit credentials that fail are a 401, even if a session cookie came along.
         token = _bearer_token()
-        user = user_for_token(get_session(), token) if token else None
+        asker = asker_for_token(get_session(), token) if token else None
         by_cookie = False
     else:
         user = _session_user()
+        asker = None if user is None else Asker(user.id, user.username, user.role)
+        if user is not None:
+            g.user = user
         by_cookie = True
     # Browsers get the login page or an HTML refusal; tokens and the API keep JSON.
     deny = _deny_page if by_cookie and wants_page() else _deny
-    if user is None:
+    if asker is None:
         return deny(401, "a valid bearer token or a logged-in session is required")
-    g.user = user
+    g.asker = asker
     # A browser sends the cookie with any form posted to us, even from another site;
     # only our own pages know the CSRF token.
     if by_cookie and request.method not in SAFE_METHODS and not csrf_valid(_sent_csrf()):
         return deny(400, f"the CSRF token is missing or wrong: send it as {CSRF_HEADER}")
     if request.endpoint is None:
         return None  # let routing answer 404 / 405, now that the asker is known
-    if permission is None or not allowed(user.role, permission):
-        return deny(403, f"role {user.role!r} may not do this")
+    if permission is None or not allowed(asker.role, permission):
+        return deny(403, f"role {asker.role!r} may not do this")
     return None
 
 

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema
 
 from biobank.auth.permissions import allowed, requires
-from biobank.auth.web import current_actor, current_user
+from biobank.auth.web import current_actor, current_asker, current_user
 from biobank.consent import gate, officer, schemas, service, withdrawal
 from biobank.consent.models import GENERAL_COMPONENTS
 from biobank.db import get_session
@@ -23,7 +23,7 @@ blp = Blueprint("consent", __name__, description="Consent per sub-study, withdra
 
 def _for_role(schema: type[Schema], obj: Any, status: int = 200, many: bool = False) -> Response:
     """Dump with the caller's role's schema (officers see who signed; others do not)."""
-    sees = allowed(current_user().role, "consent:signatory")
+    sees = allowed(current_asker().role, "consent:signatory")
     response = jsonify(schemas.for_role(schema, sees, many=many).dump(obj))
     response.status_code = status
     return response
@@ -223,8 +223,7 @@ def recall_destroyed(notice_id: str):  # type: ignore[no-untyped-def]
 
 def _visible_substudy(code: str) -> str:
     # A researcher asking about another sub-study learns nothing, not even that it exists.
-    user = current_user()
-    if user.role == "researcher" and code not in user.substudy_codes:
+    if current_asker().role == "researcher" and code not in current_user().substudy_codes:
         raise NotFound(f"no sub-study {code!r}")
     return code
 

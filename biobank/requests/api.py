@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema
 
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_user
+from biobank.auth.web import current_asker, current_user
 from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.pagination import SelectPage
@@ -35,8 +35,10 @@ blp = Blueprint("requests", __name__,
 
 def asker() -> lifecycle.Asker:
     """The authenticated user as the request services see them."""
-    user = current_user()
-    return lifecycle.Asker(user.username, user.role, tuple(user.substudy_codes))
+    who = current_asker()
+    # Only a researcher's sub-studies limit what they see: load them for researchers only.
+    codes = tuple(current_user().substudy_codes) if who.role == "researcher" else ()
+    return lifecycle.Asker(who.username, who.role, codes)
 
 
 def _dump(schema: type[Schema], obj: Any, status: int = 200, many: bool = False) -> Response:

@@ -6,7 +6,7 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import allowed, requires
-from biobank.auth.web import current_actor, current_user
+from biobank.auth.web import current_actor, current_asker
 from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.pagination import SelectPage
@@ -77,8 +77,8 @@ def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ig
     positions = [child.pop("position") for child in values["aliquots"]]
     box = None
     if values["box"] is not None:
-        if not allowed(current_user().role, "storage:write"):
-            raise Forbidden(f"role {current_user().role!r} may not store tubes", field="box")
+        if not allowed(current_asker().role, "storage:write"):
+            raise Forbidden(f"role {current_asker().role!r} may not store tubes", field="box")
         box = storage.get_box(session, values["box"], numbering(), "box")
     elif any(positions):
         index = next(i for i, p in enumerate(positions) if p)
