@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Annotated, Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, literal_column
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -146,10 +148,49 @@ def make_engine(url: str, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # Straight to the driver: every request begins a transaction, and BEGIN needs
+            # none of SQLAlchemy's statement handling.
+            conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo)
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+# A pooled connection unused for this long is pinged before use (see _ping_when_idle).
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: Engine, seconds: float) -> None:
+    """Check a pooled connection before use when it has been idle ``seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip on every
+    request (~150 µs on loopback here, a quarter of a scan's database time). A connection in
+    steady use is known to be alive; one that sat idle may have been dropped (a database
+    restart, a firewall's idle timeout), so only that one is pinged, and replaced if dead.
+    A connection that dies while in use fails its request, and SQLAlchemy discards it.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < seconds:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool replaces the connection and checks out another.
+            raise DisconnectionError(f"idle connection found dead: {error}") from error
 
 
 def init_app(app: Flask) -> None:
