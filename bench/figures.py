@@ -48,15 +48,13 @@ def has_route(app: Flask, rule: str, method: str = "GET") -> bool:
 
 def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
          with_floor: bool = True, small: Flask | None = None) -> dict[str, float]:
-    """The scan endpoint and the bare routes, over the same random tubes, interleaved; with
-    ``small`` (the app on a copy of the biobank at its small size), the scan there too."""
-    codes = random_codes(app, requests + warmup)
+    """The scan endpoint and the bare routes, each over random tubes of its own, interleaved;
+    with ``small`` (the app on a copy of the biobank at its small size), the scan there too."""
     api = Client(app, token)
     bare_client = floor.test_client()
     if small is not None:
         # The same token works there: the copy was taken after the user was made.
         small_api = Client(small, token)
-        small_code = dict(zip(codes, random_codes(small, requests + warmup), strict=False))
 
     def product(code: str) -> float:
         return api.timed("get", f"/api/v1/scan/{code}")
@@ -78,11 +76,15 @@ def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
         return elapsed
 
     def small_scan(code: str) -> float:
-        return small_api.timed("get", f"/api/v1/scan/{small_code[code]}")
+        return small_api.timed("get", f"/api/v1/scan/{code}")
 
     calls = {"scan": product,
              **({"bare": bare_route, "same": same_work} if with_floor else {}),
              **({"small": small_scan} if small is not None else {})}
+    # Each side its own random tubes (of its own biobank, for the small one).
+    codes = {name: random_codes(small if name == "small" else app, requests + warmup,
+                                seed=SEED + number)  # type: ignore[arg-type]
+             for number, name in enumerate(calls)}
     times = interleaved(calls, codes, warmup)
     figures = {"scan_us_p50": median(times["scan"]), "scan_us_p99": percentile(times["scan"], 99)}
     if with_floor:

@@ -95,20 +95,26 @@ def random_codes(app: Flask, count: int, seed: int = SEED) -> list[str]:
     return [codes[i] for i in ids if i in codes]
 
 
-def interleaved(calls: dict[str, Callable[[str], float]], codes: list[str], warmup: int,
-                block: int = 100) -> dict[str, list[float]]:
-    """Time each call over the same codes (the first ``warmup`` of them not counted), in
-    alternating blocks, so that the noise of a busy machine falls on every side alike;
-    returns the durations per call."""
+def interleaved(calls: dict[str, Callable[[str], float]], codes: dict[str, list[str]],
+                warmup: int, block: int = 100) -> dict[str, list[float]]:
+    """Time each call over its own codes (the first ``warmup`` of them not counted), in
+    alternating blocks whose first call rotates, so that the noise of a busy machine falls
+    on every side alike; returns the durations per call.
+
+    Each side gets its own random tubes: given the same ones, a side would find the pages
+    the side before it just read in the database's cache, and look cheaper than it is.
+    """
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for call in calls.values():
-        for code in codes[:warmup]:
+    for name, call in calls.items():
+        for code in codes[name][:warmup]:
             call(code)
     gc.collect()
-    timed = codes[warmup:]
-    for start in range(0, len(timed), block):
-        for name, call in calls.items():
-            times[name].extend(call(code) for code in timed[start:start + block])
+    names = list(calls)
+    timed = min(len(codes[name]) for name in names) - warmup
+    for number, start in enumerate(range(warmup, warmup + timed, block)):
+        turn = names[number % len(names):] + names[:number % len(names)]
+        for name in turn:
+            times[name].extend(calls[name](code) for code in codes[name][start:start + block])
     return times
 
 
