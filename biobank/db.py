@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 from typing import Annotated, Any
 
+import orjson
 from flask import Flask, current_app, g
 from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, literal_column
 from sqlalchemy.engine import Connection, Engine
@@ -131,9 +132,11 @@ def json_timestamp(value: str | None) -> dt.datetime | None:
 
 
 def make_engine(url: str, echo: bool = False) -> Engine:
-    """Create the engine; SQLite gets real transactions, foreign keys and WAL."""
+    """Create the engine; SQLite gets real transactions, foreign keys and WAL. JSON columns
+    are read with orjson (the scan reads four per tube; half the time of the json module)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30},
+                               json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -153,7 +156,7 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
 
         return engine
-    engine = create_engine(url, echo=echo)
+    engine = create_engine(url, echo=echo, json_deserializer=orjson.loads)
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     return engine
 
