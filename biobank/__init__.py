@@ -73,18 +73,23 @@ def _init_extensions(app: Flask) -> None:
         return response
 
 
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Content-Security-Policy",
+     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+     "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"),
+    ("Cache-Control", "no-store"),
+)
+
+
 def _security_headers(response: Response) -> None:
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "no-referrer")
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    headers.setdefault(
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-    )
-    headers.setdefault("Cache-Control", "no-store")
+    present = {name.lower() for name in headers.keys()}
+    headers.extend([(name, value) for name, value in SECURITY_HEADERS
+                    if name.lower() not in present])
 
 
 def _register_blueprints(app: Flask) -> None:

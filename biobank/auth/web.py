@@ -7,6 +7,8 @@ import secrets
 
 from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.wrappers import Request
 
 from biobank.auth.models import User
 from biobank.auth.permissions import PUBLIC, allowed
@@ -162,10 +164,21 @@ def authenticate():  # type: ignore[no-untyped-def]
     return None
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, looking for the cookie before building the signer:
+    API clients send none, and Flask would build a signer for every request anyway."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
-    """Install the check in front of every request, and the login pages."""
+    """Install the check in front of every request, the cookie sessions and the login pages."""
     from biobank.auth.pages import bp
 
+    app.session_interface = CookieSessions()
     app.before_request(authenticate)
     app.register_blueprint(bp)
 
