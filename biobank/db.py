@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, literal_column
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -18,6 +18,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import DateTime, TypeDecorator
+
+F = TypeVar("F")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -147,18 +149,66 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # Statement journals and temporary b-trees in memory, not in temporary files: a
+            # statement that fires triggers (the availability tally's) opens a journal each time.
+            cursor.execute("PRAGMA temp_store = MEMORY")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
             # Straight to the driver: every request begins a transaction, and BEGIN needs
-            # none of SQLAlchemy's statement handling.
-            conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
+            # none of SQLAlchemy's statement handling. Read-only requests need none.
+            if not conn.get_execution_options().get(READ_ONLY):
+                conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
 
+        _refuse_writes_when_read_only(engine)
         return engine
     engine = create_engine(url, echo=echo, json_deserializer=orjson.loads)
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    _refuse_writes_when_read_only(engine)
     return engine
+
+
+# --- read-only requests ---------------------------------------------------------------------
+
+READ_ONLY = "biobank_read_only"
+_READS = ("SELECT", "WITH", "PRAGMA", "SHOW")
+
+
+def read_only(view: F) -> F:
+    """Declare a view read-only: its requests run without an explicit transaction.
+
+    Each statement is then its own transaction (one consistent snapshot), and BEGIN and
+    COMMIT are not sent: two round trips fewer on PostgreSQL, for views that only read
+    (the scan answers in one statement after the token). Anything else such a request
+    sends is refused before it reaches the database (``ReadOnlyViolation``), so a write
+    added to a read-only view later fails loudly instead of committing on its own.
+    """
+    view.__dict__[READ_ONLY] = True
+    return view
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A read-only request tried to write."""
+
+
+def _refuse_writes_when_read_only(engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _check(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
+               context: Any, _executemany: bool) -> None:
+        if not conn.get_execution_options().get(READ_ONLY):
+            return
+        writes = context is not None and (context.isinsert or context.isupdate
+                                          or context.isdelete)
+        if writes or not statement.lstrip().upper().startswith(_READS):
+            raise ReadOnlyViolation(f"a read-only request may not run: {statement[:80]!r}")
+
+
+def _read_only_request() -> bool:
+    if not has_request_context() or request.endpoint is None:
+        return False
+    view = current_app.view_functions.get(request.endpoint)
+    return bool(getattr(view, READ_ONLY, False))
 
 
 # A pooled connection unused for this long is pinged before use (see _ping_when_idle).
@@ -201,6 +251,13 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"], echo=app.config["SQL_ECHO"])
     app.extensions["biobank.engine"] = engine
     app.extensions["biobank.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    # Read-only requests: autocommit (SQLite: no BEGIN, see make_engine; pysqlite's own
+    # AUTOCOMMIT switch would undo the connection's transaction set-up when reset).
+    reads: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name != "sqlite":
+        reads["isolation_level"] = "AUTOCOMMIT"
+    app.extensions["biobank.read_sessionmaker"] = sessionmaker(
+        bind=engine.execution_options(**reads), expire_on_commit=False)
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -210,16 +267,18 @@ def init_app(app: Flask) -> None:
 
 
 def bind_to_connection(app: Flask, connection: Connection) -> None:
-    """Make the app's sessions join an outer transaction (tests roll it back)."""
-    app.extensions["biobank.sessionmaker"] = sessionmaker(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
-    )
+    """Make the app's sessions join an outer transaction (tests roll it back); read-only
+    requests too (the outer transaction cannot be left for autocommit)."""
+    app.extensions["biobank.sessionmaker"] = app.extensions["biobank.read_sessionmaker"] = (
+        sessionmaker(bind=connection, expire_on_commit=False,
+                     join_transaction_mode="create_savepoint"))
 
 
 def get_session() -> Session:
     """The session of the current request or CLI command."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["biobank.sessionmaker"]()
+        maker = "biobank.read_sessionmaker" if _read_only_request() else "biobank.sessionmaker"
+        g.db_session = current_app.extensions[maker]()
     return g.db_session
 
 

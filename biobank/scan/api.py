@@ -11,7 +11,7 @@ from marshmallow import Schema, fields
 
 from biobank.auth.permissions import requires
 from biobank.custody.schemas import EventOut
-from biobank.db import get_session
+from biobank.db import get_session, read_only
 from biobank.samples.api import numbering
 from biobank.scan import service
 
@@ -44,6 +44,7 @@ class ScanOut(Schema):
 @blp.route("/scan/<code>", methods=["GET"])
 @blp.response(200, ScanOut)
 @requires("scan")
+@read_only
 def scan(code: str):  # type: ignore[no-untyped-def]
     """Resolve a scanned code: 422 if its check character is wrong, 404 if unknown."""
     card = service.scan(get_session(), code, numbering(),

@@ -10,41 +10,18 @@ absent (CI installs it).
 
 from __future__ import annotations
 
-import os
 import statistics
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import got_request_exception
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from biobank import create_app
 from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SCAN_TIMINGS, LiveServer
-
-
-def _browser_database(tmp: Path) -> Iterator[str]:
-    """A database for the live server alone, dropped afterwards."""
-    test_url = os.environ.get("BIOBANK_TEST_DATABASE_URL")
-    if not test_url or not test_url.startswith("postgresql"):
-        yield f"sqlite:///{tmp / 'browser.db'}"
-        return
-    url = make_url(test_url)
-    name = f"{url.database}_browser"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from db_helpers import private_database
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +29,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     """The app with the demo data, served by werkzeug on an ephemeral localhost port."""
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
-    database = _browser_database(tmp_path_factory.mktemp("browser"))
+    database = private_database(tmp_path_factory.mktemp("browser"), "browser")
     url = next(database)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "browser-tests",
                       "SESSION_COOKIE_SECURE": False, "PRINTER_TIMEOUT": 1.0})
