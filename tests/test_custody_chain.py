@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from biobank.custody import audit, chain
@@ -153,6 +153,57 @@ def test_a_forged_event_with_a_made_up_hash_is_caught(tube, session, tech):
     session.commit()
     result = tech.get(f"/api/v1/aliquots/{tube.barcode}/events/verify").json
     assert result["ok"] is False and "altered" in result["broken"]["problem"]
+
+
+def test_a_removed_first_event_leaves_the_next_unlinked_to_the_genesis(tube, session):
+    """Deleting the first event of a chain is found at the event after it."""
+    first, second, _ = events_of(session, tube)
+    around_the_guard(session, "DELETE FROM custody_event WHERE id = :id", id=first.id)
+    result = audit.verify_all(session)
+    assert result.broken is not None and result.broken.event_id == second.id
+    assert "removed, inserted or reordered" in result.broken.problem
+
+
+def test_a_reordered_event_breaks_the_link_of_the_one_now_after_it(tube, session, tech):
+    """An event given a later id (moved to the end of its chain) breaks the chain's order."""
+    _, middle, last = events_of(session, tube)
+    around_the_guard(session, "UPDATE custody_event SET id = :new WHERE id = :id",
+                     new=last.id + 1000, id=middle.id)
+    session.commit()
+    result = tech.get(f"/api/v1/aliquots/{tube.barcode}/events/verify").json
+    assert result["broken"]["event_id"] == last.id
+    assert "removed, inserted or reordered" in result["broken"]["problem"]
+
+
+def test_an_edited_event_of_a_samples_own_chain_is_caught_by_the_full_walk(tube, session):
+    """The walk over every chain reads the samples' own chains too."""
+    received = session.scalars(select(CustodyEvent).where(
+        CustodyEvent.sample_id == tube.sample_id, CustodyEvent.aliquot_id.is_(None))
+        .order_by(CustodyEvent.id)).first()
+    around_the_guard(session, "UPDATE custody_event SET reason = 'lost' WHERE id = :id",
+                     id=received.id)
+    result = audit.verify_all(session)
+    assert result.broken is not None and result.broken.event_id == received.id
+    assert result.broken.sample == tube.sample.barcode and result.broken.aliquot is None
+    assert "altered" in result.broken.problem
+
+
+def test_of_several_broken_chains_the_oldest_broken_event_is_named(make_aliquots, session):
+    """The chains are walked one after another, yet the event named is the oldest broken
+    one, and "checked" counts the events up to it, as a walk in id order would."""
+    first_tube, second_tube = make_aliquots(n=2)
+    record_event(session, "tech", "checked", aliquot_id=first_tube.id)
+    session.commit()
+    late = events_of(session, first_tube)[-1]
+    early = events_of(session, second_tube)[0]
+    assert first_tube.id < second_tube.id and early.id < late.id
+    for target in (late, early):
+        around_the_guard(session, "UPDATE custody_event SET actor = 'mallory' WHERE id = :id",
+                         id=target.id)
+    result = audit.verify_all(session)
+    assert result.broken is not None and result.broken.event_id == early.id
+    assert result.checked == session.scalar(
+        select(func.count()).select_from(CustodyEvent).where(CustodyEvent.id <= early.id))
 
 
 def test_the_cli_walks_every_chain(tube, runner):

@@ -98,44 +98,62 @@ def linker(actor: str, stamp: str) -> Callable[[str, str, str | None, str, str, 
     return link
 
 
-# An event as the fast verification path reads it: id, chain key, the canonical text the
+# An event as verification reads it, chain by chain and oldest first: id, the number of
+# its chain (the aliquot's or the sample's id), its canonical text as UTF-8 that the
 # database assembled (None if the database checked the hash itself; see
 # biobank.custody.audit), prev_hash, hash.
-FastRow = tuple[int, str, str | None, str | None, str | None]
+ChainRow = tuple[int, int | None, bytes | None, str | None, str | None]
+
+_NO_CHAIN = object()  # before the first row: differs from every chain number, None too
 
 
 class ChainCheck:
-    """Checks events read in id order, remembering the last hash of every chain.
+    """Checks events read chain by chain, each chain oldest first, so it needs to remember
+    only the hash of the event before.
 
-    ``diagnose(event_id, key, expected_prev)`` is asked about any event whose fast check
-    fails: it looks at the event's values themselves, so a merely re-spelled value (JSON
-    spacing or key order, another time format) is not taken for an alteration.
+    An event the fast check cannot settle (its text does not hash to its ``hash``, or its
+    ``prev_hash`` is not the hash of the event before it in its chain, or the chain's
+    genesis for the first) is kept, with its chain and the link it should have had, for a
+    closer look by ``diagnose`` once the walk is over: a merely re-spelled value (JSON
+    spacing or key order, another time format) is not an alteration.
     """
 
-    def __init__(self, diagnose: Callable[[int, str, str], str | None]) -> None:
-        self.heads: dict[str, str] = {}
+    def __init__(self) -> None:
         self.checked = 0
-        self.looked_at = 0  # events the fast path could not settle
-        self._diagnose = diagnose
+        self.chains = 0
+        self.suspects: list[tuple[int, str, str]] = []  # (event id, chain, expected prev)
+        self._prefix = ""
+        self._last: int | None | object = _NO_CHAIN
+        self._expected = ""
 
-    def scan(self, rows: list[FastRow]) -> tuple[int, str] | None:
-        """Check the next events; the first broken one's id and what is wrong with it."""
-        heads = self.heads
-        last = heads.get
+    def start(self, prefix: str) -> None:
+        """The next rows are chains of this kind: "a" (aliquots) or "s" (samples' own)."""
+        self._prefix = prefix
+        self._last = _NO_CHAIN
+        self._expected = ""
+
+    def scan(self, rows: list[ChainRow]) -> None:
+        """Check the next events (the walk may cut a chain between two calls)."""
         sha256 = _sha256
-        for event_id, key, text, prev, stored in rows:
-            expected = last(key) or genesis(key)
+        suspects = self.suspects
+        prefix = self._prefix
+        last = self._last
+        expected = self._expected
+        chains = 0
+        for event_id, number, text, prev, stored in rows:
+            if number != last:
+                last = number
+                chains += 1
+                expected = genesis(f"{prefix}{number}")
             # text is None when the database already found the hash right.
             if prev != expected or (text is not None
-                                    and sha256(text.encode()).hexdigest() != stored):
-                self.looked_at += 1
-                problem = self._diagnose(event_id, key, expected)
-                if problem is not None:
-                    self.checked += [row[0] for row in rows].index(event_id) + 1
-                    return event_id, problem
-            heads[key] = stored  # type: ignore[assignment]
+                                    and sha256(text).hexdigest() != stored):
+                suspects.append((event_id, f"{prefix}{number}", expected))
+            expected = stored  # type: ignore[assignment]
+        self._last = last
+        self._expected = expected
+        self.chains += chains
         self.checked += len(rows)
-        return None
 
 
 def diagnose(key: str, event_type: str, actor: str, occurred_at: dt.datetime,
