@@ -64,7 +64,8 @@ def _init_extensions(app: Flask) -> None:
         from flask import g
 
         session = g.get("db_session")
-        if session is not None:
+        # A read-only request (biobank.db.read_only) has nothing to commit or undo.
+        if session is not None and not db.is_read_only(session):
             if response.status_code < 400:
                 session.commit()
             else:

@@ -204,6 +204,11 @@ def _refuse_writes_when_read_only(engine: Engine) -> None:
             raise ReadOnlyViolation(f"a read-only request may not run: {statement[:80]!r}")
 
 
+def is_read_only(session: Session) -> bool:
+    """Whether a session is a read-only request's (it runs in autocommit, writes nothing)."""
+    return bool(session.info.get(READ_ONLY))
+
+
 def _read_only_request() -> bool:
     if not has_request_context() or request.endpoint is None:
         return False
@@ -257,7 +262,7 @@ def init_app(app: Flask) -> None:
     if engine.dialect.name != "sqlite":
         reads["isolation_level"] = "AUTOCOMMIT"
     app.extensions["biobank.read_sessionmaker"] = sessionmaker(
-        bind=engine.execution_options(**reads), expire_on_commit=False)
+        bind=engine.execution_options(**reads), expire_on_commit=False, info={READ_ONLY: True})
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
