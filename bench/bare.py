@@ -3,10 +3,10 @@
 ``make_app(url)`` is a bare Flask app. ``GET /scan/<code>`` is the floor of the issue: the
 aliquot by barcode joined to its box position, in one Core query, answered with
 ``jsonify`` — no authentication, no schema, no service layer. ``GET
-/scan-same-work/<code>`` runs the scan's own two statements (the bearer token; the tube
-with its location, its patient's consent log and its last events) the same bare way: the
-floor for the same work, to tell the cost of the queries from the cost of the layers
-around them.
+/scan-same-work/<code>`` runs the scan's own statement (the tube with its location, its
+patient's consent log, its last events and the bearer token's owner) the same bare way:
+the floor for the same work, to tell the cost of the query from the cost of the layers
+around it.
 gunicorn serves it too: ``BENCH_DATABASE_URL=… gunicorn 'bench.bare:make_app()'``.
 
 ``insert_rows`` is the bare insert: the driver's executemany of rows into a scratch table
@@ -23,7 +23,6 @@ from flask import Flask, abort, jsonify, request
 from sqlalchemy import Column, Index, MetaData, Table, bindparam, select
 from sqlalchemy.engine import Connection
 
-from biobank.auth.models import ApiToken, User
 from biobank.db import make_engine
 from biobank.samples.models import Aliquot
 from biobank.scan.service import _CARD
@@ -48,7 +47,6 @@ def make_app(database_url: str | None = None) -> Flask:
     app = Flask("bench_bare")
     engine = make_engine(url)
     query = scan_query()
-    token = token_query()
 
     @app.get("/scan/<code>")
     def scan(code: str):  # type: ignore[no-untyped-def]
@@ -63,30 +61,20 @@ def make_app(database_url: str | None = None) -> Flask:
 
     @app.get("/scan-same-work/<code>")
     def scan_same_work(code: str):  # type: ignore[no-untyped-def]
-        # The scan's own SQL (token, tube, location, consent log, last events), run bare.
+        # The scan's own SQL (one statement: the card with the token's owner), run bare.
         header = request.headers.get("Authorization", "")
         digest = hashlib.sha256(header.removeprefix("Bearer ").encode()).hexdigest()
         with engine.begin() as connection:
-            user = connection.execute(token, {"token_hash": digest}).first()
-            if user is None or not user.active or user.revoked_at is not None:
-                abort(401)
-            card = connection.execute(_CARD, {"code": code.strip().upper(),
-                                              "recent": 5}).first()
+            card = connection.execute(_CARD, {"code": code.strip().upper(), "recent": 5,
+                                              "token_hash": digest}).first()
         if card is None:
             abort(404)
+        if not card.asker:
+            abort(401)
         return jsonify(card._asdict())
 
     app.extensions["bench.engine"] = engine
     return app
-
-
-def token_query() -> Any:
-    """A bearer token's user, as plain columns."""
-    token, user = ApiToken.__table__, User.__table__
-    return (select(user.c.id, user.c.username, user.c.role, user.c.active, token.c.revoked_at,
-                   token.c.expires_at)
-            .select_from(token.join(user, user.c.id == token.c.user_id))
-            .where(token.c.token_hash == bindparam("token_hash")))
 
 
 def scratch_table(metadata: MetaData) -> Table:

@@ -13,6 +13,7 @@ from sqlalchemy import event, insert, select
 
 from biobank import create_app
 from biobank.auth import service as auth
+from biobank.auth.web import checks_token_itself
 from biobank.db import ReadOnlyViolation, get_engine, get_session, read_only
 from biobank.patients import service as patients
 from biobank.reference.models import Site
@@ -23,7 +24,8 @@ from db_helpers import private_database
 @pytest.fixture(scope="module")
 def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     """The app on a database of its own (no outer test transaction to join), with a
-    technician's token and one tube, and a read-only view that tries to write."""
+    technician's token and one tube, a read-only view that tries to write and one that
+    defers the token check and forgets it."""
     database = private_database(tmp_path_factory.mktemp("read-only"), "read_only")
     app = create_app({"DATABASE_URL": next(database), "TESTING": True})
 
@@ -35,6 +37,14 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         return {"wrote": True}
 
     _writes.biobank_permission = "scan"  # type: ignore[attr-defined]
+
+    @app.get("/test/forgets-the-token")
+    @checks_token_itself
+    @read_only
+    def _forgets():  # type: ignore[no-untyped-def]
+        return {"secret": "shown to whoever asks"}
+
+    _forgets.biobank_permission = "scan"  # type: ignore[attr-defined]
     with app.app_context():
         runner = app.test_cli_runner()
         for args in (["db", "upgrade"], ["reference", "load"]):
@@ -72,7 +82,7 @@ def _in_transaction(dbapi_connection: Any) -> bool:
 
 
 def test_a_scan_runs_its_statements_outside_any_transaction(own_app):
-    """No BEGIN before the token and card statements, no transaction left open after."""
+    """No BEGIN before the card statement (which checks the token too), no COMMIT."""
     seen: list[tuple[str, bool]] = []
 
     def record(conn, _cursor, statement, _params, _context, _many):  # type: ignore[no-untyped-def]
@@ -89,7 +99,7 @@ def test_a_scan_runs_its_statements_outside_any_transaction(own_app):
         event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200, response.json
     assert response.json["study_id"] == "IF21-RO-001"
-    assert seen == [("SELECT", False), ("WITH", False)]  # the token, the card
+    assert seen == [("WITH", False)]  # one statement: the card, with the token's owner
 
 
 def test_a_write_in_a_read_only_request_is_refused_before_it_reaches_the_database(own_app):
@@ -100,3 +110,18 @@ def test_a_write_in_a_read_only_request_is_refused_before_it_reaches_the_databas
                    headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"})
     with own_app.app_context():
         assert get_session().scalar(select(Site).where(Site.code == "XX-WRITE")) is None
+
+
+def test_a_view_that_defers_the_token_check_and_forgets_it_answers_401(own_app):
+    """Fail closed: whatever token comes, the forgetful view's answer is never sent."""
+    client = own_app.test_client()
+    for token in (own_app.config["TEST_TOKEN"], "bbk_" + "y" * 43):
+        response = client.get("/test/forgets-the-token",
+                              headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401 and "secret" not in response.get_data(as_text=True)
+
+
+def test_only_a_read_only_view_may_check_the_token_itself():
+    """A view that could write must have its asker checked before it runs."""
+    with pytest.raises(TypeError, match="read_only"):
+        checks_token_itself(lambda: None)

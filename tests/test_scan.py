@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from sqlalchemy import select
 
 from biobank.samples.barcodes import make
 from biobank.scan import service as scan
@@ -80,9 +81,9 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
         tech.post(f"/api/v1/aliquots/{target.barcode}/status", json={"status": "available"})
     with count_queries() as counted:
         assert tech.get(f"/api/v1/scan/{target.barcode}").status_code == 200
-    # the token lookup, then one statement: the tube with its sample, patient and parent,
+    # one statement: the bearer token's owner, the tube with its sample, patient and parent,
     # its storage location and condition notes, its patient's consent log, its last events
-    assert counted.count == 2, counted.statements
+    assert counted.count == 1, counted.statements
 
 
 def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
@@ -135,3 +136,58 @@ def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
     # The endpoint answers without the schema: what it sends is what ScanOut would.
     card_made = scan.scan(session, tube.barcode, numbering)
     assert card == json.loads(json.dumps(ScanOut().dump(card_made), default=str))
+
+
+# --- the bearer token, checked in the card's own statement ---------------------------------
+
+@pytest.fixture
+def tube(make_aliquots):  # type: ignore[no-untyped-def]
+    """One stored-and-ready aliquot."""
+    return make_aliquots(1)[0]
+
+
+def _scan(client, token, code):  # type: ignore[no-untyped-def]
+    return client.get(f"/api/v1/scan/{code}", headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("spoil", ["revoked", "expired", "deactivated", "unknown"])
+def test_a_scan_with_a_token_that_is_no_good_is_401_and_shows_nothing(
+        client, session, tech, tube, spoil):
+    """Revoked, expired, of a deactivated user, or never issued: 401, no card."""
+    from biobank.auth import service as auth
+    from biobank.auth.models import ApiToken, User
+
+    token = tech.token
+    user = session.scalar(select(User).where(User.username == tech.username))
+    if spoil == "revoked":
+        auth.revoke_tokens(session, user)
+    elif spoil == "expired":
+        for row in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+            row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    elif spoil == "deactivated":
+        auth.deactivate(session, user)
+    else:
+        token = "bbk_" + "x" * 43
+    session.commit()
+    for code in (tube.barcode, tube.barcode[:-1] + ("A" if tube.barcode[-1] != "A" else "B"),
+                 make("IF", 99_999_999, 8)):  # a tube, a wrong check character, an unknown code
+        response = _scan(client, token, code)
+        assert response.status_code == 401, (code, response.json)
+        assert "study_id" not in response.json and response.headers["WWW-Authenticate"]
+
+
+def test_a_role_that_may_not_scan_is_403_whatever_the_code(as_role, tube):
+    """A researcher's good token: 403 for a tube, a bad check character and a sample."""
+    researcher = as_role("researcher")
+    for code in (tube.barcode, "IF00000000X", tube.sample.barcode):
+        response = researcher.get(f"/api/v1/scan/{code}")
+        assert response.status_code == 403, (code, response.json)
+        assert "study_id" not in response.json
+
+
+def test_samples_boxes_and_errors_are_answered_after_the_token_is_checked(tech, tube):
+    """Paths whose statement does not read the token check it on their own: a good token
+    gets the sample, the 422 and the 404 it asked for."""
+    assert tech.get(f"/api/v1/scan/{tube.sample.barcode}").json["kind"] == "sample"
+    assert tech.get("/api/v1/scan/IF00000000X").status_code == 422
+    assert tech.get(f"/api/v1/scan/{make('IF', 99_999_999, 8)}").status_code == 404

@@ -7,14 +7,14 @@ import functools
 import hashlib
 import re
 import secrets
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from biobank.auth.models import ROLES, ApiToken, User, UserSite, UserSubstudy, WebSession
-from biobank.db import utcnow
+from biobank.db import json_rows, json_timestamp, utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference.models import Site
 
@@ -85,12 +85,43 @@ _TOKEN_ASKER = (select(User.id, User.username, User.role, User.active, ApiToken.
 
 def asker_for_token(session: Session, token: str) -> Asker | None:
     """Who owns a valid, unexpired, unrevoked token of an active user, else None."""
-    row = session.connection().execute(_TOKEN_ASKER, {"token_hash": hash_token(token)}).first()
-    if row is None or row.revoked_at is not None or not row.active:
+    return asker_for_hash(session, hash_token(token))
+
+
+def asker_for_hash(session: Session, token_hash: str) -> Asker | None:
+    """``asker_for_token`` for a token already hashed."""
+    row = session.connection().execute(_TOKEN_ASKER, {"token_hash": token_hash}).first()
+    return None if row is None else _valid(row.id, row.username, row.role, row.active,
+                                           row.revoked_at, row.expires_at)
+
+
+def _valid(user_id: int, username: str, role: str, active: bool,
+           revoked_at: dt.datetime | None, expires_at: dt.datetime | None) -> Asker | None:
+    if revoked_at is not None or not active:
         return None
-    if row.expires_at is not None and row.expires_at <= utcnow():
+    if expires_at is not None and expires_at <= utcnow():
         return None
-    return Asker(row.id, row.username, row.role)
+    return Asker(user_id, username, role)
+
+
+def asker_column(token_hash: ColumnElement[str]) -> ScalarSelect[Any]:
+    """The owner of the token ``token_hash`` as one JSON value of the enclosing statement
+    (read back by ``asker_of``): a busy read-only view checks its caller in its own
+    statement (``biobank.auth.web.checks_token_itself``)."""
+    return (select(json_rows(id=User.id, username=User.username, role=User.role,
+                             active=User.active, revoked_at=ApiToken.revoked_at,
+                             expires_at=ApiToken.expires_at))
+            .select_from(ApiToken).join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_hash).scalar_subquery())
+
+
+def asker_of(rows: list[dict[str, Any]] | None) -> Asker | None:
+    """The asker of ``asker_column``'s value, by the rules of ``asker_for_token``."""
+    if not rows:
+        return None
+    [row] = rows
+    return _valid(row["id"], row["username"], row["role"], bool(row["active"]),
+                  json_timestamp(row["revoked_at"]), json_timestamp(row["expires_at"]))
 
 
 def live_token_hints(session: Session) -> dict[int, list[str]]:

@@ -5,15 +5,32 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask import session as cookie
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
 
 from biobank.auth.models import User
 from biobank.auth.permissions import PUBLIC, allowed
-from biobank.auth.service import Asker, asker_for_token, user_for_web_session
-from biobank.db import get_session
+from biobank.auth.service import (
+    Asker,
+    asker_for_hash,
+    asker_for_token,
+    hash_token,
+    user_for_web_session,
+)
+from biobank.db import READ_ONLY, F, get_session
 from biobank.errors import error_body
 
 # Endpoints of extensions (flask-smorest's spec and docs, static files) that are public.
@@ -133,6 +150,7 @@ def authenticate():  # type: ignore[no-untyped-def]
     # g can outlive a request (tests keep one app context): never inherit a previous asker.
     g.pop("user", None)
     g.pop("asker", None)
+    g.pop(_PENDING, None)
     permission = permission_of(request.endpoint)
     if permission == PUBLIC:
         return None
@@ -140,6 +158,9 @@ def authenticate():  # type: ignore[no-untyped-def]
     if "Authorization" in request.headers:
         # Explicit credentials that fail are a 401, even if a session cookie came along.
         token = _bearer_token()
+        if token and _checks_token_itself(request.endpoint):
+            setattr(g, _PENDING, (hash_token(token), permission))
+            return None  # the view checks it in its own statement, then calls settle_asker
         asker = asker_for_token(get_session(), token) if token else None
         by_cookie = False
     else:
@@ -174,12 +195,79 @@ class CookieSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+# --- the token checked in a view's own statement ------------------------------------------
+
+_PENDING = "biobank_pending_token"
+_CHECKS_TOKEN = "biobank_checks_token_itself"
+
+
+def checks_token_itself(view: F) -> F:
+    """Let a busy read-only view check the bearer token in its own statement.
+
+    For such a view the request hook does not look the token up: it keeps its hash
+    (``pending_token_hash``) and the view runs it in its statement (``auth.service.
+    asker_column``), then calls ``settle_asker`` with what came back, or ``settle_by_lookup``
+    on any path that did not read it (errors included), before it answers anything. A view
+    that forgets is answered 401 all the same (``_refuse_unsettled``). Only read-only views
+    (``biobank.db.read_only``) may: nothing they did can need undoing.
+    """
+    if not getattr(view, READ_ONLY, False):
+        raise TypeError("checks_token_itself: declare the view @read_only first")
+    view.__dict__[_CHECKS_TOKEN] = True
+    return view
+
+
+def _checks_token_itself(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    return bool(getattr(view, _CHECKS_TOKEN, False))
+
+
+def pending_token_hash() -> str | None:
+    """The hash of the bearer token this view must check itself (None: nothing pending)."""
+    pending = g.get(_PENDING)
+    return None if pending is None else pending[0]
+
+
+def settle_asker(asker: Asker | None) -> None:
+    """The view read the pending token's owner: refuse (401 or 403) or let it go on."""
+    pending = g.pop(_PENDING, None)
+    if pending is None:
+        return
+    _, permission = pending
+    if asker is None:
+        abort(_response(*_deny(401, "a valid bearer token or a logged-in session is "
+                                    "required")))
+    if permission is None or not allowed(asker.role, permission):
+        abort(_response(*_deny(403, f"role {asker.role!r} may not do this")))
+    g.asker = asker
+
+
+def settle_by_lookup() -> None:
+    """Check the pending token on its own (a path of the view that did not read it)."""
+    token_hash = pending_token_hash()
+    if token_hash is not None:
+        settle_asker(asker_for_hash(get_session(), token_hash))
+
+
+def _response(response: Response, status: int) -> Response:
+    response.status_code = status
+    return response
+
+
+def _refuse_unsettled(response: Response) -> Response:
+    # A view that deferred the token check and never made it: the asker is unknown.
+    if g.pop(_PENDING, None) is not None:
+        return _response(*_deny(401, "a valid bearer token or a logged-in session is required"))
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Install the check in front of every request, the cookie sessions and the login pages."""
     from biobank.auth.pages import bp
 
     app.session_interface = CookieSessions()
     app.before_request(authenticate)
+    app.after_request(_refuse_unsettled)
     app.register_blueprint(bp)
 
     @app.context_processor

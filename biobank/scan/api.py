@@ -10,8 +10,15 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from biobank.auth.permissions import requires
+from biobank.auth.web import (
+    checks_token_itself,
+    pending_token_hash,
+    settle_asker,
+    settle_by_lookup,
+)
 from biobank.custody.schemas import EventOut
 from biobank.db import get_session, read_only
+from biobank.errors import DomainError
 from biobank.samples.api import numbering
 from biobank.scan import service
 
@@ -44,11 +51,22 @@ class ScanOut(Schema):
 @blp.route("/scan/<code>", methods=["GET"])
 @blp.response(200, ScanOut)
 @requires("scan")
+@checks_token_itself
 @read_only
 def scan(code: str):  # type: ignore[no-untyped-def]
     """Resolve a scanned code: 422 if its check character is wrong, 404 if unknown."""
-    card = service.scan(get_session(), code, numbering(),
-                        recent=current_app.config["SCAN_RECENT_EVENTS"])
+    # The bearer token is checked in the card's own statement: one statement a scan.
+    try:
+        card = service.scan(get_session(), code, numbering(),
+                            recent=current_app.config["SCAN_RECENT_EVENTS"],
+                            token_hash=pending_token_hash())
+    except DomainError:
+        settle_by_lookup()  # who asks is answered before what is wrong with the code
+        raise
+    if "asker" in card:
+        settle_asker(card.pop("asker"))
+    else:
+        settle_by_lookup()  # a sample, box or container: its card did not read the token
     if card["kind"] == "aliquot":
         # The busiest request of the biobank skips the schema: its card is made of plain
         # values already (tests check it equals ScanOut's dump of the same card), and is

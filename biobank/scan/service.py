@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, lambda_stmt, select
 from sqlalchemy.orm import Session
 
+from biobank.auth.service import asker_column, asker_of
 from biobank.consent.gate import card_of, consent_log_column, scan_card
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
@@ -20,7 +21,8 @@ def _card_query() -> Select[Any]:
     """The whole card of a tube in one statement, built once: the tube by barcode with its
     sample, patient, timepoint, material, type and parent, and, as JSON values, where it
     is, its condition notes, its patient's consent log and its last events (each domain
-    gives its own column). Parameters: ``code`` and ``recent``."""
+    gives its own column), and the owner of the bearer token the API checks in this same
+    statement. Parameters: ``code``, ``recent`` and ``token_hash`` (None: not asked)."""
     a, s, p = Aliquot.__table__, Sample.__table__, Patient.__table__
     t, m, k = Timepoint.__table__, Material.__table__, AliquotType.__table__
     parent = a.alias("parent")
@@ -33,7 +35,8 @@ def _card_query() -> Select[Any]:
                    k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"),
                    *(column.label(name) for name, column in where.items()),
                    consent_log_column(p.c.id).label("consent_log"),
-                   recent_events_column(a.c.id).label("recent_events"))
+                   recent_events_column(a.c.id).label("recent_events"),
+                   asker_column(bindparam("token_hash")).label("asker"))
             .select_from(a.join(s, s.c.id == a.c.sample_id).join(p, p.c.id == s.c.patient_id)
                          .join(m, m.c.id == s.c.material_id)
                          .join(k, k.c.id == a.c.aliquot_type_id)
@@ -60,16 +63,22 @@ def _in_iso(place: dict[str, Any]) -> dict[str, Any]:
     return place
 
 
-def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
+def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5,
+         token_hash: str | None = None) -> dict[str, Any]:
     """What a technician needs at a glance about a scanned tube.
 
     One statement for an aliquot (``_CARD``: the scan is the busiest request of a biobank),
-    two more when the code is a sample's, two or three for a box or container.
+    two more when the code is a sample's, two or three for a box or container. With
+    ``token_hash``, an aliquot's card carries ``asker``: that token's owner, or None
+    (``biobank.auth.web.checks_token_itself``); other cards do not.
     """
     code = check_code(raw_code, numbering)
-    tube = session.connection().execute(_CARD, {"code": code, "recent": recent}).first()
+    tube = session.connection().execute(
+        _CARD, {"code": code, "recent": recent, "token_hash": token_hash}).first()
     if tube is not None:
+        asker = {"asker": asker_of(tube.asker)} if token_hash is not None else {}
         return {
+            **asker,
             "kind": "aliquot",
             "barcode": tube.barcode,
             "study_id": tube.study_id,
