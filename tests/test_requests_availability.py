@@ -8,15 +8,18 @@ import random
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 
 from biobank.consent import gate
 from biobank.consent.models import ConsentEntry, Substudy, Withdrawal
 from biobank.patients import service as patients
+from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability
+from biobank.requests.models import AvailabilityTally
+from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, Sample
 from requests_helpers import (  # noqa: F401
-    ACTOR, donor, freezer, give, researcher, statuses, studies)
+    ACTOR, NUMBERING, donor, freezer, give, researcher, statuses, studies)
 
 URL = "/api/v1/requests/availability"
 
@@ -185,3 +188,105 @@ def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_pa
         for tube in tubes:
             if status[tube.id] in gate.USABLE:  # the gate judges consent, tube by tube
                 assert decisions[tube.id].allowed == (owner[tube.id] in in_sql), (seed, code)
+
+
+# --- the tally the counts are read from ---------------------------------------------------
+
+def _tally(session, patients) -> dict[tuple[int, int, int, int], int]:  # type: ignore[no-untyped-def]
+    tally = AvailabilityTally
+    return {(t.timepoint_key, t.material_id, t.aliquot_type_id, t.patient_id): t.tubes
+            for t in session.scalars(select(tally).where(
+                tally.tubes > 0, tally.patient_id.in_([p.id for p in patients])))}
+
+
+def _recount(session, patients) -> dict[tuple[int, int, int, int], int]:  # type: ignore[no-untyped-def]
+    key = (func.coalesce(Sample.timepoint_id, 0), Sample.material_id, Aliquot.aliquot_type_id,
+           Sample.patient_id)
+    return {tuple(row[:4]): row[4] for row in session.execute(
+        select(*key, func.count()).join(Sample, Sample.id == Aliquot.sample_id)
+        .where(Aliquot.status == "available", Sample.patient_id.in_([p.id for p in patients]))
+        .group_by(*key))}
+
+
+def test_the_tally_follows_every_change_to_tubes_and_samples(session, make_patient,
+                                                             make_sample, make_aliquots):
+    """New tubes, status changes both ways, a type corrected, a tube moved to another sample,
+    samples corrected to another timepoint, to none, to another material or patient, a tube
+    deleted: after each, the tally is a recount of the available tubes."""
+    first, second = make_patient(), make_patient()
+    dx = make_sample(first)
+    unscheduled = make_sample(first, timepoint=None, unscheduled_reason="suspected relapse")
+    tubes = make_aliquots(4, parent=dx) + make_aliquots(2, parent=unscheduled)
+    assert _tally(session, (first, second)) == _recount(session, (first, second)) != {}
+    types = dict(session.execute(select(AliquotType.code, AliquotType.id)).all())
+    timepoints = dict(session.execute(select(Timepoint.code, Timepoint.id)).all())
+    materials = dict(session.execute(select(Material.code, Material.id)).all())
+    changes = [
+        lambda: setattr(tubes[0], "status", "reserved"),
+        lambda: setattr(tubes[0], "status", "available"),
+        lambda: setattr(tubes[1], "status", "shipped"),
+        lambda: setattr(tubes[2], "aliquot_type_id", types["PLASMA2"]),
+        lambda: setattr(tubes[1], "aliquot_type_id", types["PELLET"]),  # not available: no-op
+        lambda: setattr(tubes[3], "sample_id", unscheduled.id),
+        lambda: setattr(dx, "timepoint_id", timepoints["EOI"]),
+        lambda: (setattr(dx, "timepoint_id", None),
+                 setattr(dx, "unscheduled_reason", "moved by a correction")),
+        lambda: setattr(unscheduled, "timepoint_id", timepoints["D15"]),
+        lambda: setattr(unscheduled, "material_id", materials["PB"]),
+        lambda: setattr(dx, "patient_id", second.id),
+        lambda: setattr(tubes[1], "status", "available"),
+        # Tubes with a custody log are never deleted; a bare row written in SQL may be.
+        lambda: session.execute(insert(Aliquot).values(
+            barcode="TALLY-BARE", sample_id=unscheduled.id, aliquot_type_id=types["PLASMA"],
+            volume_ml=Decimal("0.1"), volume_remaining_ml=Decimal("0.1"), status="available")),
+        lambda: session.execute(delete(Aliquot).where(Aliquot.barcode == "TALLY-BARE")),
+    ]
+    for number, change in enumerate(changes):
+        change()
+        session.flush()
+        assert _tally(session, (first, second)) == _recount(session, (first, second)), number
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_tally_and_the_tubes_count_the_same(seed, studies, make_patient, make_sample,  # noqa: F811
+                                                session):
+    """Random samples (some unscheduled), tube types and statuses, consent logs and MRD:
+    availability read from the tally == counted from the tubes, for every sub-study and
+    criteria the tally answers."""
+    rng = random.Random(seed)
+    substudies = {s.code: s.id for s in (studies.demo, studies.mrd_ngs, studies.old)}
+    for _ in range(10):
+        patient = make_patient(age_at_diagnosis_days=rng.choice((60, 250)),
+                               wbc_at_diagnosis=Decimal(rng.choice((100, 400))),
+                               diagnosis=rng.choice(("B-ALL", "B-MPAL")))
+        for _ in range(rng.randint(1, 3)):
+            timepoint = rng.choice(("DX", "EOI", None))
+            sample = make_sample(patient, timepoint=timepoint, material=rng.choice(("BM", "PB")),
+                                 unscheduled_reason=None if timepoint else "clinical question")
+            made = samples.split(session, ACTOR, sample, [
+                {"aliquot_type": rng.choice(("PLASMA", "PLASMA2")), "volume_ml": Decimal("0.1")}
+                for _ in range(rng.randint(1, 4))], NUMBERING)
+            for tube in made:
+                tube.status = rng.choice(["available", "available", "reserved", "shipped"])
+        if rng.random() < 0.6:
+            patients.record_mrd(session, ACTOR, patient, {
+                "timepoint": "EOI", "value_percent": Decimal(rng.choice(("0.005", "0.5"))),
+                "method": "PCR", "measured_on": dt.date.today()})
+        _random_log(session, rng, patient.id, substudies, studies.form.id)
+    session.commit()
+    every = [{}, {"materials": ["PB"]}, {"timepoints": ["DX", "EOI"]},
+             {"aliquot_types": ["PLASMA2"]}, {"risk_groups": ["HR"]}, {"diagnoses": ["B-MPAL"]},
+             {"mrd_status": "positive"}, {"mrd_status": "unknown"},
+             {"mrd_status": "negative", "mrd_timepoint": "EOI"}]
+    day = availability.today()
+    for code in substudies:
+        substudy = session.scalar(select(Substudy).where(Substudy.code == code))
+        for criteria in every:
+            filters = availability.resolve(session, criteria)
+            assert not availability.has_tube_conditions(filters)
+            tally = availability.named(session, substudy, day,
+                                       availability.counted_from_tally(filters, substudy, day))
+            tubes = availability.named(session, substudy, day,
+                                       availability.counted_from_tubes(filters, substudy, day))
+            assert tally == tubes, (seed, code, criteria)
+            assert tally == availability.count(session, substudy, filters)

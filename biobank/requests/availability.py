@@ -3,8 +3,10 @@
 The gate (``biobank.consent.gate``) decides tube by tube in Python; that is right for the
 tens of tubes of a shipment and far too slow for counting a whole biobank. Here the same
 rule runs in the database: the patients whose consent lets tubes out for the sub-study today
-(``gate.consented_patients_subquery``, a few hundred rows) filter the available aliquots,
-which are counted by timepoint, material and aliquot type in one aggregate query.
+(``gate.consented_patients_subquery``, a few hundred rows) filter the available tubes, counted
+by timepoint, material and aliquot type in one aggregate query — read from the availability
+tally (``biobank.requests.tally``: counts per patient, kept by triggers) unless the criteria
+look at the tubes themselves (volume, freeze–thaw cycles), then from the tubes.
 Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions.
 """
 
@@ -13,10 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, distinct, exists, func, select
+from sqlalchemy import ColumnElement, Integer, Subquery, and_, distinct, exists, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from biobank.consent import gate
 from biobank.consent.models import Substudy
@@ -24,6 +29,7 @@ from biobank.db import utcnow
 from biobank.errors import Invalid
 from biobank.patients.models import MrdResult, Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.requests.models import AvailabilityTally
 from biobank.samples.models import Aliquot, Sample
 
 # MRD negative means below 0.01 % (10⁻⁴).
@@ -102,33 +108,74 @@ def tube_conditions(filters: Filters, aliquot: Any = Aliquot) -> list[ColumnElem
     return found
 
 
-def sample_conditions(filters: Filters, substudy: Substudy,
-                      day: dt.date) -> list[ColumnElement[bool]]:
+def has_tube_conditions(filters: Filters) -> bool:
+    """Whether the criteria look at the tubes themselves, not only at their groups."""
+    return filters.min_volume_ml is not None or filters.max_freeze_thaw is not None
+
+
+class _SampleSide(NamedTuple):
+    """Where the sample's patient, timepoint and material are read (the sample table, or the
+    tally, whose timepoint 0 matches no timepoint as NULL does not)."""
+
+    patient_id: Any
+    timepoint_id: Any
+    material_id: Any
+
+
+class _unindexed(FunctionElement[int]):
+    """A column that SQLite must not look rows up by: ``+column`` there, the column
+    elsewhere. The tally has an index on patient for PostgreSQL, which looks up the
+    consented patients' rows one by one; SQLite does better reading the whole tally in key
+    order, already grouped, than going patient by patient and sorting."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "unindexed"
+
+
+@compiles(_unindexed, "sqlite")
+def _unindexed_sqlite(element: _unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.clauses, **kw)}"
+
+
+@compiles(_unindexed)
+def _unindexed_default(element: _unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+_SAMPLE = _SampleSide(Sample.patient_id, Sample.timepoint_id, Sample.material_id)
+_TALLY = _SampleSide(_unindexed(AvailabilityTally.patient_id), AvailabilityTally.timepoint_key,
+                     AvailabilityTally.material_id)
+
+
+def sample_conditions(filters: Filters, substudy: Substudy, day: dt.date,
+                      side: _SampleSide = _SAMPLE) -> list[ColumnElement[bool]]:
     """Conditions on the tube's sample and patient, the consent rule first."""
     found: list[ColumnElement[bool]] = [
-        Sample.patient_id.in_(gate.consented_patients_subquery(substudy, day))]
+        side.patient_id.in_(gate.consented_patients_subquery(substudy, day))]
     if filters.materials:
-        found.append(Sample.material_id.in_(filters.materials))
+        found.append(side.material_id.in_(filters.materials))
     if filters.timepoints:
-        found.append(Sample.timepoint_id.in_(filters.timepoints))
+        found.append(side.timepoint_id.in_(filters.timepoints))
     patient_filters = []
     if filters.risk_groups:
         patient_filters.append(Patient.risk_group.in_(filters.risk_groups))
     if filters.diagnoses:
         patient_filters.append(Patient.diagnosis.in_(filters.diagnoses))
     if patient_filters:
-        found.append(Sample.patient_id.in_(select(Patient.id).where(*patient_filters)))
+        found.append(side.patient_id.in_(select(Patient.id).where(*patient_filters)))
     if filters.mrd_status:
-        found.append(_mrd_condition(filters.mrd_status, filters.mrd_timepoint))
+        found.append(_mrd_condition(filters.mrd_status, filters.mrd_timepoint, side))
     return found
 
 
-def _mrd_condition(status: str, timepoint_id: int | None) -> ColumnElement[bool]:
+def _mrd_condition(status: str, timepoint_id: int | None,
+                   side: _SampleSide) -> ColumnElement[bool]:
     """MRD status at the sample's own timepoint (or at ``timepoint_id``, e.g. EOI)."""
     at = MrdResult.timepoint_id == (timepoint_id if timepoint_id is not None
-                                    else Sample.timepoint_id)
-    measured = exists().where(MrdResult.patient_id == Sample.patient_id, at)
-    positive = exists().where(MrdResult.patient_id == Sample.patient_id, at,
+                                    else side.timepoint_id)
+    measured = exists().where(MrdResult.patient_id == side.patient_id, at)
+    positive = exists().where(MrdResult.patient_id == side.patient_id, at,
                               MrdResult.value_percent >= MRD_POSITIVE_PERCENT)
     if status == "positive":
         return positive
@@ -166,24 +213,15 @@ class Availability:
 
 def count(session: Session, substudy: Substudy, filters: Filters,
           day: dt.date | None = None) -> Availability:
-    """Available, consented tubes by timepoint × material × aliquot type, in one query.
-
-    Tubes are first counted per sample and aliquot type straight from an index on
-    (status, sample, type, …); only those few rows meet samples, patients and consent.
-    """
+    """Available, consented tubes by timepoint × material × aliquot type, in one query."""
     day = day or today()
-    per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
-                         func.count().label("tubes"))
-                  .where(Aliquot.status == "available", *tube_conditions(filters))
-                  .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
-                  .subquery("per_sample"))
-    groups = (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
-                     func.sum(per_sample.c.tubes).label("tubes"),
-                     func.count(distinct(Sample.patient_id)).label("patients"))
-              .join(Sample, Sample.id == per_sample.c.sample_id)
-              .where(*sample_conditions(filters, substudy, day))
-              .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
-              .subquery("groups"))
+    groups = (counted_from_tubes(filters, substudy, day) if has_tube_conditions(filters)
+              else counted_from_tally(filters, substudy, day))
+    return named(session, substudy, day, groups)
+
+
+def named(session: Session, substudy: Substudy, day: dt.date, groups: Subquery) -> Availability:
+    """The groups of either count, with their codes, in timepoint order (the one query)."""
     rows = session.execute(
         select(Timepoint.code, Material.code, AliquotType.code, groups.c.tubes,
                groups.c.patients)
@@ -195,6 +233,40 @@ def count(session: Session, substudy: Substudy, filters: Filters,
                   AliquotType.code)).all()
     return Availability(substudy.code, day, [Group(tp, material, kind, int(tubes), patients)
                                              for tp, material, kind, tubes, patients in rows])
+
+
+def counted_from_tally(filters: Filters, substudy: Substudy, day: dt.date) -> Subquery:
+    """The groups (timepoint_id, material_id, aliquot_type_id, tubes, patients) from the
+    tally, read in its key order: one row per patient and group, so patients are rows.
+    Criteria on the tubes themselves cannot be answered here (``has_tube_conditions``)."""
+    tally = AvailabilityTally
+    conditions = [tally.tubes > 0, *sample_conditions(filters, substudy, day, _TALLY)]
+    if filters.aliquot_types:
+        conditions.append(tally.aliquot_type_id.in_(filters.aliquot_types))
+    return (select(tally.timepoint_key.label("timepoint_id"), tally.material_id,
+                   tally.aliquot_type_id, func.sum(tally.tubes).label("tubes"),
+                   func.count().label("patients"))
+            .where(*conditions)
+            .group_by(tally.timepoint_key, tally.material_id, tally.aliquot_type_id)
+            .subquery("groups"))
+
+
+def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date) -> Subquery:
+    """The same groups counted from the tubes: each sample's available tubes per aliquot type
+    straight from an index on (status, sample, type, …), then those rows with samples,
+    patients and consent."""
+    per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
+                         func.count().label("tubes"))
+                  .where(Aliquot.status == "available", *tube_conditions(filters))
+                  .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
+                  .subquery("per_sample"))
+    return (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
+                   func.sum(per_sample.c.tubes).label("tubes"),
+                   func.count(distinct(Sample.patient_id)).label("patients"))
+            .join(Sample, Sample.id == per_sample.c.sample_id)
+            .where(*sample_conditions(filters, substudy, day))
+            .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
+            .subquery("groups"))
 
 
 def matching(session: Session, substudy: Substudy, filters: Filters,

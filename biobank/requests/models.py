@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, text
+from sqlalchemy import CheckConstraint, Connection, ForeignKey, Index, Text, event, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.consent.models import Substudy
 from biobank.db import Base, Code, Str64, Str200, utcnow
+from biobank.requests import tally
 from biobank.samples.models import Aliquot
 
 # A request's lifecycle; biobank.requests.lifecycle.TRANSITIONS says which step follows which.
@@ -144,3 +145,32 @@ class Shipment(Base):
 # answers that without touching the table (availability over a million aliquots).
 Index("ix_aliquot_available_sample", Aliquot.status, Aliquot.sample_id,
       Aliquot.aliquot_type_id, Aliquot.freeze_thaw_count, Aliquot.volume_remaining_ml)
+
+
+class AvailabilityTally(Base):
+    """Available tubes of one patient at one timepoint, material and aliquot type: kept by
+    triggers on aliquot and sample (``biobank.requests.tally``), read by availability in key
+    order. Derived data: no foreign keys; a count of 0 stays."""
+
+    __tablename__ = tally.TABLE
+    __table_args__ = (CheckConstraint("tubes >= 0", name="tubes"),
+                      {"sqlite_with_rowid": False})
+
+    # The sample's timepoint; 0 for none (a key has no NULLs).
+    timepoint_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    material_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    aliquot_type_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # Indexed for PostgreSQL, which finds the consented patients' rows through it (SQLite
+    # reads the tally in key order instead: availability.counted_from_tally).
+    patient_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False, index=True)
+    tubes: Mapped[int]
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_tally_triggers(_metadata: Any, connection: Connection, tables: Any = (),
+                           **_kw: Any) -> None:
+    """create_all (scratch databases) makes the tally's triggers too, once aliquot and sample
+    exist; the migrations make their own."""
+    if AvailabilityTally.__table__ in tables:
+        for statement in tally.create_statements(connection.dialect.name):
+            connection.exec_driver_sql(statement)
