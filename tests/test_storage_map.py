@@ -8,6 +8,7 @@ import pytest
 
 from biobank.samples import service as samples
 from biobank.storage import boxmap, operations, service
+from consent_helpers import days_ago, give, studies  # noqa: F401
 
 ACTOR = "test-fixture"
 NUMBERING = samples.Numbering()
@@ -84,9 +85,9 @@ def test_the_map_costs_the_same_queries_for_10x10_and_20x20(tech, racks, fill, c
         assert sum(1 for c in response.json["positions"] if c["aliquot"]) == response.json[
             "capacity"]
         counts[box.box_type.code] = counted.count
-    # token + box (with its type) + path + tubes (with type, patient, timepoint, flags),
-    # + the consent log of the box's patients when the consent domain is installed
-    assert counts["10X10"] == counts["20X20"] <= 5, counts
+    # token + box (with its type) + the map: path, tubes (with type, patient, timepoint,
+    # flags) and the storage consent log of the box's patients, in one statement
+    assert counts["10X10"] == counts["20X20"] <= 3, counts
 
 
 def test_the_map_reports_consent_through_the_registered_lookup(tech, racks, fill, session):
@@ -106,6 +107,28 @@ def test_the_map_reports_consent_through_the_registered_lookup(tech, racks, fill
         boxmap._consent_states.clear()
     assert grid["positions"][0]["aliquot"]["consent"] == "withdrawn"
     assert calls == [{patient_id}]
+
+
+def test_the_map_shows_each_tube_s_storage_consent_in_force(tech, racks, session, make_patient,
+                                                            make_sample, make_aliquots,
+                                                            give):  # noqa: F811
+    """Without a registered lookup the map reads the consent log: the storage entry in force
+    today, a correction replacing what it corrects, other components ignored, and nothing on
+    record shown as null."""
+    given, corrected, substudy_only, nobody = (make_patient() for _ in range(4))
+    give(given, "storage", days_ago(40))
+    declined = give(corrected, "storage", days_ago(40), decision="declined")
+    give(corrected, "storage", days_ago(40), corrects=declined.id, reason="entered wrongly")
+    give(substudy_only, "DEMO", days_ago(40))
+    tubes = [make_aliquots(1, parent=make_sample(p))[0]
+             for p in (given, corrected, substudy_only, nobody)]
+    operations.relocate(session, ACTOR, [operations.Target(t, racks.b10, 1, i + 1)
+                                         for i, t in enumerate(tubes)])
+    session.commit()
+    cells = tech.get(f"/api/v1/boxes/{racks.b10.barcode}/map").json["positions"][:4]
+    assert [c["aliquot"]["study_id"] for c in cells] == [
+        p.study_id for p in (given, corrected, substudy_only, nobody)]
+    assert [c["aliquot"]["consent"] for c in cells] == ["given", "given", None, None]
 
 
 def test_a_box_of_any_size_is_listed_with_its_barcode(tech, racks):

@@ -6,17 +6,20 @@ Each reader costs a fixed number of queries whatever the size of the box or the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     ScalarSelect,
+    Select,
     and_,
     bindparam,
     exists,
     func,
     literal,
+    null,
     select,
 )
 from sqlalchemy.orm import Session
@@ -29,7 +32,14 @@ from biobank.samples.models import Aliquot, Sample
 from biobank.storage import naming
 from biobank.storage.models import BoxType, Condition, Container, Position, Thaw
 from biobank.storage.operations import DEPARTED
-from biobank.storage.service import Lineage, lineages, occupancy, subtree_ids
+from biobank.storage.service import (
+    Lineage,
+    lineage_column,
+    lineage_of,
+    lineages,
+    occupancy,
+    subtree_ids,
+)
 
 # patient ids → their storage-consent state ("given", "withdrawn"…), in one query. By
 # default read from the consent log when that domain is installed; a deployment (or the
@@ -43,32 +53,45 @@ def register_consent_states(lookup: ConsentStates) -> None:
     _consent_states[:] = [lookup]
 
 
-def consent_states(session: Session, patient_ids: set[int]) -> dict[int, str | None]:
-    """Each patient's storage-consent state (None: nothing on record)."""
-    if not patient_ids:
-        return {}
-    lookup = _consent_states[0] if _consent_states else _storage_consent
-    return lookup(session, patient_ids)
-
-
-def _storage_consent(session: Session, patient_ids: set[int]) -> dict[int, str | None]:
-    """The storage decision in force today, from the consent log (one query)."""
+def _storage_log(patient_ids: Any) -> ScalarSelect[Any] | None:
+    """The storage entries of these patients' consent logs as one JSON value (read back by
+    ``_states_of``); None without the consent domain."""
     try:  # consent is its own domain: without it, the map says nothing about consent
         from biobank.consent.models import ConsentEntry
-        from biobank.consent.service import state_on
     except ImportError:
-        return {}
+        return None
     entry = ConsentEntry.__table__
-    logs: dict[int, list[Any]] = {}
-    # Plain rows (state_on reads these attributes): a map shows up to a hundred patients.
-    for row in session.execute(
-            select(entry.c.patient_id, entry.c.id, entry.c.component, entry.c.substudy_id,
-                   entry.c.decision, entry.c.effective_date, entry.c.corrects_id)
-            .where(entry.c.patient_id.in_(bindparam("patients", expanding=True)),
-                   entry.c.component == "storage"), {"patients": sorted(patient_ids)}):
-        logs.setdefault(row.patient_id, []).append(row)
+    return (select(json_rows(patient_id=entry.c.patient_id, id=entry.c.id,
+                             component=entry.c.component, substudy_id=entry.c.substudy_id,
+                             decision=entry.c.decision, effective_date=entry.c.effective_date,
+                             corrects_id=entry.c.corrects_id))
+            .where(entry.c.component == "storage", entry.c.patient_id.in_(patient_ids))
+            .scalar_subquery())
+
+
+class _Entry(NamedTuple):
+    """A consent entry as ``state_on`` reads it."""
+
+    patient_id: int
+    id: int
+    component: str
+    substudy_id: int | None
+    decision: str
+    effective_date: dt.date
+    corrects_id: int | None
+
+
+def _states_of(log: list[dict[str, Any]] | None) -> dict[int, str | None]:
+    """Each patient's storage decision in force today, from the JSON of ``_storage_log``."""
+    from biobank.consent.service import state_on
+
+    logs: dict[int, list[_Entry]] = {}
+    for e in log or ():
+        logs.setdefault(e["patient_id"], []).append(_Entry(
+            e["patient_id"], e["id"], e["component"], e["substudy_id"], e["decision"],
+            dt.date.fromisoformat(e["effective_date"]), e["corrects_id"]))
     today = dt.date.today()
-    decided = {patient: state_on(entries, today).get(("storage", None))
+    decided = {patient: state_on(entries, today).get(("storage", None))  # type: ignore[arg-type]
                for patient, entries in logs.items()}
     return {patient: entry.decision if entry else None for patient, entry in decided.items()}
 
@@ -93,38 +116,59 @@ def describe_boxes(session: Session, boxes: list[Container]) -> list[dict[str, A
     return [box_summary(b, paths[b.id], counts.get(b.id, 0)) for b in boxes]
 
 
+@functools.cache
+def _map_statement() -> Select[Any]:
+    """The box ``:box_id``'s chain up to its freezer, its tubes (with type, patient,
+    timepoint, thaw and condition flags) and its patients' storage consent log (with the
+    consent domain), as three JSON values of one row; built once."""
+    box_id = bindparam("box_id")
+    position, aliquot, sample = Position.__table__, Aliquot.__table__, Sample.__table__
+    patient, timepoint, thaw = Patient.__table__, Timepoint.__table__, Thaw.__table__
+    kind, condition = AliquotType.__table__, Condition.__table__
+    in_box = (position.join(aliquot, aliquot.c.id == position.c.aliquot_id)
+              .join(sample, sample.c.id == aliquot.c.sample_id))
+    tubes = (select(json_rows(
+        row_no=position.c.row_no, col_no=position.c.col_no, out_since=position.c.out_since,
+        barcode=aliquot.c.barcode, status=aliquot.c.status,
+        freeze_thaw_count=aliquot.c.freeze_thaw_count, aliquot_type=kind.c.code,
+        patient_id=patient.c.id, study_id=patient.c.study_id, timepoint=timepoint.c.code,
+        thawed_at=thaw.c.thawed_at,
+        flagged=exists().where(condition.c.aliquot_id == position.c.aliquot_id)))
+        .select_from(in_box.join(kind, kind.c.id == aliquot.c.aliquot_type_id)
+                     .join(patient, patient.c.id == sample.c.patient_id)
+                     .outerjoin(timepoint, timepoint.c.id == sample.c.timepoint_id)
+                     .outerjoin(thaw, thaw.c.aliquot_id == position.c.aliquot_id))
+        .where(position.c.box_id == box_id).scalar_subquery())
+    consent = _storage_log(select(sample.c.patient_id).select_from(in_box)
+                           .where(position.c.box_id == box_id))
+    return select(lineage_column(box_id).label("nodes"), tubes.label("tubes"),
+                  (null() if consent is None else consent).label("consent"))
+
+
 def box_map(session: Session, box: Container) -> dict[str, Any]:
-    """The grid of a box with every tube in it: one query for the path, one for the tubes
-    (with their type, patient, timepoint, thaw and condition flags), one for consent."""
+    """The grid of a box with every tube in it, in one query: its path, its tubes and their
+    patients' storage consent (a registered consent lookup adds its own)."""
     box_type = box.box_type
     assert box_type is not None
-    lineage = lineages(session, [box.id])[box.id]
-    flagged = exists().where(Condition.aliquot_id == Position.aliquot_id)
-    tubes = session.execute(
-        select(Position.row_no, Position.col_no, Position.out_since, Aliquot.barcode,
-               Aliquot.status, Aliquot.freeze_thaw_count, AliquotType.code, Patient.id,
-               Patient.study_id, Timepoint.code, Thaw.thawed_at, flagged.label("flagged"))
-        .join(Aliquot, Aliquot.id == Position.aliquot_id)
-        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-        .join(Sample, Sample.id == Aliquot.sample_id)
-        .join(Patient, Patient.id == Sample.patient_id)
-        .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
-        .outerjoin(Thaw, Thaw.aliquot_id == Position.aliquot_id)
-        .where(Position.box_id == box.id)
-        .order_by(Position.row_no, Position.col_no, Aliquot.barcode)
-    ).all()
-    consent = consent_states(session, {t[7] for t in tubes})
+    found = session.execute(_map_statement(), {"box_id": box.id}).one()
+    lineage = lineage_of(found.nodes)
+    tubes = sorted(found.tubes or (),
+                   key=lambda t: (t["row_no"] or 0, t["col_no"] or 0, t["barcode"]))
+    consent = (_consent_states[0](session, {t["patient_id"] for t in tubes})
+               if _consent_states and tubes else _states_of(found.consent))
 
-    def tube(t: Any) -> dict[str, Any]:
-        return {"barcode": t[3], "aliquot_type": t[6], "study_id": t[8], "timepoint": t[9],
-                "status": t[4], "consent": consent.get(t[7]), "freeze_thaw_count": t[5],
-                "taken_out": t[2] is not None, "thawed": t[10] is not None,
-                "condition": bool(t[11])}
+    def tube(t: dict[str, Any]) -> dict[str, Any]:
+        return {"barcode": t["barcode"], "aliquot_type": t["aliquot_type"],
+                "study_id": t["study_id"], "timepoint": t["timepoint"], "status": t["status"],
+                "consent": consent.get(t["patient_id"]),
+                "freeze_thaw_count": t["freeze_thaw_count"],
+                "taken_out": t["out_since"] is not None, "thawed": t["thawed_at"] is not None,
+                "condition": bool(t["flagged"])}
 
     summary = box_summary(box, lineage, len(tubes))
     if not box_type.gridded:
         return {**summary, "positions": [], "loose": [tube(t) for t in tubes]}
-    by_place = {(t[0], t[1]): tube(t) for t in tubes}
+    by_place = {(t["row_no"], t["col_no"]): tube(t) for t in tubes}
     rows, columns = box_type.rows or 0, box_type.columns or 0
     grid = [{"position": naming.label(box_type.scheme, columns, r, c), "row": r, "column": c,
              "aliquot": by_place.get((r, c))}

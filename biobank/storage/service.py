@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, update
+from sqlalchemy import ScalarSelect, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_audit, record_events
-from biobank.db import utcnow
+from biobank.db import json_rows, utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference.models import Site
 from biobank.samples import barcodes
@@ -234,6 +234,28 @@ def lineages(session: Session, ids: list[int] | set[int]) -> dict[int, Lineage]:
             found[start].path += f" / {name}"
             found[start].barcodes.append(code)
     return found
+
+
+def lineage_column(container_id: Any) -> ScalarSelect[Any]:
+    """A container's chain up to its freezer as one JSON value of an enclosing statement
+    (read back by ``lineage_of``)."""
+    chain = _ancestors([container_id])
+    table, site = Container.__table__, Site.__table__
+    return (select(json_rows(depth=chain.c.depth, id=table.c.id, name=table.c.name,
+                             barcode=table.c.barcode, site=site.c.code))
+            .select_from(chain)
+            .join(table, table.c.id == chain.c.node)
+            .outerjoin(site, site.c.id == table.c.site_id)
+            .scalar_subquery())
+
+
+def lineage_of(nodes: list[dict[str, Any]]) -> Lineage:
+    """The Lineage from the value of ``lineage_column`` (as ``lineages`` builds it)."""
+    chain = sorted(nodes, key=lambda n: -n["depth"])
+    root = chain[0]
+    return Lineage(path=" / ".join([f"{root['site']}", *(n["name"] for n in chain)]),
+                   freezer_id=root["id"], freezer=root["barcode"], site=root["site"],
+                   barcodes=[n["barcode"] for n in chain])
 
 
 def ancestor_ids(session: Session, container_id: int) -> set[int]:
