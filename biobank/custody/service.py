@@ -43,6 +43,30 @@ def record_events(session: Session, events: Iterable[Mapping[str, Any]], actor: 
     read). Should that be wrong, the unique index on ``prev_hash`` refuses the second link
     to the chain's genesis.
     """
+    canonical = chain.canonical_json
+    # The JSON values are serialized once, to the canonical text the column stores and the
+    # hash covers.
+    events_in = []
+    for e in events:
+        aliquot_id, sample_id = e.get("aliquot_id"), e.get("sample_id")
+        if aliquot_id is None and sample_id is None:
+            raise ValueError("a custody event needs an aliquot_id or a sample_id")
+        events_in.append((aliquot_id, sample_id, e["event_type"], e.get("reason"),
+                          canonical(e.get("old_values")), canonical(e.get("new_values"))))
+    append_events(session, events_in, actor, at, new_chains=new_chains)
+
+
+# An event as append_events takes it: aliquot_id, sample_id, event_type, reason, and the old
+# and new values as their canonical JSON text (chain.canonical_json).
+CanonicalEvent = tuple[int | None, int | None, str, str | None, str, str]
+
+
+def append_events(session: Session, events: list[CanonicalEvent], actor: str,
+                  at: dt.datetime | None = None, *, new_chains: bool = False) -> None:
+    """``record_events`` for values already serialized by ``chain.canonical_json`` (or to
+    the very same text): a bulk writer that knows its values' shape saves the encoding."""
+    if not events:
+        return
     at = (at or utcnow()).astimezone(dt.UTC)
     stamp = chain.timestamp(at)
     dialect = session.get_bind().dialect.name
@@ -52,27 +76,20 @@ def record_events(session: Session, events: Iterable[Mapping[str, Any]], actor: 
                                   f"not {dialect}")
     # What the column keeps: the text itself in SQLite, a naive UTC timestamp in PostgreSQL.
     when = stamp if dialect == "sqlite" else at.replace(tzinfo=None)
-    canonical = chain.canonical_json
-    # (aliquot_id, sample_id, event_type, reason, old JSON, new JSON): the JSON values are
-    # serialized once, to the canonical text the column stores and the hash covers.
-    events_in = []
-    for e in events:
-        aliquot_id, sample_id = e.get("aliquot_id"), e.get("sample_id")
-        if aliquot_id is None and sample_id is None:
-            raise ValueError("a custody event needs an aliquot_id or a sample_id")
-        events_in.append((aliquot_id, sample_id, e["event_type"], e.get("reason"),
-                          canonical(e.get("old_values")), canonical(e.get("new_values"))))
-    if not events_in:
-        return
     session.flush()  # the tubes the events name may still be pending in the session
     heads = {} if new_chains else _lock_and_read_heads(
-        session, {e[0] for e in events_in} - {None},
-        {e[1] for e in events_in if e[0] is None})
+        session, {e[0] for e in events} - {None},
+        {e[1] for e in events if e[0] is None})
     link = chain.linker(actor, stamp)
     genesis = chain.genesis
     rows = []
-    for aliquot_id, sample_id, event_type, reason, old, new in events_in:
-        key = f"a{aliquot_id}" if aliquot_id is not None else f"s{sample_id}"  # chain_key
+    for aliquot_id, sample_id, event_type, reason, old, new in events:
+        if aliquot_id is not None:  # chain.chain_key
+            key = f"a{aliquot_id}"
+        elif sample_id is not None:
+            key = f"s{sample_id}"
+        else:
+            raise ValueError("a custody event needs an aliquot_id or a sample_id")
         prev = heads.get(key) or genesis(key)
         digest = heads[key] = link(key, event_type, reason, old, new, prev)
         rows.append((aliquot_id, sample_id, event_type, actor, when, reason, old, new, prev,

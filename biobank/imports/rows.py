@@ -33,6 +33,7 @@ _LENGTHS = {"barcode": 64, "unscheduled_reason": 200, "accession_number": 64}
 _WEEK = dt.timedelta(days=7)
 _MEMO_SIZE = 10_000  # distinct values remembered per column
 _UNREAD = {"NO READ", "NOREAD", "NO TUBE", "NOTUBE", "EMPTY", "ERROR"}
+_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +246,14 @@ class RowReader:
         values: dict[str, Any] = {}
         for column, index, parse, limit, memo in self.columns:
             raw = fields[index].strip()
+            if memo is not None:
+                value = memo.get(raw, _UNSEEN)  # "" is never remembered
+                if value is not _UNSEEN:
+                    values[column] = value
+                    continue
             if not raw:
                 if column in REQUIRED:
                     problems.append(Problem(line, column, "a value is required"))
-                continue
-            if memo is not None and raw in memo:
-                values[column] = memo[raw]
                 continue
             if len(raw) > limit:
                 problems.append(Problem(line, column, f"longer than {limit} characters"))

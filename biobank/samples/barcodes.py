@@ -1,7 +1,9 @@
 """Service-issued barcodes: prefix, zero-padded sequence, ISO 7064 MOD 37,36 check character.
 
-The check character (python-stdnum computes it) catches a mistyped or misread code:
-every single-character substitution and most transpositions change it.
+The check character catches a mistyped or misread code: every single-character
+substitution and most transpositions change it. It is computed here, the same as
+python-stdnum's (tests/test_barcodes.py), which checks it; a series issued in bulk computes
+its shared leading characters once.
 """
 
 from __future__ import annotations
@@ -22,10 +24,26 @@ def normalize(code: str) -> str:
     return code.strip().upper()
 
 
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_VALUES = {character: value for value, character in enumerate(_ALPHABET)}
+
+
+def _state(text: str, state: int = 18) -> int:
+    """ISO 7064 MOD 37,36 over ``text``, from ``state`` (18 at the start)."""
+    values = _VALUES
+    for character in text:
+        state = ((state or 36) * 2 % 37 + values[character]) % 36
+    return state
+
+
+def _check_character(state: int) -> str:
+    return _ALPHABET[(1 - (state or 36) * 2 % 37) % 36]
+
+
 def make(prefix: str, number: int, digits: int) -> str:
     """The barcode for a number in a prefix's series."""
     body = f"{prefix}{number:0{digits}d}"
-    return body + mod_37_36.calc_check_digit(body)
+    return body + _check_character(_state(body))
 
 
 def looks_own(code: str, prefixes: set[str]) -> bool:
@@ -57,4 +75,15 @@ def issue(session: Session, prefix: str, count: int, digits: int) -> list[str]:
         session.flush()
         last = 1 + count
     first = last - count
-    return [make(prefix, n, digits) for n in range(first, last)]
+    # Consecutive codes share all but their last few characters: their check state is
+    # computed once per hundred.
+    codes = []
+    head_states: dict[str, int] = {}
+    for number in range(first, last):
+        body = f"{prefix}{number:0{digits}d}"
+        head, tail = body[:-2], body[-2:]
+        state = head_states.get(head)
+        if state is None:
+            state = head_states[head] = _state(head)
+        codes.append(body + _check_character(_state(tail, state)))
+    return codes
