@@ -133,6 +133,9 @@ def json_timestamp(value: str | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
+SQLITE_MMAP_BYTES = 1 << 30
+
+
 def make_engine(url: str, echo: bool = False) -> Engine:
     """Create the engine; SQLite gets real transactions, foreign keys and WAL. JSON columns
     are read with orjson (the scan reads four per tube; half the time of the json module)."""
@@ -148,6 +151,10 @@ def make_engine(url: str, echo: bool = False) -> Engine:
             cursor.execute("PRAGMA foreign_keys = ON")
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode = WAL")
+                # Reads through a memory map of the file: a page the OS holds is read without
+                # a system call and a copy into SQLite's cache (scan at 1M aliquots ~10 %
+                # faster, measured); the map is address space, the memory the OS page cache.
+                cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
             cursor.execute("PRAGMA synchronous = NORMAL")
             # Statement journals and temporary b-trees in memory, not in temporary files: a
             # statement that fires triggers (the availability tally's) opens a journal each time.
@@ -261,11 +268,16 @@ def init_app(app: Flask) -> None:
     reads: dict[str, Any] = {READ_ONLY: True}
     if engine.dialect.name != "sqlite":
         reads["isolation_level"] = "AUTOCOMMIT"
+    reader = engine.execution_options(**reads)
+    app.extensions["biobank.read_engine"] = reader
     app.extensions["biobank.read_sessionmaker"] = sessionmaker(
-        bind=engine.execution_options(**reads), expire_on_commit=False, info={READ_ONLY: True})
+        bind=reader, expire_on_commit=False, info={READ_ONLY: True})
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
+        connection: Connection | None = g.pop("db_connection", None)
+        if connection is not None:
+            connection.close()
         session: Session | None = g.pop("db_session", None)
         if session is not None:
             session.close()
@@ -277,6 +289,7 @@ def bind_to_connection(app: Flask, connection: Connection) -> None:
     app.extensions["biobank.sessionmaker"] = app.extensions["biobank.read_sessionmaker"] = (
         sessionmaker(bind=connection, expire_on_commit=False,
                      join_transaction_mode="create_savepoint"))
+    app.extensions["biobank.read_engine"] = None  # read_connection() reads through the session
 
 
 def get_session() -> Session:
@@ -285,6 +298,17 @@ def get_session() -> Session:
         maker = "biobank.read_sessionmaker" if _read_only_request() else "biobank.sessionmaker"
         g.db_session = current_app.extensions[maker]()
     return g.db_session
+
+
+def read_connection() -> Connection:
+    """A read-only request's database connection, without an ORM session (the busiest reads
+    need none: ~30 µs of a scan); elsewhere, and in tests, the session's connection."""
+    reader: Engine | None = current_app.extensions.get("biobank.read_engine")
+    if reader is None or "db_session" in g or not _read_only_request():
+        return get_session().connection()
+    if "db_connection" not in g:
+        g.db_connection = reader.connect()
+    return g.db_connection
 
 
 def get_engine() -> Engine:

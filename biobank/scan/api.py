@@ -17,9 +17,10 @@ from biobank.auth.web import (
     settle_by_lookup,
 )
 from biobank.custody.schemas import EventOut
-from biobank.db import get_session, read_only
+from biobank.db import get_session, read_connection, read_only
 from biobank.errors import DomainError
 from biobank.samples.api import numbering
+from biobank.samples.service import check_code
 from biobank.scan import service
 
 blp = Blueprint("scan", __name__, description="Scan any tube")
@@ -57,16 +58,19 @@ def scan(code: str):  # type: ignore[no-untyped-def]
     """Resolve a scanned code: 422 if its check character is wrong, 404 if unknown."""
     # The bearer token is checked in the card's own statement: one statement a scan.
     try:
-        card = service.scan(get_session(), code, numbering(),
-                            recent=current_app.config["SCAN_RECENT_EVENTS"],
-                            token_hash=pending_token_hash())
+        checked = check_code(code, numbering())
+        card = service.aliquot_card(read_connection(), checked,
+                                    current_app.config["SCAN_RECENT_EVENTS"],
+                                    token_hash=pending_token_hash())
+        if card is None:
+            settle_by_lookup()  # a sample, box or container: its card does not read the token
+            card = service.other_card(get_session(), checked,
+                                      current_app.config["SCAN_RECENT_EVENTS"])
     except DomainError:
         settle_by_lookup()  # who asks is answered before what is wrong with the code
         raise
-    if "asker" in card:
+    if pending_token_hash() is not None:  # an aliquot's card, with the token's owner
         settle_asker(card.pop("asker"))
-    else:
-        settle_by_lookup()  # a sample, box or container: its card did not read the token
     if card["kind"] == "aliquot":
         # The busiest request of the biobank skips the schema: its card is made of plain
         # values already (tests check it equals ScanOut's dump of the same card), and is

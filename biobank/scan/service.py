@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, bindparam, lambda_stmt, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from biobank.auth.service import asker_column, asker_of
@@ -63,41 +64,53 @@ def _in_iso(place: dict[str, Any]) -> dict[str, Any]:
     return place
 
 
-def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5,
-         token_hash: str | None = None) -> dict[str, Any]:
+def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5) -> dict[str, Any]:
     """What a technician needs at a glance about a scanned tube.
 
-    One statement for an aliquot (``_CARD``: the scan is the busiest request of a biobank),
-    two more when the code is a sample's, two or three for a box or container. With
-    ``token_hash``, an aliquot's card carries ``asker``: that token's owner, or None
-    (``biobank.auth.web.checks_token_itself``); other cards do not.
+    One statement for an aliquot (``aliquot_card``: the scan is the busiest request of a
+    biobank), two more when the code is a sample's, two or three for a box or container.
     """
     code = check_code(raw_code, numbering)
-    tube = session.connection().execute(
+    card = aliquot_card(session.connection(), code, recent)
+    return card if card is not None else other_card(session, code, recent)
+
+
+def aliquot_card(connection: Connection, code: str, recent: int = 5,
+                 token_hash: str | None = None) -> dict[str, Any] | None:
+    """An aliquot's card in one statement (None: no aliquot has this checked code). With
+    ``token_hash`` it carries ``asker``: that token's owner, or None
+    (``biobank.auth.web.checks_token_itself``)."""
+    tube = connection.execute(
         _CARD, {"code": code, "recent": recent, "token_hash": token_hash}).first()
-    if tube is not None:
-        asker = {"asker": asker_of(tube.asker)} if token_hash is not None else {}
-        return {
-            **asker,
-            "kind": "aliquot",
-            "barcode": tube.barcode,
-            "study_id": tube.study_id,
-            "risk_group": tube.risk_group,
-            "timepoint": tube.timepoint,
-            "material": tube.material,
-            "aliquot_type": tube.aliquot_type,
-            "aliquot_type_name": tube.aliquot_type_name,
-            "volume_ml": tube.volume_remaining_ml,
-            "cell_count": tube.cell_count,
-            "status": tube.status,
-            "freeze_thaw_count": tube.freeze_thaw_count,
-            "sample": tube.sample,
-            "parent": tube.parent,
-            "sprec_code": tube.sprec_code,
-            **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
-            "consent": card_of(tube.consent_log, tube.status),
-            "recent_events": events_of(tube.recent_events),
-        }
+    if tube is None:
+        return None
+    asker = {"asker": asker_of(tube.asker)} if token_hash is not None else {}
+    return {
+        **asker,
+        "kind": "aliquot",
+        "barcode": tube.barcode,
+        "study_id": tube.study_id,
+        "risk_group": tube.risk_group,
+        "timepoint": tube.timepoint,
+        "material": tube.material,
+        "aliquot_type": tube.aliquot_type,
+        "aliquot_type_name": tube.aliquot_type_name,
+        "volume_ml": tube.volume_remaining_ml,
+        "cell_count": tube.cell_count,
+        "status": tube.status,
+        "freeze_thaw_count": tube.freeze_thaw_count,
+        "sample": tube.sample,
+        "parent": tube.parent,
+        "sprec_code": tube.sprec_code,
+        **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
+        "consent": card_of(tube.consent_log, tube.status),
+        "recent_events": events_of(tube.recent_events),
+    }
+
+
+def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
+    """The card of a checked code that is no aliquot's: a sample, a box, rack or freezer,
+    or NotFound."""
     sample = session.scalar(select(Sample).where(Sample.barcode == code))
     if sample is None:
         return scan_container(session, code)  # storage: a box, rack or freezer; else 404
