@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from biobank.custody import audit
 from biobank.custody.chain import canonical_json
 from biobank.custody.models import CustodyEvent
+from biobank.custody.service import COPY_FROM
 from biobank.imports import inserts, service
 from biobank.imports.rows import COLUMNS, Kind, Row
 from biobank.samples.service import Numbering
@@ -119,7 +120,8 @@ def prev_hash_index(session) -> list[dict]:
 def test_the_chain_index_is_there_after_an_import_and_still_refuses_a_fork(
         session, make_patient, tmp_path: Path):
     """A large import (more rows than events stored: SQLite sets the index aside while it
-    runs) ends with the unique index on prev_hash back, refusing a second link."""
+    runs; PostgreSQL takes the rows by COPY) ends with every chain intact and the unique
+    index on prev_hash back, refusing a second link."""
     patient = make_patient()
     day = patient.diagnosis_date.isoformat()
     path = tmp_path / "inventory.csv"
@@ -129,12 +131,15 @@ def test_the_chain_index_is_there_after_an_import_and_still_refuses_a_fork(
         writer.writerows({"study_id": patient.study_id, "timepoint": "DX", "material": "PB",
                           "aliquot_type": "PLASMA", "volume_ml": "0.5",
                           "collected_at": day, "received_at": day, "container_code": "PED"}
-                         for _ in range(20))
+                         for _ in range(2 * COPY_FROM))
     stored = session.scalar(select(func.count()).select_from(CustodyEvent))
     assert service.count_rows(path) > stored
     sqlite = session.get_bind().dialect.name == "sqlite"
     store = session.execute(text("PRAGMA temp_store")).scalar() if sqlite else None
-    service.import_aliquots(session, "tester", path, Numbering(), chunk_size=7)
+    summary = service.import_aliquots(session, "tester", path, Numbering(),
+                                      chunk_size=COPY_FROM + 7)
+    assert summary.aliquots == 2 * COPY_FROM
+    assert audit.verify_all(session).ok
     assert [index["unique"] for index in prev_hash_index(session)] == [True]
     if sqlite:  # the build's sort went to temporary files; the connection's setting is back
         assert session.execute(text("PRAGMA temp_store")).scalar() == store

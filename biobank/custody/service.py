@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, select, text, union_all
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -96,7 +97,27 @@ def append_events(session: Session, events: list[CanonicalEvent], actor: str,
                      digest))
     # The driver's executemany: SQLAlchemy's per-row parameter processing would cost more
     # than the rest of this function (and would serialize the JSON again).
-    session.connection().exec_driver_sql(sql, rows)
+    connection = session.connection()
+    if dialect == "postgresql" and len(rows) >= COPY_FROM:
+        copy_rows(connection, "custody_event", _EVENT_COLUMNS, rows)
+    else:
+        connection.exec_driver_sql(sql, rows)
+
+
+# From this many rows, PostgreSQL takes them by COPY: one statement, whose constraints and
+# triggers are set up once, where executemany runs (and sets up) the INSERT once per row:
+# about half the server's time per row.
+COPY_FROM = 100
+
+
+def copy_rows(connection: Connection, table: str, columns: str,
+              rows: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: ``COPY table (columns) FROM STDIN`` the rows, in the connection's
+    transaction."""
+    with connection.connection.driver_connection.cursor() as cursor, \
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 _EVENT_COLUMNS = ("aliquot_id, sample_id, event_type, actor, occurred_at, reason, old_values, "

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from biobank.custody.models import CustodyEvent
-from biobank.custody.service import append_events
+from biobank.custody.service import COPY_FROM, append_events, copy_rows
 from biobank.imports.rows import Row
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot, Sample
@@ -106,22 +106,25 @@ class Writer:
                 rows: list[tuple[Any, ...]]) -> list[int]:
         """Insert rows (tuples in ``columns`` order, the barcode first); their ids, in order.
 
-        The driver's executemany: per row, SQLAlchemy's parameter processing costs more than
-        the database's insert (and RETURNING would make SQLAlchemy batch the rows itself, at
-        that same cost). SQLite gives each new row the largest id plus one (its rule for an
-        INTEGER PRIMARY KEY without AUTOINCREMENT) and writes one transaction at a time, so
-        when the largest id grew by exactly the number of rows, the rows hold the ids in
-        between, in order. Elsewhere the new ids are larger than any before them (a
-        sequence only grows) and are read back from the end of the table, by barcode; a
-        code not found there is looked up by barcode.
+        The driver's executemany (PostgreSQL's COPY for many rows): per row, SQLAlchemy's
+        parameter processing costs more than the database's insert (and RETURNING would make
+        SQLAlchemy batch the rows itself, at that same cost). SQLite gives each new row the
+        largest id plus one (its rule for an INTEGER PRIMARY KEY without AUTOINCREMENT) and
+        writes one transaction at a time, so when the largest id grew by exactly the number
+        of rows, the rows hold the ids in between, in order. Elsewhere the new ids are
+        larger than any before them (a sequence only grows) and are read back from the end
+        of the table, by barcode; a code not found there is looked up by barcode.
         """
         table = model.__table__
         connection = self.session.connection()
         last_id = select(func.max(table.c.id))
         before = connection.execute(last_id).scalar() or 0
-        mark = "?" if self.sqlite else "%s"
-        connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                                   f"VALUES ({', '.join([mark] * len(columns))})", rows)
+        if not self.sqlite and len(rows) >= COPY_FROM:
+            copy_rows(connection, table.name, ", ".join(columns), rows)
+        else:
+            mark = "?" if self.sqlite else "%s"
+            connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                                       f"VALUES ({', '.join([mark] * len(columns))})", rows)
         if self.sqlite and connection.execute(last_id).scalar() == before + len(rows):
             return list(range(before + 1, before + 1 + len(rows)))
         wanted = {row[0] for row in rows}
