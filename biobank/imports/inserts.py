@@ -181,7 +181,7 @@ class Writer:
         number = self.number
         ids = self._insert(Aliquot, _ALIQUOT_COLUMNS, [
             (code, "issued" if row.barcode is None else "external", sample.id, row.kind.id,
-             number(row.volume_ml), number(row.volume_ml), row.cell_count, row.sprec_code,
+             (volume := number(row.volume_ml)), volume, row.cell_count, row.sprec_code,
              row.freeze_thaw_count, row.status, created)
             for code, (row, sample) in zip(codes, good, strict=True)])
         reason = self.reason

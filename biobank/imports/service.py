@@ -62,7 +62,7 @@ import gc
 import io
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -296,16 +296,17 @@ class _Import:
 
     # --- one chunk -----------------------------------------------------------------------
 
-    def _column(self, chunk: list[tuple[int, list[str]]], name: str) -> Iterable[str]:
+    def _column(self, chunk: list[tuple[int, list[str]]], name: str) -> set[str]:
+        """The distinct values of a column in a chunk, stripped."""
         index = self.positions.get(name)
         if index is None:
-            return ()
-        return (fields[index].strip() for _, fields in chunk if len(fields) > index)
+            return set()
+        return {fields[index].strip() for _, fields in chunk if len(fields) > index}
 
     def _chunk(self, chunk: list[tuple[int, list[str]]]) -> None:
         """Check a chunk's rows; insert the good ones."""
         self._resolve_patients(chunk)
-        codes = {barcodes.normalize(c) for c in self._column(chunk, "barcode")} - {""}
+        codes = {barcodes.normalize(code) for code in self._column(chunk, "barcode")} - {""}
         table = Aliquot.__table__  # plain rows: the ORM's result handling costs more here
         taken = {barcode: id_ for barcode, id_ in self.session.execute(
             select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes)))} if codes else {}
@@ -313,33 +314,35 @@ class _Import:
         good: list[tuple[Row, ImportedSample]] = []
         new: list[tuple[Row, ImportedSample]] = []
         barcode_at = self.positions.get("barcode")
+        read, failed = self.reader.read, self.failed_codes
         for line, fields in chunk:
-            row, problems = self.reader.read(line, fields)
+            row, problems = read(line, fields)
             if row is not None:
                 code = row.barcode or ""
-            elif barcode_at is not None and len(fields) > barcode_at:
-                code = barcodes.normalize(fields[barcode_at])
+                if code and (code in seen or code in taken or code in failed):
+                    problems = self._duplicate(line, code, seen, taken)
+                if not problems:
+                    sample, problems = self._sample_of(row, new)
+                    if sample is not None:
+                        if code:
+                            seen[code] = line
+                        if row.volume_ml is not None:
+                            sample.volume += row.volume_ml
+                        good.append((row, sample))
+                        continue
             else:
                 code = ""
-            if code:
-                problems.extend(self._duplicate(line, code, seen, taken))
-            sample = None
-            if row is not None and not problems:
-                sample, mismatch = self._sample_of(row, new)
-                problems.extend(mismatch)
-            if problems or row is None or sample is None:
-                for problem in problems:
-                    self.problem(problem)
+                if barcode_at is not None and len(fields) > barcode_at:
+                    code = barcodes.normalize(fields[barcode_at])
                 if code:
-                    self.failed_codes.setdefault(code, line)
-                if self.full:
-                    self.truncated = True
-                    return
-                continue
+                    problems.extend(self._duplicate(line, code, seen, taken))
+            for problem in problems:
+                self.problem(problem)
             if code:
-                seen[code] = line
-            sample.volume += row.volume_ml or 0
-            good.append((row, sample))
+                failed.setdefault(code, line)
+            if self.full:
+                self.truncated = True
+                return
         self.writer.samples(new)
         for id_, line in self.writer.aliquots(good):
             self.ids.append(id_)
@@ -347,7 +350,7 @@ class _Import:
         self.aliquots += len(good)
 
     def _resolve_patients(self, chunk: list[tuple[int, list[str]]]) -> None:
-        wanted = set(self._column(chunk, "study_id")) - self.patients.keys() - {""}
+        wanted = self._column(chunk, "study_id") - self.patients.keys() - {""}
         if not wanted:
             return
         found = {study_id: (id_, diagnosed) for id_, study_id, diagnosed in self.session.execute(
