@@ -199,6 +199,13 @@ class ReadOnlyViolation(RuntimeError):
     """A read-only request tried to write."""
 
 
+def refuse_if_read_only(connection: Connection, what: str) -> None:
+    """For writes that bypass SQLAlchemy's statement events (PostgreSQL's COPY): refuse them
+    on a read-only request's connection as the event guard refuses the others."""
+    if connection.get_execution_options().get(READ_ONLY):
+        raise ReadOnlyViolation(f"a read-only request may not run: {what[:80]!r}")
+
+
 def _refuse_writes_when_read_only(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _check(conn: Connection, _cursor: Any, statement: str, _parameters: Any,

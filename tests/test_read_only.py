@@ -14,7 +14,8 @@ from sqlalchemy import event, insert, select
 from biobank import create_app
 from biobank.auth import service as auth
 from biobank.auth.web import checks_token_itself
-from biobank.db import ReadOnlyViolation, get_engine, get_session, read_only
+from biobank.custody.service import copy_rows
+from biobank.db import ReadOnlyViolation, get_engine, get_session, read_connection, read_only
 from biobank.patients import service as patients
 from biobank.reference.models import Site
 from biobank.samples import service as samples
@@ -37,6 +38,14 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         return {"wrote": True}
 
     _writes.biobank_permission = "scan"  # type: ignore[attr-defined]
+
+    @app.get("/test/read-only-copy")
+    @read_only
+    def _copies():  # type: ignore[no-untyped-def]
+        copy_rows(read_connection(), "site", "code, name, country", [("XX-COPY", "no", "NL")])
+        return {"wrote": True}
+
+    _copies.biobank_permission = "scan"  # type: ignore[attr-defined]
 
     @app.get("/test/forgets-the-token")
     @checks_token_itself
@@ -125,3 +134,13 @@ def test_only_a_read_only_view_may_check_the_token_itself():
     """A view that could write must have its asker checked before it runs."""
     with pytest.raises(TypeError, match="read_only"):
         checks_token_itself(lambda: None)
+
+
+def test_a_copy_in_a_read_only_request_is_refused_too(own_app):
+    """PostgreSQL's COPY bypasses SQLAlchemy's statement events: refused all the same."""
+    with pytest.raises(ReadOnlyViolation):
+        own_app.test_client().get(
+            "/test/read-only-copy",
+            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"})
+    with own_app.app_context():
+        assert get_session().scalar(select(Site).where(Site.code == "XX-COPY")) is None

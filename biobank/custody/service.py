@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from biobank.custody import chain
 from biobank.custody.models import AuditRecord, CustodyEvent
-from biobank.db import json_rows, json_timestamp, json_value, utcnow
+from biobank.db import json_rows, json_timestamp, json_value, refuse_if_read_only, utcnow
 from biobank.errors import Conflict
 
 
@@ -113,9 +113,11 @@ COPY_FROM = 100
 def copy_rows(connection: Connection, table: str, columns: str,
               rows: list[tuple[Any, ...]]) -> None:
     """PostgreSQL: ``COPY table (columns) FROM STDIN`` the rows, in the connection's
-    transaction."""
+    transaction (refused on a read-only request's connection: it bypasses the guard)."""
+    statement = f"COPY {table} ({columns}) FROM STDIN"
+    refuse_if_read_only(connection, statement)
     with connection.connection.driver_connection.cursor() as cursor, \
-            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 
