@@ -91,6 +91,14 @@ def _sent_csrf() -> str | None:
     return sent
 
 
+NO_ASKER = "a valid bearer token or a logged-in session is required"
+
+
+def _may(role: str, permission: str | None) -> bool:
+    # An undeclared action (None) is refused to everyone.
+    return permission is not None and allowed(role, permission)
+
+
 def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
     # The message is fixed text: never the token, header or cookie that was sent.
     response = jsonify(error_body(status, message))
@@ -172,7 +180,7 @@ def authenticate():  # type: ignore[no-untyped-def]
     # Browsers get the login page or an HTML refusal; tokens and the API keep JSON.
     deny = _deny_page if by_cookie and wants_page() else _deny
     if asker is None:
-        return deny(401, "a valid bearer token or a logged-in session is required")
+        return deny(401, NO_ASKER)
     g.asker = asker
     # A browser sends the cookie with any form posted to us, even from another site;
     # only our own pages know the CSRF token.
@@ -180,7 +188,7 @@ def authenticate():  # type: ignore[no-untyped-def]
         return deny(400, f"the CSRF token is missing or wrong: send it as {CSRF_HEADER}")
     if request.endpoint is None:
         return None  # let routing answer 404 / 405, now that the asker is known
-    if permission is None or not allowed(asker.role, permission):
+    if not _may(asker.role, permission):
         return deny(403, f"role {asker.role!r} may not do this")
     return None
 
@@ -235,10 +243,9 @@ def settle_asker(asker: Asker | None) -> None:
         return
     _, permission = pending
     if asker is None:
-        abort(_response(*_deny(401, "a valid bearer token or a logged-in session is "
-                                    "required")))
-    if permission is None or not allowed(asker.role, permission):
-        abort(_response(*_deny(403, f"role {asker.role!r} may not do this")))
+        abort(_denied(401, NO_ASKER))
+    if not _may(asker.role, permission):
+        abort(_denied(403, f"role {asker.role!r} may not do this"))
     g.asker = asker
 
 
@@ -249,7 +256,8 @@ def settle_by_lookup() -> None:
         settle_asker(asker_for_hash(get_session(), token_hash))
 
 
-def _response(response: Response, status: int) -> Response:
+def _denied(status: int, message: str) -> Response:
+    response, _ = _deny(status, message)
     response.status_code = status
     return response
 
@@ -257,7 +265,7 @@ def _response(response: Response, status: int) -> Response:
 def _refuse_unsettled(response: Response) -> Response:
     # A view that deferred the token check and never made it: the asker is unknown.
     if g.pop(_PENDING, None) is not None:
-        return _response(*_deny(401, "a valid bearer token or a logged-in session is required"))
+        return _denied(401, NO_ASKER)
     return response
 
 
