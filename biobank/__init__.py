@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, Response
 
+from biobank import clock
 from biobank import config as config_module
 
 
@@ -25,6 +26,7 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(config_module.DEFAULTS)
     app.config.update(config_module.from_environment())
     app.config.update(overrides or {})
+    clock.parse_zone(app.config["TIMEZONE"])  # a misspelt zone stops the start, not a request
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config_module.default_database_url(app.instance_path)
     if not app.config["SECRET_KEY"]:

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     # (default: labels/ beside the biobank package).
     "PRINTER_TIMEOUT": 5.0,
     "LABELS_DIR": None,
+    # The biobank's calendar (biobank.clock): every "today" is the date in this IANA zone.
+    "TIMEZONE": "Europe/Amsterdam",
 }
 
 # Values read from the environment are strings; these keys are converted.
