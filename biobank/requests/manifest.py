@@ -6,13 +6,12 @@ numbers, notes or consent details.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from biobank import csvsafe
 from biobank.errors import Conflict
 from biobank.requests import lifecycle, views
 from biobank.requests.lifecycle import Asker
@@ -46,20 +45,6 @@ def manifest(session: Session, asker: Asker, number: str) -> Manifest:
     return Manifest(request, request.shipment, views.tubes(session, request, SHIPPED))
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    # A spreadsheet would run a typed note starting with = + - @ as a formula.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def to_csv(found: Manifest) -> str:
     """The manifest as CSV: a header line, then one line per tube."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    for row in found.rows():
-        writer.writerow({key: _cell(value) for key, value in row.items()})
-    return out.getvalue()
+    return csvsafe.to_csv(COLUMNS, ([row[key] for key in COLUMNS] for row in found.rows()))
