@@ -97,11 +97,13 @@ def _security_headers(response: Response) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from biobank import api, web
+    from biobank.fhir import api as fhir_api
     from biobank.site import bp as site_bp
 
     api.init_app(app)
     app.register_blueprint(site_bp)
     web.init_app(app)
+    fhir_api.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

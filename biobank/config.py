@@ -34,6 +34,16 @@ DEFAULTS: dict[str, Any] = {
     "LABELS_DIR": None,
     # The biobank's calendar (biobank.clock): every "today" is the date in this IANA zone.
     "TIMEZONE": "Europe/Amsterdam",
+    # FHIR (/fhir and `fhir export`): the URI under which this biobank's identifier systems
+    # live (barcodes: <base>/sid/barcode); set it to a URI the biobank controls.
+    "FHIR_SYSTEM_BASE": "https://biobank.interfant21.example.org/fhir",
+    # MIABIS: the ids and names the BBMRI-ERIC Directory knows the biobank and collection by.
+    "MIABIS_BIOBANK_ID": "interfant-21-biobank",
+    "MIABIS_BIOBANK_NAME": "Interfant-21 residual-material biobank",
+    "MIABIS_COLLECTION_ID": "interfant-21-residual-material",
+    "MIABIS_COLLECTION_NAME": "Interfant-21: residual material of infants with KMT2A-r ALL",
+    "MIABIS_COUNTRY": "NL",
+    "MIABIS_JURISTIC_PERSON": "Princess Máxima Center for Pediatric Oncology",
 }
 
 # Values read from the environment are strings; these keys are converted.

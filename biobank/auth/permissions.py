@@ -63,6 +63,9 @@ MATRIX: dict[str, frozenset[str]] = {
     "request:receipt": frozenset({R, M, A}),
     "request:return": frozenset({T, M, A}),
     "request:recall": frozenset({R, M, A}),
+    # The FHIR API: everyone reads, each within their scope (researchers: what their
+    # sub-studies received, pseudonymised; site-scoped users: their sites).
+    "fhir:read": frozenset({T, R, C, M, A}),
     # Accounts.
     "user:self": frozenset({T, R, C, M, A}),
     "user:admin": frozenset({A}),
@@ -108,6 +111,8 @@ ACTION_DESCRIPTIONS = {
     "storage:write": "place, move, take out, thaw tubes; add racks and boxes; rack scans; "
                      "record temperature excursions",
     "storage:configure": "register freezers and box types",
+    "fhir:read": "read the FHIR R4 API under /fhir: Specimen, Patient, Consent, MIABIS "
+                 "(researchers: what their sub-studies received, pseudonymised)",
     "user:self": "see one's own account",
     "user:admin": "manage users and tokens",
 }

@@ -1,0 +1,135 @@
+"""Who sees what through /fhir: the asker's scopes, applied to every base query, and the
+name a patient goes by for that asker.
+
+Three rules, each in one place here:
+
+- ``patient_filter``: the patients an asker may see at all. Site-scoped users see their
+  sites' patients; researchers see only patients whose tubes their sub-studies received.
+- ``released_filter``: the tubes a researcher may see: those released to one of their
+  sub-studies (``consent.ReleaseJustification``, written when a request ships).
+- ``patient_label`` / ``patient_by_label``: what a patient is called (and found by) in
+  resources: the study pseudonym, for every role as everywhere else in the API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy.orm import Session
+
+from biobank.auth.models import UserSite, UserSubstudy
+from biobank.consent.models import ReleaseJustification, Substudy
+from biobank.patients.models import Patient
+from biobank.reference.models import Site
+from biobank.samples.models import Aliquot, Sample
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The asker as /fhir filters for them."""
+
+    username: str
+    role: str
+    # Sites the user is limited to (empty: every site).
+    site_ids: tuple[int, ...] = ()
+    # A researcher's sub-studies (ids and codes).
+    substudy_ids: tuple[int, ...] = ()
+    substudy_codes: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def researcher(self) -> bool:
+        """Researchers see only what their sub-studies received, pseudonymised."""
+        return self.role == "researcher"
+
+    @property
+    def staff(self) -> bool:
+        """Biobank staff see locations and notes; researchers do not."""
+        return not self.researcher
+
+
+SYSTEM = Viewer("system", "admin")  # the bulk export: everything
+
+
+def viewer_for(session: Session, user_id: int, username: str, role: str) -> Viewer:
+    """The asker's scopes, read in one statement per kind (sites, sub-studies)."""
+    site_ids = tuple(session.scalars(
+        select(Site.id).join(UserSite, UserSite.site_code == Site.code)
+        .where(UserSite.user_id == user_id).order_by(Site.id)))
+    if role != "researcher":
+        return Viewer(username, role, site_ids)
+    rows = session.execute(
+        select(Substudy.id, Substudy.code)
+        .join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
+        .where(UserSubstudy.user_id == user_id).order_by(Substudy.id)).all()
+    return Viewer(username, role, site_ids, tuple(r.id for r in rows),
+                  tuple(r.code for r in rows))
+
+
+def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """The tubes the viewer may see: all for staff; for a researcher, those released to one
+    of their sub-studies."""
+    if viewer.staff:
+        return true()
+    if not viewer.substudy_ids:
+        return false()
+    released = (select(ReleaseJustification.aliquot_id)
+                .where(ReleaseJustification.substudy_id.in_(viewer.substudy_ids)))
+    return aliquot_id.in_(released)
+
+
+def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """The patients the viewer may see (site scope; for researchers, only patients whose
+    tubes their sub-studies received)."""
+    condition: ColumnElement[bool] = true()
+    if viewer.site_ids:
+        condition = patient_id.in_(select(Patient.id).where(Patient.site_id.in_(viewer.site_ids)))
+    if viewer.researcher:
+        received = (select(Sample.patient_id).join(Aliquot, Aliquot.sample_id == Sample.id)
+                    .where(released_filter(viewer, Aliquot.id)))
+        condition = condition & patient_id.in_(received)
+    return condition
+
+
+def scope(query: Select[Any], viewer: Viewer, patient_id: ColumnElement[int],
+          aliquot_id: ColumnElement[int] | None = None) -> Select[Any]:
+    """A base query narrowed to what the viewer may see."""
+    if viewer.site_ids or viewer.researcher:
+        query = query.where(patient_filter(viewer, patient_id))
+    if aliquot_id is not None and viewer.researcher:
+        query = query.where(released_filter(viewer, aliquot_id))
+    return query
+
+
+# --- names ----------------------------------------------------------------------------------
+
+# Study ids are letters, digits, '-' and '_' (patients.schemas.STUDY_ID); a FHIR id allows
+# letters, digits, '-' and '.', so '_' travels as '.' (which a study id never has).
+_FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def patient_label(viewer: Viewer, study_id: str) -> str:
+    """The name of a patient for this viewer: the study pseudonym."""
+    return study_id
+
+
+def patient_fhir_id(viewer: Viewer, study_id: str) -> str:
+    """The patient's resource id for this viewer."""
+    return patient_label(viewer, study_id).replace("_", ".")
+
+
+def patient_by_fhir_id(session: Session, viewer: Viewer, fhir_id: str) -> int | None:
+    """The patient a resource id names for this viewer (None: none, or not visible)."""
+    if not _FHIR_ID.match(fhir_id):
+        return None
+    study_id = fhir_id.replace(".", "_")
+    query = select(Patient.id).where(Patient.study_id == study_id)
+    return session.scalar(scope(query, viewer, Patient.id))
+
+
+def identifier_system(viewer: Viewer, base: str) -> str:
+    """The identifier system of the names ``patient_label`` gives."""
+    return f"{base}/sid/study-id"
