@@ -97,9 +97,11 @@ def register(app: Flask) -> None:
     from biobank.auth.cli import users_cli
     from biobank.custody.cli import custody_cli
     from biobank.demo.cli import demo_cli
+    from biobank.fhir.cli import fhir_cli
     from biobank.imports.cli import import_cli
 
-    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli, custody_cli):
+    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli, custody_cli,
+                  fhir_cli):
         app.cli.add_command(group)
 
 

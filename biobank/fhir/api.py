@@ -35,16 +35,12 @@ DEFAULT_PAGE = 50
 
 def settings() -> Settings:
     """The deployment's identifier systems (BIOBANK_FHIR_SYSTEM_BASE, MIABIS collection id)."""
-    config = current_app.config
-    return Settings(config["FHIR_SYSTEM_BASE"].rstrip("/"), config["MIABIS_COLLECTION_ID"])
+    return Settings.from_config(current_app.config)
 
 
 def directory() -> Directory:
     """What the biobank calls itself in MIABIS (BIOBANK_MIABIS_* settings)."""
-    config = current_app.config
-    return Directory(config["MIABIS_BIOBANK_ID"], config["MIABIS_BIOBANK_NAME"],
-                     config["MIABIS_COLLECTION_NAME"], config["MIABIS_COUNTRY"],
-                     config["MIABIS_JURISTIC_PERSON"])
+    return Directory.from_config(current_app.config)
 
 
 def _viewer() -> Viewer:

@@ -27,6 +27,13 @@ class Directory:
     country: str
     juristic_person: str
 
+    @classmethod
+    def from_config(cls, config: Any) -> Directory:
+        """The names of an app's configuration."""
+        return cls(config["MIABIS_BIOBANK_ID"], config["MIABIS_BIOBANK_NAME"],
+                   config["MIABIS_COLLECTION_NAME"], config["MIABIS_COUNTRY"],
+                   config["MIABIS_JURISTIC_PERSON"])
+
 
 def organization(kind: str, directory: Directory, settings: Settings) -> dict[str, Any]:
     """One of the three Organizations."""

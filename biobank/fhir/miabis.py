@@ -99,7 +99,7 @@ def summarise(session: Session, viewer: Viewer, start: dt.date | None = None,
     boxes = {g.box_id for g in groups if g.box_id is not None}
     paths = lineages(session, boxes) if boxes else {}
     bands = dict(session.execute(select(Container.id, Container.temperature_band).where(
-        Container.id.in_({p.freezer_id for p in paths.values()})))) if paths else {}
+        Container.id.in_({p.freezer_id for p in paths.values()}))).all()) if paths else {}
     found: dict[MiabisSample, set[str | None]] = {}
     days = []
     for group in groups:

@@ -27,6 +27,11 @@ class Settings:
     base: str
     collection_id: str
 
+    @classmethod
+    def from_config(cls, config: Any) -> Settings:
+        """The settings of an app's configuration."""
+        return cls(config["FHIR_SYSTEM_BASE"].rstrip("/"), config["MIABIS_COLLECTION_ID"])
+
     def system(self, name: str) -> str:
         """An identifier system of this biobank."""
         return f"{self.base}/sid/{name}"
