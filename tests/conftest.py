@@ -267,3 +267,15 @@ def count_queries(connection: Connection) -> Callable[[], Any]:
             event.remove(connection, "before_cursor_execute", before)
 
     return counting
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many FHIR resources the run validated (tests/fhir_helpers.py), and how many failed."""
+    import sys
+
+    helpers = sys.modules.get("fhir_helpers")
+    if helpers is not None and helpers.COUNTS["validated"] + helpers.COUNTS["failures"]:
+        counts = helpers.COUNTS
+        terminalreporter.write_line(
+            f"FHIR resources validated (fhir.resources R4B models, R4 value sets, MIABIS "
+            f"profiles): {counts['validated']}, failures: {counts['failures']}")
