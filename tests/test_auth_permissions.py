@@ -15,7 +15,9 @@ from biobank.db import bind_to_connection
 
 # The routes anyone may call: front page, login/logout, health, OpenAPI document and docs.
 PUBLIC_PATHS = {"/", "/login", "/logout", "/health", "/api/openapi.json", "/api/docs",
-                "/api/docs/static/<path:filename>", "/static/<path:filename>"}
+                "/api/docs/static/<path:filename>", "/static/<path:filename>",
+                # FHIR clients read the CapabilityStatement before they authenticate.
+                "/fhir/metadata"}
 
 
 def dummy_url(path: str) -> str:
@@ -73,7 +75,8 @@ def test_every_route_declares_a_permission(routes):
 
 
 def test_the_public_routes_are_exactly_the_expected_ones(routes):
-    """Only the front page, login/logout, health, the OpenAPI document and docs are public."""
+    """Only the front page, login/logout, health, the OpenAPI document and docs, and the FHIR
+    CapabilityStatement are public."""
     public = {path for path, _method, action in routes if action == PUBLIC}
     assert public == PUBLIC_PATHS
 

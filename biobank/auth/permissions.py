@@ -72,7 +72,8 @@ MATRIX: dict[str, frozenset[str]] = {
 }
 
 ACTION_DESCRIPTIONS = {
-    PUBLIC: "front page, login and logout, health check, OpenAPI document and docs",
+    PUBLIC: "front page, login and logout, health check, OpenAPI document and docs, "
+            "FHIR CapabilityStatement (/fhir/metadata)",
     "reference:read": "read reference data: sites, materials, aliquot types, timepoints...",
     "reference:write": "create and edit reference data",
     "patient:read": "read patients, their timelines and risk-group history",

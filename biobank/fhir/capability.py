@@ -21,7 +21,8 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
         ("_count", "number", "page size, 1 to the maximum page size"),
     ],
     "Consent": [
-        ("patient", "reference", "the patient (Patient/id); subject is the same"),
+        ("patient", "reference", "the patient (Patient/id)"),
+        ("subject", "reference", "the patient (Patient/id); patient is the same"),
         ("_count", "number", "page size"),
     ],
     "Patient": [("_count", "number", "page size")],

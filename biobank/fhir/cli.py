@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -25,7 +26,7 @@ def export_command(folder: Path, quiet: bool) -> None:
     session = get_session()
     config = current_app.config
     with tqdm(total=bulk.total(session), unit=" resources", disable=quiet,
-              file=click.get_text_stream("stderr")) as bar:
+              file=sys.stderr) as bar:
         manifest = bulk.export(session, folder, Settings.from_config(config),
                                Directory.from_config(config), bar.update)
     session.rollback()
