@@ -179,6 +179,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("measuring custody verification")
     found["custody_verify_events_per_s"], found["custody_events"] = figures.custody_verify(
         app, seconds * 3)
+    log("measuring the FHIR Specimen page and the export")
+    found["fhir_specimen_page_ms"] = figures.fhir_specimen_page(app, tech, http_runs,
+                                                                warmup // 10)
+    found["fhir_export_resources_per_s"] = figures.fhir_export(
+        app, 5_000 if smoke else None)
+    for key in ("fhir_specimen_page_ms", "fhir_export_resources_per_s"):
+        if found[key] is None:
+            notes[key] = figures.MISSING
     log("measuring labels")
     found.update(figures.labels(app, 200 if smoke else 1000, seconds))
     found["samples"] = figures.count_of(app, Sample)

@@ -33,6 +33,7 @@ from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
 from biobank.samples.api import numbering
+from biobank.samples.models import Aliquot
 from biobank.storage import service as storage
 from biobank.storage.models import BoxType, Container
 
@@ -276,6 +277,55 @@ def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
         for key, action in actions.items():
             rates[key].append(once(action))
     return {key: median(values) for key, values in rates.items()}
+
+
+# --- FHIR ---------------------------------------------------------------------------------
+
+def fhir_specimen_page(app: Flask, token: str, requests: int, warmup: int) -> float | None:
+    """p50 of GET /fhir/Specimen?_count=100 at random places of the whole biobank (each page
+    after a random tube's id, as a client following next links gets it), in ms; None
+    without the FHIR API."""
+    if not has_route(app, "/fhir/Specimen"):
+        return None
+    with app.app_context():
+        session = get_session()
+        last = session.scalar(select(func.max(Aliquot.id))) or 1
+        session.rollback()
+    rng = random.Random(SEED)
+    cursors = [rng.randrange(1, max(2, last - 100)) for _ in range(requests + warmup)]
+    api = Client(app, token)
+    for cursor in cursors[:warmup]:
+        api.timed("get", f"/fhir/Specimen?_count=100&_cursor=aliquot-{cursor}")
+    return median(api.timed("get", f"/fhir/Specimen?_count=100&_cursor=aliquot-{cursor}")
+                  for cursor in cursors[warmup:]) / 1000
+
+
+def fhir_export(app: Flask, limit: int | None = None) -> float | None:
+    """Resources per second of the bulk export (Specimens, as ``fhir export`` writes them,
+    into a scratch folder), over the first ``limit`` Specimens or all of them."""
+    import tempfile
+    from pathlib import Path
+
+    try:
+        from biobank.fhir import export as bulk
+        from biobank.fhir.access import SYSTEM
+        from biobank.fhir.resources import Settings
+    except ImportError:
+        return None
+    with app.app_context(), tempfile.TemporaryDirectory() as folder:
+        session = get_session()
+        settings = Settings.from_config(app.config)
+        written = 0
+        started = time.perf_counter()
+        with (Path(folder) / "Specimen.ndjson").open("wb") as handle:
+            for resource in bulk.specimens_of(session, SYSTEM, settings):
+                handle.write(bulk.line(resource))
+                written += 1
+                if limit is not None and written >= limit:
+                    break
+        elapsed = time.perf_counter() - started
+        session.rollback()
+    return written / elapsed
 
 
 # --- the bare insert -----------------------------------------------------------------------

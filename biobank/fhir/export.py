@@ -45,9 +45,15 @@ def _patients(session: Session, settings: Settings) -> Iterator[dict[str, Any]]:
         after = rows[-1].id
 
 
-def _specimens(session: Session, settings: Settings) -> Iterator[dict[str, Any]]:
-    for page in specimens.stream(session, SYSTEM, CHUNK):
-        yield from page_entries(session, SYSTEM, page, settings)
+def specimens_of(session: Session, viewer: Any, settings: Settings) -> Iterator[dict[str, Any]]:
+    """Every Specimen the viewer may see, a page at a time."""
+    for page in specimens.stream(session, viewer, CHUNK):
+        yield from page_entries(session, viewer, page, settings)
+
+
+def line(resource: dict[str, Any]) -> bytes:
+    """One NDJSON line."""
+    return orjson.dumps(resource) + b"\n"
 
 
 def _consents(session: Session, settings: Settings) -> Iterator[dict[str, Any]]:
@@ -72,7 +78,7 @@ def export(session: Session, folder: Path, settings: Settings, names: directory.
         "Group": lambda: iter([directory.collection_group(
             miabis.summarise(session, SYSTEM), names, settings)]),
         "Patient": lambda: _patients(session, settings),
-        "Specimen": lambda: _specimens(session, settings),
+        "Specimen": lambda: specimens_of(session, SYSTEM, settings),
         "Consent": lambda: _consents(session, settings),
     }
     output = []
@@ -91,8 +97,7 @@ def _write(handle: IO[bytes], resources: Iterator[dict[str, Any]],
            progress: Callable[[int], None]) -> int:
     count = 0
     for resource in resources:
-        handle.write(orjson.dumps(resource))
-        handle.write(b"\n")
+        handle.write(line(resource))
         count += 1
         if count % 500 == 0:
             progress(500)
