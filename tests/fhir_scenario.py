@@ -11,13 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from consent_helpers import ACTOR, NUMBERING, days_ago, give, studies  # noqa: F401
+from requests_helpers import freezer, store  # noqa: F401
 from sqlalchemy.orm import Session
 
 from biobank.consent import gate
 from biobank.reference import service as reference
 from biobank.samples import service as samples
-from consent_helpers import ACTOR, NUMBERING, days_ago, give, studies  # noqa: F401
-from requests_helpers import freezer, store  # noqa: F401
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def biobank(session: Session, make_patient: Callable[..., Any],
         {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5"), "storage": "D"}
         for _ in range(3)] + [
         {"aliquot_type": "PLASMA2", "volume_ml": Decimal("0.4")},
-        {"aliquot_type": "PELLET", "cell_count": 2_000_000, "source_volume_ml": Decimal("1")}],
+        {"aliquot_type": "PELLET", "cell_count": 2_000_000, "source_volume_ml": Decimal(1)}],
         NUMBERING)
     made.pellet = made.plasma.pop()
     made.double = made.plasma.pop()

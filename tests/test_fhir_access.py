@@ -10,12 +10,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
-from biobank.consent.withdrawal import withdraw
-from biobank.samples import service as samples
 from consent_helpers import ACTOR, NUMBERING, days_ago
 from fhir_helpers import assert_resolvable, validate
 from fhir_scenario import biobank, freezer, give, studies  # noqa: F401
+
+from biobank.consent.withdrawal import withdraw
+from biobank.samples import service as samples
 
 
 def _outcome(response: Any, status: int) -> str:
@@ -215,7 +215,7 @@ def test_miabis_counts_samples_not_tubes(manager: Any, session: Any,
     eoi = samples.register_sample(session, ACTOR, {
         "study_id": biobank.a.study_id, "timepoint": "EOI", "unscheduled_reason": None,
         "material": "BM", "collected_at": later, "received_at": later + dt.timedelta(hours=1),
-        "volume_ml": Decimal("2"), "container_code": "PED",
+        "volume_ml": Decimal(2), "container_code": "PED",
         "precentrifugation_delay_hours": None, "precentrifugation_temperature": None,
         "accession_number": None, "notes": None}, numbering)
     samples.split(session, ACTOR, eoi, [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5")}],

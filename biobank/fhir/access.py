@@ -84,6 +84,8 @@ def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnEle
 def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElement[bool]:
     """The patients the viewer may see (site scope; for researchers, only patients whose
     tubes their sub-studies received)."""
+    # INTEGRATION POINT (issue 20, site scopes): when biobank.auth.scopes lands, its shared
+    # filter replaces the site condition below; this is the only place /fhir applies it.
     condition: ColumnElement[bool] = true()
     if viewer.site_ids:
         condition = patient_id.in_(select(Patient.id).where(Patient.site_id.in_(viewer.site_ids)))
@@ -113,6 +115,9 @@ _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 def patient_label(viewer: Viewer, study_id: str) -> str:
     """The name of a patient for this viewer: the study pseudonym."""
+    # INTEGRATION POINT (issue 13, per-sub-study pseudonyms): a researcher will see the keyed
+    # pseudonym of their sub-study here, and patient_by_fhir_id will look it up; every
+    # resource names patients through these two functions only.
     return study_id
 
 

@@ -23,8 +23,13 @@ from biobank.fhir import access, capability, consents, miabis, search, specimens
 from biobank.fhir import directory as directory_resources
 from biobank.fhir.access import Viewer
 from biobank.fhir.directory import Directory
-from biobank.fhir.outcome import MEDIA_TYPE, FhirError, error_response, fhir_response
-from biobank.fhir.outcome import operation_outcome
+from biobank.fhir.outcome import (
+    MEDIA_TYPE,
+    FhirError,
+    error_response,
+    fhir_response,
+    operation_outcome,
+)
 from biobank.fhir.resources import Settings, patient_resource
 from biobank.fhir.service import KNOWN_TYPES, page_entries, specimen_criteria
 from biobank.patients.models import Patient

@@ -62,6 +62,8 @@ def quantity(value: Decimal | int | None, unit: str) -> dict[str, Any] | None:
 def sprec_elements(code: str | None) -> dict[str, str]:
     """The seven SPREC elements of a tube's code (X where unknown): the one place that reads
     them, so a code with every element recorded is read the same way."""
+    # INTEGRATION POINT (issue 16, SPREC v3.0): elements 4-6 and coded derivatives arrive in
+    # the same seven-element code; should they get columns of their own, read them here.
     parts = (code or "").split("-")
     if len(parts) != len(SPREC_ELEMENTS):
         return {}

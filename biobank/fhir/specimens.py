@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, s
 from sqlalchemy.orm import Session
 
 from biobank.custody.models import CustodyEvent
-from biobank.fhir import access, terminology
+from biobank.fhir import access
 from biobank.fhir.access import Viewer
 from biobank.fhir.search import Interval
 from biobank.patients.models import Patient
@@ -243,10 +243,10 @@ def details(session: Session, viewer: Viewer, aliquots: Sequence[Any]) -> Detail
         select(BOX.c.id, BOX.c.temperature_band)
         .where(BOX.c.id.in_({lineage.freezer_id for lineage in paths.values()})))
         .all()) if paths else {}
-    kinds = dict((box_id, labeller(scheme, columns)) for box_id, scheme, columns in
-                 session.execute(select(BOX.c.id, BT.c.scheme, BT.c.columns)
-                                 .join(BT, BT.c.id == BOX.c.box_type_id)
-                                 .where(BOX.c.id.in_(placed)))) if placed else {}
+    kinds = {box_id: labeller(scheme, columns) for box_id, scheme, columns in
+             session.execute(select(BOX.c.id, BT.c.scheme, BT.c.columns)
+                             .join(BT, BT.c.id == BOX.c.box_type_id)
+                             .where(BOX.c.id.in_(placed)))} if placed else {}
     for row in aliquots:
         lineage = paths.get(row["box_id"])
         if lineage is not None:
