@@ -32,6 +32,7 @@ from flask import Flask
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service as consent
 from biobank.consent.models import ConsentEntry, ConsentFormVersion, Substudy
 from biobank.custody.models import AuditRecord
@@ -124,7 +125,7 @@ def _diagnosis(rng: random.Random, today: dt.date) -> dt.date:
 def add_patients(session: Session, first: int, last: int) -> None:
     """Register patients ``first`` ≤ n < ``last`` through the patients service."""
     rng = random.Random(SEED * 1_000_003 + first)
-    today = dt.date.today()
+    today = clock.today()
     for index in range(first, last):
         age = rng.randint(5, 365)
         patients.register(session, ACTOR, {
@@ -176,7 +177,7 @@ def add_consents(session: Session, first: int, last: int) -> int:
     for patient_id, code, diagnosed in found:
         if patient_id in done:
             continue
-        signed = min(diagnosed + dt.timedelta(days=2), dt.date.today())
+        signed = min(diagnosed + dt.timedelta(days=2), clock.today())
         components = ["storage", "data", SUBSTUDIES[0]]
         if rng.random() < 0.5:
             components.append(SUBSTUDIES[1])

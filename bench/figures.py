@@ -27,6 +27,7 @@ from bench.measure import (
     random_codes,
     repeat_for,
 )
+from biobank import clock
 from biobank.custody import audit
 from biobank.db import get_engine, get_session
 from biobank.patients import service as patients
@@ -142,7 +143,7 @@ def _new_sample(app: Flask, index: int) -> str:
             patient = patients.register(session, "bench", {
                 "study_id": RACK_PATIENT, "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
                 "fusion_partner": "AFF1",
-                "diagnosis_date": dt.date.today() - dt.timedelta(days=100),
+                "diagnosis_date": clock.today() - dt.timedelta(days=100),
                 "age_at_diagnosis_days": 120, "wbc_at_diagnosis": Decimal(50),
                 "day8_blasts_per_ul": None, "prednisone_response": "good"})
         collected = dt.datetime.combine(patient.diagnosis_date, dt.time(9), dt.UTC)
@@ -193,7 +194,7 @@ def withdrawal_impact(app: Flask, token: str, requests: int, warmup: int) -> flo
     rng = random.Random(SEED)
     picks = [rng.choice(study_ids) for _ in range(requests + warmup)]
     api = Client(app, token)
-    body = {"scope": "storage", "date": dt.date.today().isoformat(), "requested_by": "mother",
+    body = {"scope": "storage", "date": clock.today().isoformat(), "requested_by": "mother",
             "reason": "bench: what would a withdrawal do"}
 
     def dry_run(study_id: str) -> float:

@@ -8,7 +8,6 @@ with a warm-up that is not counted, and with a garbage collection.
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import random
 import time
@@ -20,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from biobank import clock
 from biobank.auth import service as auth
 from biobank.db import get_session
 from biobank.samples.models import Aliquot
@@ -144,7 +144,7 @@ def per_second(count: int, action: Callable[[], Any], seconds: float = 2.0,
 
 def today() -> str:
     """Today (UTC), as the API takes dates."""
-    return dt.datetime.now(dt.UTC).date().isoformat()
+    return clock.today().isoformat()
 
 
 def decimal_text(value: Decimal | None) -> str | None:

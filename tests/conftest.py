@@ -18,6 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank import create_app
 from biobank.auth import service as auth_service
 from biobank.db import bind_to_connection, make_engine
@@ -183,7 +184,7 @@ def make_patient(session: Session) -> Callable[..., Any]:
         values = {
             "study_id": f"IF21-T-{next(counter):03d}", "site": "NL-PMC", "sex": "F",
             "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-            "diagnosis_date": dt.date.today() - dt.timedelta(days=200),
+            "diagnosis_date": clock.today() - dt.timedelta(days=200),
             "age_at_diagnosis_days": 250, "wbc_at_diagnosis": Decimal("120"),
             "day8_blasts_per_ul": None, "prednisone_response": "good",
         }

@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service
 from biobank.samples import service as samples
 
 ACTOR = "consent-fixture"
 NUMBERING = samples.Numbering()
-TODAY = dt.date.today()
+TODAY = clock.today()
 FORM = "ICF-IF21-NL-3"
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from biobank import clock
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import audit_trail
 from consent_helpers import FORM, days_ago, give, officer, studies  # noqa: F401
@@ -158,7 +159,7 @@ def test_only_officers_and_admins_record_consent(tech, manager, make_patient, st
     ({"component": "NOPE"}, "component", 422),
     ({"form_version": "ICF-NONE"}, "form_version", 422),
     ({"signed_on": "2026-02-30"}, "signed_on", 422),
-    ({"signed_on": str(dt.date.today() + dt.timedelta(days=1))}, "signed_on", 422),
+    ({"signed_on": str(clock.today() + dt.timedelta(days=1))}, "signed_on", 422),
     ({"signed_by": "neighbour"}, "signed_by", 422),
     ({"signed_by": "other"}, "signatory_note", 422),
     ({"decision": "withdrawn"}, "decision", 422),

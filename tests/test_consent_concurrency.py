@@ -18,6 +18,7 @@ from sqlalchemy import Integer, delete, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service, withdrawal
 from biobank.consent.models import DestructionTask, Withdrawal
 from biobank.db import Base
@@ -51,7 +52,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
             patient = patients.register(session, ACTOR, {
                 "study_id": f"IF21-WDR-{stamp}", "site": "NL-PMC", "sex": "F",
                 "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-                "diagnosis_date": dt.date.today() - dt.timedelta(days=30),
+                "diagnosis_date": clock.today() - dt.timedelta(days=30),
                 "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
                 "day8_blasts_per_ul": None, "prednisone_response": "good"})
             collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=29)
@@ -73,7 +74,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
             for component in ("storage", substudy):
                 service.record_consent(session, ACTOR, patient, {
                     "component": component, "decision": "given",
-                    "signed_on": dt.date.today() - dt.timedelta(days=20),
+                    "signed_on": clock.today() - dt.timedelta(days=20),
                     "form_version": f"ICF-RACE-{stamp}", "signed_by": "mother"})
             session.commit()
         yield SimpleNamespace(patient_id=patient.id, substudy=substudy)
@@ -111,7 +112,7 @@ def test_two_identical_withdrawals_at_once_one_wins(engine, committed, scope):
             barrier.wait()
             try:
                 withdrawal.withdraw(session, ACTOR, patient, {
-                    "scope": scope, "date": dt.date.today(), "requested_by": "mother"})
+                    "scope": scope, "date": clock.today(), "requested_by": "mother"})
                 time.sleep(0.2)  # hold the lock a moment: the other must wait, not slip past
                 session.commit()
                 outcomes.append("withdrawn")

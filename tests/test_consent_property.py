@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import gate, service, withdrawal
 from biobank.consent.models import ConsentEntry, ReleaseJustification
 from biobank.errors import Conflict, DomainError
@@ -20,7 +21,7 @@ from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
 from consent_helpers import ACTOR, FORM, studies  # noqa: F401
 
-BASE = dt.date.today() - dt.timedelta(days=60)
+BASE = clock.today() - dt.timedelta(days=60)
 NUMBERING = samples.Numbering()
 COMPONENTS = ("storage", "DEMO", "MRD-NGS")
 SUBSTUDIES = ("DEMO", "MRD-NGS")

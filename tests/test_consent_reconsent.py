@@ -6,12 +6,13 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from biobank import clock
 from biobank.consent.officer import add_months
 from biobank.reference import service as reference
 from biobank.reference.models import Site
 from consent_helpers import days_ago, give, officer, studies  # noqa: F401
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 def _patient_coming_of_age(make_patient, session, *, site: str = "NL-PMC", years: int = 16,
@@ -64,7 +65,7 @@ def test_a_patient_already_of_age_without_re_consent_is_overdue(officer, make_pa
                                                                 session):
     """The 16th birthday passed a month ago: listed as overdue."""
     patient = _patient_coming_of_age(make_patient, session, in_months=-1)
-    give(patient, "storage", days_ago(30))
+    give(patient, "storage", days_ago(90))  # the parents, before the birthday
     assert _due(officer, 0)[patient.study_id]["overdue"] is True
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from biobank import clock
 from biobank.consent import gate, service
 from biobank.consent.models import ConsentEntry, DestructionTask, RecallNotice, Withdrawal
 from biobank.custody.models import CustodyEvent
@@ -224,7 +225,7 @@ def test_a_dry_run_shows_the_impact_and_writes_nothing(officer, consented, sessi
 
 @pytest.mark.parametrize(("overrides", "scope", "field", "status"), [
     ({"date": str(days_ago(200))}, "storage", "date", 422),  # before the consent
-    ({"date": str(dt.date.today() + dt.timedelta(days=1))}, "storage", "date", 422),
+    ({"date": str(clock.today() + dt.timedelta(days=1))}, "storage", "date", 422),
     ({"date": "2026-13-01"}, "storage", "date", 422),
     ({}, "MRD-NGS", "scope", 422),  # never given
     ({}, "NOPE", "scope", 422),  # no such sub-study

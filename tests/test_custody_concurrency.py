@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.custody import audit
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_event, record_events
@@ -58,7 +59,7 @@ def _tubes(engine) -> tuple[list[int], int]:  # type: ignore[no-untyped-def]
         load_defaults(session, "setup")
         patient = patients.register(session, "setup", {
             "study_id": "IF21-NL-900", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": dt.date.today() - dt.timedelta(days=30),
+            "fusion_partner": "AFF1", "diagnosis_date": clock.today() - dt.timedelta(days=30),
             "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
             "day8_blasts_per_ul": None, "prednisone_response": "good"})
         collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)

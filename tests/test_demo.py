@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
+from biobank import clock
 from biobank.auth.models import ApiToken, User
 from biobank.demo import service as demo
 from biobank.patients.models import MrdResult, Patient, RiskGroupChange
@@ -71,7 +72,7 @@ def test_the_demo_shows_both_risk_groups_and_a_history(runner, session, app):
     dna = session.scalars(select(Aliquot).where(Aliquot.parent_aliquot_id.is_not(None))).all()
     assert dna and all(a.parent.status == "consumed" for a in dna)
     assert session.scalar(select(func.max(Sample.collected_at))) <= dt.datetime.now(dt.UTC)
-    assert session.scalar(select(func.max(Patient.diagnosis_date))) <= dt.date.today()
+    assert session.scalar(select(func.max(Patient.diagnosis_date))) <= clock.today()
 
 
 def test_the_plan_is_deterministic():

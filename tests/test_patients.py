@@ -6,9 +6,10 @@ import datetime as dt
 
 import pytest
 
+from biobank import clock
 from biobank.patients.models import Patient
 
-TODAY = dt.date.today()
+TODAY = clock.today()
 
 
 def patient_body(**overrides):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, insert, select
 
+from biobank import clock
 from biobank import create_app
 from biobank.auth import service as auth
 from biobank.auth.web import checks_token_itself
@@ -63,7 +64,7 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         app.config["TEST_TOKEN"] = auth.issue_token(session, user)
         patient = patients.register(session, "test", {
             "study_id": "IF21-RO-001", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": dt.date.today(),
+            "fusion_partner": "AFF1", "diagnosis_date": clock.today(),
             "age_at_diagnosis_days": 200, "wbc_at_diagnosis": Decimal("50"),
             "day8_blasts_per_ul": None, "prednisone_response": "good"})
         collected = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)

@@ -10,7 +10,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from biobank.consent import gate
+from biobank import clock
+from biobank.consent import gate, rule
 from biobank.consent.models import ConsentEntry, Substudy, Withdrawal
 from biobank.patients import service as patients
 from biobank.reference.models import AliquotType, Material, Timepoint
@@ -36,7 +37,7 @@ def test_counts_only_available_tubes_that_pass_the_gate(researcher, donor, sessi
     session.commit()
     answer = researcher.get(URL).json  # their only sub-study, unnamed
     assert answer["substudy"] == "DEMO" and answer["aliquots"] == 6
-    assert answer["as_of"] == str(dt.datetime.now(dt.UTC).date())
+    assert answer["as_of"] == str(clock.today())
     assert answer["groups"] == [
         {"timepoint": "DX", "material": "BM", "aliquot_type": "PLASMA", "aliquots": 4,
          "patients": 2},
@@ -55,10 +56,10 @@ def test_filters_narrow_the_counts(researcher, donor, session):
     mr.tubes[0].freeze_thaw_count = 2
     patients.record_mrd(session, ACTOR, hr.patient, {
         "timepoint": "EOI", "value_percent": Decimal("0.5"), "method": "PCR",
-        "measured_on": dt.date.today()})
+        "measured_on": clock.today()})
     patients.record_mrd(session, ACTOR, mr.patient, {
         "timepoint": "EOI", "value_percent": Decimal("0.005"), "method": "PCR",
-        "measured_on": dt.date.today()})
+        "measured_on": clock.today()})
     session.commit()
 
     def total(**query):  # type: ignore[no-untyped-def]
@@ -121,7 +122,7 @@ def _random_log(session, rng, patient_id: int, substudies: dict[str, int],  # ty
                 form: int) -> None:
     """Entries in any order and date (some in the future), withdrawals, corrections."""
     entries: list[ConsentEntry] = []
-    today = dt.date.today()
+    today = clock.today()
     # Most parents sign storage and some sub-studies at first; then anything may happen.
     plan = [(c, "given", rng.randint(-60, -30)) for c in ("storage", *substudies)
             if rng.random() < (0.85 if c == "storage" else 0.6)]
@@ -183,7 +184,7 @@ def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_pa
         substudy = session.scalar(select(Substudy).where(Substudy.code == code))
         counted = availability.count(session, substudy, availability.resolve(session, {}))
         assert counted.aliquots == expected, (seed, code)
-        in_sql = set(session.scalars(gate.consented_patients_subquery(
+        in_sql = set(session.scalars(rule.consented_patients(
             substudy, availability.today())))
         for tube in tubes:
             if status[tube.id] in gate.USABLE:  # the gate judges consent, tube by tube
@@ -271,7 +272,7 @@ def test_the_tally_and_the_tubes_count_the_same(seed, studies, make_patient, mak
         if rng.random() < 0.6:
             patients.record_mrd(session, ACTOR, patient, {
                 "timepoint": "EOI", "value_percent": Decimal(rng.choice(("0.005", "0.5"))),
-                "method": "PCR", "measured_on": dt.date.today()})
+                "method": "PCR", "measured_on": clock.today()})
         _random_log(session, rng, patient.id, substudies, studies.form.id)
     session.commit()
     every = [{}, {"materials": ["PB"]}, {"timepoints": ["DX", "EOI"]},

@@ -20,6 +20,7 @@ from sqlalchemy import Integer, delete, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service as consent
 from biobank.custody.models import CustodyEvent
 from biobank.db import Base
@@ -65,7 +66,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
                 patient = patients.register(session, ACTOR, {
                     "study_id": f"IF21-RQ-{stamp}-{index}", "site": "NL-PMC", "sex": "F",
                     "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-                    "diagnosis_date": dt.date.today() - dt.timedelta(days=30),
+                    "diagnosis_date": clock.today() - dt.timedelta(days=30),
                     "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal(50),
                     "day8_blasts_per_ul": None, "prednisone_response": "good"})
                 collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=29)
@@ -82,7 +83,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
                 for component in ("storage", substudy):
                     consent.record_consent(session, ACTOR, patient, {
                         "component": component, "decision": "given",
-                        "signed_on": dt.date.today() - dt.timedelta(days=20),
+                        "signed_on": clock.today() - dt.timedelta(days=20),
                         "form_version": f"ICF-{stamp}", "signed_by": "mother"})
             researcher = lifecycle.Asker(f"race-researcher-{stamp}", "researcher", (substudy,))
             manager = lifecycle.Asker(f"race-manager-{stamp}", "manager")

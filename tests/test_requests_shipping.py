@@ -9,6 +9,7 @@ import io
 
 from sqlalchemy import select
 
+from biobank import clock
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice
 from biobank.requests.models import RequestAliquot
@@ -20,7 +21,7 @@ from requests_helpers import (  # noqa: F401
 
 def _withdraw(officer, study_id: str, scope: str, dry_run: bool = False):  # type: ignore[no-untyped-def]  # noqa: F811
     url = f"/api/v1/patients/{study_id}/consent/withdrawals" + ("?dry_run=true" if dry_run else "")
-    return officer.post(url, json={"scope": scope, "date": str(dt.date.today()),
+    return officer.post(url, json={"scope": scope, "date": str(clock.today()),
                                    "requested_by": "mother", "reason": "parents' wish"})
 
 
@@ -190,7 +191,7 @@ def test_the_gate_at_shipping_drops_a_tube_whose_consent_ended_unnoticed(
     result = manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).json
     assert result["shipped"] == 1
     reasons = result["dropped"][world.barcodes[0]]
-    assert reasons == [f"consent for sub-study DEMO withdrawn on {dt.date.today()}"]
+    assert reasons == [f"consent for sub-study DEMO withdrawn on {clock.today()}"]
     assert statuses(session, world.barcodes) == {world.barcodes[0]: "available"}
 
 

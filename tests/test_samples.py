@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from biobank import clock
 from biobank.custody.models import CustodyEvent
 from biobank.samples.models import Aliquot, Sample
 
@@ -32,7 +33,7 @@ def rows(session, model) -> int:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def patient(make_patient):  # type: ignore[no-untyped-def]
     """A patient diagnosed 10 days ago."""
-    return make_patient(diagnosis_date=dt.date.today() - dt.timedelta(days=10))
+    return make_patient(diagnosis_date=clock.today() - dt.timedelta(days=10))
 
 
 def test_a_received_sample_gets_a_barcode_and_a_receipt_event(tech, patient):

@@ -18,6 +18,7 @@ from sqlalchemy import Integer, delete, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank import create_app
 from biobank.auth import service as auth_service
 from biobank.db import Base
@@ -79,7 +80,7 @@ def live(engine: Engine, database_url: str) -> Iterator[SimpleNamespace]:
             patient = patients.register(session, ACTOR, {
                 "study_id": f"IF21-RACE-{time.time_ns() % 10**8}", "site": "NL-PMC",
                 "sex": "F", "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-                "diagnosis_date": __import__("datetime").date.today(),
+                "diagnosis_date": clock.today(),
                 "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
                 "day8_blasts_per_ul": None, "prednisone_response": "good"})
             import datetime as dt

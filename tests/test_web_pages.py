@@ -8,12 +8,13 @@ import io
 
 from sqlalchemy import select
 
+from biobank import clock
 from biobank.consent.models import ConsentEntry, Withdrawal
 from biobank.labels.models import Printer
 from biobank.storage.models import Position
 from web_helpers import HTML, lab, login  # noqa: F401
 
-TODAY = dt.date.today().isoformat()
+TODAY = clock.today().isoformat()
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import select
 
+from biobank import clock
 from biobank.consent import withdrawal
 from biobank.requests.models import SampleRequest
 from requests_helpers import (  # noqa: F401
@@ -110,7 +111,7 @@ def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
         tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": tube["barcode"]})
     assert manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).status_code == 200
     withdrawal.withdraw(session, "officer", patient, {
-        "scope": "storage", "date": dt.date.today(), "requested_by": "mother"})
+        "scope": "storage", "date": clock.today(), "requested_by": "mother"})
     session.commit()
     mine = login("researcher")
     page = text(mine.get(f"/requests/{number}"))

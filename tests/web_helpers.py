@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.auth import service as auth
 from biobank.consent import service as consent
 from biobank.samples import service as samples
@@ -94,7 +95,7 @@ def lab(session: Session, make_patient: Callable[..., Any], make_sample: Callabl
                                          "covers": ["storage", "data", "DEMO"]})
     patient = make_patient()
     tubes = make_aliquots(4, parent=make_sample(patient), volume="0.2")
-    signed = dt.date.today() - dt.timedelta(days=60)
+    signed = clock.today() - dt.timedelta(days=60)
     for component in ("storage", "DEMO"):
         consent.record_consent(session, ACTOR, patient, {
             "component": component, "decision": "given", "signed_on": signed,

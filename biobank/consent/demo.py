@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service, withdrawal
 from biobank.consent.models import ConsentEntry, ConsentFormVersion, Substudy
 from biobank.patients.models import Patient
@@ -49,7 +50,7 @@ def load_demo(session: Session, actor: str) -> dict[str, int]:
     done = set(session.scalars(select(ConsentEntry.patient_id).distinct()))
     patients = session.scalars(select(Patient).where(Patient.study_id.like("IF21-%"))
                                .order_by(Patient.study_id)).all()
-    today = dt.date.today()
+    today = clock.today()
     for index, patient in enumerate(patients):
         # The last patient's form has not been entered yet: no consent on record.
         if patient.id in done or index == len(patients) - 1:

@@ -10,25 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, overload
 
 from sqlalchemy import (
-    ColumnElement,
-    ScalarSelect,
     Select,
     bindparam,
-    exists,
-    false,
-    func,
     insert,
     or_,
     select,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
-from biobank.consent import service
+from biobank import clock
+from biobank.consent import rule, service
 from biobank.consent.models import ConsentEntry, ReleaseJustification, Substudy
-from biobank.db import json_rows, utcnow
+from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
 from biobank.patients.models import Patient
 from biobank.samples.models import Aliquot, Sample
@@ -54,11 +50,14 @@ class _Tube:
     barcode: str
     status: str
     patient_id: int
+    of_age: dt.date | None  # the day the patient comes of age
 
 
 def _tubes_query() -> Select[Any]:
-    return (select(Aliquot.id, Aliquot.barcode, Aliquot.status, Sample.patient_id)
-            .join(Sample, Aliquot.sample_id == Sample.id))
+    return (select(Aliquot.id, Aliquot.barcode, Aliquot.status, Sample.patient_id,
+                   rule.majority_day_of(Patient))
+            .join(Sample, Aliquot.sample_id == Sample.id)
+            .join(Patient, Sample.patient_id == Patient.id))
 
 
 def _entries(session: Session, patient_ids: set[int],
@@ -74,12 +73,18 @@ def _entries(session: Session, patient_ids: set[int],
     return by_patient
 
 
-def _component_reasons(entry: ConsentEntry | None, label: str, day: dt.date,
+def came_of_age(of_age: dt.date | None) -> str:
+    """The reason a parent's consent no longer counts."""
+    return f"came of age on {of_age}: re-consent needed"
+
+
+def _component_reasons(entry: ConsentEntry | None, standing: str, label: str, day: dt.date,
                        recorded_later: bool) -> list[str]:
-    if entry is None:
+    if standing == "none":
         return [f"no {label} yet on {day}" if recorded_later else f"no {label} on record"]
-    if entry.decision == "given":
+    if standing in ("given", rule.RECONSENT):
         return []
+    assert entry is not None
     return [f"{label} {entry.decision} on {entry.effective_date}"]
 
 
@@ -90,23 +95,32 @@ def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
         reasons.append(f"the tube is {tube.status}")
     if not substudy.open:
         reasons.append(f"sub-study {substudy.code} is closed")
-    state = service.state_on(entries, day)
-    later = {service.key_of(e) for e in entries if e.effective_date > day}
-    storage = state.get(("storage", None))
-    own = state.get(("substudy", substudy.id))
-    reasons += _component_reasons(storage, "storage consent", day, ("storage", None) in later)
-    reasons += _component_reasons(own, f"consent for sub-study {substudy.code}", day,
-                                  ("substudy", substudy.id) in later)
+    state = rule.state_on(entries, day)
+    later = {rule.key_of(e) for e in entries if e.effective_date > day}
+    own_key = ("substudy", substudy.id)
+    storage, own = state.get(rule.STORAGE), state.get(own_key)
+    standings = [rule.standing(e, day, tube.of_age) for e in (storage, own)]
+    reasons += _component_reasons(storage, standings[0], "storage consent", day,
+                                  rule.STORAGE in later)
+    reasons += _component_reasons(own, standings[1], f"consent for sub-study {substudy.code}",
+                                  day, own_key in later)
+    if rule.RECONSENT in standings:
+        reasons.append(came_of_age(tube.of_age))
     if reasons:
         return Decision(False, tuple(reasons), barcode=tube.barcode)
     assert storage is not None and own is not None
     return Decision(True, (), (storage.id, own.id), tube.barcode)
 
 
+def day_at(at: dt.datetime | None) -> dt.date:
+    """The biobank's day at ``at`` (None: today)."""
+    return clock.today() if at is None else clock.day_of(at)
+
+
 def _decide_all(session: Session, tubes: Sequence[_Tube], substudy_code: str,
                 at: dt.datetime | None) -> tuple[Substudy, dict[int, Decision]]:
     substudy = service.get_substudy(session, substudy_code)
-    day = (at or utcnow()).astimezone(dt.UTC).date()
+    day = day_at(at)
     entries = _entries(session, {t.patient_id for t in tubes}, substudy)
     return substudy, {t.id: _decide(t, substudy, entries[t.patient_id], day) for t in tubes}
 
@@ -139,31 +153,6 @@ def may_use(session: Session, aliquots: Any, substudy_code: str,
     return decisions[ids[0]] if single else decisions
 
 
-def consented_patients_subquery(substudy: Substudy, day: dt.date) -> Select[tuple[int]]:
-    """The patients whose tubes ``may_use`` lets out for a sub-study on ``day``, as SQL.
-
-    The same rule, tube status aside: the sub-study is open, and the storage consent and
-    the sub-study's consent in force that day (each component's latest entry on or before
-    it, ties to the later recorded, corrections replacing what they correct) are both
-    ``given``. Patients are few and tubes many: use it as ``patient_id IN (...)`` in
-    queries that count or pick tubes in the database.
-    """
-    replacing = aliased(ConsentEntry)
-    rank = func.row_number().over(
-        partition_by=(ConsentEntry.patient_id, ConsentEntry.component),
-        order_by=(ConsentEntry.effective_date.desc(), ConsentEntry.id.desc()))
-    latest = (select(ConsentEntry.patient_id, ConsentEntry.decision, rank.label("rank"))
-              .where(or_(ConsentEntry.component == "storage",
-                         ConsentEntry.substudy_id == substudy.id),
-                     ConsentEntry.effective_date <= day,
-                     ~exists().where(replacing.corrects_id == ConsentEntry.id))
-              .subquery("latest_consent"))
-    query = (select(latest.c.patient_id)
-             .where(latest.c.rank == 1, latest.c.decision == "given")
-             .group_by(latest.c.patient_id).having(func.count() == 2))
-    return query if substudy.open else query.where(false())
-
-
 def check_barcodes(session: Session, barcodes: list[str], substudy_code: str,
                    at: dt.datetime | None = None) -> list[Decision]:
     """The gate for scanned codes (one tube, or a rack), in the order given."""
@@ -188,8 +177,7 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
         raise Invalid("no tubes to release", field="aliquots")
     at = at or utcnow()
     tubes = [_Tube(*row) for row in session.execute(
-        _tubes_query().join(Patient, Sample.patient_id == Patient.id)
-        .where(Aliquot.id.in_(aliquot_ids)).with_for_update(read=True, of=Patient))]
+        _tubes_query().where(Aliquot.id.in_(aliquot_ids)).with_for_update(read=True, of=Patient))]
     substudy, decisions = _decide_all(session, tubes, substudy_code, at)
     unknown = set(aliquot_ids) - set(decisions)
     if unknown:
@@ -210,64 +198,49 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
                                 .order_by(ReleaseJustification.id)))
 
 
-class _LogLine(NamedTuple):
-    """What the scan card reads of a consent entry (``service.state_on`` takes these too)."""
-
-    id: int
-    component: str
-    substudy_id: int | None
-    decision: str
-    effective_date: dt.date
-    corrects_id: int | None
-    component_code: str
-
-
-def consent_log_column(patient_id: ColumnElement[int]) -> ScalarSelect[Any]:
-    """A patient's consent log as one JSON value of the enclosing statement (read back by
-    ``card_of``); ``patient_id`` is the patient's id column there."""
-    entry, substudy = ConsentEntry.__table__, Substudy.__table__
-    return (select(json_rows(id=entry.c.id, component=entry.c.component,
-                             substudy_id=entry.c.substudy_id, decision=entry.c.decision,
-                             effective_date=entry.c.effective_date,
-                             corrects_id=entry.c.corrects_id,
-                             component_code=func.coalesce(substudy.c.code, entry.c.component)))
-            .select_from(entry.outerjoin(substudy, substudy.c.id == entry.c.substudy_id))
-            .where(entry.c.patient_id == patient_id).scalar_subquery())
-
-
 _patient = Patient.__table__
-# Built once: the scan station asks on every tube.
-_LOG = select(consent_log_column(_patient.c.id)).where(_patient.c.id == bindparam("patient_id"))
+# Built once: the scan station asks on every sample it scans.
+_LOG = (select(rule.log_column(ConsentEntry.patient_id == _patient.c.id).label("log"),
+               rule.majority_day_of(_patient.c).label("of_age"))
+        .where(_patient.c.id == bindparam("patient_id")))
 
 
 def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     """The consent state at the scan station, with a withdrawal in words (one query)."""
-    return card_of(session.scalar(_LOG, {"patient_id": patient_id}), status)
+    row = session.execute(_LOG, {"patient_id": patient_id}).one()
+    return card_of(row.log, row.of_age, status)
 
 
-def card_of(log: list[dict[str, Any]] | None, status: str) -> dict[str, Any]:
-    """The scan card of a tube in ``status`` from the log of ``consent_log_column``."""
-    entries = [_LogLine(row["id"], row["component"], row["substudy_id"], row["decision"],
-                        dt.date.fromisoformat(row["effective_date"]), row["corrects_id"],
-                        row["component_code"]) for row in log or ()]
-    state = service.state_on(entries, dt.date.today())  # type: ignore[arg-type]
-    storage = state.get(("storage", None))
-    substudies = {e.component_code: {"state": e.decision, "since": e.effective_date.isoformat()}
+def card_of(log: list[dict[str, Any]] | None, of_age: dt.date | str | None,
+            status: str) -> dict[str, Any]:
+    """The scan card of a tube in ``status`` from the log of ``rule.log_column`` and the day
+    its patient comes of age (``rule.majority_day_of``), as of the biobank's today."""
+    day, majority = clock.today(), rule.day_from_json(of_age)
+    [lines] = rule.read_log(log).values() or [[]]
+    state = rule.state_on(lines, day)
+    storage = state.get(rule.STORAGE)
+    standing = rule.standing(storage, day, majority)
+    substudies = {e.component_code: {"state": rule.standing(e, day, majority),
+                                     "since": e.effective_date.isoformat()}
                   for k, e in sorted(state.items(), key=lambda i: i[1].component_code)
                   if k[0] == "substudy"}
+    stale = came_of_age(majority)
     if storage is None:
         words = "no storage consent on record: do not use this tube"
-    elif storage.decision == "given":
+    elif standing == rule.RECONSENT:
+        words = f"{stale}: do not use this tube"
+    elif standing == "given":
         given = [code for code, s in substudies.items() if s["state"] == "given"]
-        ended = [f"{code} {s['state']} on {s['since']}" for code, s in substudies.items()
-                 if s["state"] != "given"]
+        ended = [f"{code} {stale}" if s["state"] == rule.RECONSENT
+                 else f"{code} {s['state']} on {s['since']}"
+                 for code, s in substudies.items() if s["state"] != "given"]
         words = (f"storage consent given on {storage.effective_date}; usable for "
                  f"{', '.join(given) or 'no sub-study yet'}"
                  + (f" (not for {'; '.join(ended)})" if ended else ""))
     else:
         words = f"storage consent {storage.decision} on {storage.effective_date}: tube {status}"
     return {
-        "storage": storage.decision if storage else None,
+        "storage": None if storage is None else standing,
         "storage_since": storage.effective_date.isoformat() if storage else None,
         "substudies": substudies,
         "summary": words,

@@ -11,19 +11,16 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from biobank.consent import service
+from biobank import clock
+from biobank.consent import rule
 from biobank.consent.models import ConsentEntry, DestructionTask, RecallNotice, Withdrawal
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
 from biobank.patients.models import Patient
-from biobank.reference.models import CountryMajority, Site
+from biobank.reference.models import Site
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-
-# Only when the majority table has no DEFAULT row (before `flask reference load`).
-FALLBACK_MAJORITY = 18
-
 
 # --- where a tube is --------------------------------------------------------------------
 
@@ -273,23 +270,18 @@ def reconsent_due(session: Session, months: int,
                   today: dt.date | None = None) -> list[ReconsentDue]:
     """Patients coming of age within ``months`` (or already of age) without re-consent.
 
-    The birth date is the diagnosis date less the age at diagnosis; the age of majority
-    is the site country's, from reference data (``DEFAULT`` for countries without one).
+    When they come of age is the rule's (``rule.majority_day_of``: the birth date from the
+    diagnosis date and age at diagnosis, the majority age of the site's country from
+    reference data); what a re-consent is, too (``rule.renewed``).
     """
-    today = today or dt.date.today()
-    ages = dict(session.execute(select(CountryMajority.code, CountryMajority.age)).all())
-    default = ages.get("DEFAULT", FALLBACK_MAJORITY)
+    today = today or clock.today()
     horizon = add_months(today, months)
-    candidates = []
-    for patient_id, study_id, site, country, diagnosed, age_days in session.execute(
-            select(Patient.id, Patient.study_id, Site.code, Site.country,
-                   Patient.diagnosis_date, Patient.age_at_diagnosis_days)
-            .join(Site, Patient.site_id == Site.id).order_by(Patient.study_id)):
-        majority = ages.get(country, default)
-        birth = diagnosed - dt.timedelta(days=age_days)
-        comes_of_age = add_months(birth, 12 * majority)
-        if comes_of_age <= horizon:
-            candidates.append((patient_id, study_id, site, country, majority, comes_of_age))
+    comes_of_age = rule.majority_day_of(Patient)
+    candidates = session.execute(
+        select(Patient.id, Patient.study_id, Site.code, Site.country,
+               rule.majority_years(Patient.site_id), comes_of_age)
+        .join(Site, Patient.site_id == Site.id)
+        .where(comes_of_age <= horizon).order_by(Patient.study_id)).all()
     if not candidates:
         return []
     entries: dict[int, list[ConsentEntry]] = {c[0]: [] for c in candidates}
@@ -297,13 +289,11 @@ def reconsent_due(session: Session, months: int,
                                  .where(ConsentEntry.patient_id.in_(entries))):
         entries[entry.patient_id].append(entry)
     due = []
-    for patient_id, study_id, site, country, majority, comes_of_age in candidates:
-        state = service.state_on(entries[patient_id])
-        given = [e for e in state.values() if e.decision == "given"]
-        renewed = [e for e in given if e.signed_by == "participant"
-                   and e.effective_date >= comes_of_age]
-        pending = sorted(e.component_code for e in given if e not in renewed)
+    for patient_id, study_id, site, country, majority, of_age in candidates:
+        given = [e for e in rule.state_on(entries[patient_id]).values()
+                 if e.decision == "given"]
+        pending = sorted(e.component_code for e in given if not rule.renewed(e, of_age))
         if pending:
-            due.append(ReconsentDue(study_id, site, country, majority, comes_of_age,
-                                    comes_of_age <= today, pending))
+            due.append(ReconsentDue(study_id, site, country, majority, of_age,
+                                    of_age <= today, pending))
     return sorted(due, key=lambda d: (d.majority_date, d.study_id))

@@ -1,7 +1,7 @@
 """Consent: sub-studies, form versions, recording consent, and the state derived from the log.
 
-The log is append-only. The state of a component on a day is its latest entry dated on or
-before that day (ties: the later recorded), ignoring entries replaced by a correction.
+The log is append-only; what is in force on a day, and whether it allows use, is the rule
+of ``biobank.consent.rule``.
 
 Other domains hook into withdrawals here: ``register_withdrawal_effect`` (e.g. the requests
 domain takes withdrawn tubes out of open requests) and ``register_shipment_lookup`` (which
@@ -11,28 +11,27 @@ request shipped a tube, to whom: it fills in recall notices).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from biobank import clock
 from biobank.consent.models import (
     GENERAL_COMPONENTS,
     ConsentEntry,
     ConsentFormVersion,
     Substudy,
 )
+from biobank.consent.rule import PARTICIPANT, Key, in_force, key_of, majority_day_of, state_on
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients.models import Patient
 
 GENERAL_TITLES = {"storage": "Storage of residual material (blood, bone marrow, CSF)",
                   "data": "Collection of clinical data"}
-
-# A component's key in the log: ("storage", None), ("data", None) or ("substudy", id).
-Key = tuple[str, int | None]
 
 
 # --- extension points ------------------------------------------------------------------
@@ -160,28 +159,13 @@ def resolve_component(session: Session, code: str, field_name: str) -> tuple[Key
     return ("substudy", substudy.id), substudy
 
 
-# --- the state, derived from the log ---------------------------------------------------
+# --- the log ---------------------------------------------------------------------------
 
-def key_of(entry: ConsentEntry) -> Key:
-    """The component an entry is about."""
-    return entry.component, entry.substudy_id
-
-
-def in_force(entries: Iterable[ConsentEntry]) -> list[ConsentEntry]:
-    """The entries not replaced by a correction."""
-    entries = list(entries)
-    replaced = {e.corrects_id for e in entries if e.corrects_id is not None}
-    return [e for e in entries if e.id not in replaced]
-
-
-def state_on(entries: Iterable[ConsentEntry],
-             day: dt.date | None = None) -> dict[Key, ConsentEntry]:
-    """Each component's entry in force on ``day`` (None: the latest there is)."""
-    state: dict[Key, ConsentEntry] = {}
-    for entry in sorted(in_force(entries), key=lambda e: (e.effective_date, e.id)):
-        if day is None or entry.effective_date <= day:
-            state[key_of(entry)] = entry
-    return state
+def comes_of_age(session: Session, patient: Patient) -> dt.date:
+    """The day the patient comes of age in their site's country (``rule.majority_day_of``)."""
+    day = session.scalar(select(majority_day_of(Patient)).where(Patient.id == patient.id))
+    assert day is not None
+    return day
 
 
 def lock_patient(session: Session, patient: Patient) -> None:
@@ -210,7 +194,7 @@ class PatientConsent:
 def patient_consent(session: Session, patient: Patient) -> PatientConsent:
     """The consent state of every component today, with the whole history."""
     history = patient_entries(session, patient.id, with_corrections=True)
-    current = sorted(state_on(history, dt.date.today()).values(),
+    current = sorted(state_on(history, clock.today()).values(),
                      key=lambda e: (e.component != "storage", e.component, e.component_code))
     return PatientConsent(patient.study_id, current, history)
 
@@ -231,8 +215,12 @@ def record_consent(session: Session, actor: str, patient: Patient,
     if code not in form.covers:
         raise Invalid(f"form {form.code} does not cover {code}", field="form_version")
     signed_on: dt.date = values["signed_on"]
-    if signed_on > dt.date.today():
+    if signed_on > clock.today():
         raise Invalid("signed_on is in the future", field="signed_on")
+    of_age = comes_of_age(session, patient)
+    if signed_on >= of_age and values["signed_by"] != PARTICIPANT:
+        raise Invalid(f"{patient.study_id} came of age on {of_age}: from then on only the "
+                      "participant signs consent (signed_by: participant)", field="signed_by")
     if values["signed_by"] == "other" and not values.get("signatory_note"):
         raise Invalid("say who signed (signatory_note) when signed_by is other",
                       field="signatory_note")

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from biobank.consent import officer, service
+from biobank import clock
+from biobank.consent import officer, rule, service
 from biobank.consent.models import (
     ConsentEntry,
     DestructionTask,
@@ -24,7 +25,8 @@ from biobank.consent.models import (
     Substudy,
     Withdrawal,
 )
-from biobank.consent.service import EffectAction, Key, WithdrawalContext
+from biobank.consent.rule import Key
+from biobank.consent.service import EffectAction, WithdrawalContext
 from biobank.custody.service import record_audit, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
@@ -93,7 +95,7 @@ class Impact:
 def _targets(entries: list[ConsentEntry], scope_key: Key | None, scope: str,
              day: dt.date) -> list[ConsentEntry]:
     """The given entries the withdrawal ends; refuses what cannot be withdrawn."""
-    current = service.state_on(entries)
+    current = rule.state_on(entries)
     if scope_key is not None:
         entry = current.get(scope_key)
         if entry is None:
@@ -123,7 +125,7 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
          dry_run: bool) -> Impact:
     """Check a withdrawal and work out its impact, without writing anything."""
     day: dt.date = values["date"]
-    if day > dt.date.today():
+    if day > clock.today():
         raise Invalid("a withdrawal cannot be dated in the future", field="date")
     scope = values["scope"]
     scope_key = None if scope == "all" else service.resolve_component(session, scope, "scope")[0]
@@ -153,10 +155,14 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
             tube.location = where.get(tube.id)
     elif ended_substudies:
         impact.recalls = _shipped_for(session, shipped, ended_substudies)
-        still = service.state_on(entries)
-        impact.stays_usable_for = sorted(
-            e.component_code for k, e in still.items()
-            if k[0] == "substudy" and e.decision == "given" and k[1] not in ended_substudies)
+        # What the gate would still let out, today: the same rule, majority included.
+        today, of_age = clock.today(), service.comes_of_age(session, patient)
+        still = rule.state_on(entries, today)
+        if rule.standing(still.get(rule.STORAGE), today, of_age) == "given":
+            impact.stays_usable_for = sorted(
+                e.component_code for k, e in still.items()
+                if k[0] == "substudy" and k[1] not in ended_substudies
+                and rule.standing(e, today, of_age) == "given")
     _fill_shipments(session, impact.recalls)
     codes = sorted(e.component_code for e in ends if e.substudy_id is not None)
     context = WithdrawalContext(
@@ -270,7 +276,7 @@ def _block(session: Session, actor: str, tubes: list[Tube], why: str, now: dt.da
 def restore_after_reconsent(session: Session, actor: str, patient: Patient,
                             entry: ConsentEntry) -> int:
     """Storage consent given again: tubes still waiting for destruction go back into use."""
-    state = service.state_on(service.patient_entries(session, patient.id), dt.date.today())
+    state = rule.state_on(service.patient_entries(session, patient.id), clock.today())
     if state.get(("storage", None)) is not entry:
         return 0
     rows = session.execute(

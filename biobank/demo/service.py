@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.auth import service as auth
 from biobank.auth.models import User
 from biobank.db import utcnow
@@ -141,7 +142,7 @@ def _assign_events(plans: list[PatientPlan], today: dt.date) -> list[PatientPlan
 
 def load(session: Session, actor: str, numbering: samples.Numbering) -> DemoResult:
     """Fill the biobank with demo data; what already exists is left alone (idempotent)."""
-    today = dt.date.today()
+    today = clock.today()
     result = DemoResult(reference=reference.load_defaults(session, actor))
     for site in SITES:
         if session.scalar(select(Site.id).where(Site.code == site["code"])) is None:
@@ -212,7 +213,7 @@ def _collection_day(rng: random.Random, patient: Patient, tp: Timepoint) -> dt.d
     """When this timepoint's material was taken; None if never (or not yet)."""
     diagnosed = patient.diagnosis_date
     if tp.nominal_day is None:  # relapse: a few HR infants, long after diagnosis
-        if patient.risk_group != "HR" or (dt.date.today() - diagnosed).days < 240:
+        if patient.risk_group != "HR" or (clock.today() - diagnosed).days < 240:
             return None
         return diagnosed + dt.timedelta(days=rng.randint(200, 235)) if rng.random() < 0.3 else None
     if tp.code != "DX" and rng.random() < 0.1:
@@ -296,7 +297,7 @@ def _story(session: Session, actor: str, numbering: samples.Numbering, rng: rand
                               "not at its recorded box position during the annual inventory")
     eoi_marrow = made.get("EOI/BM/PELLET") or made.get("EOI/BM/MNC-V")
     measured = patient.diagnosis_date + dt.timedelta(days=40)
-    if (plan.escalate_at_eoi or eoi_marrow) and measured <= dt.date.today():
+    if (plan.escalate_at_eoi or eoi_marrow) and measured <= clock.today():
         # Only the planned escalation reaches 1%; everyone else stays in their group.
         value = (Decimal("2.4") if plan.escalate_at_eoi
                  else rng.choice((Decimal("0.003"), Decimal("0.008"), Decimal("0.04"),

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from biobank import clock
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients import risk
@@ -46,7 +47,7 @@ def patients_query(site: str | None = None, risk_group: str | None = None,
 
 
 def _check_diagnosis_date(value: dt.date) -> None:
-    if value > dt.date.today():
+    if value > clock.today():
         raise Invalid("the diagnosis date is in the future", field="diagnosis_date")
 
 
@@ -103,7 +104,7 @@ def change_risk_group(session: Session, actor: str, patient: Patient, group: str
     """Move a patient to another risk group, keeping the history."""
     if group == patient.risk_group:
         raise Conflict(f"the patient is already {group}", field="risk_group")
-    if effective < patient.diagnosis_date or effective > dt.date.today():
+    if effective < patient.diagnosis_date or effective > clock.today():
         raise Invalid("the effective date must lie between diagnosis and today",
                       field="effective_date")
     change = RiskGroupChange(previous=patient.risk_group, risk_group=group,
@@ -134,7 +135,7 @@ def update_clinical(session: Session, actor: str, patient: Patient, values: dict
     session.flush()
     record_audit(session, actor, "patient", patient.study_id, "updated", reason=reason,
                  old_values=old, new_values=changes)
-    _restratify(session, actor, patient, dt.date.today(), f"clinical data changed ({reason})")
+    _restratify(session, actor, patient, clock.today(), f"clinical data changed ({reason})")
     return patient
 
 
@@ -142,7 +143,7 @@ def record_mrd(session: Session, actor: str, patient: Patient, values: dict[str,
     """Record an MRD result; it may move the patient to HR."""
     timepoint = by_code(session, Timepoint, values.pop("timepoint"), "timepoint")
     measured_on = values.get("measured_on")
-    if measured_on is not None and (measured_on > dt.date.today()
+    if measured_on is not None and (measured_on > clock.today()
                                     or measured_on < patient.diagnosis_date):
         raise Invalid("measured_on must lie between diagnosis and today", field="measured_on")
     result = MrdResult(timepoint=timepoint, actor=actor, **values)
@@ -150,14 +151,14 @@ def record_mrd(session: Session, actor: str, patient: Patient, values: dict[str,
     session.flush()
     record_audit(session, actor, "patient", patient.study_id, "mrd_recorded",
                  new_values={"timepoint": timepoint.code, **values})
-    _restratify(session, actor, patient, measured_on or dt.date.today(),
+    _restratify(session, actor, patient, measured_on or clock.today(),
                 f"MRD at {timepoint.code}")
     return result
 
 
 def timeline(session: Session, patient: Patient, today: dt.date | None = None) -> dict[str, Any]:
     """Expected vs received material per timepoint that applies to the patient's risk group."""
-    today = today or dt.date.today()
+    today = today or clock.today()
     timepoints = list(session.scalars(select(Timepoint).order_by(Timepoint.sort_order)))
     samples = list(session.scalars(
         select(Sample).where(Sample.patient_id == patient.id).order_by(Sample.collected_at)

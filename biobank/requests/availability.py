@@ -3,7 +3,7 @@
 The gate (``biobank.consent.gate``) decides tube by tube in Python; that is right for the
 tens of tubes of a shipment and far too slow for counting a whole biobank. Here the same
 rule runs in the database: the patients whose consent lets tubes out for the sub-study today
-(``gate.consented_patients_subquery``, a few hundred rows) filter the available tubes, counted
+(``rule.consented_patients``, the SQL form of the consent rule: a few hundred rows) filter the available tubes, counted
 by timepoint, material and aliquot type in one aggregate query — read from the availability
 tally (``biobank.requests.tally``: counts per patient, kept by triggers) unless the criteria
 look at the tubes themselves (volume, freeze–thaw cycles), then from the tubes.
@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from biobank.consent import gate
+from biobank import clock
+from biobank.consent import rule
 from biobank.consent.models import Substudy
-from biobank.db import utcnow
 from biobank.errors import Invalid
 from biobank.patients.models import MrdResult, Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
@@ -89,8 +89,8 @@ def resolve(session: Session, criteria: dict[str, Any], prefix: str = "") -> Fil
 
 
 def today() -> dt.date:
-    """The day the gate judges by (UTC, as ``gate.may_use`` does)."""
-    return utcnow().date()
+    """The day the gate judges by: the biobank's day (``biobank.clock``)."""
+    return clock.today()
 
 
 # --- the conditions, shared by counting and by allocation -------------------------------
@@ -152,7 +152,7 @@ def sample_conditions(filters: Filters, substudy: Substudy, day: dt.date,
                       side: _SampleSide = _SAMPLE) -> list[ColumnElement[bool]]:
     """Conditions on the tube's sample and patient, the consent rule first."""
     found: list[ColumnElement[bool]] = [
-        side.patient_id.in_(gate.consented_patients_subquery(substudy, day))]
+        side.patient_id.in_(rule.consented_patients(substudy, day))]
     if filters.materials:
         found.append(side.material_id.in_(filters.materials))
     if filters.timepoints:

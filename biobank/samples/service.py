@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.custody.service import record_event, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
@@ -73,7 +74,7 @@ def register_sample(session: Session, actor: str, values: dict[str, Any],
         raise Invalid("received_at is in the future", field="received_at")
     if received < collected:
         raise Invalid("received_at is before collected_at", field="received_at")
-    if collected.date() < patient.diagnosis_date - dt.timedelta(days=7):
+    if clock.day_of(collected) < patient.diagnosis_date - dt.timedelta(days=7):
         raise Invalid("collected_at is more than a week before the patient's diagnosis",
                       field="collected_at")
     [code] = barcodes.issue(session, numbering.sample_prefix, 1, numbering.digits)

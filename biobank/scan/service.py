@@ -9,7 +9,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from biobank.auth.service import asker_column, asker_of
-from biobank.consent.gate import card_of, consent_log_column, scan_card
+from biobank.consent import rule
+from biobank.consent.gate import card_of, scan_card
+from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
@@ -35,7 +37,8 @@ def _card_query() -> Select[Any]:
                    m.c.code.label("material"), k.c.code.label("aliquot_type"),
                    k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"),
                    *(column.label(name) for name, column in where.items()),
-                   consent_log_column(p.c.id).label("consent_log"),
+                   rule.log_column(ConsentEntry.patient_id == p.c.id).label("consent_log"),
+                   rule.majority_day_of(p.c).label("of_age"),
                    recent_events_column(a.c.id).label("recent_events"),
                    asker_column(bindparam("token_hash")).label("asker"))
             .select_from(a.join(s, s.c.id == a.c.sample_id).join(p, p.c.id == s.c.patient_id)
@@ -103,7 +106,7 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
         "parent": tube.parent,
         "sprec_code": tube.sprec_code,
         **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
-        "consent": card_of(tube.consent_log, tube.status),
+        "consent": card_of(tube.consent_log, tube.of_age, tube.status),
         "recent_events": events_of(tube.recent_events),
     }
 

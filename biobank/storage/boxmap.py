@@ -5,10 +5,9 @@ Each reader costs a fixed number of queries whatever the size of the box or the 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -54,46 +53,29 @@ def register_consent_states(lookup: ConsentStates) -> None:
 
 
 def _storage_log(patient_ids: Any) -> ScalarSelect[Any] | None:
-    """The storage entries of these patients' consent logs as one JSON value (read back by
-    ``_states_of``); None without the consent domain."""
+    """The storage entries of these patients' consent logs as one JSON value (the consent
+    rule's JSON-log form, read back by ``_states_of``); None without the consent domain."""
     try:  # consent is its own domain: without it, the map says nothing about consent
+        from biobank.consent import rule
         from biobank.consent.models import ConsentEntry
     except ImportError:
         return None
-    entry = ConsentEntry.__table__
-    return (select(json_rows(patient_id=entry.c.patient_id, id=entry.c.id,
-                             component=entry.c.component, substudy_id=entry.c.substudy_id,
-                             decision=entry.c.decision, effective_date=entry.c.effective_date,
-                             corrects_id=entry.c.corrects_id))
-            .where(entry.c.component == "storage", entry.c.patient_id.in_(patient_ids))
-            .scalar_subquery())
-
-
-class _Entry(NamedTuple):
-    """A consent entry as ``state_on`` reads it."""
-
-    patient_id: int
-    id: int
-    component: str
-    substudy_id: int | None
-    decision: str
-    effective_date: dt.date
-    corrects_id: int | None
+    return rule.log_column(ConsentEntry.patient_id.in_(patient_ids), storage_only=True)
 
 
 def _states_of(log: list[dict[str, Any]] | None) -> dict[int, str | None]:
-    """Each patient's storage decision in force today, from the JSON of ``_storage_log``."""
-    from biobank.consent.service import state_on
+    """Each patient's storage consent as it stands today (the rule's standing: given,
+    withdrawn, declined, reconsent_needed), from the JSON of ``_storage_log``."""
+    from biobank import clock
+    from biobank.consent import rule
 
-    logs: dict[int, list[_Entry]] = {}
-    for e in log or ():
-        logs.setdefault(e["patient_id"], []).append(_Entry(
-            e["patient_id"], e["id"], e["component"], e["substudy_id"], e["decision"],
-            dt.date.fromisoformat(e["effective_date"]), e["corrects_id"]))
-    today = dt.date.today()
-    decided = {patient: state_on(entries, today).get(("storage", None))  # type: ignore[arg-type]
-               for patient, entries in logs.items()}
-    return {patient: entry.decision if entry else None for patient, entry in decided.items()}
+    today = clock.today()
+    found: dict[int, str | None] = {}
+    for patient, lines in rule.read_log(log).items():
+        entry = rule.state_on(lines, today).get(rule.STORAGE)
+        found[patient] = (None if entry is None
+                          else rule.standing(entry, today, entry.of_age))
+    return found
 
 
 def box_summary(box: Container, lineage: Lineage, occupied: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biobank import clock
 from biobank.consent import service as consent
 from biobank.patients import service as patients
 from biobank.samples import service as samples
@@ -32,7 +33,7 @@ def new_patient(session: Session, tubes: int = 4, stored: int = 1) -> SimpleName
     """A patient with storage and DEMO consent, ``tubes`` plasma tubes, the first ``stored``
     of them in a new empty 9×9 box in the demo freezer."""
     n = next(_serial)
-    diagnosed = dt.date.today() - dt.timedelta(days=120)
+    diagnosed = clock.today() - dt.timedelta(days=120)
     patient = patients.register(session, ACTOR, {
         "study_id": f"IF21-BR-{time.time_ns() % 10**9:09d}-{n}", "site": "NL-PMC",
         "sex": "M", "diagnosis": "B-ALL", "fusion_partner": "AFF1", "diagnosis_date": diagnosed,
@@ -192,7 +193,7 @@ def test_a_withdrawal_with_its_impact_turns_the_tube_red(page, live_server):
     shot(page, "patient")
     page.get_by_role("link", name="Record a withdrawal").click()
     page.get_by_label("What is withdrawn").select_option("storage")
-    page.get_by_label("Withdrawn on").fill(dt.date.today().isoformat())
+    page.get_by_label("Withdrawn on").fill(clock.today().isoformat())
     page.get_by_label("Asked for by").select_option("mother")
     page.get_by_role("button", name="Show the impact").click()
     assert "3 tube(s) blocked" in page.get_by_role("status").inner_text()
