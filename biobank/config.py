@@ -10,6 +10,9 @@ DEFAULTS: dict[str, Any] = {
     # SQLite under instance/ unless BIOBANK_DATABASE_URL says otherwise.
     "DATABASE_URL": None,
     "SECRET_KEY": None,
+    # Keys the per-sub-study pseudonyms researchers see (biobank.consent.pseudonym); None:
+    # derived from SECRET_KEY. Changing it renames every patient in every sub-study.
+    "PSEUDONYM_KEY": None,
     # Aliquot barcodes: prefix + zero-padded sequence + ISO 7064 MOD 37,36 check character.
     "BARCODE_PREFIX": "IF",
     "BARCODE_DIGITS": 8,

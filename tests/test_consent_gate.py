@@ -137,10 +137,12 @@ def test_check_input_errors(tech, consented):
 
 
 def test_researchers_check_only_their_own_substudies(as_role, consented):
-    """A DEMO researcher may ask about DEMO; another sub-study is a 404, as if it did not exist."""
+    """Another sub-study is a 404, as if it did not exist; so is a tube of their own
+    sub-study that no request of theirs holds (tests/test_consent_researchers.py)."""
     code = consented(1, "DEMO", "MRD-NGS").tubes[0].barcode
     researcher = as_role("researcher", substudies=["DEMO"])
-    assert researcher.get(f"/api/v1/consent/check?barcode={code}&substudy=DEMO").json["allowed"]
+    mine = researcher.get(f"/api/v1/consent/check?barcode={code}&substudy=DEMO")
+    assert mine.status_code == 404 and mine.json["message"] == f"no aliquot {code}"
     other = researcher.get(f"/api/v1/consent/check?barcode={code}&substudy=MRD-NGS")
     assert other.status_code == 404 and other.json["message"] == "no sub-study 'MRD-NGS'"
     bulk = researcher.post("/api/v1/consent/check", json={"substudy": "MRD-NGS",

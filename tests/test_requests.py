@@ -129,7 +129,8 @@ def test_researchers_get_the_request_without_internal_fields(researcher, manager
     for key in ("decided_by", "allocated_by", "allocation", "matching_now"):
         assert key in staff and key not in mine, key
     assert "picked_by" in staff["tubes"][0] and "picked_by" not in mine["tubes"][0]
-    assert {"barcode", "study_id", "timepoint", "state"} <= set(mine["tubes"][0])
+    assert {"barcode", "patient", "timepoint", "state"} <= set(mine["tubes"][0])
+    assert "study_id" not in mine["tubes"][0] and "study_id" in staff["tubes"][0]
     for forbidden in ("accession_number", "notes", "signed_by", "location"):
         assert forbidden not in str(mine), forbidden
 

@@ -51,6 +51,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "consent:signatory": frozenset({C, A}),
     "consent:write": frozenset({C, A}),
     "consent:check": frozenset({T, R, C, M, A}),
+    # Who stands behind a sub-study's pseudonym: managers, to answer researchers' questions.
+    "pseudonym:resolve": frozenset({M, A}),
     # Sample requests: researchers ask (own sub-studies only, others' are a 404); managers
     # decide, allocate and ship; technicians pick and put returns back.
     "request:availability": frozenset({R, M, A}),
@@ -95,7 +97,9 @@ ACTION_DESCRIPTIONS = {
     "consent:signatory": "see who signed a consent form or asked for a withdrawal",
     "consent:write": "record consent, corrections and withdrawals; add form versions; "
                      "record recall answers",
-    "consent:check": "ask the consent gate about tubes (researchers: own sub-studies only)",
+    "consent:check": "ask the consent gate about tubes, now or as of a moment (researchers: "
+                     "only tubes of their sub-study's requests, without consent entry ids)",
+    "pseudonym:resolve": "map a sub-study's patient pseudonym back to the study_id",
     "request:availability": "count the consented, available tubes a sub-study may receive "
                             "(researchers: own sub-studies only)",
     "request:read": "read sample requests, their tubes and manifests (researchers: own "

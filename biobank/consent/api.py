@@ -10,11 +10,12 @@ from marshmallow import Schema
 
 from biobank.auth.permissions import allowed, requires
 from biobank.auth.web import current_actor, current_asker, current_user
-from biobank.consent import gate, officer, schemas, service, withdrawal
+from biobank.consent import gate, officer, pseudonym, schemas, service, withdrawal
 from biobank.consent.models import GENERAL_COMPONENTS
 from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.patients.service import get_patient
+from biobank.requests import views as requests_views
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
 
@@ -221,46 +222,87 @@ def recall_destroyed(notice_id: str):  # type: ignore[no-untyped-def]
 
 # --- the gate ---------------------------------------------------------------------------
 
+def _is_researcher() -> bool:
+    return current_asker().role == "researcher"
+
+
 def _visible_substudy(code: str) -> str:
     # A researcher asking about another sub-study learns nothing, not even that it exists.
-    if current_asker().role == "researcher" and code not in current_user().substudy_codes:
+    if _is_researcher() and code not in current_user().substudy_codes:
         raise NotFound(f"no sub-study {code!r}")
     return code
 
 
+def _visible_tubes(codes: list[str], substudy: str) -> None:
+    """Researchers hear only of tubes allocated or shipped to their sub-study's requests:
+    any other code is answered as an unknown one is (404), so none is confirmed to exist."""
+    if not _is_researcher():
+        return
+    mine = requests_views.tubes_of_requests(get_session(), substudy, codes)
+    for code in codes:
+        if code not in mine:
+            raise NotFound(f"no aliquot {code}")
+
+
 def _answer(decision: gate.Decision, substudy: str) -> dict[str, Any]:
+    reasons = (gate.researcher_reasons(decision) if _is_researcher()
+               else list(decision.reasons))
     return {"barcode": decision.barcode, "substudy": substudy, "allowed": decision.allowed,
-            "reasons": list(decision.reasons), "justification": list(decision.justification)}
+            "reasons": reasons, "justification": list(decision.justification)}
+
+
+def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:
+    """Researchers get the answer without the consent entry ids (``INTERNAL``)."""
+    exclude = getattr(schema, "INTERNAL", ()) if _is_researcher() else ()
+    return jsonify(schema(exclude=exclude).dump(answer))
 
 
 @blp.route("/consent/check", methods=["GET"])
 @blp.arguments(schemas.CheckQuery, location="query")
 @blp.response(200, schemas.CheckOut)
+@blp.alt_response(404, description="unknown sub-study or tube (for a researcher: any tube "
+                                   "not allocated or shipped to their sub-study's requests)")
 @requires("consent:check")
 def check(query: dict):  # type: ignore[no-untyped-def,type-arg]
-    """May this tube be used for this sub-study now? With the reasons if not."""
+    """May this tube be used for this sub-study now (or ?at=)? With the reasons if not."""
     substudy = _visible_substudy(query["substudy"])
     code = check_code(query["barcode"], numbering(), field="barcode")
-    [decision] = gate.check_barcodes(get_session(), [code], substudy)
+    _visible_tubes([code], substudy)
+    [decision] = gate.check_barcodes(get_session(), [code], substudy, query["at"])
     if decision.reasons == (gate.UNKNOWN,):
         raise NotFound(f"no aliquot {code}")
-    return _answer(decision, substudy)
+    return _dump_check(schemas.CheckOut, _answer(decision, substudy))
 
 
 @blp.route("/consent/check", methods=["POST"])
 @blp.arguments(schemas.BulkCheckIn)
 @blp.response(200, schemas.BulkCheckOut)
+@blp.alt_response(404, description="unknown sub-study; for a researcher, any tube not "
+                                   "allocated or shipped to their sub-study's requests")
 @requires("consent:check")
 def check_many(values: dict):  # type: ignore[no-untyped-def,type-arg]
-    """The gate for a list of tubes (a whole rack), in a fixed number of queries."""
+    """The gate for a list of tubes (a whole rack), now or ?at=, in a fixed number of queries."""
     substudy = _visible_substudy(values["substudy"])
     codes = [check_code(c, numbering(), field=f"barcodes.{i}")
              for i, c in enumerate(values["barcodes"])]
-    decisions = gate.check_barcodes(get_session(), codes, substudy)
+    _visible_tubes(codes, substudy)
+    decisions = gate.check_barcodes(get_session(), codes, substudy, values["at"])
     allowed_count = sum(d.allowed for d in decisions)
-    return {"substudy": substudy, "allowed_count": allowed_count,
-            "refused_count": len(decisions) - allowed_count,
-            "results": [_answer(d, substudy) for d in decisions]}
+    return _dump_check(schemas.BulkCheckOut, {
+        "substudy": substudy, "allowed_count": allowed_count,
+        "refused_count": len(decisions) - allowed_count,
+        "results": [_answer(d, substudy) for d in decisions]})
+
+
+@blp.route("/substudies/<code>/pseudonyms/<name>", methods=["GET"])
+@blp.response(200, schemas.PseudonymOut)
+@requires("pseudonym:resolve")
+def resolve_pseudonym(code: str, name: str):  # type: ignore[no-untyped-def]
+    """Who a sub-study's pseudonym stands for (managers: to answer a researcher's question)."""
+    session = get_session()
+    service.get_substudy(session, code)
+    return {"substudy": code, "pseudonym": name,
+            "study_id": pseudonym.resolve(session, code, name)}
 
 
 @blp.route("/consent/reconsent-due", methods=["GET"])

@@ -153,6 +153,19 @@ def may_use(session: Session, aliquots: Any, substudy_code: str,
     return decisions[ids[0]] if single else decisions
 
 
+# What a researcher hears instead of the consent reasons: no dates, no withdrawal.
+NOT_CONSENTED = "consent does not allow this use"
+
+
+def researcher_reasons(decision: Decision) -> list[str]:
+    """The reasons a researcher may read: the tube's status and the sub-study's, and
+    whether consent allows the use, without the dates and decisions behind it."""
+    kept = [r for r in decision.reasons if r.startswith(("the tube is ", "sub-study "))]
+    if len(kept) < len(decision.reasons):
+        kept.append(NOT_CONSENTED)
+    return kept
+
+
 def check_barcodes(session: Session, barcodes: list[str], substudy_code: str,
                    at: dt.datetime | None = None) -> list[Decision]:
     """The gate for scanned codes (one tube, or a rack), in the order given."""

@@ -7,9 +7,12 @@ everyone whose role lacks ``consent:signatory`` (researchers never reach these s
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from marshmallow import Schema, fields, validate
+
+from biobank import clock
 
 from biobank.consent.models import SIGNATORIES
 from biobank.reference.schemas import code_field
@@ -246,31 +249,72 @@ class WithdrawalDetailOut(WithdrawalSummaryOut):
 
 # --- the gate and the officer's lists ---------------------------------------------------
 
+class Moment(fields.Field):
+    """An ISO 8601 date (that day in the biobank's zone) or date-time (without an offset: in
+    the biobank's zone), loaded as an aware instant."""
+
+    default_error_messages = {"invalid": "an ISO 8601 date (2026-03-01) or date-time "
+                                         "(2026-03-01T14:30:00+01:00)"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or not 10 <= len(value) <= 40:
+            raise self.make_error("invalid")
+        try:
+            if len(value) == 10:
+                return clock.start_of(dt.date.fromisoformat(value))
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise self.make_error("invalid") from exc
+        return moment if moment.tzinfo else moment.replace(tzinfo=clock.zone())
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else value.isoformat()
+
+
+AT = {"description": "answer as of this moment (default: now): an ISO 8601 date or date-time; "
+                     "for inspectors (was this release allowed when it happened?) and planning",
+      "type": "string", "example": "2026-03-01"}
+
+
 class CheckQuery(Schema):
     barcode = fields.String(required=True, validate=validate.Length(1, 64))
     substudy = code_field(required=True)
+    at = Moment(load_default=None, metadata=AT)
 
 
 class CheckOut(Schema):
+    # Researchers: no consent entry ids (they would group tubes by patient).
+    INTERNAL = ("justification",)
+
     barcode = fields.String()
     substudy = fields.String()
     allowed = fields.Boolean()
     reasons = fields.List(fields.String())
     justification = fields.List(fields.Integer(), metadata={
-        "description": "the consent entries that allow the use: storage, then sub-study"})
+        "description": "staff only: the consent entries that allow the use: storage, then "
+                       "sub-study"})
 
 
 class BulkCheckIn(Schema):
     substudy = code_field(required=True)
     barcodes = fields.List(fields.String(validate=validate.Length(1, 64)), required=True,
                            validate=validate.Length(1, 400))
+    at = Moment(load_default=None, metadata=AT)
 
 
 class BulkCheckOut(Schema):
+    INTERNAL = tuple(f"results.{name}" for name in CheckOut.INTERNAL)
+
     substudy = fields.String()
     allowed_count = fields.Integer()
     refused_count = fields.Integer()
     results = fields.List(fields.Nested(CheckOut))
+
+
+class PseudonymOut(Schema):
+    substudy = fields.String()
+    pseudonym = fields.String()
+    study_id = fields.String()
 
 
 class ReconsentQuery(Schema):

@@ -1,6 +1,7 @@
 """The shipment manifest: what left in a request, as CSV and as the data of a printable page.
 
-Pseudonymised: tubes are named by barcode and the patient's study_id only; no accession
+Pseudonymised: tubes are named by barcode and the patient's pseudonym in the request's
+sub-study only (``biobank.consent.pseudonym``), whoever prints it; no study_id, accession
 numbers, notes or consent details.
 """
 
@@ -19,7 +20,7 @@ from biobank.requests.models import SampleRequest, Shipment
 
 # Tubes that went out with the shipment (whatever happened to them since).
 SHIPPED = ("shipped", "received", "consumed", "returned", "destroyed")
-COLUMNS = ("barcode", "study_id", "timepoint", "material", "aliquot_type", "volume_ml",
+COLUMNS = ("barcode", "patient", "timepoint", "material", "aliquot_type", "volume_ml",
            "cell_count", "sprec_code", "freeze_thaw_count", "discrepancy")
 
 

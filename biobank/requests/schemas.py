@@ -160,10 +160,13 @@ class TubeLocationOut(Schema):
 
 
 class RequestTubeOut(Schema):
-    INTERNAL = ("picked_at", "picked_by")
+    INTERNAL = ("picked_at", "picked_by", "study_id")
 
     barcode = fields.String()
-    study_id = fields.String()
+    patient = fields.String(allow_none=True, metadata={
+        "description": "the patient's pseudonym in the request's sub-study (stable within "
+                       "it, unrelated across sub-studies); none for a dropped tube"})
+    study_id = fields.String(metadata={"description": "staff only"})
     timepoint = fields.String(allow_none=True)
     material = fields.String()
     aliquot_type = fields.String()

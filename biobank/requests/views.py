@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from biobank.consent.models import RecallNotice
+from biobank.consent import pseudonym
+from biobank.consent.models import RecallNotice, Substudy
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability
@@ -17,9 +18,17 @@ from biobank.requests.models import TUBE_STATES, RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot, Sample
 
 
+# What a researcher reads for a tube taken out of their request, whatever the reason: no
+# patient, no date, no withdrawal number.
+DROPPED = "withdrawn from this request"
+# Tubes that are (or were) the request's: held for it or gone with it.
+MINE = ("allocated", "picked", "shipped", "received", "consumed", "returned", "destroyed")
+
+
 @dataclass
 class Tube:
-    """One tube of a request: pseudonymised (study_id only), with its fate in the request."""
+    """One tube of a request, with its fate in the request; ``patient`` is the sub-study's
+    pseudonym (researchers see that, never the study_id)."""
 
     aliquot_id: int
     barcode: str
@@ -37,11 +46,13 @@ class Tube:
     picked_by: str | None
     discrepancy: str | None
     location: dict[str, Any] | None = None
+    patient: str | None = None
 
 
 def tubes(session: Session, request: SampleRequest,
           states: tuple[str, ...] | None = None) -> list[Tube]:
-    """A request's tubes in one query, by patient, timepoint and barcode."""
+    """A request's tubes in one query, by patient, timepoint and barcode, each patient named
+    by the sub-study's pseudonym too."""
     query = (select(Aliquot.id, Aliquot.barcode, Patient.study_id, Timepoint.code, Material.code,
                     AliquotType.code, Aliquot.volume_remaining_ml, Aliquot.cell_count,
                     Aliquot.sprec_code, Aliquot.freeze_thaw_count, RequestAliquot.state,
@@ -58,7 +69,27 @@ def tubes(session: Session, request: SampleRequest,
              .order_by(Patient.study_id, Timepoint.sort_order, Aliquot.barcode))
     if states is not None:
         query = query.where(RequestAliquot.state.in_(states))
-    return [Tube(*row) for row in session.execute(query)]
+    names = pseudonym.namer(request.substudy_code)
+    return [Tube(*row, patient=names[row.study_id]) for row in session.execute(query)]
+
+
+def for_researcher(found: list[Tube]) -> list[Tube]:
+    """The tubes as a researcher sees them: a dropped tube says only DROPPED, and names no
+    patient (the reason a tube left names the withdrawal, its date, the patient)."""
+    for tube in found:
+        if tube.state == "dropped":
+            tube.reason, tube.patient = DROPPED, None
+    return found
+
+
+def tubes_of_requests(session: Session, substudy_code: str, codes: list[str]) -> set[str]:
+    """Which of these barcodes are allocated or shipped to the sub-study's requests."""
+    return set(session.scalars(
+        select(Aliquot.barcode).join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+        .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
+        .join(Substudy, Substudy.id == SampleRequest.substudy_id)
+        .where(Substudy.code == substudy_code, Aliquot.barcode.in_(codes),
+               RequestAliquot.state.in_(MINE))))
 
 
 @dataclass
@@ -109,6 +140,8 @@ class RequestView:
 def describe(session: Session, request: SampleRequest, staff: bool) -> RequestView:
     """A request as its detail page shows it; staff also see what would match now."""
     found = tubes(session, request)
+    if not staff:
+        found = for_researcher(found)
     counted = Counter(t.state for t in found)
     matching = None
     if staff and request.state in ("submitted", "approved"):
