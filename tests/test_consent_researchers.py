@@ -93,7 +93,7 @@ def test_the_request_names_patients_by_a_per_substudy_pseudonym(researcher, mana
     resolved = manager.get(f"/api/v1/substudies/DEMO/pseudonyms/{mine}")
     assert resolved.status_code == 200 and resolved.json["study_id"] == world.study_id
     assert researcher.get(f"/api/v1/substudies/DEMO/pseudonyms/{mine}").status_code == 403
-    assert manager.get("/api/v1/substudies/DEMO/pseudonyms/DEMO-XXXXXXXXXX").status_code == 404
+    assert manager.get("/api/v1/substudies/DEMO/pseudonyms/P-XXXXXXXXXX").status_code == 404
 
 
 def test_the_pseudonym_key_comes_from_the_configuration(app):
@@ -168,3 +168,16 @@ def test_a_malformed_at_is_a_422_naming_at(tech, donor):
     assert answer.status_code == 422 and "at" in answer.json["errors"]["query"]
     bulk = tech.post(CHECK, json={"substudy": "DEMO", "barcodes": [code], "at": "2026-13-01"})
     assert bulk.status_code == 422 and "at" in bulk.json["errors"]["json"]
+
+
+def test_shipment_labels_name_patients_by_the_pseudonym(researcher, manager, tech, donor):
+    """The request's relabelling sheet (ZPL) carries the pseudonym, never the study_id."""
+    world = donor({"DX": 1}, "DEMO")
+    donor({"DX": 1}, "DEMO")
+    number = allocated(researcher, manager)
+    sheet = tech.get(f"/api/v1/requests/{number}/labels?format=zpl")
+    assert sheet.status_code == 200, sheet.json
+    text = sheet.get_data(as_text=True)
+    assert pseudonym.pseudonym("DEMO", world.study_id) in text and world.study_id not in text
+    assert text.count("^XA") == 2
+    assert researcher.get(f"/api/v1/requests/{number}/labels").status_code == 403

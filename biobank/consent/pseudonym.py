@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 from biobank.errors import NotFound
 from biobank.patients.models import Patient
 
-# Ten base-32 characters, 50 bits: no two of a trial's patients share one in a sub-study.
+# "P-" and ten base-32 characters (50 bits: no two of a trial's patients share one in a
+# sub-study); twelve characters fit where a label shows a study_id.
+PREFIX = "P-"
 LENGTH = 10
 _DERIVATION = b"biobank pseudonym key v1"
 
@@ -37,9 +39,9 @@ def _key() -> bytes:
 
 
 def pseudonym(substudy_code: str, study_id: str) -> str:
-    """The patient ``study_id`` as sub-study ``substudy_code`` knows them, e.g. DEMO-7K3M9QXD2A."""
+    """The patient ``study_id`` as sub-study ``substudy_code`` knows them, e.g. P-7K3M9QXD2A."""
     digest = hmac.new(_key(), f"{substudy_code}\x00{study_id}".encode(), hashlib.sha256).digest()
-    return f"{substudy_code}-{base64.b32encode(digest).decode()[:LENGTH]}"
+    return f"{PREFIX}{base64.b32encode(digest).decode()[:LENGTH]}"
 
 
 def namer(substudy_code: str) -> dict[str, str]:
@@ -59,7 +61,7 @@ class _Namer(dict[str, str]):
 
 def resolve(session: Session, substudy_code: str, name: str) -> str:
     """The study_id behind a pseudonym of a sub-study, or 404."""
-    if name.startswith(f"{substudy_code}-") and len(name) == len(substudy_code) + 1 + LENGTH:
+    if name.startswith(PREFIX) and len(name) == len(PREFIX) + LENGTH:
         for study_id in session.scalars(select(Patient.study_id)):
             if hmac.compare_digest(pseudonym(substudy_code, study_id), name):
                 return study_id

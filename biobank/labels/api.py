@@ -35,8 +35,9 @@ def registry() -> templates.Registry:
     return current_app.extensions[_EXTENSION]
 
 
-def _labels(kind: str, items: list[dict[str, str]], args: dict[str, Any],
-            filename: str) -> Response:
+def render(kind: str, items: list[dict[str, str]], args: dict[str, Any],
+           filename: str) -> Response:
+    """Label data rendered with the template, format and dpi of ``args`` (``LabelQuery``)."""
     if not items:
         raise NotFound(f"{filename} has no labels to render")
     template = registry().get(args["template"], kind)
@@ -64,7 +65,7 @@ def aliquot_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-d
     """One tube's label (format=zpl|svg|png, template, dpi)."""
     codes = service.normalize_codes([code], numbering(), "code")
     [(_, data)] = service.aliquot_labels(get_session(), codes)
-    return _labels("aliquot", [data], args, codes[0])
+    return render("aliquot", [data], args, codes[0])
 
 
 @blp.route("/samples/<code>/labels", methods=["GET"])
@@ -76,7 +77,7 @@ def sample_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-d
     session = get_session()
     sample = get_sample(session, code, numbering())
     items = [data for _, data in service.sample_labels(session, sample)]
-    return _labels("aliquot", items, args, sample.barcode)
+    return render("aliquot", items, args, sample.barcode)
 
 
 @blp.route("/labels/render", methods=["POST"])
@@ -87,7 +88,7 @@ def render_labels(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """The labels of a list of aliquot barcodes, in the order given (nothing is recorded)."""
     codes = service.normalize_codes(args["barcodes"], numbering())
     items = [data for _, data in service.aliquot_labels(get_session(), codes)]
-    return _labels("aliquot", items, args, "labels")
+    return render("aliquot", items, args, "labels")
 
 
 @blp.route("/boxes/<code>/label", methods=["GET"])
@@ -101,7 +102,7 @@ def box_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
 
     session = get_session()
     box = get_box(session, code, numbering())
-    return _labels("box", [boxes.box_label(session, box)], args, box.barcode)
+    return render("box", [boxes.box_label(session, box)], args, box.barcode)
 
 
 @blp.route("/boxes/<code>/labels", methods=["GET"])
@@ -116,7 +117,7 @@ def box_contents_labels(args: dict[str, Any], code: str):  # type: ignore[no-unt
     session = get_session()
     box = get_box(session, code, numbering())
     items = [data for _, data in boxes.contents_labels(session, box)]
-    return _labels("aliquot", items, args, box.barcode)
+    return render("aliquot", items, args, box.barcode)
 
 
 @blp.route("/printers", methods=["GET"])

@@ -13,6 +13,7 @@ from biobank.auth.permissions import requires
 from biobank.auth.web import current_asker, current_user
 from biobank.db import get_session
 from biobank.errors import NotFound
+from biobank.labels.schemas import LabelQuery
 from biobank.pagination import SelectPage
 from biobank.requests import (
     allocation,
@@ -232,6 +233,19 @@ def manifest_page(number: str):  # type: ignore[no-untyped-def]
     found = manifest.manifest(get_session(), asker(), number)
     return Response(render_template("requests/manifest.html", manifest=found,
                                     columns=manifest.COLUMNS), mimetype="text/html")
+
+
+@blp.route("/requests/<number>/labels", methods=["GET"])
+@blp.arguments(LabelQuery, location="query")
+@blp.response(200, description="one ZPL stream, or one SVG / PNG sheet",
+              content_type="application/octet-stream")
+@requires("request:pick")
+def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyped-def]
+    """Labels for the request's tubes naming each patient by the sub-study's pseudonym."""
+    from biobank.labels.api import render
+
+    return render("aliquot", manifest.shipment_labels(get_session(), asker(), number), args,
+                  f"{number}-labels")
 
 
 @blp.route("/requests/<number>/receive", methods=["POST"])

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from biobank import csvsafe
+from biobank.consent import pseudonym
 from biobank.errors import Conflict
 from biobank.requests import lifecycle, views
 from biobank.requests.lifecycle import Asker
-from biobank.requests.models import SampleRequest, Shipment
+from biobank.requests.models import HELD, SampleRequest, Shipment
 
 # Tubes that went out with the shipment (whatever happened to them since).
 SHIPPED = ("shipped", "received", "consumed", "returned", "destroyed")
@@ -49,3 +50,16 @@ def manifest(session: Session, asker: Asker, number: str) -> Manifest:
 def to_csv(found: Manifest) -> str:
     """The manifest as CSV: a header line, then one line per tube."""
     return csvsafe.to_csv(COLUMNS, ([row[key] for key in COLUMNS] for row in found.rows()))
+
+
+def shipment_labels(session: Session, asker: Asker, number: str) -> list[dict[str, str]]:
+    """Tube labels for a request's tubes (held or gone with it), each naming the patient by
+    the sub-study's pseudonym instead of the study_id: to relabel tubes before they leave."""
+    from biobank.labels.service import aliquot_rows
+    from biobank.samples.models import Aliquot
+
+    request = lifecycle.get_request(session, asker, number)
+    ids = [t.aliquot_id for t in views.tubes(session, request, (*HELD, *SHIPPED))]
+    names = pseudonym.namer(request.substudy_code)
+    return [{**data, "study_id": names[data["study_id"]]}
+            for _, data in aliquot_rows(session, Aliquot.id.in_(ids), (Aliquot.barcode,))]
