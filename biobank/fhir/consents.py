@@ -1,7 +1,7 @@
 """Consent resources: one per patient and component (storage, data, each sub-study), from
 the append-only consent log, with every period of it as a nested provision.
 
-The state follows ``biobank.consent.service``: corrections replace what they correct
+The state follows ``biobank.consent.rule``: corrections replace what they correct
 (``in_force``), and the latest entry of a component decides its status. A withdrawal is a
 ``deny`` provision from the day it took effect; re-consent after it a new ``permit``.
 """
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank.consent.models import ConsentEntry
-from biobank.consent.service import in_force
+from biobank.consent.rule import in_force
 from biobank.fhir import access
 from biobank.fhir import terminology as tx
 from biobank.fhir.access import Viewer
