@@ -210,14 +210,12 @@ def test_miabis_counts_samples_not_tubes(manager: Any, session: Any,
     assert report["group"][1]["population"][0]["count"] == 2
     later = dt.datetime.combine(biobank.a.diagnosis_date + dt.timedelta(days=33), dt.time(9),
                                 dt.UTC)
-    from conftest import NUMBERING as numbering
-
     eoi = samples.register_sample(session, ACTOR, {
         "study_id": biobank.a.study_id, "timepoint": "EOI", "unscheduled_reason": None,
         "material": "BM", "collected_at": later, "received_at": later + dt.timedelta(hours=1),
         "volume_ml": Decimal(2), "container_code": "PED",
         "precentrifugation_delay_hours": None, "precentrifugation_temperature": None,
-        "accession_number": None, "notes": None}, numbering)
+        "accession_number": None, "notes": None}, NUMBERING)
     samples.split(session, ACTOR, eoi, [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5")}],
                   NUMBERING)
     session.commit()
