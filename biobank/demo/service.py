@@ -126,7 +126,7 @@ def plan_patients(today: dt.date) -> list[PatientPlan]:
 def _initial_group(values: dict[str, Any]) -> str:
     response = risk.prednisone_response(values["day8_blasts_per_ul"], None)
     return risk.initial_risk(values["age_at_diagnosis_days"], values["wbc_at_diagnosis"],
-                             response)[0]
+                             response).group
 
 
 def _assign_events(plans: list[PatientPlan], today: dt.date) -> list[PatientPlan]:

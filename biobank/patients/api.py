@@ -47,7 +47,7 @@ def get_patient(study_id: str):  # type: ignore[no-untyped-def]
 def update_patient(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
     """Correct or complete clinical data, with a reason; the risk group follows the rule."""
     session = get_session()
-    patient = service.get_patient(session, study_id, with_history=True)
+    patient = service.get_patient(session, study_id, with_history=True, for_update=True)
     reason = values.pop("reason")
     service.update_clinical(session, current_actor(), patient, values, reason)
     return patient
@@ -60,7 +60,7 @@ def update_patient(values: dict, study_id: str):  # type: ignore[no-untyped-def,
 def record_mrd(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
     """Record an MRD result at a timepoint (it may move the patient to HR)."""
     session = get_session()
-    patient = service.get_patient(session, study_id, with_history=True)
+    patient = service.get_patient(session, study_id, with_history=True, for_update=True)
     service.record_mrd(session, current_actor(), patient, values)
     return patient
 
@@ -68,13 +68,19 @@ def record_mrd(values: dict, study_id: str):  # type: ignore[no-untyped-def,type
 @blp.route("/patients/<study_id>/risk-group", methods=["POST"])
 @blp.arguments(schemas.RiskChangeIn)
 @blp.response(201, schemas.PatientDetailOut)
+@blp.alt_response(409, description="HR back to MR without override (escalation is one-way), "
+                                   "or the patient is in that group already")
 @requires("patient:clinical")
 def change_risk_group(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
-    """Reassign the risk group by hand (a clinical decision), with a reason."""
+    """Reassign the risk group by hand (a clinical decision), with a reason.
+
+    HR back to MR is a 409 (escalation is one-way in the protocol) unless override is true.
+    """
     session = get_session()
-    patient = service.get_patient(session, study_id, with_history=True)
+    patient = service.get_patient(session, study_id, with_history=True, for_update=True)
     service.change_risk_group(session, current_actor(), patient, values["risk_group"],
-                              values["effective_date"], values["reason"])
+                              values["effective_date"], values["reason"],
+                              override=values["override"])
     return patient
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.db import Base, Code, Str64, Str200, utcnow
@@ -40,8 +40,14 @@ class Patient(Base):
     age_at_diagnosis_days: Mapped[int]
     wbc_at_diagnosis: Mapped[Decimal | None]  # ×10⁹/L
     day8_blasts_per_ul: Mapped[int | None]
+    # The day of the day-8 blood count (None: the schedule's day 8 is assumed).
+    day8_date: Mapped[dt.date | None]
     prednisone_response: Mapped[Code] = mapped_column(default="unknown")
     risk_group: Mapped[Code]
+    # MR while a fact that could make HR is unknown (patients.risk.Stratum).
+    risk_provisional: Mapped[bool] = mapped_column(default=False)
+    # Set when the rule now gives MR but the patient stays HR (escalation is one-way).
+    risk_warning: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     site: Mapped[Site] = relationship(lazy="joined", innerjoin=True)
@@ -65,8 +71,14 @@ class RiskGroupChange(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
     previous: Mapped[Code | None]
     risk_group: Mapped[Code]
+    # The day of the clinical event that decided it (diagnosis, day 8, MRD measured_on);
+    # recorded_at beside it is when it was entered.
     effective_date: Mapped[dt.date]
     reason: Mapped[Str200]
+    provisional: Mapped[bool] = mapped_column(default=False)
+    # A manager's de-escalation against the one-way rule, and the warning it overrode.
+    override: Mapped[bool] = mapped_column(default=False)
+    warning: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[Str64]
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from biobank.patients.models import DIAGNOSES, PREDNISONE_RESPONSES, RISK_GROUPS, SEXES
+from biobank.patients.service import pending_facts
 from biobank.reference.schemas import code_field
+
+DAY8_DATE = {"description": "the day of the day-8 blood count; without it the schedule's "
+                            "day 8 after diagnosis dates a risk change it causes"}
 
 STUDY_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$",
                            error="a pseudonymous study code: letters, digits, '-' or '_'")
@@ -30,6 +34,7 @@ class PatientIn(Schema):
                                       metadata={"description": "×10⁹/L"})
     day8_blasts_per_ul = fields.Integer(allow_none=True, load_default=None,
                                         validate=validate.Range(min=0, max=10_000_000))
+    day8_date = fields.Date(allow_none=True, load_default=None, metadata=DAY8_DATE)
     prednisone_response = fields.String(load_default="unknown",
                                         validate=validate.OneOf(PREDNISONE_RESPONSES))
 
@@ -40,6 +45,7 @@ class PatientPatch(Schema):
     wbc_at_diagnosis = fields.Decimal(places=2, allow_none=True,
                                       validate=validate.Range(min=0, max=5000))
     day8_blasts_per_ul = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    day8_date = fields.Date(allow_none=True, metadata=DAY8_DATE)
     prednisone_response = fields.String(validate=validate.OneOf(PREDNISONE_RESPONSES))
     reason = fields.String(required=True, validate=validate.Length(1, 200))
 
@@ -54,15 +60,22 @@ class RiskChangeIn(Schema):
     risk_group = fields.String(required=True, validate=validate.OneOf(RISK_GROUPS))
     effective_date = fields.Date(required=True)
     reason = fields.String(required=True, validate=validate.Length(1, 200))
+    override = fields.Boolean(load_default=False, metadata={
+        "description": "move HR back to MR against the protocol's one-way escalation "
+                       "(without it that is a 409 saying why); the warning is kept"})
 
 
 class RiskChangeOut(Schema):
     previous = fields.String(allow_none=True)
     risk_group = fields.String()
-    effective_date = fields.Date()
+    provisional = fields.Boolean(metadata={"description": "a deciding fact was unknown"})
+    effective_date = fields.Date(metadata={"description": "the day of the clinical event"})
     reason = fields.String()
+    override = fields.Boolean(metadata={"description": "a de-escalation against the "
+                                                        "one-way rule"})
+    warning = fields.String(allow_none=True)
     actor = fields.String()
-    recorded_at = fields.AwareDateTime()
+    recorded_at = fields.AwareDateTime(metadata={"description": "when it was entered"})
 
 
 class MrdIn(Schema):
@@ -93,8 +106,17 @@ class PatientOut(Schema):
     age_at_diagnosis_days = fields.Integer()
     wbc_at_diagnosis = fields.Decimal(as_string=True, allow_none=True)
     day8_blasts_per_ul = fields.Integer(allow_none=True)
+    day8_date = fields.Date(allow_none=True)
     prednisone_response = fields.String()
     risk_group = fields.String()
+    risk_provisional = fields.Boolean(metadata={
+        "description": "true while a fact that could still make the patient HR is unknown"})
+    risk_pending = fields.Function(
+        pending_facts,
+        metadata={"type": "array", "items": {"type": "string"},
+                  "description": "the unknown facts a provisional group waits for"})
+    risk_warning = fields.String(allow_none=True, metadata={
+        "description": "the rule gives MR but escalation is one-way: a manager may override"})
     created_at = fields.AwareDateTime()
 
 

@@ -19,6 +19,7 @@ _SCHEMAS: dict[str, tuple[type[Schema], type[Schema], type[Schema]]] = {
     "timepoints": (schemas.TimepointIn, schemas.TimepointPatch, schemas.TimepointOut),
     "majority_ages": (schemas.CountryMajorityIn, schemas.CountryMajorityPatch,
                       schemas.CountryMajorityOut),
+    "trials": (schemas.TrialIn, schemas.TrialPatch, schemas.TrialOut),
 }
 
 

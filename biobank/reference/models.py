@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from biobank.db import Base, Code, Str200
+from biobank.db import Base, Code, Str64, Str200
 
 
 class Site(Base):
@@ -65,6 +67,22 @@ class AliquotType(Base):
     unit: Mapped[Code] = mapped_column(default="mL")
     # Which primary materials it can come from; empty means any.
     materials: Mapped[list[str]]
+
+
+class Trial(Base):
+    """The trial this biobank serves: its registry number and the day it opened.
+
+    Interfant-21 (NCT05327894) opened on 2022-12-15, the study start date of its registry
+    record; no patient can have been diagnosed into it before that day.
+    """
+
+    __tablename__ = "trial"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Str200]
+    registry_id: Mapped[Str64]
+    opened_on: Mapped[dt.date]
 
 
 class CountryMajority(Base):

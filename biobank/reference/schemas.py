@@ -102,3 +102,21 @@ class CountryMajorityOut(CountryMajorityIn):
 class CountryMajorityPatch(CountryMajorityIn):
     class Meta:
         exclude = ("code",)
+
+
+class TrialIn(Schema):
+    code = code_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    registry_id = fields.String(required=True, validate=validate.Length(1, 64),
+                                metadata={"description": "e.g. NCT05327894"})
+    opened_on = fields.Date(required=True, metadata={
+        "description": "the trial's start date: no diagnosis before it is accepted"})
+
+
+class TrialOut(TrialIn):
+    pass
+
+
+class TrialPatch(TrialIn):
+    class Meta:
+        exclude = ("code",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
-from biobank.reference.models import AliquotType, CountryMajority, Material, Site, Timepoint
+from biobank.reference.models import (AliquotType, CountryMajority, Material, Site, Timepoint,
+                                      Trial)
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 
@@ -22,6 +24,7 @@ KINDS: dict[str, type] = {
     "aliquot_types": AliquotType,
     "timepoints": Timepoint,
     "majority_ages": CountryMajority,
+    "trials": Trial,
 }
 ModelT = TypeVar("ModelT")
 
@@ -34,7 +37,11 @@ def load_defaults(session: Session, actor: str, path: Path = DEFAULTS_FILE) -> d
         existing = set(session.scalars(select(model.code)))
         rows = [row for row in data.get(kind, []) if row["code"] not in existing]
         for row in rows:
-            create(session, actor, kind, row)
+            # Keys starting with "_" cite sources; dates come as ISO text.
+            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            if kind == "trials":
+                values["opened_on"] = dt.date.fromisoformat(values["opened_on"])
+            create(session, actor, kind, values)
         added[kind] = len(rows)
     return added
 

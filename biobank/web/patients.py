@@ -12,6 +12,7 @@ from biobank.auth.permissions import requires
 from biobank.consent import officer
 from biobank.consent import service as consent
 from biobank.db import get_session
+from biobank.patients import risk
 from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples.service import aliquots_query
@@ -65,7 +66,7 @@ def patient_page(study_id: str):  # type: ignore[no-untyped-def]
     session = get_session()
     patient = patients.get_patient(session, study_id, with_history=True)
     view: dict[str, Any] = {
-        "patient": patient,
+        "patient": patient, "pending": [risk.FACT_NAMES[name] for name in patients.pending_facts(patient)],
         "matrix": completeness(patients.timeline(session, patient)),
         "consent": None, "withdrawals": [], "tubes": [],
     }
