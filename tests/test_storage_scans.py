@@ -19,6 +19,8 @@ ACTOR = "test-fixture"
 NUMBERING = samples.Numbering()
 SCANS = Path(__file__).parent / "data" / "rack-scans"
 CSV = {"Content-Type": "text/csv"}
+# The example scan has an unread well (B5) and a tube the biobank does not know (C12).
+ACK = {"acknowledge": ["unknown_tubes", "unreadable_wells"]}
 
 
 def fx(n: int) -> str:
@@ -101,7 +103,8 @@ def test_the_preview_sorts_every_tube_and_changes_nothing(tech, rack, session):
 def test_confirming_applies_every_move_at_once(tech, rack, session):
     """Swaps and moves land, the displaced tube loses its place, one event per tube."""
     token = upload(tech, rack.sbs, (SCANS / "per-line-rack.csv").read_text()).json["token"]
-    response = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm")
+    response = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm",
+                         json=ACK)
     assert response.status_code == 200, response.json
     assert (response.json["moved"], response.json["displaced"]) == (4, 1)
     assert location(tech, fx(2))["position"] == "A02"
@@ -115,7 +118,8 @@ def test_confirming_applies_every_move_at_once(tech, rack, session):
         .where(CustodyEvent.reason.like("%rack scan%"))).all())
     assert kinds == {fx(2): "moved", fx(3): "moved", fx(38): "moved", fx(96): "stored",
                      rack.stranger.barcode: "unstored"}
-    again = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm")
+    again = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm",
+                      json=ACK)
     assert again.status_code == 409 and "already" in again.json["message"]
 
 
@@ -123,7 +127,8 @@ def test_a_confirm_after_the_box_changed_is_a_409(tech, rack, make_aliquots, ses
     """A tube placed in the box between preview and confirm voids the preview."""
     token = upload(tech, rack.sbs, (SCANS / "per-line-rack.csv").read_text()).json["token"]
     tech.post(f"/api/v1/aliquots/{fx(17)}/take-out", json={})
-    response = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm")
+    response = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{token}/confirm",
+                         json=ACK)
     assert response.status_code == 409 and "changed" in response.json["message"]
     assert location(tech, fx(2))["position"] == "A03"  # nothing applied
 
@@ -156,7 +161,6 @@ def test_the_rack_on_first_line_layout_reconciles(tech, session, make_aliquots):
     ("TR00012345,A1,FX1\nTR00012345,A01,FX2\n", "listed twice"),
     ("TR00012345,A1,FX1\nTR00012345,A2,FX1\n", "listed twice"),
     ("TR00012345,I1,FX1\n", "outside this 8×12 box"),
-    ("OTHER-RACK,A1,FX1\n", "not of box"),
     ("garbage", "line 1"),
     ("", "empty"),
 ])
@@ -193,7 +197,7 @@ def test_a_missing_tube_seen_by_the_scan_is_found(tech, rack, session):
     report = upload(tech, rack.sbs, (SCANS / "per-line-rack.csv").read_text()).json
     assert {"position": "A05", "barcode": fx(5), "found": True} in report["matches"]
     confirmed = tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload/{report['token']}"
-                          "/confirm").json
+                          "/confirm", json=ACK).json
     assert confirmed["found"] == 1
     session.expire_all()
     assert session.get(Aliquot, rack.tubes[fx(5)].id).status == "available"

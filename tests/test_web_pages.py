@@ -74,7 +74,12 @@ def test_a_rack_scan_is_shown_as_a_coloured_grid_before_it_is_confirmed(login, l
     assert "Confirm the scan" in page
     assert session.scalar(select(Position).where(Position.aliquot_id == lab.tubes[1].id)) is None
     confirm = page.split(f'action="/boxes/{lab.box.barcode}/rack-scan/')[1].split('"')[0]
+    assert 'name="acknowledge" value="unknown_tubes"' in page
+    assert 'name="acknowledge" value="unreadable_wells"' in page
     answer = tech.post(f"/boxes/{lab.box.barcode}/rack-scan/{confirm}")
+    assert answer.status_code == 409 and "acknowledge" in text(answer)
+    answer = tech.post(f"/boxes/{lab.box.barcode}/rack-scan/{confirm}",
+                       {"acknowledge": ["unknown_tubes", "unreadable_wells"]})
     assert answer.status_code == 303
     assert "1 tube(s) moved" in text(tech.get(answer.headers["Location"]))
     where = session.scalar(select(Position).where(Position.aliquot_id == lab.tubes[1].id))

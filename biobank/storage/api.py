@@ -231,11 +231,17 @@ def scan_upload(code: str):  # type: ignore[no-untyped-def]
 
 
 @blp.route("/boxes/<code>/scan-upload/<token>/confirm", methods=["POST"])
+@blp.arguments(schemas.ScanConfirmIn)
 @blp.response(200, schemas.ConfirmOut)
+@blp.alt_response(409, description="the box changed since the preview, or a finding of the "
+                                   "preview (rack mismatch, unknown tubes, unreadable wells) "
+                                   "is not acknowledged")
 @requires("storage:write")
-def scan_confirm(code: str, token: str):  # type: ignore[no-untyped-def]
-    """Apply a previewed scan: every move at once; 409 if the box changed since."""
-    return reconcile.confirm(get_session(), current_actor(), _box(code), token)
+def scan_confirm(values: dict, code: str, token: str):  # type: ignore[no-untyped-def,type-arg]
+    """Apply a previewed scan: every move at once; 409 if the box changed since or a finding
+    is not acknowledged."""
+    return reconcile.confirm(get_session(), current_actor(), _box(code), token,
+                             values["acknowledge"], values["record_rack"])
 
 
 # --- tubes -----------------------------------------------------------------------------

@@ -208,3 +208,5 @@ class RackScan(Base):
     uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_by: Mapped[Str64 | None]
     confirmed_at: Mapped[dt.datetime | None]
+    # The findings (rack mismatch, unknown tubes, unreadable wells) the confirmer acknowledged.
+    acknowledged: Mapped[list[str] | None]

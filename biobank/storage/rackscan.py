@@ -1,11 +1,17 @@
-"""Rack-scanner CSV files, in the layouts seen in the field, recognised by header and shape.
+"""Rack-scanner files, in the layouts labs have, recognised by content (never by file name).
 
-- rack, position, tube on every line, with or without a header (FluidX/Azenta style);
+- rack, position, tube on every line, with or without a header, with or without spaces
+  after the commas (FluidX/Azenta); position, tube without the rack column;
 - the rack code alone on line 1, then position, tube (with or without a header; Traxcer);
-- a header naming LocationRow, LocationColumn and TubeCode (Thermo VisionMate), or
-  Position / Tube / Rack columns in any order (Ziath DataPaq and other configurable ones).
-Positions come as A1 or A01 (or a number); ``NO READ`` marks a tube the camera could not
-decode; empty cells or ``NO TUBE`` mark an empty place.
+- metadata lines first: ``Date & time of Trace = …`` and ``Rack Base Name: …`` then
+  ``A01;   code`` lines with ``No TrakMate`` for empty wells (Thermo Matrix TRACE), or
+  ``Date: …`` / ``Rack: …`` lines before a header;
+- a header naming LocationRow, LocationColumn, TubeCode (and RackBarcode) (Thermo
+  VisionMate), or Rack / Position / Tube / Status columns in any order, comma, semicolon
+  or tab separated (Ziath DataPaq, Micronic and other configurable exports).
+Positions come as A1 or A01 (or a number); ``NO READ`` (or a read-failure status) marks a
+tube the camera could not decode; empty cells, ``NO TUBE`` or ``No TrakMate`` an empty place.
+Examples of each, with their public sources: tests/data/rack-scans/.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from dataclasses import dataclass, field
 
 from biobank.storage import naming
 
-UNREADABLE = {"NOREAD", "NO_READ", "NO READ", "NOREADING", "ERROR", "FAILED", "???"}
-EMPTY = {"", "NOTUBE", "NO TUBE", "NO_TUBE", "EMPTY", "NONE", "-"}
+UNREADABLE = {"NOREAD", "NO_READ", "NO READ", "NOREADING", "NO READING", "ERROR", "FAILED",
+              "READ ERROR", "NOT DECODED", "???"}
+EMPTY = {"", "NOTUBE", "NO TUBE", "NO_TUBE", "EMPTY", "NONE", "-", "NO TRAKMATE", "NOTRAKMATE"}
+# Metadata lines before the data ("Rack Base Name: 02498606", "Date: …"): key [:=] value.
+_META = re.compile(r"^\s*([A-Za-z][A-Za-z &_.-]*?)\s*[:=]\s*(.*?)[\s,;\t]*$")
+_META_RACK = {"rackbasename", "rack", "rackid", "rackbarcode", "rackcode", "racknumber"}
 _RACK = {"rack", "rackid", "rackbarcode", "rackcode", "racknumber", "plate", "plateid",
          "platebarcode", "container", "containerbarcode"}
 _POSITION = {"position", "pos", "well", "location", "locationcell", "tubeposition",
@@ -26,6 +36,7 @@ _ROW = {"locationrow", "row", "rowid"}
 _COLUMN = {"locationcolumn", "column", "col", "columnid"}
 _TUBE = {"tube", "tubeid", "tubecode", "tubebarcode", "barcode", "code", "sampleid",
          "sample", "tubes", "value"}
+_STATUS = {"status", "tubestatus", "readstatus", "result", "state"}
 _CODE = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
 MAX_LINES = 2000
 
@@ -81,7 +92,7 @@ def _columns(header: list[str]) -> dict[str, int] | None:
     for index, cell in enumerate(header):
         key = _key(cell)
         for role, names in (("rack", _RACK), ("position", _POSITION), ("row", _ROW),
-                            ("column", _COLUMN), ("tube", _TUBE)):
+                            ("column", _COLUMN), ("tube", _TUBE), ("status", _STATUS)):
             if key in names and role not in roles:
                 roles[role] = index
                 break
@@ -97,12 +108,38 @@ def _looks_like_position(cell: str) -> bool:
     return True
 
 
+def _metadata(text: str) -> tuple[str, str | None, str | None]:
+    """Strip metadata lines from the top: the rest, the rack code they name, the layout."""
+    lines = text.lstrip("\ufeff").splitlines()
+    rack = layout = None
+    index = 0
+    for index, line in enumerate(lines):  # noqa: B007 - the index of the first data line
+        if not line.strip():
+            continue
+        match = _META.match(line)
+        if match is None or _looks_like_position(match.group(1).strip()):
+            break
+        key = _key(match.group(1))
+        if "trace" in key:  # "Date & time of Trace = …": Thermo Matrix TRACE (TrakMate)
+            layout = "Thermo Matrix TRACE"
+        if key in _META_RACK and match.group(2).strip():
+            rack = match.group(2).strip()
+    else:
+        index = len(lines)
+    return "\n".join(lines[index:]), rack, layout
+
+
 def parse(text: str) -> ScanFile:
-    """Read a rack-scanner CSV; raises ScanFileError naming the line for anything odd."""
-    rows = _rows(text)
-    rack = None
+    """Read a rack-scanner file; raises ScanFileError naming the line for anything odd."""
+    body, meta_rack, meta_layout = _metadata(text)
+    skipped = len(text.lstrip("\ufeff").splitlines()) - len(body.splitlines())
+    rows = [(number + skipped, cells) for number, cells in _rows(body)]
+    rack = meta_rack
     layout = "rack on every line"
-    if len(rows[0][1]) == 1 and len(rows) > 1 and not _looks_like_position(rows[0][1][0]):
+    if meta_layout or meta_rack:
+        layout = meta_layout or "rack in a metadata line"
+    if rack is None and len(rows[0][1]) == 1 and len(rows) > 1 \
+            and not _looks_like_position(rows[0][1][0]):
         rack = rows[0][1][0]
         layout = "rack on line 1"
         rows = rows[1:]
@@ -159,7 +196,10 @@ def _entry(number: int, cells: list[str], roles: dict[str, int]) -> Entry | None
     except naming.PositionError:
         raise ScanFileError(f"line {number}: {raw_position!r} is not a position") from None
     tube = cell("tube").strip()
-    marker = tube.upper()
+    marker = " ".join(tube.upper().split())
+    status = " ".join(cell("status").upper().split()) if "status" in roles else ""
+    if not tube and status in UNREADABLE:
+        return Entry(number, position, None)
     if marker in EMPTY:
         return None
     if marker in UNREADABLE:

@@ -2,7 +2,11 @@
 apply it on confirmation.
 
 The preview changes nothing but a held plan: it records the state of every tube involved
-(a fingerprint), and confirming after any of them changed is a 409.
+(a fingerprint), and confirming after any of them changed is a 409. Findings a person must
+look at before anything moves — the file's rack code differs from the box's registered one
+(or belongs to another box), tubes the biobank does not know, wells the camera could not
+read — are listed as acknowledgements the confirm must carry (409 without them). A box with
+no registered rack code is offered the file's code to record.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from biobank.custody.service import record_audit
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.samples import barcodes
@@ -58,16 +63,58 @@ def _places(box: Container, scan: rackscan.ScanFile) -> dict[tuple[int, int], ra
     return places
 
 
-def _check_rack(box: Container, rack: str | None) -> None:
+# What a confirm must acknowledge, by finding.
+FINDINGS = ("rack_mismatch", "unknown_tubes", "unreadable_wells")
+
+
+def _rack_check(session: Session, box: Container, rack: str | None) -> dict[str, Any]:
+    """How the file's rack code relates to the box: match, mismatch, unregistered, or none."""
+    registered = box.external_barcode
+    answer: dict[str, Any] = {"scanned": rack, "registered": registered, "other_box": None}
     if rack is None:
-        return
+        return {**answer, "status": "none", "message": "the file names no rack"}
     rack = barcodes.normalize(rack)
-    if rack in {box.barcode, box.external_barcode}:
-        return
-    if box.external_barcode or rack[:2] in naming.PREFIXES:
-        raise Invalid(f"the scan is of rack {rack}, not of box {box.barcode}"
-                      + (f" (rack {box.external_barcode})" if box.external_barcode else ""),
-                      field="file", location="body")
+    answer["scanned"] = rack
+    if rack in {box.barcode, registered}:
+        return {**answer, "status": "match", "message": f"rack {rack} is this box"}
+    owner = session.scalar(select(Container).where(
+        or_(Container.external_barcode == rack, Container.barcode == rack),
+        Container.id != box.id))
+    if owner is not None:
+        answer["other_box"] = owner.barcode
+        return {**answer, "status": "mismatch",
+                "message": f"the file is of rack {rack}, registered to {owner.barcode} "
+                           f"({owner.name}), not to box {box.barcode}"}
+    if registered is not None:
+        return {**answer, "status": "mismatch",
+                "message": f"the file is of rack {rack}, but box {box.barcode} is registered "
+                           f"as rack {registered}"}
+    if rack[:2] in naming.PREFIXES:
+        return {**answer, "status": "mismatch",
+                "message": f"the file names {rack}, a code of this service, not box "
+                           f"{box.barcode}"}
+    return {**answer, "status": "unregistered",
+            "message": f"box {box.barcode} has no registered rack code: confirm with "
+                       f"record_rack to record {rack} as its rack code"}
+
+
+def _acknowledgements(check: dict[str, Any],
+                      result: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
+    """The findings a person must acknowledge before the scan is applied."""
+    needed = []
+    if check["status"] == "mismatch":
+        needed.append({"finding": "rack_mismatch", "message": check["message"]})
+    if result["unknown"]:
+        needed.append({"finding": "unknown_tubes", "message": (
+            f"{len(result['unknown'])} tube(s) in the file are not registered in the biobank "
+            "and will not be placed: " + ", ".join(f"{u['position']} {u['barcode']}"
+                                                     for u in result["unknown"][:10])
+            + (" …" if len(result["unknown"]) > 10 else ""))})
+    if result["unreadable"]:
+        needed.append({"finding": "unreadable_wells", "message": (
+            f"{len(result['unreadable'])} well(s) could not be read by the scanner; what is "
+            "in them is unknown: " + ", ".join(u["position"] for u in result["unreadable"]))})
+    return needed
 
 
 def preview(session: Session, actor: str, box: Container, text: str) -> dict[str, Any]:
@@ -80,7 +127,7 @@ def preview(session: Session, actor: str, box: Container, text: str) -> dict[str
         scan = rackscan.parse(text)
     except rackscan.ScanFileError as exc:
         raise Invalid(str(exc), field="file", location="body") from exc
-    _check_rack(box, scan.rack)
+    check = _rack_check(session, box, scan.rack)
     places = _places(box, scan)
     codes = [e.tube for e in places.values() if e.tube]
     state = _state(session, box.id, codes)
@@ -145,16 +192,38 @@ def preview(session: Session, actor: str, box: Container, text: str) -> dict[str
     for place, entry in sorted(places.items()):
         if entry.tube is None and place not in expected_places:
             result["unreadable"].append({"position": label(*place), "expected": None})
+    needed = _acknowledgements(check, result)
+    plan["acknowledge"] = [n["finding"] for n in needed]
+    plan["rack"] = check["scanned"] if check["status"] == "unregistered" else None
     token = secrets.token_urlsafe(24)
     session.add(RackScan(token=token, box_id=box.id, fingerprint=_fingerprint(state),
                          plan=plan, uploaded_by=actor, uploaded_at=utcnow()))
     session.flush()
-    return {"token": token, "box": box.barcode, "rack": scan.rack, "layout": scan.layout,
-            "scanned": len(places), **result}
+    return {"token": token, "box": box.barcode, "rack": check["scanned"], "layout": scan.layout,
+            "scanned": len(places), "rack_check": check, "acknowledge": needed,
+            "can_record_rack": plan["rack"] is not None, **result}
 
 
-def confirm(session: Session, actor: str, box: Container, token: str) -> dict[str, Any]:
-    """Apply a previewed scan: every move at once, with events; 409 if the box changed."""
+def _record_rack(session: Session, actor: str, box: Container, rack: str) -> None:
+    """Register the scanned rack code as the box's own (offered for boxes without one)."""
+    if box.external_barcode is not None:
+        raise Conflict(f"box {box.barcode} has been given rack code {box.external_barcode} "
+                       "meanwhile: upload the scan again", field="record_rack")
+    taken = session.scalar(select(Container.barcode).where(
+        or_(Container.external_barcode == rack, Container.barcode == rack)))
+    if taken is not None:
+        raise Conflict(f"rack code {rack} belongs to {taken} now", field="record_rack")
+    box.external_barcode = rack
+    session.flush()
+    record_audit(session, actor, "container", box.barcode, "rack_code_recorded",
+                 reason="from its rack scan", old_values={"external_barcode": None},
+                 new_values={"external_barcode": rack})
+
+
+def confirm(session: Session, actor: str, box: Container, token: str,
+            acknowledge: list[str] | None = None, record_rack: bool = False) -> dict[str, Any]:
+    """Apply a previewed scan: every move at once, with events; 409 if the box changed or a
+    finding of the preview is not acknowledged."""
     held = session.scalar(select(RackScan).where(RackScan.token == token,
                                                  RackScan.box_id == box.id))
     if held is None:
@@ -162,12 +231,21 @@ def confirm(session: Session, actor: str, box: Container, token: str) -> dict[st
     if held.confirmed_at is not None:
         raise Conflict(f"this scan was confirmed already, by {held.confirmed_by}",
                        field="token")
+    plan = held.plan
+    missing = [f for f in plan.get("acknowledge", []) if f not in set(acknowledge or [])]
+    if missing:
+        raise Conflict("acknowledge the scan's findings before confirming: "
+                       + ", ".join(f.replace("_", " ") for f in missing)
+                       + f" (send acknowledge: {missing})", field="acknowledge")
+    if record_rack and plan.get("rack") is None:
+        raise Invalid("there is no rack code to record: the file names none, or the box has "
+                      "one", field="record_rack")
     claimed = session.execute(
         update(RackScan).where(RackScan.id == held.id, RackScan.confirmed_at.is_(None))
         .values(confirmed_at=utcnow(), confirmed_by=actor)).rowcount
     if claimed != 1:
         raise Conflict("this scan was confirmed meanwhile by someone else", field="token")
-    plan = held.plan
+    held.acknowledged = sorted(set(acknowledge or []) & set(plan.get("acknowledge", [])))
     if _fingerprint(_state(session, box.id, plan["codes"])) != held.fingerprint:
         raise Conflict(f"box {box.barcode} changed since the scan was uploaded: upload the "
                        "scan again", field="token")
@@ -182,5 +260,9 @@ def confirm(session: Session, actor: str, box: Container, token: str) -> dict[st
                               f"found by the {reason}")
     relocate(session, actor, [Target(tubes[m["aliquot_id"]], box, m["row"], m["col"])
                               for m in plan["moves"]], reason, field="token")
+    if record_rack:
+        _record_rack(session, actor, box, plan["rack"])
     return {"token": token, "box": box.barcode, "moved": len(plan["moves"]),
-            "found": len(plan["found"]), "displaced": len(plan["displace"])}
+            "found": len(plan["found"]), "displaced": len(plan["displace"]),
+            "acknowledged": held.acknowledged, "rack_recorded": plan["rack"] if record_rack
+            else None}

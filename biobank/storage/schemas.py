@@ -261,11 +261,45 @@ class CapacityOut(Schema):
     box_types = fields.List(fields.Nested(CapacityLine))
 
 
+class RackCheckOut(Schema):
+    status = fields.String(metadata={"enum": ["match", "mismatch", "unregistered", "none"]})
+    scanned = fields.String(allow_none=True, metadata={"description": "the file's rack code"})
+    registered = fields.String(allow_none=True,
+                               metadata={"description": "the box's registered rack code"})
+    other_box = fields.String(allow_none=True,
+                              metadata={"description": "the box the file's rack code is "
+                                                       "registered to, when not this one"})
+    message = fields.String()
+
+
+class AcknowledgementOut(Schema):
+    finding = fields.String(metadata={"enum": ["rack_mismatch", "unknown_tubes",
+                                               "unreadable_wells"]})
+    message = fields.String()
+
+
+class ScanConfirmIn(Schema):
+    acknowledge = fields.List(
+        fields.String(validate=validate.OneOf(["rack_mismatch", "unknown_tubes",
+                                               "unreadable_wells"])),
+        load_default=list, validate=validate.Length(max=3),
+        metadata={"description": "the preview's findings the confirmer has looked at; "
+                                 "every finding of the preview must be here"})
+    record_rack = fields.Boolean(load_default=False, metadata={
+        "description": "record the file's rack code as the box's (offered when the box has "
+                       "none)"})
+
+
 class ReconciliationOut(Schema):
     token = fields.String(metadata={"description": "confirm with it to apply the moves"})
     box = fields.String()
     rack = fields.String(allow_none=True)
     layout = fields.String()
+    rack_check = fields.Nested(RackCheckOut)
+    acknowledge = fields.List(fields.Nested(AcknowledgementOut), metadata={
+        "description": "findings the confirm must acknowledge (409 otherwise)"})
+    can_record_rack = fields.Boolean(metadata={
+        "description": "the box has no rack code: confirm with record_rack to record it"})
     scanned = fields.Integer()
     matches = fields.List(fields.Dict())
     missing = fields.List(fields.Dict(), metadata={"description": "expected, not scanned"})
@@ -285,6 +319,8 @@ class ConfirmOut(Schema):
     moved = fields.Integer()
     found = fields.Integer()
     displaced = fields.Integer()
+    acknowledged = fields.List(fields.String())
+    rack_recorded = fields.String(allow_none=True)
 
 
 class ExcursionOut(Schema):

@@ -119,8 +119,14 @@ def rack_scan_preview(code: str):  # type: ignore[no-untyped-def]
 @bp.post("/boxes/<code>/rack-scan/<token>/confirm")
 @requires("storage:write")
 def rack_scan_confirm(code: str, token: str):  # type: ignore[no-untyped-def]
-    """Apply a previewed rack scan: every move at once (refused if the box changed)."""
-    done = reconcile.confirm(get_session(), current_actor(), _box(code), token)
+    """Apply a previewed rack scan: every move at once (refused if the box changed or a
+    finding is not acknowledged)."""
+    known = set(reconcile.FINDINGS)
+    acknowledged = [f for f in request.form.getlist("acknowledge") if f in known]
+    done = reconcile.confirm(get_session(), current_actor(), _box(code), token, acknowledged,
+                             request.form.get("record_rack") == "yes")
     flash(f"Rack scan applied to {done['box']}: {done['moved']} tube(s) moved, "
-          f"{done['found']} found, {done['displaced']} displaced.")
+          f"{done['found']} found, {done['displaced']} displaced"
+          + (f"; rack code {done['rack_recorded']} recorded for the box"
+             if done["rack_recorded"] else "") + ".")
     return redirect(url_for("web_boxes.box_page", code=done["box"]), 303)
