@@ -118,8 +118,11 @@ class Tube(NamedTuple):
 
 # --- patients and consent ------------------------------------------------------------------
 
+TRIAL_OPENED = dt.date(2022, 12, 15)  # no diagnosis before it is accepted (reference data)
+
+
 def _diagnosis(rng: random.Random, today: dt.date) -> dt.date:
-    return today - dt.timedelta(days=rng.randint(200, 5 * 365))
+    return today - dt.timedelta(days=rng.randint(200, (today - TRIAL_OPENED).days))
 
 
 def add_patients(session: Session, first: int, last: int) -> None:

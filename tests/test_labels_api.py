@@ -90,7 +90,7 @@ def test_a_datamatrix_template_and_300_dpi(tech, tubes):
     ("format=pdf", "format"),
     ("template=nope", "template"),
     ("template=box-code128", "template"),
-    ("template=cryovial-datamatrix&format=svg", "template"),
+    ("template=cryovial-code128&dpi=203", "dpi"),
     ("dpi=600", "dpi"),
 ])
 def test_unknown_templates_and_formats_are_422(tech, tubes, query, field):

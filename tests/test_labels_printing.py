@@ -176,8 +176,11 @@ def test_printing_sends_zpl_and_records_each_label_once_accepted(tech, tubes, ze
     assert [(e.aliquot_id, e.event_type) for e in events] == [
         (t.id, "label_printed") for t in tubes]
     assert events[0].actor == tech.username
+    # A 203 dpi printer registered without a template gets the cryovial DataMatrix: the
+    # Code 128 does not fit 32 mm at 203 dpi in modules of two dots.
     assert events[0].new_values == {"copies": 2, "dpi": 203, "print_job": job["id"],
-                                    "printer": "Zebra-Lab-7", "template": "cryovial-code128"}
+                                    "printer": "Zebra-Lab-7",
+                                    "template": "cryovial-datamatrix"}
 
 
 def test_a_reprint_needs_a_reason_and_is_recorded_as_such(tech, tubes, zebra, register,

@@ -40,7 +40,7 @@ def render(kind: str, items: list[dict[str, str]], args: dict[str, Any],
     """Label data rendered with the template, format and dpi of ``args`` (``LabelQuery``)."""
     if not items:
         raise NotFound(f"{filename} has no labels to render")
-    template = registry().get(args["template"], kind)
+    template = registry().get(args["template"], kind, args["dpi"])
     content, mime = template.render(args["format"], args["dpi"], items)
     response = Response(content, mimetype=mime.split(";")[0])
     if mime.startswith("text/"):

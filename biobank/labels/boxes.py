@@ -48,7 +48,7 @@ def print_box_labels(session: Session, actor: str, printer: Printer, boxes: list
                      reason: str | None = None, timeout: float = 5.0) -> PrintJob:
     """Send box labels to a printer; once it took them, note each in the box's audit trail
     (a reprint needs a reason)."""
-    chosen = registry.get(template, "box")
+    chosen = registry.get(template, "box", printer.dpi)
     codes = [box.barcode for box in boxes]
     before = set(session.scalars(select(AuditRecord.entity_key).where(
         AuditRecord.entity_type == "container", AuditRecord.entity_key.in_(codes),

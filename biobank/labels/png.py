@@ -1,8 +1,8 @@
 """PNG labels: the SVG template's layout drawn with Pillow at the printer's resolution.
 
-python-barcode encodes the Code 128; its bars are drawn here in whole pixels per module
-(ImageWriter's fractional module widths blur thin bars and can fail outright at one pixel
-per module). The template's text elements are drawn where the SVG puts them.
+One pixel is one printer dot: the symbol's rectangles come from labels.geometry, on whole
+dots with modules of at least two (Code 128 or DataMatrix alike). The template's text
+elements are drawn where the SVG puts them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 from functools import lru_cache
 
-from barcode import Code128
 from PIL import Image, ImageDraw, ImageFont
 
+from biobank.labels import geometry
 from biobank.labels.svg import SHEET_GAP_MM, SHEET_MARGIN_MM, SvgTemplate, sheet_columns
-from biobank.labels.symbols import MM_PER_INCH, QUIET_MODULES
+from biobank.labels.symbols import MM_PER_INCH
 
 MIME = "image/png"
 _ANCHORS = {"start": "ls", "middle": "ms", "end": "rs"}
@@ -39,32 +39,15 @@ def label_image(template: SvgTemplate, values: dict[str, str], code: str,
     """One label as a 1-bit-looking greyscale image at ``dpi``."""
     image = Image.new("L", (_px(template.width, dpi), _px(template.height, dpi)), 255)
     draw = ImageDraw.Draw(image)
-    module = max(1, _px(template.module, dpi))
-    x, y, _, box_height = template.barcode_box
-    left = _px(x, dpi) + QUIET_MODULES * module
-    top, bottom = _px(y, dpi), _px(y + box_height, dpi) - 1
-    for start, run in _bars(Code128(code).build()[0]):
-        draw.rectangle((left + start * module, top, left + (start + run) * module - 1, bottom),
-                       fill=0)
+    for x, y, width, height in geometry.rectangles(template.symbology, code,
+                                                   template.area(dpi)):
+        draw.rectangle((x, y, x + width - 1, y + height - 1), fill=0)
     for item in template.texts:
         text = item.text.format_map(values)
         draw.text((_px(item.x, dpi), _px(item.y, dpi)), text, fill=0,
                   font=_font(max(1, _px(item.size, dpi)), item.bold),
                   anchor=_ANCHORS[item.anchor])
     return image
-
-
-def _bars(modules: str) -> list[tuple[int, int]]:
-    """(first module, width) of every bar in a module string like '11010011'."""
-    bars = []
-    start = None
-    for index, module in enumerate(modules + "0"):
-        if module == "1" and start is None:
-            start = index
-        elif module != "1" and start is not None:
-            bars.append((start, index - start))
-            start = None
-    return bars
 
 
 def encode(image: Image.Image, dpi: int) -> bytes:

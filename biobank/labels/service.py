@@ -89,7 +89,7 @@ def register_printer(session: Session, actor: str, values: dict[str, Any],
     """Register a label printer; its default template must exist and label aliquots."""
     if session.scalar(select(Printer.id).where(Printer.name == values["name"])) is not None:
         raise Conflict(f"a printer named {values['name']!r} exists already", field="name")
-    template = registry.get(values.get("template"), "aliquot")
+    template = registry.get(values.get("template"), "aliquot", values["dpi"])
     if values["dpi"] not in template.zpl:
         raise Invalid(f"template {template.name} has no {values['dpi']} dpi form", field="dpi")
     site = None

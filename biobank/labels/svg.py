@@ -1,10 +1,13 @@
-"""SVG templates: checked when loaded; python-barcode draws the Code 128, the rest is text.
+"""SVG templates: checked when loaded; the barcode is drawn on the printer's dot grid.
 
 A template is an SVG document in millimetres (``viewBox="0 0 width height"``) with
 ``${name}`` placeholders in ``<text>`` elements and one ``<rect id="barcode" … data-module>``
-marking where the symbol goes, quiet zones included. Rendering runs python-barcode's
-SVGWriter once per code and pastes its bars into that place as a nested ``<svg>``; the
-text is put in by str.format, XML-escaped.
+marking where the symbol goes, quiet zones included. The symbol (Code 128 or DataMatrix,
+see labels.geometry) is drawn for one printer resolution: every bar on whole dots, modules
+of at least two dots, so the SVG printed or rasterised at that resolution scans. The text
+is put in by str.format, XML-escaped. Loading refuses text that can leave the label or
+overlap the barcode or other text at its longest, the barcode's longest being what the
+symbol can hold.
 """
 
 from __future__ import annotations
@@ -14,10 +17,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
-from barcode import Code128
-from barcode.writer import SVGWriter
-
-from biobank.labels.symbols import QUIET_MODULES, TemplateError, code128_capacity
+from biobank.labels import geometry
+from biobank.labels.symbols import MM_PER_INCH, Overlap, TemplateError, first_overlap
 from biobank.labels.zpl import PLACEHOLDER, to_format
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -25,7 +26,7 @@ MIME = "image/svg+xml"
 CHAR_WIDTH_EM = 0.6  # monospace advance: the width check assumes it
 _ROOT_TAG = re.compile(r"<svg\b[^>]*>", re.S)
 _BARCODE_RECT = re.compile(r"<rect\b[^>]*\bid=\"barcode\"[^>]*/>", re.S)
-_SIZE = re.compile(r'width="([\d.]+)mm" height="([\d.]+)mm"')
+DESCENT_EM = 0.25  # below the baseline (the overlap check's text box)
 _XML_SPECIAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 SHEET_MARGIN_MM = 10.0
 SHEET_GAP_MM = 2.0
@@ -53,41 +54,28 @@ class TextItem:
 
 @dataclass
 class SvgTemplate:
-    """One SVG label, ready to render."""
+    """One SVG label, ready to render at each resolution it is laid out for."""
 
     name: str
     width: float  # mm
     height: float
+    symbology: str
     barcode_box: tuple[float, float, float, float]  # x, y, width, height (mm)
     module: float  # mm
-    barcode_capacity: int
+    capacities: dict[int, int]  # dpi → longest barcode
     before: str  # str.format strings around the barcode
     after: str
     root_attributes: str  # the root's attributes other than its size (fonts…)
     texts: tuple[TextItem, ...]
 
-    def barcode_options(self) -> dict[str, Any]:
-        """python-barcode writer options that fit the symbol into the template's box."""
-        return {"module_width": self.module, "module_height": self.barcode_box[3],
-                "quiet_zone": QUIET_MODULES * self.module, "write_text": False,
-                "margin_top": 0, "margin_bottom": 0, "compress": True,
-                "with_doctype": False}
+    def area(self, dpi: int) -> geometry.Area:
+        """The barcode's place in whole dots at ``dpi``."""
+        return geometry.area(self.barcode_box, self.module, dpi)
 
-    def symbol(self, code: str) -> str:
-        """The Code 128 bars as a nested <svg> placed in the template's barcode box."""
-        raw = Code128(code, writer=SVGWriter()).render(self.barcode_options()).decode()
-        start = raw.index("<svg")
-        tag_end = raw.index(">", start)
-        size = _SIZE.search(raw, start, tag_end)
-        if size is None:  # pragma: no cover - python-barcode always writes mm sizes
-            raise ValueError("python-barcode wrote an SVG without a size in mm")
-        width, height = float(size.group(1)), float(size.group(2))
-        x, y = self.barcode_box[0], self.barcode_box[1]
-        # Plain numbers in a viewBox in mm: renderers disagree on absolute units
-        # inside a nested, rescaled <svg>.
-        bars = raw[tag_end + 1:raw.rindex("</svg>")].replace('mm"', '"')
-        return (f'<svg x="{x:g}" y="{y:g}" width="{width:.3f}" height="{height:.3f}" '
-                f'viewBox="0 0 {width:.3f} {height:.3f}">{bars}</svg>')
+    def symbol(self, code: str, dpi: int) -> str:
+        """The symbol as one SVG path, every edge on a dot of ``dpi``."""
+        return geometry.svg_path(geometry.rectangles(self.symbology, code, self.area(dpi)),
+                                 dpi)
 
     def body(self, values: dict[str, str], symbol: str) -> str:
         """The label's content (inside its root element), values already escaped."""
@@ -100,17 +88,20 @@ class SvgTemplate:
                 f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
                 f"{self.body(values, symbol)}</svg>\n")
 
-    def sheet(self, bodies: list[str]) -> str:
-        """Many labels on one sheet (a grid on A4 width), as one SVG document."""
+    def sheet(self, bodies: list[str], dpi: int) -> str:
+        """Many labels on one sheet (a grid on A4 width), as one SVG document; each label
+        starts on a whole dot, so its bars stay on the dot grid."""
         columns = sheet_columns(self.width)
         rows = max(1, -(-len(bodies) // columns))
         width = 2 * SHEET_MARGIN_MM + columns * self.width + (columns - 1) * SHEET_GAP_MM
         height = 2 * SHEET_MARGIN_MM + rows * self.height + (rows - 1) * SHEET_GAP_MM
         parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="{SVG_NS}" '
                  f'width="{width:g}mm" height="{height:g}mm" viewBox="0 0 {width:g} {height:g}">']
+        dot = MM_PER_INCH / dpi
         for index, body in enumerate(bodies):
-            x, y = sheet_origin(index, columns, self.width, self.height)
-            parts.append(f'<svg x="{x:g}" y="{y:g}" width="{self.width:g}" '
+            x, y = (round(v / dot) * dot
+                    for v in sheet_origin(index, columns, self.width, self.height))
+            parts.append(f'<svg x="{x:.5f}" y="{y:.5f}" width="{self.width:g}" '
                          f'height="{self.height:g}" '
                          f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
                          f"{body}</svg>")
@@ -139,7 +130,8 @@ def _number(value: str | None, where: str, what: str) -> float:
 
 
 def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm: float,
-                fields: dict[str, int], barcode_min: int) -> SvgTemplate:
+                fields: dict[str, int], barcode_min: int, symbology: str,
+                dpis: tuple[int, ...]) -> SvgTemplate:
     """Check an SVG template against its label and compile it; TemplateError if broken."""
     try:
         root = ET.fromstring(text)
@@ -165,11 +157,22 @@ def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm
     module = _number(box.get("data-module"), source, "data-module")
     if module <= 0 or bx < 0 or by < 0 or bx + bw > width_mm or by + bh > height_mm:
         raise TemplateError(f"{source}: the barcode rect must lie on the label")
-    capacity = min(code128_capacity(bw / module - 2 * QUIET_MODULES), fields["barcode"])
-    if capacity < barcode_min:
-        raise TemplateError(f"{source}: the barcode rect holds only {capacity} characters "
-                            f"at {module} mm per module; the label needs {barcode_min}")
-    texts = _texts(root, source, width_mm, height_mm, fields)
+    capacities = {}
+    for dpi in dpis:
+        where = geometry.area((bx, by, bw, bh), module, dpi)
+        capacity = min(where.capacity(symbology), fields["barcode"])
+        if capacity < barcode_min:
+            raise TemplateError(
+                f"{source}: at {dpi} dpi the barcode rect holds only {capacity} characters "
+                f"(modules of {where.module} dots, quiet zones included); the label needs "
+                f"{barcode_min}")
+        capacities[dpi] = capacity
+    longest = {**fields, "barcode": max(capacities.values())}
+    texts, boxes = _texts(root, source, width_mm, height_mm, longest)
+    clash = first_overlap([Overlap("the barcode", bx, by, bx + bw, by + bh), *boxes])
+    if clash is not None:
+        raise TemplateError(f"{source}: at their longest, {clash[0].name} and {clash[1].name} "
+                            "overlap")
     start = _ROOT_TAG.search(text)
     rect = _BARCODE_RECT.search(text)
     if start is None or rect is None:
@@ -179,16 +182,17 @@ def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm
              if k not in ("width", "height", "viewBox", "x", "y") and "}" not in k}
     attributes = "".join(f' {k}="{escape(v)}"' for k, v in extra.items())
     return SvgTemplate(
-        name=name, width=width_mm, height=height_mm, barcode_box=(bx, by, bw, bh),
-        module=module, barcode_capacity=capacity,
+        name=name, width=width_mm, height=height_mm, symbology=symbology,
+        barcode_box=(bx, by, bw, bh), module=module, capacities=capacities,
         before=to_format(text[start.end():rect.start()]),
         after=to_format(text[rect.end():content_end]),
         root_attributes=attributes, texts=texts)
 
 
 def _texts(root: ET.Element, source: str, width: float, height: float,
-           fields: dict[str, int]) -> tuple[TextItem, ...]:
+           fields: dict[str, int]) -> tuple[tuple[TextItem, ...], list[Overlap]]:
     items = []
+    boxes = []
     for element in root.iter():
         for key, value in element.attrib.items():
             if "${" in value:
@@ -218,4 +222,6 @@ def _texts(root: ET.Element, source: str, width: float, height: float,
                                 f"the label")
         items.append(TextItem(x, y, size, anchor, element.get("font-weight") == "bold",
                               to_format(content)))
-    return tuple(items)
+        boxes.append(Overlap(f"the text {content!r}", left, y - size, left + span,
+                             y + DESCENT_EM * size))
+    return tuple(items), boxes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NamedTuple
 
 MM_PER_INCH = 25.4
 DPIS = (203, 300)
@@ -56,4 +57,42 @@ def datamatrix_side(chars: int) -> int | None:
     for side, codewords in DATAMATRIX_SQUARES:
         if codewords >= chars:
             return side
+    return None
+
+# A printed module of one dot is as wide as the head's blur: scanners misread it. Two dots
+# is the least any template may use, at every resolution (ZPL ^BY / ^BX, SVG, PNG).
+MIN_MODULE_DOTS = 2
+# ISO/IEC 16022: a DataMatrix needs a quiet zone of one module on every side.
+DATAMATRIX_QUIET_MODULES = 1
+
+
+def module_dots(module_mm: float, dpi: int) -> int:
+    """The template's module width snapped to whole printer dots, never under two."""
+    return max(MIN_MODULE_DOTS, round(module_mm * dpi / MM_PER_INCH))
+
+
+def dots_in(start_mm: float, length_mm: float, dpi: int) -> tuple[int, int]:
+    """The whole dots inside [start, start + length] mm: (first dot, dots)."""
+    first = math.ceil(start_mm * dpi / MM_PER_INCH - 1e-9)
+    end = math.floor((start_mm + length_mm) * dpi / MM_PER_INCH + 1e-9)
+    return first, max(0, end - first)
+
+
+class Overlap(NamedTuple):
+    """A field's box on the label (any unit, the same for all boxes compared)."""
+
+    name: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def first_overlap(boxes: list[Overlap]) -> tuple[Overlap, Overlap] | None:
+    """Two boxes that overlap, if any (touching edges do not overlap)."""
+    for index, one in enumerate(boxes):
+        for other in boxes[index + 1:]:
+            if (one.left < other.right and other.left < one.right
+                    and one.top < other.bottom and other.top < one.bottom):
+                return one, other
     return None

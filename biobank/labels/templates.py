@@ -23,7 +23,7 @@ FORMATS = ("zpl", "svg", "png")
 SYMBOLOGIES = ("code128", "datamatrix")
 _LABEL_KEYS = {"name", "kind", "default", "description", "width_mm", "height_mm",
                "barcode_min", "fields", "variants"}
-_VARIANT_KEYS = {"symbology", "zpl", "svg", "default"}
+_VARIANT_KEYS = {"symbology", "zpl", "svg", "default", "dpi"}
 
 
 @dataclass
@@ -40,11 +40,16 @@ class LabelTemplate:
     svg: svg.SvgTemplate | None
     default: bool
 
+    @property
+    def dpis(self) -> tuple[int, ...]:
+        """The printer resolutions this template is laid out for."""
+        return tuple(sorted(self.zpl))
+
     def capacity(self, fmt: str, dpi: int) -> int:
-        """The longest barcode this template prints in a format."""
+        """The longest barcode this template prints in a format at a resolution."""
         if fmt == "zpl":
             return self.zpl[dpi].barcode_capacity
-        return self.svg.barcode_capacity if self.svg else 0
+        return self.svg.capacities[dpi] if self.svg else 0
 
     def check(self, item: dict[str, str], fmt: str, dpi: int) -> None:
         """Refuse data that would not fit the label (422 naming the tube and the field)."""
@@ -68,10 +73,13 @@ class LabelTemplate:
             raise Invalid(f"unknown format {fmt!r}: zpl, svg or png", field="format")
         if dpi not in DPIS:
             raise Invalid(f"dpi must be one of {', '.join(map(str, DPIS))}", field="dpi")
+        if dpi not in self.dpis:
+            raise Invalid(f"template {self.name} is laid out for "
+                          f"{' and '.join(map(str, self.dpis))} dpi printers only (its barcode "
+                          f"would not fit at {dpi} dpi in modules of two dots or more)",
+                          field="dpi")
         if fmt != "zpl" and self.svg is None:
-            raise Invalid(f"template {self.name} is ZPL only (python-barcode draws no "
-                          f"{self.symbology}); use a code128 template for {fmt}",
-                          field="template")
+            raise Invalid(f"template {self.name} is ZPL only", field="template")
         for item in items:
             self.check(item, fmt, dpi)
         if fmt == "zpl":
@@ -87,11 +95,11 @@ class LabelTemplate:
             if len(items) == 1:
                 [item] = items
                 document = drawing.document({k: escape(v) for k, v in item.items()},
-                                            drawing.symbol(item["barcode"]))
+                                            drawing.symbol(item["barcode"], dpi))
             else:
                 document = drawing.sheet([
                     drawing.body({k: escape(v) for k, v in item.items()},
-                                 drawing.symbol(item["barcode"])) for item in items])
+                                 drawing.symbol(item["barcode"], dpi)) for item in items], dpi)
             return document.encode(), svg.MIME
         images = [png.label_image(drawing, item, item["barcode"], dpi) for item in items]
         image = images[0] if len(images) == 1 else png.sheet(drawing, images, dpi)
@@ -105,12 +113,18 @@ class Registry:
         self.templates = templates
         self.defaults = {t.kind: t for t in templates.values() if t.default}
 
-    def get(self, name: str | None, kind: str) -> LabelTemplate:
-        """A template for a kind of label (the default when no name is given), or 422."""
+    def get(self, name: str | None, kind: str, dpi: int | None = None) -> LabelTemplate:
+        """A template for a kind of label, or 422. Without a name: the kind's default, or,
+        when that is not laid out for ``dpi``, the same label's variant that is."""
         if name is None:
             template = self.defaults.get(kind)
             if template is None:
                 raise Invalid(f"there is no {kind} label template", field="template")
+            if dpi is not None and dpi not in template.dpis:
+                fits = [t for t in self.templates.values()
+                        if t.label == template.label and dpi in t.dpis]
+                if fits:
+                    return sorted(fits, key=lambda t: t.name)[0]
             return template
         template = self.templates.get(name)
         if template is None:
@@ -126,7 +140,7 @@ class Registry:
         return [{"name": t.name, "kind": t.kind, "symbology": t.symbology,
                  "description": t.description, "default": t.default,
                  "formats": ["zpl"] + (["svg", "png"] if t.svg else []),
-                 "dpi": sorted(t.zpl), "fields": t.fields}
+                 "dpi": list(t.dpis), "fields": t.fields}
                 for t in sorted(self.templates.values(), key=lambda t: t.name)]
 
 
@@ -196,8 +210,14 @@ def _load_variant(folder: Path, source: str, spec: dict[str, Any], label: str, k
         raise TemplateError(f"{where}: symbology must be one of {SYMBOLOGIES}")
     name = f"{label}-{variant}"
     files = options.get("zpl") or {}
-    if sorted(int(d) for d in files) != sorted(DPIS):
-        raise TemplateError(f"{where}: give a ZPL file for each of {DPIS} dpi")
+    try:
+        dpis = tuple(sorted(int(d) for d in options.get("dpi", DPIS)))
+    except (TypeError, ValueError):
+        raise TemplateError(f"{where}: dpi is a list of resolutions, e.g. [300]") from None
+    if not dpis or set(dpis) - set(DPIS):
+        raise TemplateError(f"{where}: dpi must be some of {DPIS}")
+    if sorted(int(d) for d in files) != list(dpis):
+        raise TemplateError(f"{where}: give a ZPL file for each of {dpis} dpi")
     compiled = {}
     for dpi_text, filename in files.items():
         path = folder / filename
@@ -206,12 +226,10 @@ def _load_variant(folder: Path, source: str, spec: dict[str, Any], label: str, k
             height_mm=height, fields=fields, symbology=symbology, barcode_min=barcode_min)
     drawing = None
     if options.get("svg"):
-        if symbology != "code128":
-            raise TemplateError(f"{where}: SVG labels carry Code 128 (python-barcode draws "
-                                "no DataMatrix)")
         path = folder / options["svg"]
         drawing = svg.compile_svg(_read(path), source=str(path), name=name, width_mm=width,
-                                  height_mm=height, fields=fields, barcode_min=barcode_min)
+                                  height_mm=height, fields=fields, barcode_min=barcode_min,
+                                  symbology=symbology, dpis=dpis)
     return LabelTemplate(name=name, label=label, kind=kind, symbology=symbology,
                          description=str(spec.get("description", "")), fields=fields,
                          zpl=compiled, svg=drawing, default=bool(options.get("default")))

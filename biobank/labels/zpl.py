@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from biobank.labels.symbols import (
-    QUIET_MODULES, TemplateError, code128_capacity, code128_modules, datamatrix_capacity,
-    datamatrix_side, dots,
+    DATAMATRIX_QUIET_MODULES, MIN_MODULE_DOTS, QUIET_MODULES, Overlap, TemplateError,
+    code128_capacity, code128_modules, datamatrix_capacity, datamatrix_side, dots,
+    first_overlap,
 )
 
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
@@ -107,6 +108,7 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
     current: _Field | None = None
     capacity: int | None = None
     used: set[str] = set()
+    done: list[tuple[_Field, str]] = []
     for line, command, params in _commands(text, source):
         where = f"{source}:{line}: ^{command}"
         if command not in ALLOWED:
@@ -179,6 +181,7 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
                 current.data = params
             else:  # FS
                 found = _check_field(current, where, state, fields, symbology)
+                done.append((current, where))
                 if found is not None:
                     if capacity is not None:
                         raise TemplateError(f"{where}: one barcode per label template")
@@ -195,6 +198,11 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
     if capacity < barcode_min:
         raise TemplateError(f"{source}: the barcode holds only {capacity} characters; the "
                             f"label needs {barcode_min}")
+    longest = {**fields, "barcode": capacity}
+    clash = first_overlap([_box(f, where, longest, capacity) for f, where in done])
+    if clash is not None:
+        raise TemplateError(f"{source}: at their longest, {clash[0].name} and {clash[1].name} "
+                            "overlap")
     body = text.strip()
     cut = body.rindex("^XZ")
     return ZplTemplate(name=name, dpi=dpi, width=state["pw"], height=state["ll"],
@@ -245,6 +253,9 @@ def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict
         raise TemplateError(f"{where}: a barcode field holds exactly ${{barcode}}")
     if kind == "code128":
         module, bar_height = geometry
+        if module < MIN_MODULE_DOTS:
+            raise TemplateError(f"{where}: a module of {module} dot(s) (^BY{module}) prints "
+                                f"blurred; use ^BY{MIN_MODULE_DOTS} or more")
         if x < QUIET_MODULES * module:
             raise TemplateError(f"{where}: leave a quiet zone of {QUIET_MODULES} modules "
                                 f"({QUIET_MODULES * module} dots) left of the barcode")
@@ -255,10 +266,42 @@ def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict
             raise TemplateError(f"{where}: no room for a Code 128 symbol")
         return capacity
     module = geometry
-    side, capacity = datamatrix_capacity(math.floor(min(pw - x, ll - y) / module))
+    if module < MIN_MODULE_DOTS:
+        raise TemplateError(f"{where}: a DataMatrix module of {module} dot(s) prints blurred; "
+                            f"use ^BXN,{MIN_MODULE_DOTS} or more")
+    quiet = DATAMATRIX_QUIET_MODULES * module
+    if x < quiet or y < quiet:
+        raise TemplateError(f"{where}: leave a quiet zone of one module ({quiet} dots) "
+                            "around the DataMatrix")
+    side, capacity = datamatrix_capacity(math.floor((min(pw - x, ll - y) - quiet) / module))
     needed = datamatrix_side(min(fields["barcode"], capacity)) or side
     _inside(where, x + needed * module, y + needed * module, pw, ll)
     return capacity
+
+
+def _box(field_: _Field, where: str, longest: dict[str, int], capacity: int) -> Overlap:
+    """The dots a field takes at its longest; a barcode's include its quiet zones."""
+    x, y = field_.x, field_.y
+    if field_.symbol is None:
+        data = field_.data or ""
+        names = PLACEHOLDER.findall(data)
+        high, wide = field_.font or (0, 0)
+        length = len(PLACEHOLDER.sub("", data)) + sum(longest[n] for n in names)
+        if field_.block is not None:
+            return Overlap(where, x, y, x + field_.block[0], y + high * field_.block[1])
+        return Overlap(where, x, y, x + length * wide, y + high)
+    kind, geometry = field_.symbol
+    if kind == "box":
+        return Overlap(where, x, y, x + geometry[0], y + geometry[1])
+    if kind == "code128":
+        module, bar_height = geometry
+        quiet = QUIET_MODULES * module
+        return Overlap(where, x - quiet, y, x + code128_modules(capacity) * module + quiet,
+                       y + bar_height)
+    module = geometry
+    side = (datamatrix_side(capacity) or 0) * module
+    quiet = DATAMATRIX_QUIET_MODULES * module
+    return Overlap(where, x - quiet, y - quiet, x + side + quiet, y + side + quiet)
 
 
 def _inside(where: str, right: int, bottom: int, pw: int, ll: int) -> None:

@@ -6,7 +6,7 @@
 ^FO20,6^BY2^BCN,44,N,N,N,A^FH^FD${barcode}^FS
 ^FO20,56^A0N,21,14^FH^FD${barcode}^FS
 ^FO256,56^A0N,21,14^FB102,1,0,R^FH^FD${position}^FS
-^FO20,81^A0N,30,18^FH^FD${study_id}^FS
+^FO20,81^A0N,30,16^FH^FD${study_id}^FS
 ^FO262,81^A0N,30,12^FB96,1,0,R^FH^FD${timepoint}^FS
 ^FO20,118^A0N,24,13^FH^FD${material} ${aliquot_type}^FS
 ^FO238,118^A0N,24,12^FB120,1,0,R^FH^FD${date}^FS
