@@ -40,8 +40,26 @@ def cli_actor() -> str:
 def _run_alembic(command_name: str, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
     from alembic import command
 
-    with get_engine().begin() as connection:
-        getattr(command, command_name)(alembic_config(connection), *args, **kwargs)
+    with get_engine().connect() as connection:
+        # SQLite: batch migrations rebuild a table by copy, drop and rename, which foreign
+        # keys enforced at once refuse when other tables' rows point at it. Alembic's advice:
+        # switch enforcement off around the migration (only outside a transaction does the
+        # pragma act) and check every reference before committing.
+        raw = (connection.connection.driver_connection
+               if connection.dialect.name == "sqlite" else None)
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():
+                getattr(command, command_name)(alembic_config(connection), *args, **kwargs)
+                if raw is not None:
+                    broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise click.ClickException(f"the migration left rows pointing at "
+                                                   f"nothing: {broken[:5]}")
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys = ON")
 
 
 db_cli = AppGroup("db", help="Database schema (Alembic migrations).")

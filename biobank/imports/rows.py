@@ -9,8 +9,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from biobank.reference.sprec import (PRECENTRIFUGATION_TEMPERATURES, PRIMARY_CONTAINERS,
-                                     STORAGE, fluid_code, precentrifugation_code)
+from biobank.reference import sprec as spreccodes
+from biobank.reference.sprec import PRECENTRIFUGATION_TEMPERATURES, PRIMARY_CONTAINERS, STORAGE
 from biobank.samples import barcodes
 from biobank.samples.states import STATUSES
 
@@ -58,6 +58,7 @@ class Kind:
     name: str
     sprec_type: str | None
     materials: frozenset[str]
+    spins: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class Reference:
     timepoints: dict[str, tuple[int, str]]
     materials: dict[str, tuple[int, str]]
     kinds: dict[str, Kind]
+    sprec_types: dict[str, str]  # material code → its SPREC sample type
 
 
 @dataclass(slots=True)
@@ -187,13 +189,15 @@ def _temperature(raw: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def sprec(sprec_type: str | None, container: str, delay: Decimal | None,
-          temperature: str | None, storage: str) -> str | None:
-    """The aliquot's SPREC code, built as samples.service.split builds it."""
+def sprec(sprec_type: str | None, spins: int | None, material_type: str, container: str,
+          delay: Decimal | None, temperature: str | None, storage: str) -> str:
+    """The aliquot's SPREC code, built as samples.service.sprec_code builds it (an inventory
+    records no processing: elements 4–6 are what follows from the type, else X; DNA and RNA
+    carry their primary sample's code, the source tube being unknown)."""
     if not sprec_type:
-        return None
-    return fluid_code(sprec_type, container, precentrifugation_code(delay, temperature),
-                      storage=storage)
+        return spreccodes.source_code(material_type, container, delay, temperature)
+    return spreccodes.aliquot_code(sprec_type, container, delay, temperature, spins, None,
+                                   storage)
 
 
 class RowReader:
@@ -302,8 +306,9 @@ class RowReader:
             precentrifugation_temperature=temperature,
             accession_number=get("accession_number"),
             freeze_thaw_count=get("freeze_thaw_count", 0), status=get("status", "available"),
-            storage=storage, sprec_code=sprec(kind.sprec_type, container, delay, temperature,
-                                              storage),
+            storage=storage, sprec_code=sprec(
+                kind.sprec_type, kind.spins, self.reference.sprec_types.get(material[1], "ZZZ"),
+                container, delay, temperature, storage),
         ), []
 
     # --- one field each -----------------------------------------------------------------

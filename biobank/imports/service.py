@@ -19,13 +19,13 @@ volume_ml                       the tube's volume, mL, up to 3 decimals } at lea
 cell_count                      cells in the tube                       } of the two
 collected_at *, received_at *   ISO 8601 date or date-time; without a zone it is UTC;
                                 received not before collected, neither in the future
-container_code *                SPREC primary container (PED, SHP, HEP, PPS ...)
+container_code *                SPREC v3.0 primary container (PED, SHP, HEP, CPH ...)
 precentrifugation_delay_hours   hours from collection to processing (for the SPREC code)
-precentrifugation_temperature   RT or 2-10C
+precentrifugation_temperature   RT, 2-10C or 35-38C
 accession_number                the lab's accession number of the primary sample
 freeze_thaw_count               cycles so far; default 0
 status                          available (default), reserved, shipped, consumed ...
-storage                         SPREC long-term storage code D, C, N or X (default X)
+storage                         SPREC v3.0 long-term storage code (A…Z, default X)
 ==============================  ==========================================================
 (* required: the column, and a value on every row. Every row also needs a timepoint or an
 unscheduled_reason, and a volume_ml or a cell_count.)
@@ -118,8 +118,11 @@ def load_reference(session: Session) -> Reference:
                     for id_, code in session.execute(select(Timepoint.id, Timepoint.code))},
         materials={code.upper(): (id_, code)
                    for id_, code in session.execute(select(Material.id, Material.code))},
-        kinds={t.code.upper(): Kind(t.id, t.code, t.name, t.sprec_type, frozenset(t.materials))
+        kinds={t.code.upper(): Kind(t.id, t.code, t.name, t.sprec_type, frozenset(t.materials),
+                                    t.spins)
                for t in session.scalars(select(AliquotType))},
+        sprec_types={code: sprec_type for code, sprec_type
+                     in session.execute(select(Material.code, Material.sprec_type))},
     )
 
 

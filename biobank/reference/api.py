@@ -71,3 +71,11 @@ def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
 
 for _kind, (_in, _patch, _out) in _SCHEMAS.items():
     _routes(_kind, _in, _patch, _out)
+
+
+@blp.route("/sprec-codes", methods=["GET"])
+@blp.response(200, schemas.SprecTablesOut)
+@requires("reference:read")
+def sprec_codes():  # type: ignore[no-untyped-def]
+    """The SPREC v3.0 fluid tables: every element's codes and names, with their source."""
+    return service.sprec_tables(get_session())

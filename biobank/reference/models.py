@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from biobank.db import Base, Code, Str64, Str200
@@ -57,16 +57,34 @@ class AliquotType(Base):
     """What an aliquot holds (viable MNC, plasma, DNA...), with its SPREC sample type."""
 
     __tablename__ = "aliquot_type"
-    __table_args__ = (CheckConstraint("unit IN ('mL', 'cells')", name="unit"),)
+    __table_args__ = (CheckConstraint("unit IN ('mL', 'cells')", name="unit"),
+                      CheckConstraint("spins BETWEEN 0 AND 2", name="spins"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[Code] = mapped_column(unique=True)
     name: Mapped[Str200]
-    # None for complex derivatives (DNA, RNA), which have no fluid SPREC type.
+    # None for complex derivatives (DNA, RNA), which have no fluid SPREC type: they carry
+    # the code of the specimen they are extracted from (reference.sprec.source_code).
     sprec_type: Mapped[Code | None]
+    # Times the material is centrifuged to make it: 0 (not: SPREC elements 4–6 are N),
+    # 1 (single spun: the second centrifugation is N), 2 (double spun); None: as recorded.
+    spins: Mapped[int | None]
     unit: Mapped[Code] = mapped_column(default="mL")
     # Which primary materials it can come from; empty means any.
     materials: Mapped[list[str]]
+
+
+class SprecCode(Base):
+    """One code of one element of the SPREC v3.0 fluid tables (reference.sprec has the file
+    and its source; the migration that added this table loaded it)."""
+
+    __tablename__ = "sprec_code"
+    __table_args__ = (UniqueConstraint("element", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    element: Mapped[Code]
+    code: Mapped[str] = mapped_column(String(3))
+    name: Mapped[Str200]
 
 
 class Trial(Base):

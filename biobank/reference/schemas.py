@@ -34,6 +34,10 @@ class AliquotTypeIn(Schema):
     code = code_field(required=True)
     name = fields.String(required=True, validate=validate.Length(1, 200))
     sprec_type = fields.String(allow_none=True, load_default=None, validate=SPREC_TYPE)
+    spins = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(0, 2),
+                           metadata={"description": "times the material is centrifuged to make "
+                                     "it (0: SPREC 4–6 are N; 1: single spun, second "
+                                     "centrifugation N; 2: double spun); empty: as recorded"})
     unit = fields.String(load_default="mL", validate=validate.OneOf(["mL", "cells"]))
     materials = fields.List(code_field(), load_default=list)
 
@@ -120,3 +124,22 @@ class TrialOut(TrialIn):
 class TrialPatch(TrialIn):
     class Meta:
         exclude = ("code",)
+
+
+class SprecCodeOut(Schema):
+    code = fields.String()
+    name = fields.String()
+
+
+class SprecElementOut(Schema):
+    element = fields.String(metadata={"enum": ["sample_type", "primary_container",
+                                               "precentrifugation", "centrifugation",
+                                               "second_centrifugation", "post_centrifugation",
+                                               "long_term_storage"]})
+    codes = fields.List(fields.Nested(SprecCodeOut))
+
+
+class SprecTablesOut(Schema):
+    version = fields.String()
+    source = fields.String()
+    elements = fields.List(fields.Nested(SprecElementOut))

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
-from biobank.reference.models import (AliquotType, CountryMajority, Material, Site, Timepoint,
-                                      Trial)
+from biobank.reference import sprec
+from biobank.reference.models import (AliquotType, CountryMajority, Material, Site, SprecCode,
+                                      Timepoint, Trial)
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 
@@ -109,3 +110,13 @@ def update(session: Session, actor: str, kind: str, code: str, values: dict[str,
     record_audit(session, actor, kind, code, "updated", reason=reason,
                  old_values=old, new_values=values)
     return row
+
+
+def sprec_tables(session: Session) -> dict[str, Any]:
+    """The SPREC tables as stored, element by element in code order."""
+    rows = session.scalars(select(SprecCode).order_by(SprecCode.id))
+    by_element: dict[str, list[dict[str, str]]] = {name: [] for name in sprec.ELEMENTS}
+    for row in rows:
+        by_element.setdefault(row.element, []).append({"code": row.code, "name": row.name})
+    return {"version": sprec.VERSION, "source": sprec.SOURCE,
+            "elements": [{"element": k, "codes": v} for k, v in by_element.items()]}

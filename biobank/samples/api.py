@@ -85,7 +85,8 @@ def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ig
         raise Invalid("a position needs a box: say which box the tubes go into",
                       field=f"aliquots.{index}.position")
     made = service.split(session, current_actor(), parent, values["aliquots"], numbering(),
-                         consume_parent=values["consume_parent"], reason=values["reason"])
+                         consume_parent=values["consume_parent"], reason=values["reason"],
+                         processing=values["processing"])
     if box is not None:
         operations.store_new(session, current_actor(), made, box, positions, values["reason"])
     return made

@@ -36,7 +36,8 @@ class Sample(Base):
         CheckConstraint("volume_ml > 0", name="volume_positive"),
         CheckConstraint("volume_remaining_ml >= 0 AND volume_remaining_ml <= volume_ml",
                         name="remaining_within_volume"),
-        CheckConstraint("precentrifugation_temperature IN ('RT', '2-10C')", name="precentrif_temp"),
+        CheckConstraint("precentrifugation_temperature IN ('RT', '2-10C', '35-38C')",
+                        name="precentrif_temp"),
         Index("ix_sample_patient_timepoint", "patient_id", "timepoint_id"),
     )
 

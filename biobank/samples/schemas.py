@@ -5,7 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from biobank.reference.schemas import code_field
-from biobank.reference.sprec import PRECENTRIFUGATION_TEMPERATURES, STORAGE
+from biobank.reference.sprec import (CENTRIFUGATION_TEMPERATURES,
+                                     POST_CENTRIFUGATION_TEMPERATURES,
+                                     PRECENTRIFUGATION_TEMPERATURES, STORAGE)
 from biobank.samples.service import MANUAL_STATUSES
 from biobank.samples.states import STATUSES
 
@@ -28,12 +30,14 @@ class SampleIn(Schema):
     received_at = fields.AwareDateTime(required=True)
     volume_ml = volume_field(required=True)
     container_code = fields.String(required=True, validate=validate.Length(3, 3),
-                                   metadata={"description": "SPREC primary container, e.g. PED"})
+                                   metadata={"description": "SPREC v3.0 primary container, "
+                                             "e.g. PED (GET /sprec-codes lists them)"})
     precentrifugation_delay_hours = fields.Decimal(
         places=2, allow_none=True, load_default=None, validate=validate.Range(min=0, max=720))
     precentrifugation_temperature = fields.String(
         allow_none=True, load_default=None,
-        validate=validate.OneOf(PRECENTRIFUGATION_TEMPERATURES))
+        validate=validate.OneOf(PRECENTRIFUGATION_TEMPERATURES),
+        metadata={"description": "RT (18–28 °C), 2-10C or 35-38C, as SPREC's bands"})
     accession_number = fields.String(allow_none=True, load_default=None,
                                      validate=validate.Length(1, 64))
     notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
@@ -74,11 +78,38 @@ class AliquotSpec(Schema):
                             validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{4,64}\s*$"),
                             metadata={"description": "a pre-barcoded tube's own code"})
     storage = fields.String(load_default="X", validate=validate.OneOf(sorted(STORAGE)),
-                            metadata={"description": "SPREC long-term storage code"})
+                            metadata={"description": "SPREC v3.0 long-term storage code, e.g. "
+                                      "D (cryotube −85…−60 °C), E (programmable freezing to "
+                                      "< −135 °C), N (LN2 after −80 °C)"})
     position = fields.String(allow_none=True, load_default=None,
                              validate=validate.Length(1, 8),
                              metadata={"description": "where the tube goes in the split's "
                                        "box (A1, A01, 1…); default: the next free place"})
+
+
+class SpinIn(Schema):
+    temperature = fields.String(required=True,
+                                validate=validate.OneOf(CENTRIFUGATION_TEMPERATURES))
+    minutes = fields.Decimal(required=True, places=1, validate=validate.Range(
+        min=0, min_inclusive=False, max=600))
+    g = fields.Decimal(required=True, places=0, validate=validate.Range(
+        min=0, min_inclusive=False, max=1_000_000), metadata={"description": "relative "
+                                                                "centrifugal force, × g"})
+    braking = fields.Boolean(required=True)
+
+
+class ProcessingIn(Schema):
+    centrifugation = fields.Nested(SpinIn, allow_none=True, load_default=None,
+                                   metadata={"description": "SPREC element 4"})
+    second_centrifugation = fields.Nested(SpinIn, allow_none=True, load_default=None,
+                                          metadata={"description": "SPREC element 5 (double "
+                                                    "spun material)"})
+    post_centrifugation_delay_hours = fields.Decimal(
+        places=2, allow_none=True, load_default=None, validate=validate.Range(min=0, max=720),
+        metadata={"description": "SPREC element 6: from centrifugation to freezing"})
+    post_centrifugation_temperature = fields.String(
+        allow_none=True, load_default=None,
+        validate=validate.OneOf(POST_CENTRIFUGATION_TEMPERATURES))
 
 
 class SplitIn(Schema):
@@ -86,6 +117,10 @@ class SplitIn(Schema):
                            validate=validate.Length(1, 400))
     consume_parent = fields.Boolean(load_default=False)
     reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))
+    processing = fields.Nested(ProcessingIn, allow_none=True, load_default=None, metadata={
+        "description": "how the material was processed (centrifugations, delay before "
+                       "freezing): SPREC elements 4–6 of the new tubes; what is not given is "
+                       "X, what follows from the aliquot type (whole blood: N) is coded so"})
     box = fields.String(allow_none=True, load_default=None,
                         validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{3,64}\s*$"),
                         metadata={"description": "store the new tubes straight into this "
@@ -115,7 +150,14 @@ class AliquotOut(Schema):
     volume_remaining_ml = fields.Decimal(as_string=True, allow_none=True)
     source_volume_ml = fields.Decimal(as_string=True, allow_none=True)
     cell_count = fields.Integer(allow_none=True)
-    sprec_code = fields.String(allow_none=True)
+    sprec_code = fields.String(allow_none=True, metadata={
+        "description": "SPREC v3.0 fluid code (seven elements)"})
+    sprec_derived_from = fields.Function(
+        lambda a: (a.parent.barcode if a.parent_aliquot_id else a.sample.barcode)
+        if a.aliquot_type.sprec_type is None else None,
+        metadata={"type": "string", "nullable": True,
+                  "description": "for DNA and RNA (no SPREC type of their own): the tube or "
+                                 "sample whose code this extract carries"})
     freeze_thaw_count = fields.Integer()
     status = fields.String()
     created_at = fields.AwareDateTime()

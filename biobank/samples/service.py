@@ -16,7 +16,7 @@ from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.reference.service import by_code
-from biobank.reference.sprec import PRIMARY_CONTAINERS, fluid_code, precentrifugation_code
+from biobank.reference import sprec
 from biobank.samples import barcodes, states
 from biobank.samples.models import Aliquot, Sample
 from biobank.storage.naming import PREFIXES as CONTAINER_PREFIXES
@@ -62,7 +62,7 @@ def register_sample(session: Session, actor: str, values: dict[str, Any],
         raise Invalid("give a timepoint, or an unscheduled_reason for an unscheduled sample",
                       field="timepoint")
     material = by_code(session, Material, values.pop("material"), "material")
-    if values["container_code"] not in PRIMARY_CONTAINERS:
+    if values["container_code"] not in sprec.PRIMARY_CONTAINERS:
         raise Invalid(f"{values['container_code']!r} is not a SPREC primary container code",
                       field="container_code")
     collected = values["collected_at"] = values["collected_at"].astimezone(dt.UTC)
@@ -180,13 +180,29 @@ def _debit(index: int, child: dict[str, Any]) -> Decimal:
     return Decimal(amount)
 
 
+def sprec_code(kind: AliquotType, sample: Sample, parent: Aliquot | None, storage: str,
+               processing: dict[str, Any] | None) -> str:
+    """A new tube's SPREC v3.0 code: its type's, or for DNA and RNA its source's."""
+    if kind.sprec_type is None:
+        if parent is not None and parent.sprec_code:
+            return parent.sprec_code
+        return sprec.source_code(sample.material.sprec_type, sample.container_code,
+                                 sample.precentrifugation_delay_hours,
+                                 sample.precentrifugation_temperature)
+    return sprec.aliquot_code(kind.sprec_type, sample.container_code,
+                              sample.precentrifugation_delay_hours,
+                              sample.precentrifugation_temperature, kind.spins, processing,
+                              storage)
+
+
 def split(session: Session, actor: str, parent: Sample | Aliquot, children: list[dict[str, Any]],
           numbering: Numbering, *, consume_parent: bool = False,
-          reason: str | None = None) -> list[Aliquot]:
+          reason: str | None = None, processing: dict[str, Any] | None = None) -> list[Aliquot]:
     """Split a sample or an aliquot into aliquots, atomically; barcodes come back in order.
 
     The parent is debited with one conditional UPDATE, so concurrent splits can never take
-    more than it has left.
+    more than it has left. ``processing`` (centrifugations, delay before freezing) gives the
+    new tubes' SPREC elements 4–6 and is kept in their ``aliquoted`` events.
     """
     is_sample = isinstance(parent, Sample)
     sample = parent if is_sample else parent.sample
@@ -227,21 +243,19 @@ def split(session: Session, actor: str, parent: Sample | Aliquot, children: list
         session.expire(parent, ["volume_remaining_ml"])
 
     codes = _children_barcodes(session, children, numbering)
-    precentrif = precentrifugation_code(sample.precentrifugation_delay_hours,
-                                        sample.precentrifugation_temperature)
     now = utcnow()
     rows = []
     for code, child in zip(codes, children, strict=True):
         kind = types[child["aliquot_type"]]
-        sprec = (fluid_code(kind.sprec_type, sample.container_code, precentrif,
-                            storage=child.get("storage", "X")) if kind.sprec_type else None)
+        code_of = sprec_code(kind, sample, None if is_sample else parent,
+                             child.get("storage", "X"), processing)
         rows.append({
             "barcode": code, "barcode_source": "external" if child.get("barcode") else "issued",
             "sample_id": sample.id, "parent_aliquot_id": None if is_sample else parent.id,
             "aliquot_type_id": kind.id, "volume_ml": child.get("volume_ml"),
             "volume_remaining_ml": child.get("volume_ml"),
             "source_volume_ml": child.get("source_volume_ml"),
-            "cell_count": child.get("cell_count"), "sprec_code": sprec,
+            "cell_count": child.get("cell_count"), "sprec_code": code_of,
             "freeze_thaw_count": 0, "status": "available", "created_at": now,
         })
     # Ids matched by barcode: RETURNING in parameter order would make SQLAlchemy send SQLite
@@ -255,7 +269,8 @@ def split(session: Session, actor: str, parent: Sample | Aliquot, children: list
         "event_type": "aliquoted", "aliquot_id": new_id, "reason": reason,
         "new_values": {"barcode": row["barcode"], "parent": parent.barcode,
                        "aliquot_type": child["aliquot_type"], "volume_ml": row["volume_ml"],
-                       "cell_count": row["cell_count"], "sprec_code": row["sprec_code"]},
+                       "cell_count": row["cell_count"], "sprec_code": row["sprec_code"],
+                       **({"processing": processing} if processing else {})},
     } for new_id, row, child in zip(ids, rows, children, strict=True)], actor, now,
         new_chains=True)  # the tubes were inserted just above
     record_events(session, [{
