@@ -9,7 +9,7 @@ from sqlalchemy import select
 from biobank import clock
 from biobank.consent.officer import add_months
 from biobank.reference import service as reference
-from biobank.reference.models import Site
+from biobank.reference.models import Site, Trial
 from consent_helpers import days_ago, give, officer, studies  # noqa: F401
 
 TODAY = clock.today()
@@ -21,8 +21,12 @@ def _patient_coming_of_age(make_patient, session, *, site: str = "NL-PMC", years
     if session.scalar(select(Site.id).where(Site.code == site)) is None:
         reference.create(session, "t", "sites", {"code": site, "name": site, "country": site[:2]})
     birth = add_months(TODAY, in_months - 12 * years)
-    return make_patient(site=site, age_at_diagnosis_days=120,
-                        diagnosis_date=birth + dt.timedelta(days=120))
+    diagnosed = birth + dt.timedelta(days=120)
+    # Interfant-21 opened in 2022: a patient coming of age now is a hypothetical earlier
+    # trial's, so the trial's opening date (reference data) is moved back for the test.
+    trial = session.scalar(select(Trial))
+    trial.opened_on = min(trial.opened_on, diagnosed)
+    return make_patient(site=site, age_at_diagnosis_days=120, diagnosis_date=diagnosed)
 
 
 def _due(client, months: int = 6) -> dict:  # type: ignore[no-untyped-def,type-arg]

@@ -228,3 +228,14 @@ def test_the_patient_pages_show_a_provisional_group_and_the_warning(tech, login,
                                                             "reason": "typo"})
     page = browser.get(f"/patients/{blocked.study_id}").get_data(as_text=True)
     assert "one-way" in page
+
+
+def test_a_manager_edits_the_trials_opening_date_and_the_bound_follows(tech, manager):
+    """PATCH /trials/INTERFANT-21 moves the bound (audited reference data); control
+    characters in its text are refused."""
+    answer = manager.patch("/api/v1/trials/INTERFANT-21", json={"opened_on": "2023-01-10"})
+    assert answer.status_code == 200, answer.json
+    refused = tech.post("/api/v1/patients", json=young_infant(diagnosis_date="2023-01-09"))
+    assert refused.status_code == 422 and "2023-01-10" in refused.json["message"]
+    bad = manager.patch("/api/v1/trials/INTERFANT-21", json={"name": "Inter\x00fant"})
+    assert bad.status_code == 422 and "name" in bad.json["errors"]["json"]

@@ -108,10 +108,13 @@ class CountryMajorityPatch(CountryMajorityIn):
         exclude = ("code",)
 
 
+PLAIN_TEXT = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="control characters are not allowed")
+
+
 class TrialIn(Schema):
     code = code_field(required=True)
-    name = fields.String(required=True, validate=validate.Length(1, 200))
-    registry_id = fields.String(required=True, validate=validate.Length(1, 64),
+    name = fields.String(required=True, validate=[validate.Length(1, 200), PLAIN_TEXT])
+    registry_id = fields.String(required=True, validate=[validate.Length(1, 64), PLAIN_TEXT],
                                 metadata={"description": "e.g. NCT05327894"})
     opened_on = fields.Date(required=True, metadata={
         "description": "the trial's start date: no diagnosis before it is accepted"})

@@ -163,7 +163,8 @@ def test_placing_tubes_into_a_box_by_scanning(page, live_server):
 
 def test_uploading_a_rack_scan_and_confirming_it(page, live_server, tmp_path):
     """The scan is shown as a coloured grid first: a match, a moved tube, a missing one, an
-    unknown and an unreadable code; confirming applies the moves."""
+    unknown and an unreadable code; the unknown tube and the unread well must be ticked as
+    seen before the confirm goes through; confirming applies the moves."""
     made = live_server.call(new_patient, 4, 2)  # A1 and A2 stored
     scan_file = tmp_path / "rack.csv"
     scan_file.write_text(f"Rack,Position,Tube\n{made.box},A1,{made.tubes[0]}\n"
@@ -177,6 +178,10 @@ def test_uploading_a_rack_scan_and_confirming_it(page, live_server, tmp_path):
         cell = page.locator(f'.rackmap .cell[title^="{position}:"]')
         assert f"rk-{finding}" in cell.get_attribute("class"), position
     shot(page, "rack-scan-preview")
+    page.get_by_role("button", name="Confirm the scan").click()  # the browser asks first
+    assert page.get_by_role("button", name="Confirm the scan").is_visible()
+    page.get_by_label("not registered in the biobank").check()
+    page.get_by_label("could not be read by the scanner").check()
     page.get_by_role("button", name="Confirm the scan").click()
     assert "1 tube(s) moved" in page.get_by_role("status").inner_text()
     assert page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute(
