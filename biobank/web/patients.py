@@ -66,7 +66,8 @@ def patient_page(study_id: str):  # type: ignore[no-untyped-def]
     session = get_session()
     patient = patients.get_patient(session, study_id, with_history=True)
     view: dict[str, Any] = {
-        "patient": patient, "pending": [risk.FACT_NAMES[name] for name in patients.pending_facts(patient)],
+        "patient": patient,
+        "pending": [risk.FACT_NAMES[name] for name in patients.pending_facts(patient)],
         "matrix": completeness(patients.timeline(session, patient)),
         "consent": None, "withdrawals": [], "tubes": [],
     }
