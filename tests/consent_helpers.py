@@ -8,16 +8,25 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.consent import service
+from biobank.reference.models import Trial
 from biobank.samples import service as samples
 
 ACTOR = "consent-fixture"
 NUMBERING = samples.Numbering()
 TODAY = clock.today()
 FORM = "ICF-IF21-NL-3"
+
+
+def open_trial_by(session: Session, day: dt.date) -> None:
+    """Move the trial's opening date (reference data) back to ``day`` at the latest: tests of
+    patients coming of age need infants diagnosed long before Interfant-21 opened (2022)."""
+    for trial in session.scalars(select(Trial)):
+        trial.opened_on = min(trial.opened_on, day)
 
 
 def days_ago(n: int) -> dt.date:

@@ -14,7 +14,7 @@ from biobank.reference import service as reference
 from biobank.samples import service as samples
 from biobank.storage import operations
 from biobank.storage import service as storage
-from consent_helpers import ACTOR, give, officer, studies  # noqa: F401
+from consent_helpers import ACTOR, give, officer, open_trial_by, studies  # noqa: F401
 from consent_views import agree, verdicts
 
 NUMBERING = samples.Numbering()
@@ -33,6 +33,7 @@ def grown(session, make_patient, make_sample, make_aliquots, give):  # type: ign
         today = clock.today()
         born = _years_before(today, age) - dt.timedelta(days=10)
         diagnosed = born + dt.timedelta(days=100)
+        open_trial_by(session, diagnosed)
         patient = make_patient(site=site, diagnosis_date=diagnosed, age_at_diagnosis_days=100)
         [tube] = make_aliquots(1, parent=make_sample(patient))
         for component in ("storage", "DEMO", "MRD-NGS"):

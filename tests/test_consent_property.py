@@ -34,7 +34,7 @@ from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
-from consent_helpers import ACTOR, FORM, studies  # noqa: F401
+from consent_helpers import ACTOR, FORM, open_trial_by, studies  # noqa: F401
 from consent_views import agree, verdicts
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -109,6 +109,7 @@ def _world(session: Session, of_age: dt.date) -> tuple[Any, list[Any], Any]:
     """An NL patient turning 16 on ``of_age``, three tubes stored in a box (never committed)."""
     born = of_age.replace(year=of_age.year - 16)
     diagnosed = born + dt.timedelta(days=90)
+    open_trial_by(session, diagnosed)
     patient = patients.register(session, ACTOR, {
         "study_id": "IF21-PROP-001", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
         "fusion_partner": "AFF1", "diagnosis_date": diagnosed, "age_at_diagnosis_days": 90,

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from biobank import clock
 from biobank.consent.officer import add_months
 from biobank.reference import service as reference
-from biobank.reference.models import Site, Trial
-from consent_helpers import days_ago, give, officer, studies  # noqa: F401
+from biobank.reference.models import Site
+from consent_helpers import days_ago, give, officer, open_trial_by, studies  # noqa: F401
 
 TODAY = clock.today()
 
@@ -22,10 +22,7 @@ def _patient_coming_of_age(make_patient, session, *, site: str = "NL-PMC", years
         reference.create(session, "t", "sites", {"code": site, "name": site, "country": site[:2]})
     birth = add_months(TODAY, in_months - 12 * years)
     diagnosed = birth + dt.timedelta(days=120)
-    # Interfant-21 opened in 2022: a patient coming of age now is a hypothetical earlier
-    # trial's, so the trial's opening date (reference data) is moved back for the test.
-    trial = session.scalar(select(Trial))
-    trial.opened_on = min(trial.opened_on, diagnosed)
+    open_trial_by(session, diagnosed)
     return make_patient(site=site, age_at_diagnosis_days=120, diagnosis_date=diagnosed)
 
 
