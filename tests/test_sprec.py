@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from biobank import create_app
+from biobank import clock, create_app
 from biobank.reference import sprec
 from biobank.reference.models import SprecCode
 from db_helpers import private_database
@@ -35,7 +35,7 @@ def sample_body(study_id: str, **overrides):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def patient(make_patient):  # type: ignore[no-untyped-def]
     """A patient diagnosed 10 days ago."""
-    return make_patient(diagnosis_date=dt.date.today() - dt.timedelta(days=10))
+    return make_patient(diagnosis_date=clock.today() - dt.timedelta(days=10))
 
 
 def split(tech, sample, *children, **extra):  # type: ignore[no-untyped-def]
