@@ -10,7 +10,7 @@ from marshmallow import Schema
 
 from biobank.auth.permissions import allowed, requires
 from biobank.auth.web import current_actor, current_asker, current_user
-from biobank.consent import gate, officer, pseudonym, schemas, service, withdrawal
+from biobank.consent import anonymise, gate, officer, pseudonym, schemas, service, withdrawal
 from biobank.consent.models import GENERAL_COMPONENTS
 from biobank.db import get_session
 from biobank.errors import NotFound
@@ -193,6 +193,26 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
                                  _number(task_id, "destruction task"))
 
 
+@blp.route("/consent/anonymisation-tasks", methods=["GET"])
+@blp.arguments(schemas.TaskQuery, location="query")
+@blp.response(200, schemas.AnonymisationTaskOut(many=True))
+@requires("consent:read")
+def list_anonymisation_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
+    """Anonymised tubes to relabel (beside the destruction tasks), with where each one is."""
+    return anonymise.tasks(get_session(), pending_only=query["pending"])
+
+
+@blp.route("/consent/anonymisation-tasks/<task_id>/done", methods=["POST"])
+@blp.response(200, schemas.AnonymisationTaskOut)
+@blp.alt_response(404, description="no such anonymisation task")
+@blp.alt_response(409, description="the task is already done, or the tube changed meanwhile")
+@requires("aliquot:write")
+def complete_anonymisation_task(task_id: str):  # type: ignore[no-untyped-def]
+    """The tube was relabelled: it goes back into use and the task forgets it."""
+    return anonymise.complete_task(get_session(), current_actor(),
+                                   _number(task_id, "anonymisation task"))
+
+
 @blp.route("/consent/recalls", methods=["GET"])
 @blp.arguments(schemas.OutstandingQuery, location="query")
 @blp.response(200, schemas.RecallOut(many=True))
@@ -248,7 +268,8 @@ def _answer(decision: gate.Decision, substudy: str) -> dict[str, Any]:
     reasons = (gate.researcher_reasons(decision) if _is_researcher()
                else list(decision.reasons))
     return {"barcode": decision.barcode, "substudy": substudy, "allowed": decision.allowed,
-            "reasons": reasons, "justification": list(decision.justification)}
+            "reasons": reasons, "justification": list(decision.justification),
+            "basis": decision.basis}
 
 
 def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:

@@ -42,6 +42,7 @@ class Decision:
     reasons: tuple[str, ...]
     justification: tuple[int, ...] = ()  # consent entry ids: storage, then sub-study
     barcode: str | None = None
+    basis: str | None = None  # when allowed: "consent", or "anonymised" (no patient)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class _Tube:
     id: int
     barcode: str
     status: str
-    patient_id: int
+    patient_id: int | None  # None: anonymised
     of_age: dt.date | None  # the day the patient comes of age
 
 
@@ -57,12 +58,13 @@ def _tubes_query() -> Select[Any]:
     return (select(Aliquot.id, Aliquot.barcode, Aliquot.status, Sample.patient_id,
                    rule.majority_day_of(Patient))
             .join(Sample, Aliquot.sample_id == Sample.id)
-            .join(Patient, Sample.patient_id == Patient.id))
+            .outerjoin(Patient, Sample.patient_id == Patient.id))
 
 
 def _entries(session: Session, patient_ids: set[int],
-             substudy: Substudy) -> dict[int, list[ConsentEntry]]:
-    by_patient: dict[int, list[ConsentEntry]] = {p: [] for p in patient_ids}
+             substudy: Substudy) -> dict[int | None, list[ConsentEntry]]:
+    by_patient: dict[int | None, list[ConsentEntry]] = {p: [] for p in patient_ids}
+    by_patient[None] = []
     if not patient_ids:
         return by_patient
     for entry in session.scalars(
@@ -88,6 +90,12 @@ def _component_reasons(entry: ConsentEntry | None, standing: str, label: str, da
     return [f"{label} {entry.decision} on {entry.effective_date}"]
 
 
+def not_accepted(substudy: Substudy) -> str:
+    """The reason an anonymised tube may not go to a sub-study."""
+    return (f"anonymised tube: sub-study {substudy.code} does not accept anonymised "
+            "material")
+
+
 def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
             day: dt.date) -> Decision:
     reasons = []
@@ -95,6 +103,12 @@ def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
         reasons.append(f"the tube is {tube.status}")
     if not substudy.open:
         reasons.append(f"sub-study {substudy.code} is closed")
+    if tube.patient_id is None:
+        # No patient, so no consent to ask: only a sub-study that takes anonymised material.
+        if not substudy.accepts_anonymised:
+            reasons.append(not_accepted(substudy))
+        return (Decision(False, tuple(reasons), barcode=tube.barcode) if reasons
+                else Decision(True, (), (), tube.barcode, "anonymised"))
     state = rule.state_on(entries, day)
     later = {rule.key_of(e) for e in entries if e.effective_date > day}
     own_key = ("substudy", substudy.id)
@@ -109,7 +123,7 @@ def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
     if reasons:
         return Decision(False, tuple(reasons), barcode=tube.barcode)
     assert storage is not None and own is not None
-    return Decision(True, (), (storage.id, own.id), tube.barcode)
+    return Decision(True, (), (storage.id, own.id), tube.barcode, "consent")
 
 
 def day_at(at: dt.datetime | None) -> dt.date:
@@ -121,7 +135,8 @@ def _decide_all(session: Session, tubes: Sequence[_Tube], substudy_code: str,
                 at: dt.datetime | None) -> tuple[Substudy, dict[int, Decision]]:
     substudy = service.get_substudy(session, substudy_code)
     day = day_at(at)
-    entries = _entries(session, {t.patient_id for t in tubes}, substudy)
+    entries = _entries(session, {t.patient_id for t in tubes if t.patient_id is not None},
+                       substudy)
     return substudy, {t.id: _decide(t, substudy, entries[t.patient_id], day) for t in tubes}
 
 
@@ -160,7 +175,8 @@ NOT_CONSENTED = "consent does not allow this use"
 def researcher_reasons(decision: Decision) -> list[str]:
     """The reasons a researcher may read: the tube's status and the sub-study's, and
     whether consent allows the use, without the dates and decisions behind it."""
-    kept = [r for r in decision.reasons if r.startswith(("the tube is ", "sub-study "))]
+    kept = [r for r in decision.reasons
+            if r.startswith(("the tube is ", "sub-study ", "anonymised tube: "))]
     if len(kept) < len(decision.reasons):
         kept.append(NOT_CONSENTED)
     return kept
@@ -189,8 +205,14 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
     if not aliquot_ids:
         raise Invalid("no tubes to release", field="aliquots")
     at = at or utcnow()
+    # Share-lock the patients first (a lock cannot reach the nullable side of the outer
+    # join), then read the tubes: an anonymisation that committed meanwhile shows as one.
+    session.execute(select(Patient.id).where(Patient.id.in_(
+        select(Sample.patient_id).join(Aliquot, Aliquot.sample_id == Sample.id)
+        .where(Aliquot.id.in_(aliquot_ids)))).order_by(Patient.id)
+        .with_for_update(read=True)).all()
     tubes = [_Tube(*row) for row in session.execute(
-        _tubes_query().where(Aliquot.id.in_(aliquot_ids)).with_for_update(read=True, of=Patient))]
+        _tubes_query().where(Aliquot.id.in_(aliquot_ids)))]
     substudy, decisions = _decide_all(session, tubes, substudy_code, at)
     unknown = set(aliquot_ids) - set(decisions)
     if unknown:
@@ -200,9 +222,10 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
         raise Conflict("consent does not allow this release: " + "; ".join(
             f"{d.barcode}: {', '.join(d.reasons)}" for d in refused), field="aliquots")
     rows = [{"release_kind": kind, "release_reference": reference, "aliquot_id": i,
-             "substudy_id": substudy.id, "storage_consent_id": decisions[i].justification[0],
-             "substudy_consent_id": decisions[i].justification[1], "released_at": at,
-             "actor": actor} for i in dict.fromkeys(aliquot_ids)]
+             "substudy_id": substudy.id, "basis": decisions[i].basis,
+             "storage_consent_id": (decisions[i].justification or (None, None))[0],
+             "substudy_consent_id": (decisions[i].justification or (None, None))[1],
+             "released_at": at, "actor": actor} for i in dict.fromkeys(aliquot_ids)]
     ids = list(session.scalars(insert(ReleaseJustification)
                                .returning(ReleaseJustification.id, sort_by_parameter_order=True),
                                rows))
@@ -222,6 +245,13 @@ def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     """The consent state at the scan station, with a withdrawal in words (one query)."""
     row = session.execute(_LOG, {"patient_id": patient_id}).one()
     return card_of(row.log, row.of_age, status)
+
+
+def anonymised_card() -> dict[str, Any]:
+    """The scan card of a tube (or sample) whose link to its patient was cut."""
+    return {"storage": "anonymised", "storage_since": None, "substudies": {},
+            "summary": "anonymised (no link to a patient): usable only for sub-studies that "
+                       "accept anonymised material"}
 
 
 def card_of(log: list[dict[str, Any]] | None, of_age: dt.date | str | None,

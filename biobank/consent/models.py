@@ -17,6 +17,10 @@ DECISIONS = ("given", "declined", "withdrawn")
 # Who signed: infants cannot, so a parent or guardian; the participant at re-consent.
 SIGNATORIES = ("mother", "father", "legal_guardian", "participant", "other")
 WITHDRAWAL_SCOPES = ("storage", "data", "all", "substudy")
+# What becomes of the tubes when storage consent ends (anonymise only where the law allows).
+OUTCOMES = ("destroy", "anonymise")
+# Why a release was allowed: the patient's consent, or the tube being anonymised.
+RELEASE_BASES = ("consent", "anonymised")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -39,6 +43,8 @@ class Substudy(Base):
     principal_investigator: Mapped[Str200]
     description: Mapped[str | None] = mapped_column(Text)
     open: Mapped[bool] = mapped_column(default=True)
+    # Whether it may receive anonymised tubes (no patient, no consent to check).
+    accepts_anonymised: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -118,6 +124,9 @@ class Withdrawal(Base):
         CheckConstraint(_in("scope", WITHDRAWAL_SCOPES), name="scope"),
         CheckConstraint(_substudy_iff("scope", "substudy"), name="substudy_scope"),
         CheckConstraint(_in("requested_by", SIGNATORIES), name="requested_by"),
+        CheckConstraint(f"outcome IS NULL OR {_in('outcome', OUTCOMES)}", name="outcome"),
+        CheckConstraint("outcome IS NULL OR scope IN ('storage', 'all')",
+                        name="outcome_for_storage"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +136,8 @@ class Withdrawal(Base):
     withdrawn_on: Mapped[dt.date]
     requested_by: Mapped[Code]
     reason: Mapped[Str200 | None]
+    # For a withdrawal that ends storage: destroy or anonymise the tubes; None otherwise.
+    outcome: Mapped[Code | None]
     recorded_by: Mapped[Str64]
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -159,6 +170,34 @@ class DestructionTask(Base):
     cancelled_at: Mapped[dt.datetime | None]
 
 
+class AnonymisationTask(Base):
+    """A tube a technician must relabel (its label may carry the study pseudonym) after a
+    storage withdrawal whose outcome is anonymise.
+
+    The tube's sample lost its patient when the withdrawal was recorded; this task is the
+    last row tying the tube to the withdrawal (and so to the patient): completing it clears
+    ``aliquot_id`` and ``barcode``, keeping only that a tube was anonymised, when and by whom.
+    """
+
+    __tablename__ = "anonymisation_task"
+    __table_args__ = (
+        CheckConstraint("(completed_at IS NULL AND aliquot_id IS NOT NULL "
+                        "AND barcode IS NOT NULL) OR "
+                        "(completed_at IS NOT NULL AND aliquot_id IS NULL AND barcode IS NULL)",
+                        name="link_until_done"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    withdrawal_id: Mapped[int] = mapped_column(ForeignKey("consent_withdrawal.id"), index=True)
+    aliquot_id: Mapped[int | None] = mapped_column(ForeignKey("aliquot.id"), index=True)
+    barcode: Mapped[Str64 | None]
+    # The tube's status when the withdrawal came: it goes back to it once relabelled.
+    blocked_from: Mapped[Code]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[dt.datetime | None]
+    completed_by: Mapped[Str64 | None]
+
+
 class RecallNotice(Base):
     """A shipped tube whose recipient must be told that consent was withdrawn."""
 
@@ -178,22 +217,31 @@ class RecallNotice(Base):
 
 
 class ReleaseJustification(Base):
-    """Which consent entries allowed a tube to be released for a sub-study, and when."""
+    """Which consent entries allowed a tube to be released for a sub-study, and when; or,
+    for an anonymised tube, that it was anonymised and the sub-study accepts that."""
 
     __tablename__ = "release_justification"
-    __table_args__ = (UniqueConstraint("release_kind", "release_reference", "aliquot_id"),)
+    __table_args__ = (
+        UniqueConstraint("release_kind", "release_reference", "aliquot_id"),
+        CheckConstraint(f"{_in('basis', RELEASE_BASES)}", name="basis"),
+        CheckConstraint("(basis = 'consent' AND storage_consent_id IS NOT NULL "
+                        "AND substudy_consent_id IS NOT NULL) OR "
+                        "(basis = 'anonymised' AND storage_consent_id IS NULL "
+                        "AND substudy_consent_id IS NULL)", name="basis_entries"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     release_kind: Mapped[Code]
     release_reference: Mapped[Str64]
     aliquot_id: Mapped[int] = mapped_column(ForeignKey("aliquot.id"), index=True)
     substudy_id: Mapped[int] = mapped_column(ForeignKey("substudy.id"))
-    storage_consent_id: Mapped[int] = mapped_column(ForeignKey("consent_entry.id"))
-    substudy_consent_id: Mapped[int] = mapped_column(ForeignKey("consent_entry.id"))
+    basis: Mapped[Code] = mapped_column(default="consent")
+    storage_consent_id: Mapped[int | None] = mapped_column(ForeignKey("consent_entry.id"))
+    substudy_consent_id: Mapped[int | None] = mapped_column(ForeignKey("consent_entry.id"))
     released_at: Mapped[dt.datetime]
     actor: Mapped[Str64]
 
     @property
     def consent_entry_ids(self) -> list[int]:
-        """The consent entries that allowed the release."""
-        return [self.storage_consent_id, self.substudy_consent_id]
+        """The consent entries that allowed the release (none for an anonymised tube)."""
+        return [i for i in (self.storage_consent_id, self.substudy_consent_id) if i is not None]

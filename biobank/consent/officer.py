@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.consent import rule
-from biobank.consent.models import ConsentEntry, DestructionTask, RecallNotice, Withdrawal
+from biobank.consent import anonymise
+from biobank.consent.models import (
+    AnonymisationTask,
+    ConsentEntry,
+    DestructionTask,
+    RecallNotice,
+    Withdrawal,
+)
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
@@ -181,11 +188,14 @@ class WithdrawalView:
     study_id: str
     tasks: Counter[str]
     recalls: Counter[str]
+    anonymisation: Counter[str]
 
     @property
     def outstanding(self) -> bool:
-        """Whether a tube still awaits destruction or a recipient has not answered."""
-        return bool(self.tasks["pending"] or self.recalls["unacknowledged"])
+        """Whether a tube still awaits destruction or relabelling, or a recipient has not
+        answered."""
+        return bool(self.tasks["pending"] or self.anonymisation["pending"]
+                    or self.recalls["unacknowledged"])
 
 
 def withdrawals(session: Session, *, outstanding_only: bool = False,
@@ -203,7 +213,14 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
     ids = [w.id for w, _ in rows]
     task_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
     recall_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
+    relabel_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
     if ids:
+        relabelled = AnonymisationTask.completed_at.is_not(None)
+        for wid, is_done, n in session.execute(
+                select(AnonymisationTask.withdrawal_id, relabelled, func.count())
+                .where(AnonymisationTask.withdrawal_id.in_(ids))
+                .group_by(AnonymisationTask.withdrawal_id, relabelled)):
+            relabel_counts[wid]["done" if is_done else "pending"] += n
         done = DestructionTask.completed_at.is_not(None)
         cancelled = DestructionTask.cancelled_at.is_not(None)
         for wid, is_done, is_cancelled, n in session.execute(
@@ -220,7 +237,8 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
             recall_counts[wid]["acknowledged" if is_ack else "unacknowledged"] += n
             if is_reported:
                 recall_counts[wid]["destruction_reported"] += n
-    views = [WithdrawalView(w, sid, task_counts[w.id], recall_counts[w.id]) for w, sid in rows]
+    views = [WithdrawalView(w, sid, task_counts[w.id], recall_counts[w.id], relabel_counts[w.id])
+             for w, sid in rows]
     return [v for v in views if v.outstanding] if outstanding_only else views
 
 
@@ -230,6 +248,7 @@ class WithdrawalDetail(WithdrawalView):
 
     destruction_tasks: list[TaskView]
     recall_notices: list[RecallView]
+    anonymisation_tasks: list[Any]
 
 
 def get_withdrawal(session: Session, withdrawal_id: int) -> WithdrawalDetail:
@@ -239,7 +258,9 @@ def get_withdrawal(session: Session, withdrawal_id: int) -> WithdrawalDetail:
         raise NotFound(f"no withdrawal {withdrawal_id}")
     return WithdrawalDetail(**found[0].__dict__,
                             destruction_tasks=tasks(session, withdrawal_id=withdrawal_id),
-                            recall_notices=recalls(session, withdrawal_id=withdrawal_id))
+                            recall_notices=recalls(session, withdrawal_id=withdrawal_id),
+                            anonymisation_tasks=anonymise.tasks(session,
+                                                                withdrawal_id=withdrawal_id))
 
 
 # --- re-consent at the age of majority --------------------------------------------------

@@ -27,6 +27,8 @@ from biobank.patients.models import Patient
 PREFIX = "P-"
 LENGTH = 10
 _DERIVATION = b"biobank pseudonym key v1"
+# How every reader names the patient of an anonymised tube: there is none.
+ANONYMISED = "anonymised"
 
 
 def _key() -> bytes:
@@ -54,8 +56,9 @@ class _Namer(dict[str, str]):
         super().__init__()
         self.code = substudy_code
 
-    def __missing__(self, study_id: str) -> str:
-        self[study_id] = found = pseudonym(self.code, study_id)
+    def __missing__(self, study_id: str | None) -> str:
+        found = ANONYMISED if study_id is None else pseudonym(self.code, study_id)
+        self[study_id] = found  # type: ignore[index]
         return found
 
 

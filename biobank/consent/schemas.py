@@ -14,7 +14,7 @@ from marshmallow import Schema, fields, validate
 
 from biobank import clock
 
-from biobank.consent.models import SIGNATORIES
+from biobank.consent.models import OUTCOMES, SIGNATORIES
 from biobank.reference.schemas import code_field
 
 COMPONENT = validate.Length(1, 32)
@@ -27,6 +27,8 @@ class SubstudyIn(Schema):
     principal_investigator = fields.String(required=True, validate=validate.Length(1, 200))
     description = fields.String(allow_none=True, load_default=None)
     open = fields.Boolean(load_default=True)
+    accepts_anonymised = fields.Boolean(load_default=False, metadata={
+        "description": "whether anonymised tubes (no patient, no consent) may go to it"})
 
 
 class SubstudyPatch(Schema):
@@ -34,6 +36,7 @@ class SubstudyPatch(Schema):
     principal_investigator = fields.String(validate=validate.Length(1, 200))
     description = fields.String(allow_none=True)
     open = fields.Boolean()
+    accepts_anonymised = fields.Boolean()
     reason = fields.String(load_default=None, validate=REASON)
 
 
@@ -43,6 +46,7 @@ class SubstudyOut(Schema):
     principal_investigator = fields.String()
     description = fields.String(allow_none=True)
     open = fields.Boolean()
+    accepts_anonymised = fields.Boolean()
 
 
 class ComponentOut(Schema):
@@ -125,6 +129,9 @@ class WithdrawalIn(Schema):
     date = fields.Date(required=True)
     requested_by = fields.String(required=True, validate=validate.OneOf(SIGNATORIES))
     reason = fields.String(load_default=None, validate=REASON)
+    outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES), metadata={
+        "description": "when storage consent ends: destroy the tubes (the default) or "
+                       "anonymise them, where the patient's country allows it (else 422)"})
 
 
 class DryRunQuery(Schema):
@@ -138,6 +145,7 @@ class WithdrawalOut(Schema):
     scope = fields.String(attribute="scope_code")
     withdrawn_on = fields.Date()
     reason = fields.String(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"enum": list(OUTCOMES)})
     recorded_by = fields.String()
     recorded_at = fields.AwareDateTime()
     requested_by = fields.String(metadata={"description": "consent officers only"})
@@ -178,8 +186,11 @@ class ImpactOut(Schema):
     withdrawal = fields.Nested(WithdrawalOut, allow_none=True)
     ends = fields.List(fields.Nested(EndedOut))
     blocked = fields.List(fields.Nested(TubeOut))
+    outcome = fields.String(allow_none=True, metadata={"enum": list(OUTCOMES)})
     destruction = fields.List(fields.Nested(TubeOut), metadata={
         "description": "tubes a technician must destroy, with their location"})
+    anonymisation = fields.List(fields.Nested(TubeOut), metadata={
+        "description": "anonymised tubes a technician must relabel, with their location"})
     recalls = fields.List(fields.Nested(RecallTubeOut))
     missing = fields.List(fields.Nested(TubeOut))
     stays_usable_for = fields.List(fields.String())
@@ -198,12 +209,18 @@ class RecallCounts(Schema):
     destruction_reported = fields.Integer()
 
 
+class AnonymisationCounts(Schema):
+    pending = fields.Integer()
+    done = fields.Integer()
+
+
 class WithdrawalSummaryOut(Schema):
     SIGNATORY = ("withdrawal.requested_by",)
 
     withdrawal = fields.Nested(WithdrawalOut)
     study_id = fields.String()
     tasks = fields.Nested(TaskCounts)
+    anonymisation = fields.Nested(AnonymisationCounts)
     recalls = fields.Nested(RecallCounts)
     outstanding = fields.Boolean()
 
@@ -242,8 +259,22 @@ class RecallOut(Schema):
                                                    allow_none=True)
 
 
+class AnonymisationTaskOut(Schema):
+    id = fields.Integer(attribute="task.id")
+    withdrawal = fields.Integer(attribute="task.withdrawal_id")
+    barcode = fields.String(allow_none=True, metadata={
+        "description": "the tube to relabel; none once done (the task forgets the tube)"})
+    aliquot_status = fields.String(allow_none=True)
+    location = fields.Raw(allow_none=True)
+    state = fields.String(metadata={"enum": ["pending", "done"]})
+    created_at = fields.AwareDateTime(attribute="task.created_at")
+    completed_at = fields.AwareDateTime(attribute="task.completed_at", allow_none=True)
+    completed_by = fields.String(attribute="task.completed_by", allow_none=True)
+
+
 class WithdrawalDetailOut(WithdrawalSummaryOut):
     destruction_tasks = fields.List(fields.Nested(TaskOut))
+    anonymisation_tasks = fields.List(fields.Nested(AnonymisationTaskOut))
     recall_notices = fields.List(fields.Nested(RecallOut))
 
 
@@ -293,6 +324,10 @@ class CheckOut(Schema):
     justification = fields.List(fields.Integer(), metadata={
         "description": "staff only: the consent entries that allow the use: storage, then "
                        "sub-study"})
+    basis = fields.String(allow_none=True, metadata={
+        "enum": ["consent", "anonymised"],
+        "description": "why the use is allowed: the patient's consent, or the tube is "
+                       "anonymised and the sub-study accepts anonymised material"})
 
 
 class BulkCheckIn(Schema):

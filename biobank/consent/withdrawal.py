@@ -1,7 +1,9 @@
 """Withdrawal of consent: its impact (shown first, in a dry run) and applying it at once.
 
 Withdrawing storage (or everything) blocks every tube of the patient still in house and
-gives technicians a destruction task per tube; tubes already shipped get recall notices.
+gives technicians a destruction task per tube, or, where the country allows it and the
+outcome asked is ``anonymise``, cuts the tubes loose from the patient and gives a relabelling
+task per tube (``biobank.consent.anonymise``); tubes already shipped get recall notices.
 Withdrawing one sub-study leaves the tubes in use for the others. Either way the effects
 other domains registered (open requests losing the tubes) run in the same transaction.
 """
@@ -16,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank import clock
-from biobank.consent import officer, rule, service
+from biobank.consent import anonymise, officer, rule, service
 from biobank.consent.models import (
     ConsentEntry,
     DestructionTask,
@@ -60,8 +62,10 @@ class Impact:
     reason: str | None
     dry_run: bool
     ends: list[ConsentEntry]
+    outcome: str | None = None
     blocked: list[Tube] = field(default_factory=list)
     destruction: list[Tube] = field(default_factory=list)
+    anonymisation: list[Tube] = field(default_factory=list)
     recalls: list[Tube] = field(default_factory=list)
     missing: list[Tube] = field(default_factory=list)
     stays_usable_for: list[str] = field(default_factory=list)
@@ -76,6 +80,9 @@ class Impact:
                 "all": "all consent"}.get(self.scope, f"consent for sub-study {self.scope}")
         parts = [f"{len(self.blocked)} tube(s) blocked" if self.blocked else None,
                  f"{len(self.destruction)} destruction task(s)" if self.destruction else None,
+                 "anonymised (the link to the patient cut), "
+                 f"{len(self.anonymisation)} relabelling task(s)"
+                 if self.outcome == "anonymise" else None,
                  f"{len(self.recalls)} recall notice(s)" if self.recalls else None,
                  f"{len(self.missing)} missing tube(s), refused by the gate if found"
                  if self.missing else None,
@@ -134,6 +141,13 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
     impact = Impact(patient.study_id, scope, day, values["requested_by"], values.get("reason"),
                     dry_run, ends)
     storage_ended = any(e.component == "storage" for e in ends)
+    if storage_ended:
+        impact.outcome = values.get("outcome") or "destroy"
+        if impact.outcome == "anonymise":
+            anonymise.check_allowed(session, patient)
+    elif values.get("outcome"):
+        raise Invalid("an outcome (destroy or anonymise) applies only to a withdrawal that "
+                      "ends storage consent", field="outcome")
     ended_substudies = {e.substudy_id for e in ends if e.substudy_id is not None}
     tubes = [Tube(*row) for row in session.execute(
         select(Aliquot.id, Aliquot.barcode, Aliquot.status)
@@ -146,12 +160,16 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
                 DestructionTask.aliquot_id.in_([t.id for t in tubes]),
                 DestructionTask.completed_at.is_(None), DestructionTask.cancelled_at.is_(None))))
         impact.blocked = [t for t in tubes if t.status in BLOCKABLE]
-        impact.destruction = [t for t in tubes
-                              if t.status in states.IN_HOUSE and t.id not in pending]
+        to_handle = [t for t in tubes if t.status in states.IN_HOUSE and t.id not in pending]
+        if impact.outcome == "anonymise":
+            impact.anonymisation = to_handle
+        else:
+            impact.destruction = to_handle
         impact.missing = [t for t in tubes if t.status == "missing"]
         impact.recalls = shipped
-        where = officer.locations(session, [t.id for t in impact.destruction + impact.missing])
-        for tube in impact.destruction + impact.missing:
+        handled = impact.destruction + impact.anonymisation + impact.missing
+        where = officer.locations(session, [t.id for t in handled])
+        for tube in handled:
             tube.location = where.get(tube.id)
     elif ended_substudies:
         impact.recalls = _shipped_for(session, shipped, ended_substudies)
@@ -216,7 +234,7 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
     withdrawal = Withdrawal(
         patient_id=patient.id, scope="substudy" if substudy else scope, substudy=substudy,
         withdrawn_on=impact.withdrawn_on, requested_by=values["requested_by"],
-        reason=values.get("reason"), recorded_by=actor)
+        reason=values.get("reason"), outcome=impact.outcome, recorded_by=actor)
     session.add(withdrawal)
     session.flush()
     impact.withdrawal = withdrawal
@@ -228,6 +246,9 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
     now = utcnow()
     why = (f"consent withdrawn ({impact.scope}) from {impact.withdrawn_on}: "
            f"withdrawal #{withdrawal.id}")
+    if impact.outcome == "anonymise":
+        # The block's reason names no withdrawal: the chain must not lead back to the patient.
+        why = f"storage consent withdrawn from {impact.withdrawn_on}: to be anonymised"
     _block(session, actor, impact.blocked, why, now)
     if impact.destruction:
         session.execute(DestructionTask.__table__.insert(), [
@@ -243,6 +264,10 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
     context.dry_run, context.withdrawal_id = False, withdrawal.id
     impact.effects = {name: effect(session, context)
                       for name, effect in service.WITHDRAWAL_EFFECTS.items()}
+    if impact.outcome == "anonymise":
+        # Last: the other domains' effects (requests dropping the tubes) still see the patient.
+        anonymise.cut(session, actor, patient, withdrawal.id,
+                      [(t.id, t.barcode, t.status) for t in impact.anonymisation], now)
     session.flush()
     record_audit(session, actor, "patient", patient.study_id, "consent_withdrawn",
                  reason=values.get("reason"), new_values={
@@ -250,6 +275,8 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
                      "withdrawn_on": impact.withdrawn_on, "requested_by": values["requested_by"],
                      "ended": [e.component_code for e in impact.ends],
                      "blocked": len(impact.blocked), "destruction_tasks": len(impact.destruction),
+                     "outcome": impact.outcome,
+                     "anonymisation_tasks": len(impact.anonymisation),
                      "recalls": len(impact.recalls)})
     return impact
 

@@ -24,6 +24,8 @@ from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
 
 UNSCHEDULED = "UNSCHED"
+# An anonymised tube's label: no patient to name, no collection date.
+ANONYMISED = "ANON"
 MAX_LABELS = 1000
 
 
@@ -42,15 +44,17 @@ def aliquot_rows(session: Session, where: ColumnElement[bool],
              .select_from(Aliquot)
              .join(ranked, ranked.c.id == Aliquot.id)
              .join(Sample, Sample.id == Aliquot.sample_id)
-             .join(Patient, Patient.id == Sample.patient_id)
+             .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
              .join(Material, Material.id == Sample.material_id)
              .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
              .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
              .where(where)
              .order_by(*(order if order is not None else (Aliquot.id,))))
     return [(row[0], {
-        "barcode": row[1], "study_id": row[2], "material": row[3], "aliquot_type": row[4],
-        "timepoint": row[5] or UNSCHEDULED, "date": row[6].date().isoformat(),
+        "barcode": row[1], "study_id": row[2] or ANONYMISED, "material": row[3],
+        "aliquot_type": row[4], "timepoint": row[5] or UNSCHEDULED,
+        # An anonymised tube's label carries no patient and no date (the relabelling task).
+        "date": row[6].date().isoformat() if row[6] is not None else "",
         "position": f"{row[7]}/{row[8]}",
     }) for row in session.execute(query)]
 

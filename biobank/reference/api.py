@@ -20,6 +20,8 @@ _SCHEMAS: dict[str, tuple[type[Schema], type[Schema], type[Schema]]] = {
     "majority_ages": (schemas.CountryMajorityIn, schemas.CountryMajorityPatch,
                       schemas.CountryMajorityOut),
     "trials": (schemas.TrialIn, schemas.TrialPatch, schemas.TrialOut),
+    "anonymisation_rules": (schemas.CountryAnonymisationIn, schemas.CountryAnonymisationPatch,
+                            schemas.CountryAnonymisationOut),
 }
 
 

@@ -117,3 +117,19 @@ class CountryMajority(Base):
     code: Mapped[Code] = mapped_column(unique=True)
     age: Mapped[int]
     note: Mapped[Str200 | None]
+
+
+class CountryAnonymisation(Base):
+    """Whether a country's law lets the biobank anonymise, instead of destroy, the material of
+    a patient who withdrew storage consent (Art. 17 GDPR leaves it to national law).
+
+    ``code`` is an ISO 3166-1 alpha-2 country code, or ``DEFAULT`` for every country without
+    a row of its own. No row at all means: not allowed (destroy).
+    """
+
+    __tablename__ = "country_anonymisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[Code] = mapped_column(unique=True)
+    allowed: Mapped[bool]
+    note: Mapped[Str200 | None]

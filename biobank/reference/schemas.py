@@ -146,3 +146,21 @@ class SprecTablesOut(Schema):
     version = fields.String()
     source = fields.String()
     elements = fields.List(fields.Nested(SprecElementOut))
+
+
+class CountryAnonymisationIn(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(
+        r"^([A-Z]{2}|DEFAULT)$", error="an ISO 3166-1 alpha-2 country code, or DEFAULT"))
+    allowed = fields.Boolean(required=True, metadata={
+        "description": "whether a storage withdrawal may anonymise the tubes instead of "
+                       "destroying them"})
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
+class CountryAnonymisationOut(CountryAnonymisationIn):
+    pass
+
+
+class CountryAnonymisationPatch(CountryAnonymisationIn):
+    class Meta:
+        exclude = ("code",)

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference import sprec
-from biobank.reference.models import (AliquotType, CountryMajority, Material, Site, SprecCode,
-                                      Timepoint, Trial)
+from biobank.reference.models import (AliquotType, CountryAnonymisation,
+                                      CountryMajority, Material, Site,
+                                      SprecCode, Timepoint, Trial)
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 
@@ -26,6 +27,7 @@ KINDS: dict[str, type] = {
     "timepoints": Timepoint,
     "majority_ages": CountryMajority,
     "trials": Trial,
+    "anonymisation_rules": CountryAnonymisation,
 }
 ModelT = TypeVar("ModelT")
 
@@ -120,3 +122,12 @@ def sprec_tables(session: Session) -> dict[str, Any]:
         by_element.setdefault(row.element, []).append({"code": row.code, "name": row.name})
     return {"version": sprec.VERSION, "source": sprec.SOURCE,
             "elements": [{"element": k, "codes": v} for k, v in by_element.items()]}
+
+
+def anonymisation_allowed(session: Session, country: str) -> bool:
+    """Whether ``country``'s row (else the DEFAULT row) allows anonymising after a storage
+    withdrawal; with neither, it does not."""
+    rows = dict(session.execute(
+        select(CountryAnonymisation.code, CountryAnonymisation.allowed)
+        .where(CountryAnonymisation.code.in_([country, "DEFAULT"]))).all())
+    return bool(rows.get(country, rows.get("DEFAULT", False)))

@@ -55,11 +55,12 @@ def to_csv(found: Manifest) -> str:
 def shipment_labels(session: Session, asker: Asker, number: str) -> list[dict[str, str]]:
     """Tube labels for a request's tubes (held or gone with it), each naming the patient by
     the sub-study's pseudonym instead of the study_id: to relabel tubes before they leave."""
-    from biobank.labels.service import aliquot_rows
+    from biobank.labels.service import ANONYMISED, aliquot_rows
     from biobank.samples.models import Aliquot
 
     request = lifecycle.get_request(session, asker, number)
     ids = [t.aliquot_id for t in views.tubes(session, request, (*HELD, *SHIPPED))]
     names = pseudonym.namer(request.substudy_code)
-    return [{**data, "study_id": names[data["study_id"]]}
+    return [{**data, "study_id": data["study_id"] if data["study_id"] == ANONYMISED
+             else names[data["study_id"]]}
             for _, data in aliquot_rows(session, Aliquot.id.in_(ids), (Aliquot.barcode,))]

@@ -25,8 +25,9 @@ from typing import NamedTuple
 
 TABLE = "availability_tally"
 KEY = "timepoint_key, material_id, aliquot_type_id, patient_id"
-# The sample's side of the key; 0 stands for "no timepoint" (unscheduled samples).
-_SAMPLE_KEY = "coalesce(timepoint_id, 0), material_id, {type}, patient_id"
+# The sample's side of the key; 0 stands for "no timepoint" (unscheduled samples) and for
+# "no patient" (anonymised samples: biobank.consent.anonymise).
+_SAMPLE_KEY = "coalesce(timepoint_id, 0), material_id, {type}, coalesce(patient_id, 0)"
 
 
 def _add(tube: str) -> str:
@@ -50,10 +51,11 @@ _SAMPLE_MOVED_OUT = (
     f"WHERE aliquot.sample_id = OLD.id AND aliquot.status = 'available' "
     f"AND aliquot.aliquot_type_id = {TABLE}.aliquot_type_id) "
     f"WHERE timepoint_key = coalesce(OLD.timepoint_id, 0) AND material_id = OLD.material_id "
-    f"AND patient_id = OLD.patient_id")
+    f"AND patient_id = coalesce(OLD.patient_id, 0)")
 _SAMPLE_MOVED_IN = (
     f"INSERT INTO {TABLE} ({KEY}, tubes) "
-    f"SELECT coalesce(NEW.timepoint_id, 0), NEW.material_id, aliquot_type_id, NEW.patient_id, "
+    f"SELECT coalesce(NEW.timepoint_id, 0), NEW.material_id, aliquot_type_id, "
+    f"coalesce(NEW.patient_id, 0), "
     f"count(*) FROM aliquot WHERE sample_id = NEW.id AND status = 'available' "
     f"GROUP BY aliquot_type_id "
     f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + excluded.tubes")
@@ -79,11 +81,13 @@ TRIGGERS = (
             "(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
             "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)",
             (_remove("OLD"), _add("NEW"))),
-    # A sample corrected to another timepoint, material or patient takes its tubes along.
+    # A sample corrected to another timepoint, material or patient (or anonymised) takes its
+    # tubes along.
     Trigger("availability_tally_sample_update",
             "UPDATE OF timepoint_id, material_id, patient_id ON sample",
             "coalesce(OLD.timepoint_id, 0) <> coalesce(NEW.timepoint_id, 0) "
-            "OR OLD.material_id <> NEW.material_id OR OLD.patient_id <> NEW.patient_id",
+            "OR OLD.material_id <> NEW.material_id "
+            "OR coalesce(OLD.patient_id, 0) <> coalesce(NEW.patient_id, 0)",
             (_SAMPLE_MOVED_OUT, _SAMPLE_MOVED_IN)),
 )
 

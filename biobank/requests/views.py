@@ -32,7 +32,7 @@ class Tube:
 
     aliquot_id: int
     barcode: str
-    study_id: str
+    study_id: str | None  # None: anonymised
     timepoint: str | None
     material: str
     aliquot_type: str
@@ -61,7 +61,7 @@ def tubes(session: Session, request: SampleRequest,
              .select_from(RequestAliquot)
              .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
              .join(Sample, Sample.id == Aliquot.sample_id)
-             .join(Patient, Patient.id == Sample.patient_id)
+             .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
              .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
              .join(Material, Material.id == Sample.material_id)
              .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)

@@ -33,6 +33,12 @@ class Sample(Base):
         CheckConstraint("timepoint_id IS NOT NULL OR unscheduled_reason IS NOT NULL",
                         name="timepoint_or_reason"),
         CheckConstraint("received_at >= collected_at", name="received_after_collected"),
+        # An anonymised sample (no patient) keeps no patient dates and no hospital number.
+        CheckConstraint("(patient_id IS NOT NULL AND collected_at IS NOT NULL "
+                        "AND received_at IS NOT NULL) OR (patient_id IS NULL AND "
+                        "collected_at IS NULL AND received_at IS NULL "
+                        "AND accession_number IS NULL AND notes IS NULL)",
+                        name="anonymised_undated"),
         CheckConstraint("volume_ml > 0", name="volume_positive"),
         CheckConstraint("volume_remaining_ml >= 0 AND volume_remaining_ml <= volume_ml",
                         name="remaining_within_volume"),
@@ -43,12 +49,13 @@ class Sample(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     barcode: Mapped[Str64] = mapped_column(unique=True)
-    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"))
+    # None once anonymised (biobank.consent.anonymise): the link to the patient is cut.
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
     timepoint_id: Mapped[int | None] = mapped_column(ForeignKey("timepoint.id"), index=True)
     unscheduled_reason: Mapped[Str200 | None]
     material_id: Mapped[int] = mapped_column(ForeignKey("material.id"))
-    collected_at: Mapped[dt.datetime]
-    received_at: Mapped[dt.datetime]
+    collected_at: Mapped[dt.datetime | None]
+    received_at: Mapped[dt.datetime | None]
     volume_ml: Mapped[Volume]
     volume_remaining_ml: Mapped[Volume]
     container_code: Mapped[str] = mapped_column(String(3))
@@ -58,7 +65,7 @@ class Sample(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    patient: Mapped[Patient] = relationship(lazy="joined", innerjoin=True)
+    patient: Mapped[Patient | None] = relationship(lazy="joined")
     timepoint: Mapped[Timepoint | None] = relationship(lazy="joined")
     material: Mapped[Material] = relationship(lazy="joined", innerjoin=True)
 

@@ -51,7 +51,8 @@ class SampleQuery(Schema):
 
 class SampleOut(Schema):
     barcode = fields.String()
-    study_id = fields.Function(lambda s: s.patient.study_id)
+    study_id = fields.Function(lambda s: s.patient.study_id if s.patient else None,
+                               allow_none=True)
     timepoint = fields.Function(lambda s: s.timepoint.code if s.timepoint else None)
     unscheduled_reason = fields.String(allow_none=True)
     material = fields.Function(lambda s: s.material.code)
@@ -142,7 +143,8 @@ class AliquotOut(Schema):
     barcode_source = fields.String()
     sample = fields.Function(lambda a: a.sample.barcode)
     parent = fields.Function(lambda a: a.parent.barcode if a.parent_aliquot_id else None)
-    study_id = fields.Function(lambda a: a.sample.patient.study_id)
+    study_id = fields.Function(
+        lambda a: a.sample.patient.study_id if a.sample.patient else None, allow_none=True)
     timepoint = fields.Function(lambda a: a.sample.timepoint.code if a.sample.timepoint else None)
     material = fields.Function(lambda a: a.sample.material.code)
     aliquot_type = fields.Function(lambda a: a.aliquot_type.code)

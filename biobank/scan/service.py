@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from biobank.auth.service import asker_column, asker_of
 from biobank.consent import rule
-from biobank.consent.gate import card_of, scan_card
+from biobank.consent.gate import anonymised_card, card_of, scan_card
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
@@ -41,7 +41,7 @@ def _card_query() -> Select[Any]:
                    rule.majority_day_of(p.c).label("of_age"),
                    recent_events_column(a.c.id).label("recent_events"),
                    asker_column(bindparam("token_hash")).label("asker"))
-            .select_from(a.join(s, s.c.id == a.c.sample_id).join(p, p.c.id == s.c.patient_id)
+            .select_from(a.join(s, s.c.id == a.c.sample_id).outerjoin(p, p.c.id == s.c.patient_id)
                          .join(m, m.c.id == s.c.material_id)
                          .join(k, k.c.id == a.c.aliquot_type_id)
                          .outerjoin(t, t.c.id == s.c.timepoint_id)
@@ -106,7 +106,8 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
         "parent": tube.parent,
         "sprec_code": tube.sprec_code,
         **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
-        "consent": card_of(tube.consent_log, tube.of_age, tube.status),
+        "consent": (anonymised_card() if tube.study_id is None
+                    else card_of(tube.consent_log, tube.of_age, tube.status)),
         "recent_events": events_of(tube.recent_events),
     }
 
@@ -120,8 +121,8 @@ def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
     return {
         "kind": "sample",
         "barcode": sample.barcode,
-        "study_id": sample.patient.study_id,
-        "risk_group": sample.patient.risk_group,
+        "study_id": sample.patient.study_id if sample.patient else None,
+        "risk_group": sample.patient.risk_group if sample.patient else None,
         "timepoint": sample.timepoint.code if sample.timepoint else None,
         "material": sample.material.code,
         "aliquot_type": None,
@@ -134,6 +135,7 @@ def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
         "parent": None,
         "sprec_code": None,
         "location": None,
-        "consent": scan_card(session, sample.patient_id, "received"),  # consent (1 query)
+        "consent": (anonymised_card() if sample.patient_id is None  # consent (1 query)
+                    else scan_card(session, sample.patient_id, "received")),
         "recent_events": sample_events(session, sample.id)[-recent:][::-1],
     }

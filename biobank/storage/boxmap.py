@@ -47,6 +47,10 @@ ConsentStates = Callable[[Session, set[int]], dict[int, str | None]]
 _consent_states: list[ConsentStates] = []
 
 
+# The consent of a tube whose link to a patient was cut (biobank.consent.anonymise).
+ANONYMISED = "anonymised"
+
+
 def register_consent_states(lookup: ConsentStates) -> None:
     """Tell box maps how to read each patient's consent state (one query for all)."""
     _consent_states[:] = [lookup]
@@ -117,7 +121,7 @@ def _map_statement() -> Select[Any]:
         thawed_at=thaw.c.thawed_at,
         flagged=exists().where(condition.c.aliquot_id == position.c.aliquot_id)))
         .select_from(in_box.join(kind, kind.c.id == aliquot.c.aliquot_type_id)
-                     .join(patient, patient.c.id == sample.c.patient_id)
+                     .outerjoin(patient, patient.c.id == sample.c.patient_id)
                      .outerjoin(timepoint, timepoint.c.id == sample.c.timepoint_id)
                      .outerjoin(thaw, thaw.c.aliquot_id == position.c.aliquot_id))
         .where(position.c.box_id == box_id).scalar_subquery())
@@ -142,7 +146,9 @@ def box_map(session: Session, box: Container) -> dict[str, Any]:
     def tube(t: dict[str, Any]) -> dict[str, Any]:
         return {"barcode": t["barcode"], "aliquot_type": t["aliquot_type"],
                 "study_id": t["study_id"], "timepoint": t["timepoint"], "status": t["status"],
-                "consent": consent.get(t["patient_id"]),
+                # An anonymised tube has no patient, so no consent: it says so.
+                "consent": ANONYMISED if t["patient_id"] is None
+                else consent.get(t["patient_id"]),
                 "freeze_thaw_count": t["freeze_thaw_count"],
                 "taken_out": t["out_since"] is not None, "thawed": t["thawed_at"] is not None,
                 "condition": bool(t["flagged"])}
