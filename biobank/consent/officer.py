@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from biobank import clock
-from biobank.consent import rule
-from biobank.consent import anonymise
+from biobank.consent import anonymise, rule
 from biobank.consent.models import (
     AnonymisationTask,
     ConsentEntry,
