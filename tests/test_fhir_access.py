@@ -14,6 +14,7 @@ from consent_helpers import ACTOR, NUMBERING, days_ago
 from fhir_helpers import assert_resolvable, validate
 from fhir_scenario import biobank, freezer, give, studies  # noqa: F401
 
+from biobank.consent.pseudonym import pseudonym
 from biobank.consent.withdrawal import withdraw
 from biobank.samples import service as samples
 
@@ -92,10 +93,11 @@ def test_capability_statement_lists_exactly_the_routes(app: Any, client: Any) ->
         assert params == accepted - {"_cursor", "_format"}
 
 
-def test_researcher_sees_what_the_substudy_received(as_role: Any, manager: Any,
+def test_researcher_sees_what_the_substudy_received(app: Any, as_role: Any, manager: Any,
                                                     biobank: SimpleNamespace) -> None:  # noqa: F811
     """A DEMO researcher sees the two released tubes, without accession, place or the
-    unreleased parent, their patient and its storage and DEMO consents, nothing else."""
+    unreleased parent, their patient (by DEMO's pseudonym, never the study_id) and its
+    storage and DEMO consents, nothing else."""
     researcher = as_role("researcher", substudies=["DEMO"])
     found = researcher.get("/fhir/Specimen?_count=500").json
     assert _ids(found) == [f"aliquot-{t.id}" for t in biobank.plasma[:2]]
@@ -103,8 +105,17 @@ def test_researcher_sees_what_the_substudy_received(as_role: Any, manager: Any,
     assert "accessionIdentifier" not in tube and "parent" not in tube
     assert "extension" not in tube["container"][0]
     assert_resolvable(researcher, tube)
-    a, b = biobank.a.study_id, biobank.b.study_id
+    with app.app_context():
+        a, b = (pseudonym("DEMO", p.study_id) for p in (biobank.a, biobank.b))
+    assert tube["subject"]["reference"] == f"Patient/{a}"
     assert _ids(researcher.get("/fhir/Patient").json) == [a]
+    patient = researcher.get(f"/fhir/Patient/{a}").json
+    assert patient["identifier"][0]["value"] == a
+    assert patient["identifier"][0]["system"].endswith("/sid/pseudonym/DEMO")
+    study_id = biobank.a.study_id
+    assert study_id not in json.dumps(researcher.get(f"/fhir/Patient/{a}/$everything").json)
+    assert "no Patient" in _outcome(researcher.get(f"/fhir/Patient/{study_id}"), 404)
+    assert _ids(researcher.get(f"/fhir/Specimen?subject={a}").json) == _ids(found)
     assert "no Patient" in _outcome(researcher.get(f"/fhir/Patient/{b}"), 404)
     assert "no Patient" in _outcome(researcher.get(f"/fhir/Patient/{b}/$everything"), 404)
     _outcome(researcher.get(f"/fhir/Specimen/aliquot-{biobank.plasma[2].id}"), 404)

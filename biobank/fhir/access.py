@@ -7,12 +7,14 @@ Three rules, each in one place here:
   sites' patients; researchers see only patients whose tubes their sub-studies received.
 - ``released_filter``: the tubes a researcher may see: those released to one of their
   sub-studies (``consent.ReleaseJustification``, written when a request ships).
-- ``patient_label`` / ``patient_by_label``: what a patient is called (and found by) in
-  resources: the study pseudonym, for every role as everywhere else in the API.
+- ``patient_label`` / ``patient_by_fhir_id``: what a patient is called (and found by) in
+  resources: for staff the study pseudonym (study_id); for a researcher the keyed pseudonym
+  of their sub-study (``biobank.consent.pseudonym``), as in their requests and manifests.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.orm import Session
 
 from biobank.auth.models import UserSite, UserSubstudy
+from biobank.consent import pseudonym
 from biobank.consent.models import ReleaseJustification, Substudy
 from biobank.patients.models import Patient
 from biobank.reference.models import Site
@@ -113,11 +116,17 @@ def scope(query: Select[Any], viewer: Viewer, patient_id: ColumnElement[int],
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
+def pseudonym_substudy(viewer: Viewer) -> str:
+    """The sub-study whose pseudonyms a researcher sees: their first (most researchers have
+    one; one researcher in two sub-studies could link them by tube anyway)."""
+    return viewer.substudy_codes[0] if viewer.substudy_codes else ""
+
+
 def patient_label(viewer: Viewer, study_id: str) -> str:
-    """The name of a patient for this viewer: the study pseudonym."""
-    # INTEGRATION POINT (issue 13, per-sub-study pseudonyms): a researcher will see the keyed
-    # pseudonym of their sub-study here, and patient_by_fhir_id will look it up; every
-    # resource names patients through these two functions only.
+    """The name of a patient for this viewer: the study_id for staff, the sub-study's keyed
+    pseudonym for a researcher (every resource names patients through this function)."""
+    if viewer.researcher:
+        return pseudonym.pseudonym(pseudonym_substudy(viewer), study_id)
     return study_id
 
 
@@ -130,6 +139,14 @@ def patient_by_fhir_id(session: Session, viewer: Viewer, fhir_id: str) -> int | 
     """The patient a resource id names for this viewer (None: none, or not visible)."""
     if not _FHIR_ID.match(fhir_id):
         return None
+    if viewer.researcher:
+        # A keyed hash cannot be reversed: hash the few patients the researcher may see.
+        if not fhir_id.startswith(pseudonym.PREFIX):
+            return None
+        visible = session.execute(scope(select(Patient.id, Patient.study_id), viewer,
+                                        Patient.id)).all()
+        return next((i for i, study_id in visible
+                     if hmac.compare_digest(patient_label(viewer, study_id), fhir_id)), None)
     study_id = fhir_id.replace(".", "_")
     query = select(Patient.id).where(Patient.study_id == study_id)
     return session.scalar(scope(query, viewer, Patient.id))
@@ -137,4 +154,6 @@ def patient_by_fhir_id(session: Session, viewer: Viewer, fhir_id: str) -> int | 
 
 def identifier_system(viewer: Viewer, base: str) -> str:
     """The identifier system of the names ``patient_label`` gives."""
+    if viewer.researcher:
+        return f"{base}/sid/pseudonym/{pseudonym_substudy(viewer)}"
     return f"{base}/sid/study-id"
