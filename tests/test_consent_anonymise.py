@@ -337,3 +337,13 @@ def test_the_database_refuses_a_consent_release_without_entries(consented, sessi
             release_kind="request", release_reference="RQ-DB-2", aliquot_id=row.aliquot_id,
             substudy_id=row.substudy_id, basis="consent", storage_consent_id=None,
             substudy_consent_id=None, released_at=row.released_at, actor=ACTOR))
+
+
+def test_fhir_no_longer_links_an_anonymised_tube_to_its_patient(manager, anonymised):
+    """The patient's $everything lists none of the tubes, and the tubes (which FHIR can only
+    show with a subject) are not served: FHIR and its bulk export cannot join them back."""
+    everything = manager.get(f"/fhir/Patient/{anonymised.study_id}/$everything")
+    assert everything.status_code == 200
+    text = everything.get_data(as_text=True)
+    assert not any(t.barcode in text for t in anonymised.tubes)
+    assert manager.get(f"/fhir/Specimen/aliquot-{anonymised.tubes[0].id}").status_code == 404

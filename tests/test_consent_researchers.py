@@ -181,3 +181,26 @@ def test_shipment_labels_name_patients_by_the_pseudonym(researcher, manager, tec
     assert pseudonym.pseudonym("DEMO", world.study_id) in text and world.study_id not in text
     assert text.count("^XA") == 2
     assert researcher.get(f"/api/v1/requests/{number}/labels").status_code == 403
+
+
+def test_a_shipped_tube_anonymised_afterwards_names_no_patient_anywhere(
+        researcher, manager, tech, officer, donor):
+    """After an anonymising withdrawal, the request, its manifest (CSV and page) and the
+    shipment labels name the tube's patient 'anonymised', by pseudonym or study_id alike."""
+    world = donor({"DX": 1}, "DEMO")
+    donor({"DX": 1}, "DEMO")
+    number, _ = shipped(researcher, manager, tech)
+    name = pseudonym.pseudonym("DEMO", world.study_id)
+    response = officer.post(f"/api/v1/patients/{world.study_id}/consent/withdrawals", json={
+        "scope": "storage", "date": str(days_ago(0)), "requested_by": "mother",
+        "outcome": "anonymise"})
+    assert response.status_code == 201, response.json
+    assert response.json["recalls"]  # the recipient is still told
+    for client in (researcher, manager):
+        tubes = client.get(f"/api/v1/requests/{number}").json["tubes"]
+        assert pseudonym.ANONYMISED in {t["patient"] for t in tubes}
+        text = client.get(f"/api/v1/requests/{number}/manifest.csv").get_data(as_text=True)
+        assert name not in text and world.study_id not in text
+        assert pseudonym.ANONYMISED in {r["patient"] for r in csv.DictReader(io.StringIO(text))}
+    labels = tech.get(f"/api/v1/requests/{number}/labels?format=zpl").get_data(as_text=True)
+    assert name not in labels and world.study_id not in labels and "ANON" in labels
