@@ -347,3 +347,25 @@ def test_fhir_no_longer_links_an_anonymised_tube_to_its_patient(manager, anonymi
     text = everything.get_data(as_text=True)
     assert not any(t.barcode in text for t in anonymised.tubes)
     assert manager.get(f"/fhir/Specimen/aliquot-{anonymised.tubes[0].id}").status_code == 404
+
+
+def test_availability_counts_anonymised_tubes_only_for_substudies_that_take_them(
+        anonymised, accepting, studies, session):
+    """ANON-OK counts the four tubes, each an unknown donor of its own (from the tally and
+    from the tubes alike); DEMO, the patient's own sub-study, counts none of them."""
+    from biobank.requests import availability
+
+    for filters in (availability.Filters(), availability.Filters(max_freeze_thaw=5)):
+        taking = availability.count(session, accepting, filters)
+        assert (taking.aliquots, sum(g.patients for g in taking.groups)) == (4, 4)
+        assert availability.count(session, studies.demo, filters).aliquots == 0
+    assert availability.matching(session, accepting, availability.Filters()) == {
+        "aliquots": 4, "patients": 4}
+
+
+def test_the_scan_card_names_the_substudies_an_anonymised_tube_may_go_to(
+        tech, anonymised, accepting):
+    """Its card lists ANON-OK (open, accepting anonymised material) and nothing else."""
+    card = tech.get(f"/api/v1/scan/{anonymised.tubes[0].barcode}").json["consent"]
+    assert card["anonymised"] is True and card["usable_for"] == ["ANON-OK"]
+    assert "ANON-OK" in card["summary"]

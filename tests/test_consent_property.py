@@ -1,12 +1,15 @@
-"""Property: whatever consents, withdrawals, re-consents, birthdays and releases happen, in
-whatever order, with the clock moving across midnight while the server sits in zones far east
-and west of UTC, no tube is released without consent in force on the biobank's day, and for
-every tube at every step the gate, the scan card, the box map and availability agree.
+"""Property: whatever consents, withdrawals, re-consents, birthdays, anonymisations and
+releases happen, in whatever order, with the clock moving across midnight while the server
+sits in zones far east and west of UTC, no tube is released without a basis (consent in force
+on the biobank's day, or the tube anonymised and the sub-study accepting that), and for every
+tube at every step the gate, the scan card, the box map and availability agree.
 
 The oracle is written independently of ``biobank.consent.rule``: a component's state on a
 day is its latest successful change dated on or before that day (ties: the later change);
 from the patient's 16th birthday (an NL patient) only a change signed by the participant on
-or after it counts. ``test_the_property_catches_a_broken_rule`` breaks the rule on purpose,
+or after it counts. Once anonymised (a storage withdrawal with outcome anonymise; NL allows
+it), a tube has no patient: only ANON-OK (open, accepting anonymised material) may take it,
+once it has been relabelled. ``test_the_property_catches_a_broken_rule`` breaks the rule on purpose,
 three ways, and expects this property to fail.
 """
 
@@ -26,8 +29,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank import clock
-from biobank.consent import gate, rule, service, withdrawal
-from biobank.consent.models import ConsentEntry, ReleaseJustification
+from biobank.consent import anonymise, gate, rule, service, withdrawal
+from biobank.consent.models import AnonymisationTask, ConsentEntry, ReleaseJustification
 from biobank.errors import Conflict, DomainError
 from biobank.patients import service as patients
 from biobank.samples import service as samples
@@ -41,7 +44,7 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 BASE = dt.date(2026, 3, 2)  # the first day of every history (a Monday, before summer time)
 NUMBERING = samples.Numbering()
 COMPONENTS = ("storage", "DEMO", "MRD-NGS")
-SUBSTUDIES = ("DEMO", "MRD-NGS")
+SUBSTUDIES = ("DEMO", "MRD-NGS", "ANON-OK")  # ANON-OK: no consent asked, accepts anonymised
 SIGNERS = ("mother", "father", "participant")
 # The server's own zone at each step: far east and far west of UTC, and the biobank's.
 ZONES = ("Pacific/Kiritimati", "Asia/Tokyo", "Europe/Amsterdam", "America/Los_Angeles",
@@ -55,18 +58,31 @@ ARGUMENTS = {
     "give": (st.sampled_from(COMPONENTS), st.sampled_from(SIGNERS)),
     "decline": (st.sampled_from(COMPONENTS), st.just("mother")),
     "withdraw": (st.sampled_from((*COMPONENTS, "all")), st.sampled_from(SIGNERS)),
+    "anonymise": (st.sampled_from(("storage", "all")), st.sampled_from(SIGNERS)),
+    "relabel": (st.integers(0, 2), st.just(None)),
     "release": (st.integers(0, 2), st.sampled_from(SUBSTUDIES)),
     "tick": (st.integers(0, 3), st.tuples(st.sampled_from(ZONES),
                                           st.sampled_from((-2, 1, 43_200)))),
 }
 operation = st.sampled_from(
-    ("give",) * 3 + ("release",) * 3 + ("tick",) * 3 + ("decline", "withdraw")).flatmap(
+    ("give",) * 3 + ("release",) * 3 + ("tick",) * 3
+    + ("decline", "withdraw", "anonymise", "relabel")).flatmap(
     lambda kind: st.tuples(st.just(kind), ARGUMENTS[kind][0], lag, ARGUMENTS[kind][1]))
 prologue = st.lists(st.sampled_from(("storage", "storage", *COMPONENTS)), max_size=3).map(
     lambda components: [("give", c, 0, "mother") for c in dict.fromkeys(components)])
 # Day of the window on which the patient turns 16 (the NL age of majority).
 birthday = st.integers(2, 30)
 histories = st.tuples(birthday, prologue, st.lists(operation, min_size=3, max_size=30))
+
+
+@pytest.fixture
+def anon_ok(session: Session, studies: Any) -> Any:  # noqa: F811
+    """ANON-OK: open, accepting anonymised tubes; nobody ever consents to it."""
+    found = service.create_substudy(session, ACTOR, {
+        "code": "ANON-OK", "title": "Anonymised material", "principal_investigator": "Dr. A",
+        "open": True, "accepts_anonymised": True})
+    session.commit()
+    return found
 
 
 class Oracle:
@@ -77,6 +93,7 @@ class Oracle:
             c: [] for c in COMPONENTS}
         self.of_age = of_age
         self.seq = 0
+        self.anonymised = False
 
     def record(self, component: str, on: dt.date, decision: str, signer: str) -> None:
         self.seq += 1
@@ -97,6 +114,10 @@ class Oracle:
         return on < self.of_age or (found[3] == "participant" and found[0] >= self.of_age)
 
     def allows(self, substudy: str, on: dt.date) -> bool:
+        if self.anonymised:  # no patient, no consent: only the sub-study taking anonymised
+            return substudy == "ANON-OK"
+        if substudy not in COMPONENTS:
+            return False  # ANON-OK: nobody consents to it
         return self.counts("storage", on) and self.counts(substudy, on)
 
 
@@ -168,6 +189,13 @@ def check_history(session: Session, birthday_offset: int,
                 _all_agree(session, tubes, box, history)
                 continue
             on = max(BASE, day - dt.timedelta(days=late))
+            if kind == "relabel":
+                task = session.scalar(select(AnonymisationTask.id).where(
+                    AnonymisationTask.aliquot_id == tubes[what].id))
+                if task is not None:
+                    anonymise.complete_task(session, ACTOR, task)
+                    _all_agree(session, tubes, box, history)
+                continue
             if kind == "release":
                 tube = tubes[what]
                 status = session.scalar(select(Aliquot.status).where(Aliquot.id == tube.id))
@@ -185,9 +213,10 @@ def check_history(session: Session, birthday_offset: int,
             current = {c: oracle.state(c) for c in COMPONENTS}
             try:
                 with session.begin_nested():
-                    if kind == "withdraw":
-                        withdrawal.withdraw(session, ACTOR, patient,
-                                            {"scope": what, "date": on, "requested_by": extra})
+                    if kind in ("withdraw", "anonymise"):
+                        withdrawal.withdraw(session, ACTOR, patient, {
+                            "scope": what, "date": on, "requested_by": extra,
+                            "outcome": "anonymise" if kind == "anonymise" else None})
                     else:
                         service.record_consent(session, ACTOR, patient, {
                             "component": what,
@@ -195,7 +224,9 @@ def check_history(session: Session, birthday_offset: int,
                             "signed_on": on, "form_version": FORM, "signed_by": extra})
             except DomainError:
                 continue
-            if kind == "withdraw":
+            if kind == "anonymise":
+                oracle.anonymised = oracle.anonymised or oracle.state("storage") == "given"
+            if kind in ("withdraw", "anonymise"):
                 for component in COMPONENTS if what == "all" else (what,):
                     if what != "all" or current[component] == "given":
                         oracle.record(component, on, "withdrawn", extra)
@@ -212,6 +243,10 @@ def _check_justifications(session: Session, released: list[tuple[int, str, dt.da
     assert [r.aliquot_id for r in rows] == [tube for tube, _, _ in released]
     for row, (_, code, on) in zip(rows, released, strict=True):
         assert clock.day_of(row.released_at) == on
+        if row.basis == "anonymised":  # no consent entry: the tube had no patient by then
+            assert code == "ANON-OK" and row.consent_entry_ids == []
+            continue
+        assert row.basis == "consent"
         storage_entry = session.get(ConsentEntry, row.storage_consent_id)
         own = session.get(ConsentEntry, row.substudy_consent_id)
         assert storage_entry and storage_entry.component == "storage"
@@ -252,8 +287,14 @@ def _property(ops_and_birthday: tuple[int, list[Any], list[Any]], session: Sessi
     ("tick", 2, 0, ("America/Los_Angeles", -2)), ("withdraw", "all", 1, "mother"),
     ("release", 0, 0, "DEMO"), ("tick", 0, 0, ("Asia/Tokyo", 1)),
     ("release", 0, 0, "DEMO")]))
+@example(history=(20, [], [  # anonymised: only ANON-OK, once relabelled; re-consent no undo
+    ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"), ("release", 0, 0, "DEMO"),
+    ("anonymise", "storage", 0, "mother"), ("release", 1, 0, "ANON-OK"),
+    ("relabel", 1, 0, None), ("release", 1, 0, "DEMO"), ("release", 1, 0, "ANON-OK"),
+    ("give", "storage", 0, "mother"), ("tick", 1, 0, ("Asia/Tokyo", 1)),
+    ("relabel", 2, 0, None), ("release", 2, 0, "DEMO"), ("release", 2, 0, "ANON-OK")]))
 @given(history=histories)
-def test_no_release_without_consent_in_force(session, studies, history):
+def test_no_release_without_consent_in_force(session, anon_ok, history):
     """Random histories keep the gate's promise, and every reader agrees at every step."""
     _property(history, session)
 
@@ -279,13 +320,21 @@ def _state_ignores_withdrawals(original: Any) -> Any:
     return broken
 
 
+def _anonymised_go_anywhere(_original: Any) -> Any:
+    def broken(substudy: Any) -> bool:
+        return True
+    return broken
+
+
 MUTANTS = {"standing ignores the age of majority": ("standing", _ignore_majority),
+           "anonymised tubes go to any sub-study": ("takes_anonymised",
+                                                    _anonymised_go_anywhere),
            "the SQL form reads yesterday": ("consented_patients", _sql_a_day_late),
            "state_on ignores withdrawals": ("state_on", _state_ignores_withdrawals)}
 
 
 @pytest.mark.parametrize("mutant", MUTANTS)
-def test_the_property_catches_a_broken_rule(session, studies, monkeypatch, mutant):
+def test_the_property_catches_a_broken_rule(session, anon_ok, monkeypatch, mutant):
     """With the rule broken on purpose, the property above fails."""
     name, make = MUTANTS[mutant]
     monkeypatch.setattr(rule, name, make(getattr(rule, name)))
@@ -298,6 +347,10 @@ def test_the_property_catches_a_broken_rule(session, studies, monkeypatch, mutan
         ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
         ("give", "MRD-NGS", 0, "mother"), ("withdraw", "DEMO", 0, "mother"),
         ("tick", 3, 0, ("Asia/Tokyo", 1)), ("release", 0, 0, "MRD-NGS")]))
+    @example(history=(20, [], [
+        ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
+        ("anonymise", "storage", 0, "mother"), ("relabel", 0, 0, None),
+        ("release", 0, 0, "DEMO")]))
     @given(history=histories)
     def run(history: Any) -> None:
         _property(history, session)

@@ -105,7 +105,7 @@ def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
         reasons.append(f"sub-study {substudy.code} is closed")
     if tube.patient_id is None:
         # No patient, so no consent to ask: only a sub-study that takes anonymised material.
-        if not substudy.accepts_anonymised:
+        if substudy.open and not rule.takes_anonymised(substudy):
             reasons.append(not_accepted(substudy))
         return (Decision(False, tuple(reasons), barcode=tube.barcode) if reasons
                 else Decision(True, (), (), tube.barcode, "anonymised"))
@@ -247,11 +247,20 @@ def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     return card_of(row.log, row.of_age, status)
 
 
-def anonymised_card() -> dict[str, Any]:
-    """The scan card of a tube (or sample) whose link to its patient was cut."""
+def anonymised_card(takers: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The scan card of a tube (or sample) whose link to its patient was cut, from
+    ``rule.anonymised_takers``: the sub-studies it may go to."""
+    usable = sorted(t["code"] for t in takers or ())
     return {"storage": "anonymised", "storage_since": None, "substudies": {},
-            "summary": "anonymised (no link to a patient): usable only for sub-studies that "
-                       "accept anonymised material"}
+            "anonymised": True, "usable_for": usable,
+            "summary": "anonymised (no link to a patient): usable only for "
+                       f"{', '.join(usable) or 'no sub-study yet'} (sub-studies that accept "
+                       "anonymised material)"}
+
+
+def sample_anonymised_card(session: Session) -> dict[str, Any]:
+    """``anonymised_card`` for the scan of an anonymised sample (one query)."""
+    return anonymised_card(session.scalar(select(rule.anonymised_takers())))
 
 
 def card_of(log: list[dict[str, Any]] | None, of_age: dt.date | str | None,

@@ -205,6 +205,20 @@ def consented_patients(substudy: Substudy, day: dt.date) -> Select[tuple[int]]:
     return query if substudy.open else query.where(false())
 
 
+def takes_anonymised(substudy: Substudy) -> bool:
+    """Whether anonymised tubes (no patient, so no consent to ask) may go to a sub-study:
+    it is open and accepts anonymised material. The gate and availability both ask this."""
+    return bool(substudy.open and substudy.accepts_anonymised)
+
+
+def anonymised_takers() -> ScalarSelect[Any]:
+    """``takes_anonymised`` as SQL: the codes of the sub-studies that take anonymised tubes,
+    as a JSON list of ``{"code": …}`` (None on PostgreSQL when there are none)."""
+    return (select(json_rows(code=Substudy.code))
+            .where(Substudy.open.is_(True), Substudy.accepts_anonymised.is_(True))
+            .scalar_subquery())
+
+
 # --- the JSON-log form -------------------------------------------------------------------
 
 class LogLine(NamedTuple):

@@ -13,7 +13,6 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from biobank import clock
-
 from biobank.consent.models import OUTCOMES, SIGNATORIES
 from biobank.reference.schemas import code_field
 

@@ -40,8 +40,8 @@ class Candidate:
     """An available, consented tube that matches the criteria."""
 
     id: int
-    patient_id: int
-    study_id: str
+    patient_id: int | None  # None: anonymised (a donor of its own, unknown)
+    study_id: str | None
     timepoint_id: int | None
     volume: Decimal | None
     freeze_thaw: int
@@ -56,13 +56,18 @@ def candidates(session: Session, request: SampleRequest, filters: availability.F
     query = (select(Aliquot.id, Sample.patient_id, Patient.study_id, Sample.timepoint_id,
                     Aliquot.volume_remaining_ml, Aliquot.freeze_thaw_count)
              .join(Sample, Sample.id == Aliquot.sample_id)
-             .join(Patient, Patient.id == Sample.patient_id)
+             .outerjoin(Patient, Patient.id == Sample.patient_id)
              .where(status, *availability.tube_conditions(filters),
                     *availability.sample_conditions(filters, request.substudy,
                                                     availability.today())))
     if skip:
         query = query.where(Aliquot.id.not_in(skip))
     return [Candidate(*row) for row in session.execute(query)]
+
+
+def donor(tube: Candidate) -> Any:
+    """Whose tube it is: the patient, or, anonymised, a donor of its own (unknown)."""
+    return tube.patient_id if tube.patient_id is not None else ("anonymised", tube.id)
 
 
 def choose(found: Iterable[Candidate], per_group: int, patients: int,
@@ -72,9 +77,9 @@ def choose(found: Iterable[Candidate], per_group: int, patients: int,
     Tubes already reserved come first (a re-pick keeps them), then the fewest freeze–thaw
     cycles and the most volume. Patients who fill the most timepoints come first.
     """
-    groups: dict[int, dict[int | None, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[Any, dict[int | None, list[Candidate]]] = defaultdict(lambda: defaultdict(list))
     for tube in found:
-        groups[tube.patient_id][tube.timepoint_id].append(tube)
+        groups[donor(tube)][tube.timepoint_id].append(tube)
     offers = []
     for by_timepoint in groups.values():
         taken = []
@@ -84,13 +89,14 @@ def choose(found: Iterable[Candidate], per_group: int, patients: int,
         full = sum(len(t) == per_group for t in taken)
         chosen = [tube for part in taken for tube in part]
         keeps = any(t.id in mine for t in chosen)
-        offers.append(((not keeps, -full, -len(chosen), chosen[0].study_id), chosen))
+        offers.append(((not keeps, -full, -len(chosen), chosen[0].study_id or "~",
+                        chosen[0].id), chosen))
     offers.sort(key=lambda offer: offer[0])
     return [tube for _, chosen in offers[:patients] for tube in chosen]
 
 
 def _shortfall(request: SampleRequest, wanted: int, plan: list[Candidate]) -> Conflict:
-    found = len({t.patient_id for t in plan})
+    found = len({donor(t) for t in plan})
     if not plan:
         message = (f"no available tube matches request {request.number} now: nothing to "
                    "allocate (0 patients, 0 aliquots found)")
@@ -119,7 +125,7 @@ def allocate(session: Session, asker: Asker, number: str,
         for _ in range(ROUNDS):
             plan = choose(candidates(session, request, filters, mine, skip), per_group, wanted,
                           mine)
-            if not plan or (len({t.patient_id for t in plan}) < wanted and not allow_partial):
+            if not plan or (len({donor(t) for t in plan}) < wanted and not allow_partial):
                 raise _shortfall(request, wanted, plan)
             new = [t.id for t in plan if t.id not in mine]
             # The SQL rule and the gate agree (a test holds them to it); the gate has the
@@ -160,9 +166,9 @@ def _record(session: Session, actor: str, request: SampleRequest, plan: list[Can
         {"request_id": request.id, "aliquot_id": i, "state": "allocated",
          "allocated_at": now, "updated_at": now} for i in sorted(keep)])
     summary: dict[str, Any] = {
-        "patients_requested": wanted, "patients_found": len({t.patient_id for t in plan}),
+        "patients_requested": wanted, "patients_found": len({donor(t) for t in plan}),
         "aliquots": len(keep), "partial": allow_partial and
-        len({t.patient_id for t in plan}) < wanted}
+        len({donor(t) for t in plan}) < wanted}
     if refused:
         summary["refused_by_gate"] = refused
     request.allocation_summary = summary

@@ -17,7 +17,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Integer, Subquery, and_, distinct, exists, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Subquery,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -120,6 +131,7 @@ class _SampleSide(NamedTuple):
     patient_id: Any
     timepoint_id: Any
     material_id: Any
+    no_patient: Any  # an anonymised tube's sample (NULL there, 0 in the tally's key)
 
 
 class _unindexed(FunctionElement[int]):
@@ -143,16 +155,19 @@ def _unindexed_default(element: _unindexed, compiler: SQLCompiler, **kw: Any) ->
     return compiler.process(element.clauses, **kw)
 
 
-_SAMPLE = _SampleSide(Sample.patient_id, Sample.timepoint_id, Sample.material_id)
+_SAMPLE = _SampleSide(Sample.patient_id, Sample.timepoint_id, Sample.material_id,
+                      Sample.patient_id.is_(None))
 _TALLY = _SampleSide(_unindexed(AvailabilityTally.patient_id), AvailabilityTally.timepoint_key,
-                     AvailabilityTally.material_id)
+                     AvailabilityTally.material_id, AvailabilityTally.patient_id == 0)
 
 
 def sample_conditions(filters: Filters, substudy: Substudy, day: dt.date,
                       side: _SampleSide = _SAMPLE) -> list[ColumnElement[bool]]:
-    """Conditions on the tube's sample and patient, the consent rule first."""
+    """Conditions on the tube's sample and patient, the consent rule first (anonymised tubes
+    too, for a sub-study that takes them: ``rule.takes_anonymised``)."""
+    consented = side.patient_id.in_(rule.consented_patients(substudy, day))
     found: list[ColumnElement[bool]] = [
-        side.patient_id.in_(rule.consented_patients(substudy, day))]
+        or_(consented, side.no_patient) if rule.takes_anonymised(substudy) else consented]
     if filters.materials:
         found.append(side.material_id.in_(filters.materials))
     if filters.timepoints:
@@ -245,7 +260,9 @@ def counted_from_tally(filters: Filters, substudy: Substudy, day: dt.date) -> Su
         conditions.append(tally.aliquot_type_id.in_(filters.aliquot_types))
     return (select(tally.timepoint_key.label("timepoint_id"), tally.material_id,
                    tally.aliquot_type_id, func.sum(tally.tubes).label("tubes"),
-                   func.count().label("patients"))
+                   # Each anonymised tube stands for a donor of its own (unknown).
+                   func.sum(case((tally.patient_id == 0, tally.tubes), else_=1))
+                   .label("patients"))
             .where(*conditions)
             .group_by(tally.timepoint_key, tally.material_id, tally.aliquot_type_id)
             .subquery("groups"))
@@ -262,11 +279,17 @@ def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date) -> Su
                   .subquery("per_sample"))
     return (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
                    func.sum(per_sample.c.tubes).label("tubes"),
-                   func.count(distinct(Sample.patient_id)).label("patients"))
+                   (func.count(distinct(Sample.patient_id)) + _anonymous(per_sample.c.tubes))
+                   .label("patients"))
             .join(Sample, Sample.id == per_sample.c.sample_id)
             .where(*sample_conditions(filters, substudy, day))
             .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
             .subquery("groups"))
+
+
+def _anonymous(tubes: Any) -> ColumnElement[int]:
+    """Anonymised tubes among the rows, each a donor of its own (their donor is unknown)."""
+    return func.coalesce(func.sum(case((Sample.patient_id.is_(None), tubes), else_=0)), 0)
 
 
 def matching(session: Session, substudy: Substudy, filters: Filters,
@@ -274,7 +297,7 @@ def matching(session: Session, substudy: Substudy, filters: Filters,
     """How many tubes and patients match now (one query): the manager's view of a request."""
     day = day or today()
     tubes, patients = session.execute(
-        select(func.count(), func.count(distinct(Sample.patient_id)))
+        select(func.count(), func.count(distinct(Sample.patient_id)) + _anonymous(1))
         .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
         .where(Aliquot.status == "available", *tube_conditions(filters),
                *sample_conditions(filters, substudy, day))).one()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, bindparam, lambda_stmt, select
+from sqlalchemy import Select, bindparam, case, lambda_stmt, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from biobank.auth.service import asker_column, asker_of
 from biobank.consent import rule
-from biobank.consent.gate import anonymised_card, card_of, scan_card
+from biobank.consent.gate import anonymised_card, card_of, sample_anonymised_card, scan_card
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
@@ -39,6 +39,9 @@ def _card_query() -> Select[Any]:
                    *(column.label(name) for name, column in where.items()),
                    rule.log_column(ConsentEntry.patient_id == p.c.id).label("consent_log"),
                    rule.majority_day_of(p.c).label("of_age"),
+                   # Only read for an anonymised tube (no patient): CASE skips it otherwise.
+                   case((p.c.id.is_(None), rule.anonymised_takers()))
+                   .label("anonymised_takers"),
                    recent_events_column(a.c.id).label("recent_events"),
                    asker_column(bindparam("token_hash")).label("asker"))
             .select_from(a.join(s, s.c.id == a.c.sample_id).outerjoin(p, p.c.id == s.c.patient_id)
@@ -106,7 +109,7 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
         "parent": tube.parent,
         "sprec_code": tube.sprec_code,
         **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
-        "consent": (anonymised_card() if tube.study_id is None
+        "consent": (anonymised_card(tube.anonymised_takers) if tube.study_id is None
                     else card_of(tube.consent_log, tube.of_age, tube.status)),
         "recent_events": events_of(tube.recent_events),
     }
@@ -135,7 +138,7 @@ def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
         "parent": None,
         "sprec_code": None,
         "location": None,
-        "consent": (anonymised_card() if sample.patient_id is None  # consent (1 query)
+        "consent": (sample_anonymised_card(session) if sample.patient_id is None  # 1 query
                     else scan_card(session, sample.patient_id, "received")),
         "recent_events": sample_events(session, sample.id)[-recent:][::-1],
     }

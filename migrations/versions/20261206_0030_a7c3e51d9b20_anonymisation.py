@@ -4,8 +4,9 @@ anonymisation tasks, sub-studies that accept anonymised tubes, and releases whos
 the consent entries or the tube being anonymised.
 
 On SQLite ``sample``, ``consent_withdrawal`` and ``release_justification`` are recreated
-(batch "move and copy", with foreign keys off: ``biobank.cli``): that drops their triggers, so the availability tally's triggers
-(now keyed by ``coalesce(patient_id, 0)``) and the append-only triggers are made again.
+(batch "move and copy", with foreign keys off: ``biobank.cli``): that drops their triggers,
+so the availability tally's triggers (now keyed by ``coalesce(patient_id, 0)``) and the
+append-only triggers are made again.
 
 Revision ID: a7c3e51d9b20
 Revises: 48b1893b1b55
