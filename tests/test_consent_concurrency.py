@@ -138,3 +138,108 @@ def test_two_identical_withdrawals_at_once_one_wins(engine, committed, scope):
             assert (tasks, statuses) == (5, {"blocked"})
         else:
             assert (tasks, statuses) == (0, {"available"})
+
+
+def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(engine,
+                                                                              committed):
+    """A release and an anonymising withdrawal at once: the patient's row lock orders them.
+    Either the release comes first (basis consent) or it sees the tubes anonymised and is
+    refused (the sub-study takes no anonymised material); never a release on the basis of a
+    consent already withdrawn, never a sample half cut."""
+    from biobank.consent import gate
+    from biobank.consent.models import ReleaseJustification
+
+    with Session(engine) as session:
+        tube_ids = list(session.scalars(select(Aliquot.id).join(Sample)
+                                        .where(Sample.patient_id == committed.patient_id)))
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+    committing: list[dt.datetime] = []
+
+    def release() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            barrier.wait()
+            try:
+                gate.justify_release(session, ACTOR, tube_ids[:2], committed.substudy,
+                                     "request", f"RQ-RACE-{committed.patient_id}")
+                time.sleep(0.2)
+                committing.append(dt.datetime.now(dt.UTC))
+                session.commit()
+                outcomes["release"] = "released"
+            except Conflict:
+                session.rollback()
+                outcomes["release"] = "409"
+
+    def anonymise() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            patient = session.get(Patient, committed.patient_id)
+            barrier.wait()
+            withdrawal.withdraw(session, ACTOR, patient, {
+                "scope": "storage", "date": clock.today(), "requested_by": "mother",
+                "outcome": "anonymise"})
+            time.sleep(0.2)
+            session.commit()
+            outcomes["withdrawal"] = "anonymised"
+
+    threads = [threading.Thread(target=release), threading.Thread(target=anonymise)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes["withdrawal"] == "anonymised"
+    with Session(engine) as session:
+        rows = session.scalars(select(ReleaseJustification)
+                               .where(ReleaseJustification.aliquot_id.in_(tube_ids))).all()
+        done = session.scalar(select(Withdrawal.recorded_at).where(
+            Withdrawal.patient_id == committed.patient_id))
+        assert {s.patient_id for s in session.scalars(
+            select(Sample).join(Aliquot).where(Aliquot.id.in_(tube_ids)))} == {None}
+    if outcomes["release"] == "released":
+        assert len(rows) == 2 and {r.basis for r in rows} == {"consent"}
+        # The withdrawal waited for the release to commit: it saw the release, not the
+        # other way round.
+        assert done >= committing[0]
+    else:
+        assert rows == []
+
+
+def test_two_technicians_closing_one_anonymisation_task_at_once(engine, committed):
+    """The task row lock: one closes it (the tube back in use, one unblocked event), the
+    other gets a 409."""
+    from biobank.consent import anonymise
+    from biobank.consent.models import AnonymisationTask
+    from biobank.custody.models import CustodyEvent
+
+    with Session(engine, expire_on_commit=False) as session:
+        withdrawal.withdraw(session, ACTOR, session.get(Patient, committed.patient_id), {
+            "scope": "storage", "date": clock.today(), "requested_by": "mother",
+            "outcome": "anonymise"})
+        session.commit()
+        task = session.scalars(select(AnonymisationTask).join(Withdrawal).where(
+            Withdrawal.patient_id == committed.patient_id)).first()
+        task_id, tube_id = task.id, task.aliquot_id
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def close() -> None:
+        with Session(engine, expire_on_commit=False) as session:
+            barrier.wait()
+            try:
+                anonymise.complete_task(session, ACTOR, task_id)
+                time.sleep(0.2)
+                session.commit()
+                outcomes.append("done")
+            except Conflict:
+                session.rollback()
+                outcomes.append("409")
+
+    threads = [threading.Thread(target=close) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["409", "done"]
+    with Session(engine) as session:
+        assert session.get(Aliquot, tube_id).status == "available"
+        assert session.scalar(select(func.count()).select_from(CustodyEvent).where(
+            CustodyEvent.aliquot_id == tube_id, CustodyEvent.event_type == "unblocked")) == 1
