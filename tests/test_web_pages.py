@@ -9,7 +9,7 @@ import io
 from sqlalchemy import select
 
 from biobank import clock
-from biobank.consent.models import ConsentEntry, Withdrawal
+from biobank.consent.models import AnonymisationTask, ConsentEntry, Withdrawal
 from biobank.labels.models import Printer
 from biobank.storage.models import Position
 from web_helpers import HTML, lab, login  # noqa: F401
@@ -157,6 +157,30 @@ def test_a_withdrawal_shows_its_impact_first_then_blocks_the_tubes(login, lab, s
     assert "consent-no" in card and "st-blocked" in card and "withdrawn" in card
     desk = text(officer.get("/consent"))
     assert lab.patient.study_id in desk.split("Re-consent due")[0]
+
+
+def test_an_anonymising_withdrawal_on_the_pages_ends_with_relabelled_tubes(login, lab,
+                                                                           session):
+    """Outcome 'anonymised' on the form: the impact lists relabelling tasks; the withdrawal
+    page closes them one by one; the scan page then shows the tube without a patient."""
+    officer = login("consent_officer")
+    url = f"/patients/{lab.patient.study_id}/consent/withdraw"
+    form = {"scope": "storage", "date": TODAY, "requested_by": "mother", "reason": "",
+            "outcome": "anonymise"}
+    preview = officer.post(url, {**form, "step": "preview"})
+    assert "relabelling tasks" in text(preview)
+    answer = officer.post(url, {**form, "step": "confirm"})
+    assert answer.status_code == 303, text(answer)
+    detail = text(officer.get(answer.headers["Location"]))
+    assert "tubes to relabel" in detail and lab.tubes[0].barcode in detail
+    tech = login("technician")
+    task = session.scalar(select(AnonymisationTask.id).where(
+        AnonymisationTask.aliquot_id == lab.tubes[0].id))
+    done = tech.post(f"/consent/anonymisation-tasks/{task}/done", {})
+    assert done.status_code == 303, text(done)
+    assert "no longer linked" in text(tech.get(done.headers["Location"]))
+    card = text(tech.get(f"/scan?code={lab.tubes[0].barcode}"))
+    assert "anonymised" in card and lab.patient.study_id not in card
 
 
 def test_a_withdrawal_the_service_refuses_is_shown_on_the_form(login, lab):

@@ -145,9 +145,9 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
         impact.outcome = values.get("outcome") or "destroy"
         if impact.outcome == "anonymise":
             anonymise.check_allowed(session, patient)
-    elif values.get("outcome"):
-        raise Invalid("an outcome (destroy or anonymise) applies only to a withdrawal that "
-                      "ends storage consent", field="outcome")
+    elif values.get("outcome") == "anonymise":
+        raise Invalid("anonymise applies only to a withdrawal that ends storage consent: "
+                      "this one leaves the tubes stored", field="outcome")
     ended_substudies = {e.substudy_id for e in ends if e.substudy_id is not None}
     tubes = [Tube(*row) for row in session.execute(
         select(Aliquot.id, Aliquot.barcode, Aliquot.status)

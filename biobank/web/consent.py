@@ -10,7 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
-from biobank.consent import officer, schemas, service, withdrawal
+from biobank.consent import anonymise, officer, schemas, service, withdrawal
 from biobank.consent.models import SIGNATORIES
 from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
@@ -140,6 +140,17 @@ def task_done(task_id: str):  # type: ignore[no-untyped-def]
     view = officer.complete_task(get_session(), current_actor(),
                                  _number(task_id, "destruction task"))
     flash(f"{view.barcode} recorded as destroyed.")
+    return redirect(url_for("web_consent.withdrawal_page", withdrawal_id=view.task.withdrawal_id),
+                    303)
+
+
+@bp.post("/consent/anonymisation-tasks/<task_id>/done")
+@requires("aliquot:write")
+def anonymisation_task_done(task_id: str):  # type: ignore[no-untyped-def]
+    """The anonymised tube was relabelled: close its task (which then forgets the tube)."""
+    view = anonymise.complete_task(get_session(), current_actor(),
+                                   _number(task_id, "anonymisation task"))
+    flash("Tube relabelled: back in use for sub-studies that accept anonymised material.")
     return redirect(url_for("web_consent.withdrawal_page", withdrawal_id=view.task.withdrawal_id),
                     303)
 
