@@ -23,6 +23,7 @@ from sqlalchemy import (
     Subquery,
     and_,
     case,
+    cast,
     distinct,
     exists,
     func,
@@ -289,7 +290,9 @@ def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date) -> Su
 
 def _anonymous(tubes: Any) -> ColumnElement[int]:
     """Anonymised tubes among the rows, each a donor of its own (their donor is unknown)."""
-    return func.coalesce(func.sum(case((Sample.patient_id.is_(None), tubes), else_=0)), 0)
+    # Cast: PostgreSQL sums bigints (the per-sample counts) as numeric.
+    return cast(func.coalesce(func.sum(case((Sample.patient_id.is_(None), tubes), else_=0)), 0),
+                Integer)
 
 
 def matching(session: Session, substudy: Substudy, filters: Filters,
