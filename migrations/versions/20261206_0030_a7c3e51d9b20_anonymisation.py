@@ -9,7 +9,7 @@ so the availability tally's triggers (now keyed by ``coalesce(patient_id, 0)``) 
 append-only triggers are made again.
 
 Revision ID: a7c3e51d9b20
-Revises: 48b1893b1b55
+Revises: a16c1a1e0003
 Create Date: 2026-12-06 00:30:00
 """
 
@@ -24,7 +24,7 @@ from alembic import op
 import biobank.db
 
 revision = 'a7c3e51d9b20'
-down_revision = '48b1893b1b55'
+down_revision = 'a16c1a1e0003'
 branch_labels = None
 depends_on = None
 
