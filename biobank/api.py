@@ -18,12 +18,14 @@ def init_app(app: Flask) -> Api:
     from biobank.samples.api import blp as samples_blp
     from biobank.scan.api import blp as scan_blp
     from biobank.storage.api import blp as storage_blp
+    from biobank.storage.station_api import blp as station_blp
 
     api = Api(app)
     for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp,
                 consent_blp):
         api.register_blueprint(blp, url_prefix="/api/v1")
     api.register_blueprint(storage_blp, url_prefix="/api/v1")
+    api.register_blueprint(station_blp, url_prefix="/api/v1")
     api.register_blueprint(labels_blp, url_prefix="/api/v1")
     api.register_blueprint(requests_blp, url_prefix="/api/v1")
     app.extensions["biobank.api"] = api

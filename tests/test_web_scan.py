@@ -86,7 +86,7 @@ def test_a_tube_scanned_after_a_box_goes_into_it(login, lab, session):
     answer = tech.post("/scan/place", {"code": tube.barcode, "box": lab.box.barcode,
                                        "position": ""}, headers=FRAGMENT)
     assert answer.status_code == 200, text(answer)
-    assert f"{tube.barcode} stored: A2 of {lab.box.barcode}" in text(answer)
+    assert f"{tube.barcode} stored: A2 of Plasma 01" in text(answer)
     assert "is-highlight" in text(answer) and 'data-target="A3"' in text(answer)
     where = place_of(session, tube)
     assert (where.box_id, where.row_no, where.col_no) == (lab.box.id, 1, 2)
@@ -94,12 +94,17 @@ def test_a_tube_scanned_after_a_box_goes_into_it(login, lab, session):
 
 
 def test_a_tube_scanned_into_another_box_moves_there_at_the_chosen_place(login, lab, session):
-    """A stored tube scanned while another box is open moves to the clicked place."""
+    """A stored tube scanned while another box is open is asked about first (nothing moves);
+    confirmed, it moves to the clicked place, the answer naming from and to."""
     tech = login("technician")
     tube = lab.tubes[0]
+    asked = tech.post("/scan/place", {"code": tube.barcode, "box": lab.spare.barcode,
+                                      "position": "C3"}, headers=FRAGMENT)
+    assert f"{tube.barcode} is at A1 of Plasma 01. Move it to C3 of Spare?" in text(asked)
+    assert place_of(session, tube).box_id == lab.box.id
     answer = tech.post("/scan/place", {"code": tube.barcode, "box": lab.spare.barcode,
-                                       "position": "C3"}, headers=FRAGMENT)
-    assert f"{tube.barcode} moved: C3 of {lab.spare.barcode}" in text(answer)
+                                       "position": "C3", "confirm": "1"}, headers=FRAGMENT)
+    assert f"{tube.barcode} moved from A1 of Plasma 01 to C3 of Spare" in text(answer)
     assert events(session, tube)[-1] == "moved"
     assert place_of(session, tube).box_id == lab.spare.id
 
@@ -110,7 +115,7 @@ def test_scanning_a_tube_already_in_the_open_box_only_finds_it(login, lab, sessi
     answer = login("technician").post("/scan/place", {"code": tube.barcode,
                                                       "box": lab.box.barcode},
                                       headers=FRAGMENT)
-    assert "is in this box, at A1" in text(answer) and "is-highlight" in text(answer)
+    assert "is in this box already, at A1" in text(answer) and "is-highlight" in text(answer)
     assert events(session, tube)[-1] == "stored"
 
 

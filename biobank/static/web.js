@@ -32,6 +32,52 @@
     form.classList.remove("cue-error", "cue-ok");
     void form.offsetWidth; // restart the cue's animation
     form.classList.add(root.classList.contains("has-error") ? "cue-error" : "cue-ok");
+    var cue = root.classList.contains("has-error") ? "error" : (root.dataset.cue || "");
+    station.dataset.cue = cue;
+    if (cue) { tone(cue); }
+  }
+
+  // Tones: a refusal must be heard by someone watching the tube, not the screen. Web Audio
+  // makes them (no sound files); the mute button's choice is kept in this browser.
+  var TONES = { ok: [[880, 0.09]], look: [[660, 0.05]], ask: [[520, 0.12], [780, 0.12]],
+                warn: [[330, 0.12], [330, 0.12]], error: [[196, 0.35]] };
+  var audio = null;
+  var muteButton = document.getElementById("station-mute");
+  function muted() { return window.localStorage.getItem("biobank.station.muted") === "1"; }
+  function showMute() {
+    if (!muteButton) { return; }
+    muteButton.setAttribute("aria-pressed", muted() ? "true" : "false");
+    muteButton.textContent = muted() ? "Sound off" : "Sound on";
+  }
+  function tone(cue) {
+    var notes = TONES[cue];
+    if (!notes) { return; }
+    station.dataset.lastTone = muted() ? "muted" : cue;
+    if (muted()) { return; }
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      var at = audio.currentTime;
+      notes.forEach(function (note) {
+        var osc = audio.createOscillator();
+        var gain = audio.createGain();
+        osc.type = cue === "error" ? "square" : "sine";
+        osc.frequency.value = note[0];
+        gain.gain.setValueAtTime(0.15, at);
+        gain.gain.exponentialRampToValueAtTime(0.001, at + note[1]);
+        osc.connect(gain).connect(audio.destination);
+        osc.start(at);
+        osc.stop(at + note[1]);
+        at += note[1] + 0.04;
+      });
+    } catch (e) { station.dataset.lastTone = "unavailable"; }
+  }
+  if (muteButton) {
+    muteButton.addEventListener("click", function () {
+      window.localStorage.setItem("biobank.station.muted", muted() ? "0" : "1");
+      showMute();
+      focusInput();
+    });
+    showMute();
   }
 
   function focusInput() {
@@ -99,7 +145,12 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var code = input.value.trim();
-    if (!code) { return; }
+    var question = result.querySelector("form[data-confirm]");
+    if (!code) {
+      // Enter alone answers the station's question: yes, do it.
+      if (question) { post(question.action, new FormData(question), performance.now()); }
+      return;
+    }
     var started = performance.now();
     input.value = "";
     if (state.box && canStore) {
@@ -137,6 +188,8 @@
       }
       return;
     }
+    var leave = event.target.closest("a.station-leave");
+    if (leave) { event.preventDefault(); look(state.code || "", performance.now()); return; }
     var close = event.target.closest("a.close-box");
     if (close) { event.preventDefault(); closeBox(); }
   });
@@ -162,6 +215,12 @@
   // Alt + a letter reaches a card's action: its first field, or the button if it has none.
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
+      if (result.querySelector("form[data-confirm]")) {
+        // Esc answers the question: no, leave the tube where it is (its card stays).
+        event.preventDefault();
+        look(state.code || "", performance.now());
+        return;
+      }
       if (state.picked) { state.picked = ""; look(state.code || "", undefined); }
       else if (state.box) { closeBox(); }
       else { input.value = ""; focusInput(); }
@@ -171,6 +230,11 @@
     var action = result.querySelector('form.action[data-key="' + event.key.toLowerCase() + '"]');
     if (!action) { return; }
     event.preventDefault();
+    if (action.hasAttribute("data-instant")) {
+      // One key does it (Undo, Print at once): no field to fill first.
+      post(action.action, new FormData(action), performance.now());
+      return;
+    }
     var field = action.querySelector("input:not([type=hidden]), select");
     (field || action.querySelector("button")).focus();
     if (field && field.select) { field.select(); }

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.db import Base, Code, Str64, Str200, utcnow
@@ -116,6 +117,8 @@ class Container(Base):
     temperature_band: Mapped[Code | None]
     room: Mapped[Str64 | None]
     box_type_id: Mapped[int | None] = mapped_column(ForeignKey("box_type.id"), index=True)
+    # A box takes tubes of one type at one temperature unless a manager allows it to mix.
+    mixing_allowed: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     box_type: Mapped[BoxType | None] = relationship(lazy="joined")

@@ -76,8 +76,9 @@ def page_blueprint(name: str, import_name: str) -> Blueprint:
 
 
 def install(app: Flask) -> None:
-    """Give every template ``may(action)``."""
+    """Give every template ``may(action)`` and ``bench_status(status, consent)``."""
+    from biobank.storage.station import bench_status
 
     @app.context_processor
     def _page_helpers():  # type: ignore[no-untyped-def]
-        return {"may": may}
+        return {"may": may, "bench_status": bench_status}

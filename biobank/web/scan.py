@@ -20,6 +20,7 @@ from biobank.samples.models import Aliquot
 from biobank.samples.service import get_aliquot
 from biobank.scan import service as scanning
 from biobank.storage import boxmap, operations
+from biobank.storage import station as bench
 from biobank.storage import service as storage
 from biobank.storage.models import Container, Thaw
 from biobank.web.common import may, page_blueprint, wants_fragment
@@ -51,7 +52,8 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
     status = 422 if error else 200
     view: dict[str, Any] = {"card": None, "extras": {}, "container": None, "box": None,
                             "target": None, "picked": picked, "error": error,
-                            "message": message, "code": code}
+                            "message": message, "code": code, "outcome": None,
+                            "cue": "ok" if message else "look"}
     if code:
         try:
             card = scanning.scan(session, code, numbering(),
@@ -59,6 +61,9 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
         except DomainError as exc:
             view["error"], status = exc.message, exc.status_code
         else:
+            if card["kind"] == "aliquot" and not message:
+                usable = bench.bench_status(card["status"], (card["consent"] or {}).get("storage"))
+                view["cue"] = "look" if usable["key"] in ("available", "reserved") else "warn"
             if card["kind"] == "box":
                 box_code, position = card["barcode"], None
             else:
@@ -76,6 +81,20 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
         else:
             view["box"] = boxmap.box_map(session, box)
             view["target"] = position or _next_free(session, box)
+    if view["error"]:
+        view["cue"] = "error"
+    return view, status
+
+
+def station_view(code: str, box_code: str | None, message: str,
+                 outcome: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+    """The station after a scan into a box: the card, the map, and what was done or asked."""
+    to = outcome["to"] if outcome else None
+    position = to["position"] if outcome and outcome["state"] == "ask" and to else None
+    view, status = station(code, box_code, position=position,
+                           message=None if outcome and outcome["state"] == "ask" else message)
+    view["outcome"] = outcome
+    view["cue"] = "ask" if outcome and outcome["state"] == "ask" else "ok"
     return view, status
 
 
@@ -86,10 +105,14 @@ def answer(code: str | None, box_code: str | None, **options: Any):  # type: ign
     return render_template(template, **view), status
 
 
-def _after_change(code: str, box_code: str | None, message: str):  # type: ignore[no-untyped-def]
+def _after_change(code: str, box_code: str | None, message: str | dict[str, Any]):  # type: ignore[no-untyped-def]
     # The script gets the new state at once; a plain form post is redirected (no re-post).
-    if wants_fragment():
-        return answer(code, box_code, message=message)
+    outcome = message if isinstance(message, dict) else None
+    message = outcome["message"] if outcome else message  # type: ignore[index]
+    if wants_fragment() or (outcome and outcome["state"] == "ask"):
+        view, status = station_view(code, box_code, message, outcome)
+        template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
+        return render_template(template, **view), status
     flash(message)
     return redirect(url_for("web_scan.scan_station", code=code, box=box_code or None), 303)
 
@@ -105,32 +128,10 @@ def _refused(code: str, box_code: str | None, exc: DomainError):  # type: ignore
 # --- putting a tube in a box ---------------------------------------------------------------
 
 def store_in(session: Session, actor: str, aliquot: Aliquot, box: Container,
-             position: str | None, reason: str | None) -> str:
-    """Put a tube at a place in a box with the storage operation that fits where it is now
-    (place, move, put back or refreeze, found); returns what happened, in words."""
-    if box.box_type is not None and box.box_type.gridded and not position:
-        position = _next_free(session, box)
-        if position is None:
-            raise Invalid(f"box {box.barcode} is full", field="position")
-    where = operations.position_of(session, aliquot)
-    if aliquot.status == "missing":
-        operations.mark_found(session, actor, aliquot, box, position, reason)
-        done = "found and stored"
-    elif where is None:
-        operations.place(session, actor, aliquot, box, position, reason)
-        done = "stored"
-    elif where.out_since is not None:
-        operations.put_back(session, actor, aliquot, box, position, reason)
-        done = "put back"
-    else:
-        row, col = operations.resolve(box, position)
-        if (where.box_id, where.row_no, where.col_no) == (box.id, row, col):
-            return f"{aliquot.barcode} is at {position} of {box.barcode} already"
-        operations.move(session, actor, [{"aliquot": aliquot, "box": box, "row": row,
-                                          "col": col}], reason)
-        done = "moved"
-    place = f"{position} of {box.barcode}" if position else box.barcode
-    return f"{aliquot.barcode} {done}: {place}"
+             position: str | None, reason: str | None = None) -> dict[str, Any]:
+    """An explicit "put it there" from the card or the map: the station's decision,
+    confirmed (a tube that does not fit the box is still refused)."""
+    return bench.scan_into(session, actor, aliquot, box, position, confirm=True)
 
 
 # --- views ---------------------------------------------------------------------------------
@@ -167,14 +168,32 @@ def scan_into_box():  # type: ignore[no-untyped-def]
     if card["kind"] != "aliquot" or box_code is None:
         return answer(code, box_code)  # a box opens, a sample or rack shows its card
     aliquot = get_aliquot(session, code, numbering())
-    location = card["location"]
-    if location and location["box"] == box_code and not location["taken_out"]:
-        return answer(code, box_code, message=f"{card['barcode']} is in this box, at "
-                                              f"{location['position']}")
     try:
         box = storage.get_box(session, box_code, numbering(), "box")
-        done = store_in(session, current_actor(), aliquot, box,
-                        form.get("position") or None, "stored at the scan station")
+        outcome = bench.scan_into(session, current_actor(), aliquot, box,
+                                    form.get("position") or None, form.get("confirm") == "1")
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    return _after_change(code, box_code, outcome)
+
+
+@bp.post("/scan/<code>/undo")
+@requires("storage:write")
+def undo_station(code: str):  # type: ignore[no-untyped-def]
+    """Undo the station's last change of a tube: back where it was, recorded as a move."""
+    form = request.form
+    box_code = form.get("open_box") or None
+    session = get_session()
+    number = numbering()
+    try:
+        aliquot = get_aliquot(session, code, number)
+        at_box = storage.get_box(session, form.get("at_box", ""), number, "at_box")
+        back = (storage.get_box(session, form["box"], number, "box") if form.get("box")
+                else None)
+        done = bench.undo(session, current_actor(), aliquot, at_box,
+                            form.get("at_position") or None, back,
+                            form.get("position") or None, form.get("taken_out") == "1",
+                            form.get("missing") == "1")
     except DomainError as exc:
         return _refused(code, box_code, exc)
     return _after_change(code, box_code, done)
@@ -185,7 +204,7 @@ def _box_field(form: Any) -> Container | None:
     return storage.get_box(get_session(), code, numbering(), "box") if code else None
 
 
-def _store(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
+def _store(session: Session, actor: str, aliquot: Aliquot, form: Any) -> dict[str, Any]:
     box = _box_field(form)
     if box is None:
         raise Invalid("scan or type the box the tube goes into", field="box")

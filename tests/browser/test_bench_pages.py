@@ -29,9 +29,10 @@ FORM = "IF21-BB-2.0-EN"  # a demo consent form covering storage, data and DEMO
 _serial = itertools.count(1)
 
 
-def new_patient(session: Session, tubes: int = 4, stored: int = 1) -> SimpleNamespace:
-    """A patient with storage and DEMO consent, ``tubes`` plasma tubes, the first ``stored``
-    of them in a new empty 9×9 box in the demo freezer."""
+def new_patient(session: Session, tubes: int = 4, stored: int = 1,
+                consented: bool = True) -> SimpleNamespace:
+    """A patient with storage and DEMO consent (unless not ``consented``), ``tubes`` plasma
+    tubes, the first ``stored`` of them in a new empty 9×9 box in the demo freezer."""
     n = next(_serial)
     diagnosed = clock.today() - dt.timedelta(days=120)
     patient = patients.register(session, ACTOR, {
@@ -50,7 +51,7 @@ def new_patient(session: Session, tubes: int = 4, stored: int = 1) -> SimpleName
     made = samples.split(session, ACTOR, sample, [
         {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2")} for _ in range(tubes)],
         NUMBERING)
-    for component in ("storage", "data", "DEMO"):
+    for component in ("storage", "data", "DEMO") if consented else ():
         consent.record_consent(session, ACTOR, patient, {
             "component": component, "decision": "given", "signed_on": diagnosed,
             "form_version": FORM, "signed_by": "mother"})
@@ -154,7 +155,8 @@ def test_placing_tubes_into_a_box_by_scanning(page, live_server):
     page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').click()
     page.locator(".cell.is-picked").wait_for()
     page.locator('.cell.free[data-position="I9"]').click()
-    page.get_by_role("status").filter(has_text=f"{made.tubes[2]} moved: I9").wait_for()
+    page.get_by_role("status").filter(
+        has_text=f"{made.tubes[2]} moved from E5 of {made.box_name} to I9").wait_for()
     page.goto(f"/boxes/{made.box}")
     shot(page, "box-page")
     assert page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute(
