@@ -169,13 +169,15 @@ def test_a_form_without_the_csrf_token_changes_nothing(login, lab, session):
 
 def test_printing_on_an_unreachable_printer_is_shown_and_recorded_nowhere(login, lab,
                                                                          session, manager):
-    """The printer's refusal is shown on the card; no label event is written."""
+    """The printer's refusal is shown on the card in the bench's words, with the label to
+    download instead; no label event is written."""
     assert manager.post("/api/v1/printers", json={
         "name": "Bench", "host": "127.0.0.1", "port": 9}).status_code == 201
     tube = lab.tubes[0]
     answer = login("technician").post(f"/scan/{tube.barcode}/print", {"printer": "Bench"},
                                       headers=FRAGMENT)
-    assert answer.status_code == 502 and "printer Bench" in text(answer)
+    assert answer.status_code == 502 and "Bench is not answering" in text(answer)
+    assert f"/scan/{tube.barcode}/label.png?printer=Bench" in text(answer)
     assert "label_printed" not in events(session, tube)
 
 

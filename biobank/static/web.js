@@ -32,10 +32,40 @@
     form.classList.remove("cue-error", "cue-ok");
     void form.offsetWidth; // restart the cue's animation
     form.classList.add(root.classList.contains("has-error") ? "cue-error" : "cue-ok");
+    checkPrinters();
     var cue = root.classList.contains("has-error") ? "error" : (root.dataset.cue || "");
     station.dataset.cue = cue;
     if (cue) { tone(cue); }
   }
+
+  // Whether the card's printer answers: asked after the card is on screen, never on the
+  // scan's own path.
+  function checkPrinters() {
+    result.querySelectorAll(".printer-state[data-printer]").forEach(function (state) {
+      var name = state.dataset.printer;
+      if (!name) { return; }
+      fetch("/printers/" + encodeURIComponent(name) + "/reachable",
+            { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (!answer || state.dataset.printer !== name) { return; }
+          state.textContent = (answer.ready ? "✓ " : "✗ ") + answer.words;
+          state.classList.toggle("is-ready", answer.ready);
+          state.classList.toggle("is-down", !answer.ready);
+        }).catch(function () { state.textContent = "printer state unknown"; });
+    });
+  }
+
+  // The station's default printer is the one last chosen in this browser (a cookie).
+  result.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-default-printer]");
+    if (!select) { return; }
+    document.cookie = "station_printer=" + encodeURIComponent(select.value) +
+      "; path=/; max-age=31536000; SameSite=Lax";
+    var state = result.querySelector(".printer-state");
+    if (state) { state.dataset.printer = select.value; state.textContent = "checking the printer…"; }
+    checkPrinters();
+  });
 
   // Tones: a refusal must be heard by someone watching the tube, not the screen. Web Audio
   // makes them (no sound files); the mute button's choice is kept in this browser.

@@ -15,6 +15,7 @@ from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.labels import service as labels
 from biobank.labels.api import registry
+from biobank.labels.printers import PrinterError
 from biobank.samples.api import numbering
 from biobank.samples.models import Aliquot
 from biobank.samples.service import get_aliquot
@@ -23,6 +24,8 @@ from biobank.storage import boxmap, operations
 from biobank.storage import station as bench
 from biobank.storage import service as storage
 from biobank.storage.models import Container, Thaw
+from biobank.custody.models import CustodyEvent
+from biobank.web import printing
 from biobank.web.common import may, page_blueprint, wants_fragment
 
 bp = page_blueprint("web_scan", __name__)
@@ -40,8 +43,16 @@ def _tube_extras(session: Session, card: dict[str, Any]) -> dict[str, Any]:
     thawed = session.scalar(
         select(Thaw.aliquot_id).join(Aliquot, Aliquot.id == Thaw.aliquot_id)
         .where(Aliquot.barcode == card["barcode"])) is not None
-    return {"thawed": thawed,
-            "printers": labels.list_printers(session) if may("label:print") else []}
+    if not may("label:print"):
+        return {"thawed": thawed, "printers": []}
+    printers = labels.list_printers(session)
+    printed = session.scalar(
+        select(CustodyEvent.id).join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
+        .where(Aliquot.barcode == card["barcode"],
+               CustodyEvent.event_type.in_(("label_printed", "label_reprinted"))).limit(1))
+    return {"thawed": thawed, "printers": printers,
+            "default_printer": printing.default_printer(printers),
+            "printed_before": printed is not None}
 
 
 def station(code: str | None, box_code: str | None, *, position: str | None = None,
@@ -117,10 +128,16 @@ def _after_change(code: str, box_code: str | None, message: str | dict[str, Any]
     return redirect(url_for("web_scan.scan_station", code=code, box=box_code or None), 303)
 
 
-def _refused(code: str, box_code: str | None, exc: DomainError):  # type: ignore[no-untyped-def]
+def _refused(code: str, box_code: str | None, exc: DomainError,  # type: ignore[no-untyped-def]
+             print_failed: str | None = None):
     # What the refused change flushed is undone before the card is read again.
     get_session().rollback()
-    view, _status = station(code, box_code, error=exc.message)
+    message = exc.message
+    if print_failed:  # in the bench's words: what happened, what to check
+        message = (f"The label was not printed: {print_failed} is not answering. Is it "
+                   "switched on, with labels loaded?")
+    view, _status = station(code, box_code, error=message)
+    view["print_failed"] = print_failed
     template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
     return render_template(template, **view), exc.status_code
 
@@ -271,6 +288,9 @@ def print_label(code: str):  # type: ignore[no-untyped-def]
             session, current_actor(), printer, codes, registry(),
             reason=form.get("reason") or None,
             timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+    except PrinterError as exc:
+        # No dead end: the label can be downloaded, sent again, or sent to another printer.
+        return _refused(code, box_code, exc, print_failed=form.get("printer", ""))
     except DomainError as exc:
         return _refused(code, box_code, exc)
-    return _after_change(code, box_code, f"label of {codes[0]} sent to {printer.name}")
+    return _after_change(code, box_code, f"Label of {codes[0]} printed on {printer.name}")

@@ -1,0 +1,79 @@
+"""Printing from the bench with no dead end: the station's default printer (kept in a cookie
+of this browser), whether a printer answers, and the label to download (PNG, PDF or ZPL)
+when it does not."""
+
+from __future__ import annotations
+
+import io
+import socket
+from urllib.parse import unquote
+
+from flask import Response, current_app, jsonify, request
+from PIL import Image
+
+from biobank.auth.permissions import requires
+from biobank.db import get_session
+from biobank.errors import Invalid
+from biobank.labels import service as labels
+from biobank.labels.api import registry
+from biobank.samples.api import numbering
+from biobank.web.common import page_blueprint
+
+bp = page_blueprint("web_printing", __name__)
+
+DEFAULT_PRINTER_COOKIE = "station_printer"
+MIME = {"png": "image/png", "pdf": "application/pdf", "zpl": "text/plain"}
+
+
+def default_printer(printers: list) -> str | None:  # type: ignore[type-arg]
+    """The station's default printer: the one this browser chose, else the first."""
+    chosen = unquote(request.cookies.get(DEFAULT_PRINTER_COOKIE, ""))
+    names = [printer.name for printer in printers]
+    return chosen if chosen in names else (names[0] if names else None)
+
+
+@bp.get("/printers/<name>/reachable")
+@requires("label:print")
+def reachable(name: str):  # type: ignore[no-untyped-def]
+    """Whether a printer answers on its port now (the card shows it; no label is sent)."""
+    printer = labels.get_printer(get_session(), name)
+    timeout = min(float(current_app.config["PRINTER_TIMEOUT"]), 0.5)
+    try:
+        with socket.create_connection((printer.host, printer.port), timeout=timeout):
+            pass
+    except OSError:
+        return jsonify(printer=printer.name, ready=False,
+                       words=f"{printer.name} is not answering: is it on?")
+    return jsonify(printer=printer.name, ready=True, words=f"{printer.name} is ready")
+
+
+@bp.get("/scan/<code>/label.<fmt>")
+@requires("aliquot:read")
+def download_label(code: str, fmt: str):  # type: ignore[no-untyped-def]
+    """A tube's label to print elsewhere: PNG or PDF (any printer), ZPL (a Zebra)."""
+    if fmt not in MIME:
+        raise Invalid(f"unknown format {fmt!r}: png, pdf or zpl", field="format")
+    codes = labels.normalize_codes([code], numbering(), "code")
+    [(_, data)] = labels.aliquot_labels(get_session(), codes)
+    printer = request.args.get("printer")
+    template_name = None
+    if printer:
+        template_name = labels.get_printer(get_session(), printer).template
+    template = registry().get(template_name, "aliquot")
+    if fmt != "zpl" and template.svg is None:  # a ZPL-only template: the default draws it
+        template = registry().get(None, "aliquot")
+    dpi = 300
+    if fmt == "zpl":
+        content, _mime = template.render("zpl", dpi, [data])
+    else:
+        png, _mime = template.render("png", dpi, [data])
+        if fmt == "pdf":
+            # Pillow writes the same picture as a one-page PDF at the label's resolution.
+            out = io.BytesIO()
+            Image.open(io.BytesIO(png)).convert("RGB").save(out, "PDF", resolution=dpi)
+            content = out.getvalue()
+        else:
+            content = png
+    response = Response(content, mimetype=MIME[fmt])
+    response.headers["Content-Disposition"] = f'attachment; filename="{codes[0]}.{fmt}"'
+    return response
