@@ -257,3 +257,28 @@ def test_the_pick_list_costs_the_same_queries_for_two_tubes_or_ten(
         assert len(tubes) == patients
         costs.append(counted.count)
     assert costs[0] == costs[1], costs
+
+
+def test_the_shipping_day_is_a_date_never_in_the_future(researcher, manager, tech, donor,
+                                                        session):
+    """``shipped_on`` in the future is a 422 naming it; yesterday is kept as the day it
+    left (the biobank's calendar day)."""
+    from biobank import clock
+    from biobank.requests.models import SampleRequest, Shipment
+
+    donor({"DX": 1}, "DEMO")
+    donor({"DX": 1}, "DEMO")
+    number = allocated(researcher, manager)
+    pick_all(tech, number)
+    tomorrow = (clock.today() + dt.timedelta(days=1)).isoformat()
+    refused = manager.post(f"/api/v1/requests/{number}/ship",
+                           json={**SHIPMENT, "shipped_on": tomorrow})
+    assert refused.status_code == 422 and "shipped_on" in str(refused.json)
+    yesterday = clock.today() - dt.timedelta(days=1)
+    ok = manager.post(f"/api/v1/requests/{number}/ship",
+                      json={**SHIPMENT, "shipped_on": yesterday.isoformat()})
+    assert ok.status_code == 200, ok.json
+    left = session.scalar(select(Shipment.shipped_at).join(
+        SampleRequest, SampleRequest.id == Shipment.request_id)
+        .where(SampleRequest.number == number))
+    assert clock.day_of(left if left.tzinfo else left.replace(tzinfo=dt.UTC)) == yesterday

@@ -125,6 +125,9 @@ class ShipIn(Schema):
     recipient_name = fields.String(required=True, validate=validate.Length(1, 200))
     recipient_institution = fields.String(required=True, validate=validate.Length(1, 200))
     recipient_address = fields.String(required=True, validate=validate.Length(1, 1000))
+    shipped_on = fields.Date(load_default=None, metadata={
+        "description": "the day the parcel left (default: today where the biobank is); not "
+                       "in the future"})
 
 
 class DiscrepancyIn(Schema):

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from biobank import clock
+from biobank.auth.models import User
 from biobank.consent import gate
 from biobank.custody.service import record_events
 from biobank.db import utcnow
@@ -53,6 +55,11 @@ def _set_state(session: Session, row_ids: list[int], state: str, **values: Any) 
 def ship(session: Session, asker: Asker, number: str, values: dict[str, Any]) -> Shipped:
     """Ship every picked tube; an unpicked one (neither picked nor dropped) refuses it all."""
     request = lifecycle.get_request(session, asker, number, for_update=True)
+    values = dict(values)
+    day = values.pop("shipped_on", None)
+    if day is not None and day > clock.today():
+        raise Invalid(f"{day} is in the future: give the day the parcel left",
+                      field="shipped_on")
     lifecycle.move(session, asker.username, request, "shipped")
     unpicked = _rows(session, request, "allocated")
     if unpicked:
@@ -87,7 +94,9 @@ def ship(session: Session, asker: Asker, number: str, values: dict[str, Any]) ->
                        field="state")
     operations.vacate(session, asker.username, ids, f"shipped for request {number}")
     _set_state(session, [r.id for r in picked], "shipped")
-    session.add(Shipment(request_id=request.id, shipped_by=asker.username, shipped_at=now,
+    # The day it left, as the form says it (today: the moment it is recorded).
+    left = now if day is None or day == clock.day_of(now) else clock.start_of(day)
+    session.add(Shipment(request_id=request.id, shipped_by=asker.username, shipped_at=left,
                          **values))
     session.flush()
     session.refresh(request)
@@ -173,3 +182,18 @@ def returned(session: Session, asker: Asker, number: str, code: str, box: Contai
     operations.place(session, asker.username, aliquot, box, position, why)
     _set_state(session, [row.id], "returned", reason=reason)
     return request
+
+
+def ship_defaults(session: Session, request: SampleRequest) -> dict[str, Any]:
+    """What the ship form starts with: the requester as recipient, with the institution and
+    address their last shipment went to; today as the shipping day."""
+    requester = session.scalar(select(User).where(User.username == request.created_by))
+    last = session.scalar(
+        select(Shipment).join(SampleRequest, SampleRequest.id == Shipment.request_id)
+        .where(SampleRequest.created_by == request.created_by)
+        .order_by(Shipment.shipped_at.desc()).limit(1))
+    return {"recipient_name": (requester.full_name if requester and requester.full_name
+                               else (last.recipient_name if last else request.created_by)),
+            "recipient_institution": last.recipient_institution if last else "",
+            "recipient_address": last.recipient_address if last else "",
+            "shipped_on": clock.today().isoformat()}

@@ -131,12 +131,24 @@ def pick_tube(number: str):  # type: ignore[no-untyped-def]
 @bp.post("/requests/<number>/drop")
 @requires("request:pick")
 def drop_tube(number: str):  # type: ignore[no-untyped-def]
-    """Take one tube out of the request before shipping, with a reason."""
-    values = load_form(request_schemas.DropIn(), request.form)
-    done = picking.drop(get_session(), asker(), number,
-                        check_code(values["barcode"], numbering(), "barcode"), values["reason"])
+    """Take one tube out of the request before shipping, with a reason and a note of the
+    discrepancy found (both kept in the tube's custody event)."""
+    form = request.form
+    note = form.get("note", "").strip()
+    reason = form.get("reason", "").strip()
+    session = get_session()
+    try:
+        values = load_form(request_schemas.DropIn(), {
+            "barcode": form.get("barcode", ""),
+            "reason": f"{reason}: {note}" if reason and note else reason})
+        done = picking.drop(session, asker(), number,
+                            check_code(values["barcode"], numbering(), "barcode"),
+                            values["reason"])
+    except DomainError as exc:
+        session.rollback()
+        return _pick_page(number, exc.message, status=exc.status_code)
     put_back = f" Put {', '.join(done.put_back)} back in its box." if done.put_back else ""
-    flash(f"{values['barcode']} dropped from request {number}.{put_back}")
+    flash(f"{values['barcode']} dropped from request {number} ({values['reason']}).{put_back}")
     return redirect(url_for("web_manager.pick_list", number=number), 303)
 
 

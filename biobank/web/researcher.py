@@ -23,7 +23,7 @@ from biobank.requests.api import asker
 from biobank.requests.models import CONDITIONS, STATES
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
-from biobank.web.common import load_values, page_blueprint
+from biobank.web.common import load_values, may, page_blueprint
 
 bp = page_blueprint("web_researcher", __name__)
 
@@ -153,9 +153,11 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
     session = get_session()
     who = asker()
     found = lifecycle.get_request(session, who, number)
+    ship = (shipping.ship_defaults(session, found)
+            if found.state == "picking" and may("request:ship") else {})
     return render_template("web/request.html", view=views.describe(session, found,
                                                                     not who.researcher),
-                           staff=not who.researcher, conditions=CONDITIONS)
+                           staff=not who.researcher, conditions=CONDITIONS, ship=ship)
 
 
 @bp.post("/requests/<number>/submit")

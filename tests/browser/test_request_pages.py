@@ -49,7 +49,7 @@ def test_create_approve_pick_and_ship_a_request(page):
     page.get_by_role("link", name="Back to the request").click()
     page.get_by_label("Courier").fill("World Courier")
     page.get_by_label("Tracking number").fill("WC-123456")
-    page.get_by_label("Shipped on").select_option("dry_ice")
+    page.get_by_label("Coolant").select_option("dry_ice")
     page.get_by_label("Recipient", exact=True).fill("Dr. R. Searcher")
     page.get_by_label("Institution").fill("Demo lab, Utrecht")
     page.get_by_label("Address").fill("Heidelberglaan 25\nUtrecht")
