@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from biobank import clock
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
@@ -16,6 +19,8 @@ from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
 from biobank.patients.models import Patient
 from biobank.patients.service import get_patient
+from biobank.reference.models import AliquotType
+from biobank.samples.models import Aliquot
 from biobank.web.common import load_form, page_blueprint
 
 bp = page_blueprint("web_consent", __name__)
@@ -92,7 +97,40 @@ def _withdraw_page(patient: Patient, values: dict[str, str], impact: Any = None,
     scopes = ["all", "storage", "data", *(s.code for s in service.list_substudies(session))]
     return render_template("web/consent_withdraw.html", patient=patient, values=values,
                            impact=impact, error=error, scopes=scopes,
-                           signatories=SIGNATORIES), status
+                           signatories=SIGNATORIES, by_box=_by_box(session, impact),
+                           today=clock.today().isoformat()), status
+
+
+def _by_box(session: Any, impact: Any) -> list[dict[str, Any]]:
+    """The impact's tubes in one table, grouped by box (path, position order): each with
+    its type and what happens to it (blocked, destroyed, recalled, missing)."""
+    if impact is None:
+        return []
+    rows: dict[str, dict[str, Any]] = {}
+    for what, tubes in (("blocked", impact.blocked), ("to destroy", impact.destruction),
+                        ("to anonymise", getattr(impact, "anonymisation", [])),
+                        ("recall", impact.recalls), ("missing", impact.missing)):
+        for tube in tubes:
+            row = rows.setdefault(tube.barcode, {"tube": tube, "does": []})
+            row["does"].append(what)
+            if tube.location and not row["tube"].location:
+                row["tube"] = tube
+    where = officer.locations(session, [r["tube"].id for r in rows.values()])
+    kinds = dict(session.execute(
+        select(Aliquot.barcode, AliquotType.code)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .where(Aliquot.barcode.in_(list(rows)))).all()) if rows else {}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for code, row in rows.items():
+        place = where.get(row["tube"].id) or {}
+        groups.setdefault(place.get("path") or "not stored (shipped, used or no place)",
+                          []).append({"barcode": code, "type": kinds.get(code, ""),
+                                      "position": place.get("position") or "",
+                                      "does": ", ".join(row["does"])})
+    return [{"box": box, "tubes": sorted(tubes, key=lambda t: (t["position"][:1],
+                                                               len(t["position"]),
+                                                               t["position"]))}
+            for box, tubes in sorted(groups.items())]
 
 
 @bp.get("/patients/<study_id>/consent/withdraw")
@@ -100,7 +138,9 @@ def _withdraw_page(patient: Patient, values: dict[str, str], impact: Any = None,
 def withdraw_form(study_id: str):  # type: ignore[no-untyped-def]
     """The withdrawal form; its first step shows the impact without recording anything."""
     patient = get_patient(get_session(), study_id)
-    return _withdraw_page(patient, {"scope": request.args.get("scope", "storage")})
+    # No signer is assumed (the officer says who asked); the day is today where the biobank is.
+    return _withdraw_page(patient, {"scope": request.args.get("scope", "storage"),
+                                    "date": clock.today().isoformat()})
 
 
 @bp.post("/patients/<study_id>/consent/withdraw")
