@@ -89,8 +89,15 @@ def reject_request(number: str):  # type: ignore[no-untyped-def]
 @requires("request:decide")
 def allocate_request(number: str):  # type: ignore[no-untyped-def]
     """Reserve the approved request's tubes (all or nothing unless partial is allowed)."""
-    done = allocation.allocate(get_session(), asker(), number,
-                               request.form.get("allow_partial") == "1")
+    session = get_session()
+    try:
+        done = allocation.allocate(session, asker(), number,
+                                   request.form.get("allow_partial") == "1")
+    except DomainError as exc:
+        # Back to the request (which offers what is possible), not a page that leads home.
+        session.rollback()
+        flash(f"Not allocated: {exc.message}", "error")
+        return _back(number)
     flash(f"Request {done.number} allocated: tubes reserved, ready to pick.")
     return _back(number)
 

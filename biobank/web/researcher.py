@@ -31,6 +31,14 @@ LISTS = ("materials", "aliquot_types", "timepoints", "risk_groups", "diagnoses")
 SINGLE = ("mrd_status", "mrd_timepoint", "min_volume_ml", "max_freeze_thaw", "patients",
           "aliquots_per_patient_timepoint")
 LIST_LIMIT = 200
+# The criteria as a person reads them on a request.
+CRITERIA_WORDS = {
+    "materials": "Material", "aliquot_types": "Aliquot type", "timepoints": "Timepoints",
+    "risk_groups": "Risk group", "diagnoses": "Diagnosis", "mrd_status": "MRD status",
+    "mrd_timepoint": "MRD measured at", "min_volume_ml": "At least this volume per tube (mL)",
+    "max_freeze_thaw": "At most this many freeze–thaw cycles", "patients": "Patients",
+    "aliquots_per_patient_timepoint": "Tubes per patient and timepoint",
+}
 
 
 def criteria_from(form: MultiDict[str, str], keys: tuple[str, ...] = SINGLE) -> dict[str, Any]:
@@ -98,8 +106,11 @@ def research():  # type: ignore[no-untyped-def]
     shipped = [r for r in mine if r.state in ("shipped", "received", "closed")]
     open_recalls = [(r, notice) for r in shipped for notice in views.recalls(session, r)
                     if notice.acknowledged_at is None or notice.destruction_reported_at is None]
+    # The whole filter goes on to the request form, single values too (a minimum volume).
+    carried = {**{key: args.getlist(key) for key in LISTS if args.getlist(key)},
+               **{key: args[key].strip() for key in SINGLE if args.get(key, "").strip()}}
     return render_template("web/research.html", requests=mine, recalls=open_recalls,
-                           **choices, **view)
+                           carried=carried, **choices, **view)
 
 
 def _form_page(values: MultiDict[str, str], error: str | None = None,
@@ -155,9 +166,21 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
     found = lifecycle.get_request(session, who, number)
     ship = (shipping.ship_defaults(session, found)
             if found.state == "picking" and may("request:ship") else {})
-    return render_template("web/request.html", view=views.describe(session, found,
-                                                                    not who.researcher),
-                           staff=not who.researcher, conditions=CONDITIONS, ship=ship)
+    view = views.describe(session, found, not who.researcher)
+    available = view.matching_now
+    if available is None and found.state in ("draft", "submitted", "approved"):
+        # The researcher is told too when the request asks for more than there is.
+        try:
+            available = availability.matching(session, found.substudy, availability.resolve(
+                session, found.effective_criteria, "criteria."))
+        except DomainError:
+            available = None
+    asked = int(found.effective_criteria.get("patients") or 0)
+    short = (available if available is not None and available["patients"] < asked
+             else None)
+    return render_template("web/request.html", view=view, staff=not who.researcher,
+                           conditions=CONDITIONS, ship=ship, short=short, asked=asked,
+                           words=CRITERIA_WORDS)
 
 
 @bp.post("/requests/<number>/submit")
