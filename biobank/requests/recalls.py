@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from biobank.consent import officer
 from biobank.consent import service as consent
-from biobank.consent.models import Substudy
+from biobank.consent.models import RecallNotice, Substudy
 from biobank.errors import NotFound
 from biobank.requests import lifecycle, views
 from biobank.requests.lifecycle import Asker
@@ -106,3 +106,42 @@ def report_destroyed(session: Session, asker: Asker, number: str,
         .values(state="destroyed", reason="destroyed after recall (consent withdrawn)")
         .execution_options(synchronize_session=False))
     return views.recalls(session, request, notice_id)[0]
+
+
+def _group(session: Session, asker: Asker, number: str,
+           notice_id: int) -> list[views.RecallView]:
+    """Every notice of the tube that ``notice_id`` names, in this request."""
+    request, notice = _notice(session, asker, number, notice_id)
+    return [n for n in views.recalls(session, request) if n.barcode == notice.barcode]
+
+
+def acknowledge_tube(session: Session, asker: Asker, number: str, notice_id: int) -> int:
+    """Acknowledge the tube's recall: every open notice behind it (one per withdrawal)."""
+    done = 0
+    for notice in _group(session, asker, number, notice_id):
+        if notice.acknowledged_at is None:
+            acknowledge(session, asker, number, notice.id)
+            done += 1
+    return done
+
+
+def report_tube_destroyed(session: Session, asker: Asker, number: str, notice_id: int) -> int:
+    """Report the recalled tube destroyed, on every notice behind it."""
+    done = 0
+    for notice in _group(session, asker, number, notice_id):
+        if notice.destruction_reported_at is None:
+            report_destroyed(session, asker, number, notice.id)
+            done += 1
+    return done
+
+
+def open_tube_recalls(session: Session, asker: Asker) -> list[tuple[str, str]]:
+    """(request number, tube) of every recall not yet acknowledged that the asker may see:
+    one per tube and request."""
+    numbers = lifecycle.requests_query(asker).with_only_columns(SampleRequest.number)
+    return [tuple(row) for row in session.execute(  # type: ignore[misc]
+        select(RecallNotice.request_reference, Aliquot.barcode).distinct()
+        .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
+        .where(RecallNotice.acknowledged_at.is_(None),
+               RecallNotice.request_reference.in_(numbers.order_by(None)))
+        .order_by(RecallNotice.request_reference, Aliquot.barcode))]

@@ -121,6 +121,38 @@ def recalls(session: Session, request: SampleRequest,
 
 
 @dataclass
+class TubeRecall:
+    """One recall per tube and request, however many withdrawals touched the tube: open
+    until every notice behind it is acknowledged (or destruction reported)."""
+
+    id: int  # the first notice's id: the page's buttons act on the whole group
+    barcode: str
+    created_at: Any
+    acknowledged_at: Any
+    acknowledged_by: str | None
+    destruction_reported_at: Any
+    notice_ids: list[int] = field(default_factory=list)
+
+
+def tube_recalls(session: Session, request: SampleRequest) -> list[TubeRecall]:
+    """The request's recall notices, one per tube (the earliest notice leads)."""
+    merged: dict[str, TubeRecall] = {}
+    for notice in recalls(session, request):
+        seen = merged.get(notice.barcode)
+        if seen is None:
+            merged[notice.barcode] = TubeRecall(
+                notice.id, notice.barcode, notice.created_at, notice.acknowledged_at,
+                notice.acknowledged_by, notice.destruction_reported_at, [notice.id])
+            continue
+        seen.notice_ids.append(notice.id)
+        if notice.acknowledged_at is None:
+            seen.acknowledged_at = seen.acknowledged_by = None
+        if notice.destruction_reported_at is None:
+            seen.destruction_reported_at = None
+    return list(merged.values())
+
+
+@dataclass
 class RequestView:
     """A request with its tubes, their counts by state, recalls and (staff) what matches now."""
 

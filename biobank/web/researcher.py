@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -26,6 +26,17 @@ from biobank.samples.service import check_code
 from biobank.web.common import load_values, may, page_blueprint
 
 bp = page_blueprint("web_researcher", __name__)
+
+
+@bp.app_context_processor
+def _recall_banner():  # type: ignore[no-untyped-def]
+    # Recalls not yet acknowledged: a banner on top of every page of the researchers and
+    # managers who can act on them (read when a page asks for it, not on every template).
+    def open_recalls() -> list[tuple[str, str]]:
+        if "asker" not in g or not (may("request:recall") or may("request:decide")):
+            return []  # public pages (no checked user) carry no banner
+        return recalls.open_tube_recalls(get_session(), asker())
+    return {"open_recalls": open_recalls}
 
 LISTS = ("materials", "aliquot_types", "timepoints", "risk_groups", "diagnoses")
 SINGLE = ("mrd_status", "mrd_timepoint", "min_volume_ml", "max_freeze_thaw", "patients",
@@ -104,7 +115,7 @@ def research():  # type: ignore[no-untyped-def]
         view["error"] = exc.message
     mine = _requests(session)
     shipped = [r for r in mine if r.state in ("shipped", "received", "closed")]
-    open_recalls = [(r, notice) for r in shipped for notice in views.recalls(session, r)
+    open_recalls = [(r, notice) for r in shipped for notice in views.tube_recalls(session, r)
                     if notice.acknowledged_at is None or notice.destruction_reported_at is None]
     # The whole filter goes on to the request form, single values too (a minimum volume).
     carried = {**{key: args.getlist(key) for key in LISTS if args.getlist(key)},
@@ -167,6 +178,7 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
     ship = (shipping.ship_defaults(session, found)
             if found.state == "picking" and may("request:ship") else {})
     view = views.describe(session, found, not who.researcher)
+    view.recalls = views.tube_recalls(session, found)  # type: ignore[assignment]
     available = view.matching_now
     if available is None and found.state in ("draft", "submitted", "approved"):
         # The researcher is told too when the request asks for more than there is.
@@ -214,8 +226,8 @@ def _notice(value: str) -> int:
 @requires("request:recall")
 def recall_read(number: str, notice_id: str):  # type: ignore[no-untyped-def]
     """The researcher has read a recall notice."""
-    recalls.acknowledge(get_session(), asker(), number, _notice(notice_id))
-    flash("Recall notice acknowledged.")
+    recalls.acknowledge_tube(get_session(), asker(), number, _notice(notice_id))
+    flash("Recall acknowledged.")
     return redirect(url_for("web_researcher.request_page", number=number), 303)
 
 
@@ -223,7 +235,7 @@ def recall_read(number: str, notice_id: str):  # type: ignore[no-untyped-def]
 @requires("request:recall")
 def recall_destroyed(number: str, notice_id: str):  # type: ignore[no-untyped-def]
     """The researcher destroyed a recalled tube."""
-    recalls.report_destroyed(get_session(), asker(), number, _notice(notice_id))
+    recalls.report_tube_destroyed(get_session(), asker(), number, _notice(notice_id))
     flash("Destruction of the recalled tube recorded.")
     return redirect(url_for("web_researcher.request_page", number=number), 303)
 
