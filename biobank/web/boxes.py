@@ -17,7 +17,8 @@ from biobank.storage import boxmap, reconcile
 from biobank.storage import service as storage
 from biobank.storage.api import MAX_SCAN_BYTES
 from biobank.storage.models import Container
-from biobank.web.common import page_blueprint
+from biobank import clock
+from biobank.web.common import csv_download, page_blueprint
 
 bp = page_blueprint("web_boxes", __name__)
 
@@ -53,6 +54,10 @@ def box_list():  # type: ignore[no-untyped-def]
                                 Container.external_barcode.ilike(like)))
     boxes = boxmap.describe_boxes(session, list(session.scalars(query.limit(LIST_LIMIT))))
     boxes.sort(key=lambda b: b["path"])
+    if request.args.get("format") == "csv":
+        return csv_download("boxes", ["barcode", "name", "path", "box_type", "taken", "free"],
+                            ([b["barcode"], b["name"], b["path"], b["box_type"], b["occupied"],
+                              b["free"]] for b in boxes))
     return render_template("web/boxes.html", boxes=boxes, q=text, limit=LIST_LIMIT)
 
 
@@ -62,7 +67,8 @@ def box_page(code: str):  # type: ignore[no-untyped-def]
     """A box's map as a picture: status and consent by colour and text, free places shown."""
     box = boxmap.box_map(get_session(), _box(code))
     return render_template("web/box.html", box=box, highlight=request.args.get("tube"),
-                           target=None, picked=None)
+                           target=None, picked=None,
+                           printed_at=clock.now().astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M %Z"))
 
 
 @bp.get("/boxes/<code>/rack-scan")

@@ -16,7 +16,7 @@ from biobank.patients import risk
 from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples.service import aliquots_query
-from biobank.web.common import may, page_blueprint
+from biobank.web.common import csv_download, may, page_blueprint
 
 bp = page_blueprint("web_patients", __name__)
 
@@ -35,6 +35,10 @@ def patient_list():  # type: ignore[no-untyped-def]
     if text:
         query = query.where(Patient.study_id.ilike(f"%{text}%"))
     found = list(get_session().scalars(query.limit(LIST_LIMIT)))
+    if args.get("format") == "csv":
+        return csv_download("patients", ["study_id", "site", "risk_group", "diagnosis_date"],
+                            ([p.study_id, p.site.code if p.site else "", p.risk_group,
+                              p.diagnosis_date] for p in found))
     return render_template("web/patients.html", patients=found, q=text, limit=LIST_LIMIT,
                            risk_group=args.get("risk_group", ""))
 
