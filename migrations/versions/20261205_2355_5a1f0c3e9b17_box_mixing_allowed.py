@@ -1,7 +1,7 @@
 """A box may hold tubes of other types or temperatures only when a manager allows it.
 
 Revision ID: 5a1f0c3e9b17
-Revises: a16c1a1e0003
+Revises: a7c3e51d9b20
 Create Date: 2026-12-05 23:55:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '5a1f0c3e9b17'
-down_revision = 'a16c1a1e0003'
+down_revision = 'a7c3e51d9b20'
 branch_labels = None
 depends_on = None
 
