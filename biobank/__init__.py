@@ -53,12 +53,13 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from biobank import db, errors
+    from biobank import db, errors, guards
     from biobank.auth import web as auth_web
 
     db.init_app(app)
     errors.init_app(app)
     auth_web.init_app(app)
+    guards.init_app(app)  # after the login check: it registers its hooks around it
 
     @app.after_request
     def _finish_transaction(response: Response) -> Response:

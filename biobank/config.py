@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # (default: labels/ beside the biobank package).
     "PRINTER_TIMEOUT": 5.0,
     "LABELS_DIR": None,
+    # The largest request body, in bytes (413 beyond): JSON bodies are small; an upload
+    # route declares its own limit (biobank.guards.body_limit).
+    "MAX_BODY_BYTES": 1024 * 1024,
     # The biobank's calendar (biobank.clock): every "today" is the date in this IANA zone.
     "TIMEZONE": "Europe/Amsterdam",
     # FHIR (/fhir and `fhir export`): the URI under which this biobank's identifier systems
@@ -52,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
 # Values read from the environment are strings; these keys are converted.
 _INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX", "SESSION_HOURS",
              "LOGIN_FREE_FAILURES", "LOGIN_DELAY_SECONDS", "LOGIN_DELAY_MAX_SECONDS",
-             "LOGIN_FORGET_HOURS"}
+             "LOGIN_FORGET_HOURS", "MAX_BODY_BYTES"}
 _BOOL_KEYS = {"SQL_ECHO", "SESSION_COOKIE_SECURE"}
 _FLOAT_KEYS = {"PRINTER_TIMEOUT"}
 

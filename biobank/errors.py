@@ -11,8 +11,9 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, render_template
 from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
 
 
 class DomainError(Exception):
@@ -75,8 +76,36 @@ def integrity_field(exc: IntegrityError) -> str | None:
     return None
 
 
+def http_error_body(exc: HTTPException) -> dict[str, Any]:
+    """The error shape for an HTTP error raised by Flask, Werkzeug or webargs (parsing).
+
+    webargs' ``abort`` (flask-smorest's) carries a message and the field errors in ``data``.
+    """
+    data = getattr(exc, "data", None) or {}
+    message = data.get("message") or exc.description
+    errors = data.get("errors") or data.get("messages")
+    return error_body(exc.code or 500, message, errors)
+
+
+def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    status = exc.code or 500
+    # Werkzeug's own headers (Allow on a 405, Retry-After...), but not its HTML type.
+    headers = [(name, value) for name, value in exc.get_headers()
+               if name.lower() != "content-type"]
+    headers += list(((getattr(exc, "data", None) or {}).get("headers") or {}).items())
+    from biobank.auth.web import wants_page
+
+    if wants_page():  # a browser asking for a page gets one, as the login check does
+        return render_template("error.html", status=status,
+                               message=exc.description), status, headers
+    return jsonify(http_error_body(exc)), status, headers
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers that give every error the same JSON shape."""
+
+    # Flask's and Werkzeug's own errors (404, 405, 413...) and parsing errors: the one shape.
+    app.register_error_handler(HTTPException, _http_error)
 
     @app.errorhandler(DomainError)
     def _domain_error(exc: DomainError):  # type: ignore[no-untyped-def]

@@ -6,6 +6,8 @@ from flask_smorest import Page
 from sqlalchemy import func, select
 
 from biobank.db import get_session
+from biobank.errors import Invalid
+from biobank.inputs import INT32_MAX
 
 
 class SelectPage(Page):
@@ -21,7 +23,9 @@ class SelectPage(Page):
     @property
     def items(self) -> list:  # type: ignore[override]
         """The rows of this page."""
-        query = self.collection.offset(self.page_params.first_item).limit(
-            self.page_params.page_size
-        )
+        first = self.page_params.first_item
+        if first > INT32_MAX:  # an OFFSET the database would not take; no list is that long
+            raise Invalid(f"page {self.page_params.page} is beyond any list",
+                          errors={"query": {"page": ["Beyond any list."]}})
+        query = self.collection.offset(first).limit(self.page_params.page_size)
         return list(get_session().scalars(query).unique())

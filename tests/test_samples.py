@@ -42,7 +42,7 @@ def test_a_received_sample_gets_a_barcode_and_a_receipt_event(tech, patient):
     assert response.status_code == 201, response.json
     code = response.json["barcode"]
     assert code.startswith("SM") and len(code) == 11
-    assert response.json["volume_remaining_ml"] == "3.500"
+    assert response.json["volume_remaining_ml"] == 3.5
     events = tech.get(f"/api/v1/samples/{code}/events").json
     assert [e["event_type"] for e in events] == ["received"]
     assert events[0]["actor"] == tech.username
@@ -103,7 +103,7 @@ def test_a_split_returns_new_barcodes_in_order_and_debits_the_parent(tech, make_
     assert numbers == sorted(numbers) and len(set(numbers)) == 3
     # Pre-centrifugation 5 h at room temperature is SPREC "E"; EDTA tube is PED.
     assert made[0]["sprec_code"] == "CEL-PED-E-X-X-X-C"
-    assert tech.get(f"/api/v1/samples/{sample.barcode}").json["volume_remaining_ml"] == "1.500"
+    assert tech.get(f"/api/v1/samples/{sample.barcode}").json["volume_remaining_ml"] == 1.5
 
 
 def test_splitting_more_than_is_left_is_a_conflict_and_writes_nothing(tech, make_sample, session):
@@ -116,7 +116,7 @@ def test_splitting_more_than_is_left_is_a_conflict_and_writes_nothing(tech, make
     assert response.status_code == 409
     assert "4.000 mL" in response.json["message"] or "4.0" in response.json["message"]
     assert (rows(session, Aliquot), rows(session, CustodyEvent)) == before
-    assert tech.get(f"/api/v1/samples/{sample.barcode}").json["volume_remaining_ml"] == "4.000"
+    assert tech.get(f"/api/v1/samples/{sample.barcode}").json["volume_remaining_ml"] == 4.0
 
 
 def test_children_of_an_aliquot_never_exceed_what_it_has_left(tech, make_aliquots):

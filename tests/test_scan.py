@@ -23,7 +23,7 @@ def test_scanning_an_aliquot_shows_what_a_technician_needs(tech, make_aliquots):
     assert card["kind"] == "aliquot"
     assert card["study_id"] == aliquot.sample.patient.study_id
     assert (card["timepoint"], card["material"], card["aliquot_type"]) == ("DX", "BM", "PLASMA")
-    assert (card["volume_ml"], card["status"], card["freeze_thaw_count"]) == ("0.500", "available", 0)
+    assert (card["volume_ml"], card["status"], card["freeze_thaw_count"]) == (0.5, "available", 0)
     assert card["recent_events"][0]["event_type"] == "aliquoted"
 
 
@@ -87,7 +87,7 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
 
 
 def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
-        tech, session, consented):
+        tech, session, consented, app):
     """A stored tube, taken out, with a condition note, a changed status and a sub-study
     withdrawn: the scan's single statement shows the same events, place and consent as the
     custody log, the storage service and the consent service read separately."""
@@ -135,7 +135,7 @@ def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
         "MRD-NGS": {"state": "withdrawn", "since": days_ago(3).isoformat()}}
     # The endpoint answers without the schema: what it sends is what ScanOut would.
     card_made = scan.scan(session, tube.barcode, numbering)
-    assert card == json.loads(json.dumps(ScanOut().dump(card_made), default=str))
+    assert card == json.loads(app.json.dumps(ScanOut().dump(card_made)))
 
 
 # --- the bearer token, checked in the card's own statement ---------------------------------

@@ -76,7 +76,7 @@ def test_the_tubes_inside_during_the_excursion_are_flagged(tech, freezers, histo
     assert response.status_code == 201, response.json
     flagged = {a["barcode"] for a in response.json["aliquots"]}
     assert flagged == {t.a.barcode, t.c.barcode, t.d.barcode, t.h.barcode}
-    assert response.json["peak_celsius"] == "-41.5"
+    assert response.json["peak_celsius"] == -41.5
     card = tech.get(f"/api/v1/scan/{t.d.barcode}").json
     assert card["location"]["path"].startswith("NL-PMC / LN2-01")  # it is elsewhere now
     [note] = card["conditions"]

@@ -130,7 +130,7 @@ def test_common_variations_read_the_same(text):
     ("R1,shelf,FX01\n", "line 1: 'shelf' is not a position"),
     ("R1,A1,FX 01 <script>\n", "not a tube code"),
     ("Position,Tube\n", "no tubes"),
-    ("%PDF-1.4\x00\x01\x02,\x03\n", "not a position"),
+    ("%PDF-1.4\x00\x01\x02,\x03\n", "line 1: contains a NUL character"),
 ])
 def test_garbage_and_duplicates_are_refused_naming_the_line(text, words):
     """Duplicate places or codes, several racks, nonsense: an error saying where."""

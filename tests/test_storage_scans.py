@@ -172,12 +172,12 @@ def test_bad_scan_files_are_422s_naming_the_problem(tech, rack, text, words):
 
 
 def test_a_scan_must_be_sent_as_csv_text(tech, rack):
-    """JSON is a 415; binary bytes and oversized files are 422s."""
+    """JSON is a 415; binary bytes are a 422; a file over the route's limit is a 413."""
     assert tech.post(f"/api/v1/boxes/{rack.sbs.barcode}/scan-upload",
                      json={"a": 1}).status_code == 415
     assert upload(tech, rack.sbs, b"\xff\xfe\x00garbage").status_code == 422
     huge = upload(tech, rack.sbs, "TR00012345,A1,FX05653701\n" * 20_000)
-    assert huge.status_code == 422 and "too large" in huge.json["message"]
+    assert huge.status_code == 413 and "262,144 bytes" in huge.json["message"]
 
 
 def test_a_bag_cannot_be_reconciled(tech, session):

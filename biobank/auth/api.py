@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_user
+from biobank.schema import Schema
 
 blp = Blueprint("auth", __name__, description="Who am I")
 

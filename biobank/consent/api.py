@@ -6,18 +6,20 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_smorest import Blueprint
-from marshmallow import Schema
 
+from biobank.apidoc import also_answers
 from biobank.auth.permissions import allowed, requires
 from biobank.auth.web import current_actor, current_asker, current_user
 from biobank.consent import anonymise, gate, officer, pseudonym, schemas, service, withdrawal
 from biobank.consent.models import GENERAL_COMPONENTS
 from biobank.db import get_session
 from biobank.errors import NotFound
+from biobank.inputs import ascii_id
 from biobank.patients.service import get_patient
 from biobank.requests import views as requests_views
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
+from biobank.schema import Schema
 
 blp = Blueprint("consent", __name__, description="Consent per sub-study, withdrawal, the gate")
 
@@ -123,6 +125,8 @@ def record_consent(values: dict, study_id: str):  # type: ignore[no-untyped-def,
 @blp.arguments(schemas.WithdrawalIn)
 @blp.arguments(schemas.DryRunQuery, location="query")
 @blp.response(201, schemas.ImpactOut)
+@blp.alt_response(200, schema=schemas.ImpactOut, success=True,
+                  description="?dry_run=true: the impact, nothing recorded")
 @requires("consent:write")
 def withdraw(values: dict, query: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
     """Withdraw consent (storage, data, all or a sub-study); ?dry_run=true shows the impact."""
@@ -161,9 +165,10 @@ def list_withdrawals(query: dict):  # type: ignore[no-untyped-def,type-arg]
 
 def _number(value: str, what: str) -> int:
     # Plain path parameters, so a role refused by the matrix gets its 403 for any value.
-    if not value.isdigit():
+    number = ascii_id(value)
+    if number is None:
         raise NotFound(f"no {what} {value!r}")
-    return int(value)
+    return number
 
 
 @blp.route("/consent/withdrawals/<withdrawal_id>", methods=["GET"])
@@ -279,6 +284,7 @@ def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:
 
 
 @blp.route("/consent/check", methods=["GET"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.CheckQuery, location="query")
 @blp.response(200, schemas.CheckOut)
 @blp.alt_response(404, description="unknown sub-study or tube (for a researcher: any tube "

@@ -10,30 +10,35 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank import clock
 from biobank.consent.models import OUTCOMES, SIGNATORIES
 from biobank.reference.schemas import code_field
+from biobank.schema import Multiline, PatchSchema, Schema
 
 COMPONENT = validate.Length(1, 32)
 REASON = validate.Length(1, 200)
+# A form's code carries its version, dotted: IF21-BB-2.0-EN.
+FORM_CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9._-]{0,31}$",
+                            error="use 1–32 capital letters, digits, '.', '-' or '_'")
 
 
 class SubstudyIn(Schema):
     code = code_field(required=True)
     title = fields.String(required=True, validate=validate.Length(1, 200))
     principal_investigator = fields.String(required=True, validate=validate.Length(1, 200))
-    description = fields.String(allow_none=True, load_default=None)
+    description = Multiline(allow_none=True, load_default=None,
+                            validate=validate.Length(max=5000))
     open = fields.Boolean(load_default=True)
     accepts_anonymised = fields.Boolean(load_default=False, metadata={
         "description": "whether anonymised tubes (no patient, no consent) may go to it"})
 
 
-class SubstudyPatch(Schema):
+class SubstudyPatch(PatchSchema):
     title = fields.String(validate=validate.Length(1, 200))
     principal_investigator = fields.String(validate=validate.Length(1, 200))
-    description = fields.String(allow_none=True)
+    description = Multiline(allow_none=True, validate=validate.Length(max=5000))
     open = fields.Boolean()
     accepts_anonymised = fields.Boolean()
     reason = fields.String(load_default=None, validate=REASON)
@@ -56,7 +61,7 @@ class ComponentOut(Schema):
 
 
 class FormIn(Schema):
-    code = code_field(required=True)
+    code = fields.String(required=True, validate=FORM_CODE)
     title = fields.String(required=True, validate=validate.Length(1, 200))
     version = fields.String(required=True, validate=validate.Length(1, 32))
     language = fields.String(required=True, validate=validate.Regexp(
@@ -75,7 +80,8 @@ class ConsentIn(Schema):
                               metadata={"description": '"storage", "data" or a sub-study code'})
     decision = fields.String(required=True, validate=validate.OneOf(["given", "declined"]))
     signed_on = fields.Date(required=True)
-    form_version = code_field(required=True)
+    form_version = fields.String(required=True, validate=FORM_CODE,
+                                 metadata={"description": "a form's code, e.g. IF21-BB-2.0-EN"})
     signed_by = fields.String(required=True, validate=validate.OneOf(SIGNATORIES))
     signatory_note = fields.String(load_default=None, validate=REASON)
     corrects = fields.Integer(load_default=None, metadata={

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app
-from flask_smorest import Blueprint
 from flask.blueprints import BlueprintSetupState
+from flask_smorest import Blueprint
 
+from biobank.apidoc import also_answers
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
@@ -81,6 +82,7 @@ def sample_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-d
 
 
 @blp.route("/labels/render", methods=["POST"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.RenderIn)
 @blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
 @requires("aliquot:read")
@@ -138,6 +140,7 @@ def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 
 @blp.route("/print-jobs", methods=["POST"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.PrintJobIn)
 @blp.response(201, schemas.PrintJobOut)
 @requires("label:print")

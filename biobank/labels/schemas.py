@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.labels.service import MAX_LABELS
 from biobank.labels.symbols import DPIS
 from biobank.labels.templates import FORMATS
+from biobank.schema import Schema
 
 _format = fields.String(load_default="zpl", validate=validate.OneOf(FORMATS),
                         metadata={"description": "zpl (one stream), svg or png (one sheet)"})

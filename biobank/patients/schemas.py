@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.patients.models import DIAGNOSES, PREDNISONE_RESPONSES, RISK_GROUPS, SEXES
 from biobank.patients.service import pending_facts
 from biobank.reference.schemas import code_field
+from biobank.schema import PatchSchema, Schema
 
 DAY8_DATE = {"description": "the day of the day-8 blood count; without it the schedule's "
                             "day 8 after diagnosis dates a risk change it causes"}
@@ -39,7 +40,7 @@ class PatientIn(Schema):
                                         validate=validate.OneOf(PREDNISONE_RESPONSES))
 
 
-class PatientPatch(Schema):
+class PatientPatch(PatchSchema):
     sex = fields.String(validate=validate.OneOf(SEXES))
     fusion_partner = fields.String(validate=validate.Length(1, 64))
     wbc_at_diagnosis = fields.Decimal(places=2, allow_none=True,
@@ -89,7 +90,7 @@ class MrdIn(Schema):
 
 class MrdOut(Schema):
     timepoint = fields.Function(lambda r: r.timepoint.code)
-    value_percent = fields.Decimal(as_string=True)
+    value_percent = fields.Decimal()
     method = fields.String()
     measured_on = fields.Date(allow_none=True)
     negative = fields.Function(lambda r: r.value_percent < 0.01 if r.value_percent is not None
@@ -104,7 +105,7 @@ class PatientOut(Schema):
     fusion_partner = fields.String()
     diagnosis_date = fields.Date()
     age_at_diagnosis_days = fields.Integer()
-    wbc_at_diagnosis = fields.Decimal(as_string=True, allow_none=True)
+    wbc_at_diagnosis = fields.Decimal(allow_none=True)
     day8_blasts_per_ul = fields.Integer(allow_none=True)
     day8_date = fields.Date(allow_none=True)
     prednisone_response = fields.String()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.reference import schemas, service
+from biobank.schema import Schema
 
 blp = Blueprint("reference", __name__, description="Reference data (editable by managers)")
 

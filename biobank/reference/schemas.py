@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.reference.sprec import SAMPLE_TYPES
+from biobank.schema import PatchSchema, Schema
 
 CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9_-]{0,31}$",
                        error="use 1–32 capital letters, digits, '-' or '_'")
@@ -72,22 +73,22 @@ class TimepointOut(TimepointIn):
     pass
 
 
-class SitePatch(SiteIn):
+class SitePatch(PatchSchema, SiteIn):
     class Meta:
         exclude = ("code",)
 
 
-class MaterialPatch(MaterialIn):
+class MaterialPatch(PatchSchema, MaterialIn):
     class Meta:
         exclude = ("code",)
 
 
-class AliquotTypePatch(AliquotTypeIn):
+class AliquotTypePatch(PatchSchema, AliquotTypeIn):
     class Meta:
         exclude = ("code",)
 
 
-class TimepointPatch(TimepointIn):
+class TimepointPatch(PatchSchema, TimepointIn):
     class Meta:
         exclude = ("code",)
 
@@ -103,7 +104,7 @@ class CountryMajorityOut(CountryMajorityIn):
     pass
 
 
-class CountryMajorityPatch(CountryMajorityIn):
+class CountryMajorityPatch(PatchSchema, CountryMajorityIn):
     class Meta:
         exclude = ("code",)
 

@@ -7,12 +7,14 @@ from typing import Any
 
 from flask import Response, jsonify, render_template
 from flask_smorest import Blueprint
-from marshmallow import Schema
+from werkzeug.routing import BaseConverter
 
+from biobank.apidoc import also_answers
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_asker, current_user
 from biobank.db import get_session
 from biobank.errors import NotFound
+from biobank.inputs import ascii_id
 from biobank.labels.schemas import LabelQuery
 from biobank.pagination import SelectPage
 from biobank.requests import (
@@ -28,10 +30,18 @@ from biobank.requests import (
 )
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
+from biobank.schema import Schema
 from biobank.storage.service import get_box
 
 blp = Blueprint("requests", __name__,
                 description="Sample requests: availability, approval, picking, shipping")
+
+
+class RequestNumber(BaseConverter):
+    """A request's number in a path: any segment but "availability", the static path beside
+    ``/requests/<number>`` (else PATCH /requests/availability would reach edit_request)."""
+
+    regex = r"(?!availability(?![^/]))[^/]+"
 
 
 def asker() -> lifecycle.Asker:
@@ -60,14 +70,16 @@ def _code(value: str, field: str = "barcode") -> str:
 
 
 def _notice_id(value: str) -> int:
-    if not value.isdigit():
+    number = ascii_id(value)
+    if number is None:
         raise NotFound(f"no recall notice {value}")
-    return int(value)
+    return number
 
 
 # --- availability -----------------------------------------------------------------------
 
 @blp.route("/requests/availability", methods=["GET"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.AvailabilityQuery, location="query")
 @blp.response(200, schemas.AvailabilityOut)
 @requires("request:availability")
@@ -99,7 +111,7 @@ def create_request(values: dict):  # type: ignore[no-untyped-def,type-arg]
     return _detail(lifecycle.create(get_session(), asker(), values), 201)
 
 
-@blp.route("/requests/<number>", methods=["GET"])
+@blp.route("/requests/<request_number:number>", methods=["GET"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:read")
 def get_request(number: str):  # type: ignore[no-untyped-def]
@@ -107,7 +119,7 @@ def get_request(number: str):  # type: ignore[no-untyped-def]
     return _detail(lifecycle.get_request(get_session(), asker(), number))
 
 
-@blp.route("/requests/<number>", methods=["PATCH"])
+@blp.route("/requests/<request_number:number>", methods=["PATCH"])
 @blp.arguments(schemas.RequestPatch)
 @blp.response(200, schemas.RequestOut)
 @requires("request:write")
@@ -116,7 +128,7 @@ def edit_request(values: dict, number: str):  # type: ignore[no-untyped-def,type
     return _detail(lifecycle.edit_draft(get_session(), asker(), number, values))
 
 
-@blp.route("/requests/<number>/submit", methods=["POST"])
+@blp.route("/requests/<request_number:number>/submit", methods=["POST"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:write")
 def submit_request(number: str):  # type: ignore[no-untyped-def]
@@ -124,7 +136,7 @@ def submit_request(number: str):  # type: ignore[no-untyped-def]
     return _detail(lifecycle.submit(get_session(), asker(), number))
 
 
-@blp.route("/requests/<number>/approve", methods=["POST"])
+@blp.route("/requests/<request_number:number>/approve", methods=["POST"])
 @blp.arguments(schemas.ApproveIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
@@ -134,7 +146,7 @@ def approve_request(values: dict, number: str):  # type: ignore[no-untyped-def,t
                                      values["note"]))
 
 
-@blp.route("/requests/<number>/reject", methods=["POST"])
+@blp.route("/requests/<request_number:number>/reject", methods=["POST"])
 @blp.arguments(schemas.RequestReasonIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
@@ -143,7 +155,7 @@ def reject_request(values: dict, number: str):  # type: ignore[no-untyped-def,ty
     return _detail(lifecycle.reject(get_session(), asker(), number, values["reason"]))
 
 
-@blp.route("/requests/<number>/allocate", methods=["POST"])
+@blp.route("/requests/<request_number:number>/allocate", methods=["POST"])
 @blp.arguments(schemas.AllocateIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
@@ -152,7 +164,7 @@ def allocate_request(values: dict, number: str):  # type: ignore[no-untyped-def,
     return _detail(allocation.allocate(get_session(), asker(), number, values["allow_partial"]))
 
 
-@blp.route("/requests/<number>/cancel", methods=["POST"])
+@blp.route("/requests/<request_number:number>/cancel", methods=["POST"])
 @blp.arguments(schemas.RequestReasonIn)
 @blp.response(200, schemas.ReleasedOut)
 @requires("request:cancel")
@@ -161,7 +173,7 @@ def cancel_request(values: dict, number: str):  # type: ignore[no-untyped-def,ty
     return lifecycle.cancel(get_session(), asker(), number, values["reason"])
 
 
-@blp.route("/requests/<number>/close", methods=["POST"])
+@blp.route("/requests/<request_number:number>/close", methods=["POST"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
 def close_request(number: str):  # type: ignore[no-untyped-def]
@@ -171,7 +183,7 @@ def close_request(number: str):  # type: ignore[no-untyped-def]
 
 # --- picking ----------------------------------------------------------------------------
 
-@blp.route("/requests/<number>/pick-list", methods=["GET"])
+@blp.route("/requests/<request_number:number>/pick-list", methods=["GET"])
 @blp.response(200, schemas.PickListOut)
 @requires("request:pick")
 def pick_list(number: str):  # type: ignore[no-untyped-def]
@@ -180,7 +192,7 @@ def pick_list(number: str):  # type: ignore[no-untyped-def]
     return {"number": request.number, "state": request.state, "tubes": tubes}
 
 
-@blp.route("/requests/<number>/pick", methods=["POST"])
+@blp.route("/requests/<request_number:number>/pick", methods=["POST"])
 @blp.arguments(schemas.PickIn)
 @blp.response(200, schemas.PickedOut)
 @requires("request:pick")
@@ -189,7 +201,7 @@ def pick_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-ar
     return picking.pick(get_session(), asker(), number, _code(values["barcode"]))
 
 
-@blp.route("/requests/<number>/drop", methods=["POST"])
+@blp.route("/requests/<request_number:number>/drop", methods=["POST"])
 @blp.arguments(schemas.DropIn)
 @blp.response(200, schemas.ReleasedOut)
 @requires("request:pick")
@@ -201,7 +213,7 @@ def drop_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-ar
 
 # --- shipping and after -----------------------------------------------------------------
 
-@blp.route("/requests/<number>/ship", methods=["POST"])
+@blp.route("/requests/<request_number:number>/ship", methods=["POST"])
 @blp.arguments(schemas.ShipIn)
 @blp.response(200, schemas.ShippedOut)
 @requires("request:ship")
@@ -210,7 +222,8 @@ def ship_request(values: dict, number: str):  # type: ignore[no-untyped-def,type
     return shipping.ship(get_session(), asker(), number, values)
 
 
-@blp.route("/requests/<number>/manifest.csv", methods=["GET"])
+@blp.route("/requests/<request_number:number>/manifest.csv", methods=["GET"])
+@also_answers(blp, 409)
 @blp.response(200, description="the shipment manifest, one line per tube",
               content_type="text/csv")
 @requires("request:read")
@@ -224,7 +237,8 @@ def manifest_csv(number: str):  # type: ignore[no-untyped-def]
     return response
 
 
-@blp.route("/requests/<number>/manifest", methods=["GET"])
+@blp.route("/requests/<request_number:number>/manifest", methods=["GET"])
+@also_answers(blp, 409)
 @blp.response(200, description="the shipment manifest as a printable page",
               content_type="text/html")
 @requires("request:read")
@@ -235,7 +249,7 @@ def manifest_page(number: str):  # type: ignore[no-untyped-def]
                                     columns=manifest.COLUMNS), mimetype="text/html")
 
 
-@blp.route("/requests/<number>/labels", methods=["GET"])
+@blp.route("/requests/<request_number:number>/labels", methods=["GET"])
 @blp.arguments(LabelQuery, location="query")
 @blp.response(200, description="one ZPL stream, or one SVG / PNG sheet",
               content_type="application/octet-stream")
@@ -248,7 +262,7 @@ def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyp
                   f"{number}-labels")
 
 
-@blp.route("/requests/<number>/receive", methods=["POST"])
+@blp.route("/requests/<request_number:number>/receive", methods=["POST"])
 @blp.arguments(schemas.ReceiveIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
@@ -257,7 +271,7 @@ def receive_request(values: dict, number: str):  # type: ignore[no-untyped-def,t
     return _detail(shipping.receive(get_session(), asker(), number, values))
 
 
-@blp.route("/requests/<number>/consumed", methods=["POST"])
+@blp.route("/requests/<request_number:number>/consumed", methods=["POST"])
 @blp.arguments(schemas.ConsumedIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
@@ -267,7 +281,7 @@ def report_consumed(values: dict, number: str):  # type: ignore[no-untyped-def,t
     return _detail(shipping.consumed(get_session(), asker(), number, codes, values["note"]))
 
 
-@blp.route("/requests/<number>/returned", methods=["POST"])
+@blp.route("/requests/<request_number:number>/returned", methods=["POST"])
 @blp.arguments(schemas.ReturnIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:return")
@@ -281,7 +295,7 @@ def return_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-
 
 # --- recalls ----------------------------------------------------------------------------
 
-@blp.route("/requests/<number>/recalls/<notice_id>/acknowledge", methods=["POST"])
+@blp.route("/requests/<request_number:number>/recalls/<notice_id>/acknowledge", methods=["POST"])
 @blp.response(200, schemas.RequestRecallOut)
 @requires("request:recall")
 def acknowledge_recall(number: str, notice_id: str):  # type: ignore[no-untyped-def]
@@ -289,7 +303,7 @@ def acknowledge_recall(number: str, notice_id: str):  # type: ignore[no-untyped-
     return recalls.acknowledge(get_session(), asker(), number, _notice_id(notice_id))
 
 
-@blp.route("/requests/<number>/recalls/<notice_id>/destroyed", methods=["POST"])
+@blp.route("/requests/<request_number:number>/recalls/<notice_id>/destroyed", methods=["POST"])
 @blp.response(200, schemas.RequestRecallOut)
 @requires("request:recall")
 def recall_destroyed(number: str, notice_id: str):  # type: ignore[no-untyped-def]

@@ -25,7 +25,8 @@ PICKABLE = ("allocated", "picking")
 
 def _natural(text: str) -> list[Any]:
     """"Rack P10" after "Rack P9": numbers inside names compare as numbers."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+    return [int(part) if part.isascii() and part.isdigit() else part.lower()
+            for part in re.split(r"(\d+)", text, flags=re.ASCII)]
 
 
 def locate(session: Session, aliquot_ids: list[int]) -> dict[int, dict[str, Any]]:

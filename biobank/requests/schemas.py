@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.patients.models import DIAGNOSES, RISK_GROUPS
 from biobank.reference.schemas import code_field
@@ -16,6 +16,7 @@ from biobank.requests.availability import MRD_STATUSES
 from biobank.requests.lifecycle import TRANSITIONS
 from biobank.requests.models import CONDITIONS
 from biobank.samples.schemas import volume_field
+from biobank.schema import Multiline, PatchSchema, Schema
 
 REASON = validate.Length(1, 200)
 BARCODE = validate.Length(1, 64)
@@ -79,14 +80,14 @@ class AvailabilityOut(Schema):
 class RequestIn(Schema):
     substudy = code_field(metadata={"description": "required unless you have one sub-study"})
     title = fields.String(required=True, validate=validate.Length(1, 200))
-    purpose = fields.String(required=True, validate=validate.Length(1, 5000))
+    purpose = Multiline(required=True, validate=validate.Length(1, 5000))
     criteria = fields.Nested(CriteriaIn, required=True)
     submit = fields.Boolean(load_default=False, metadata={"description": "submit at once"})
 
 
-class RequestPatch(Schema):
+class RequestPatch(PatchSchema):
     title = fields.String(validate=validate.Length(1, 200))
-    purpose = fields.String(validate=validate.Length(1, 5000))
+    purpose = Multiline(validate=validate.Length(1, 5000))
     criteria = fields.Nested(CriteriaIn)
 
 
@@ -124,7 +125,7 @@ class ShipIn(Schema):
     condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
     recipient_name = fields.String(required=True, validate=validate.Length(1, 200))
     recipient_institution = fields.String(required=True, validate=validate.Length(1, 200))
-    recipient_address = fields.String(required=True, validate=validate.Length(1, 1000))
+    recipient_address = Multiline(required=True, validate=validate.Length(1, 1000))
     shipped_on = fields.Date(load_default=None, metadata={
         "description": "the day the parcel left (default: today where the biobank is); not "
                        "in the future"})
@@ -173,7 +174,7 @@ class RequestTubeOut(Schema):
     timepoint = fields.String(allow_none=True)
     material = fields.String()
     aliquot_type = fields.String()
-    volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    volume_ml = fields.Decimal(allow_none=True)
     cell_count = fields.Integer(allow_none=True)
     sprec_code = fields.String(allow_none=True)
     freeze_thaw_count = fields.Integer()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
 from biobank.reference.sprec import (CENTRIFUGATION_TEMPERATURES,
@@ -10,6 +10,7 @@ from biobank.reference.sprec import (CENTRIFUGATION_TEMPERATURES,
                                      PRECENTRIFUGATION_TEMPERATURES, STORAGE)
 from biobank.samples.service import MANUAL_STATUSES
 from biobank.samples.states import STATUSES
+from biobank.schema import Multiline, Schema
 
 VOLUME = validate.Range(min=0, min_inclusive=False, max=1000,
                         error="a volume in mL, greater than 0")
@@ -40,7 +41,7 @@ class SampleIn(Schema):
         metadata={"description": "RT (18–28 °C), 2-10C or 35-38C, as SPREC's bands"})
     accession_number = fields.String(allow_none=True, load_default=None,
                                      validate=validate.Length(1, 64))
-    notes = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+    notes = Multiline(allow_none=True, load_default=None, validate=validate.Length(max=2000))
 
 
 class SampleQuery(Schema):
@@ -58,10 +59,10 @@ class SampleOut(Schema):
     material = fields.Function(lambda s: s.material.code)
     collected_at = fields.AwareDateTime()
     received_at = fields.AwareDateTime()
-    volume_ml = fields.Decimal(as_string=True)
-    volume_remaining_ml = fields.Decimal(as_string=True)
+    volume_ml = fields.Decimal()
+    volume_remaining_ml = fields.Decimal()
     container_code = fields.String()
-    precentrifugation_delay_hours = fields.Decimal(as_string=True, allow_none=True)
+    precentrifugation_delay_hours = fields.Decimal(allow_none=True)
     precentrifugation_temperature = fields.String(allow_none=True)
     accession_number = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
@@ -148,9 +149,9 @@ class AliquotOut(Schema):
     timepoint = fields.Function(lambda a: a.sample.timepoint.code if a.sample.timepoint else None)
     material = fields.Function(lambda a: a.sample.material.code)
     aliquot_type = fields.Function(lambda a: a.aliquot_type.code)
-    volume_ml = fields.Decimal(as_string=True, allow_none=True)
-    volume_remaining_ml = fields.Decimal(as_string=True, allow_none=True)
-    source_volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    volume_ml = fields.Decimal(allow_none=True)
+    volume_remaining_ml = fields.Decimal(allow_none=True)
+    source_volume_ml = fields.Decimal(allow_none=True)
     cell_count = fields.Integer(allow_none=True)
     sprec_code = fields.String(allow_none=True, metadata={
         "description": "SPREC v3.0 fluid code (seven elements)"})

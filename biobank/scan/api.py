@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from flask import Response, current_app
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import (
@@ -22,6 +22,7 @@ from biobank.errors import DomainError
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
 from biobank.scan import service
+from biobank.schema import Schema
 
 blp = Blueprint("scan", __name__, description="Scan any tube")
 
@@ -35,7 +36,7 @@ class ScanOut(Schema):
     material = fields.String()
     aliquot_type = fields.String(allow_none=True)
     aliquot_type_name = fields.String(allow_none=True)
-    volume_ml = fields.Decimal(as_string=True, allow_none=True)
+    volume_ml = fields.Decimal(allow_none=True)
     cell_count = fields.Integer(allow_none=True)
     status = fields.String()
     freeze_thaw_count = fields.Integer()
@@ -82,6 +83,6 @@ def scan(code: str):  # type: ignore[no-untyped-def]
 def plain_card(card: dict[str, Any]) -> dict[str, Any]:
     """An aliquot's card as ScanOut dumps it, from values the scan made plain but two."""
     volume = card["volume_ml"]
-    return {**card, "volume_ml": None if volume is None else format(volume, "f"),
+    return {**card, "volume_ml": None if volume is None else float(volume),
             "recent_events": [{**event, "occurred_at": event["occurred_at"].isoformat()}
                               for event in card["recent_events"]]}

@@ -11,6 +11,7 @@ from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
+from biobank.guards import body_limit, read_body
 from biobank.pagination import SelectPage
 from biobank.samples.api import numbering
 from biobank.samples.service import get_aliquot
@@ -205,6 +206,7 @@ def capacity():  # type: ignore[no-untyped-def]
 # --- rack scans ------------------------------------------------------------------------
 
 @blp.route("/boxes/<code>/scan-upload", methods=["POST"])
+@body_limit(MAX_SCAN_BYTES)
 @blp.doc(requestBody={"required": True, "content": {
     "text/csv": {"schema": {"type": "string"},
                  "example": "TR00012345,A1,FX05653701\nTR00012345,A2,NO READ\n"}}})
@@ -215,13 +217,7 @@ def scan_upload(code: str):  # type: ignore[no-untyped-def]
     box = _box(code)
     if request.mimetype not in CSV_TYPES:
         raise UnsupportedMediaType("send the scanner's file as text/csv")
-    too_large = Invalid("the file is too large for a rack scan (256 kB at most)",
-                        field="file", location="body")
-    if (request.content_length or 0) > MAX_SCAN_BYTES:
-        raise too_large
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_SCAN_BYTES:
-        raise too_large
+    raw = read_body()  # at most MAX_SCAN_BYTES: a 413 beyond
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

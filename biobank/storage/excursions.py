@@ -18,6 +18,7 @@ from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_audit, record_events
 from biobank.db import utcnow
 from biobank.errors import Invalid, NotFound
+from biobank.inputs import ascii_id
 from biobank.samples.models import Aliquot
 from biobank.storage.models import Condition, Container, Excursion
 
@@ -110,9 +111,10 @@ def describe(session: Session, excursion: Excursion) -> dict[str, Any]:
 
 def get(session: Session, excursion_id: int | str) -> Excursion:
     """An excursion by id, or 404."""
-    if not str(excursion_id).isdigit() or len(str(excursion_id)) > 12:
+    number = ascii_id(str(excursion_id))
+    if number is None:
         raise NotFound(f"no excursion {excursion_id}")
-    excursion = session.get(Excursion, int(excursion_id))
+    excursion = session.get(Excursion, number)
     if excursion is None:
         raise NotFound(f"no excursion {excursion_id}")
     return excursion

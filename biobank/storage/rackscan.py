@@ -20,6 +20,7 @@ import csv
 import re
 from dataclasses import dataclass, field
 
+from biobank.inputs import bad_character
 from biobank.storage import naming
 
 UNREADABLE = {"NOREAD", "NO_READ", "NO READ", "NOREADING", "NO READING", "ERROR", "FAILED",
@@ -78,7 +79,13 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
     delimiter = max((",", ";", "\t"), key=lambda d: sum(line.count(d) for line in sample))
     rows = []
     for number, line in lines:
-        cells = next(csv.reader([line], delimiter=delimiter))
+        why = bad_character(line, multiline=True)  # a line's tabs may be its delimiter
+        if why:
+            raise ScanFileError(f"line {number}: {why}")
+        try:
+            cells = next(csv.reader([line], delimiter=delimiter))
+        except csv.Error as exc:  # a field past csv's limit (128 kB), a stray quote...
+            raise ScanFileError(f"line {number}: {exc}") from None
         cells = [c.strip() for c in cells]
         while cells and not cells[-1]:
             cells.pop()
@@ -188,7 +195,7 @@ def _entry(number: int, cells: list[str], roles: dict[str, int]) -> Entry | None
         raw_position = cell("position")
     else:
         row, column = cell("row").strip().upper(), cell("column").strip()
-        if row.isdigit() and 1 <= int(row) <= 26:
+        if row.isascii() and row.isdigit() and 1 <= int(row) <= 26:
             row = naming.LETTERS[int(row) - 1]
         raw_position = f"{row}{column}"
     try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
+from biobank.schema import Schema
 from biobank.storage.models import FREEZER_TYPES, HOLDER_KINDS, TEMPERATURE_BANDS
 from biobank.storage.naming import SCHEMES
 
@@ -329,7 +330,7 @@ class ExcursionOut(Schema):
     freezer_name = fields.String()
     started_at = fields.AwareDateTime()
     ended_at = fields.AwareDateTime()
-    peak_celsius = fields.Decimal(as_string=True)
+    peak_celsius = fields.Decimal()
     note = fields.String(allow_none=True)
     recorded_by = fields.String()
     aliquots = fields.List(fields.Dict())

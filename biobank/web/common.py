@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request
-from marshmallow import Schema, ValidationError
+from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from biobank.auth.permissions import allowed
 from biobank.auth.web import optional_user
 from biobank.csvsafe import to_csv
 from biobank.errors import Conflict, DomainError, Invalid, integrity_field
+from biobank.schema import Schema
 
 # The pages' script sends this header when it wants a piece of a page to swap in.
 FRAGMENT_HEADER = "X-Fragment"

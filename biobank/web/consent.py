@@ -17,6 +17,7 @@ from biobank.consent import anonymise, officer, schemas, service, withdrawal
 from biobank.consent.models import SIGNATORIES
 from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
+from biobank.inputs import ascii_id
 from biobank.patients.models import Patient
 from biobank.patients.service import get_patient
 from biobank.reference.models import AliquotType
@@ -31,9 +32,10 @@ MONTHS_AHEAD = 6
 
 def _number(value: str, what: str) -> int:
     # Plain path parameters, as in the API: a refused role gets its 403 whatever the value.
-    if not value.isdigit():
+    number = ascii_id(value)
+    if number is None:
         raise NotFound(f"no {what} {value!r}")
-    return int(value)
+    return number
 
 
 @bp.get("/consent")
@@ -42,7 +44,8 @@ def desk():  # type: ignore[no-untyped-def]
     """The consent desk: withdrawals with outstanding actions, re-consents due, recalls."""
     session = get_session()
     months = request.args.get("months", "")
-    months_ahead = int(months) if months.isdigit() and 0 < int(months) <= 120 else MONTHS_AHEAD
+    number = ascii_id(months)
+    months_ahead = number if number is not None and 0 < number <= 120 else MONTHS_AHEAD
     return render_template(
         "web/consent_desk.html",
         outstanding=officer.withdrawals(session, outstanding_only=True),

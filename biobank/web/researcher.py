@@ -16,6 +16,7 @@ from biobank.auth.web import current_user
 from biobank.consent import service as consent
 from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
+from biobank.inputs import ascii_id
 from biobank.patients.models import DIAGNOSES, RISK_GROUPS
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability, lifecycle, recalls, schemas, shipping, views
@@ -217,9 +218,10 @@ def cancel(number: str):  # type: ignore[no-untyped-def]
 
 
 def _notice(value: str) -> int:
-    if not value.isdigit():
+    number = ascii_id(value)
+    if number is None:
         raise NotFound(f"no recall notice {value}")
-    return int(value)
+    return number
 
 
 @bp.post("/requests/<number>/recalls/<notice_id>/acknowledge")

@@ -1,0 +1,169 @@
+"""Request guards: what every request is held to before a view reads it.
+
+- The body: at most ``MAX_BODY_BYTES`` (a small default for JSON; a view may declare its
+  own with ``body_limit``), refused with 413 before anything is read; a chunked body is cut
+  off at the same limit while it is read.
+- JSON bodies: nested at most ``MAX_JSON_DEPTH`` deep (400 beyond), checked on the raw text
+  before any parser recurses into it.
+- API operations: query parameters the operation does not declare are refused (422 naming
+  them, as unknown body fields are); path parameters keep the text policy of
+  ``biobank.inputs`` (422 naming the parameter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from biobank.db import F
+from biobank.errors import DomainError, Invalid
+from biobank.inputs import MAX_PATH_PARAMETER, bad_character
+
+MAX_JSON_DEPTH = 400
+_BODY_LIMIT = "biobank_body_limit"
+# A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
+# inside them do not count as nesting.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_OPENERS = frozenset(b"[{")
+
+
+class BadRequest(DomainError):
+    """The request cannot be read at all (malformed or too deeply nested JSON)."""
+
+    status_code = 400
+
+
+def body_limit(limit: int) -> Callable[[F], F]:
+    """Declare a view's own body limit in bytes (an upload route), instead of MAX_BODY_BYTES."""
+
+    def decorate(view: F) -> F:
+        view.__dict__[_BODY_LIMIT] = limit
+        return view
+
+    return decorate
+
+
+def _view() -> Any:
+    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
+
+
+def limit_body() -> None:
+    """Before anything reads the body (the login check included): 413 when it is too large."""
+    limit = getattr(_view(), _BODY_LIMIT, None) or current_app.config["MAX_BODY_BYTES"]
+    request.max_content_length = limit  # Werkzeug cuts a chunked body off there too
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"the request body is larger than {limit:,} bytes, the "
+                                    "most this endpoint accepts")
+
+
+def read_body() -> bytes:
+    """The request body (kept for the parsers), 413 if a chunked one reaches the limit.
+
+    Werkzeug stops reading a body without Content-Length at the limit and returns what it
+    read: without this check the cut-off text would be parsed as if it were the body.
+    """
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge(f"the request body reaches {limit:,} bytes, the most "
+                                    "this endpoint accepts")
+    return raw
+
+
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether JSON text nests arrays and objects deeper than ``limit``."""
+    if sum(raw.count(opener) for opener in (b"[", b"{")) <= limit:
+        return False  # cannot nest deeper than it has brackets
+    depth = 0
+    for match in _JSON_TOKEN.finditer(raw):
+        token = match.group()
+        if len(token) != 1:
+            continue
+        if token[0] in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def check_json_depth() -> None:
+    """A JSON body nested too deeply is a 400, before a recursive parser meets it."""
+    if not request.is_json:
+        return
+    try:
+        raw = read_body()  # bounded by limit_body; webargs reads the cache
+    except RequestEntityTooLarge as exc:
+        _refuse(exc)
+    if raw and json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        _refuse(BadRequest(f"the JSON body is nested too deep (more than {MAX_JSON_DEPTH} "
+                         "levels of arrays and objects)"))
+
+
+def _query_names(view: Any) -> frozenset[str] | None:
+    """The query parameters an API operation declares (None: not an API operation)."""
+    cached = getattr(view, "biobank_query_names", None)
+    if cached is not None or not hasattr(view, "_apidoc"):
+        return cached
+    names: set[str] = set()
+    for parameter in view._apidoc.get("arguments", {}).get("parameters", []):
+        if parameter.get("in") == "query":
+            schema = parameter["schema"]
+            schema = schema() if isinstance(schema, type) else schema
+            names |= {field.data_key or name for name, field in schema.load_fields.items()}
+    if "pagination" in view._apidoc:
+        names |= {"page", "page_size"}
+    view.biobank_query_names = frozenset(names)
+    return view.biobank_query_names
+
+
+def _refuse(error: Exception) -> None:
+    # A view that checks the bearer token in its own statement (the scan) has not run: the
+    # token is checked now, so who asks is answered before what is wrong with the request.
+    from biobank.auth.web import settle_by_lookup
+
+    settle_by_lookup()
+    raise error
+
+
+def check_parameters() -> None:
+    """Unknown query parameters, and path parameters that break the text policy: a 422.
+
+    A path parameter's surrounding whitespace is the client's (a scanner ends a code with a
+    newline): the rule holds for what is inside it.
+    """
+    view = _view()
+    known = _query_names(view)
+    if known is None:
+        return  # pages read their own query strings
+    unknown = sorted(name for name in request.args if name not in known)
+    if unknown:
+        _refuse(Invalid(f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+                      f"{', '.join(_shown(n) for n in unknown)}",
+                      errors={"query": {_shown(n): ["Unknown field."] for n in unknown}}))
+    for name, value in (request.view_args or {}).items():
+        if not isinstance(value, str):
+            continue
+        why = bad_character(value.strip(" \t\r\n"))
+        if why is None and len(value) > MAX_PATH_PARAMETER:
+            why = f"is longer than {MAX_PATH_PARAMETER} characters"
+        if why:
+            _refuse(Invalid(f"{name} {why}", errors={"path": {name: [why]}}))
+
+
+def _shown(name: str) -> str:
+    # A name that breaks the policy is shown escaped: the error does not repeat the fault.
+    return name if bad_character(name) is None else name.encode("unicode_escape").decode()
+
+
+def init_app(app: Flask) -> None:
+    """Install the guards after the login check (who asks is answered before what is wrong
+    with the request), but the body limit first of all: nothing reads a body too large."""
+    app.before_request_funcs.setdefault(None, []).insert(0, limit_body)
+    app.before_request(check_json_depth)
+    app.before_request(check_parameters)
