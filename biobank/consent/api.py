@@ -302,6 +302,7 @@ def check(query: dict):  # type: ignore[no-untyped-def,type-arg]
 
 
 @blp.route("/consent/check", methods=["POST"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.BulkCheckIn)
 @blp.response(200, schemas.BulkCheckOut)
 @blp.alt_response(404, description="unknown sub-study; for a researcher, any tube not "

@@ -103,6 +103,7 @@ def list_requests(query: dict):  # type: ignore[no-untyped-def,type-arg]
 
 
 @blp.route("/requests", methods=["POST"])
+@also_answers(blp, 404)
 @blp.arguments(schemas.RequestIn)
 @blp.response(201, schemas.RequestOut)
 @requires("request:write")
