@@ -5,9 +5,9 @@
   off at the same limit while it is read.
 - JSON bodies: nested at most ``MAX_JSON_DEPTH`` deep (400 beyond), checked on the raw text
   before any parser recurses into it.
-- API operations: query parameters the operation does not declare are refused (422 naming
-  them, as unknown body fields are); path parameters keep the text policy of
-  ``biobank.inputs`` (422 naming the parameter).
+- Path parameters, on every route, keep the text policy of ``biobank.inputs`` (422 naming
+  the parameter); API operations refuse query parameters they do not declare (422 naming
+  them, as unknown body fields are).
 """
 
 from __future__ import annotations
@@ -132,20 +132,12 @@ def _refuse(error: Exception) -> None:
 
 
 def check_parameters() -> None:
-    """Unknown query parameters, and path parameters that break the text policy: a 422.
+    """Path parameters that break the text policy (any route: API, pages, FHIR), and query
+    parameters an API operation does not declare: a 422 naming them.
 
     A path parameter's surrounding whitespace is the client's (a scanner ends a code with a
     newline): the rule holds for what is inside it.
     """
-    view = _view()
-    known = _query_names(view)
-    if known is None:
-        return  # pages read their own query strings
-    unknown = sorted(name for name in request.args if name not in known)
-    if unknown:
-        _refuse(Invalid(f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
-                      f"{', '.join(_shown(n) for n in unknown)}",
-                      errors={"query": {_shown(n): ["Unknown field."] for n in unknown}}))
     for name, value in (request.view_args or {}).items():
         if not isinstance(value, str):
             continue
@@ -154,6 +146,14 @@ def check_parameters() -> None:
             why = f"is longer than {MAX_PATH_PARAMETER} characters"
         if why:
             _refuse(Invalid(f"{name} {why}", errors={"path": {name: [why]}}))
+    known = _query_names(_view())
+    if known is None:
+        return  # pages and the FHIR API read their own query strings
+    unknown = sorted(name for name in request.args if name not in known)
+    if unknown:
+        _refuse(Invalid(f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+                        f"{', '.join(_shown(n) for n in unknown)}",
+                        errors={"query": {_shown(n): ["Unknown field."] for n in unknown}}))
 
 
 def _shown(name: str) -> str:

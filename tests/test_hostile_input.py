@@ -13,6 +13,7 @@ import json
 import pytest
 
 from biobank import inputs
+from web_helpers import login  # noqa: F401
 
 NUL = "IF\u0000X"
 SURROGATE = "IF\ud800X"
@@ -124,6 +125,21 @@ def test_a_bad_character_in_a_path_parameter_is_a_422(admin, url):
     if url.startswith("/api/v1/patients"):
         assert_error_shape(response, 422)
         assert "study_id" in response.json["errors"]["path"]
+
+
+@pytest.mark.parametrize("url", ["/fhir/Patient/IF21%00-NL-001", "/fhir/Specimen/IF%00",
+                                 "/fhir/Consent/x%1B"])
+def test_a_nul_in_a_fhir_path_is_refused_not_a_500(admin, url):
+    """The FHIR API's ids keep the policy too: a 4xx OperationOutcome, never a 500."""
+    response = admin.get(url)
+    assert response.status_code == 422, response.get_data(as_text=True)[:300]
+    assert response.json["resourceType"] == "OperationOutcome"
+
+
+def test_a_nul_in_a_page_path_is_refused_not_a_500(login):  # noqa: F811
+    """Pages keep it as well: a logged-in browser asking for /patients/IF21%00... is told."""
+    response = login("technician").get("/patients/IF21%00-NL-001")
+    assert response.status_code == 422, response.status_code
 
 
 def test_the_scan_answers_who_asks_before_what_is_wrong(admin, client):
