@@ -51,8 +51,17 @@ def _view() -> Any:
     return current_app.view_functions.get(request.endpoint) if request.endpoint else None
 
 
+def _has_body() -> bool:
+    # Read from the WSGI environment: most requests (every scan) have none, and this is
+    # cheaper than Werkzeug's parsed headers.
+    environ = request.environ
+    return bool(environ.get("CONTENT_LENGTH") or environ.get("HTTP_TRANSFER_ENCODING"))
+
+
 def limit_body() -> None:
     """Before anything reads the body (the login check included): 413 when it is too large."""
+    if not _has_body():
+        return  # Werkzeug reads no body without Content-Length or Transfer-Encoding
     limit = getattr(_view(), _BODY_LIMIT, None) or current_app.config["MAX_BODY_BYTES"]
     request.max_content_length = limit  # Werkzeug cuts a chunked body off there too
     if request.content_length is not None and request.content_length > limit:
@@ -94,7 +103,7 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
 
 def check_json_depth() -> None:
     """A JSON body nested too deeply is a 400, before a recursive parser meets it."""
-    if not request.is_json:
+    if not _has_body() or not request.is_json:
         return
     try:
         raw = read_body()  # bounded by limit_body; webargs reads the cache
@@ -146,6 +155,8 @@ def check_parameters() -> None:
             why = f"is longer than {MAX_PATH_PARAMETER} characters"
         if why:
             _refuse(Invalid(f"{name} {why}", errors={"path": {name: [why]}}))
+    if not request.environ.get("QUERY_STRING"):
+        return
     known = _query_names(_view())
     if known is None:
         return  # pages and the FHIR API read their own query strings
