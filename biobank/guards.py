@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -25,10 +27,11 @@ from biobank.inputs import MAX_PATH_PARAMETER, bad_character
 
 MAX_JSON_DEPTH = 400
 _BODY_LIMIT = "biobank_body_limit"
-# A JSON string (escapes included) or one bracket: strings are skipped whole, so brackets
-# inside them do not count as nesting.
-_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-_OPENERS = frozenset(b"[{")
+# A JSON string, escapes included (unrolled, possessive: no backtracking); brackets inside
+# strings are text, not nesting.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_AS_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # signed bytes: +1, -1
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class BadRequest(DomainError):
@@ -84,21 +87,16 @@ def read_body() -> bytes:
 
 
 def json_depth_exceeds(raw: bytes, limit: int) -> bool:
-    """Whether JSON text nests arrays and objects deeper than ``limit``."""
-    if sum(raw.count(opener) for opener in (b"[", b"{")) <= limit:
+    """Whether JSON text nests arrays and objects deeper than ``limit`` (an opener never
+    closed counts as well: a parser recurses into it before it finds the text cut short).
+
+    Strings are dropped and the brackets kept as +1 / -1; the depth is the largest running
+    sum. All of it runs in C: a megabyte of brackets is some tens of milliseconds.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
         return False  # cannot nest deeper than it has brackets
-    depth = 0
-    for match in _JSON_TOKEN.finditer(raw):
-        token = match.group()
-        if len(token) != 1:
-            continue
-        if token[0] in _OPENERS:
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
+    steps = _JSON_STRING.sub(b"", raw).translate(_AS_STEPS, _NOT_BRACKETS)
+    return max(accumulate(array("b", steps)), default=0) > limit
 
 
 def check_json_depth() -> None:

@@ -130,3 +130,15 @@ def test_a_multiline_field_and_a_nested_object_follow_the_policy():
     with pytest.raises(marshmallow.ValidationError) as too_big:
         Outer().load({"count": 2**31})
     assert "count" in too_big.value.messages
+
+
+def test_json_depth_is_measured_as_a_parser_would_meet_it():
+    """Strings are not nesting; an opener never closed is; objects count as arrays do."""
+    from biobank.guards import json_depth_exceeds
+
+    assert not json_depth_exceeds(b'["' + b"[" * 5000 + b'"]', 400)
+    assert not json_depth_exceeds(b'["\\"' + b"[" * 500 + b'"]', 400)
+    assert json_depth_exceeds(b"[" * 5000 + b'"unterminated', 400)
+    assert json_depth_exceeds(b'{"a":' * 401 + b"1" + b"}" * 401, 400)
+    assert not json_depth_exceeds(b'{"a":' * 400 + b"1" + b"}" * 400, 400)
+    assert not json_depth_exceeds(b"[" + b"[1]," * 1000 + b"[1]]", 400)
