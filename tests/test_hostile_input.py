@@ -11,9 +11,9 @@ import io
 import json
 
 import pytest
+from web_helpers import login  # noqa: F401
 
 from biobank import inputs
-from web_helpers import login  # noqa: F401
 
 NUL = "IF\u0000X"
 SURROGATE = "IF\ud800X"

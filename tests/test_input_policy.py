@@ -123,9 +123,9 @@ def test_a_multiline_field_and_a_nested_object_follow_the_policy():
     assert Outer().load({"items": [{"note": "a\nb", "name": "x"}]})
     with pytest.raises(marshmallow.ValidationError) as refused:
         Outer().load({"items": [{"note": "ok", "name": "a\nb"}], "tags": {"k\x00": "v"}})
-    assert refused.value.messages["items"] == {0: {"name": [
-        "contains a control character (U+000A) at position 2 (tab and newline only in "
-        "multi-line text)"]}}
+    why = ("contains a control character (U+000A) at position 2 (tab and newline only in "
+           "multi-line text)")
+    assert refused.value.messages["items"] == {0: {"name": [why]}}
     assert "k\\x00" in refused.value.messages["tags"]
     with pytest.raises(marshmallow.ValidationError) as too_big:
         Outer().load({"count": 2**31})

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report-dir", default=None,
                         help="where the reports go (default: a temporary folder)")
     parser.add_argument("--max-failures", type=int, default=None)
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the roles at the same time (faster; their writes then "
+                             "interleave, so the run is not repeatable: not for CI)")
     return parser.parse_args(argv)
 
 
@@ -136,25 +140,29 @@ def write_config(path: Path, values: dict[str, list[Any]]) -> None:
 
 
 class Counter:
-    """WSGI middleware counting the requests the server answers, and the server errors."""
+    """WSGI middleware counting the requests the server answers and its server errors, per
+    role (told by the bearer token sent)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, roles_by_token: dict[str, str]) -> None:
         self.app = app
-        self.requests = 0
-        self.errors = 0
+        self.roles = {f"Bearer {token}": role for token, role in roles_by_token.items()}
+        self.requests: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        role = self.roles.get(environ.get("HTTP_AUTHORIZATION", ""), "other")
+
         def counting_start(status: str, headers: Any, *args: Any) -> Any:
             with self.lock:
-                self.requests += 1
-                self.errors += status.startswith("5")
+                self.requests[role] = self.requests.get(role, 0) + 1
+                self.errors[role] = self.errors.get(role, 0) + status.startswith("5")
             return start_response(status, headers, *args)
 
         return self.app(environ, counting_start)
 
 
-def serve(app: Any, port: int) -> tuple[Any, Counter]:
+def serve(app: Any, port: int, tokens: dict[str, str]) -> tuple[Any, Counter]:
     """Serve the app on 127.0.0.1 in a thread (threaded server, quiet request log)."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -162,7 +170,7 @@ def serve(app: Any, port: int) -> tuple[Any, Counter]:
         def log_request(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-    counter = Counter(app.wsgi_app)
+    counter = Counter(app.wsgi_app, {token: role for role, token in tokens.items()})
     app.wsgi_app = counter
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -244,38 +252,45 @@ def main(argv: list[str] | None = None) -> int:
     app, tokens = prepare(url)
     config = reports / "schemathesis.toml"
     write_config(config, known_values(app))
-    server, counter = serve(app, args.port)
+    server, counter = serve(app, args.port, tokens)
     base = f"http://127.0.0.1:{server.server_port}"
     database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
     print(f"fuzzing {base} on {database}: roles {', '.join(roles)}; {args.examples} examples "
-          f"per operation, seed {args.seed}, phases {args.phases}; reports in {reports}",
-          flush=True)
-    results = []
+          f"per operation, seed {args.seed}, phases {args.phases}"
+          f"{' (in parallel)' if args.parallel else ''}; reports in {reports}", flush=True)
+
+    def run(role: str) -> dict[str, Any]:
+        result = fuzz_role(base, role, tokens[role], args, reports, config)
+        result["requests"] = counter.requests.get(role, 0)
+        status = "ok" if result["exit"] == 0 else f"FAILED (exit {result['exit']})"
+        print(f"  {role:16} {result['operations']:4} operations  {result['requests']:7,} "
+              f"requests  {result['failures']:3} failures  {result['seconds']:6.0f} s  "
+              f"{phases_for(role, args):35} {status}", flush=True)
+        if result["exit"] != 0:
+            print(_summary(result["output"]), flush=True)
+        return result
+
     try:
-        for role in roles:
-            before = counter.requests
-            result = fuzz_role(base, role, tokens[role], args, reports, config)
-            result["requests"] = counter.requests - before
-            results.append(result)
-            status = "ok" if result["exit"] == 0 else f"FAILED (exit {result['exit']})"
-            print(f"  {role:16} {result['operations']:4} operations  {result['requests']:7,} "
-                  f"requests  {result['failures']:3} failures  {result['seconds']:6.0f} s  "
-                  f"{phases_for(role, args):35} {status}", flush=True)
-            if result["exit"] != 0:
-                print(_summary(result["output"]), flush=True)
+        if args.parallel:
+            with ThreadPoolExecutor(len(roles)) as pool:
+                results = list(pool.map(run, roles))
+        else:
+            results = [run(role) for role in roles]
     finally:
         server.shutdown()
     failed = [r for r in results if r["exit"] != 0]
-    total = {"database": database, "roles": len(results),
+    server_errors = sum(counter.errors.values())
+    total = {"database": database, "seed": args.seed, "examples": args.examples,
+             "phases": args.phases, "roles": {r["role"]: {k: r[k] for k in (
+                 "operations", "requests", "failures", "seconds", "exit")} for r in results},
              "operations": max((r["operations"] for r in results), default=0),
-             "requests": sum(r["requests"] for r in results),
+             "requests": sum(counter.requests.values()),
              "failures": sum(r["failures"] for r in results),
-             "server_errors": counter.errors, "failed_runs": len(failed)}
+             "server_errors": server_errors, "failed_runs": len(failed)}
     (reports / "summary.json").write_text(json.dumps(total, indent=2), encoding="utf-8")
     print(f"total on {database}: {total['operations']} operations, {total['requests']:,} "
-          f"requests, {total['failures']} failures, {total['server_errors']} server errors",
-          flush=True)
-    return 1 if failed or counter.errors else 0
+          f"requests, {total['failures']} failures, {server_errors} server errors", flush=True)
+    return 1 if failed or server_errors else 0
 
 
 def _summary(output: str) -> str:
