@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from flask import Flask, Response
+from sqlalchemy.exc import SQLAlchemyError
 
 from biobank import clock
 from biobank import config as config_module
@@ -70,7 +71,14 @@ def _init_extensions(app: Flask) -> None:
         # A read-only request (biobank.db.read_only) has nothing to commit or undo.
         if session is not None and not db.is_read_only(session):
             if response.status_code < 400:
-                session.commit()
+                try:
+                    session.commit()
+                except SQLAlchemyError as exc:
+                    # What the commit still had to write failed (SQLite's lock, a
+                    # constraint): undone, and answered by the handler a view would have
+                    # had (503, 409); one without a handler stays an error.
+                    session.rollback()
+                    response = app.make_response(app.handle_user_exception(exc))
             else:
                 session.rollback()
         _security_headers(response)

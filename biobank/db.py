@@ -136,11 +136,11 @@ def json_timestamp(value: str | None) -> dt.datetime | None:
 SQLITE_MMAP_BYTES = 1 << 30
 
 
-def make_engine(url: str, echo: bool = False) -> Engine:
+def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0) -> Engine:
     """Create the engine; SQLite gets real transactions, foreign keys and WAL. JSON columns
     are read with orjson (the scan reads four per tube; half the time of the json module)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30},
+        engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds},
                                json_deserializer=orjson.loads)
 
         @event.listens_for(engine, "connect")
@@ -267,7 +267,8 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
 
 def init_app(app: Flask) -> None:
     """Attach an engine and a session factory to the app; close sessions at teardown."""
-    engine = make_engine(app.config["DATABASE_URL"], echo=app.config["SQL_ECHO"])
+    engine = make_engine(app.config["DATABASE_URL"], echo=app.config["SQL_ECHO"],
+                         busy_seconds=app.config["SQLITE_BUSY_SECONDS"])
     app.extensions["biobank.engine"] = engine
     app.extensions["biobank.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     # Read-only requests: autocommit (SQLite: no BEGIN, see make_engine; pysqlite's own
