@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, jsonify, render_template
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 
@@ -127,7 +128,17 @@ def init_app(app: Flask) -> None:
         # retry rather than shown a crash. Any other database failure stays a 500.
         if "database is locked" not in str(exc.orig):
             raise exc
-        response = jsonify(error_body(503, "the database is busy with another change; "
-                                           "try again in a moment"))
-        response.headers["Retry-After"] = "1"
-        return response, 503
+        return _busy("the database is busy with another change; try again in a moment")
+
+    @app.errorhandler(PoolTimeout)
+    def _pool_timeout(_exc: PoolTimeout):  # type: ignore[no-untyped-def]
+        # Every pooled connection stayed in use for the pool's whole wait: the service is
+        # busy, not broken; the client is told to retry.
+        return _busy("the service is busy: every database connection is in use; "
+                     "try again in a moment")
+
+
+def _busy(message: str):  # type: ignore[no-untyped-def]
+    response = jsonify(error_body(503, message))
+    response.headers["Retry-After"] = "1"
+    return response, 503

@@ -57,3 +57,20 @@ def test_a_commit_that_finds_the_database_locked_is_a_503(locked_sqlite):
     assert response.json["code"] == 503
     assert response.headers["Retry-After"] == "1"
     assert other.execute(audits).fetchone() == before  # nothing half-written
+
+
+def test_every_connection_in_use_is_a_503(locked_sqlite):
+    """Found by the long fuzzing run on PostgreSQL (five roles at once on a loaded machine):
+    when no pooled connection frees up in time, the request is told to retry (503), not 500."""
+    app, token, _ = locked_sqlite
+    engine = app.extensions["biobank.engine"]
+    held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
+    try:
+        response = app.test_client().get("/api/v1/materials",
+                                         headers={"Authorization": f"Bearer {token}"})
+    finally:
+        for connection in held:
+            connection.close()
+    assert response.status_code == 503, response.get_data(as_text=True)[:300]
+    assert response.json["code"] == 503
+    assert response.headers["Retry-After"] == "1"
