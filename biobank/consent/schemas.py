@@ -150,7 +150,7 @@ class WithdrawalOut(Schema):
     scope = fields.String(attribute="scope_code")
     withdrawn_on = fields.Date()
     reason = fields.String(allow_none=True)
-    outcome = fields.String(allow_none=True, metadata={"enum": list(OUTCOMES)})
+    outcome = fields.String(allow_none=True, metadata={"enum": [*OUTCOMES, None]})
     recorded_by = fields.String()
     recorded_at = fields.AwareDateTime()
     requested_by = fields.String(metadata={"description": "consent officers only"})
@@ -191,7 +191,7 @@ class ImpactOut(Schema):
     withdrawal = fields.Nested(WithdrawalOut, allow_none=True)
     ends = fields.List(fields.Nested(EndedOut))
     blocked = fields.List(fields.Nested(TubeOut))
-    outcome = fields.String(allow_none=True, metadata={"enum": list(OUTCOMES)})
+    outcome = fields.String(allow_none=True, metadata={"enum": [*OUTCOMES, None]})
     destruction = fields.List(fields.Nested(TubeOut), metadata={
         "description": "tubes a technician must destroy, with their location"})
     anonymisation = fields.List(fields.Nested(TubeOut), metadata={

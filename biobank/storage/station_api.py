@@ -4,13 +4,14 @@ page makes), its undo, and a manager letting a box mix types and temperatures.""
 from __future__ import annotations
 
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.samples.api import numbering
 from biobank.samples.service import get_aliquot
+from biobank.schema import Schema
 from biobank.storage import service, station
 from biobank.storage.schemas import CODE, REASON, position_field
 
