@@ -24,6 +24,26 @@ from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SCAN_TIMINGS, L
 from db_helpers import private_database
 
 
+def _closing_at_once(app: Any) -> Any:
+    """The app with every answer read whole and its iterator closed before werkzeug writes it.
+
+    When a browser drops a connection, werkzeug's development server can raise while draining
+    the socket and skip closing the answer's iterator; a static file then stays open until
+    the garbage collector finds it, and its ResourceWarning fails whichever test runs then.
+    """
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        answer = app(environ, start_response)
+        try:
+            return list(answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app with the demo data, served by werkzeug on an ephemeral localhost port."""
@@ -42,7 +62,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     got_request_exception.connect(
         lambda _sender, exception, **_kw: server.errors.append(repr(exception)), app,
         weak=False)
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    httpd = make_server("127.0.0.1", 0, _closing_at_once(app), threaded=True)
     server.url = f"http://127.0.0.1:{httpd.server_port}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
