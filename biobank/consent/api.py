@@ -10,7 +10,16 @@ from flask_smorest import Blueprint
 from biobank.apidoc import also_answers
 from biobank.auth.permissions import allowed, requires
 from biobank.auth.web import current_actor, current_asker, current_user
-from biobank.consent import anonymise, gate, officer, pseudonym, schemas, service, withdrawal
+from biobank.consent import (
+    anonymise,
+    correction,
+    gate,
+    officer,
+    pseudonym,
+    schemas,
+    service,
+    withdrawal,
+)
 from biobank.consent.models import GENERAL_COMPONENTS
 from biobank.db import get_session
 from biobank.errors import NotFound
@@ -178,6 +187,18 @@ def get_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
     """One withdrawal: every destruction task (with the tube's location) and recall notice."""
     return _for_role(schemas.WithdrawalDetailOut, officer.get_withdrawal(
         get_session(), _number(withdrawal_id, "withdrawal")))
+
+
+@blp.route("/consent/withdrawals/<withdrawal_id>/correction", methods=["POST"])
+@blp.arguments(schemas.CorrectionIn)
+@blp.response(201, schemas.CorrectionOut)
+@requires("consent:write")
+def correct_withdrawal(values: dict, withdrawal_id: str):  # type: ignore[no-untyped-def,type-arg]
+    """Correct a withdrawal entered in error: consent as before it, its pending destruction
+    tasks and unanswered recalls cancelled, the tubes it blocked back in use."""
+    return _for_role(schemas.CorrectionOut, correction.correct(
+        get_session(), current_actor(), _number(withdrawal_id, "withdrawal"), values["reason"]),
+        201)
 
 
 @blp.route("/consent/destruction-tasks", methods=["GET"])

@@ -149,6 +149,22 @@ class Withdrawal(Base):
         return self.substudy.code if self.substudy else self.scope
 
 
+class WithdrawalCorrection(Base):
+    """A withdrawal recorded in error, corrected (append-only, one per withdrawal).
+
+    The withdrawal stays as it was recorded; its consent entries are replaced by correcting
+    entries (``ConsentEntry.corrects_id``) that restore what was in force before it.
+    """
+
+    __tablename__ = "consent_withdrawal_correction"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    withdrawal_id: Mapped[int] = mapped_column(ForeignKey("consent_withdrawal.id"), unique=True)
+    reason: Mapped[Str200]
+    recorded_by: Mapped[Str64]
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class DestructionTask(Base):
     """A tube a technician must take out and destroy after a storage withdrawal."""
 
@@ -214,6 +230,9 @@ class RecallNotice(Base):
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[Str64 | None]
     destruction_reported_at: Mapped[dt.datetime | None]
+    # The withdrawal was corrected as entered in error before the recipient answered: the
+    # notice no longer asks anything of anybody.
+    cancelled_at: Mapped[dt.datetime | None]
 
 
 class ReleaseJustification(Base):

@@ -19,6 +19,7 @@ from biobank.consent.models import (
     DestructionTask,
     RecallNotice,
     Withdrawal,
+    WithdrawalCorrection,
 )
 from biobank.custody.service import record_event
 from biobank.db import utcnow
@@ -131,7 +132,8 @@ def recalls(session: Session, *, withdrawal_id: int | None = None,
     if notice_id is not None:
         query = query.where(RecallNotice.id == notice_id)
     if open_only:
-        query = query.where(RecallNotice.acknowledged_at.is_(None))
+        query = query.where(RecallNotice.acknowledged_at.is_(None),
+                            RecallNotice.cancelled_at.is_(None))
     return [RecallView(notice, barcode) for notice, barcode in session.execute(query)]
 
 
@@ -142,10 +144,18 @@ def _notice(session: Session, notice_id: int) -> RecallView:
     return found[0]
 
 
+def _not_cancelled(notice: RecallNotice) -> None:
+    if notice.cancelled_at is not None:
+        raise Conflict(f"recall notice {notice.id} was cancelled on "
+                       f"{notice.cancelled_at:%Y-%m-%d}: its withdrawal was corrected as "
+                       "entered in error", field="notice")
+
+
 def acknowledge_recall(session: Session, actor: str, notice_id: int) -> RecallView:
     """The recipient confirmed the recall notice."""
     view = _notice(session, notice_id)
     notice = view.notice
+    _not_cancelled(notice)
     if notice.acknowledged_at is not None:
         raise Conflict(f"recall notice {notice_id} was already acknowledged on "
                        f"{notice.acknowledged_at:%Y-%m-%d}", field="notice")
@@ -161,6 +171,7 @@ def report_recall_destroyed(session: Session, actor: str, notice_id: int) -> Rec
     """The recipient reports the recalled tube destroyed; so is it here."""
     view = _notice(session, notice_id)
     notice = view.notice
+    _not_cancelled(notice)
     if notice.destruction_reported_at is not None:
         raise Conflict("destruction of this tube was already reported", field="notice")
     now = utcnow()
@@ -188,6 +199,8 @@ class WithdrawalView:
     tasks: Counter[str]
     recalls: Counter[str]
     anonymisation: Counter[str]
+    # Set when the withdrawal was corrected as entered in error.
+    correction: WithdrawalCorrection | None
 
     @property
     def outstanding(self) -> bool:
@@ -201,15 +214,17 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
                 study_id: str | None = None,
                 withdrawal_id: int | None = None) -> list[WithdrawalView]:
     """Withdrawals, newest first, with task and recall counts (three queries)."""
-    query = (select(Withdrawal, Patient.study_id)
+    query = (select(Withdrawal, Patient.study_id, WithdrawalCorrection)
              .join(Patient, Withdrawal.patient_id == Patient.id)
+             .outerjoin(WithdrawalCorrection,
+                        WithdrawalCorrection.withdrawal_id == Withdrawal.id)
              .order_by(Withdrawal.id.desc()))
     if study_id is not None:
         query = query.where(Patient.study_id == study_id)
     if withdrawal_id is not None:
         query = query.where(Withdrawal.id == withdrawal_id)
     rows = session.execute(query).all()
-    ids = [w.id for w, _ in rows]
+    ids = [w.id for w, _, _ in rows]
     task_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
     recall_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
     relabel_counts: dict[int, Counter[str]] = {i: Counter() for i in ids}
@@ -229,15 +244,20 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
             task_counts[wid]["done" if is_done else "cancelled" if is_cancelled else "pending"] += n
         acknowledged = RecallNotice.acknowledged_at.is_not(None)
         reported = RecallNotice.destruction_reported_at.is_not(None)
-        for wid, is_ack, is_reported, n in session.execute(
-                select(RecallNotice.withdrawal_id, acknowledged, reported, func.count())
+        recall_cancelled = RecallNotice.cancelled_at.is_not(None)
+        for wid, is_ack, is_reported, is_cancelled, n in session.execute(
+                select(RecallNotice.withdrawal_id, acknowledged, reported, recall_cancelled,
+                       func.count())
                 .where(RecallNotice.withdrawal_id.in_(ids))
-                .group_by(RecallNotice.withdrawal_id, acknowledged, reported)):
-            recall_counts[wid]["acknowledged" if is_ack else "unacknowledged"] += n
+                .group_by(RecallNotice.withdrawal_id, acknowledged, reported,
+                          recall_cancelled)):
+            recall_counts[wid]["acknowledged" if is_ack else
+                               "cancelled" if is_cancelled else "unacknowledged"] += n
             if is_reported:
                 recall_counts[wid]["destruction_reported"] += n
-    views = [WithdrawalView(w, sid, task_counts[w.id], recall_counts[w.id], relabel_counts[w.id])
-             for w, sid in rows]
+    views = [WithdrawalView(w, sid, task_counts[w.id], recall_counts[w.id], relabel_counts[w.id],
+                            correction)
+             for w, sid, correction in rows]
     return [v for v in views if v.outstanding] if outstanding_only else views
 
 

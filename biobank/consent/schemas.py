@@ -212,6 +212,14 @@ class RecallCounts(Schema):
     unacknowledged = fields.Integer()
     acknowledged = fields.Integer()
     destruction_reported = fields.Integer()
+    cancelled = fields.Integer(metadata={
+        "description": "cancelled unanswered when the withdrawal was corrected"})
+
+
+class CorrectionRecordOut(Schema):
+    reason = fields.String()
+    recorded_by = fields.String()
+    recorded_at = fields.AwareDateTime()
 
 
 class AnonymisationCounts(Schema):
@@ -228,6 +236,9 @@ class WithdrawalSummaryOut(Schema):
     anonymisation = fields.Nested(AnonymisationCounts)
     recalls = fields.Nested(RecallCounts)
     outstanding = fields.Boolean()
+    corrected = fields.Nested(CorrectionRecordOut, attribute="correction", allow_none=True,
+                              metadata={"description": "set when the withdrawal was "
+                                                       "corrected as entered in error"})
 
 
 class OutstandingQuery(Schema):
@@ -262,6 +273,7 @@ class RecallOut(Schema):
     acknowledged_by = fields.String(attribute="notice.acknowledged_by", allow_none=True)
     destruction_reported_at = fields.AwareDateTime(attribute="notice.destruction_reported_at",
                                                    allow_none=True)
+    cancelled_at = fields.AwareDateTime(attribute="notice.cancelled_at", allow_none=True)
 
 
 class AnonymisationTaskOut(Schema):
@@ -275,6 +287,30 @@ class AnonymisationTaskOut(Schema):
     created_at = fields.AwareDateTime(attribute="task.created_at")
     completed_at = fields.AwareDateTime(attribute="task.completed_at", allow_none=True)
     completed_by = fields.String(attribute="task.completed_by", allow_none=True)
+
+
+class CorrectionIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(1, 150), metadata={
+        "description": "why the withdrawal was entered in error (kept with the correction)"})
+
+
+class CorrectionOut(Schema):
+    SIGNATORY = tuple(f"restored.{name}" for name in ConsentEntryOut.SIGNATORY)
+
+    summary = fields.String()
+    study_id = fields.String()
+    withdrawal = fields.Integer(attribute="withdrawal.id")
+    corrected = fields.Nested(CorrectionRecordOut, attribute="record")
+    restored = fields.List(fields.Nested(ConsentEntryOut), metadata={
+        "description": "the correcting consent entries, one per component the withdrawal "
+                       "had ended"})
+    tubes_back_in_use = fields.Integer()
+    tasks_cancelled = fields.Integer()
+    already_destroyed = fields.List(fields.String(), metadata={
+        "description": "tubes destroyed before the correction: they stay destroyed"})
+    recalls_cancelled = fields.Integer()
+    recalls_already_answered = fields.Integer(metadata={
+        "description": "recipients who had acknowledged the recall: tell them it is void"})
 
 
 class WithdrawalDetailOut(WithdrawalSummaryOut):

@@ -301,11 +301,12 @@ def _block(session: Session, actor: str, tubes: list[Tube], why: str, now: dt.da
 
 
 def restore_after_reconsent(session: Session, actor: str, patient: Patient,
-                            entry: ConsentEntry) -> int:
-    """Storage consent given again: tubes still waiting for destruction go back into use."""
+                            entry: ConsentEntry, why: str | None = None) -> tuple[int, int]:
+    """Storage consent in force again (given again, or its withdrawal corrected): tubes still
+    waiting for destruction go back into use. Returns (tasks cancelled, tubes back in use)."""
     state = rule.state_on(service.patient_entries(session, patient.id), clock.today())
     if state.get(("storage", None)) is not entry:
-        return 0
+        return 0, 0
     rows = session.execute(
         select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
                Aliquot.status)
@@ -314,7 +315,7 @@ def restore_after_reconsent(session: Session, actor: str, patient: Patient,
         .where(Sample.patient_id == patient.id, DestructionTask.completed_at.is_(None),
                DestructionTask.cancelled_at.is_(None))).all()
     if not rows:
-        return 0
+        return 0, 0
     now = utcnow()
     session.execute(update(DestructionTask)
                     .where(DestructionTask.id.in_([r.id for r in rows]))
@@ -328,8 +329,8 @@ def restore_after_reconsent(session: Session, actor: str, patient: Patient,
                         .values(status="available"))
         record_events(session, [
             {"event_type": states.event_type("blocked", "available"), "aliquot_id": i,
-             "reason": f"storage consent given again on {entry.effective_date} "
-                       f"(consent entry {entry.id})",
+             "reason": why or f"storage consent given again on {entry.effective_date} "
+                              f"(consent entry {entry.id})",
              "old_values": {"status": "blocked"}, "new_values": {"status": "available"}}
             for i in blocked], actor, now)
-    return len(blocked)
+    return len(rows), len(blocked)

@@ -142,6 +142,6 @@ def open_tube_recalls(session: Session, asker: Asker) -> list[tuple[str, str]]:
     return [tuple(row) for row in session.execute(  # type: ignore[misc]
         select(RecallNotice.request_reference, Aliquot.barcode).distinct()
         .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
-        .where(RecallNotice.acknowledged_at.is_(None),
+        .where(RecallNotice.acknowledged_at.is_(None), RecallNotice.cancelled_at.is_(None),
                RecallNotice.request_reference.in_(numbers.order_by(None)))
         .order_by(RecallNotice.request_reference, Aliquot.barcode))]

@@ -113,7 +113,9 @@ def recalls(session: Session, request: SampleRequest,
              .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
              .join(RequestAliquot, RequestAliquot.aliquot_id == RecallNotice.aliquot_id)
              .where(RecallNotice.request_reference == request.number,
-                    RequestAliquot.request_id == request.id)
+                    RequestAliquot.request_id == request.id,
+                    # A withdrawal corrected as entered in error recalls nothing.
+                    RecallNotice.cancelled_at.is_(None))
              .order_by(RecallNotice.id))
     if notice_id is not None:
         query = query.where(RecallNotice.id == notice_id)

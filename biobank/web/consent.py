@@ -13,7 +13,7 @@ from biobank import clock
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
-from biobank.consent import anonymise, officer, schemas, service, withdrawal
+from biobank.consent import anonymise, correction, officer, schemas, service, withdrawal
 from biobank.consent.models import SIGNATORIES
 from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
@@ -174,6 +174,23 @@ def withdrawal_page(withdrawal_id: str):  # type: ignore[no-untyped-def]
     """One withdrawal: its destruction tasks (with where each tube is) and recall notices."""
     detail = officer.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal"))
     return render_template("web/withdrawal.html", detail=detail)
+
+
+@bp.post("/consent/withdrawals/<withdrawal_id>/correction")
+@requires("consent:write")
+def correct_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
+    """Correct a withdrawal entered in error, then show it with what the correction did."""
+    session = get_session()
+    number = _number(withdrawal_id, "withdrawal")
+    try:
+        parsed = load_form(schemas.CorrectionIn(), request.form)
+        done = correction.correct(session, current_actor(), number, parsed["reason"])
+    except DomainError as exc:
+        session.rollback()
+        flash(exc.message, "error")
+    else:
+        flash(done.summary)
+    return redirect(url_for("web_consent.withdrawal_page", withdrawal_id=number), 303)
 
 
 @bp.post("/consent/destruction-tasks/<task_id>/done")

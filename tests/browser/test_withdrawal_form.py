@@ -33,3 +33,26 @@ def test_the_withdrawal_form_starts_neutral_and_shows_the_impact_by_box(page, li
     assert box["y"] >= 0 and box["y"] + box["height"] <= 768, "Confirm is off screen"
     assert page.get_by_role("button", name="Print the destruction pick list").is_visible()
     shot(page, "withdrawal-impact-by-box")
+
+
+def test_a_withdrawal_entered_in_error_is_corrected_from_its_page(page, live_server):
+    """Recorded, then corrected with a reason: the page says so, the tubes are back in use and
+    the correction form is gone."""
+    made = live_server.call(new_patient, 2, 1)
+    log_in(page, "demo-consent-officer", f"/patients/{made.study_id}/consent/withdraw")
+    page.get_by_label("What is withdrawn").select_option("storage")
+    page.get_by_label("Asked for by").select_option("mother")
+    page.get_by_role("button", name="Show the impact").click()
+    page.get_by_role("button", name="Confirm the withdrawal").click()
+    page.wait_for_url("**/consent/withdrawals/*")
+    page.get_by_text("Entered in error? Correct this withdrawal").click()
+    page.get_by_label("Why it was entered in error").fill("recorded on the wrong patient")
+    page.get_by_role("button", name="Correct the withdrawal").click()
+    status = page.get_by_role("status").first
+    said = status.inner_text()
+    assert "entered in error" in said and "2 tube(s) back in use" in said
+    assert page.get_by_text("Corrected as entered in error", exact=True).is_visible()
+    assert page.get_by_role("button", name="Correct the withdrawal").count() == 0
+    assert all(cell == "cancelled" for cell in
+               page.locator("table.list").first.locator("tbody td:nth-child(2)").all_inner_texts())
+    shot(page, "withdrawal-corrected")

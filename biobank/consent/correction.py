@@ -1,0 +1,150 @@
+"""Correcting a withdrawal recorded in error, through the append-only correction path.
+
+Nothing is erased: the withdrawal stays as it was recorded, and the correction is a record of
+its own (who, when, why). Each consent entry the withdrawal wrote is replaced by a correcting
+entry (``ConsentEntry.corrects_id``) that restates the entry in force before it (the same
+decision, date, form and signatory), so the one consent rule (``biobank.consent.rule``) sees
+that consent as never withdrawn, on every day.
+
+What the withdrawal set in motion is undone where it still can be, in the same transaction:
+destruction tasks not yet done are cancelled and the tubes the withdrawal blocked go back
+into use (as a re-consent does), and recall notices the recipient has not answered are
+cancelled. What cannot be undone is said, not hidden: destroyed tubes stay destroyed, tubes
+dropped from requests are not put back, recalls already acknowledged stay. A withdrawal whose
+tubes were anonymised cannot be corrected (the link to the patient is gone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from biobank.consent import rule, service, withdrawal
+from biobank.consent.models import (
+    ConsentEntry,
+    DestructionTask,
+    RecallNotice,
+    Withdrawal,
+    WithdrawalCorrection,
+)
+from biobank.custody.service import record_audit, record_events
+from biobank.db import utcnow
+from biobank.errors import Conflict, NotFound
+from biobank.patients.models import Patient
+from biobank.samples.models import Aliquot
+
+
+@dataclass
+class Correction:
+    """A corrected withdrawal and what the correction could and could not undo."""
+
+    study_id: str
+    withdrawal: Withdrawal
+    record: WithdrawalCorrection
+    restored: list[ConsentEntry] = field(default_factory=list)
+    tubes_back_in_use: int = 0
+    tasks_cancelled: int = 0
+    already_destroyed: list[str] = field(default_factory=list)
+    recalls_cancelled: int = 0
+    recalls_already_answered: int = 0
+
+    @property
+    def summary(self) -> str:
+        """What the correction did, in one sentence."""
+        parts = [f"consent restored for {', '.join(e.component_code for e in self.restored)}",
+                 f"{self.tubes_back_in_use} tube(s) back in use" if self.tubes_back_in_use
+                 else None,
+                 f"{self.tasks_cancelled} destruction task(s) cancelled" if self.tasks_cancelled
+                 else None,
+                 f"{len(self.already_destroyed)} tube(s) already destroyed stay destroyed"
+                 if self.already_destroyed else None,
+                 f"{self.recalls_cancelled} recall notice(s) cancelled"
+                 if self.recalls_cancelled else None,
+                 f"{self.recalls_already_answered} recall(s) already answered: tell those "
+                 "recipients" if self.recalls_already_answered else None]
+        done = ", ".join(p for p in parts if p)
+        return (f"{self.study_id}: withdrawal #{self.withdrawal.id} corrected as entered in "
+                f"error: {done}")
+
+
+def correct(session: Session, actor: str, withdrawal_id: int, reason: str) -> Correction:
+    """Correct withdrawal ``withdrawal_id`` as entered in error (409 where it cannot be)."""
+    found = session.get(Withdrawal, withdrawal_id)
+    if found is None:
+        raise NotFound(f"no withdrawal {withdrawal_id}")
+    patient = session.get(Patient, found.patient_id)
+    assert patient is not None
+    service.lock_patient(session, patient)
+    if session.scalar(select(WithdrawalCorrection.id)
+                      .where(WithdrawalCorrection.withdrawal_id == withdrawal_id)) is not None:
+        raise Conflict(f"withdrawal {withdrawal_id} was already corrected", field="withdrawal")
+    if found.outcome == "anonymise":
+        raise Conflict(f"withdrawal {withdrawal_id} anonymised the patient's tubes: the link to "
+                       "the patient is cut and cannot be restored", field="withdrawal")
+    entries = service.patient_entries(session, patient.id, with_corrections=True)
+    current = rule.state_on(entries)
+    ended = [e for e in entries if e.withdrawal_id == withdrawal_id]
+    for entry in ended:
+        latest = current.get(rule.key_of(entry))
+        if latest is not entry:
+            raise Conflict(f"{entry.component_code} consent changed after this withdrawal "
+                           f"(entry {latest.id if latest else '?'}): only the latest entry "
+                           "can be corrected", field="withdrawal")
+    now = utcnow()
+    record = WithdrawalCorrection(withdrawal_id=withdrawal_id, reason=reason,
+                                  recorded_by=actor, recorded_at=now)
+    session.add(record)
+    why = f"withdrawal #{withdrawal_id} entered in error: {reason}"
+    done = Correction(patient.study_id, found, record)
+    for entry in ended:
+        before = rule.state_on(e for e in entries
+                               if (e.effective_date, e.id) < (entry.effective_date, entry.id)
+                               and e.id != entry.id)[rule.key_of(entry)]
+        done.restored.append(ConsentEntry(
+            patient_id=patient.id, component=entry.component, substudy_id=entry.substudy_id,
+            decision=before.decision, effective_date=before.effective_date,
+            form_version_id=before.form_version_id, signed_by=before.signed_by,
+            signatory_note=before.signatory_note, corrects_id=entry.id, reason=why[:200],
+            recorded_by=actor, recorded_at=now, substudy=entry.substudy))
+    session.add_all(done.restored)
+    session.flush()
+    storage = next((e for e in done.restored if e.component == "storage"), None)
+    if storage is not None:
+        done.already_destroyed = list(session.scalars(
+            select(Aliquot.barcode).join(DestructionTask, DestructionTask.aliquot_id == Aliquot.id)
+            .where(DestructionTask.withdrawal_id == withdrawal_id,
+                   DestructionTask.completed_at.is_not(None)).order_by(Aliquot.barcode)))
+        done.tasks_cancelled, done.tubes_back_in_use = withdrawal.restore_after_reconsent(
+            session, actor, patient, storage, why=f"{why} (consent entry {storage.id})")
+    _cancel_recalls(session, actor, done, why, now)
+    record_audit(session, actor, "patient", patient.study_id, "consent_withdrawal_corrected",
+                 reason=reason, new_values={
+                     "withdrawal": withdrawal_id,
+                     "restored": {e.component_code: e.id for e in done.restored},
+                     "tubes_back_in_use": done.tubes_back_in_use,
+                     "destruction_tasks_cancelled": done.tasks_cancelled,
+                     "already_destroyed": len(done.already_destroyed),
+                     "recalls_cancelled": done.recalls_cancelled,
+                     "recalls_already_answered": done.recalls_already_answered})
+    return done
+
+
+def _cancel_recalls(session: Session, actor: str, done: Correction, why: str,
+                    now: dt.datetime) -> None:
+    notices = session.execute(
+        select(RecallNotice.id, RecallNotice.aliquot_id, RecallNotice.acknowledged_at)
+        .where(RecallNotice.withdrawal_id == done.withdrawal.id,
+               RecallNotice.cancelled_at.is_(None))).all()
+    open_ = [n for n in notices if n.acknowledged_at is None]
+    done.recalls_already_answered = len(notices) - len(open_)
+    if not open_:
+        return
+    session.execute(update(RecallNotice).where(RecallNotice.id.in_([n.id for n in open_]))
+                    .values(cancelled_at=now))
+    record_events(session, [{"event_type": "recall_cancelled", "aliquot_id": n.aliquot_id,
+                             "reason": why, "new_values": {"recall_notice": n.id}}
+                            for n in open_], actor, now)
+    done.recalls_cancelled = len(open_)
