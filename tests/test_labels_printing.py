@@ -23,8 +23,8 @@ from tests.test_labels_templates import zpl_labels
 class FakePrinter:
     """Accepts connections on an ephemeral loopback port and keeps every job it reads."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, port: int = 0) -> None:
+        self.server = socket.create_server(("127.0.0.1", port))
         self.server.settimeout(0.1)
         self.port = self.server.getsockname()[1]
         self.jobs: list[bytes] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey
+from sqlalchemy import CheckConstraint, ForeignKey, Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from biobank.db import Base, Code, Str64, Str200, utcnow
@@ -56,3 +56,31 @@ class PrintJob(Base):
     printed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     printer: Mapped[Printer] = relationship(lazy="joined", innerjoin=True)
+
+
+class QueuedLabel(Base):
+    """A tube's label waiting for its printer to answer again (the bench queued it when the
+    printer did not take it). Printed: ``print_job_id`` names the job that took it; removed
+    from the queue: ``cancelled_at``. One label per tube and printer waits at a time."""
+
+    __tablename__ = "label_queue"
+    __table_args__ = (
+        CheckConstraint("printed_at IS NULL OR cancelled_at IS NULL", name="one_ending"),
+        Index("uq_label_queue_waiting", "printer_id", "aliquot_id", unique=True,
+              sqlite_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
+              postgresql_where=text("printed_at IS NULL AND cancelled_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    printer_id: Mapped[int] = mapped_column(ForeignKey("label_printer.id"))
+    aliquot_id: Mapped[int] = mapped_column(ForeignKey("aliquot.id"))
+    # A reprint's reason, given when it was queued (the rule of print_aliquot_labels).
+    reason: Mapped[Str200 | None]
+    queued_by: Mapped[Str64]
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    printed_at: Mapped[dt.datetime | None]
+    print_job_id: Mapped[int | None] = mapped_column(ForeignKey("print_job.id"))
+    cancelled_at: Mapped[dt.datetime | None]
+    cancelled_by: Mapped[Str64 | None]
+
+    printer: Mapped[Printer] = relationship(lazy="joined")

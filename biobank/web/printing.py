@@ -1,6 +1,6 @@
 """Printing from the bench with no dead end: the station's default printer (kept in a cookie
-of this browser), whether a printer answers, and the label to download (PNG, PDF or ZPL)
-when it does not."""
+of this browser), whether a printer answers, the label to download (PNG, PDF or ZPL) when it
+does not, and the queue of labels waiting for a printer to answer again."""
 
 from __future__ import annotations
 
@@ -8,14 +8,27 @@ import io
 import socket
 from urllib.parse import unquote
 
-from flask import Response, current_app, jsonify, request
+from flask import (
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from PIL import Image
 
 from biobank.auth.permissions import requires
+from biobank.auth.web import current_actor
 from biobank.db import get_session
-from biobank.errors import Invalid
+from biobank.errors import DomainError, Invalid, NotFound
+from biobank.inputs import ascii_id
+from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
 from biobank.labels.api import registry
+from biobank.labels.printers import PrinterError
 from biobank.samples.api import numbering
 from biobank.web.common import page_blueprint
 
@@ -77,3 +90,48 @@ def download_label(code: str, fmt: str):  # type: ignore[no-untyped-def]
     response = Response(content, mimetype=MIME[fmt])
     response.headers["Content-Disposition"] = f'attachment; filename="{codes[0]}.{fmt}"'
     return response
+
+
+# --- the printer queue ---------------------------------------------------------------------
+
+@bp.get("/printers/queue")
+@requires("label:print")
+def print_queue():  # type: ignore[no-untyped-def]
+    """Labels waiting for a printer that did not answer, by printer, to print or remove."""
+    session = get_session()
+    by_printer: dict[str, list[label_queue.Waiting]] = {}
+    for item in label_queue.waiting(session):
+        by_printer.setdefault(item.printer, []).append(item)
+    return render_template("web/print_queue.html", by_printer=by_printer)
+
+
+@bp.post("/printers/<name>/queue/print")
+@requires("label:print")
+def print_queued(name: str):  # type: ignore[no-untyped-def]
+    """Send a printer everything waiting for it; if it still does not answer, all stays."""
+    session = get_session()
+    printer = labels.get_printer(session, name)
+    try:
+        printed = label_queue.print_waiting(
+            session, current_actor(), printer, registry(),
+            timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+    except DomainError as exc:
+        session.rollback()
+        flash(f"Nothing printed: {printer.name} is not answering. Is it switched on, with "
+              f"labels loaded? ({exc.message})" if isinstance(exc, PrinterError)
+              else exc.message, "error")
+    else:
+        flash(f"{printed} label(s) printed on {printer.name}.")
+    return redirect(url_for("web_printing.print_queue"), 303)
+
+
+@bp.post("/printers/queue/<queue_id>/remove")
+@requires("label:print")
+def remove_queued(queue_id: str):  # type: ignore[no-untyped-def]
+    """Take one label out of the queue (printed another way, or not needed)."""
+    number = ascii_id(queue_id)
+    if number is None:
+        raise NotFound(f"no label {queue_id!r} waiting in a printer queue")
+    removed = label_queue.remove(get_session(), current_actor(), number)
+    flash(f"Label of {removed.barcode} taken out of {removed.printer}'s queue.")
+    return redirect(url_for("web_printing.print_queue"), 303)

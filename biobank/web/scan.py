@@ -13,6 +13,7 @@ from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
+from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
 from biobank.labels.api import registry
 from biobank.labels.printers import PrinterError
@@ -129,7 +130,7 @@ def _after_change(code: str, box_code: str | None, message: str | dict[str, Any]
 
 
 def _refused(code: str, box_code: str | None, exc: DomainError,  # type: ignore[no-untyped-def]
-             print_failed: str | None = None):
+             print_failed: str | None = None, print_reason: str | None = None):
     # What the refused change flushed is undone before the card is read again.
     get_session().rollback()
     message = exc.message
@@ -138,6 +139,7 @@ def _refused(code: str, box_code: str | None, exc: DomainError,  # type: ignore[
                    "switched on, with labels loaded?")
     view, _status = station(code, box_code, error=message)
     view["print_failed"] = print_failed
+    view["print_reason"] = print_reason
     template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
     return render_template(template, **view), exc.status_code
 
@@ -284,13 +286,46 @@ def print_label(code: str):  # type: ignore[no-untyped-def]
     try:
         printer = labels.get_printer(session, form.get("printer", ""))
         codes = labels.normalize_codes([code], numbering(), "code")
+        timeout = float(current_app.config["PRINTER_TIMEOUT"])
         labels.print_aliquot_labels(
             session, current_actor(), printer, codes, registry(),
-            reason=form.get("reason") or None,
-            timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+            reason=form.get("reason") or None, timeout=timeout)
     except PrinterError as exc:
-        # No dead end: the label can be downloaded, sent again, or sent to another printer.
-        return _refused(code, box_code, exc, print_failed=form.get("printer", ""))
+        # No dead end: the label can be downloaded, queued, sent again or to another printer.
+        return _refused(code, box_code, exc, print_failed=form.get("printer", ""),
+                        print_reason=form.get("reason") or None)
     except DomainError as exc:
         return _refused(code, box_code, exc)
-    return _after_change(code, box_code, f"Label of {codes[0]} printed on {printer.name}")
+    message = f"Label of {codes[0]} printed on {printer.name}"
+    queued = _print_the_queue_too(session, printer, timeout)
+    if queued:
+        message += f", and the {queued} label(s) that were waiting for it"
+    return _after_change(code, box_code, message)
+
+
+def _print_the_queue_too(session: Session, printer: Any, timeout: float) -> int:
+    """The printer answers again: what was queued for it prints now, or stays queued."""
+    try:
+        return label_queue.print_waiting(session, current_actor(), printer, registry(),
+                                         timeout=timeout)
+    except DomainError:
+        return 0
+
+
+@bp.post("/scan/<code>/print-queue")
+@requires("label:print")
+def queue_label(code: str):  # type: ignore[no-untyped-def]
+    """Queue a tube's label for a printer that is not answering: it prints when it does."""
+    form = request.form
+    box_code = form.get("open_box") or None
+    session = get_session()
+    try:
+        printer = labels.get_printer(session, form.get("printer", ""))
+        codes = labels.normalize_codes([code], numbering(), "code")
+        label_queue.enqueue(session, current_actor(), printer, codes,
+                            reason=form.get("reason") or None)
+    except DomainError as exc:
+        return _refused(code, box_code, exc)
+    return _after_change(code, box_code, f"Label of {codes[0]} queued: it prints on "
+                                         f"{printer.name} as soon as {printer.name} answers "
+                                         "(see Printer queue)")
