@@ -22,7 +22,7 @@ from biobank.patients.models import Patient
 from biobank.patients.service import get_patient
 from biobank.reference.models import AliquotType
 from biobank.samples.models import Aliquot
-from biobank.web.common import load_form, page_blueprint
+from biobank.web.common import csv_download, load_form, page_blueprint
 
 bp = page_blueprint("web_consent", __name__)
 
@@ -46,6 +46,9 @@ def desk():  # type: ignore[no-untyped-def]
     months = request.args.get("months", "")
     number = ascii_id(months)
     months_ahead = number if number is not None and 0 < number <= 120 else MONTHS_AHEAD
+    wanted = request.args.get("list") if request.args.get("format") == "csv" else None
+    if wanted in DESK_LISTS:
+        return _desk_csv(session, wanted, months_ahead)
     return render_template(
         "web/consent_desk.html",
         outstanding=officer.withdrawals(session, outstanding_only=True),
@@ -53,6 +56,38 @@ def desk():  # type: ignore[no-untyped-def]
         due=officer.reconsent_due(session, months_ahead), months=months_ahead,
         tasks=officer.tasks(session, pending_only=True),
         recalls=officer.recalls(session, open_only=True))
+
+
+# Each list of the desk as a CSV file (?format=csv&list=NAME), written by the safe writer.
+DESK_LISTS = ("outstanding", "due", "tasks", "recalls", "withdrawals")
+
+
+def _desk_csv(session: Any, wanted: str, months: int):  # type: ignore[no-untyped-def]
+    if wanted in ("outstanding", "withdrawals"):
+        views = officer.withdrawals(session, outstanding_only=wanted == "outstanding")
+        return csv_download(f"consent-{wanted}", [
+            "withdrawal", "study_id", "scope", "withdrawn_on", "tasks_pending", "tasks_done",
+            "recalls_open", "recalls_acknowledged", "corrected_on"],
+            ([v.withdrawal.id, v.study_id, v.withdrawal.scope_code, v.withdrawal.withdrawn_on,
+              v.tasks["pending"], v.tasks["done"], v.recalls["unacknowledged"],
+              v.recalls["acknowledged"],
+              v.correction.recorded_at.date() if v.correction else ""] for v in views))
+    if wanted == "due":
+        return csv_download("reconsent-due", [
+            "study_id", "site", "country", "majority_age", "of_age_on", "overdue", "components"],
+            ([d.study_id, d.site, d.country, d.majority_age, d.majority_date,
+              "yes" if d.overdue else "no", " ".join(d.components)]
+             for d in officer.reconsent_due(session, months)))
+    if wanted == "tasks":
+        return csv_download("destruction-tasks", [
+            "barcode", "study_id", "path", "position", "withdrawal"],
+            ([t.barcode, t.study_id, t.location["path"] if t.location else "",
+              (t.location or {}).get("position") or "", t.task.withdrawal_id]
+             for t in officer.tasks(session, pending_only=True)))
+    return csv_download("recalls-open", ["barcode", "request", "recipient", "withdrawal"],
+                        ([r.barcode, r.notice.request_reference or "",
+                          r.notice.recipient or "", r.notice.withdrawal_id]
+                         for r in officer.recalls(session, open_only=True)))
 
 
 def _form_choices() -> dict[str, Any]:

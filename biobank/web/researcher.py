@@ -24,7 +24,7 @@ from biobank.requests.api import asker
 from biobank.requests.models import CONDITIONS, STATES
 from biobank.samples.api import numbering
 from biobank.samples.service import check_code
-from biobank.web.common import load_values, may, page_blueprint
+from biobank.web.common import csv_download, load_values, may, page_blueprint
 
 bp = page_blueprint("web_researcher", __name__)
 
@@ -165,8 +165,16 @@ def request_list():  # type: ignore[no-untyped-def]
     state = request.args.get("state") or None
     if state is not None and state not in STATES:
         state = None
-    return render_template("web/requests.html", requests=_requests(get_session(), state),
-                           state=state, states=STATES)
+    found = _requests(get_session(), state)
+    if request.args.get("format") == "csv":
+        return csv_download("requests", [
+            "number", "substudy", "title", "state", "created_by", "created_on", "shipped_on",
+            "courier", "tracking_number"],
+            ([r.number, r.substudy_code, r.title, r.state, r.created_by,
+              r.created_at.date(), r.shipment.shipped_at.date() if r.shipment else "",
+              r.shipment.courier if r.shipment else "",
+              r.shipment.tracking_number if r.shipment else ""] for r in found))
+    return render_template("web/requests.html", requests=found, state=state, states=STATES)
 
 
 @bp.get("/requests/<number>")

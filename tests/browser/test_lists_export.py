@@ -39,3 +39,38 @@ def test_lists_sort_export_and_the_box_map_prints_whole(page, live_server):
     line = page.locator(".printed-by").inner_text()
     assert " printed 20" in line and line.endswith(f" by {user}"), line
     shot(page, "box-map-print")
+
+
+def _csv_behind(page, link_name: str, nth: int = 0) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    href = page.get_by_role("link", name=link_name).nth(nth).get_attribute("href")
+    got = page.request.get(href)
+    assert got.status == 200 and got.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(got.text())))
+
+
+def test_every_list_of_the_consent_desk_exports_as_csv(page, live_server):
+    """The desk's lists download as CSV: the withdrawal just recorded is in them, and its
+    tubes in the destruction tasks."""
+    made = live_server.call(new_patient, 2, 1)
+    log_in(page, "demo-consent-officer", f"/patients/{made.study_id}/consent/withdraw")
+    page.get_by_label("What is withdrawn").select_option("storage")
+    page.get_by_label("Asked for by").select_option("mother")
+    page.get_by_role("button", name="Show the impact").click()
+    page.get_by_role("button", name="Confirm the withdrawal").click()
+    page.wait_for_url("**/consent/withdrawals/*")
+    page.goto("/consent")
+    assert page.get_by_role("link", name="Download this list as CSV").count() == 4
+    outstanding = _csv_behind(page, "Download this list as CSV", 0)
+    assert made.study_id in {row["study_id"] for row in outstanding}
+    tasks = _csv_behind(page, "Download this list as CSV", 2)
+    assert set(made.tubes) <= {row["barcode"] for row in tasks}
+    every = _csv_behind(page, "Download every withdrawal as CSV")
+    assert made.study_id in {row["study_id"] for row in every}
+
+
+def test_the_requests_list_exports_as_csv(page, live_server):
+    """The manager's requests list, as listed, in the CSV."""
+    log_in(page, "demo-manager", "/requests")
+    requests = _csv_behind(page, "Download this list as CSV")
+    listed = page.locator("table.list tbody tr td:first-child").all_inner_texts()
+    assert [row["number"] for row in requests] == listed
