@@ -19,6 +19,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _load_config(app, config)
     _init_extensions(app)
     _register_blueprints(app)
+    _connect_domains()
     _register_cli(app)
     return app
 
@@ -106,13 +107,24 @@ def _security_headers(response: Response) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from biobank import api, web
+    from biobank.auth.pages import bp as auth_pages_bp
     from biobank.fhir import api as fhir_api
     from biobank.site import bp as site_bp
 
+    app.register_blueprint(auth_pages_bp)  # log in, log out
     api.init_app(app)
     app.register_blueprint(site_bp)
     web.init_app(app)
     fhir_api.init_app(app)
+
+
+def _connect_domains() -> None:
+    # Where one domain acts on another's events, connected here rather than by importing a
+    # module for its side effects: a withdrawal takes tubes out of open requests and recalls
+    # the shipped ones (biobank.consent.service's extension points).
+    from biobank.requests import recalls
+
+    recalls.connect()
 
 
 def _register_cli(app: Flask) -> None:

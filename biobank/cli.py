@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import getpass
-import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
+from biobank.clitools import cli_actor, fail  # noqa: F401  (the groups' helpers, also here)
 from biobank.db import get_engine, get_session
-from biobank.errors import DomainError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -30,11 +28,6 @@ def alembic_config(connection=None):  # type: ignore[no-untyped-def]
                            current_app.config["DATABASE_URL"].replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
-
-
-def cli_actor() -> str:
-    """Changes made from the command line are attributed to the operating-system user."""
-    return f"cli:{getpass.getuser()}"
 
 
 def _run_alembic(command_name: str, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -121,9 +114,3 @@ def register(app: Flask) -> None:
     for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli, custody_cli,
                   fhir_cli):
         app.cli.add_command(group)
-
-
-def fail(exc: DomainError) -> None:
-    """Report a refused command on stderr and exit non-zero."""
-    click.echo(f"error: {exc.message}", err=True)
-    sys.exit(1)

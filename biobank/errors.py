@@ -11,7 +11,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -88,14 +88,17 @@ def http_error_body(exc: HTTPException) -> dict[str, Any]:
     return error_body(exc.code or 500, message, errors)
 
 
+def wants_page() -> bool:
+    """Whether a browser asks for a page (not the API): it is sent to log in, not given JSON."""
+    return not request.path.startswith("/api/") and request.accept_mimetypes.accept_html
+
+
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     status = exc.code or 500
     # Werkzeug's own headers (Allow on a 405, Retry-After...), but not its HTML type.
     headers = [(name, value) for name, value in exc.get_headers()
                if name.lower() != "content-type"]
     headers += list(((getattr(exc, "data", None) or {}).get("headers") or {}).items())
-    from biobank.auth.web import wants_page
-
     if wants_page():  # a browser asking for a page gets one, as the login check does
         return render_template("error.html", status=status,
                                message=exc.description), status, headers

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from biobank.samples import service as samples
-from biobank.storage import boxmap, operations, service
+from biobank.storage import operations, service
 from consent_helpers import days_ago, give, studies  # noqa: F401
 
 ACTOR = "test-fixture"
@@ -90,29 +90,10 @@ def test_the_map_costs_the_same_queries_for_10x10_and_20x20(tech, racks, fill, c
     assert counts["10X10"] == counts["20X20"] <= 3, counts
 
 
-def test_the_map_reports_consent_through_the_registered_lookup(tech, racks, fill, session):
-    """The consent domain plugs in one lookup for all patients of the box."""
-    [tube] = fill(racks.b10, 1)
-    patient_id = tube.sample.patient_id
-    calls = []
-
-    def lookup(_session, patient_ids):  # type: ignore[no-untyped-def]
-        calls.append(set(patient_ids))
-        return {patient_id: "withdrawn"}
-
-    boxmap.register_consent_states(lookup)
-    try:
-        grid = tech.get(f"/api/v1/boxes/{racks.b10.barcode}/map").json
-    finally:
-        boxmap._consent_states.clear()
-    assert grid["positions"][0]["aliquot"]["consent"] == "withdrawn"
-    assert calls == [{patient_id}]
-
-
 def test_the_map_shows_each_tube_s_storage_consent_in_force(tech, racks, session, make_patient,
                                                             make_sample, make_aliquots,
                                                             give):  # noqa: F811
-    """Without a registered lookup the map reads the consent log: the storage entry in force
+    """The map reads the consent log: the storage entry in force
     today, a correction replacing what it corrects, other components ignored, and nothing on
     record shown as null."""
     given, corrected, substudy_only, nobody = (make_patient() for _ in range(4))

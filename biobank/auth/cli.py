@@ -27,7 +27,7 @@ _DAYS = click.IntRange(1, 3650)
 def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[str, ...],
            full_name: str | None, days: int) -> None:
     """Create a user and print a new API token as the last line."""
-    from biobank.cli import fail
+    from biobank.clitools import fail
 
     session = get_session()
     try:
@@ -60,7 +60,7 @@ def list_users() -> None:
 
 def _user_command(action):  # type: ignore[no-untyped-def]
     """Run ``action(session, user)`` for USERNAME, reporting a refusal on stderr."""
-    from biobank.cli import fail
+    from biobank.clitools import fail
 
     session = get_session()
 

@@ -31,7 +31,7 @@ from biobank.auth.service import (
     user_for_web_session,
 )
 from biobank.db import READ_ONLY, F, get_session
-from biobank.errors import error_body
+from biobank.errors import error_body, wants_page
 
 # Endpoints of extensions (flask-smorest's spec and docs, static files) that are public.
 _PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "static",
@@ -105,11 +105,6 @@ def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="biobank"'
     return response, status
-
-
-def wants_page() -> bool:
-    """Whether a browser asks for a page (not the API): it is sent to log in, not given JSON."""
-    return not request.path.startswith("/api/") and request.accept_mimetypes.accept_html
 
 
 def _deny_page(status: int, message: str):  # type: ignore[no-untyped-def]
@@ -270,13 +265,10 @@ def _refuse_unsettled(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Install the check in front of every request, the cookie sessions and the login pages."""
-    from biobank.auth.pages import bp
-
+    """Install the check in front of every request and the cookie sessions."""
     app.session_interface = CookieSessions()
     app.before_request(authenticate)
     app.after_request(_refuse_unsettled)
-    app.register_blueprint(bp)
 
     @app.context_processor
     def _template_globals():  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank.consent.models import AnonymisationTask
+from biobank.consent.places import locations
 from biobank.custody.service import record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
@@ -95,8 +96,6 @@ class AnonymisationTaskView:
 def tasks(session: Session, *, pending_only: bool = False,
           withdrawal_id: int | None = None) -> list[AnonymisationTaskView]:
     """Anonymisation tasks with each pending tube's status and location."""
-    from biobank.consent.officer import locations  # officer lists these beside its own
-
     query = (select(AnonymisationTask, Aliquot.status)
              .outerjoin(Aliquot, AnonymisationTask.aliquot_id == Aliquot.id)
              .order_by(AnonymisationTask.id))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from biobank.consent import rule, service, withdrawal
+from biobank.consent import rule, service
 from biobank.consent.models import (
     ConsentEntry,
     DestructionTask,
@@ -117,7 +117,7 @@ def correct(session: Session, actor: str, withdrawal_id: int, reason: str) -> Co
             select(Aliquot.barcode).join(DestructionTask, DestructionTask.aliquot_id == Aliquot.id)
             .where(DestructionTask.withdrawal_id == withdrawal_id,
                    DestructionTask.completed_at.is_not(None)).order_by(Aliquot.barcode)))
-        done.tasks_cancelled, done.tubes_back_in_use = withdrawal.restore_after_reconsent(
+        done.tasks_cancelled, done.tubes_back_in_use = service.restore_after_reconsent(
             session, actor, patient, storage, why=f"{why} (consent entry {storage.id})")
     _cancel_recalls(session, actor, done, why, now)
     record_audit(session, actor, "patient", patient.study_id, "consent_withdrawal_corrected",

@@ -21,6 +21,7 @@ from biobank.consent.models import (
     Withdrawal,
     WithdrawalCorrection,
 )
+from biobank.consent.places import locations
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
@@ -28,32 +29,6 @@ from biobank.patients.models import Patient
 from biobank.reference.models import Site
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-
-# --- where a tube is --------------------------------------------------------------------
-
-def locations(session: Session, aliquot_ids: list[int]) -> dict[int, Any]:
-    """Each tube's storage location, from the storage domain when it is installed.
-
-    Looked up when a task is read, so a tube moved after the withdrawal shows where it is now.
-    """
-    try:  # the storage domain is optional for consent: without it, no locations
-        from biobank.storage import service as storage
-        from biobank.storage.models import Position
-    except ImportError:
-        return {}
-    if not aliquot_ids:
-        return {}
-    places = session.execute(
-        select(Position.aliquot_id, Position.box_id, Position.row_no, Position.col_no,
-               Position.out_since).where(Position.aliquot_id.in_(aliquot_ids))).all()
-    boxes = {p.box_id for p in places}
-    paths, labels = storage.lineages(session, boxes), storage.labellers(session, boxes)
-    return {p.aliquot_id: {"path": paths[p.box_id].path, "box": paths[p.box_id].barcodes[-1],
-                           "position": labels[p.box_id](p.row_no, p.col_no)
-                           if p.box_id in labels else None,
-                           "taken_out_since": p.out_since.isoformat() if p.out_since else None}
-            for p in places}
-
 
 # --- destruction tasks ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from biobank import clock
@@ -23,12 +23,16 @@ from biobank.consent.models import (
     GENERAL_COMPONENTS,
     ConsentEntry,
     ConsentFormVersion,
+    DestructionTask,
     Substudy,
 )
 from biobank.consent.rule import PARTICIPANT, Key, in_force, key_of, majority_day_of, state_on
-from biobank.custody.service import record_audit
+from biobank.custody.service import record_audit, record_events
+from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients.models import Patient
+from biobank.samples import states
+from biobank.samples.models import Aliquot, Sample
 
 GENERAL_TITLES = {"storage": "Storage of residual material (blood, bone marrow, CSF)",
                   "data": "Collection of clinical data"}
@@ -242,8 +246,6 @@ def record_consent(session: Session, actor: str, patient: Patient,
                  reason=values.get("reason"), old_values=_audit_values(corrected),
                  new_values=_audit_values(entry))
     if key == ("storage", None) and entry.decision == "given":
-        from biobank.consent.withdrawal import restore_after_reconsent
-
         restore_after_reconsent(session, actor, patient, entry)
     return entry
 
@@ -298,3 +300,39 @@ def _audit_values(entry: ConsentEntry | None) -> dict[str, Any] | None:
             "effective_date": entry.effective_date,
             "form_version": entry.form_version.code if entry.form_version else None,
             "withdrawal": entry.withdrawal_id}
+
+
+def restore_after_reconsent(session: Session, actor: str, patient: Patient,
+                            entry: ConsentEntry, why: str | None = None) -> tuple[int, int]:
+    """Storage consent in force again (given again, or its withdrawal corrected): tubes still
+    waiting for destruction go back into use. Returns (tasks cancelled, tubes back in use)."""
+    state = state_on(patient_entries(session, patient.id), clock.today())
+    if state.get(("storage", None)) is not entry:
+        return 0, 0
+    rows = session.execute(
+        select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
+               Aliquot.status)
+        .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
+        .join(Sample, Aliquot.sample_id == Sample.id)
+        .where(Sample.patient_id == patient.id, DestructionTask.completed_at.is_(None),
+               DestructionTask.cancelled_at.is_(None))).all()
+    if not rows:
+        return 0, 0
+    now = utcnow()
+    session.execute(update(DestructionTask)
+                    .where(DestructionTask.id.in_([r.id for r in rows]))
+                    .values(cancelled_at=now))
+    # Only what the withdrawal blocked: a tube held for a quality problem stays held.
+    blocked = [r.aliquot_id for r in rows
+               if r.status == "blocked" and r.blocked_from in states.RELEASABLE]
+    if blocked:
+        session.execute(update(Aliquot).where(Aliquot.id.in_(blocked),
+                                              Aliquot.status == "blocked")
+                        .values(status="available"))
+        record_events(session, [
+            {"event_type": states.event_type("blocked", "available"), "aliquot_id": i,
+             "reason": why or f"storage consent given again on {entry.effective_date} "
+                              f"(consent entry {entry.id})",
+             "old_values": {"status": "blocked"}, "new_values": {"status": "available"}}
+            for i in blocked], actor, now)
+    return len(rows), len(blocked)

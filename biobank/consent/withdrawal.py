@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank import clock
-from biobank.consent import anonymise, officer, rule, service
+from biobank.consent import anonymise, places, rule, service
 from biobank.consent.models import (
     ConsentEntry,
     DestructionTask,
@@ -36,7 +36,7 @@ from biobank.patients.models import Patient
 from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
 
-BLOCKABLE = ("available", "reserved")
+BLOCKABLE = states.RELEASABLE
 
 
 @dataclass
@@ -168,7 +168,7 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
         impact.missing = [t for t in tubes if t.status == "missing"]
         impact.recalls = shipped
         handled = impact.destruction + impact.anonymisation + impact.missing
-        where = officer.locations(session, [t.id for t in handled])
+        where = places.locations(session, [t.id for t in handled])
         for tube in handled:
             tube.location = where.get(tube.id)
     elif ended_substudies:
@@ -298,39 +298,3 @@ def _block(session: Session, actor: str, tubes: list[Tube], why: str, now: dt.da
                     "reason": why, "old_values": {"status": status},
                     "new_values": {"status": "blocked"}} for i in ids]
     record_events(session, events, actor, now)
-
-
-def restore_after_reconsent(session: Session, actor: str, patient: Patient,
-                            entry: ConsentEntry, why: str | None = None) -> tuple[int, int]:
-    """Storage consent in force again (given again, or its withdrawal corrected): tubes still
-    waiting for destruction go back into use. Returns (tasks cancelled, tubes back in use)."""
-    state = rule.state_on(service.patient_entries(session, patient.id), clock.today())
-    if state.get(("storage", None)) is not entry:
-        return 0, 0
-    rows = session.execute(
-        select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
-               Aliquot.status)
-        .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
-        .join(Sample, Aliquot.sample_id == Sample.id)
-        .where(Sample.patient_id == patient.id, DestructionTask.completed_at.is_(None),
-               DestructionTask.cancelled_at.is_(None))).all()
-    if not rows:
-        return 0, 0
-    now = utcnow()
-    session.execute(update(DestructionTask)
-                    .where(DestructionTask.id.in_([r.id for r in rows]))
-                    .values(cancelled_at=now))
-    # Only what the withdrawal blocked: a tube held for a quality problem stays held.
-    blocked = [r.aliquot_id for r in rows
-               if r.status == "blocked" and r.blocked_from in BLOCKABLE]
-    if blocked:
-        session.execute(update(Aliquot).where(Aliquot.id.in_(blocked),
-                                              Aliquot.status == "blocked")
-                        .values(status="available"))
-        record_events(session, [
-            {"event_type": states.event_type("blocked", "available"), "aliquot_id": i,
-             "reason": why or f"storage consent given again on {entry.effective_date} "
-                              f"(consent entry {entry.id})",
-             "old_values": {"status": "blocked"}, "new_values": {"status": "available"}}
-            for i in blocked], actor, now)
-    return len(rows), len(blocked)

@@ -14,7 +14,7 @@ demo_cli = AppGroup("demo", help="Demo data.")
 @demo_cli.command("load")
 def load() -> None:
     """Add demo sites, patients, samples, aliquots and one user per role (idempotent)."""
-    from biobank.cli import cli_actor, fail
+    from biobank.clitools import cli_actor, fail
     from biobank.demo import service
     from biobank.samples.api import numbering
 

@@ -14,6 +14,7 @@ from typing import Any
 from biobank.fhir import terminology as tx
 from biobank.fhir.access import Viewer, identifier_system, patient_fhir_id, patient_label
 from biobank.fhir.specimens import Details
+from biobank.fhir.terminology import type_codings
 from biobank.reference.sprec import precentrifugation_code
 
 SPREC_ELEMENTS = ("type", "container", "precentrifugation", "centrifugation",
@@ -68,24 +69,6 @@ def sprec_elements(code: str | None) -> dict[str, str]:
     if len(parts) != len(SPREC_ELEMENTS):
         return {}
     return dict(zip(SPREC_ELEMENTS, parts, strict=True))
-
-
-def type_codings(base: str, sprec_type: str | None, aliquot_code: str | None,
-                 material_code: str | None, material_sprec: str | None) -> list[dict[str, Any]]:
-    """Specimen.type: SNOMED CT first, then SPREC, MIABIS and the biobank's own code."""
-    kind = tx.sample_type(sprec_type, aliquot_code)
-    codings = []
-    if kind is not None:
-        codings.append(tx.coding(tx.SNOMED, kind.sct, kind.sct_display))
-    if sprec_type:
-        codings.append(tx.coding(tx.SPREC_SAMPLE_TYPE, sprec_type))
-    if kind is not None:
-        codings.append(tx.coding(tx.MIABIS_DETAILED_TYPE, kind.miabis_detailed(material_sprec)))
-    if aliquot_code:
-        codings.append(tx.coding(f"{base}/CodeSystem/aliquot-type", aliquot_code))
-    elif material_code:
-        codings.append(tx.coding(f"{base}/CodeSystem/material", material_code))
-    return codings
 
 
 def _collection(row: Any, amount: dict[str, Any] | None) -> dict[str, Any]:

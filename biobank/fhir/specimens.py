@@ -22,6 +22,7 @@ from biobank.custody.models import CustodyEvent
 from biobank.fhir import access
 from biobank.fhir.access import Viewer
 from biobank.fhir.search import Interval
+from biobank.fhir.terminology import type_codings
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material
 from biobank.samples.models import Aliquot, Sample
@@ -277,7 +278,6 @@ def type_matches(session: Session, tokens: list[tuple[str | None, str]],
     of the ``(system, code)`` tokens."""
     materials = session.execute(select(M.c.id, M.c.code, M.c.sprec_type)).all()
     types = session.execute(select(T.c.id, T.c.code, T.c.sprec_type)).all()
-    from biobank.fhir.resources import type_codings
 
     def matches(codings: list[dict[str, Any]]) -> bool:
         return any((system is None or system == c["system"]) and code == c["code"]

@@ -239,3 +239,21 @@ def sample_type(sprec_type: str | None, aliquot_code: str | None) -> SampleType 
 def miabis_temperature(band: str | None) -> str | None:
     """MIABIS's storage temperature code for a freezer's band."""
     return BAND_TO_MIABIS.get(band) if band else None
+
+
+def type_codings(base: str, sprec_type: str | None, aliquot_code: str | None,
+                 material_code: str | None, material_sprec: str | None) -> list[dict[str, Any]]:
+    """Specimen.type: SNOMED CT first, then SPREC, MIABIS and the biobank's own code."""
+    kind = sample_type(sprec_type, aliquot_code)
+    codings = []
+    if kind is not None:
+        codings.append(coding(SNOMED, kind.sct, kind.sct_display))
+    if sprec_type:
+        codings.append(coding(SPREC_SAMPLE_TYPE, sprec_type))
+    if kind is not None:
+        codings.append(coding(MIABIS_DETAILED_TYPE, kind.miabis_detailed(material_sprec)))
+    if aliquot_code:
+        codings.append(coding(f"{base}/CodeSystem/aliquot-type", aliquot_code))
+    elif material_code:
+        codings.append(coding(f"{base}/CodeSystem/material", material_code))
+    return codings

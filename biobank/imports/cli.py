@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from biobank.cli import cli_actor
+from biobank.clitools import cli_actor
 from biobank.db import get_session
 from biobank.errors import integrity_field
 from biobank.imports import service

@@ -1,8 +1,7 @@
 """Requests and consent withdrawal: withdrawn tubes leave open requests; shipped ones are
 recalled, and the request's researcher acknowledges the notice and reports destruction.
 
-Both hooks are registered with the consent domain when this package is imported (the app
-imports it at start-up, with the API's blueprints).
+Both hooks are connected to the consent domain by ``connect``, which ``create_app`` calls.
 """
 
 from __future__ import annotations
@@ -72,8 +71,11 @@ def shipped_with(session: Session, aliquot_ids: list[int]) -> dict[int, consent.
     return found
 
 
-consent.register_withdrawal_effect("requests", drop_withdrawn)
-consent.register_shipment_lookup(shipped_with)
+def connect() -> None:
+    """Hook requests into withdrawals: withdrawn tubes leave open requests, and recall
+    notices name the request and recipient (idempotent)."""
+    consent.register_withdrawal_effect("requests", drop_withdrawn)
+    consent.register_shipment_lookup(shipped_with)
 
 
 def _notice(session: Session, asker: Asker, number: str,

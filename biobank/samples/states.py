@@ -39,6 +39,9 @@ EVENT_FOR_TARGET = {
     "available": "made_available",
 }
 
+# Statuses from which a tube may be released (and so a withdrawal blocks it), in this order.
+RELEASABLE = ("available", "reserved")
+
 # Statuses in which a tube still physically sits in the biobank's freezers.
 IN_HOUSE = frozenset({"available", "reserved", "blocked"})
 

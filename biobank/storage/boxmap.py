@@ -6,7 +6,6 @@ Each reader costs a fixed number of queries whatever the size of the box or the 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -18,11 +17,13 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    null,
     select,
 )
 from sqlalchemy.orm import Session
 
+from biobank import clock
+from biobank.consent import rule
+from biobank.consent.models import ConsentEntry
 from biobank.db import json_rows, json_timestamp
 from biobank.errors import NotFound
 from biobank.patients.models import Patient
@@ -40,39 +41,19 @@ from biobank.storage.service import (
     subtree_ids,
 )
 
-# patient ids → their storage-consent state ("given", "withdrawn"…), in one query. By
-# default read from the consent log when that domain is installed; a deployment (or the
-# consent domain) may register its own lookup instead.
-ConsentStates = Callable[[Session, set[int]], dict[int, str | None]]
-_consent_states: list[ConsentStates] = []
-
-
 # The consent of a tube whose link to a patient was cut (biobank.consent.anonymise).
 ANONYMISED = "anonymised"
 
 
-def register_consent_states(lookup: ConsentStates) -> None:
-    """Tell box maps how to read each patient's consent state (one query for all)."""
-    _consent_states[:] = [lookup]
-
-
-def _storage_log(patient_ids: Any) -> ScalarSelect[Any] | None:
+def _storage_log(patient_ids: Any) -> ScalarSelect[Any]:
     """The storage entries of these patients' consent logs as one JSON value (the consent
-    rule's JSON-log form, read back by ``_states_of``); None without the consent domain."""
-    try:  # consent is its own domain: without it, the map says nothing about consent
-        from biobank.consent import rule
-        from biobank.consent.models import ConsentEntry
-    except ImportError:
-        return None
+    rule's JSON-log form, read back by ``_states_of``)."""
     return rule.log_column(ConsentEntry.patient_id.in_(patient_ids), storage_only=True)
 
 
 def _states_of(log: list[dict[str, Any]] | None) -> dict[int, str | None]:
     """Each patient's storage consent as it stands today (the rule's standing: given,
     withdrawn, declined, reconsent_needed), from the JSON of ``_storage_log``."""
-    from biobank import clock
-    from biobank.consent import rule
-
     today = clock.today()
     found: dict[int, str | None] = {}
     for patient, lines in rule.read_log(log).items():
@@ -128,20 +109,19 @@ def _map_statement() -> Select[Any]:
     consent = _storage_log(select(sample.c.patient_id).select_from(in_box)
                            .where(position.c.box_id == box_id))
     return select(lineage_column(box_id).label("nodes"), tubes.label("tubes"),
-                  (null() if consent is None else consent).label("consent"))
+                  consent.label("consent"))
 
 
 def box_map(session: Session, box: Container) -> dict[str, Any]:
     """The grid of a box with every tube in it, in one query: its path, its tubes and their
-    patients' storage consent (a registered consent lookup adds its own)."""
+    patients' storage consent."""
     box_type = box.box_type
     assert box_type is not None
     found = session.execute(_map_statement(), {"box_id": box.id}).one()
     lineage = lineage_of(found.nodes)
     tubes = sorted(found.tubes or (),
                    key=lambda t: (t["row_no"] or 0, t["col_no"] or 0, t["barcode"]))
-    consent = (_consent_states[0](session, {t["patient_id"] for t in tubes})
-               if _consent_states and tubes else _states_of(found.consent))
+    consent = _states_of(found.consent)
 
     def tube(t: dict[str, Any]) -> dict[str, Any]:
         return {"barcode": t["barcode"], "aliquot_type": t["aliquot_type"],
