@@ -15,7 +15,7 @@ import zxingcpp
 from PIL import Image
 
 from biobank.labels import templates
-from biobank.labels.api import DEFAULT_FOLDER
+from biobank.labels.rendering import DEFAULT_FOLDER
 from biobank.labels.symbols import MM_PER_INCH, QUIET_MODULES, TemplateError
 from biobank.samples import barcodes
 

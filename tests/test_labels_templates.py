@@ -14,7 +14,7 @@ from PIL import Image
 from biobank import create_app
 from biobank.errors import Invalid
 from biobank.labels import templates
-from biobank.labels.api import DEFAULT_FOLDER
+from biobank.labels.rendering import DEFAULT_FOLDER
 from biobank.labels.symbols import TemplateError
 
 ITEM = {"barcode": "IF00000012K", "study_id": "IF21-NL-001", "material": "BM",

@@ -26,7 +26,7 @@ from biobank.errors import NotFound
 from biobank.inputs import ascii_id
 from biobank.patients.service import get_patient
 from biobank.requests import views as requests_views
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.schema import Schema
 

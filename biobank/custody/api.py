@@ -15,7 +15,7 @@ from biobank.auth.web import current_actor
 from biobank.custody import audit, service
 from biobank.custody.schemas import EventOut, ExportQuery, RangeQuery, VerificationOut
 from biobank.db import get_session, utcnow
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot, get_sample
 
 blp = Blueprint("custody", __name__, description="Chain-of-custody events")

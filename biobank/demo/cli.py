@@ -16,7 +16,7 @@ def load() -> None:
     """Add demo sites, patients, samples, aliquots and one user per role (idempotent)."""
     from biobank.clitools import cli_actor, fail
     from biobank.demo import service
-    from biobank.samples.api import numbering
+    from biobank.samples.numbering import numbering
 
     session = get_session()
     try:

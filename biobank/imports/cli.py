@@ -17,7 +17,7 @@ from biobank.db import get_session
 from biobank.errors import integrity_field
 from biobank.imports import service
 from biobank.imports.rows import COLUMNS, REQUIRED
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 
 import_cli = AppGroup("import", help="Bulk import of an existing inventory.")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app
+from flask import current_app
 from flask.blueprints import BlueprintSetupState
 from flask_smorest import Blueprint
 
@@ -13,41 +12,17 @@ from biobank.apidoc import also_answers
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
-from biobank.errors import NotFound
-from biobank.labels import schemas, service, templates
-from biobank.samples.api import numbering
+from biobank.labels import rendering, schemas, service
+from biobank.labels.rendering import registry, render
+from biobank.samples.numbering import numbering
 from biobank.samples.service import get_sample
 
 blp = Blueprint("labels", __name__, description="Labels, printers and print jobs")
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "labels"
-_EXTENSION = "biobank.labels"
-
 
 @blp.record_once
 def _load_templates(state: BlueprintSetupState) -> None:
-    # Loading checks every template: a broken one stops the app here, not at a printer.
-    folder = state.app.config.get("LABELS_DIR") or DEFAULT_FOLDER
-    state.app.extensions[_EXTENSION] = templates.load(Path(folder))
-
-
-def registry() -> templates.Registry:
-    """The templates loaded when the app started."""
-    return current_app.extensions[_EXTENSION]
-
-
-def render(kind: str, items: list[dict[str, str]], args: dict[str, Any],
-           filename: str) -> Response:
-    """Label data rendered with the template, format and dpi of ``args`` (``LabelQuery``)."""
-    if not items:
-        raise NotFound(f"{filename} has no labels to render")
-    template = registry().get(args["template"], kind, args["dpi"])
-    content, mime = template.render(args["format"], args["dpi"], items)
-    response = Response(content, mimetype=mime.split(";")[0])
-    if mime.startswith("text/"):
-        response.charset = "utf-8"
-    response.headers["Content-Disposition"] = f'inline; filename="{filename}.{args["format"]}"'
-    return response
+    rendering.load_templates(state.app)
 
 
 @blp.route("/label-templates", methods=["GET"])

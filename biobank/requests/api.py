@@ -15,6 +15,7 @@ from biobank.auth.web import current_asker, current_user
 from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.inputs import ascii_id
+from biobank.labels.rendering import render
 from biobank.labels.schemas import LabelQuery
 from biobank.pagination import SelectPage
 from biobank.requests import (
@@ -28,7 +29,7 @@ from biobank.requests import (
     shipping,
     views,
 )
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.schema import Schema
 from biobank.storage.service import get_box
@@ -257,8 +258,6 @@ def manifest_page(number: str):  # type: ignore[no-untyped-def]
 @requires("request:pick")
 def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyped-def]
     """Labels for the request's tubes naming each patient by the sub-study's pseudonym."""
-    from biobank.labels.api import render
-
     return render("aliquot", manifest.shipment_labels(get_session(), asker(), number), args,
                   f"{number}-labels")
 

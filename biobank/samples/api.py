@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import allowed, requires
@@ -12,6 +11,7 @@ from biobank.errors import DomainError, Invalid
 from biobank.pagination import SelectPage
 from biobank.samples import schemas, service
 from biobank.samples.models import Aliquot, Sample
+from biobank.samples.numbering import numbering
 from biobank.storage import operations
 from biobank.storage import service as storage
 
@@ -22,13 +22,6 @@ class Forbidden(DomainError):
     """The asker's role may not do part of what the request asks."""
 
     status_code = 403
-
-
-def numbering() -> service.Numbering:
-    """This deployment's barcode numbering, from the config."""
-    config = current_app.config
-    return service.Numbering(config["BARCODE_PREFIX"], config["SAMPLE_BARCODE_PREFIX"],
-                             config["BARCODE_DIGITS"])
 
 
 @blp.route("/samples", methods=["GET"])

@@ -19,22 +19,7 @@ from biobank.reference.service import by_code
 from biobank.reference import sprec
 from biobank.samples import barcodes, states
 from biobank.samples.models import Aliquot, Sample
-from biobank.storage.naming import PREFIXES as CONTAINER_PREFIXES
-
-
-class Numbering:
-    """How this deployment numbers its tubes (from the app config)."""
-
-    def __init__(self, aliquot_prefix: str = "IF", sample_prefix: str = "SM",
-                 digits: int = 8) -> None:
-        self.aliquot_prefix = aliquot_prefix
-        self.sample_prefix = sample_prefix
-        self.digits = digits
-
-    @property
-    def prefixes(self) -> set[str]:
-        """Prefixes of codes this service issues (storage adds box and container codes)."""
-        return {self.aliquot_prefix, self.sample_prefix, *CONTAINER_PREFIXES}
+from biobank.samples.numbering import Numbering
 
 
 def check_code(code: str, numbering: Numbering, field: str = "code") -> str:

@@ -19,7 +19,7 @@ from biobank.auth.web import (
 from biobank.custody.schemas import EventOut
 from biobank.db import get_session, read_connection, read_only
 from biobank.errors import DomainError
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.scan import service
 from biobank.schema import Schema

@@ -13,14 +13,14 @@ from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.guards import body_limit, read_body
 from biobank.pagination import SelectPage
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.storage import boxmap, excursions, operations, reconcile, schemas, service
 from biobank.storage.models import BoxType, Container
+from biobank.storage.rackscan import MAX_SCAN_BYTES
 
 blp = Blueprint("storage", __name__, description="Freezers, boxes and where every tube is")
 
-MAX_SCAN_BYTES = 256 * 1024
 CSV_TYPES = {"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel"}
 
 

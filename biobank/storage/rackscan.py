@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from biobank.inputs import bad_character
 from biobank.storage import naming
 
+# The largest scanner file accepted (the API and the box page alike).
+MAX_SCAN_BYTES = 256 * 1024
+
 UNREADABLE = {"NOREAD", "NO_READ", "NO READ", "NOREADING", "NO READING", "ERROR", "FAILED",
               "READ ERROR", "NOT DECODED", "???"}
 EMPTY = {"", "NOTUBE", "NO TUBE", "NO_TUBE", "EMPTY", "NONE", "-", "NO TRAKMATE", "NOTRAKMATE"}

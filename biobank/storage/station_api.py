@@ -9,7 +9,7 @@ from marshmallow import fields, validate
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.schema import Schema
 from biobank.storage import service, station

@@ -12,11 +12,11 @@ from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.errors import Invalid
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.storage import boxmap, reconcile
 from biobank.storage import service as storage
-from biobank.storage.api import MAX_SCAN_BYTES
 from biobank.storage.models import Container
+from biobank.storage.rackscan import MAX_SCAN_BYTES
 from biobank import clock
 from biobank.web.common import csv_download, page_blueprint
 

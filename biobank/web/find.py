@@ -13,7 +13,7 @@ from biobank.patients.models import Patient
 from biobank.requests.api import asker
 from biobank.requests.lifecycle import requests_query
 from biobank.requests.models import SampleRequest
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.scan import service as scanning
 from biobank.web.common import may, page_blueprint
 

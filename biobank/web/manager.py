@@ -14,12 +14,12 @@ from biobank.db import get_session
 from biobank.errors import DomainError
 from biobank.labels import schemas as label_schemas
 from biobank.labels import service as labels
-from biobank.labels.api import registry
+from biobank.labels.rendering import registry
 from biobank.reference.models import Site
 from biobank.requests import allocation, lifecycle, picking, shipping
 from biobank.requests import schemas as request_schemas
 from biobank.requests.api import asker
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.web.common import load_form, load_values, page_blueprint
 

@@ -27,9 +27,9 @@ from biobank.errors import DomainError, Invalid, NotFound
 from biobank.inputs import ascii_id
 from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
-from biobank.labels.api import registry
 from biobank.labels.printers import PrinterError
-from biobank.samples.api import numbering
+from biobank.labels.rendering import registry
+from biobank.samples.numbering import numbering
 from biobank.web.common import page_blueprint
 
 bp = page_blueprint("web_printing", __name__)

@@ -22,7 +22,7 @@ from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability, lifecycle, recalls, schemas, shipping, views
 from biobank.requests.api import asker
 from biobank.requests.models import CONDITIONS, STATES
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.web.common import csv_download, load_values, may, page_blueprint
 

@@ -15,9 +15,9 @@ from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
-from biobank.labels.api import registry
+from biobank.labels.rendering import registry
 from biobank.labels.printers import PrinterError
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.models import Aliquot
 from biobank.samples.service import get_aliquot
 from biobank.scan import service as scanning

@@ -18,7 +18,7 @@ from biobank.patients.models import Patient
 from biobank.samples.models import Aliquot, Sample
 
 from biobank.labels import service as labels
-from biobank.labels.api import registry
+from biobank.labels.rendering import registry
 from browser_helpers import log_in, shot
 from test_bench_pages import ACTOR, scan
 
