@@ -34,6 +34,7 @@ from biobank.consent.models import AnonymisationTask, ConsentEntry, ReleaseJusti
 from biobank.errors import Conflict, DomainError
 from biobank.patients import service as patients
 from biobank.samples import service as samples
+from biobank.samples import states
 from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
@@ -199,7 +200,7 @@ def check_history(session: Session, birthday_offset: int,
             if kind == "release":
                 tube = tubes[what]
                 status = session.scalar(select(Aliquot.status).where(Aliquot.id == tube.id))
-                expected = status in gate.USABLE and oracle.allows(extra, day)
+                expected = status in states.RELEASABLE and oracle.allows(extra, day)
                 try:
                     with session.begin_nested():
                         gate.justify_release(session, ACTOR, [tube.id], extra, "request",

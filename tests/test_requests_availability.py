@@ -18,6 +18,7 @@ from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability
 from biobank.requests.models import AvailabilityTally
 from biobank.samples import service as samples
+from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
 from requests_helpers import (  # noqa: F401
     ACTOR, NUMBERING, donor, freezer, give, researcher, statuses, studies)
@@ -187,7 +188,7 @@ def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_pa
         in_sql = set(session.scalars(rule.consented_patients(
             substudy, availability.today())))
         for tube in tubes:
-            if status[tube.id] in gate.USABLE:  # the gate judges consent, tube by tube
+            if status[tube.id] in states.RELEASABLE:  # the gate judges consent, tube by tube
                 assert decisions[tube.id].allowed == (owner[tube.id] in in_sql), (seed, code)
 
 

@@ -233,3 +233,17 @@ def test_volumes_are_exact_decimals(make_sample, make_aliquots):
     sample = make_sample(volume_ml=Decimal("1.000"))
     make_aliquots(3, parent=sample, volume="0.333")
     assert sample.volume_remaining_ml == Decimal("0.001")
+
+
+def test_every_named_set_of_statuses_is_made_of_statuses():
+    """The named sets (releasable, thawable, departed, in house, manual) use one vocabulary,
+    and the tally's triggers count the status the enum calls available."""
+    from biobank.requests import tally
+    from biobank.samples import states
+
+    for named in (states.RELEASABLE, states.THAWABLE, states.DEPARTED, states.IN_HOUSE,
+                  states.MANUAL):
+        assert set(named) <= set(states.STATUSES)
+        assert all(type(s) is str for s in named)  # plain text for SQL parameters
+    assert states.IN_HOUSE.isdisjoint(states.DEPARTED)
+    assert tally.AVAILABLE == "'available'" == f"'{states.Status.AVAILABLE}'"

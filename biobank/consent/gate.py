@@ -27,10 +27,9 @@ from biobank.consent.models import ConsentEntry, ReleaseJustification, Substudy
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
 from biobank.patients.models import Patient
+from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
 
-# Statuses in which a tube can still be handed out.
-USABLE = frozenset({"available", "reserved"})
 UNKNOWN = "no aliquot with this barcode"
 
 
@@ -99,7 +98,7 @@ def not_accepted(substudy: Substudy) -> str:
 def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
             day: dt.date) -> Decision:
     reasons = []
-    if tube.status not in USABLE:
+    if tube.status not in states.RELEASABLE:
         reasons.append(f"the tube is {tube.status}")
     if not substudy.open:
         reasons.append(f"sub-study {substudy.code} is closed")

@@ -36,8 +36,6 @@ from biobank.patients.models import Patient
 from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
 
-BLOCKABLE = states.RELEASABLE
-
 
 @dataclass
 class Tube:
@@ -159,7 +157,7 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
             select(DestructionTask.aliquot_id).where(
                 DestructionTask.aliquot_id.in_([t.id for t in tubes]),
                 DestructionTask.completed_at.is_(None), DestructionTask.cancelled_at.is_(None))))
-        impact.blocked = [t for t in tubes if t.status in BLOCKABLE]
+        impact.blocked = [t for t in tubes if t.status in states.RELEASABLE]
         to_handle = [t for t in tubes if t.status in states.IN_HOUSE and t.id not in pending]
         if impact.outcome == "anonymise":
             impact.anonymisation = to_handle
@@ -284,7 +282,7 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
 def _block(session: Session, actor: str, tubes: list[Tube], why: str, now: dt.datetime) -> None:
     """Block tubes with one conditional UPDATE per status, and one custody event each."""
     events = []
-    for status in BLOCKABLE:
+    for status in states.RELEASABLE:
         ids = [t.id for t in tubes if t.status == status]
         if not ids:
             continue

@@ -23,7 +23,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from biobank.samples.states import Status
+
 TABLE = "availability_tally"
+# The status counted, as an SQL literal in the triggers' text.
+AVAILABLE = f"'{Status.AVAILABLE.value}'"
 KEY = "timepoint_key, material_id, aliquot_type_id, patient_id"
 # The sample's side of the key; 0 stands for "no timepoint" (unscheduled samples) and for
 # "no patient" (anonymised samples: biobank.consent.anonymise).
@@ -34,21 +38,21 @@ def _add(tube: str) -> str:
     """One tube (``NEW`` or ``OLD``) more in its group."""
     return (f"INSERT INTO {TABLE} ({KEY}, tubes) "
             f"SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')}, 1 FROM sample "
-            f"WHERE {tube}.status = 'available' AND id = {tube}.sample_id "
+            f"WHERE {tube}.status = {AVAILABLE} AND id = {tube}.sample_id "
             f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + 1")
 
 
 def _remove(tube: str) -> str:
     """One tube fewer in its group."""
     return (f"UPDATE {TABLE} SET tubes = tubes - 1 "
-            f"WHERE {tube}.status = 'available' AND ({KEY}) = "
+            f"WHERE {tube}.status = {AVAILABLE} AND ({KEY}) = "
             f"(SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')} FROM sample "
             f"WHERE id = {tube}.sample_id)")
 
 
 _SAMPLE_MOVED_OUT = (
     f"UPDATE {TABLE} SET tubes = tubes - (SELECT count(*) FROM aliquot "
-    f"WHERE aliquot.sample_id = OLD.id AND aliquot.status = 'available' "
+    f"WHERE aliquot.sample_id = OLD.id AND aliquot.status = {AVAILABLE} "
     f"AND aliquot.aliquot_type_id = {TABLE}.aliquot_type_id) "
     f"WHERE timepoint_key = coalesce(OLD.timepoint_id, 0) AND material_id = OLD.material_id "
     f"AND patient_id = coalesce(OLD.patient_id, 0)")
@@ -56,7 +60,7 @@ _SAMPLE_MOVED_IN = (
     f"INSERT INTO {TABLE} ({KEY}, tubes) "
     f"SELECT coalesce(NEW.timepoint_id, 0), NEW.material_id, aliquot_type_id, "
     f"coalesce(NEW.patient_id, 0), "
-    f"count(*) FROM aliquot WHERE sample_id = NEW.id AND status = 'available' "
+    f"count(*) FROM aliquot WHERE sample_id = NEW.id AND status = {AVAILABLE} "
     f"GROUP BY aliquot_type_id "
     f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + excluded.tubes")
 
@@ -72,12 +76,12 @@ class Trigger(NamedTuple):
 
 TRIGGERS = (
     Trigger("availability_tally_aliquot_insert", "INSERT ON aliquot",
-            "NEW.status = 'available'", (_add("NEW"),)),
+            f"NEW.status = {AVAILABLE}", (_add("NEW"),)),
     Trigger("availability_tally_aliquot_delete", "DELETE ON aliquot",
-            "OLD.status = 'available'", (_remove("OLD"),)),
+            f"OLD.status = {AVAILABLE}", (_remove("OLD"),)),
     Trigger("availability_tally_aliquot_update",
             "UPDATE OF status, sample_id, aliquot_type_id ON aliquot",
-            "(OLD.status = 'available' OR NEW.status = 'available') AND "
+            f"(OLD.status = {AVAILABLE} OR NEW.status = {AVAILABLE}) AND "
             "(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
             "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)",
             (_remove("OLD"), _add("NEW"))),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
-from biobank.reference.sprec import (CENTRIFUGATION_TEMPERATURES,
-                                     POST_CENTRIFUGATION_TEMPERATURES,
-                                     PRECENTRIFUGATION_TEMPERATURES, STORAGE)
-from biobank.samples.service import MANUAL_STATUSES
-from biobank.samples.states import STATUSES
+from biobank.reference.sprec import (
+    CENTRIFUGATION_TEMPERATURES,
+    POST_CENTRIFUGATION_TEMPERATURES,
+    PRECENTRIFUGATION_TEMPERATURES,
+    STORAGE,
+)
+from biobank.samples.states import MANUAL, STATUSES
 from biobank.schema import Multiline, Schema
 
 VOLUME = validate.Range(min=0, min_inclusive=False, max=1000,
@@ -167,5 +169,5 @@ class AliquotOut(Schema):
 
 
 class StatusIn(Schema):
-    status = fields.String(required=True, validate=validate.OneOf(MANUAL_STATUSES))
+    status = fields.String(required=True, validate=validate.OneOf(MANUAL))
     reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))

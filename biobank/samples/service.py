@@ -14,9 +14,9 @@ from biobank.custody.service import record_event, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients.models import Patient
+from biobank.reference import sprec
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.reference.service import by_code
-from biobank.reference import sprec
 from biobank.samples import barcodes, states
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.numbering import Numbering
@@ -270,8 +270,6 @@ def split(session: Session, actor: str, parent: Sample | Aliquot, children: list
     return [by_id[i] for i in ids]
 
 
-# Statuses set by hand; reserving and shipping belong to the request workflow.
-MANUAL_STATUSES = ("available", "consumed", "destroyed", "missing", "blocked")
 REASON_REQUIRED = {"destroyed", "missing", "blocked"}
 
 

@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-STATUSES = (
-    "available",  # in storage, free to use
-    "reserved",   # allocated to a request
-    "shipped",    # left the biobank
-    "consumed",   # used up (by a split, an assay or a recipient)
-    "destroyed",  # disposed of
-    "missing",    # not where it should be
-    "blocked",    # held: consent withdrawn, quality problem
-)
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """An aliquot's status: where it is in its life, and whether it may be used."""
+
+    AVAILABLE = "available"  # in storage, free to use
+    RESERVED = "reserved"    # allocated to a request
+    SHIPPED = "shipped"      # left the biobank
+    CONSUMED = "consumed"    # used up (by a split, an assay or a recipient)
+    DESTROYED = "destroyed"  # disposed of
+    MISSING = "missing"      # not where it should be
+    BLOCKED = "blocked"      # held: consent withdrawn, quality problem
+
+
+def _values(*statuses: Status) -> tuple[str, ...]:
+    # Plain strings, in the order given: they go into SQL parameters, schemas' enums and
+    # messages, where an enum member is not wanted.
+    return tuple(status.value for status in statuses)
+
+
+# Every status, in the order the schemas and the model's CHECK constraint list them.
+STATUSES = _values(*Status)
+
+# The named sets every rule reads (one place: the gate, withdrawals, storage, requests).
+# Usable, and so released by the consent gate, and blocked by a withdrawal (in this order).
+RELEASABLE = _values(Status.AVAILABLE, Status.RESERVED)
+# May be thawed (taken out and put back).
+THAWABLE = frozenset(_values(Status.AVAILABLE, Status.RESERVED))
+# Left the biobank for good or gone: holds no place in a box.
+DEPARTED = frozenset(_values(Status.SHIPPED, Status.CONSUMED, Status.DESTROYED))
+# Still physically sits in the biobank's freezers.
+IN_HOUSE = frozenset(_values(Status.AVAILABLE, Status.RESERVED, Status.BLOCKED))
+# Set by hand; reserving and shipping belong to the request workflow.
+MANUAL = _values(Status.AVAILABLE, Status.CONSUMED, Status.DESTROYED, Status.MISSING,
+                 Status.BLOCKED)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "available": frozenset({"reserved", "consumed", "destroyed", "missing", "blocked"}),
@@ -38,13 +65,6 @@ EVENT_FOR_TARGET = {
     "blocked": "blocked",
     "available": "made_available",
 }
-
-# Statuses from which a tube may be released (and so a withdrawal blocks it), in this order.
-RELEASABLE = ("available", "reserved")
-
-# Statuses in which a tube still physically sits in the biobank's freezers.
-IN_HOUSE = frozenset({"available", "reserved", "blocked"})
-
 
 def can_transition(old: str, new: str) -> bool:
     """Whether an aliquot may go from status ``old`` to ``new``."""

@@ -29,9 +29,9 @@ from biobank.errors import NotFound
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Site, Timepoint
 from biobank.samples.models import Aliquot, Sample
+from biobank.samples.states import DEPARTED
 from biobank.storage import naming
 from biobank.storage.models import BoxType, Condition, Container, Position, Thaw
-from biobank.storage.operations import DEPARTED
 from biobank.storage.service import (
     Lineage,
     lineage_column,

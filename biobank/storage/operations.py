@@ -20,14 +20,10 @@ from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-from biobank.samples.states import IN_HOUSE
+from biobank.samples.states import DEPARTED, IN_HOUSE, THAWABLE
 from biobank.storage import naming
 from biobank.storage.models import Container, Position, Thaw
 from biobank.storage.service import labellers, lineages, where_values
-
-# Tubes that left the biobank: their old places are free to take.
-DEPARTED = frozenset({"shipped", "consumed", "destroyed"})
-THAWABLE = frozenset({"available", "reserved"})
 
 
 @dataclass(frozen=True)

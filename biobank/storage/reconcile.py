@@ -24,9 +24,10 @@ from biobank.errors import Conflict, Invalid, NotFound
 from biobank.samples import barcodes
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
+from biobank.samples.states import DEPARTED
 from biobank.storage import naming, rackscan
 from biobank.storage.models import Container, Position, RackScan
-from biobank.storage.operations import DEPARTED, Target, relocate, vacate
+from biobank.storage.operations import Target, relocate, vacate
 from biobank.storage.service import labellers, lineages
 
 

@@ -22,7 +22,7 @@ from biobank.errors import Conflict, Invalid
 from biobank.reference.models import AliquotType
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-from biobank.samples.states import IN_HOUSE
+from biobank.samples.states import DEPARTED, IN_HOUSE
 from biobank.storage import boxmap, operations
 from biobank.storage.models import TEMPERATURE_BANDS, Container, Position, Thaw
 from biobank.storage.service import labellers, lineages
@@ -82,7 +82,7 @@ def misfit(session: Session, aliquot: Aliquot, box: Container, origin: Place | N
     others = set(session.scalars(
         select(Aliquot.aliquot_type_id).join(Position, Position.aliquot_id == Aliquot.id)
         .where(Position.box_id == box.id, Aliquot.id != aliquot.id,
-               Aliquot.status.not_in(operations.DEPARTED)).distinct()))
+               Aliquot.status.not_in(DEPARTED)).distinct()))
     if others and others != {aliquot.aliquot_type_id}:
         held = ", ".join(sorted(_type_name(session, i) for i in others))
         return (f"{aliquot.barcode} is {_type_name(session, aliquot.aliquot_type_id)}; "
