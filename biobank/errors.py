@@ -32,6 +32,13 @@ class DomainError(Exception):
         self.errors = errors
 
 
+class Forbidden(DomainError):
+    """The asker's role may do this kind of thing, but not this one: another's request,
+    a part of the request the role may not do."""
+
+    status_code = 403
+
+
 class NotFound(DomainError):
     """The object named does not exist (or is not visible to the asker)."""
 
@@ -48,6 +55,12 @@ class Invalid(DomainError):
     """The request is well-formed but its content breaks a rule."""
 
     status_code = 422
+
+
+class UnsupportedMediaType(DomainError):
+    """The body is not in a format this endpoint reads."""
+
+    status_code = 415
 
 
 def error_body(status_code: int, message: str | None = None,

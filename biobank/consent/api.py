@@ -25,7 +25,7 @@ from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.inputs import ascii_id
 from biobank.patients.service import get_patient
-from biobank.requests import views as requests_views
+from biobank.requests import readmodels as requests_reads
 from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.schema import Schema
@@ -284,7 +284,7 @@ def _visible_tubes(codes: list[str], substudy: str) -> None:
     any other code is answered as an unknown one is (404), so none is confirmed to exist."""
     if not _is_researcher():
         return
-    mine = requests_views.tubes_of_requests(get_session(), substudy, codes)
+    mine = requests_reads.tubes_of_requests(get_session(), substudy, codes)
     for code in codes:
         if code not in mine:
             raise NotFound(f"no aliquot {code}")

@@ -24,10 +24,10 @@ from biobank.requests import (
     lifecycle,
     manifest,
     picking,
+    readmodels,
     recalls,
     schemas,
     shipping,
-    views,
 )
 from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
@@ -62,8 +62,8 @@ def _dump(schema: type[Schema], obj: Any, status: int = 200, many: bool = False)
 
 def _detail(request: Any, status: int = 200) -> Response:
     who = asker()
-    return _dump(schemas.RequestOut, views.describe(get_session(), request, not who.researcher),
-                 status)
+    return _dump(schemas.RequestOut,
+                 readmodels.describe(get_session(), request, not who.researcher), status)
 
 
 def _code(value: str, field: str = "barcode") -> str:

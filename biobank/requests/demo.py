@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from biobank.auth.models import User
 from biobank.consent.models import Substudy
-from biobank.requests import allocation, lifecycle, picking, shipping, views
+from biobank.requests import allocation, lifecycle, picking, readmodels, shipping
 from biobank.requests.lifecycle import Asker
 from biobank.requests.models import SampleRequest
 
@@ -83,7 +83,7 @@ def _make(session: Session, state: str, researcher: Asker, manager: Asker,
     allocation.allocate(session, manager, number, allow_partial=True)
     if state == "allocated":
         return
-    tubes = views.tubes(session, request, ("allocated",))
+    tubes = readmodels.tubes(session, request, ("allocated",))
     for tube in tubes if state != "picking" else tubes[:1]:
         picking.pick(session, technician, number, tube.barcode)
     if state == "picking":

@@ -17,7 +17,7 @@ from biobank.consent.models import Substudy
 from biobank.consent.service import get_substudy
 from biobank.custody.service import record_audit
 from biobank.db import utcnow
-from biobank.errors import Conflict, DomainError, Invalid, NotFound
+from biobank.errors import Conflict, Forbidden, Invalid, NotFound
 from biobank.requests import availability
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest
 from biobank.samples import barcodes
@@ -43,12 +43,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 VERBS = {"submitted": "submitted", "approved": "approved", "rejected": "rejected",
          "allocated": "allocated", "picking": "picked", "shipped": "shipped",
          "received": "received", "closed": "closed", "cancelled": "cancelled"}
-
-
-class Forbidden(DomainError):
-    """The asker may do this kind of thing, but not to this request."""
-
-    status_code = 403
 
 
 @dataclass(frozen=True)

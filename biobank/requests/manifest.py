@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from biobank import csvsafe
 from biobank.consent import pseudonym
 from biobank.errors import Conflict
-from biobank.requests import lifecycle, views
+from biobank.requests import lifecycle, readmodels
 from biobank.requests.lifecycle import Asker
 from biobank.requests.models import HELD, SampleRequest, Shipment
 
@@ -31,7 +31,7 @@ class Manifest:
 
     request: SampleRequest
     shipment: Shipment
-    tubes: list[views.Tube]
+    tubes: list[readmodels.Tube]
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per tube, the CSV's columns."""
@@ -44,7 +44,7 @@ def manifest(session: Session, asker: Asker, number: str) -> Manifest:
     if request.shipment is None:
         raise Conflict(f"request {number} is {request.state}: it has no manifest until it "
                        "ships", field="state")
-    return Manifest(request, request.shipment, views.tubes(session, request, SHIPPED))
+    return Manifest(request, request.shipment, readmodels.tubes(session, request, SHIPPED))
 
 
 def to_csv(found: Manifest) -> str:
@@ -59,7 +59,7 @@ def shipment_labels(session: Session, asker: Asker, number: str) -> list[dict[st
     from biobank.samples.models import Aliquot
 
     request = lifecycle.get_request(session, asker, number)
-    ids = [t.aliquot_id for t in views.tubes(session, request, (*HELD, *SHIPPED))]
+    ids = [t.aliquot_id for t in readmodels.tubes(session, request, (*HELD, *SHIPPED))]
     names = pseudonym.namer(request.substudy_code)
     return [{**data, "study_id": data["study_id"] if data["study_id"] == ANONYMISED
              else names[data["study_id"]]}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
-from biobank.requests import lifecycle, views
+from biobank.requests import lifecycle, readmodels
 from biobank.requests.lifecycle import Asker
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot
@@ -44,7 +44,7 @@ def locate(session: Session, aliquot_ids: list[int]) -> dict[int, dict[str, Any]
         for p in places}
 
 
-def _order(tube: views.Tube) -> tuple[Any, ...]:
+def _order(tube: readmodels.Tube) -> tuple[Any, ...]:
     where = tube.location
     if where is None:  # tubes without a recorded place come last, by barcode
         return (1, [], 0, 0, tube.barcode)
@@ -53,10 +53,10 @@ def _order(tube: views.Tube) -> tuple[Any, ...]:
 
 
 def pick_list(session: Session, asker: Asker, number: str) -> tuple[SampleRequest,
-                                                                    list[views.Tube]]:
+                                                                    list[readmodels.Tube]]:
     """The request's held tubes sorted by freezer, container, box and position, with paths."""
     request = lifecycle.get_request(session, asker, number)
-    found = views.tubes(session, request, HELD)
+    found = readmodels.tubes(session, request, HELD)
     where = locate(session, [t.aliquot_id for t in found])
     for tube in found:
         tube.location = where.get(tube.aliquot_id)
@@ -87,7 +87,7 @@ class Picked:
     """A scan's answer: the tube, and how many are left to pick."""
 
     request: SampleRequest
-    tube: views.Tube
+    tube: readmodels.Tube
     remaining: int
 
 
@@ -113,7 +113,7 @@ def pick(session: Session, asker: Asker, number: str, code: str) -> Picked:
     session.flush()
     record_event(session, asker.username, "picked", aliquot_id=aliquot.id,
                  reason=f"picked for request {number}", new_values={"request": number})
-    [tube] = [t for t in views.tubes(session, request, ("picked",))
+    [tube] = [t for t in readmodels.tubes(session, request, ("picked",))
               if t.aliquot_id == aliquot.id]
     tube.location = locate(session, [aliquot.id]).get(aliquot.id)
     remaining = session.scalar(select(func.count()).select_from(RequestAliquot).where(

@@ -15,7 +15,7 @@ from biobank.consent import officer
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice, Substudy
 from biobank.errors import NotFound
-from biobank.requests import lifecycle, views
+from biobank.requests import lifecycle, readmodels
 from biobank.requests.lifecycle import Asker
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest, Shipment
 from biobank.samples.models import Aliquot
@@ -79,24 +79,24 @@ def connect() -> None:
 
 
 def _notice(session: Session, asker: Asker, number: str,
-            notice_id: int) -> tuple[SampleRequest, views.RecallView]:
+            notice_id: int) -> tuple[SampleRequest, readmodels.RecallView]:
     request = lifecycle.get_request(session, asker, number, for_update=True)
-    found = views.recalls(session, request, notice_id)
+    found = readmodels.recalls(session, request, notice_id)
     if not found:
         raise NotFound(f"request {number} has no recall notice {notice_id}")
     return request, found[0]
 
 
 def acknowledge(session: Session, asker: Asker, number: str,
-                notice_id: int) -> views.RecallView:
+                notice_id: int) -> readmodels.RecallView:
     """The researcher has read the recall notice."""
     request, _ = _notice(session, asker, number, notice_id)
     officer.acknowledge_recall(session, asker.username, notice_id)
-    return views.recalls(session, request, notice_id)[0]
+    return readmodels.recalls(session, request, notice_id)[0]
 
 
 def report_destroyed(session: Session, asker: Asker, number: str,
-                     notice_id: int) -> views.RecallView:
+                     notice_id: int) -> readmodels.RecallView:
     """The researcher destroyed the recalled tube: so it is recorded, here and in consent."""
     request, notice = _notice(session, asker, number, notice_id)
     officer.report_recall_destroyed(session, asker.username, notice_id)
@@ -107,14 +107,14 @@ def report_destroyed(session: Session, asker: Asker, number: str,
         RequestAliquot.state.in_(("shipped", "received")))
         .values(state="destroyed", reason="destroyed after recall (consent withdrawn)")
         .execution_options(synchronize_session=False))
-    return views.recalls(session, request, notice_id)[0]
+    return readmodels.recalls(session, request, notice_id)[0]
 
 
 def _group(session: Session, asker: Asker, number: str,
-           notice_id: int) -> list[views.RecallView]:
+           notice_id: int) -> list[readmodels.RecallView]:
     """Every notice of the tube that ``notice_id`` names, in this request."""
     request, notice = _notice(session, asker, number, notice_id)
-    return [n for n in views.recalls(session, request) if n.barcode == notice.barcode]
+    return [n for n in readmodels.recalls(session, request) if n.barcode == notice.barcode]
 
 
 def acknowledge_tube(session: Session, asker: Asker, number: str, notice_id: int) -> int:

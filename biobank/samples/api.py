@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from biobank.auth.permissions import allowed, requires
 from biobank.auth.web import current_actor, current_asker
 from biobank.db import get_session
-from biobank.errors import DomainError, Invalid
+from biobank.errors import Forbidden, Invalid
 from biobank.pagination import SelectPage
 from biobank.samples import schemas, service
 from biobank.samples.models import Aliquot, Sample
@@ -16,12 +16,6 @@ from biobank.storage import operations
 from biobank.storage import service as storage
 
 blp = Blueprint("samples", __name__, description="Samples, aliquots and splitting")
-
-
-class Forbidden(DomainError):
-    """The asker's role may not do part of what the request asks."""
-
-    status_code = 403
 
 
 @blp.route("/samples", methods=["GET"])

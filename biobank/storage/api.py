@@ -10,7 +10,7 @@ from sqlalchemy import select
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
-from biobank.errors import DomainError, Invalid
+from biobank.errors import Invalid, UnsupportedMediaType
 from biobank.guards import body_limit, read_body
 from biobank.pagination import SelectPage
 from biobank.samples.numbering import numbering
@@ -22,12 +22,6 @@ from biobank.storage.rackscan import MAX_SCAN_BYTES
 blp = Blueprint("storage", __name__, description="Freezers, boxes and where every tube is")
 
 CSV_TYPES = {"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel"}
-
-
-class UnsupportedMediaType(DomainError):
-    """The body is not in a format this endpoint reads."""
-
-    status_code = 415
 
 
 def _box(code: str, field: str | None = None) -> Container:

@@ -19,7 +19,7 @@ from biobank.errors import DomainError, NotFound
 from biobank.inputs import ascii_id
 from biobank.patients.models import DIAGNOSES, RISK_GROUPS
 from biobank.reference.models import AliquotType, Material, Timepoint
-from biobank.requests import availability, lifecycle, recalls, schemas, shipping, views
+from biobank.requests import availability, lifecycle, readmodels, recalls, schemas, shipping
 from biobank.requests.api import asker
 from biobank.requests.models import CONDITIONS, STATES
 from biobank.samples.numbering import numbering
@@ -116,7 +116,7 @@ def research():  # type: ignore[no-untyped-def]
         view["error"] = exc.message
     mine = _requests(session)
     shipped = [r for r in mine if r.state in ("shipped", "received", "closed")]
-    open_recalls = [(r, notice) for r in shipped for notice in views.tube_recalls(session, r)
+    open_recalls = [(r, notice) for r in shipped for notice in readmodels.tube_recalls(session, r)
                     if notice.acknowledged_at is None or notice.destruction_reported_at is None]
     # The whole filter goes on to the request form, single values too (a minimum volume).
     carried = {**{key: args.getlist(key) for key in LISTS if args.getlist(key)},
@@ -186,8 +186,8 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
     found = lifecycle.get_request(session, who, number)
     ship = (shipping.ship_defaults(session, found)
             if found.state == "picking" and may("request:ship") else {})
-    view = views.describe(session, found, not who.researcher)
-    view.recalls = views.tube_recalls(session, found)  # type: ignore[assignment]
+    view = readmodels.describe(session, found, not who.researcher)
+    view.recalls = readmodels.tube_recalls(session, found)  # type: ignore[assignment]
     available = view.matching_now
     if available is None and found.state in ("draft", "submitted", "approved"):
         # The researcher is told too when the request asks for more than there is.

@@ -1,4 +1,4 @@
-"""Time availability over many aliquots: ``python -m biobank.requests.bench --aliquots 100000``.
+"""Time availability over many aliquots: ``python -m bench.availability --aliquots 100000``.
 
 Builds a scratch SQLite database (never the app's) with 160 patients, a consent log with
 withdrawals and corrections, MRD results and the given number of aliquots, inserted in bulk
