@@ -23,7 +23,6 @@ from biobank import create_app
 from biobank.auth import service as auth_service
 from biobank.db import bind_to_connection, make_engine
 from biobank.patients import service as patients
-from biobank.reference.service import load_defaults
 from biobank.samples import service as samples
 
 PG_URL = os.environ.get("BIOBANK_TEST_DATABASE_URL")

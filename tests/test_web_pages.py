@@ -3,7 +3,6 @@ upload, patients, the consent desk and withdrawals, printers."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 
 from sqlalchemy import select

@@ -40,4 +40,6 @@ def load() -> None:
     rows += [(name, role, service.PASSWORD, token) for name, role, token in result.credentials]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+        # the first three cells padded to their column, the last as it is
+        cells = (cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        click.echo("  ".join(cells) + "  " + row[3])

@@ -121,8 +121,7 @@ def load_reference(session: Session) -> Reference:
         kinds={t.code.upper(): Kind(t.id, t.code, t.name, t.sprec_type, frozenset(t.materials),
                                     t.spins)
                for t in session.scalars(select(AliquotType))},
-        sprec_types={code: sprec_type for code, sprec_type
-                     in session.execute(select(Material.code, Material.sprec_type))},
+        sprec_types=dict(session.execute(select(Material.code, Material.sprec_type)).all()),
     )
 
 
@@ -311,8 +310,9 @@ class _Import:
         self._resolve_patients(chunk)
         codes = {barcodes.normalize(code) for code in self._column(chunk, "barcode")} - {""}
         table = Aliquot.__table__  # plain rows: the ORM's result handling costs more here
-        taken = {barcode: id_ for barcode, id_ in self.session.execute(
-            select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes)))} if codes else {}
+        taken = dict(self.session.execute(
+            select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes))
+        ).all()) if codes else {}
         seen: dict[str, int] = {}
         good: list[tuple[Row, ImportedSample]] = []
         new: list[tuple[Row, ImportedSample]] = []

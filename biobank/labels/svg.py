@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
-from typing import Any
 
 from biobank.labels import geometry
 from biobank.labels.symbols import MM_PER_INCH, Overlap, TemplateError, first_overlap

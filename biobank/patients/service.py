@@ -77,7 +77,8 @@ def _response_from(values: dict[str, Any], current: str | None = None) -> str:
     stated = values.get("prednisone_response", current)
     blasts = values.get("day8_blasts_per_ul")
     derived = risk.prednisone_response(blasts, stated)
-    if blasts is not None and "prednisone_response" in values and stated not in (derived, "unknown"):
+    if (blasts is not None and "prednisone_response" in values
+            and stated not in (derived, "unknown")):
         raise Invalid(f"{blasts} blasts/µL on day 8 is a {derived} response, not {stated}",
                       field="prednisone_response")
     return derived

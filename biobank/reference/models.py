@@ -18,7 +18,8 @@ class Site(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[Code] = mapped_column(unique=True)
     name: Mapped[Str200]
-    country: Mapped[str] = mapped_column(String(2), CheckConstraint("length(country) = 2", name="iso_country"))
+    country: Mapped[str] = mapped_column(
+        String(2), CheckConstraint("length(country) = 2", name="iso_country"))
 
 
 class Timepoint(Base):

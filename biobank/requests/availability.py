@@ -3,10 +3,11 @@
 The gate (``biobank.consent.gate``) decides tube by tube in Python; that is right for the
 tens of tubes of a shipment and far too slow for counting a whole biobank. Here the same
 rule runs in the database: the patients whose consent lets tubes out for the sub-study today
-(``rule.consented_patients``, the SQL form of the consent rule: a few hundred rows) filter the available tubes, counted
-by timepoint, material and aliquot type in one aggregate query — read from the availability
-tally (``biobank.requests.tally``: counts per patient, kept by triggers) unless the criteria
-look at the tubes themselves (volume, freeze–thaw cycles), then from the tubes.
+(``rule.consented_patients``, the SQL form of the consent rule: a few hundred rows) filter
+the available tubes, counted by timepoint, material and aliquot type in one aggregate query —
+read from the availability tally (``biobank.requests.tally``: counts per patient, kept by
+triggers) unless the criteria look at the tubes themselves (volume, freeze–thaw cycles),
+then from the tubes.
 Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions.
 """
 

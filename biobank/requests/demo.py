@@ -41,7 +41,7 @@ def _asker(session: Session, username: str) -> Asker | None:
 
 def load_demo(session: Session, actor: str) -> dict[str, int]:
     """Add the missing demo requests; returns how many were added per state."""
-    added = {state: 0 for state in STATES}
+    added = dict.fromkeys(STATES, 0)
     researcher = _asker(session, RESEARCHER)
     manager = _asker(session, MANAGER)
     technician = _asker(session, TECHNICIAN) or manager

@@ -148,7 +148,8 @@ def _children_barcodes(session: Session, children: list[dict[str, Any]],
     if len(set(external)) != len(external):
         raise Conflict("the same barcode is given twice", field="aliquots")
     if external:
-        taken = sorted(session.scalars(select(Aliquot.barcode).where(Aliquot.barcode.in_(external))))
+        taken = sorted(session.scalars(
+            select(Aliquot.barcode).where(Aliquot.barcode.in_(external))))
         if taken:
             raise Conflict(f"barcode already registered: {', '.join(taken)}", field="aliquots")
     issued = iter(barcodes.issue(session, numbering.aliquot_prefix,

@@ -66,9 +66,9 @@ def box_list():  # type: ignore[no-untyped-def]
 def box_page(code: str):  # type: ignore[no-untyped-def]
     """A box's map as a picture: status and consent by colour and text, free places shown."""
     box = boxmap.box_map(get_session(), _box(code))
+    printed_at = clock.now().astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M %Z")
     return render_template("web/box.html", box=box, highlight=request.args.get("tube"),
-                           target=None, picked=None,
-                           printed_at=clock.now().astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M %Z"))
+                           target=None, picked=None, printed_at=printed_at)
 
 
 @bp.get("/boxes/<code>/rack-scan")
