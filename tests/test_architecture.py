@@ -67,10 +67,6 @@ def test_no_module_guards_an_import_of_the_project_s_own_modules():
 
 # Where the app is put together: these import every domain's blueprint.
 COMPOSITION = {"biobank", "biobank.api"}
-# Known back-arrows still to remove (the pages read the requests API's asker).
-KNOWN_BACK_ARROWS = {("biobank.web.find", "biobank.requests.api"),
-                     ("biobank.web.manager", "biobank.requests.api"),
-                     ("biobank.web.researcher", "biobank.requests.api")}
 
 
 def back_arrows(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
@@ -86,7 +82,7 @@ def back_arrows(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
 
 def test_no_domain_imports_another_domain_s_api(graph):
     """Shared plumbing lives below the blueprints: a domain's api is imported only by the app."""
-    assert back_arrows(graph) - KNOWN_BACK_ARROWS == set()
+    assert back_arrows(graph) == set()
 
 
 def test_the_back_arrow_check_sees_one():

@@ -11,11 +11,11 @@ from werkzeug.routing import BaseConverter
 
 from biobank.apidoc import also_answers
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_asker, current_user
 from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.inputs import ascii_id
 from biobank.labels.rendering import render
+from biobank.requests.askers import asker
 from biobank.labels.schemas import LabelQuery
 from biobank.pagination import SelectPage
 from biobank.requests import (
@@ -43,14 +43,6 @@ class RequestNumber(BaseConverter):
     ``/requests/<number>`` (else PATCH /requests/availability would reach edit_request)."""
 
     regex = r"(?!availability(?![^/]))[^/]+"
-
-
-def asker() -> lifecycle.Asker:
-    """The authenticated user as the request services see them."""
-    who = current_asker()
-    # Only a researcher's sub-studies limit what they see: load them for researchers only.
-    codes = tuple(current_user().substudy_codes) if who.role == "researcher" else ()
-    return lifecycle.Asker(who.username, who.role, codes)
 
 
 def _dump(schema: type[Schema], obj: Any, status: int = 200, many: bool = False) -> Response:

@@ -10,7 +10,7 @@ from biobank.auth.permissions import requires
 from biobank.db import get_session
 from biobank.errors import DomainError
 from biobank.patients.models import Patient
-from biobank.requests.api import asker
+from biobank.requests.askers import asker
 from biobank.requests.lifecycle import requests_query
 from biobank.requests.models import SampleRequest
 from biobank.samples.numbering import numbering

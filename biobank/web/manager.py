@@ -18,7 +18,7 @@ from biobank.labels.rendering import registry
 from biobank.reference.models import Site
 from biobank.requests import allocation, lifecycle, picking, shipping
 from biobank.requests import schemas as request_schemas
-from biobank.requests.api import asker
+from biobank.requests.askers import asker
 from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.web.common import load_form, load_values, page_blueprint

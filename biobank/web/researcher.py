@@ -20,7 +20,7 @@ from biobank.inputs import ascii_id
 from biobank.patients.models import DIAGNOSES, RISK_GROUPS
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.requests import availability, lifecycle, readmodels, recalls, schemas, shipping
-from biobank.requests.api import asker
+from biobank.requests.askers import asker
 from biobank.requests.models import CONDITIONS, STATES
 from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
