@@ -31,7 +31,7 @@ def import_file(path: Path) -> dict[str, float]:
     from biobank import create_app
     from biobank.db import get_session
     from biobank.imports import service
-    from biobank.samples.api import numbering
+    from biobank.samples.numbering import numbering
 
     app = create_app()
     with app.app_context():

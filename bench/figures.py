@@ -33,7 +33,7 @@ from biobank.db import get_engine, get_session
 from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
-from biobank.samples.api import numbering
+from biobank.samples.numbering import numbering
 from biobank.samples.models import Aliquot
 from biobank.storage import service as storage
 from biobank.storage.models import BoxType, Container
@@ -247,7 +247,7 @@ def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
     """Labels rendered per second: ZPL and SVG through the default aliquot template at the
     resolution it is laid out for (Code 128 cryovial: 300 dpi), and python-barcode alone
     drawing the same codes' SVG."""
-    from biobank.labels.api import registry
+    from biobank.labels.rendering import registry
     from biobank.labels.service import aliquot_labels
 
     codes = list(dict.fromkeys(random_codes(app, count, seed=SEED + 1)))

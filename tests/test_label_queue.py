@@ -11,7 +11,7 @@ from sqlalchemy import select
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import queue
 from biobank.labels import service as labels
-from biobank.labels.api import registry
+from biobank.labels.rendering import registry
 from biobank.labels.models import Printer, QueuedLabel
 from biobank.labels.printers import PrinterError
 from tests.test_labels_printing import (  # noqa: F401
