@@ -45,7 +45,9 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class _Tube:
+class _Candidate:
+    """A tube up for release, as the gate reads it."""
+
     id: int
     barcode: str
     status: str
@@ -95,7 +97,7 @@ def not_accepted(substudy: Substudy) -> str:
             "material")
 
 
-def _decide(tube: _Tube, substudy: Substudy, entries: list[ConsentEntry],
+def _decide(tube: _Candidate, substudy: Substudy, entries: list[ConsentEntry],
             day: dt.date) -> Decision:
     reasons = []
     if tube.status not in states.RELEASABLE:
@@ -130,7 +132,7 @@ def day_at(at: dt.datetime | None) -> dt.date:
     return clock.today() if at is None else clock.day_of(at)
 
 
-def _decide_all(session: Session, tubes: Sequence[_Tube], substudy_code: str,
+def _decide_all(session: Session, tubes: Sequence[_Candidate], substudy_code: str,
                 at: dt.datetime | None) -> tuple[Substudy, dict[int, Decision]]:
     substudy = service.get_substudy(session, substudy_code)
     day = day_at(at)
@@ -160,7 +162,7 @@ def may_use(session: Session, aliquots: Any, substudy_code: str,
     single = isinstance(aliquots, int | Aliquot)
     items = [aliquots] if single else list(aliquots)
     ids = [a.id if isinstance(a, Aliquot) else a for a in items]
-    tubes = [_Tube(*row) for row in session.execute(_tubes_query().where(Aliquot.id.in_(ids)))]
+    tubes = [_Candidate(*row) for row in session.execute(_tubes_query().where(Aliquot.id.in_(ids)))]
     decisions = _decide_all(session, tubes, substudy_code, at)[1]
     for missing in set(ids) - set(decisions):
         decisions[missing] = Decision(False, ("no such aliquot",))
@@ -184,7 +186,7 @@ def researcher_reasons(decision: Decision) -> list[str]:
 def check_barcodes(session: Session, barcodes: list[str], substudy_code: str,
                    at: dt.datetime | None = None) -> list[Decision]:
     """The gate for scanned codes (one tube, or a rack), in the order given."""
-    tubes = {row.barcode: _Tube(*row) for row in
+    tubes = {row.barcode: _Candidate(*row) for row in
              session.execute(_tubes_query().where(Aliquot.barcode.in_(set(barcodes))))}
     decisions = _decide_all(session, list(tubes.values()), substudy_code, at)[1]
     return [decisions[tubes[code].id] if code in tubes
@@ -210,7 +212,7 @@ def justify_release(session: Session, actor: str, aliquot_ids: list[int], substu
         select(Sample.patient_id).join(Aliquot, Aliquot.sample_id == Sample.id)
         .where(Aliquot.id.in_(aliquot_ids)))).order_by(Patient.id)
         .with_for_update(read=True)).all()
-    tubes = [_Tube(*row) for row in session.execute(
+    tubes = [_Candidate(*row) for row in session.execute(
         _tubes_query().where(Aliquot.id.in_(aliquot_ids)))]
     substudy, decisions = _decide_all(session, tubes, substudy_code, at)
     unknown = set(aliquot_ids) - set(decisions)
@@ -240,7 +242,7 @@ _LOG = (select(rule.log_column(ConsentEntry.patient_id == _patient.c.id).label("
         .where(_patient.c.id == bindparam("patient_id")))
 
 
-def scan_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
+def patient_card(session: Session, patient_id: int, status: str) -> dict[str, Any]:
     """The consent state at the scan station, with a withdrawal in words (one query)."""
     row = session.execute(_LOG, {"patient_id": patient_id}).one()
     return card_of(row.log, row.of_age, status)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from biobank.auth.service import asker_column, asker_of
 from biobank.consent import rule
-from biobank.consent.gate import anonymised_card, card_of, sample_anonymised_card, scan_card
+from biobank.consent.gate import anonymised_card, card_of, patient_card, sample_anonymised_card
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
@@ -139,6 +139,6 @@ def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
         "sprec_code": None,
         "location": None,
         "consent": (sample_anonymised_card(session) if sample.patient_id is None  # 1 query
-                    else scan_card(session, sample.patient_id, "received")),
+                    else patient_card(session, sample.patient_id, "received")),
         "recent_events": sample_events(session, sample.id)[-recent:][::-1],
     }
