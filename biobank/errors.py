@@ -141,10 +141,17 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _operational_error(exc: OperationalError):  # type: ignore[no-untyped-def]
         # SQLite lets one writer at a time; a writer that cannot get the lock is told to
-        # retry rather than shown a crash. Any other database failure stays a 500.
-        if "database is locked" not in str(exc.orig):
-            raise exc
-        return _busy("the database is busy with another change; try again in a moment")
+        # retry rather than shown a crash.
+        if "database is locked" in str(exc.orig):
+            return _busy("the database is busy with another change; try again in a moment")
+        # PostgreSQL ended this transaction to let a concurrent one through (a deadlock the
+        # lock order of biobank.locking did not prevent, a serialization failure): nothing
+        # of this request was kept, and sending it again is safe.
+        if sqlstate(exc) in TRANSACTION_ROLLBACK:
+            response = jsonify(error_body(409, CLASHED))
+            response.headers["Retry-After"] = "1"
+            return response, 409
+        raise exc
 
     @app.errorhandler(PoolTimeout)
     def _pool_timeout(_exc: PoolTimeout):  # type: ignore[no-untyped-def]
@@ -152,6 +159,17 @@ def init_app(app: Flask) -> None:
         # busy, not broken; the client is told to retry.
         return _busy("the service is busy: every database connection is in use; "
                      "try again in a moment")
+
+
+# SQLSTATEs of a transaction the server rolled back for a concurrent one's sake.
+TRANSACTION_ROLLBACK = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+CLASHED = ("another change to the same records got in the way; nothing was changed: "
+           "look again and repeat the request")
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error (PostgreSQL's; None when the driver gives none)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
 
 def _busy(message: str):  # type: ignore[no-untyped-def]

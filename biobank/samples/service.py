@@ -13,6 +13,7 @@ from biobank import clock
 from biobank.custody.service import record_event, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
+from biobank.locking import lock_tubes
 from biobank.patients.models import Patient
 from biobank.reference import sprec
 from biobank.reference.models import AliquotType, Material, Timepoint
@@ -276,8 +277,11 @@ REASON_REQUIRED = {"destroyed", "missing", "blocked"}
 
 def change_status(session: Session, actor: str, aliquot: Aliquot, new: str,
                   reason: str | None = None) -> Aliquot:
-    """Move an aliquot through the state machine; an illegal move is a 409 naming both."""
-    old = aliquot.status
+    """Move an aliquot through the state machine; an illegal move is a 409 naming both.
+
+    The tube is locked first (``biobank.locking``) and the move judged from its status
+    then, not from what was read to find it."""
+    old = lock_tubes(session, [aliquot.id]).get(aliquot.id, aliquot.status)
     if not states.can_transition(old, new):
         raise Conflict(f"an aliquot cannot go from {old} to {new}", field="status")
     if new in REASON_REQUIRED and not reason:
@@ -307,6 +311,9 @@ def change_statuses(session: Session, actor: str, aliquot_ids: list[int], old: s
         raise Conflict(f"an aliquot cannot go from {old} to {new}", field="status")
     if not aliquot_ids:
         return []
+    # The tubes' locks in the one order (an UPDATE locks its rows in whatever order it finds
+    # them: two overlapping bulk changes could deadlock).
+    lock_tubes(session, aliquot_ids)
     moved = sorted(session.scalars(
         update(Aliquot).where(Aliquot.id.in_(set(aliquot_ids)), Aliquot.status == old)
         .values(status=new).returning(Aliquot.id)

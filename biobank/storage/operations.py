@@ -4,6 +4,10 @@ missing and found.
 Every change of place goes through ``relocate``: the tubes' old rows go first and the new
 ones are inserted after, so swaps inside a box work, while the unique constraints on
 (box, row, column) and on the aliquot stop two tubes in one place even under concurrency.
+
+Every operation starts by locking its tubes (``biobank.locking``, which defines the one lock
+order) and reads their place, thaw and status only after that: a take-out committed while
+a move waited makes the move a 409, never a put-back.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session
 from biobank.custody.service import record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
+from biobank.locking import lock_tubes
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
 from biobank.samples.states import DEPARTED, IN_HOUSE, THAWABLE
@@ -76,8 +81,7 @@ def relocate(session: Session, actor: str, targets: list[Target],
     places = [(t.box.id, t.row, t.col) for t in targets if t.row is not None]
     if len(set(places)) != len(places):
         raise Invalid("two tubes are sent to the same position", field=field)
-    statuses = dict(session.execute(select(Aliquot.id, Aliquot.status)
-                                    .where(Aliquot.id.in_(ids)).with_for_update()).all())
+    statuses = lock_tubes(session, ids)
     for target in targets:
         status = statuses[target.aliquot.id]
         if status == "missing":
@@ -188,13 +192,24 @@ def vacate(session: Session, actor: str, aliquot_ids: list[int], reason: str) ->
 
 
 def position_of(session: Session, aliquot: Aliquot) -> Position | None:
-    """The tube's position row, if it has one."""
-    return session.scalar(select(Position).where(Position.aliquot_id == aliquot.id))
+    """The tube's position row, if it has one (as the database has it now, not as the
+    session may remember it: read after the tube's lock)."""
+    return session.scalar(select(Position).where(Position.aliquot_id == aliquot.id)
+                          .execution_options(populate_existing=True))
+
+
+def _lock(session: Session, aliquot: Aliquot) -> str:
+    """Lock one tube (``biobank.locking``) and return its status as it is now."""
+    status = lock_tubes(session, [aliquot.id])[aliquot.id]
+    if status != aliquot.status:
+        session.expire(aliquot, ["status"])
+    return status
 
 
 def place(session: Session, actor: str, aliquot: Aliquot, box: Container,
           position: str | None, reason: str | None = None) -> None:
     """Store a tube that has no place yet."""
+    _lock(session, aliquot)
     existing = position_of(session, aliquot)
     if existing is not None:
         raise Conflict(f"{aliquot.barcode} has a place already: move it instead",
@@ -236,8 +251,10 @@ def move(session: Session, actor: str, moves: list[dict[str, Any]],
          reason: str | None = None) -> None:
     """Move stored tubes to new places in one go (``moves``: aliquot, box, row, col)."""
     ids = [m["aliquot"].id for m in moves]
+    lock_tubes(session, ids)
     rows = {p.aliquot_id: p for p in session.scalars(
-        select(Position).where(Position.aliquot_id.in_(ids)))}
+        select(Position).where(Position.aliquot_id.in_(ids))
+        .execution_options(populate_existing=True))}
     for index, spec in enumerate(moves):
         where = rows.get(spec["aliquot"].id)
         field = f"moves.{index}.aliquot" if len(moves) > 1 else "barcode"
@@ -254,6 +271,7 @@ def move(session: Session, actor: str, moves: list[dict[str, Any]],
 
 def take_out(session: Session, actor: str, aliquot: Aliquot, reason: str | None = None) -> None:
     """Take a tube out of its place; the place stays kept for it until it is put back."""
+    _lock(session, aliquot)
     where = position_of(session, aliquot)
     if where is None:
         raise Conflict(f"{aliquot.barcode} has no place to be taken out of", field="barcode")
@@ -284,6 +302,7 @@ def _mark_out(session: Session, actor: str, aliquot: Aliquot, where: Position, e
 def put_back(session: Session, actor: str, aliquot: Aliquot, box: Container | None = None,
              position: str | None = None, reason: str | None = None) -> None:
     """Put a taken-out tube back: in its kept place, or in a new one."""
+    _lock(session, aliquot)
     where = position_of(session, aliquot)
     if where is None or where.out_since is None:
         raise Conflict(f"{aliquot.barcode} is not taken out", field="barcode")
@@ -304,10 +323,11 @@ def _back(session: Session, actor: str, aliquot: Aliquot, where: Position | None
 
 def thaw(session: Session, actor: str, aliquot: Aliquot, reason: str | None = None) -> int:
     """Thaw a tube: its freeze–thaw count goes up by one and it leaves its place (kept)."""
-    if aliquot.status not in THAWABLE:
-        raise Conflict(f"{aliquot.barcode} is {aliquot.status}: it cannot be thawed",
+    status = _lock(session, aliquot)
+    if status not in THAWABLE:
+        raise Conflict(f"{aliquot.barcode} is {status}: it cannot be thawed",
                        field="barcode")
-    if session.get(Thaw, aliquot.id) is not None:
+    if session.get(Thaw, aliquot.id, populate_existing=True) is not None:
         raise Conflict(f"{aliquot.barcode} is thawed already: refreeze it first",
                        field="barcode")
     try:
@@ -336,7 +356,8 @@ def thaw(session: Session, actor: str, aliquot: Aliquot, reason: str | None = No
 def refreeze(session: Session, actor: str, aliquot: Aliquot, box: Container | None = None,
              position: str | None = None, reason: str | None = None) -> None:
     """Freeze a thawed tube again: in its kept place, or in the place given."""
-    if session.get(Thaw, aliquot.id) is None:
+    _lock(session, aliquot)
+    if session.get(Thaw, aliquot.id, populate_existing=True) is None:
         raise Conflict(f"{aliquot.barcode} is not thawed", field="barcode")
     _back(session, actor, aliquot, position_of(session, aliquot), box, position, reason)
 
