@@ -78,12 +78,22 @@ def _init_extensions(app: Flask) -> None:
                     # What the commit still had to write failed (SQLite's lock, a
                     # constraint): undone, and answered by the handler a view would have
                     # had (503, 409); one without a handler stays an error.
-                    session.rollback()
+                    _roll_back(session)
                     response = app.make_response(app.handle_user_exception(exc))
             else:
-                session.rollback()
+                _roll_back(session)
         _security_headers(response)
         return response
+
+
+def _roll_back(session: Any) -> None:
+    """Undo the request's transaction. On a connection that died (the database went away:
+    the answer is a 503 already) there is nothing left to undo, and the rollback's own
+    failure must not turn that answer into a 500: the session discards the connection."""
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        session.close()
 
 
 SECURITY_HEADERS = (

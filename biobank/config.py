@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     # SQLite: how long a writer waits for the one write lock before the request is answered
     # 503 (retry).
     "SQLITE_BUSY_SECONDS": 30.0,
+    # PostgreSQL: seconds to wait for a new connection; an unreachable server is then a 503
+    # (retry), not a request hanging.
+    "DATABASE_CONNECT_TIMEOUT": 5.0,
     # The largest request body, in bytes (413 beyond): JSON bodies are small; an upload
     # route declares its own limit (biobank.guards.body_limit).
     "MAX_BODY_BYTES": 1024 * 1024,
@@ -60,7 +63,7 @@ _INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX", "SESSION_H
              "LOGIN_FREE_FAILURES", "LOGIN_DELAY_SECONDS", "LOGIN_DELAY_MAX_SECONDS",
              "LOGIN_FORGET_HOURS", "MAX_BODY_BYTES"}
 _BOOL_KEYS = {"SQL_ECHO", "SESSION_COOKIE_SECURE"}
-_FLOAT_KEYS = {"PRINTER_TIMEOUT", "SQLITE_BUSY_SECONDS"}
+_FLOAT_KEYS = {"PRINTER_TIMEOUT", "SQLITE_BUSY_SECONDS", "DATABASE_CONNECT_TIMEOUT"}
 
 
 def from_environment(environ: dict[str, str] | None = None) -> dict[str, Any]:

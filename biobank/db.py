@@ -136,9 +136,11 @@ def json_timestamp(value: str | None) -> dt.datetime | None:
 SQLITE_MMAP_BYTES = 1 << 30
 
 
-def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0) -> Engine:
+def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
+                connect_seconds: float = 5.0) -> Engine:
     """Create the engine; SQLite gets real transactions, foreign keys and WAL. JSON columns
-    are read with orjson (the scan reads four per tube; half the time of the json module)."""
+    are read with orjson (the scan reads four per tube; half the time of the json module).
+    PostgreSQL connections give up after ``connect_seconds`` (then the request is a 503)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds},
                                json_deserializer=orjson.loads)
@@ -170,7 +172,9 @@ def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0) -> Eng
 
         _refuse_writes_when_read_only(engine)
         return engine
-    engine = create_engine(url, echo=echo, json_deserializer=orjson.loads)
+    # libpq counts connect_timeout in whole seconds (at least 2).
+    engine = create_engine(url, echo=echo, json_deserializer=orjson.loads,
+                           connect_args={"connect_timeout": max(2, round(connect_seconds))})
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     _refuse_writes_when_read_only(engine)
     return engine
@@ -268,7 +272,8 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
 def init_app(app: Flask) -> None:
     """Attach an engine and a session factory to the app; close sessions at teardown."""
     engine = make_engine(app.config["DATABASE_URL"], echo=app.config["SQL_ECHO"],
-                         busy_seconds=app.config["SQLITE_BUSY_SECONDS"])
+                         busy_seconds=app.config["SQLITE_BUSY_SECONDS"],
+                         connect_seconds=app.config["DATABASE_CONNECT_TIMEOUT"])
     app.extensions["biobank.engine"] = engine
     app.extensions["biobank.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     # Read-only requests: autocommit (SQLite: no BEGIN, see make_engine; pysqlite's own

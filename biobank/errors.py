@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -151,6 +151,15 @@ def init_app(app: Flask) -> None:
             response = jsonify(error_body(409, CLASHED))
             response.headers["Retry-After"] = "1"
             return response, 409
+        if database_unavailable(exc):
+            return _busy(UNAVAILABLE)
+        raise exc
+
+    @app.errorhandler(InterfaceError)
+    def _interface_error(exc: InterfaceError):  # type: ignore[no-untyped-def]
+        # The driver's connection was closed under it (psycopg: "the connection is closed").
+        if database_unavailable(exc):
+            return _busy(UNAVAILABLE)
         raise exc
 
     @app.errorhandler(PoolTimeout)
@@ -165,6 +174,31 @@ def init_app(app: Flask) -> None:
 TRANSACTION_ROLLBACK = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
 CLASHED = ("another change to the same records got in the way; nothing was changed: "
            "look again and repeat the request")
+
+
+UNAVAILABLE = ("the database is unavailable or did not answer; nothing was changed: "
+               "try again in a moment")
+# SQLSTATE classes of a server that cannot serve now: connection exception, insufficient
+# resources (too many connections), operator intervention (shutting down, starting up,
+# cancelled), system error.
+_UNAVAILABLE_CLASSES = ("08", "53", "57", "58")
+# SQLite: a file that cannot be opened or read (a missing volume, a full disk).
+_SQLITE_UNAVAILABLE = ("unable to open database file", "disk I/O error", "database or disk is full")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot be reached or cannot serve now
+    (a 503: the service cannot fix it, and the client may retry), rather than a fault of
+    the request or of the code. psycopg gives no SQLSTATE for a connection that failed or
+    dropped (refused, reset, closed by the server, timed out)."""
+    if exc.connection_invalidated:
+        return True
+    code = sqlstate(exc)
+    if getattr(exc.orig, "__module__", "").startswith("sqlite3"):
+        return any(text in str(exc.orig) for text in _SQLITE_UNAVAILABLE)
+    if code is None:
+        return isinstance(exc, OperationalError | InterfaceError)
+    return code.startswith(_UNAVAILABLE_CLASSES)
 
 
 def sqlstate(exc: BaseException) -> str | None:

@@ -258,8 +258,10 @@ def _denied(status: int, message: str) -> Response:
 
 
 def _refuse_unsettled(response: Response) -> Response:
-    # A view that deferred the token check and never made it: the asker is unknown.
-    if g.pop(_PENDING, None) is not None:
+    # A view that deferred the token check and never made it: the asker is unknown. A
+    # server-side failure (the database unavailable: 503) stays what it is: it tells
+    # nothing about the tube, and a scanner told "unauthenticated" would blame its token.
+    if g.pop(_PENDING, None) is not None and response.status_code < 500:
         return _denied(401, NO_ASKER)
     return response
 
