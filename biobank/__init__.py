@@ -21,6 +21,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _connect_domains()
     _register_cli(app)
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client's address and scheme as the trusted proxies saw them (the login
+        # throttle counts per address; Secure cookies and redirects need the scheme).
+        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
+                                x_for=proxies, x_proto=proxies, x_host=proxies)
     return app
 
 

@@ -31,6 +31,11 @@ DEFAULTS: dict[str, Any] = {
     "LOGIN_DELAY_SECONDS": 2,
     "LOGIN_DELAY_MAX_SECONDS": 900,
     "LOGIN_FORGET_HOURS": 24,
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto/-Host are believed
+    # (werkzeug's ProxyFix): 0 when clients reach the app directly (the headers are then
+    # ignored: anyone can send them), 1 behind deploy/'s nginx. Without it every client
+    # behind a proxy shares the proxy's address, and the login throttle locks them together.
+    "TRUSTED_PROXIES": 0,
     # Label printers: seconds to wait for a printer to take a job; the template folder
     # (default: labels/ beside the biobank package).
     "PRINTER_TIMEOUT": 5.0,
@@ -61,7 +66,7 @@ DEFAULTS: dict[str, Any] = {
 # Values read from the environment are strings; these keys are converted.
 _INT_KEYS = {"BARCODE_DIGITS", "SCAN_RECENT_EVENTS", "PAGE_SIZE_MAX", "SESSION_HOURS",
              "LOGIN_FREE_FAILURES", "LOGIN_DELAY_SECONDS", "LOGIN_DELAY_MAX_SECONDS",
-             "LOGIN_FORGET_HOURS", "MAX_BODY_BYTES"}
+             "LOGIN_FORGET_HOURS", "MAX_BODY_BYTES", "TRUSTED_PROXIES"}
 _BOOL_KEYS = {"SQL_ECHO", "SESSION_COOKIE_SECURE"}
 _FLOAT_KEYS = {"PRINTER_TIMEOUT", "SQLITE_BUSY_SECONDS", "DATABASE_CONNECT_TIMEOUT"}
 

@@ -340,7 +340,7 @@ def test_repeated_failures_lock_the_username_and_address(browser, make_user, ses
     """After the free failures, the pair is locked: even the right password gets 429."""
     user = make_user()
     free = app.config["LOGIN_FREE_FAILURES"]
-    for _ in range(free):
+    for _ in range(free - 1):
         assert post_login(browser, user.username, "wrong guess!").status_code == 401
     assert throttle_row(session, user.username).locked_until is None
     assert post_login(browser, user.username, "wrong guess!").status_code == 401
@@ -354,7 +354,7 @@ def test_repeated_failures_lock_the_username_and_address(browser, make_user, ses
 def test_the_lock_is_per_address_and_case_blind(browser, make_user, app):
     """Another address may still try; "USER" and "user" share one counter."""
     user = make_user()
-    for _ in range(app.config["LOGIN_FREE_FAILURES"] + 1):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
         post_login(browser, user.username.upper(), "wrong guess!")
     assert post_login(browser, user.username, PASSWORD).status_code == 429
     elsewhere = app.test_client()
@@ -364,7 +364,7 @@ def test_the_lock_is_per_address_and_case_blind(browser, make_user, app):
 
 def test_unknown_usernames_are_throttled_the_same_way(browser, app):
     """The lock does not reveal whether a username exists."""
-    for _ in range(app.config["LOGIN_FREE_FAILURES"] + 1):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
         assert post_login(browser, "no-such-user", "guess guess!").status_code == 401
     assert post_login(browser, "no-such-user", "guess guess!").status_code == 429
 
@@ -373,7 +373,7 @@ def test_after_the_wait_a_right_password_works_and_clears_the_count(browser, mak
                                                                      session, app):
     """Once the lock has passed, logging in succeeds and forgets the failures."""
     user = make_user()
-    for _ in range(app.config["LOGIN_FREE_FAILURES"] + 1):
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
         post_login(browser, user.username, "wrong guess!")
     row = throttle_row(session, user.username)
     row.locked_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
@@ -381,3 +381,32 @@ def test_after_the_wait_a_right_password_works_and_clears_the_count(browser, mak
     assert post_login(browser, user.username, PASSWORD).status_code == 302
     session.expire_all()
     assert throttle_row(session, user.username) is None
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_count(browser, make_user, app):
+    """BIOBANK_TRUSTED_PROXIES=1: two clients behind one proxy (one REMOTE_ADDR, their own
+    X-Forwarded-For) are throttled apart; the first one's lock does not lock the second."""
+    from biobank import create_app
+
+    behind = create_app({**app.config, "TRUSTED_PROXIES": 1})
+    behind.extensions.update({key: value for key, value in app.extensions.items()
+                              if key.startswith("biobank.")})
+    user = make_user()
+    first, second = behind.test_client(), behind.test_client()
+    first.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.10"
+    second.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.20"
+    for _ in range(app.config["LOGIN_FREE_FAILURES"]):
+        post_login(first, user.username, "wrong guess!")
+    assert post_login(first, user.username, PASSWORD).status_code == 429
+    assert post_login(second, user.username, PASSWORD).status_code == 302
+
+
+def test_without_trusted_proxies_a_forwarded_address_is_ignored(browser, make_user, app):
+    """By default (0 trusted proxies) X-Forwarded-For is anyone's to send: a guesser who
+    changes it every time is still counted under its real address."""
+    user = make_user()
+    for n in range(app.config["LOGIN_FREE_FAILURES"]):
+        browser.environ_base["HTTP_X_FORWARDED_FOR"] = f"198.51.100.{n}"
+        post_login(browser, user.username, "wrong guess!")
+    browser.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.99"
+    assert post_login(browser, user.username, PASSWORD).status_code == 429

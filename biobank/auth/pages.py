@@ -55,7 +55,10 @@ def login():  # type: ignore[no-untyped-def]
         return login_page(400, STALE_FORM, username, next_url)
     session = get_session()
     address = request.remote_addr or "unknown"
-    wait = throttle.wait_seconds(session, username, address)
+    # Counted before the check, and committed at once: concurrent guesses see it.
+    wait = throttle.attempt(session, username, address,
+                            throttle.Policy.from_config(current_app.config))
+    session.commit()
     if wait:
         body, status = login_page(
             429, f"Too many failed logins. Wait {wait} seconds before trying again.",
@@ -63,10 +66,6 @@ def login():  # type: ignore[no-untyped-def]
         return body, status, {"Retry-After": str(wait)}
     user = service.user_for_password(session, username.strip(), password)
     if user is None:
-        throttle.record_failure(session, username, address,
-                                throttle.Policy.from_config(current_app.config))
-        # The failure must be counted although this request's transaction is rolled back.
-        session.commit()
         return login_page(401, WRONG_CREDENTIALS, username, next_url)
     throttle.clear(session, username, address)
     secret = service.start_web_session(session, user, hours=current_app.config["SESSION_HOURS"])

@@ -1,8 +1,14 @@
 """Slowing down password guessing: failed logins per username and address, in the database.
 
-A few failures cost nothing; after that each failure locks the pair for a wait that
-doubles up to a ceiling. The count lives in ``login_throttle`` so that every gunicorn
-worker sees it, and is upserted in one statement so concurrent failures are all counted.
+A few failures cost nothing; after that each attempt must wait, a wait that doubles up to a
+ceiling. The count lives in ``login_throttle`` so that every gunicorn worker sees it.
+
+Every attempt is counted *before* its password is checked (``attempt``: one upsert, which
+refuses a locked pair, and the lock for the next attempt, under the row's lock, committed
+before the check), and forgotten only by a success (``clear``). So however many attempts
+arrive at once, no more than the free failures are checked before the pair locks: a check
+that reads the count first and counts the failure after (the earlier design) let 34 of 64
+concurrent guesses through instead of 5.
 """
 
 from __future__ import annotations
@@ -66,9 +72,16 @@ def wait_seconds(session: Session, username: str, address: str,
     return math.ceil((locked_until - now).total_seconds())
 
 
-def record_failure(session: Session, username: str, address: str, policy: Policy,
-                   now: dt.datetime | None = None) -> int:
-    """Count a failed login; returns the seconds the pair is now locked for."""
+def attempt(session: Session, username: str, address: str, policy: Policy,
+            now: dt.datetime | None = None) -> int:
+    """Count a login attempt before its password is checked, as a failure until ``clear``;
+    returns 0 when the password may be checked, else the seconds to wait (nothing counted).
+
+    The upsert adds the attempt only if the pair is not locked, and returns the count; the
+    attempt that uses up the free failures locks the pair for the next one in the same
+    transaction, while the upsert's row lock holds the others back. The caller commits
+    before checking the password, so that the next attempt sees both.
+    """
     now = now or utcnow()
     name, addr = _key(username, address)
     table = LoginThrottle.__table__
@@ -81,11 +94,14 @@ def record_failure(session: Session, username: str, address: str, policy: Policy
         .on_conflict_do_update(
             index_elements=[table.c.username, table.c.address],
             set_={"failures": case((stale, 1), else_=table.c.failures + 1),
-                  "last_failed_at": now})
+                  "last_failed_at": now},
+            where=table.c.locked_until.is_(None) | (table.c.locked_until <= now))
         .returning(table.c.failures)
     )
-    failures = session.execute(statement).scalar_one()
-    delay = policy.delay(failures)
+    failures = session.execute(statement).scalar()
+    if failures is None:  # locked: refused without a check
+        return max(1, wait_seconds(session, username, address, now))
+    delay = policy.delay(failures + 1)
     if delay:
         session.execute(update(table)
                         .where(table.c.username == name, table.c.address == addr)
@@ -94,11 +110,11 @@ def record_failure(session: Session, username: str, address: str, policy: Policy
     session.execute(delete(table).where(
         table.c.last_failed_at < now - policy.forget_after,
         (table.c.locked_until.is_(None)) | (table.c.locked_until < now)))
-    return delay
+    return 0
 
 
 def clear(session: Session, username: str, address: str) -> None:
-    """Forget the failures of a pair after a successful login."""
+    """Forget the failures (and attempts) of a pair after a successful login."""
     name, addr = _key(username, address)
     session.execute(delete(LoginThrottle).where(
         LoginThrottle.username == name, LoginThrottle.address == addr))
