@@ -1,8 +1,9 @@
-"""``python -m bench.load``: the scan endpoint under load, served by gunicorn, next to the
-bare route served the same way.
+"""``python -m bench.load``: the scan endpoint under load, served by the production stack,
+next to the bare route served the same way.
 
-Each app is served by gunicorn (``-w WORKERS``, sync workers, as the README deploys it) on
-127.0.0.1 only, warmed up, then driven for ``--duration`` seconds from another process:
+Each app is served by ``deploy/serve`` (nginx in front of gunicorn's ``WORKERS`` sync
+workers, as the README's "Running in production" deploys it; ``--no-proxy``: gunicorn
+alone, with deploy/gunicorn.conf.py) on 127.0.0.1 only, warmed up, then driven for ``--duration`` seconds from another process:
 wrk (Debian's ``wrk``) when it is installed, else a bounded Python load generator
 (processes with keep-alive ``http.client`` connections). Both stop by themselves. Reported:
 throughput, p50/p99 latency, errors, and each worker's peak RSS (VmHWM).
@@ -59,6 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=30, help="seconds per app (default 30)")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                         help="load generator (auto: wrk if installed)")
+    parser.add_argument("--no-proxy", action="store_true",
+                        help="serve with gunicorn alone, without nginx in front")
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -71,14 +74,21 @@ def free_port() -> int:
 
 
 class Server:
-    """gunicorn serving one app on 127.0.0.1, started and stopped by us."""
+    """One app served on 127.0.0.1 by deploy/serve (nginx → gunicorn), or by gunicorn alone
+    with the same settings, started and stopped by us."""
 
-    def __init__(self, app: str, env: dict[str, str], workers: int) -> None:
+    def __init__(self, app: str, env: dict[str, str], workers: int,
+                 proxy: bool = True) -> None:
         self.port = free_port()
+        if proxy:
+            command = [str(ROOT / "deploy" / "serve"), "--port", str(self.port),
+                       "--workers", str(workers), "--quiet", "--app", app]
+        else:
+            command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
+                       "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
+                       "--log-level", "warning", app]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(workers), "--log-level", "warning", app],
-            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
 
     def wait_ready(self, path: str, headers: dict[str, str], seconds: float = 60) -> None:
@@ -86,7 +96,7 @@ class Server:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("gunicorn stopped: "
+                raise RuntimeError("the server stopped: "
                                    + (self.process.stderr.read().decode() if self.process.stderr
                                       else ""))
             try:
@@ -97,15 +107,26 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"gunicorn did not answer {path} within {seconds} s")
+        raise RuntimeError(f"the server did not answer {path} within {seconds} s")
+
+    def _gunicorn_pid(self) -> int | None:
+        """gunicorn's master: the process itself, or deploy/serve's child that is."""
+        pid = self.process.pid
+        for candidate in [str(pid), *_children(pid)]:
+            try:
+                command = Path(f"/proc/{candidate}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"gunicorn" in command:
+                return int(candidate)
+        return None
 
     def worker_rss_mb(self) -> list[float]:
-        """Peak RSS (VmHWM) of each worker, in MB."""
-        pid = self.process.pid
-        try:
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
+        """Peak RSS (VmHWM) of each gunicorn worker, in MB."""
+        master = self._gunicorn_pid()
+        if master is None:
             return []
+        children = _children(master)
         peaks = []
         for child in children:
             try:
@@ -118,7 +139,7 @@ class Server:
         return peaks
 
     def stop(self) -> None:
-        """Stop gunicorn (graceful, then forced) and its workers."""
+        """Stop the server (graceful, then forced): serve stops nginx and gunicorn."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -128,6 +149,13 @@ class Server:
                 self.process.wait()
         if self.process.stderr:
             self.process.stderr.close()
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
 
 
 # --- load generators -------------------------------------------------------------------------
@@ -272,7 +300,7 @@ def ensure_built(url: str, aliquots: int) -> int:
 def measure(label: str, app_spec: str, env: dict[str, str], path_of: Any, codes: list[str],
             headers: dict[str, str], args: argparse.Namespace, client: str) -> dict[str, Any]:
     """Serve one app, warm it up, drive it, read its workers' memory, stop it."""
-    server = Server(app_spec, env, args.workers)
+    server = Server(app_spec, env, args.workers, proxy=not args.no_proxy)
     try:
         server.wait_ready(path_of(codes[0]), headers)
         paths = [path_of(code) for code in codes]
@@ -303,13 +331,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scan = measure("the scan endpoint", "wsgi:app", product_env,
                    lambda code: f"/api/v1/scan/{code}", codes,
                    {"Authorization": f"Bearer {token}"}, args, client)
-    floor = measure("the bare route", "bench.bare:make_app()", {"BENCH_DATABASE_URL": url},
+    floor = measure("the bare route", "bench.bare:make_app()", {"BENCH_DATABASE_URL": url,
+                                                            "BIOBANK_DATABASE_URL": url},
                     lambda code: f"/scan/{code}", codes, {}, args, client)
     share = scan["throughput_rps"] / floor["throughput_rps"]
     return {
         "database": make_url(url).get_backend_name(), "aliquots": aliquots,
         "workers": args.workers, "connections": args.connections,
-        "duration_s": args.duration, "client": client, "scan": scan, "bare": floor,
+        "duration_s": args.duration, "client": client,
+        "served_by": "gunicorn" if args.no_proxy else "nginx → gunicorn (deploy/serve)",
+        "scan": scan, "bare": floor,
         "throughput_share": share,
         "targets": {"throughput_share": share >= TARGET_SHARE,
                     "errors": scan["errors"] == 0,

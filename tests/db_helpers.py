@@ -7,8 +7,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import datetime as dt
+from decimal import Decimal
+from types import SimpleNamespace
+
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 
 def private_database(tmp: Path, suffix: str) -> Iterator[str]:
@@ -30,3 +35,39 @@ def private_database(tmp: Path, suffix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def one_tube_biobank(url: str) -> SimpleNamespace:
+    """Migrate an empty database, and give it one tube and a technician's token."""
+    from biobank import clock, create_app
+    from biobank.auth import service as auth_service
+    from biobank.patients import service as patients
+    from biobank.samples import service as samples
+
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    runner = app.test_cli_runner()
+    for command in (["db", "upgrade"], ["reference", "load"]):
+        result = runner.invoke(args=command)
+        assert result.exit_code == 0, result.output
+    engine = app.extensions["biobank.engine"]
+    with Session(engine, expire_on_commit=False) as session:
+        patient = patients.register(session, "setup", {
+            "study_id": "IF21-NL-901", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1", "diagnosis_date": clock.today(),
+            "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
+            "day8_blasts_per_ul": None, "prednisone_response": "good"})
+        collected = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
+        sample = samples.register_sample(session, "setup", {
+            "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
+            "material": "BM", "collected_at": collected,
+            "received_at": collected + dt.timedelta(hours=1), "volume_ml": Decimal("4"),
+            "container_code": "PED", "precentrifugation_delay_hours": None,
+            "precentrifugation_temperature": None, "accession_number": None,
+            "notes": None}, samples.Numbering())
+        tube = samples.split(session, "setup", sample, [
+            {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")}], samples.Numbering())[0]
+        user = auth_service.create_user(session, "deploy-tech", "technician")
+        token = auth_service.issue_token(session, user)
+        session.commit()
+    engine.dispose()
+    return SimpleNamespace(barcode=tube.barcode, headers={"Authorization": f"Bearer {token}"})
