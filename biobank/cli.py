@@ -30,7 +30,11 @@ def alembic_config(connection=None):  # type: ignore[no-untyped-def]
     return config
 
 
-def _run_alembic(command_name: str, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _run_alembic(command_name: str, *args, check=None, before=None,  # type: ignore[no-untyped-def]
+                 **kwargs) -> None:
+    """Run an Alembic command in one transaction; ``before(connection)`` and
+    ``check(connection)``, when given, run in it before and after the command, and ``check``
+    may refuse (raise) before anything is committed."""
     from alembic import command
 
     with get_engine().connect() as connection:
@@ -44,12 +48,16 @@ def _run_alembic(command_name: str, *args, **kwargs) -> None:  # type: ignore[no
             raw.execute("PRAGMA foreign_keys = OFF")
         try:
             with connection.begin():
+                if before is not None:
+                    before(connection)
                 getattr(command, command_name)(alembic_config(connection), *args, **kwargs)
                 if raw is not None:
                     broken = raw.execute("PRAGMA foreign_key_check").fetchall()
                     if broken:
                         raise click.ClickException(f"the migration left rows pointing at "
                                                    f"nothing: {broken[:5]}")
+                if check is not None:
+                    check(connection)
         finally:
             if raw is not None:
                 raw.execute("PRAGMA foreign_keys = ON")
@@ -68,10 +76,65 @@ def db_upgrade(revision: str) -> None:
 
 @db_cli.command("downgrade")
 @click.argument("revision", default="-1")
-def db_downgrade(revision: str) -> None:
-    """Downgrade the schema (default: one step; `base` empties it)."""
-    _run_alembic("downgrade", revision)
+@click.option("--force", is_flag=True,
+              help="drop tables and columns that hold data (they are listed)")
+def db_downgrade(revision: str, force: bool) -> None:
+    """Downgrade the schema (default: one step; `base` empties it). A downgrade that would
+    drop a table holding rows or a column holding values is refused, with what it would
+    lose, unless --force (then it says what was lost)."""
+    holdings: dict[str, tuple[int, dict[str, int]]] = {}
+
+    def refuse_losses(connection) -> None:  # type: ignore[no-untyped-def]
+        # The downgrade ran in this transaction: what it dropped is what is gone from the
+        # schema now, and the counts taken before say what that held.
+        lost = losses(connection, holdings)
+        if lost and not force:
+            raise click.ClickException(
+                "refused: this downgrade would drop data:\n  " + "\n  ".join(lost)
+                + "\nnothing was changed; back the database up (backup create) and add "
+                "--force to drop it")
+        for line in lost:
+            click.echo(f"dropped {line}")
+
+    def count_first(connection) -> None:  # type: ignore[no-untyped-def]
+        holdings.update(count_holdings(connection))
+
+    _run_alembic("downgrade", revision, check=refuse_losses, before=count_first)
     click.echo(f"database at {revision}")
+
+
+def count_holdings(connection) -> dict[str, tuple[int, dict[str, int]]]:  # type: ignore[no-untyped-def]
+    """Each table's rows and each column's non-null values (one statement per table)."""
+    from sqlalchemy import inspect
+
+    found: dict[str, tuple[int, dict[str, int]]] = {}
+    inspector = inspect(connection)
+    for table in inspector.get_table_names():
+        if table == "alembic_version":
+            continue
+        columns = [c["name"] for c in inspector.get_columns(table)]
+        counts = ", ".join(f'count("{c}")' for c in columns)
+        row = connection.exec_driver_sql(f'SELECT count(*), {counts} FROM "{table}"').one()
+        found[table] = (row[0], dict(zip(columns, row[1:], strict=True)))
+    return found
+
+
+def losses(connection, before: dict[str, tuple[int, dict[str, int]]]) -> list[str]:  # type: ignore[no-untyped-def]
+    """The tables with rows and the columns with values that are no longer there."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(connection)
+    tables = set(inspector.get_table_names())
+    lost = []
+    for table, (rows, columns) in sorted(before.items()):
+        if table not in tables:
+            if rows:
+                lost.append(f"table {table}: {rows} rows")
+            continue
+        kept = {c["name"] for c in inspector.get_columns(table)}
+        lost += [f"column {table}.{column}: {values} values"
+                 for column, values in columns.items() if values and column not in kept]
+    return lost
 
 
 @db_cli.command("check")
