@@ -50,7 +50,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
         [str(ROOT / "deploy" / "serve"), "--port", str(port), "--workers", "2", "--quiet"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "BIOBANK_DATABASE_URL": url,
-             "BIOBANK_SECRET_KEY": "deploy-test-" + "0" * 32})
+             "BIOBANK_SECRET_KEY": "deploy-test-" + "0" * 32,
+             # The lock after the free login failures outlasts a slow machine's next attempt.
+             "BIOBANK_LOGIN_DELAY_SECONDS": "600"})
     try:
         upstream = None
         deadline = time.monotonic() + 120
