@@ -268,7 +268,10 @@ def run_python(port: int, paths: list[str], headers: dict[str, str], seconds: in
         elapsed = time.time() - started
     times = [t for result in results for t in result[0]]
     return {"requests": len(times), "throughput_rps": len(times) / elapsed,
-            "p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99),
+            # None: no request finished (the warm-up, on a machine so busy that starting the
+            # client processes took all of it).
+            "p50_ms": percentile(times, 50) if times else None,
+            "p99_ms": percentile(times, 99) if times else None,
             "errors": sum(result[2] for result in results)}
 
 
