@@ -3,8 +3,9 @@ next to the bare route served the same way.
 
 Each app is served by ``deploy/serve`` (nginx in front of gunicorn's ``WORKERS`` sync
 workers, as the README's "Running in production" deploys it; ``--no-proxy``: gunicorn
-alone, with deploy/gunicorn.conf.py) on 127.0.0.1 only, warmed up, then driven for ``--duration`` seconds from another process:
-wrk (Debian's ``wrk``) when it is installed, else a bounded Python load generator
+alone, with deploy/gunicorn.conf.py) on 127.0.0.1 only, warmed up, then driven for
+``--duration`` seconds from another process: wrk (Debian's ``wrk``) when it is installed,
+else a bounded Python load generator
 (processes with keep-alive ``http.client`` connections). Both stop by themselves. Reported:
 throughput, p50/p99 latency, errors, and each worker's peak RSS (VmHWM).
 

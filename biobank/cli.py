@@ -205,7 +205,7 @@ def _report(summary) -> None:  # type: ignore[no-untyped-def]
     for line in summary.lines():
         click.echo(line)
     if summary.broken:
-        sys.exit(1)
+        raise SystemExit(1)
 
 
 def register(app: Flask) -> None:
