@@ -49,6 +49,7 @@ def init_app(app: Flask) -> Api:
     from biobank.labels.api import blp as labels_blp
     from biobank.patients.api import blp as patients_blp
     from biobank.reference.api import blp as reference_blp
+    from biobank.reports.api import blp as reports_blp
     from biobank.requests.api import RequestNumber
     from biobank.requests.api import blp as requests_blp
     from biobank.samples.api import blp as samples_blp
@@ -67,5 +68,6 @@ def init_app(app: Flask) -> Api:
     api.register_blueprint(station_blp, url_prefix="/api/v1")
     api.register_blueprint(labels_blp, url_prefix="/api/v1")
     api.register_blueprint(requests_blp, url_prefix="/api/v1")
+    api.register_blueprint(reports_blp, url_prefix="/api/v1")
     app.extensions["biobank.api"] = api
     return api

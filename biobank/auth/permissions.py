@@ -68,6 +68,10 @@ MATRIX: dict[str, frozenset[str]] = {
     # The FHIR API: everyone reads, each within their scope (researchers: what their
     # sub-studies received, pseudonymised; site-scoped users: their sites).
     "fhir:read": frozenset({T, R, C, M, A}),
+    # Reports and pictures (site-scoped users: their sites; researchers: only the requests
+    # report, of their own sub-studies).
+    "report:read": frozenset({T, C, M, A}),
+    "report:requests": frozenset({T, R, M, A}),
     # Accounts.
     "user:self": frozenset({T, R, C, M, A}),
     "user:admin": frozenset({A}),
@@ -118,6 +122,10 @@ ACTION_DESCRIPTIONS = {
     "storage:configure": "register freezers and box types",
     "fhir:read": "read the FHIR R4 API under /fhir: Specimen, Patient, Consent, MIABIS "
                  "(researchers: what their sub-studies received, pseudonymised)",
+    "report:read": "reports and pictures: cohort completeness, freezer capacity, inventory "
+                   "over time (site-scoped users: their sites)",
+    "report:requests": "the requests and shipments report (researchers: own sub-studies "
+                       "only)",
     "user:self": "see one's own account",
     "user:admin": "manage users and tokens",
 }

@@ -1,0 +1,227 @@
+"""``GET /api/v1/reports/{completeness,capacity,inventory,requests}``: each as JSON (the
+table), CSV (the same table as a file, through the safe CSV writer) or SVG (the picture, with
+its text alternative)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from biobank import clock
+from biobank.auth.permissions import requires
+from biobank.auth.web import current_asker
+from biobank.csvsafe import stream_csv
+from biobank.db import get_session
+from biobank.errors import Invalid
+from biobank.reference.models import AliquotType, Material
+from biobank.reports import capacity, completeness, inventory, pictures, shipments
+from biobank.reports import schemas as s
+from biobank.reports.period import date_range
+from biobank.reports.scope import ReportScope, report_scope
+
+blp = Blueprint("reports", __name__, description="Reports and pictures for the trial office")
+
+_CONTENT = {"text/csv": {"schema": {"type": "string"}},
+            pictures.MIME: {"schema": {"type": "string"}}}
+_ANSWERS = ("the report: JSON (format=json, the default), CSV (format=csv) or an SVG picture "
+            "with <title> and <desc> as its text alternative (format=svg)")
+
+
+def _documented(view: Any) -> Any:
+    """The report's other formats, documented beside its JSON."""
+    return blp.doc(responses={200: {"content": _CONTENT}})(view)
+
+
+def _scope() -> ReportScope:
+    asker = current_asker()
+    return report_scope(get_session(), asker.id, asker.role)
+
+
+def _csv(name: str, header: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> Response:
+    response = Response(stream_csv(header, rows), mimetype="text/csv")
+    response.charset = "utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def _svg(text: str) -> Response:
+    return Response(text, mimetype=pictures.MIME)
+
+
+def _answer(args: dict[str, Any], name: str, data: Callable[[], Any],
+            csv: Callable[[], tuple[tuple[str, ...], Iterable[Iterable[Any]]]],
+            svg: Callable[[], str]) -> Any:
+    if args["format"] == "csv":
+        return _csv(name, *csv())
+    if args["format"] == "svg":
+        return _svg(svg())
+    return data()
+
+
+def _check_codes(args: dict[str, Any]) -> None:
+    """A material or aliquot type named in the query must exist (422 naming it)."""
+    for field, model, what in (("material", Material, "material"),
+                               ("aliquot_type", AliquotType, "aliquot type")):
+        code = args.get(field)
+        if code is not None and get_session().scalar(
+                select(model.id).where(model.code == code)) is None:
+            raise Invalid(f"no {what} {code}", field=field, location="query")
+
+
+# --- completeness ----------------------------------------------------------------------------
+
+@blp.route("/reports/completeness", methods=["GET"])
+@blp.arguments(s.CompletenessQuery, location="query")
+@blp.response(200, s.CompletenessOut, description=_ANSWERS)
+@blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
+@_documented
+@requires("report:read")
+def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Cohort completeness: expected, received, missing and not yet due per timepoint."""
+    session, scope, today = get_session(), _scope(), clock.today()
+    _check_codes(args)
+
+    def rows() -> Any:
+        return completeness.CSV_HEADER, completeness.csv_rows(session, scope, args, today)
+
+    def picture() -> str:
+        found = completeness.report(session, scope, {**args, "per_page": 1}, today)
+        labels = [f"{r['timepoint']} {r['material']}" for r in found["summary"]]
+        series = {"received": [r["received"] for r in found["summary"]],
+                  "missing (window passed)": [r["missing"] for r in found["summary"]],
+                  "not yet due": [r["not_yet_due"] for r in found["summary"]]}
+        said = "; ".join(
+            f"{label}: " + pictures.words({"expected": r["expected"], "received": r["received"],
+                                           "missing": r["missing"],
+                                           "not yet due": r["not_yet_due"]})
+            for label, r in zip(labels, found["summary"], strict=True))
+        return pictures.stacked_bars(
+            "Cohort completeness",
+            f"Expected samples of {found['patients']} patients per timepoint and material, "
+            f"as of {today.isoformat()}. {said or 'No samples are expected.'}",
+            labels, series, "patients")
+
+    return _answer(args, "completeness",
+                   lambda: completeness.report(session, scope, args, today), rows, picture)
+
+
+# --- capacity ---------------------------------------------------------------------------------
+
+@blp.route("/reports/capacity", methods=["GET"])
+@blp.arguments(s.CapacityQuery, location="query")
+@blp.response(200, s.CapacityReportOut, description=_ANSWERS)
+@blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
+@_documented
+@requires("report:read")
+def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Freezer capacity: used and free positions; empty positions; boxes that could merge."""
+    session, scope, view = get_session(), _scope(), args["view"]
+    if args["format"] == "svg" and view != "summary":
+        raise Invalid("only the summary has a picture: use format=csv or json", field="format",
+                      location="query")
+
+    def listed() -> list[dict[str, Any]]:
+        if view == "empty":
+            return list(capacity.empty_positions(session, scope, args))
+        if view == "defrag":
+            return capacity.defragmentation(session, scope, args)
+        return capacity.summary(session, scope, args)
+
+    def data() -> dict[str, Any]:
+        return {"view": view, view: listed()}
+
+    def rows() -> Any:
+        header = {"summary": capacity.SUMMARY_HEADER, "empty": capacity.EMPTY_HEADER,
+                  "defrag": capacity.DEFRAG_HEADER}[view]
+        found = (capacity.empty_positions(session, scope, args) if view == "empty"
+                 else listed())
+        return header, ([row[key] for key in header] for row in found)
+
+    def picture() -> str:
+        found = capacity.summary(session, scope, args)
+        labels = [f"{r['site']} {r['freezer']} ({r['box_type']})" for r in found]
+        said = "; ".join(f"{label}: {r['occupied']} of {r['positions']} positions used, "
+                         f"{r['free']} free" for label, r in zip(labels, found, strict=True))
+        return pictures.stacked_bars(
+            "Freezer capacity",
+            f"Used and free positions per freezer and box type. {said or 'No boxes.'}",
+            labels, {"used": [r["occupied"] for r in found],
+                     "free": [r["free"] for r in found]}, "positions")
+
+    return _answer(args, f"capacity-{view}", data, rows, picture)
+
+
+# --- inventory over time --------------------------------------------------------------------
+
+@blp.route("/reports/inventory", methods=["GET"])
+@blp.arguments(s.InventoryQuery, location="query")
+@blp.response(200, s.InventoryOut, description=_ANSWERS)
+@blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
+@_documented
+@requires("report:read")
+def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Inventory over time: tubes received, shipped, consumed, destroyed, held per month."""
+    session, scope = get_session(), _scope()
+    _check_codes(args)
+    start, end = date_range(session, args)
+
+    def rows() -> Any:
+        found = inventory.rows(session, scope, args, start, end)
+        return inventory.CSV_HEADER, ([r[k] for k in inventory.CSV_HEADER] for r in found)
+
+    def picture() -> str:
+        months = inventory.totals(inventory.rows(session, scope, args, start, end), start, end)
+        labels = [m["month"] for m in months]
+        shown = ("received", "shipped", "consumed", "destroyed")
+        said = "; ".join(f"{m['month']}: " + pictures.words(
+            {**{k: m[k] for k in shown}, "held at the end": m["in_stock"]}) for m in months
+            if any(m[k] for k in (*shown, "in_stock")))
+        return pictures.stock_and_flows(
+            "Inventory over time",
+            f"Tubes held at each month's end, and tubes received, shipped, consumed and "
+            f"destroyed per month, from {start.isoformat()} to {end.isoformat()}. {said}",
+            labels, [m["in_stock"] for m in months], {k: [m[k] for m in months] for k in shown})
+
+    return _answer(args, "inventory",
+                   lambda: inventory.report(session, scope, args, start, end), rows, picture)
+
+
+# --- requests and shipments -----------------------------------------------------------------
+
+@blp.route("/reports/requests", methods=["GET"])
+@blp.arguments(s.RequestsQuery, location="query")
+@blp.response(200, s.RequestsOut, description=_ANSWERS)
+@_documented
+@requires("report:requests")
+def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Requests by state and age, tubes shipped per sub-study and month, turnaround."""
+    session, scope = get_session(), _scope()
+    start, end = date_range(session, args)
+
+    def rows() -> Any:
+        found = shipments.shipped(session, scope, start, end)
+        return shipments.SHIPPED_HEADER, ([r[k] for k in shipments.SHIPPED_HEADER]
+                                          for r in found)
+
+    def picture() -> str:
+        found = shipments.shipped(session, scope, start, end)
+        months = sorted({r["month"] for r in found})
+        series: dict[str, list[float]] = {}
+        for r in found:
+            series.setdefault(r["substudy"], [0] * len(months))[months.index(r["month"])] = \
+                r["tubes"]
+        said = "; ".join(f"{r['month']} {r['substudy']}: {r['tubes']} tubes in "
+                         f"{r['shipments']} shipments" for r in found)
+        return pictures.lines(
+            "Tubes shipped per sub-study",
+            f"Tubes shipped per sub-study and month from {start.isoformat()} to "
+            f"{end.isoformat()}. {said or 'Nothing was shipped.'}",
+            months, series, "tubes")
+
+    return _answer(args, "requests",
+                   lambda: shipments.report(session, scope, start, end, clock.now()),
+                   rows, picture)

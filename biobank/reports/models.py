@@ -1,0 +1,48 @@
+"""The inventory tallies (derived data kept by triggers: ``biobank.reports.tally``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, String, event
+from sqlalchemy.orm import Mapped, mapped_column
+
+from biobank.db import Base
+from biobank.reports import tally
+
+
+class InventoryTally(Base):
+    """Tubes per UTC month, site, material, aliquot type and flow (``tally.KINDS``); derived
+    data: no foreign keys, rows are never deleted."""
+
+    __tablename__ = tally.FLOWS
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    site_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    material_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    aliquot_type_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    tubes: Mapped[int]
+
+
+class ThawTally(Base):
+    """Tubes held in the biobank per site, material, aliquot type and freeze–thaw cycles."""
+
+    __tablename__ = tally.THAWS
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    site_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    material_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    aliquot_type_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    freeze_thaw_count: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    tubes: Mapped[int]
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_tally_triggers(_metadata: Any, connection: Connection, tables: Any = (),
+                           **_kw: Any) -> None:
+    """create_all (scratch databases) makes the triggers too; the migrations make their own."""
+    if InventoryTally.__table__ in tables:
+        for statement in tally.create_statements(connection.dialect.name):
+            connection.exec_driver_sql(statement)

@@ -1,0 +1,128 @@
+"""Charts drawn on the server by Matplotlib (Agg, SVG output: no script, nothing from a CDN).
+
+Every picture carries its text alternative inside the SVG: a ``<title>`` (what it shows) and
+a ``<desc>`` (its numbers in words), with ``role="img"`` and ``aria-labelledby`` pointing at
+both, so a screen reader reads the same facts the picture draws. The table behind each picture
+is the report's JSON and CSV. Figures are made with ``matplotlib.figure.Figure`` (not pyplot:
+no global state shared between requests), and the SVG is made reproducible (fixed hash salt,
+no date in its metadata).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from html import escape
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402 (after choosing the backend)
+
+MIME = "image/svg+xml"
+# Colour-blind-safe (Okabe–Ito), each with enough contrast on white.
+COLOURS = ("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+           "#000000")
+_RC = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 10,
+       "font.family": "DejaVu Sans"}
+_SVG_OPEN = re.compile(r"<svg\b[^>]*>")
+
+
+def _svg(figure: Figure, title: str, description: str) -> str:
+    """The figure as SVG text with its title and description as the text alternative."""
+    out = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        figure.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    text = out.getvalue()
+    opening = _SVG_OPEN.search(text)
+    if opening is None:  # pragma: no cover - Matplotlib always writes one
+        raise RuntimeError("Matplotlib wrote no <svg> element")
+    tag = opening.group(0)
+    # Ids of their own per chart: several pictures may sit inline in one page.
+    key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "chart"
+    labelled = tag[:-1] + f' role="img" aria-labelledby="{key}-title {key}-desc">'
+    alternative = (f'<title id="{key}-title">{escape(title)}</title>'
+                   f'<desc id="{key}-desc">{escape(description)}</desc>')
+    return text[:opening.start()] + labelled + alternative + text[opening.end():]
+
+
+def _figure(rows: int = 0) -> Figure:
+    height = max(3.0, min(0.32 * rows + 1.5, 14.0))
+    with matplotlib.rc_context(_RC):
+        return Figure(figsize=(8.0, height), layout="constrained")
+
+
+def stacked_bars(title: str, description: str, categories: Sequence[str],
+                 series: dict[str, Sequence[float]], xlabel: str) -> str:
+    """Horizontal bars, one per category, stacked by series (counts), with a legend."""
+    with matplotlib.rc_context(_RC):
+        figure = _figure(len(categories))
+        axes = figure.subplots()
+        positions = list(range(len(categories)))
+        left = [0.0] * len(categories)
+        for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+            axes.barh(positions, values, left=left, label=name, color=colour)
+            left = [a + b for a, b in zip(left, values, strict=True)]
+        axes.set_yticks(positions, labels=list(categories))
+        axes.invert_yaxis()
+        axes.set_xlabel(xlabel)
+        axes.set_title(title)
+        if categories:
+            axes.legend(loc="lower right", fontsize=8)
+        else:
+            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
+                      transform=axes.transAxes)
+        return _svg(figure, title, description)
+
+
+def lines(title: str, description: str, labels: Sequence[str],
+          series: dict[str, Sequence[float]], ylabel: str) -> str:
+    """One line per series over the labels (months), with a legend."""
+    with matplotlib.rc_context(_RC):
+        figure = _figure()
+        axes = figure.subplots()
+        positions = list(range(len(labels)))
+        for (name, values), colour in zip(series.items(), COLOURS, strict=False):
+            axes.plot(positions, values, label=name, color=colour, marker="o", markersize=3)
+        step = max(1, len(labels) // 12)
+        axes.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45,
+                        ha="right")
+        axes.set_ylabel(ylabel)
+        axes.set_title(title)
+        if labels:
+            axes.legend(fontsize=8)
+        else:
+            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
+                      transform=axes.transAxes)
+        return _svg(figure, title, description)
+
+
+def stock_and_flows(title: str, description: str, labels: Sequence[str],
+                    stock: Sequence[float], flows: dict[str, Sequence[float]]) -> str:
+    """Two panels over the same months: the stock (a line) above, the flows (bars) below."""
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(8.0, 6.0), layout="constrained")
+        top, bottom = figure.subplots(2, 1, sharex=True)
+        positions = list(range(len(labels)))
+        top.plot(positions, stock, color=COLOURS[0], marker="o", markersize=3)
+        top.set_ylabel("tubes held")
+        top.set_title(title)
+        width = 0.8 / max(len(flows), 1)
+        for index, ((name, values), colour) in enumerate(
+                zip(flows.items(), COLOURS[1:], strict=False)):
+            bottom.bar([p + index * width - 0.4 + width / 2 for p in positions], values,
+                       width=width, label=name, color=colour)
+        bottom.set_ylabel("tubes per month")
+        step = max(1, len(labels) // 12)
+        bottom.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45,
+                          ha="right")
+        bottom.legend(fontsize=8, ncols=2)
+        return _svg(figure, title, description)
+
+
+def words(counts: dict[str, float], unit: str = "") -> str:
+    """A few numbers in words: "received 12, missing 3" (zeros left out)."""
+    said = [f"{name} {value:g}{unit}" for name, value in counts.items() if value]
+    return ", ".join(said) if said else "none"
