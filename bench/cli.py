@@ -176,6 +176,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     found["availability_ms"] = figures.availability(app, researcher, http_runs // 2 + 1, 3)
     if found["availability_ms"] is None:
         notes["availability_ms"] = figures.MISSING
+    log("measuring the reports")
+    manager = user_token(app, "bench-manager", "manager")
+    for name in figures.REPORTS:
+        key = f"report_{name}_ms"
+        found[key] = figures.report(app, manager, name, 3 if smoke else 20, 1 if smoke else 3)
+        if found[key] is None:
+            notes[key] = figures.MISSING
     log("measuring custody verification")
     found["custody_verify_events_per_s"], found["custody_events"] = figures.custody_verify(
         app, seconds * 3)

@@ -182,6 +182,25 @@ def rack96(app: Flask, token: str, runs: int) -> float | None:
     return median(times) / 1000
 
 
+# --- reports -------------------------------------------------------------------------------
+
+REPORTS = {"completeness": "/api/v1/reports/completeness",
+           "inventory": "/api/v1/reports/inventory"}
+
+
+def report(app: Flask, token: str, name: str, requests: int, warmup: int) -> float | None:
+    """p50 of one whole-trial report as JSON (completeness: the summary of every patient and
+    the first page of the matrix; inventory: the last year's months, rows and freeze–thaw
+    spread), in ms; None without the reports."""
+    url = REPORTS[name]
+    if not has_route(app, url):
+        return None
+    api = Client(app, token)
+    for _ in range(warmup):
+        api.timed("get", url)
+    return median(api.timed("get", url) for _ in range(requests)) / 1000
+
+
 # --- consent, requests ---------------------------------------------------------------------
 
 def withdrawal_impact(app: Flask, token: str, requests: int, warmup: int) -> float:

@@ -84,7 +84,7 @@ def _csv_is_the_matrix(manager, cells):  # type: ignore[no-untyped-def]
         assert (line["state"], int(line["samples"])) == (cell["state"], cell["samples"])
 
 
-def _filters_by_site_risk_group_and_material(demo, manager):  # type: ignore[no-untyped-def]  # noqa: F811
+def _filters_by_site_risk_group_and_material(demo, manager):  # noqa: F811
     """A site, a risk group and a material narrow the matrix to their patients and cells."""
     nl = demo.scalar(select(Site.id).where(Site.code == "NL-PMC"))
     hr_nl = demo.scalar(select(func.count()).select_from(Patient)
@@ -99,7 +99,7 @@ def _filters_by_site_risk_group_and_material(demo, manager):  # type: ignore[no-
         select(func.count()).select_from(Patient).join(Site).where(Site.country == "NL"))
 
 
-def _a_site_scoped_user_sees_only_their_sites(demo, as_role):  # type: ignore[no-untyped-def]  # noqa: F811
+def _a_site_scoped_user_sees_only_their_sites(demo, as_role):  # noqa: F811
     """A user limited to AU-SCH: only its patients, none of the NL freezers; another site
     named is a 404."""
     au = as_role("technician", sites=["AU-SCH"])
@@ -192,7 +192,8 @@ def test_bad_input_is_refused_with_the_field_named(manager):
         assert field in response.json["errors"]["query"], url
 
 
-def test_every_picture_has_its_text_alternative_and_scopes_hold(demo, manager, as_role):  # noqa: F811
+def test_every_picture_has_its_text_alternative_and_scopes_hold(  # noqa: F811
+        demo, manager, as_role):
     """Each report's SVG is well-formed, role=img, labelled by its <title> and <desc>, and the
     desc says its numbers; a site-scoped user sees only their sites."""
     for name in ("completeness", "capacity", "requests"):

@@ -4,12 +4,14 @@ its text alternative)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.auth.permissions import requires
@@ -36,7 +38,8 @@ def _documented(view: Any) -> Any:
     return blp.doc(responses={200: {"content": _CONTENT}})(view)
 
 
-def _scope() -> ReportScope:
+def scope_of_asker() -> ReportScope:
+    """The asking user's report scope."""
     asker = current_asker()
     return report_scope(get_session(), asker.id, asker.role)
 
@@ -82,28 +85,14 @@ def _check_codes(args: dict[str, Any]) -> None:
 @requires("report:read")
 def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Cohort completeness: expected, received, missing and not yet due per timepoint."""
-    session, scope, today = get_session(), _scope(), clock.today()
+    session, scope, today = get_session(), scope_of_asker(), clock.today()
     _check_codes(args)
 
     def rows() -> Any:
         return completeness.CSV_HEADER, completeness.csv_rows(session, scope, args, today)
 
     def picture() -> str:
-        found = completeness.report(session, scope, {**args, "per_page": 1}, today)
-        labels = [f"{r['timepoint']} {r['material']}" for r in found["summary"]]
-        series = {"received": [r["received"] for r in found["summary"]],
-                  "missing (window passed)": [r["missing"] for r in found["summary"]],
-                  "not yet due": [r["not_yet_due"] for r in found["summary"]]}
-        said = "; ".join(
-            f"{label}: " + pictures.words({"expected": r["expected"], "received": r["received"],
-                                           "missing": r["missing"],
-                                           "not yet due": r["not_yet_due"]})
-            for label, r in zip(labels, found["summary"], strict=True))
-        return pictures.stacked_bars(
-            "Cohort completeness",
-            f"Expected samples of {found['patients']} patients per timepoint and material, "
-            f"as of {today.isoformat()}. {said or 'No samples are expected.'}",
-            labels, series, "patients")
+        return completeness_picture(session, scope, args, today)
 
     return _answer(args, "completeness",
                    lambda: completeness.report(session, scope, args, today), rows, picture)
@@ -119,7 +108,7 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @requires("report:read")
 def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Freezer capacity: used and free positions; empty positions; boxes that could merge."""
-    session, scope, view = get_session(), _scope(), args["view"]
+    session, scope, view = get_session(), scope_of_asker(), args["view"]
     if args["format"] == "svg" and view != "summary":
         raise Invalid("only the summary has a picture: use format=csv or json", field="format",
                       location="query")
@@ -142,15 +131,7 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return header, ([row[key] for key in header] for row in found)
 
     def picture() -> str:
-        found = capacity.summary(session, scope, args)
-        labels = [f"{r['site']} {r['freezer']} ({r['box_type']})" for r in found]
-        said = "; ".join(f"{label}: {r['occupied']} of {r['positions']} positions used, "
-                         f"{r['free']} free" for label, r in zip(labels, found, strict=True))
-        return pictures.stacked_bars(
-            "Freezer capacity",
-            f"Used and free positions per freezer and box type. {said or 'No boxes.'}",
-            labels, {"used": [r["occupied"] for r in found],
-                     "free": [r["free"] for r in found]}, "positions")
+        return capacity_picture(session, scope, args)
 
     return _answer(args, f"capacity-{view}", data, rows, picture)
 
@@ -165,7 +146,7 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @requires("report:read")
 def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Inventory over time: tubes received, shipped, consumed, destroyed, held per month."""
-    session, scope = get_session(), _scope()
+    session, scope = get_session(), scope_of_asker()
     _check_codes(args)
     start, end = date_range(session, args)
 
@@ -174,17 +155,7 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return inventory.CSV_HEADER, ([r[k] for k in inventory.CSV_HEADER] for r in found)
 
     def picture() -> str:
-        months = inventory.totals(inventory.rows(session, scope, args, start, end), start, end)
-        labels = [m["month"] for m in months]
-        shown = ("received", "shipped", "consumed", "destroyed")
-        said = "; ".join(f"{m['month']}: " + pictures.words(
-            {**{k: m[k] for k in shown}, "held at the end": m["in_stock"]}) for m in months
-            if any(m[k] for k in (*shown, "in_stock")))
-        return pictures.stock_and_flows(
-            "Inventory over time",
-            f"Tubes held at each month's end, and tubes received, shipped, consumed and "
-            f"destroyed per month, from {start.isoformat()} to {end.isoformat()}. {said}",
-            labels, [m["in_stock"] for m in months], {k: [m[k] for m in months] for k in shown})
+        return inventory_picture(session, scope, args, start, end)
 
     return _answer(args, "inventory",
                    lambda: inventory.report(session, scope, args, start, end), rows, picture)
@@ -199,7 +170,7 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @requires("report:requests")
 def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     """Requests by state and age, tubes shipped per sub-study and month, turnaround."""
-    session, scope = get_session(), _scope()
+    session, scope = get_session(), scope_of_asker()
     start, end = date_range(session, args)
 
     def rows() -> Any:
@@ -208,20 +179,77 @@ def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
                                           for r in found)
 
     def picture() -> str:
-        found = shipments.shipped(session, scope, start, end)
-        months = sorted({r["month"] for r in found})
-        series: dict[str, list[float]] = {}
-        for r in found:
-            series.setdefault(r["substudy"], [0] * len(months))[months.index(r["month"])] = \
-                r["tubes"]
-        said = "; ".join(f"{r['month']} {r['substudy']}: {r['tubes']} tubes in "
-                         f"{r['shipments']} shipments" for r in found)
-        return pictures.lines(
-            "Tubes shipped per sub-study",
-            f"Tubes shipped per sub-study and month from {start.isoformat()} to "
-            f"{end.isoformat()}. {said or 'Nothing was shipped.'}",
-            months, series, "tubes")
+        return requests_picture(session, scope, start, end)
 
     return _answer(args, "requests",
                    lambda: shipments.report(session, scope, start, end, clock.now()),
                    rows, picture)
+
+
+# --- the pictures (the reports page draws them too) -------------------------------------
+
+def completeness_picture(session: Session, scope: ReportScope, args: dict[str, Any],
+                         today: dt.date) -> str:
+    """The completeness summary as stacked bars per timepoint and material."""
+    found = completeness.report(session, scope, {**args, "per_page": 1}, today)
+    labels = [f"{r['timepoint']} {r['material']}" for r in found["summary"]]
+    series = {"received": [r["received"] for r in found["summary"]],
+              "missing (window passed)": [r["missing"] for r in found["summary"]],
+              "not yet due": [r["not_yet_due"] for r in found["summary"]]}
+    said = "; ".join(
+        f"{label}: " + pictures.words({"expected": r["expected"], "received": r["received"],
+                                       "missing": r["missing"],
+                                       "not yet due": r["not_yet_due"]})
+        for label, r in zip(labels, found["summary"], strict=True))
+    return pictures.stacked_bars(
+        "Cohort completeness",
+        f"Expected samples of {found['patients']} patients per timepoint and material, "
+        f"as of {today.isoformat()}. {said or 'No samples are expected.'}",
+        labels, series, "patients")
+
+
+def capacity_picture(session: Session, scope: ReportScope, args: dict[str, Any]) -> str:
+    """Used and free positions per freezer and box type as stacked bars."""
+    found = capacity.summary(session, scope, args)
+    labels = [f"{r['site']} {r['freezer']} ({r['box_type']})" for r in found]
+    said = "; ".join(f"{label}: {r['occupied']} of {r['positions']} positions used, "
+                     f"{r['free']} free" for label, r in zip(labels, found, strict=True))
+    return pictures.stacked_bars(
+        "Freezer capacity",
+        f"Used and free positions per freezer and box type. {said or 'No boxes.'}",
+        labels, {"used": [r["occupied"] for r in found],
+                 "free": [r["free"] for r in found]}, "positions")
+
+
+def inventory_picture(session: Session, scope: ReportScope, args: dict[str, Any],
+                      start: dt.date, end: dt.date) -> str:
+    """The stock at each month's end above the month's flows."""
+    months = inventory.totals(inventory.rows(session, scope, args, start, end), start, end)
+    labels = [m["month"] for m in months]
+    shown = ("received", "shipped", "consumed", "destroyed")
+    said = "; ".join(f"{m['month']}: " + pictures.words(
+        {**{k: m[k] for k in shown}, "held at the end": m["in_stock"]}) for m in months
+        if any(m[k] for k in (*shown, "in_stock")))
+    return pictures.stock_and_flows(
+        "Inventory over time",
+        f"Tubes held at each month's end, and tubes received, shipped, consumed and "
+        f"destroyed per month, from {start.isoformat()} to {end.isoformat()}. {said}",
+        labels, [m["in_stock"] for m in months], {k: [m[k] for m in months] for k in shown})
+
+
+def requests_picture(session: Session, scope: ReportScope, start: dt.date, end: dt.date
+                     ) -> str:
+    """Tubes shipped per sub-study and month, one line per sub-study."""
+    found = shipments.shipped(session, scope, start, end)
+    months = sorted({r["month"] for r in found})
+    series: dict[str, list[float]] = {}
+    for r in found:
+        series.setdefault(r["substudy"], [0] * len(months))[months.index(r["month"])] = \
+            r["tubes"]
+    said = "; ".join(f"{r['month']} {r['substudy']}: {r['tubes']} tubes in "
+                     f"{r['shipments']} shipments" for r in found)
+    return pictures.lines(
+        "Tubes shipped per sub-study",
+        f"Tubes shipped per sub-study and month from {start.isoformat()} to "
+        f"{end.isoformat()}. {said or 'Nothing was shipped.'}",
+        months, series, "tubes")

@@ -22,14 +22,18 @@ def date_range(session: Session, args: dict[str, Any]) -> tuple[dt.date, dt.date
     range reversed, ending after today, starting before the trial opened or longer than ten
     years is refused (422, naming the parameter)."""
     today = clock.today()
-    end = args.get("end") or today
-    start = args.get("start") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
     opened = session.scalar(select(func.min(Trial.opened_on)))
-    if args.get("start") is None and opened is not None:
-        start = max(start, opened)
+    end = args.get("end") or today
     if end > today:
         raise Invalid(f"to is after today ({today.isoformat()}): there is no data yet",
                       field="to", location="query")
+    if opened is not None and end < opened:
+        raise Invalid(f"to is before the trial opened ({opened.isoformat()}): there is no "
+                      "data before", field="to", location="query")
+    start = args.get("start")
+    if start is None:
+        start = max(end - dt.timedelta(days=DEFAULT_DAYS - 1), opened or dt.date.min) \
+            if end.toordinal() > DEFAULT_DAYS else dt.date.min
     if start > today:
         raise Invalid(f"from is after today ({today.isoformat()}): there is no data yet",
                       field="from", location="query")

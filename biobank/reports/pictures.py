@@ -25,7 +25,8 @@ MIME = "image/svg+xml"
 # Colour-blind-safe (Okabe–Ito), each with enough contrast on white.
 COLOURS = ("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
            "#000000")
-_RC = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 10,
+_RC = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 11,
+       "text.parse_math": False,  # a "$" in a freezer's name is text, not TeX
        "font.family": "DejaVu Sans"}
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 

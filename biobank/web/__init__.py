@@ -9,9 +9,12 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register the page blueprints and the helpers their templates use."""
-    from biobank.web import boxes, consent, find, manager, patients, printing, researcher, scan
+    from biobank.web import (
+        boxes, consent, find, manager, patients, printing, reports, researcher, scan,
+    )
     from biobank.web.common import install
 
-    for module in (scan, printing, find, boxes, patients, consent, researcher, manager):
+    for module in (scan, printing, find, boxes, patients, consent, researcher, manager,
+                   reports):
         app.register_blueprint(module.bp)
     install(app)

@@ -45,7 +45,7 @@ def _pages(made) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
         "demo-consent-officer": ["/consent", f"/patients/{made.study_id}/consent/new",
                                  f"/patients/{made.study_id}/consent/withdraw"],
         "demo-researcher": ["/research", "/requests/new", "/requests"],
-        "demo-manager": ["/printers", "/requests"],
+        "demo-manager": ["/printers", "/requests", "/reports"],
     }
 
 

@@ -1,0 +1,52 @@
+"""The reports page: each report's picture inline (its text alternative inside), the table
+behind it, and links to the same report as CSV and SVG from the API."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+from sqlalchemy import select
+
+from biobank import clock
+from biobank.auth.permissions import requires
+from biobank.db import get_session
+from biobank.patients.models import RISK_GROUPS
+from biobank.reference.models import Site
+from biobank.reports import api as report_api
+from biobank.reports import capacity, completeness, inventory, shipments
+from biobank.reports import schemas as s
+from biobank.reports.period import date_range
+from biobank.web.common import load_values, page_blueprint
+
+bp = page_blueprint("web_reports", __name__)
+
+
+@bp.get("/reports")
+@requires("report:read")
+def reports():  # type: ignore[no-untyped-def]
+    """The manager's reports: completeness, capacity, inventory, requests, as pictures and
+    tables."""
+    session, scope = get_session(), report_api.scope_of_asker()
+    wanted = {k: v for k, v in request.args.items() if k in ("site", "risk_group") and v}
+    args = load_values(s.CompletenessQuery(), wanted)
+    today = clock.today()
+    place = {k: args[k] for k in ("site",) if k in args}
+    start, end = date_range(session, {})
+    found = {
+        "completeness": completeness.report(session, scope, args, today),
+        "capacity": capacity.summary(session, scope, place),
+        "inventory": inventory.report(session, scope, place, start, end),
+        "requests": shipments.report(session, scope, start, end, clock.now()),
+    }
+    pictures = {
+        "completeness": report_api.completeness_picture(session, scope, args, today),
+        "capacity": report_api.capacity_picture(session, scope, place),
+        "inventory": report_api.inventory_picture(session, scope, place, start, end),
+        "requests": report_api.requests_picture(session, scope, start, end),
+    }
+    sites = list(session.scalars(select(Site.code).where(scope.site_filter(Site.id))
+                                 .order_by(Site.code)))
+    query = {k: v for k, v in args.items() if k in ("site", "risk_group")}
+    return render_template("web/reports.html", found=found,
+                           pictures={k: v[v.index("<svg"):] for k, v in pictures.items()},
+                           sites=sites, risk_groups=RISK_GROUPS, args=args, query=query,
+                           place=place, start=start, end=end, today=today)
