@@ -11,7 +11,6 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.auth.permissions import requires
@@ -92,7 +91,8 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return completeness.CSV_HEADER, completeness.csv_rows(session, scope, args, today)
 
     def picture() -> str:
-        return completeness_picture(session, scope, args, today)
+        return completeness_picture(
+            completeness.report(session, scope, {**args, "per_page": 1}, today), today)
 
     return _answer(args, "completeness",
                    lambda: completeness.report(session, scope, args, today), rows, picture)
@@ -131,7 +131,7 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return header, ([row[key] for key in header] for row in found)
 
     def picture() -> str:
-        return capacity_picture(session, scope, args)
+        return capacity_picture(capacity.summary(session, scope, args))
 
     return _answer(args, f"capacity-{view}", data, rows, picture)
 
@@ -155,7 +155,8 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return inventory.CSV_HEADER, ([r[k] for k in inventory.CSV_HEADER] for r in found)
 
     def picture() -> str:
-        return inventory_picture(session, scope, args, start, end)
+        found = inventory.rows(session, scope, args, start, end)
+        return inventory_picture(inventory.totals(found, start, end), start, end)
 
     return _answer(args, "inventory",
                    lambda: inventory.report(session, scope, args, start, end), rows, picture)
@@ -179,7 +180,7 @@ def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
                                           for r in found)
 
     def picture() -> str:
-        return requests_picture(session, scope, start, end)
+        return requests_picture(shipments.shipped(session, scope, start, end), start, end)
 
     return _answer(args, "requests",
                    lambda: shipments.report(session, scope, start, end, clock.now()),
@@ -188,10 +189,9 @@ def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 
 # --- the pictures (the reports page draws them too) -------------------------------------
 
-def completeness_picture(session: Session, scope: ReportScope, args: dict[str, Any],
-                         today: dt.date) -> str:
-    """The completeness summary as stacked bars per timepoint and material."""
-    found = completeness.report(session, scope, {**args, "per_page": 1}, today)
+def completeness_picture(found: dict[str, Any], today: dt.date) -> str:
+    """The completeness summary (``completeness.report``) as stacked bars per timepoint and
+    material."""
     labels = [f"{r['timepoint']} {r['material']}" for r in found["summary"]]
     series = {"received": [r["received"] for r in found["summary"]],
               "missing (window passed)": [r["missing"] for r in found["summary"]],
@@ -208,9 +208,8 @@ def completeness_picture(session: Session, scope: ReportScope, args: dict[str, A
         labels, series, "patients")
 
 
-def capacity_picture(session: Session, scope: ReportScope, args: dict[str, Any]) -> str:
-    """Used and free positions per freezer and box type as stacked bars."""
-    found = capacity.summary(session, scope, args)
+def capacity_picture(found: list[dict[str, Any]]) -> str:
+    """Used and free positions per freezer and box type (``capacity.summary``) as bars."""
     labels = [f"{r['site']} {r['freezer']} ({r['box_type']})" for r in found]
     said = "; ".join(f"{label}: {r['occupied']} of {r['positions']} positions used, "
                      f"{r['free']} free" for label, r in zip(labels, found, strict=True))
@@ -221,10 +220,8 @@ def capacity_picture(session: Session, scope: ReportScope, args: dict[str, Any])
                  "free": [r["free"] for r in found]}, "positions")
 
 
-def inventory_picture(session: Session, scope: ReportScope, args: dict[str, Any],
-                      start: dt.date, end: dt.date) -> str:
-    """The stock at each month's end above the month's flows."""
-    months = inventory.totals(inventory.rows(session, scope, args, start, end), start, end)
+def inventory_picture(months: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
+    """The stock at each month's end above the month's flows (``inventory.totals``)."""
     labels = [m["month"] for m in months]
     shown = ("received", "shipped", "consumed", "destroyed")
     said = "; ".join(f"{m['month']}: " + pictures.words(
@@ -237,10 +234,8 @@ def inventory_picture(session: Session, scope: ReportScope, args: dict[str, Any]
         labels, [m["in_stock"] for m in months], {k: [m[k] for m in months] for k in shown})
 
 
-def requests_picture(session: Session, scope: ReportScope, start: dt.date, end: dt.date
-                     ) -> str:
-    """Tubes shipped per sub-study and month, one line per sub-study."""
-    found = shipments.shipped(session, scope, start, end)
+def requests_picture(found: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
+    """Tubes shipped per sub-study and month (``shipments.shipped``), a line per sub-study."""
     months = sorted({r["month"] for r in found})
     series: dict[str, list[float]] = {}
     for r in found:

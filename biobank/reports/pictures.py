@@ -35,7 +35,7 @@ def _svg(figure: Figure, title: str, description: str) -> str:
     """The figure as SVG text with its title and description as the text alternative."""
     out = io.StringIO()
     with matplotlib.rc_context(_RC):
-        figure.savefig(out, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        figure.savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     opening = _SVG_OPEN.search(text)
     if opening is None:  # pragma: no cover - Matplotlib always writes one

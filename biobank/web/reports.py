@@ -38,10 +38,10 @@ def reports():  # type: ignore[no-untyped-def]
         "requests": shipments.report(session, scope, start, end, clock.now()),
     }
     pictures = {
-        "completeness": report_api.completeness_picture(session, scope, args, today),
-        "capacity": report_api.capacity_picture(session, scope, place),
-        "inventory": report_api.inventory_picture(session, scope, place, start, end),
-        "requests": report_api.requests_picture(session, scope, start, end),
+        "completeness": report_api.completeness_picture(found["completeness"], today),
+        "capacity": report_api.capacity_picture(found["capacity"]),
+        "inventory": report_api.inventory_picture(found["inventory"]["months"], start, end),
+        "requests": report_api.requests_picture(found["requests"]["shipped"], start, end),
     }
     sites = list(session.scalars(select(Site.code).where(scope.site_filter(Site.id))
                                  .order_by(Site.code)))

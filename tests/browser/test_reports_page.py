@@ -22,7 +22,9 @@ def test_the_manager_sees_every_picture_with_its_words_and_table(page, live_serv
     """Four pictures drawn (completeness, capacity, inventory, requests), each named for a
     screen reader by its title and description (which say the numbers), each with a
     captioned table; the CSV links answer CSV; the page is saved as a screenshot."""
-    log_in(page, "demo-manager", "/reports")
+    log_in(page, "demo-manager")
+    # Four pictures drawn on the server: on a busy machine this page takes longer than most.
+    page.goto("/reports", timeout=90_000)
     pictures = page.evaluate(PICTURES)
     assert [p["title"] for p in pictures] == [
         "Cohort completeness", "Freezer capacity", "Inventory over time",
@@ -40,6 +42,6 @@ def test_the_manager_sees_every_picture_with_its_words_and_table(page, live_serv
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/csv")
     assert answer.text().startswith("study_id,site,country,risk_group,timepoint")
     page.set_viewport_size({"width": 360, "height": 800})
-    page.goto("/reports?risk_group=HR")
+    page.goto("/reports?risk_group=HR", timeout=90_000)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     shot(page, "reports-manager-360")
