@@ -39,9 +39,17 @@ def _boxes(session: Session, scope: ReportScope, args: dict[str, Any]) -> Any:
                       .where(table.c.parent_id.is_not(None)))
     freezer = aliased(Container, name="freezer")
     box = aliased(Container, name="box")
-    used = (select(Position.box_id, func.count().label("tubes"))
-            .join(Aliquot, Aliquot.id == Position.aliquot_id)
-            .where(Aliquot.status.not_in(DEPARTED)).group_by(Position.box_id).subquery("used"))
+    # Tubes per box from the positions' (box, row, column) index alone, less the few that
+    # left (found through the status index): no lookup of a million tubes' statuses.
+    placed = (select(Position.box_id, func.count().label("tubes"))
+              .group_by(Position.box_id).subquery("placed"))
+    departed = (select(Position.box_id, func.count().label("tubes"))
+                .join(Aliquot, Aliquot.id == Position.aliquot_id)
+                .where(Aliquot.status.in_(DEPARTED)).group_by(Position.box_id)
+                .subquery("departed"))
+    used = (select(placed.c.box_id,
+                   (placed.c.tubes - func.coalesce(departed.c.tubes, 0)).label("tubes"))
+            .outerjoin(departed, departed.c.box_id == placed.c.box_id).subquery("used"))
     size = case((BoxType.rows.is_not(None), BoxType.rows * BoxType.columns),
                 else_=BoxType.capacity)
     query: Select[Any] = (

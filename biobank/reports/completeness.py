@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, and_, case, exists, func, literal, select
+from sqlalchemy import Date, Integer, String, and_, case, distinct, exists, func, literal, select
 from sqlalchemy import union_all
 from sqlalchemy.orm import Session
 
@@ -54,17 +54,28 @@ def _schedule(session: Session, today: dt.date, material: str | None
     return rows, timepoints, {mid: code for code, mid in materials.items()}
 
 
-def _cells(session: Session, scope: ReportScope, args: dict[str, Any], today: dt.date
+def _patients_wanted(session: Session, scope: ReportScope, args: dict[str, Any]
+                     ) -> list[Any]:
+    """The conditions on ``patient`` of the report's site, country, risk group and scope."""
+    conditions = []
+    sites = sites_asked(session, scope, args.get("site"), args.get("country"))
+    if sites is not None:
+        conditions.append(Patient.site_id.in_(sites))
+    if args.get("risk_group"):
+        conditions.append(Patient.risk_group == args["risk_group"])
+    return conditions
+
+
+def _cells(session: Session, scope: ReportScope, args: dict[str, Any], today: dt.date,
+           patient_ids: list[int] | None = None
            ) -> tuple[Any, Any, dict[int, Timepoint], dict[int, str]]:
     """The cells statement (patient, timepoint, material, expected, state, samples) and the
-    patients statement it covers."""
+    patients statement it covers (those of ``patient_ids`` only, when given: a page)."""
     expected_rows, timepoints, material_codes = _schedule(session, today, args.get("material"))
-    sites = sites_asked(session, scope, args.get("site"), args.get("country"))
-    patients = select(Patient.id, Patient.risk_group, Patient.diagnosis_date)
-    if sites is not None:
-        patients = patients.where(Patient.site_id.in_(sites))
-    if args.get("risk_group"):
-        patients = patients.where(Patient.risk_group == args["risk_group"])
+    patients = select(Patient.id, Patient.risk_group, Patient.diagnosis_date).where(
+        *_patients_wanted(session, scope, args))
+    if patient_ids is not None:
+        patients = patients.where(Patient.id.in_(patient_ids))
     people = patients.cte("people")
 
     if expected_rows:
@@ -114,35 +125,76 @@ def _cells(session: Session, scope: ReportScope, args: dict[str, Any], today: dt
     return cells, people, timepoints, material_codes
 
 
+def summary(session: Session, scope: ReportScope, args: dict[str, Any], today: dt.date
+            ) -> tuple[int, list[dict[str, Any]]]:
+    """How many patients, and per timepoint and material: cells expected, received, missing,
+    not yet due, and received where not expected.
+
+    Counted without building the cells: patients per risk group (and how many of them are
+    past each timepoint's window), then the samples' distinct patients per timepoint,
+    material, risk group and whether the window has passed; the cells' states follow by
+    subtraction. Two statements over the cohort, a few dozen rows back."""
+    expected_rows, timepoints, materials = _schedule(session, today, args.get("material"))
+    wanted = _patients_wanted(session, scope, args)
+    cutoffs = {tp: cutoff for tp, _, _, cutoff in expected_rows}
+    dates = sorted(set(cutoffs.values()))
+    per_group = session.execute(
+        select(Patient.risk_group, func.count(),
+               *(func.sum(case((Patient.diagnosis_date < day, 1), else_=0)) for day in dates))
+        .where(*wanted).group_by(Patient.risk_group)).all()
+    patients = {row[0]: row[1] for row in per_group}
+    past = {row[0]: dict(zip(dates, (int(n or 0) for n in row[2:]), strict=True))
+            for row in per_group}
+    window_passed = (Patient.diagnosis_date < case(cutoffs, value=Sample.timepoint_id)
+                     if cutoffs else literal(False))
+    query = (select(Sample.timepoint_id, Sample.material_id, Patient.risk_group,
+                    window_passed.label("passed"), func.count(distinct(Sample.patient_id)))
+             .join(Patient, Patient.id == Sample.patient_id)
+             .where(Sample.timepoint_id.is_not(None), *wanted)
+             .group_by(Sample.timepoint_id, Sample.material_id, Patient.risk_group,
+                       window_passed))
+    if args.get("material"):
+        query = query.where(Sample.material_id.in_(
+            select(Material.id).where(Material.code == args["material"])))
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def entry(tp: int, mat: int) -> dict[str, Any]:
+        return found.setdefault((tp, mat), {
+            "timepoint": timepoints[tp].code, "material": materials[mat], "expected": 0,
+            "received": 0, "missing": 0, "not_yet_due": 0, "received_unexpected": 0})
+
+    expected = {(tp, mat, group) for tp, mat, group, _ in expected_rows}
+    for tp, mat, group, cutoff in expected_rows:
+        cell = entry(tp, mat)
+        cell["expected"] += patients.get(group, 0)
+        cell["missing"] += past.get(group, {}).get(cutoff, 0)  # received ones come off below
+        cell["not_yet_due"] += patients.get(group, 0) - past.get(group, {}).get(cutoff, 0)
+    for tp, mat, group, passed, count in session.execute(query):
+        cell = entry(tp, mat)
+        if (tp, mat, group) in expected:
+            cell["received"] += count
+            cell["missing" if passed else "not_yet_due"] -= count
+        else:
+            cell["received_unexpected"] += count
+    order = {tp: index for index, tp in enumerate(timepoints)}
+    keys = sorted(found, key=lambda key: (order[key[0]], materials[key[1]]))
+    return sum(patients.values()), [found[key] for key in keys]
+
+
 def report(session: Session, scope: ReportScope, args: dict[str, Any], today: dt.date
            ) -> dict[str, Any]:
     """The summary per timepoint and material, and one page of the patients' matrix."""
-    cells, people, timepoints, materials = _cells(session, scope, args, today)
-    counts = session.execute(
-        select(cells.c.timepoint_id, cells.c.material_id, cells.c.expected, cells.c.state,
-               func.count())
-        .group_by(cells.c.timepoint_id, cells.c.material_id, cells.c.expected,
-                  cells.c.state)).all()
-    summary: dict[tuple[int, int], dict[str, Any]] = {}
-    for tp, mat, expected, state, count in counts:
-        entry = summary.setdefault((tp, mat), {
-            "timepoint": timepoints[tp].code, "material": materials[mat], "expected": 0,
-            "received": 0, "missing": 0, "not_yet_due": 0, "received_unexpected": 0})
-        if expected:
-            entry["expected"] += count
-            entry[state] += count
-        else:
-            entry["received_unexpected"] += count
-    order = {tp: index for index, tp in enumerate(timepoints)}
-    keys = sorted(summary, key=lambda key: (order[key[0]], materials[key[1]]))
-    total = session.scalar(select(func.count()).select_from(people)) or 0
+    total, counted = summary(session, scope, args, today)
     page, per_page = args["page"], args["per_page"]
-    rows = _patient_rows(session, cells, people, timepoints, materials,
-                         (page - 1) * per_page, per_page)
+    chosen = list(session.scalars(
+        select(Patient.id).where(*_patients_wanted(session, scope, args))
+        .order_by(Patient.study_id).offset((page - 1) * per_page).limit(per_page)))
+    cells, people, timepoints, materials = _cells(session, scope, args, today, chosen)
+    rows = _patient_rows(session, cells, people, timepoints, materials, None, None)
     return {"today": today, "site": args.get("site"), "country": args.get("country"),
             "risk_group": args.get("risk_group"), "material": args.get("material"),
             "patients": total, "page": page, "per_page": per_page,
-            "summary": [summary[key] for key in keys], "rows": rows}
+            "summary": counted, "rows": rows}
 
 
 def _patient_rows(session: Session, cells: Any, people: Any, timepoints: dict[int, Timepoint],

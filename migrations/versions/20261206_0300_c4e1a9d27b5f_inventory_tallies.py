@@ -1,6 +1,6 @@
 """Inventory tallies: tubes per month, site, material, aliquot type and flow, and tubes held
 per freeze–thaw count, kept by triggers (biobank.reports.tally) and filled from the tubes and
-the custody log already there.
+the custody log already there; an index on sample for the completeness report.
 
 Inventory over time reads them instead of grouping a million tubes and their custody events
 per request. The backfill dates each flow by its custody event; a tube no longer held left the
@@ -56,6 +56,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("site_id", "material_id", "aliquot_type_id",
                                 "freeze_thaw_count", name=op.f("pk_thaw_tally")),
         sqlite_with_rowid=False)
+    op.create_index("ix_sample_completeness", "sample",
+                    ["timepoint_id", "material_id", "patient_id"])
     dialect = op.get_bind().dialect.name
     month = MONTH[dialect]
     created, occurred = month.format("a.created_at"), month.format("e.occurred_at")
@@ -91,3 +93,4 @@ def downgrade() -> None:
         op.execute(statement)
     op.drop_table("thaw_tally")
     op.drop_table("inventory_tally")
+    op.drop_index("ix_sample_completeness", table_name="sample")
