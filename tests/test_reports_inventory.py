@@ -49,7 +49,7 @@ def _recount(session):  # type: ignore[no-untyped-def]
               .where(CustodyEvent.event_type.in_(list(KINDS)))
               .group_by(*key, CustodyEvent.event_type))
     flows: Counter = Counter()
-    for site, material, kind, event, count in session.execute(events):
+    for _site, material, kind, event, count in session.execute(events):
         flows[(KINDS[event], material, kind)] += count
     return made, held, thaws, flows
 

@@ -4,7 +4,6 @@ its text alternative)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,7 +18,7 @@ from biobank.csvsafe import stream_csv
 from biobank.db import get_session
 from biobank.errors import Invalid
 from biobank.reference.models import AliquotType, Material
-from biobank.reports import capacity, completeness, inventory, pictures, shipments
+from biobank.reports import capacity, charts, completeness, inventory, pictures, shipments
 from biobank.reports import schemas as s
 from biobank.reports.period import date_range
 from biobank.reports.scope import ReportScope, report_scope
@@ -44,8 +43,7 @@ def scope_of_asker() -> ReportScope:
 
 
 def _csv(name: str, header: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> Response:
-    response = Response(stream_csv(header, rows), mimetype="text/csv")
-    response.charset = "utf-8"
+    response = Response(stream_csv(header, rows), mimetype="text/csv")  # charset: utf-8
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
 
@@ -91,7 +89,7 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return completeness.CSV_HEADER, completeness.csv_rows(session, scope, args, today)
 
     def picture() -> str:
-        return completeness_picture(
+        return charts.completeness_picture(
             completeness.report(session, scope, {**args, "per_page": 1}, today), today)
 
     return _answer(args, "completeness",
@@ -131,7 +129,7 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return header, ([row[key] for key in header] for row in found)
 
     def picture() -> str:
-        return capacity_picture(capacity.summary(session, scope, args))
+        return charts.capacity_picture(capacity.summary(session, scope, args))
 
     return _answer(args, f"capacity-{view}", data, rows, picture)
 
@@ -156,7 +154,7 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 
     def picture() -> str:
         found = inventory.rows(session, scope, args, start, end)
-        return inventory_picture(inventory.totals(found, start, end), start, end)
+        return charts.inventory_picture(inventory.totals(found, start, end), start, end)
 
     return _answer(args, "inventory",
                    lambda: inventory.report(session, scope, args, start, end), rows, picture)
@@ -180,71 +178,8 @@ def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
                                           for r in found)
 
     def picture() -> str:
-        return requests_picture(shipments.shipped(session, scope, start, end), start, end)
+        return charts.requests_picture(shipments.shipped(session, scope, start, end), start, end)
 
     return _answer(args, "requests",
                    lambda: shipments.report(session, scope, start, end, clock.now()),
                    rows, picture)
-
-
-# --- the pictures (the reports page draws them too) -------------------------------------
-
-def completeness_picture(found: dict[str, Any], today: dt.date) -> str:
-    """The completeness summary (``completeness.report``) as stacked bars per timepoint and
-    material."""
-    labels = [f"{r['timepoint']} {r['material']}" for r in found["summary"]]
-    series = {"received": [r["received"] for r in found["summary"]],
-              "missing (window passed)": [r["missing"] for r in found["summary"]],
-              "not yet due": [r["not_yet_due"] for r in found["summary"]]}
-    said = "; ".join(
-        f"{label}: " + pictures.words({"expected": r["expected"], "received": r["received"],
-                                       "missing": r["missing"],
-                                       "not yet due": r["not_yet_due"]})
-        for label, r in zip(labels, found["summary"], strict=True))
-    return pictures.stacked_bars(
-        "Cohort completeness",
-        f"Expected samples of {found['patients']} patients per timepoint and material, "
-        f"as of {today.isoformat()}. {said or 'No samples are expected.'}",
-        labels, series, "patients")
-
-
-def capacity_picture(found: list[dict[str, Any]]) -> str:
-    """Used and free positions per freezer and box type (``capacity.summary``) as bars."""
-    labels = [f"{r['site']} {r['freezer']} ({r['box_type']})" for r in found]
-    said = "; ".join(f"{label}: {r['occupied']} of {r['positions']} positions used, "
-                     f"{r['free']} free" for label, r in zip(labels, found, strict=True))
-    return pictures.stacked_bars(
-        "Freezer capacity",
-        f"Used and free positions per freezer and box type. {said or 'No boxes.'}",
-        labels, {"used": [r["occupied"] for r in found],
-                 "free": [r["free"] for r in found]}, "positions")
-
-
-def inventory_picture(months: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
-    """The stock at each month's end above the month's flows (``inventory.totals``)."""
-    labels = [m["month"] for m in months]
-    shown = ("received", "shipped", "consumed", "destroyed")
-    said = "; ".join(f"{m['month']}: " + pictures.words(
-        {**{k: m[k] for k in shown}, "held at the end": m["in_stock"]}) for m in months
-        if any(m[k] for k in (*shown, "in_stock")))
-    return pictures.stock_and_flows(
-        "Inventory over time",
-        f"Tubes held at each month's end, and tubes received, shipped, consumed and "
-        f"destroyed per month, from {start.isoformat()} to {end.isoformat()}. {said}",
-        labels, [m["in_stock"] for m in months], {k: [m[k] for m in months] for k in shown})
-
-
-def requests_picture(found: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
-    """Tubes shipped per sub-study and month (``shipments.shipped``), a line per sub-study."""
-    months = sorted({r["month"] for r in found})
-    series: dict[str, list[float]] = {}
-    for r in found:
-        series.setdefault(r["substudy"], [0] * len(months))[months.index(r["month"])] = \
-            r["tubes"]
-    said = "; ".join(f"{r['month']} {r['substudy']}: {r['tubes']} tubes in "
-                     f"{r['shipments']} shipments" for r in found)
-    return pictures.lines(
-        "Tubes shipped per sub-study",
-        f"Tubes shipped per sub-study and month from {start.isoformat()} to "
-        f"{end.isoformat()}. {said or 'Nothing was shipped.'}",
-        months, series, "tubes")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
 from biobank.reference.models import Site
@@ -52,7 +52,7 @@ def _boxes(session: Session, scope: ReportScope, args: dict[str, Any]) -> Any:
             .outerjoin(departed, departed.c.box_id == placed.c.box_id).subquery("used"))
     size = case((BoxType.rows.is_not(None), BoxType.rows * BoxType.columns),
                 else_=BoxType.capacity)
-    query: Select[Any] = (
+    query: Any = (
         select(Site.code.label("site"), freezer.name.label("freezer"),
                freezer.barcode.label("freezer_barcode"), freezer.id.label("freezer_id"),
                box.id.label("box_id"), box.barcode.label("box"), box.name.label("box_name"),
@@ -112,7 +112,7 @@ def empty_positions(session: Session, scope: ReportScope, args: dict[str, Any]
                 .join(Aliquot, Aliquot.id == Position.aliquot_id)
                 .where(Position.box_id.in_(ids[start:start + 500]),
                        Aliquot.status.not_in(DEPARTED), Position.row_no.is_not(None))):
-            taken.setdefault(box_id, set()).add((row_no, col_no))
+            taken.setdefault(box_id, set()).add((row_no or 0, col_no or 0))
     for b in open_boxes:
         used = taken.get(b.box_id, set())
         for row in range(1, b.rows + 1):

@@ -166,12 +166,15 @@ def summary(session: Session, scope: ReportScope, args: dict[str, Any], today: d
     expected = {(tp, mat, group) for tp, mat, group, _ in expected_rows}
     for tp, mat, group, cutoff in expected_rows:
         cell = entry(tp, mat)
-        cell["expected"] += patients.get(group, 0)
-        cell["missing"] += past.get(group, {}).get(cutoff, 0)  # received ones come off below
-        cell["not_yet_due"] += patients.get(group, 0) - past.get(group, {}).get(cutoff, 0)
-    for tp, mat, group, passed, count in session.execute(query):
-        cell = entry(tp, mat)
-        if (tp, mat, group) in expected:
+        everyone = int(patients.get(group) or 0)
+        passed_window = past.get(group, {}).get(cutoff, 0)
+        cell["expected"] += everyone
+        cell["missing"] += passed_window  # the received ones come off below
+        cell["not_yet_due"] += everyone - passed_window
+    for sample_tp, sample_mat, group, passed, count in session.execute(query):
+        key = (sample_tp or 0, sample_mat)  # the query keeps timepoints only
+        cell = entry(*key)
+        if (*key, group) in expected:
             cell["received"] += count
             cell["missing" if passed else "not_yet_due"] -= count
         else:

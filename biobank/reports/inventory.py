@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from biobank.reference.models import AliquotType, Material
@@ -31,8 +31,8 @@ def months_between(start: dt.date, end: dt.date) -> list[str]:
     return found
 
 
-def _narrowed(query: Select[Any], table: Any, session: Session, scope: ReportScope,
-              args: dict[str, Any]) -> Select[Any]:
+def _narrowed(query: Any, table: Any, session: Session, scope: ReportScope,
+              args: dict[str, Any]) -> Any:
     sites = sites_asked(session, scope, args.get("site"), args.get("country"))
     if sites is not None:
         query = query.where(table.site_id.in_(sites))
@@ -93,9 +93,8 @@ def totals(found: list[dict[str, Any]], start: dt.date, end: dt.date) -> list[di
             entry[kind] += row[kind]
     result, stock = [], 0
     for month in months_between(start, end):
-        entry = by_month.get(month)
-        if entry is None:
-            entry = {"month": month, **dict.fromkeys(FLOWS, 0), "in_stock": stock}
+        entry = by_month.get(month) or {"month": month, **dict.fromkeys(FLOWS, 0),
+                                        "in_stock": stock}
         stock = entry["in_stock"]
         result.append(entry)
     return result

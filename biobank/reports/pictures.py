@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
+from typing import Any
 
 import matplotlib
 
@@ -25,16 +26,22 @@ MIME = "image/svg+xml"
 # Colour-blind-safe (Okabe–Ito), each with enough contrast on white.
 COLOURS = ("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
            "#000000")
-_RC = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 11,
+_RC: dict[str, Any] = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 11,
        "text.parse_math": False,  # a "$" in a freezer's name is text, not TeX
        "font.family": "DejaVu Sans"}
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 
 
+def _style() -> Any:
+    """The pictures' Matplotlib settings, for the drawing in hand only."""
+    # Matplotlib types the keys as literals; these are its own settings, by name.
+    return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
+
+
 def _svg(figure: Figure, title: str, description: str) -> str:
     """The figure as SVG text with its title and description as the text alternative."""
     out = io.StringIO()
-    with matplotlib.rc_context(_RC):
+    with _style():
         figure.savefig(out, format="svg", metadata={"Date": None})
     text = out.getvalue()
     opening = _SVG_OPEN.search(text)
@@ -51,14 +58,14 @@ def _svg(figure: Figure, title: str, description: str) -> str:
 
 def _figure(rows: int = 0) -> Figure:
     height = max(3.0, min(0.32 * rows + 1.5, 14.0))
-    with matplotlib.rc_context(_RC):
+    with _style():
         return Figure(figsize=(8.0, height), layout="constrained")
 
 
 def stacked_bars(title: str, description: str, categories: Sequence[str],
-                 series: dict[str, Sequence[float]], xlabel: str) -> str:
+                 series: Mapping[str, Sequence[float]], xlabel: str) -> str:
     """Horizontal bars, one per category, stacked by series (counts), with a legend."""
-    with matplotlib.rc_context(_RC):
+    with _style():
         figure = _figure(len(categories))
         axes = figure.subplots()
         positions = list(range(len(categories)))
@@ -79,9 +86,9 @@ def stacked_bars(title: str, description: str, categories: Sequence[str],
 
 
 def lines(title: str, description: str, labels: Sequence[str],
-          series: dict[str, Sequence[float]], ylabel: str) -> str:
+          series: Mapping[str, Sequence[float]], ylabel: str) -> str:
     """One line per series over the labels (months), with a legend."""
-    with matplotlib.rc_context(_RC):
+    with _style():
         figure = _figure()
         axes = figure.subplots()
         positions = list(range(len(labels)))
@@ -101,9 +108,9 @@ def lines(title: str, description: str, labels: Sequence[str],
 
 
 def stock_and_flows(title: str, description: str, labels: Sequence[str],
-                    stock: Sequence[float], flows: dict[str, Sequence[float]]) -> str:
+                    stock: Sequence[float], flows: Mapping[str, Sequence[float]]) -> str:
     """Two panels over the same months: the stock (a line) above, the flows (bars) below."""
-    with matplotlib.rc_context(_RC):
+    with _style():
         figure = Figure(figsize=(8.0, 6.0), layout="constrained")
         top, bottom = figure.subplots(2, 1, sharex=True)
         positions = list(range(len(labels)))

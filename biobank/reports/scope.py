@@ -12,6 +12,7 @@ sites (``user_site``) itself, here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
@@ -31,11 +32,11 @@ class ReportScope:
     researcher: bool = False
     substudy_ids: tuple[int, ...] = ()
 
-    def site_filter(self, site_id: ColumnElement[int]) -> ColumnElement[bool]:
+    def site_filter(self, site_id: Any) -> ColumnElement[bool]:
         """Rows of the scope's sites (``site_id``: a patient's or a freezer's site column)."""
         return true() if self.site_ids is None else site_id.in_(self.site_ids)
 
-    def substudy_filter(self, substudy_id: ColumnElement[int]) -> ColumnElement[bool]:
+    def substudy_filter(self, substudy_id: Any) -> ColumnElement[bool]:
         """Requests the asker may see: all for staff, their sub-studies' for a researcher."""
         return substudy_id.in_(self.substudy_ids) if self.researcher else true()
 

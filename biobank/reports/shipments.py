@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import and_, case, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from biobank.consent.models import Substudy
@@ -28,11 +28,10 @@ def by_state(session: Session, scope: ReportScope, now: dt.datetime) -> list[dic
     """Requests per state, by age band, with the oldest one's age."""
     age = days_between(literal(now, UTCDateTime()), SampleRequest.created_at)
     bands = []
-    lower = None
+    lower: int | None = None
     for upper, name in AGES:
-        condition = age >= lower if lower is not None else None
-        if upper is not None:
-            condition = age < upper if condition is None else condition & (age < upper)
+        condition = and_(true(), *([age >= lower] if lower is not None else []),
+                         *([age < upper] if upper is not None else []))
         bands.append(func.sum(case((condition, 1), else_=0)).label(name))
         lower = upper
     rows = session.execute(

@@ -11,10 +11,12 @@ from biobank.auth.permissions import requires
 from biobank.db import get_session
 from biobank.patients.models import RISK_GROUPS
 from biobank.reference.models import Site
-from biobank.reports import api as report_api
+from biobank.auth.web import current_asker
+from biobank.reports import charts
 from biobank.reports import capacity, completeness, inventory, shipments
 from biobank.reports import schemas as s
 from biobank.reports.period import date_range
+from biobank.reports.scope import report_scope
 from biobank.web.common import load_values, page_blueprint
 
 bp = page_blueprint("web_reports", __name__)
@@ -25,7 +27,8 @@ bp = page_blueprint("web_reports", __name__)
 def reports():  # type: ignore[no-untyped-def]
     """The manager's reports: completeness, capacity, inventory, requests, as pictures and
     tables."""
-    session, scope = get_session(), report_api.scope_of_asker()
+    session, asker = get_session(), current_asker()
+    scope = report_scope(session, asker.id, asker.role)
     wanted = {k: v for k, v in request.args.items() if k in ("site", "risk_group") and v}
     args = load_values(s.CompletenessQuery(), wanted)
     today = clock.today()
@@ -38,10 +41,10 @@ def reports():  # type: ignore[no-untyped-def]
         "requests": shipments.report(session, scope, start, end, clock.now()),
     }
     pictures = {
-        "completeness": report_api.completeness_picture(found["completeness"], today),
-        "capacity": report_api.capacity_picture(found["capacity"]),
-        "inventory": report_api.inventory_picture(found["inventory"]["months"], start, end),
-        "requests": report_api.requests_picture(found["requests"]["shipped"], start, end),
+        "completeness": charts.completeness_picture(found["completeness"], today),
+        "capacity": charts.capacity_picture(found["capacity"]),
+        "inventory": charts.inventory_picture(found["inventory"]["months"], start, end),
+        "requests": charts.requests_picture(found["requests"]["shipped"], start, end),
     }
     sites = list(session.scalars(select(Site.code).where(scope.site_filter(Site.id))
                                  .order_by(Site.code)))
