@@ -7,8 +7,8 @@ per request. The backfill dates each flow by its custody event; a tube no longer
 stock in the month of its last status change (its creation month when the log has none).
 
 Revision ID: c4e1a9d27b5f
-Revises: 5a1f0c3e9b17
-Create Date: 2026-12-06 03:00:00
+Revises: c0ec7ed1a002
+Create Date: 2026-12-06 03:20:00
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from alembic import op
 from biobank.reports import tally
 
 revision = 'c4e1a9d27b5f'
-down_revision = '5a1f0c3e9b17'
+down_revision = 'c0ec7ed1a002'
 branch_labels = None
 depends_on = None
 
