@@ -101,8 +101,9 @@ def test_inventory_agrees_with_a_recount_of_the_tubes(demo, manager):  # noqa: F
 
 
 def test_a_patient_moved_to_another_site_takes_the_stock_along(demo, as_role):  # noqa: F811
-    """Per site, the stock is the tubes held of the site's patients, also after a patient's
-    site is corrected; a site-scoped user sees only their site's."""
+    """Per site (and per material and aliquot type), the stock is the tubes held of the
+    site's patients, also after a patient's site is corrected; a site-scoped user sees only
+    their site's."""
     patient = demo.scalar(select(Patient).join(Site).where(Site.code == "NL-PMC")
                           .order_by(Patient.id))
     au = demo.scalar(select(Site.id).where(Site.code == "AU-SCH"))
@@ -118,6 +119,18 @@ def test_a_patient_moved_to_another_site_takes_the_stock_along(demo, as_role):  
                            .join(Site, Site.id == Patient.site_id)
                            .where(Site.code == code, Aliquot.status.in_(IN_HOUSE)))
         assert body["months"][-1]["in_stock"] == held, code
+        per_kind = dict(demo.execute(
+            select(Material.code + " " + AliquotType.code, func.count())
+            .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
+            .join(Patient, Patient.id == Sample.patient_id)
+            .join(Site, Site.id == Patient.site_id)
+            .join(Material, Material.id == Sample.material_id)
+            .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+            .where(Site.code == code, Aliquot.status.in_(IN_HOUSE))
+            .group_by(Material.code, AliquotType.code)).all())
+        month = body["months"][-1]["month"]
+        assert {f"{r['material']} {r['aliquot_type']}": r["in_stock"] for r in body["rows"]
+                if r["month"] == month and r["in_stock"]} == per_kind, code
         assert sum(f["tubes"] for f in body["freeze_thaw"]) == held, code
     assert as_role("technician", sites=["AU-SCH"]).get(
         "/api/v1/reports/inventory?site=NL-PMC").status_code == 404

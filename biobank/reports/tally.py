@@ -77,17 +77,20 @@ def _moved(dialect: str, where: str, old_site: str, new_site: str, old_material:
     now = _NOW[dialect]
     held = f"FROM aliquot a JOIN sample s ON s.id = a.sample_id WHERE {where} " \
            f"AND a.status IN {_HOUSE}"
+    # A material read from the samples (a patient's move) is a column to group by; one from
+    # the trigger's row (a sample's correction) is a constant of the statement.
+    by = ", s.material_id" if "s.material_id" in (old_material, new_material) else ""
     statements = []
     for site, material, sign in ((old_site, old_material, "-"), (new_site, new_material, "")):
         statements.append(
             f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
             f"SELECT {now}, {site}, {material}, a.aliquot_type_id, 'in_stock', "
-            f"{sign}count(*) {held} GROUP BY a.aliquot_type_id "
+            f"{sign}count(*) {held} GROUP BY a.aliquot_type_id{by} "
             f"ON CONFLICT ({FLOW_KEY}) DO UPDATE SET tubes = {FLOWS}.tubes + excluded.tubes")
         statements.append(
             f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
             f"SELECT {site}, {material}, a.aliquot_type_id, a.freeze_thaw_count, "
-            f"{sign}count(*) {held} GROUP BY a.aliquot_type_id, a.freeze_thaw_count "
+            f"{sign}count(*) {held} GROUP BY a.aliquot_type_id, a.freeze_thaw_count{by} "
             f"ON CONFLICT ({THAW_KEY}) DO UPDATE SET tubes = {THAWS}.tubes + excluded.tubes")
     return tuple(statements)
 
