@@ -17,7 +17,8 @@ class InventoryTally(Base):
     data: no foreign keys, rows are never deleted."""
 
     __tablename__ = tally.FLOWS
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    # Derived: a downgrade that drops it loses nothing the tubes and the log do not hold.
+    __table_args__ = ({"sqlite_with_rowid": False, "info": {"derived": True}},)
 
     month: Mapped[str] = mapped_column(String(7), primary_key=True)
     site_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -31,7 +32,7 @@ class ThawTally(Base):
     """Tubes held in the biobank per site, material, aliquot type and freeze–thaw cycles."""
 
     __tablename__ = tally.THAWS
-    __table_args__ = ({"sqlite_with_rowid": False},)
+    __table_args__ = ({"sqlite_with_rowid": False, "info": {"derived": True}},)
 
     site_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     material_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
