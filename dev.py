@@ -25,6 +25,12 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 FLASK = BIN / ("flask.exe" if os.name == "nt" else "flask")
 STAMP = VENV / ".biobank-install-stamp"
 HOST, PORT = "127.0.0.1", 5000
+# The demo printer listens nowhere at 127.0.0.1:9 (the error path): the printer rule must
+# list that address and port (biobank/labels/demo.py says the same).
+DEMO_PRINTER_RULE = {
+    "BIOBANK_PRINTER_NETWORKS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.1/32",
+    "BIOBANK_PRINTER_PORTS": "9100,9",
+}
 
 
 def say(message: str) -> None:
@@ -60,6 +66,8 @@ def ensure_venv() -> None:
 def serve() -> None:
     """Migrate the database, load the demo data and serve the app on 127.0.0.1:5000."""
     ensure_venv()
+    for name, value in DEMO_PRINTER_RULE.items():
+        os.environ.setdefault(name, value)
     where = os.environ.get("BIOBANK_DATABASE_URL") or "SQLite in instance/biobank.db"
     say(f"database: {where}")
     run(FLASK, "--app", "wsgi", "db", "upgrade")

@@ -37,6 +37,9 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.update(config_module.from_environment())
     app.config.update(overrides or {})
     clock.parse_zone(app.config["TIMEZONE"])  # a misspelt zone stops the start, not a request
+    from biobank.labels.network import rule_from
+
+    rule_from(app.config)  # so does a printer network or port that is no such thing
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config_module.default_database_url(app.instance_path)
     if not app.config["SECRET_KEY"]:

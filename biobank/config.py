@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     # Label printers: seconds to wait for a printer to take a job; the template folder
     # (default: labels/ beside the biobank package).
     "PRINTER_TIMEOUT": 5.0,
+    # Where printers may be (biobank.labels.network): comma-separated CIDRs, and ports or
+    # ranges. Loopback, link-local and unspecified addresses only when listed explicitly.
+    "PRINTER_NETWORKS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+    "PRINTER_PORTS": "9100",
     "LABELS_DIR": None,
     # SQLite: how long a writer waits for the one write lock before the request is answered
     # 503 (retry).

@@ -26,6 +26,10 @@ from biobank.patients import service as patients
 from biobank.samples import service as samples
 
 PG_URL = os.environ.get("BIOBANK_TEST_DATABASE_URL")
+# The printer rule the tests need: fake printers listen on 127.0.0.1 on ephemeral ports
+# (tests/test_labels_network.py sets the rule it checks itself).
+LOOPBACK_PRINTERS = {"PRINTER_NETWORKS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8",
+                     "PRINTER_PORTS": "1-65535"}
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +75,9 @@ def connection(engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture(scope="session")
 def shared_app(engine: Engine, database_url: str) -> Iterator[Flask]:
-    """One app for the whole run: building it (the OpenAPI spec above all) is the slow part."""
-    app = create_app({"DATABASE_URL": database_url, "TESTING": True})
+    """One app for the whole run: building it (the OpenAPI spec above all) is the slow part.
+    Printers may be on loopback, any port: the printer tests listen on 127.0.0.1."""
+    app = create_app({"DATABASE_URL": database_url, "TESTING": True, **LOOPBACK_PRINTERS})
     yield app
     app.extensions["biobank.engine"].dispose()
 

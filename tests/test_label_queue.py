@@ -11,6 +11,7 @@ from sqlalchemy import select
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import queue
 from biobank.labels import service as labels
+from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry
 from biobank.labels.models import Printer, QueuedLabel
 from biobank.labels.printers import PrinterError
@@ -55,7 +56,8 @@ def test_a_reprint_is_queued_only_with_its_reason_and_prints_with_it(session, re
     """The reprint rule holds in the queue: no reason, 422; the reason reaches the event."""
     register("Bench-On", zebra.port)
     labels.print_aliquot_labels(session, ACTOR, _printer(session, "Bench-On"),
-                                [tubes[0].barcode], registry(), timeout=2)
+                                [tubes[0].barcode], registry(), timeout=2,
+                                rule=printer_rule())
     register("Bench-Off", refused_port)
     off = _printer(session, "Bench-Off")
     with pytest.raises(Invalid) as refused:

@@ -93,7 +93,7 @@ ACTION_DESCRIPTIONS = {
     "custody:read": "read the custody events of samples and aliquots",
     "custody:export": "verify custody hash chains; export custody histories for inspectors",
     "label:print": "print tube labels on a registered printer; list printers",
-    "printer:admin": "register label printers",
+    "printer:admin": "register and change label printers",
     "substudy:read": "read sub-studies and consent components",
     "substudy:write": "create, edit, open and close sub-studies",
     "consent:read": "read consent state and history, withdrawals, destruction tasks, recalls, "

@@ -15,6 +15,7 @@ from biobank.db import get_session
 from biobank.labels import rendering, schemas, service
 from biobank.labels.rendering import registry, render
 from biobank.samples.numbering import numbering
+from biobank.labels.network import printer_rule
 from biobank.samples.service import get_sample
 
 blp = Blueprint("labels", __name__, description="Labels, printers and print jobs")
@@ -110,8 +111,22 @@ def list_printers():  # type: ignore[no-untyped-def]
 @blp.response(201, schemas.PrinterOut)
 @requires("printer:admin")
 def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Register a network label printer (raw ZPL on a TCP port, 9100 by default)."""
-    return service.register_printer(get_session(), current_actor(), values, registry())
+    """Register a network label printer (raw ZPL on a TCP port, 9100 by default) at an
+    address within BIOBANK_PRINTER_NETWORKS and BIOBANK_PRINTER_PORTS."""
+    return service.register_printer(get_session(), current_actor(), values, registry(),
+                                    printer_rule())
+
+
+@blp.route("/printers/<name>", methods=["PATCH"])
+@blp.arguments(schemas.PrinterPatch)
+@blp.response(200, schemas.PrinterOut)
+@requires("printer:admin")
+def change_printer(values: dict[str, Any], name: str):  # type: ignore[no-untyped-def]
+    """Change a printer's address, resolution, template or site (the address again within
+    the printer networks and ports)."""
+    session = get_session()
+    return service.change_printer(session, current_actor(), service.get_printer(session, name),
+                                  values, registry(), printer_rule())
 
 
 @blp.route("/print-jobs", methods=["POST"])
@@ -127,7 +142,8 @@ def print_job(values: dict[str, Any]):  # type: ignore[no-untyped-def]
     codes = service.normalize_codes(values["barcodes"], numbering())
     options = {"template": values["template"], "copies": values["copies"],
                "reason": values["reason"],
-               "timeout": float(current_app.config["PRINTER_TIMEOUT"])}
+               "timeout": float(current_app.config["PRINTER_TIMEOUT"]),
+               "rule": printer_rule()}
     if values["kind"] == "box":
         from biobank.labels import boxes
         from biobank.storage.service import get_box

@@ -13,6 +13,7 @@ from biobank.custody.models import AuditRecord
 from biobank.custody.service import record_audit
 from biobank.errors import Invalid
 from biobank.labels.models import Printer, PrintJob
+from biobank.labels.network import PrinterRule
 from biobank.labels.service import aliquot_rows, send_job
 from biobank.labels.templates import Registry
 from biobank.samples.models import Aliquot
@@ -45,7 +46,8 @@ def contents_labels(session: Session, box: Container) -> list[tuple[int, dict[st
 
 def print_box_labels(session: Session, actor: str, printer: Printer, boxes: list[Container],
                      registry: Registry, *, template: str | None = None, copies: int = 1,
-                     reason: str | None = None, timeout: float = 5.0) -> PrintJob:
+                     reason: str | None = None, timeout: float,
+                     rule: PrinterRule) -> PrintJob:
     """Send box labels to a printer; once it took them, note each in the box's audit trail
     (a reprint needs a reason)."""
     chosen = registry.get(template, "box", printer.dpi)
@@ -57,7 +59,8 @@ def print_box_labels(session: Session, actor: str, printer: Printer, boxes: list
         raise Invalid(f"{', '.join(sorted(before))} had a label printed before: say why it "
                       "is printed again", field="reason")
     job = send_job(session, actor, printer, chosen, [box_label(session, b) for b in boxes],
-                   copies=copies, reprint=bool(before), reason=reason, timeout=timeout)
+                   copies=copies, reprint=bool(before), reason=reason, timeout=timeout,
+                   rule=rule)
     for code in codes:
         record_audit(session, actor, "container", code,
                      "label_reprinted" if code in before else "label_printed", reason=reason,

@@ -14,6 +14,10 @@ DEMO_PRINTER = "Zebra-Lab-1"
 # that names the printer, and nothing is recorded.
 DEMO_HOST, DEMO_PORT = "127.0.0.1", 9
 DEMO_SITE = "NL-PMC"
+# What the demo printer needs of the printer rule (biobank.labels.network): loopback listed
+# explicitly and port 9. `python3 dev.py serve` sets these unless they are set already.
+DEMO_PRINTER_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.1/32"
+DEMO_PRINTER_PORTS = "9100,9"
 
 
 def load_demo(session: Session, actor: str) -> int:

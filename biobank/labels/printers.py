@@ -9,8 +9,10 @@ nothing.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from biobank.errors import DomainError
+from biobank.labels.network import PrinterRule, Unresolved
 
 
 class PrinterError(DomainError):
@@ -21,12 +23,37 @@ class PrinterError(DomainError):
         self.status_code = status_code
 
 
-def send(name: str, host: str, port: int, data: bytes, timeout: float) -> None:
-    """Hand ``data`` to the printer; PrinterError (502 unreachable, 504 timeout) if not."""
+def connect(targets: list[tuple[Any, ...]], timeout: float) -> socket.socket:
+    """A connection to the first of the checked addresses that answers (as
+    ``socket.create_connection``, but never to an address the rule did not see)."""
+    last: OSError | None = None
+    for family, kind, proto, sockaddr in targets:
+        conn = socket.socket(family, kind, proto)
+        try:
+            conn.settimeout(timeout)
+            conn.connect(sockaddr)
+        except OSError as exc:
+            conn.close()
+            last = exc
+            continue
+        return conn
+    raise last or OSError("no address")
+
+
+def send(name: str, host: str, port: int, data: bytes, timeout: float,
+         rule: PrinterRule) -> None:
+    """Hand ``data`` to the printer; 422 if its address breaks the printer rule (checked
+    again now: a host name may point elsewhere since it was registered), PrinterError
+    (502 unreachable, 504 timeout) if it does not take the job."""
     address = f"{host}:{port}"
     where = f"printer {name} at {address}"
     try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
+        targets = rule.addresses(host, port, field="printer")
+    except Unresolved as exc:
+        raise PrinterError(f"{where} cannot be reached ({exc}); nothing was printed", 502,
+                           name, address) from None
+    try:
+        with connect(targets, timeout) as conn:
             conn.sendall(data)
             # End of job: the printer sees the stream end, as after a print from a driver.
             conn.shutdown(socket.SHUT_WR)

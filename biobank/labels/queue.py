@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import service
+from biobank.labels.network import PrinterRule
 from biobank.labels.printers import PrinterError
 from biobank.labels.models import Printer, QueuedLabel
 from biobank.labels.templates import Registry
@@ -73,7 +74,7 @@ def waiting(session: Session, printer: Printer | None = None) -> list[Waiting]:
 
 
 def print_waiting(session: Session, actor: str, printer: Printer, registry: Registry, *,
-                  timeout: float) -> int:
+                  timeout: float, rule: PrinterRule) -> int:
     """Send every label waiting for ``printer`` (PrinterError when it still does not answer:
     nothing is then written); returns how many printed."""
     rows = session.execute(
@@ -91,7 +92,8 @@ def print_waiting(session: Session, actor: str, printer: Printer, registry: Regi
             with session.begin_nested():
                 job = service.print_aliquot_labels(session, actor, printer,
                                                    [b for _, b in group], registry,
-                                                   reason=reason, timeout=timeout)
+                                                   reason=reason, timeout=timeout,
+                                                   rule=rule)
                 session.execute(update(QueuedLabel)
                                 .where(QueuedLabel.id.in_([i for i, _ in group]), *WAITING)
                                 .values(printed_at=job.printed_at, print_job_id=job.id))

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 from biobank.labels.service import MAX_LABELS
 from biobank.labels.symbols import DPIS
 from biobank.labels.templates import FORMATS
-from biobank.schema import Schema
+from biobank.schema import PatchSchema, Schema
 
 _format = fields.String(load_default="zpl", validate=validate.OneOf(FORMATS),
                         metadata={"description": "zpl (one stream), svg or png (one sheet)"})
@@ -51,6 +51,14 @@ class PrinterIn(Schema):
     dpi = fields.Integer(load_default=203, validate=validate.OneOf(DPIS))
     template = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     site = fields.String(load_default=None, validate=validate.Length(min=1, max=32))
+
+
+class PrinterPatch(PatchSchema):
+    host = fields.String(validate=validate.Length(min=1, max=200))
+    port = fields.Integer(validate=validate.Range(1, 65535))
+    dpi = fields.Integer(validate=validate.OneOf(DPIS))
+    template = fields.String(validate=validate.Length(min=1, max=64))
+    site = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
 
 
 class PrinterOut(Schema):

@@ -17,6 +17,7 @@ from biobank.custody.service import record_audit, record_events
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import printers
 from biobank.labels.models import Printer, PrintJob
+from biobank.labels.network import PrinterRule, Unresolved
 from biobank.labels.templates import LabelTemplate, Registry
 from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Site, Timepoint
@@ -88,19 +89,36 @@ def sample_labels(session: Session, sample: Sample) -> list[tuple[int, dict[str,
 
 # --- printers --------------------------------------------------------------------------
 
+def _checked_address(rule: PrinterRule, host: str, port: int) -> None:
+    """422 unless ``host:port`` is where the printer rule lets printers be (a host name
+    is resolved now, and every address it has is checked)."""
+    try:
+        rule.addresses(host, port)
+    except Unresolved as exc:
+        raise Invalid(f"{exc}: give an address or a name this server can resolve",
+                      field="host") from None
+
+
+def _site(session: Session, code: str | None) -> Site | None:
+    if not code:
+        return None
+    site = session.scalar(select(Site).where(Site.code == code))
+    if site is None:
+        raise Invalid(f"unknown site {code!r}", field="site")
+    return site
+
+
 def register_printer(session: Session, actor: str, values: dict[str, Any],
-                     registry: Registry) -> Printer:
-    """Register a label printer; its default template must exist and label aliquots."""
+                     registry: Registry, rule: PrinterRule) -> Printer:
+    """Register a label printer at an address the printer rule allows; its default
+    template must exist and label aliquots."""
     if session.scalar(select(Printer.id).where(Printer.name == values["name"])) is not None:
         raise Conflict(f"a printer named {values['name']!r} exists already", field="name")
     template = registry.get(values.get("template"), "aliquot", values["dpi"])
     if values["dpi"] not in template.zpl:
         raise Invalid(f"template {template.name} has no {values['dpi']} dpi form", field="dpi")
-    site = None
-    if values.get("site"):
-        site = session.scalar(select(Site).where(Site.code == values["site"]))
-        if site is None:
-            raise Invalid(f"unknown site {values['site']!r}", field="site")
+    site = _site(session, values.get("site"))
+    _checked_address(rule, values["host"], values["port"])
     printer = Printer(name=values["name"], host=values["host"], port=values["port"],
                       dpi=values["dpi"], template=template.name, site=site, created_by=actor)
     session.add(printer)
@@ -108,6 +126,32 @@ def register_printer(session: Session, actor: str, values: dict[str, Any],
     record_audit(session, actor, "printer", printer.name, "registered", new_values={
         "host": printer.host, "port": printer.port, "dpi": printer.dpi,
         "template": printer.template, "site": values.get("site")})
+    return printer
+
+
+def change_printer(session: Session, actor: str, printer: Printer, values: dict[str, Any],
+                   registry: Registry, rule: PrinterRule) -> Printer:
+    """Change a printer's address, resolution, template or site (the address again within
+    the printer rule); the audit trail keeps the old and new values."""
+    before = {"host": printer.host, "port": printer.port, "dpi": printer.dpi,
+              "template": printer.template, "site": printer.site.code if printer.site else None}
+    after = {**before, **values}
+    template = registry.get(after["template"], "aliquot", after["dpi"])
+    if after["dpi"] not in template.zpl:
+        raise Invalid(f"template {template.name} has no {after['dpi']} dpi form", field="dpi")
+    after["template"] = template.name
+    site = _site(session, after["site"])
+    if "host" in values or "port" in values:
+        _checked_address(rule, after["host"], after["port"])
+    changed = {key for key in after if after[key] != before[key]}
+    if not changed:
+        return printer
+    printer.host, printer.port, printer.dpi = after["host"], after["port"], after["dpi"]
+    printer.template, printer.site = after["template"], site
+    session.flush()
+    record_audit(session, actor, "printer", printer.name, "changed",
+                 old_values={key: before[key] for key in sorted(changed)},
+                 new_values={key: after[key] for key in sorted(changed)})
     return printer
 
 
@@ -138,7 +182,8 @@ def already_printed(session: Session, aliquot_ids: list[int]) -> set[int]:
 
 def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: list[str],
                          registry: Registry, *, template: str | None = None, copies: int = 1,
-                         reason: str | None = None, timeout: float = 5.0) -> PrintJob:
+                         reason: str | None = None, timeout: float,
+                         rule: PrinterRule) -> PrintJob:
     """Send aliquot labels to a printer; only once it took them, record them.
 
     A tube that had a label before gets ``label_reprinted``, which needs a reason. Nothing
@@ -152,7 +197,7 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
         raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
                       "printed again", field="reason")
     job = send_job(session, actor, printer, chosen, [data for _, data in labels], copies=copies,
-                   reprint=bool(reprinted), reason=reason, timeout=timeout)
+                   reprint=bool(reprinted), reason=reason, timeout=timeout, rule=rule)
     record_events(session, [{
         "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
         "aliquot_id": aliquot_id,
@@ -165,10 +210,10 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
 
 def send_job(session: Session, actor: str, printer: Printer, template: LabelTemplate,
              items: list[dict[str, str]], *, copies: int, reprint: bool, reason: str | None,
-             timeout: float) -> PrintJob:
+             timeout: float, rule: PrinterRule) -> PrintJob:
     """Render, hand the ZPL to the printer, and only then add the job (flushed)."""
     stream, _ = template.render("zpl", printer.dpi, items, copies)
-    printers.send(printer.name, printer.host, printer.port, stream, timeout)
+    printers.send(printer.name, printer.host, printer.port, stream, timeout, rule)
     job = PrintJob(printer=printer, template=template.name, dpi=printer.dpi, copies=copies,
                    labels=len(items), bytes_sent=len(stream), reprint=reprint, reason=reason,
                    actor=actor, kind=template.kind)

@@ -29,11 +29,20 @@ SIZE_TOLERANCE_DOTS = 2
 MIME = "text/plain; charset=utf-8"
 
 
+# Under ^FH a field's bytes are written _XX: the escape character, the two command
+# prefixes, and every control character (CR and LF above all: a line of its own is a
+# command for line protocols, and a printer has no use for them inside a field).
+_TO_HEX = re.compile(r"[_^~\x00-\x1f\x7f-\x9f]")
+
+
+def _hex(match: re.Match[str]) -> str:
+    return "".join(f"_{byte:02X}" for byte in match.group().encode())
+
+
 def escape(value: str) -> str:
-    """Field data as ZPL shows it literally under ``^FH``: ``_``, ``^`` and ``~`` in hex."""
-    if "_" in value or "^" in value or "~" in value:
-        return value.replace("_", "_5F").replace("^", "_5E").replace("~", "_7E")
-    return value
+    """Field data as ZPL shows it literally under ``^FH``: ``_``, ``^``, ``~`` and control
+    characters in hex, so nothing in the data becomes a command or a line of its own."""
+    return _TO_HEX.sub(_hex, value)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from biobank.custody.service import record_audit, record_events
 from biobank.db import json_rows, utcnow
 from biobank.errors import Conflict, Invalid, NotFound
+from biobank.inputs import bad_character
 from biobank.reference.models import Site
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot
@@ -104,6 +105,10 @@ def create_freezer(session: Session, actor: str, values: dict[str, Any],
 
 
 def _check_parent(session: Session, parent: Container, name: str) -> None:
+    # A box's name goes on its label: no line breaks or other control characters, whoever
+    # calls (the API's schemas refuse them already).
+    if why := bad_character(name):
+        raise Invalid(f"the name {why}", field="name")
     if parent.kind == "box":
         raise Invalid(f"{parent.barcode} is a box: it holds tubes, not containers",
                       field="parent")

@@ -14,6 +14,7 @@ from biobank.db import get_session
 from biobank.errors import DomainError
 from biobank.labels import schemas as label_schemas
 from biobank.labels import service as labels
+from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry
 from biobank.reference.models import Site
 from biobank.requests import allocation, lifecycle, picking, shipping
@@ -50,7 +51,8 @@ def register_printer():  # type: ignore[no-untyped-def]
     session = get_session()
     try:
         values = load_form(label_schemas.PrinterIn(), request.form)
-        printer = labels.register_printer(session, current_actor(), values, registry())
+        printer = labels.register_printer(session, current_actor(), values, registry(),
+                                          printer_rule())
     except DomainError as exc:
         session.rollback()
         return _printers_page(request.form.to_dict(), exc.message, exc.status_code)

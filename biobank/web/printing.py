@@ -5,7 +5,6 @@ does not, and the queue of labels waiting for a printer to answer again."""
 from __future__ import annotations
 
 import io
-import socket
 from urllib.parse import unquote
 
 from flask import (
@@ -25,8 +24,10 @@ from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.errors import DomainError, Invalid, NotFound
 from biobank.inputs import ascii_id
+from biobank.labels import printers
 from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
+from biobank.labels.network import Unresolved, printer_rule
 from biobank.labels.printers import PrinterError
 from biobank.labels.rendering import registry
 from biobank.samples.numbering import numbering
@@ -52,9 +53,12 @@ def reachable(name: str):  # type: ignore[no-untyped-def]
     printer = labels.get_printer(get_session(), name)
     timeout = min(float(current_app.config["PRINTER_TIMEOUT"]), 0.5)
     try:
-        with socket.create_connection((printer.host, printer.port), timeout=timeout):
+        # The same rule as a print: an address outside the printer networks is a 422,
+        # never a probe.
+        targets = printer_rule().addresses(printer.host, printer.port, field="printer")
+        with printers.connect(targets, timeout):
             pass
-    except OSError:
+    except (OSError, Unresolved):
         return jsonify(printer=printer.name, ready=False,
                        words=f"{printer.name} is not answering: is it on?")
     return jsonify(printer=printer.name, ready=True, words=f"{printer.name} is ready")
@@ -114,7 +118,7 @@ def print_queued(name: str):  # type: ignore[no-untyped-def]
     try:
         printed = label_queue.print_waiting(
             session, current_actor(), printer, registry(),
-            timeout=float(current_app.config["PRINTER_TIMEOUT"]))
+            timeout=float(current_app.config["PRINTER_TIMEOUT"]), rule=printer_rule())
     except DomainError as exc:
         session.rollback()
         flash(f"Nothing printed: {printer.name} is not answering. Is it switched on, with "

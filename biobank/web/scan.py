@@ -15,6 +15,7 @@ from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
+from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry
 from biobank.labels.printers import PrinterError
 from biobank.samples.numbering import numbering
@@ -289,7 +290,7 @@ def print_label(code: str):  # type: ignore[no-untyped-def]
         timeout = float(current_app.config["PRINTER_TIMEOUT"])
         labels.print_aliquot_labels(
             session, current_actor(), printer, codes, registry(),
-            reason=form.get("reason") or None, timeout=timeout)
+            reason=form.get("reason") or None, timeout=timeout, rule=printer_rule())
     except PrinterError as exc:
         # No dead end: the label can be downloaded, queued, sent again or to another printer.
         return _refused(code, box_code, exc, print_failed=form.get("printer", ""),
@@ -307,7 +308,7 @@ def _print_the_queue_too(session: Session, printer: Any, timeout: float) -> int:
     """The printer answers again: what was queued for it prints now, or stays queued."""
     try:
         return label_queue.print_waiting(session, current_actor(), printer, registry(),
-                                         timeout=timeout)
+                                         timeout=timeout, rule=printer_rule())
     except DomainError:
         return 0
 

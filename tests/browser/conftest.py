@@ -52,7 +52,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     database = private_database(tmp_path_factory.mktemp("browser"), "browser")
     url = next(database)
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "browser-tests",
-                      "SESSION_COOKIE_SECURE": False, "PRINTER_TIMEOUT": 1.0})
+                      "SESSION_COOKIE_SECURE": False, "PRINTER_TIMEOUT": 1.0,
+                      # Fake printers listen on 127.0.0.1 (the demo printer at port 9).
+                      "PRINTER_NETWORKS": "127.0.0.0/8", "PRINTER_PORTS": "1-65535"})
     with app.app_context():
         runner = app.test_cli_runner()
         for args in (["db", "upgrade"], ["demo", "load"]):

@@ -117,7 +117,7 @@ def test_a_label_queued_for_a_silent_printer_prints_once_it_answers(page, live_s
     def register(session: Session) -> None:
         labels.register_printer(session, ACTOR, {
             "name": name, "host": "127.0.0.1", "port": port, "dpi": 203, "template": None,
-            "site": None}, registry())
+            "site": None}, registry(), printer_rule())
     live_server.call(register)
     log_in(page, "demo-technician", "/scan")
     scan(page, first)
