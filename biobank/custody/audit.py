@@ -7,9 +7,7 @@ needs no JSON parsing on the normal path.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session, aliased
 
+from biobank import csvsafe
 from biobank.custody.chain import ChainCheck, diagnose
 from biobank.custody.models import CustodyEvent
 from biobank.samples.models import Aliquot, Sample
@@ -241,20 +240,17 @@ def _records(session: Session, query: Select[Any]) -> Iterator[dict[str, Any]]:
 
 
 def csv_lines(session: Session, query: Select[Any]) -> Iterator[str]:
-    """The events as CSV (header first), a chunk of lines at a time; values as JSON."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for count, record in enumerate(_records(session, query), start=1):
-        for key in ("old_values", "new_values"):
-            value = record[key]
-            record[key] = "" if value is None else json.dumps(value, sort_keys=True)
-        writer.writerow(record.values())
-        if count % 1000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    """The events as CSV (header first), a chunk of lines at a time; values as JSON; every
+    cell through the safe writer (a reason such as ``=HYPERLINK(...)`` stays text)."""
+
+    def rows() -> Iterator[list[Any]]:
+        for record in _records(session, query):
+            for key in ("old_values", "new_values"):
+                value = record[key]
+                record[key] = "" if value is None else json.dumps(value, sort_keys=True)
+            yield list(record.values())
+
+    return csvsafe.stream_csv(COLUMNS, rows())
 
 
 def json_chunks(session: Session, query: Select[Any], header: dict[str, Any]) -> Iterator[str]:

@@ -317,8 +317,8 @@ class RowReader:
         code = barcodes.normalize(raw)
         if code in _UNREAD:
             raise _Bad(f"{raw!r}: the rack scanner could not read this tube")
-        if " " in code or not code.isprintable():
-            raise _Bad(f"{raw!r} is not a barcode (it contains spaces)")
+        if why := barcodes.external_problem(code):
+            raise _Bad(why)
         if barcodes.looks_own(code, self.own_prefixes):
             raise _Bad(f"{code} looks like a code this service issues; pre-barcoded tubes "
                        "must carry their own code (leave the column empty to issue one)")

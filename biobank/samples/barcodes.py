@@ -18,6 +18,14 @@ from biobank.samples.models import BarcodeCounter
 
 _OWN = re.compile(r"^(?P<prefix>[A-Z]{2})(?P<number>\d{6,12})(?P<check>[0-9A-Z])$")
 
+# The one character set of codes other systems printed (pre-barcoded tubes, racks' own
+# codes), wherever they come in: registration, `flask import aliquots`, rack scans. Letters,
+# digits and . _ - (a letter or digit first), 3-64 characters: what the rack scanners'
+# files hold, and nothing a spreadsheet, a page or a label could read as a command.
+EXTERNAL_RULE = r"[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}"
+_EXTERNAL = re.compile(EXTERNAL_RULE)
+EXTERNAL_WORDS = ("3-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+
 
 def normalize(code: str) -> str:
     """Scanners add whitespace and some keyboards lower-case: neither matters."""
@@ -44,6 +52,13 @@ def make(prefix: str, number: int, digits: int) -> str:
     """The barcode for a number in a prefix's series."""
     body = f"{prefix}{number:0{digits}d}"
     return body + _check_character(_state(body))
+
+
+def external_problem(code: str) -> str | None:
+    """Why a (normalized) external code breaks the one rule, or None if it keeps it."""
+    if _EXTERNAL.fullmatch(code):
+        return None
+    return f"{code!r} is not a tube or rack code ({EXTERNAL_WORDS})"
 
 
 def looks_own(code: str, prefixes: set[str]) -> bool:

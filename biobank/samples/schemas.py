@@ -11,6 +11,7 @@ from biobank.reference.sprec import (
     PRECENTRIFUGATION_TEMPERATURES,
     STORAGE,
 )
+from biobank.samples import barcodes
 from biobank.samples.states import MANUAL, STATUSES
 from biobank.schema import Multiline, Schema
 
@@ -79,8 +80,10 @@ class AliquotSpec(Schema):
     cell_count = fields.Integer(allow_none=True, load_default=None,
                                 validate=validate.Range(min=1))
     barcode = fields.String(allow_none=True, load_default=None,
-                            validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{4,64}\s*$"),
-                            metadata={"description": "a pre-barcoded tube's own code"})
+                            validate=validate.Regexp(rf"^\s*{barcodes.EXTERNAL_RULE}\s*$",
+                                                     error=barcodes.EXTERNAL_WORDS),
+                            metadata={"description": "a pre-barcoded tube's own code: "
+                                      + barcodes.EXTERNAL_WORDS})
     storage = fields.String(load_default="X", validate=validate.OneOf(sorted(STORAGE)),
                             metadata={"description": "SPREC v3.0 long-term storage code, e.g. "
                                       "D (cryotube −85…−60 °C), E (programmable freezing to "

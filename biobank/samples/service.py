@@ -141,6 +141,8 @@ def _children_barcodes(session: Session, children: list[dict[str, Any]],
         if code is None:
             continue
         code = barcodes.normalize(code)
+        if why := barcodes.external_problem(code):
+            raise Invalid(why, field=f"aliquots.{index}.barcode")
         if barcodes.looks_own(code, numbering.prefixes):
             raise Invalid(f"{code} looks like a code this service issues; pre-barcoded tubes "
                           "must carry their own code", field=f"aliquots.{index}.barcode")

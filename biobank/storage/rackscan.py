@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 from biobank.inputs import bad_character
+from biobank.samples import barcodes
 from biobank.storage import naming
 
 # The largest scanner file accepted (the API and the box page alike).
@@ -41,7 +42,6 @@ _COLUMN = {"locationcolumn", "column", "col", "columnid"}
 _TUBE = {"tube", "tubeid", "tubecode", "tubebarcode", "barcode", "code", "sampleid",
          "sample", "tubes", "value"}
 _STATUS = {"status", "tubestatus", "readstatus", "result", "state"}
-_CODE = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
 MAX_LINES = 2000
 
 
@@ -183,6 +183,9 @@ def parse(text: str) -> ScanFile:
         if rack is not None and found != rack:
             raise ScanFileError(f"line 1 names rack {rack}, the lines name {found}")
         scan.rack = found
+    if scan.rack is not None and (why := barcodes.external_problem(scan.rack)):
+        # The rack code may become the box's own code (offered to a box without one).
+        raise ScanFileError(f"the rack code {why}")
     if not scan.entries:
         raise ScanFileError("the file lists no tubes")
     _no_duplicates(scan.entries)
@@ -214,8 +217,8 @@ def _entry(number: int, cells: list[str], roles: dict[str, int]) -> Entry | None
         return None
     if marker in UNREADABLE:
         return Entry(number, position, None)
-    if not _CODE.match(tube):
-        raise ScanFileError(f"line {number}: {tube!r} is not a tube code")
+    if why := barcodes.external_problem(tube):
+        raise ScanFileError(f"line {number}: {why}")
     return Entry(number, position, tube.upper())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
+from biobank.samples import barcodes
 from biobank.schema import Schema
 from biobank.storage.models import FREEZER_TYPES, HOLDER_KINDS, TEMPERATURE_BANDS
 from biobank.storage.naming import SCHEMES
@@ -67,8 +68,11 @@ class BoxIn(Schema):
     name = fields.String(allow_none=True, load_default=None, validate=NAME,
                          metadata={"description": "defaults to the issued barcode"})
     external_barcode = fields.String(allow_none=True, load_default=None,
-                                     validate=validate.Regexp(r"^\s*[A-Za-z0-9_-]{3,64}\s*$"),
-                                     metadata={"description": "a rack's own code"})
+                                     validate=validate.Regexp(
+                                         rf"^\s*{barcodes.EXTERNAL_RULE}\s*$",
+                                         error=barcodes.EXTERNAL_WORDS),
+                                     metadata={"description": "a rack's own code: "
+                                               + barcodes.EXTERNAL_WORDS})
 
 
 class MoveContainerIn(Schema):

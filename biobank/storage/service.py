@@ -142,6 +142,8 @@ def create_box(session: Session, actor: str, values: dict[str, Any],
     external = values.get("external_barcode")
     if external:
         external = barcodes.normalize(external)
+        if why := barcodes.external_problem(external):
+            raise Invalid(why, field="external_barcode")
         if barcodes.looks_own(external, numbering.prefixes):
             raise Invalid(f"{external} looks like a code this service issues",
                           field="external_barcode")
