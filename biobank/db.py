@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, literal_column
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
@@ -144,6 +145,19 @@ def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
     if url.startswith("sqlite"):
         engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds},
                                json_deserializer=orjson.loads)
+        database_file = make_url(url).database
+
+        @event.listens_for(engine, "do_connect")
+        def _private_file(*_args: Any) -> None:
+            # The file holds everything: readable by its owner only (sqlite3 would make it
+            # 0644 under the usual umask); its -wal and -shm files take the same mode.
+            if database_file and database_file != ":memory:" and \
+                    not database_file.startswith("file:"):
+                try:
+                    os.close(os.open(database_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                     0o600))
+                except FileExistsError:
+                    pass
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -99,6 +99,9 @@ def page(chromium: Any, live_server: LiveServer) -> Iterator[Any]:
     tab = context.new_page()
     script_errors: list[str] = []
     tab.on("pageerror", lambda error: script_errors.append(str(error)))
+    # A script or handler the Content-Security-Policy blocked is a page that does not work.
+    tab.on("console", lambda message: script_errors.append(message.text)
+           if message.type == "error" and "Content Security Policy" in message.text else None)
     seen = len(live_server.errors)
     yield tab
     context.close()

@@ -18,6 +18,7 @@ from biobank.patients.models import Patient
 from biobank.samples.models import Aliquot, Sample
 
 from biobank.labels import service as labels
+from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry
 from browser_helpers import log_in, shot
 from test_bench_pages import ACTOR, scan
@@ -88,7 +89,8 @@ def test_alt_p_prints_at_once_and_a_silent_printer_is_no_dead_end(page, live_ser
         def register(session: Session) -> None:
             labels.register_printer(session, ACTOR, {
                 "name": f"Bench Zebra {zebra.port}", "host": "127.0.0.1", "port": zebra.port,
-                "dpi": 203, "template": None, "site": None}, registry())
+                "dpi": 203, "template": None, "site": None}, registry(),
+                printer_rule())
         live_server.call(register)
         scan(page, tube)
         page.get_by_label("Printer").select_option(f"Bench Zebra {zebra.port}")
