@@ -43,6 +43,7 @@ class BiobankApi(Api):
 
 def init_app(app: Flask) -> Api:
     """Create the app's Api and register every domain's blueprint under /api/v1."""
+    from biobank.auth.admin_api import blp as users_blp
     from biobank.auth.api import blp as auth_blp
     from biobank.consent.api import blp as consent_blp
     from biobank.custody.api import blp as custody_blp
@@ -69,5 +70,6 @@ def init_app(app: Flask) -> Api:
     api.register_blueprint(labels_blp, url_prefix="/api/v1")
     api.register_blueprint(requests_blp, url_prefix="/api/v1")
     api.register_blueprint(reports_blp, url_prefix="/api/v1")
+    api.register_blueprint(users_blp, url_prefix="/api/v1")
     app.extensions["biobank.api"] = api
     return api

@@ -10,11 +10,11 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the page blueprints and the helpers their templates use."""
     from biobank.web import (
-        boxes, consent, find, manager, patients, printing, reports, researcher, scan,
+        boxes, consent, find, manager, patients, printing, reports, researcher, scan, users,
     )
     from biobank.web.common import install
 
     for module in (scan, printing, find, boxes, patients, consent, researcher, manager,
-                   reports):
+                   reports, users):
         app.register_blueprint(module.bp)
     install(app)
