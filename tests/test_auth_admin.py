@@ -206,3 +206,22 @@ def test_unknown_users_are_404s(admin):
     assert admin.get(f"{USERS}/nobody").status_code == 404
     assert admin.patch(f"{USERS}/nobody", json={"role": "manager"}).status_code == 404
     assert admin.post(f"{USERS}/nobody/tokens", json={}).status_code == 404
+
+
+def test_command_line_changes_are_audited_too(runner, session):
+    """`users create`, `rotate`, `deactivate`: audit records with the operating-system user
+    as actor, and no token in them."""
+    import getpass
+
+    created = runner.invoke(args=["users", "create", "cli-tech", "--role", "technician",
+                                  "--site", "NL-PMC"])
+    assert created.exit_code == 0, created.output
+    token = created.output.strip().splitlines()[-1]
+    for command in (["users", "rotate", "cli-tech"], ["users", "deactivate", "cli-tech"]):
+        assert runner.invoke(args=command).exit_code == 0
+    records = trail(session, "cli-tech")
+    assert [r.action for r in records] == ["created", "token_issued", "token_rotated",
+                                           "deactivated"]
+    assert {r.actor for r in records} == {f"cli:{getpass.getuser()}"}
+    assert records[0].new_values["sites"] == ["NL-PMC"]
+    assert token not in str([(r.old_values, r.new_values) for r in records])

@@ -27,9 +27,18 @@ ENTITY = "user"
 TOKEN_DAYS_MAX = 3650
 
 
-def _state(user: User) -> dict[str, Any]:
+def state(user: User) -> dict[str, Any]:
+    """What the audit trail keeps of an account: role, name, scopes, whether active."""
     return {"role": user.role, "full_name": user.full_name, "substudies": user.substudy_codes,
             "sites": user.site_codes, "active": user.active}
+
+
+def record(session: Session, actor: str, user: User, action: str, *,
+           old: dict[str, Any] | None = None, new: dict[str, Any] | None = None,
+           reason: str | None = None) -> None:
+    """An audit record of a change to an account (entity ``user``)."""
+    record_audit(session, actor, ENTITY, user.username, action, reason=reason,
+                 old_values=old, new_values=new)
 
 
 def _check_substudies(session: Session, codes: list[str]) -> None:
@@ -108,14 +117,14 @@ def create(session: Session, admin: str, values: dict[str, Any]) -> User:
                                substudies=substudies, sites=sites,
                                password=values.get("password"),
                                full_name=values.get("full_name"))
-    record_audit(session, admin, ENTITY, user.username, "created", new_values=_state(user))
+    record_audit(session, admin, ENTITY, user.username, "created", new_values=state(user))
     user.live_tokens = []  # type: ignore[attr-defined]
     return user
 
 
 def change(session: Session, admin: str, user: User, values: dict[str, Any]) -> User:
     """Change a user's role, full name, sub-studies or sites; audited with old and new."""
-    before = _state(user)
+    before = state(user)
     role = values.get("role", user.role)
     if role != user.role:
         _keep_an_admin(session, admin, user, "change the role of")
@@ -134,7 +143,7 @@ def change(session: Session, admin: str, user: User, values: dict[str, Any]) -> 
     if sorted(sites) != user.site_codes:
         user.sites = [UserSite(site_code=c) for c in sorted(set(sites))]
     session.flush()
-    after = _state(user)
+    after = state(user)
     changed = sorted(key for key in after if after[key] != before[key])
     if changed:
         record_audit(session, admin, ENTITY, user.username, "changed",

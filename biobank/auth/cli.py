@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from biobank.auth import service
+from biobank.auth import admin, service
 from biobank.auth.models import ROLES, User
 from biobank.db import get_session
 from biobank.errors import DomainError
@@ -27,13 +27,15 @@ _DAYS = click.IntRange(1, 3650)
 def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[str, ...],
            full_name: str | None, days: int) -> None:
     """Create a user and print a new API token as the last line."""
-    from biobank.clitools import fail
+    from biobank.clitools import cli_actor, fail
 
     session = get_session()
     try:
         user = service.create_user(session, username, role, substudies=list(substudies),
                                    sites=list(sites), full_name=full_name)
+        admin.record(session, cli_actor(), user, "created", new=admin.state(user))
         token = service.issue_token(session, user, days=days)
+        admin.record(session, cli_actor(), user, "token_issued", new={"token": token[:10]})
     except DomainError as exc:
         session.rollback()
         fail(exc)
@@ -58,15 +60,18 @@ def list_users() -> None:
                               ",".join(user.site_codes) or "-", state, hints]))
 
 
-def _user_command(action):  # type: ignore[no-untyped-def]
-    """Run ``action(session, user)`` for USERNAME, reporting a refusal on stderr."""
-    from biobank.clitools import fail
+def _user_command(action, what: str):  # type: ignore[no-untyped-def]
+    """Run ``action(session, user)`` for USERNAME, reporting a refusal on stderr; the change
+    is an audit record ``what`` with the operating-system user as actor."""
+    from biobank.clitools import cli_actor, fail
 
     session = get_session()
 
     def run(username: str):  # type: ignore[no-untyped-def]
         try:
-            result = action(session, service.get_user(session, username))
+            user = service.get_user(session, username)
+            result = action(session, user)
+            admin.record(session, cli_actor(), user, what)
         except DomainError as exc:
             session.rollback()
             fail(exc)
@@ -81,7 +86,7 @@ def _user_command(action):  # type: ignore[no-untyped-def]
 @click.argument("username")
 def revoke(username: str) -> None:
     """Revoke every token of a user."""
-    count = _user_command(service.revoke_tokens)(username)
+    count = _user_command(service.revoke_tokens, "tokens_revoked")(username)
     click.echo(f"revoked {count} token(s) of {username}")
 
 
@@ -90,7 +95,8 @@ def revoke(username: str) -> None:
 @click.option("--days", default=365, show_default=True, type=_DAYS, help="Token lifetime.")
 def rotate(username: str, days: int) -> None:
     """Revoke a user's tokens and print a new one as the last line."""
-    token = _user_command(lambda s, u: service.rotate_token(s, u, days=days))(username)
+    token = _user_command(lambda s, u: service.rotate_token(s, u, days=days),
+                          "token_rotated")(username)
     click.echo(f"new API token for {username} (shown once):")
     click.echo(token)
 
@@ -99,7 +105,7 @@ def rotate(username: str, days: int) -> None:
 @click.argument("username")
 def deactivate(username: str) -> None:
     """Deactivate a user; their tokens and browser sessions stop working at once."""
-    _user_command(service.deactivate)(username)
+    _user_command(service.deactivate, "deactivated")(username)
     click.echo(f"deactivated {username}")
 
 
@@ -108,5 +114,5 @@ def deactivate(username: str) -> None:
 @click.password_option()
 def set_password(username: str, password: str) -> None:
     """Set a user's password for the web pages (ends their browser sessions)."""
-    _user_command(lambda s, u: service.set_password(s, u, password))(username)
+    _user_command(lambda s, u: service.set_password(s, u, password), "password_set")(username)
     click.echo(f"password set for {username}")
