@@ -109,11 +109,11 @@ def test_the_visionmate_layout_reads():
 
 
 @pytest.mark.parametrize("text", [
-    "Rack,Position,Tube\nR1,A01,fx01\nR1,A02,FX02\n",   # header, lower-case code
+    "Rack,Position,Tube\nRK1,A01,fx01\nRK1,A02,FX02\n",   # header, lower-case code
     "Position;Tube ID\nA01;FX01\nA02;FX02\n",            # semicolons
     "A1\tFX01\nA2\tFX02\n",                              # tabs, no rack at all
-    "\ufeffR1,A1,FX01\nR1,A2,FX02\n\n",                  # byte-order mark, blank line
-    "R1\nA01,FX01\nA02,FX02\nA03,NO TUBE\n",             # rack on line 1 without header
+    "\ufeffRK1,A1,FX01\nRK1,A2,FX02\n\n",                  # byte-order mark, blank line
+    "RK1\nA01,FX01\nA02,FX02\nA03,NO TUBE\n",             # rack on line 1 without header
 ])
 def test_common_variations_read_the_same(text):
     """Headers or none, commas, semicolons or tabs, BOM, empty places: two tubes."""
@@ -124,11 +124,11 @@ def test_common_variations_read_the_same(text):
 @pytest.mark.parametrize(("text", "words"), [
     ("", "empty"),
     ("hello world\n", "line 1"),
-    ("R1,A1,FX01\nR1,A01,FX02\n", "position A1 is listed twice"),
-    ("R1,A1,FX01\nR1,A2,FX01\n", "tube FX01 is listed twice"),
-    ("R1,A1,FX01\nR2,A2,FX02\n", "more than one rack"),
-    ("R1,shelf,FX01\n", "line 1: 'shelf' is not a position"),
-    ("R1,A1,FX 01 <script>\n", "not a tube code"),
+    ("RK1,A1,FX01\nRK1,A01,FX02\n", "position A1 is listed twice"),
+    ("RK1,A1,FX01\nRK1,A2,FX01\n", "tube FX01 is listed twice"),
+    ("RK1,A1,FX01\nRK2,A2,FX02\n", "more than one rack"),
+    ("RK1,shelf,FX01\n", "line 1: 'shelf' is not a position"),
+    ("RK1,A1,FX 01 <script>\n", "not a tube or rack code"),
     ("Position,Tube\n", "no tubes"),
     ("%PDF-1.4\x00\x01\x02,\x03\n", "line 1: contains a NUL character"),
 ])
