@@ -174,7 +174,7 @@ def test_the_reachability_probe_keeps_the_rule(manager, tech, listener, rule, se
     rule()
     refused = tech.get("/printers/Zebra-Net/reachable")
     assert refused.status_code == 422
-    assert "loopback" in refused.get_data(as_text=True)
+    assert refused.json["ready"] is False and "loopback" in refused.json["words"]
 
 
 def test_changing_a_printer_keeps_the_rule_and_is_audited(manager, tech, session, rule):

@@ -46,7 +46,10 @@
       if (!name) { return; }
       fetch("/printers/" + encodeURIComponent(name) + "/reachable",
             { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (response) {
+          // 422: the printer's address is outside the printer rule; the answer says so.
+          return response.ok || response.status === 422 ? response.json() : null;
+        })
         .then(function (answer) {
           if (!answer || state.dataset.printer !== name) { return; }
           state.textContent = (answer.ready ? "✓ " : "✗ ") + answer.words;

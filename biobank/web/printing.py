@@ -56,9 +56,15 @@ def reachable(name: str):  # type: ignore[no-untyped-def]
         # The same rule as a print: an address outside the printer networks is a 422,
         # never a probe.
         targets = printer_rule().addresses(printer.host, printer.port, field="printer")
+    except Invalid as exc:
+        return jsonify(printer=printer.name, ready=False,
+                       words=f"{printer.name} cannot be used: {exc.message}"), 422
+    except Unresolved:
+        targets = []  # a name DNS does not know (now): not answering
+    try:
         with printers.connect(targets, timeout):
             pass
-    except (OSError, Unresolved):
+    except OSError:
         return jsonify(printer=printer.name, ready=False,
                        words=f"{printer.name} is not answering: is it on?")
     return jsonify(printer=printer.name, ready=True, words=f"{printer.name} is ready")
