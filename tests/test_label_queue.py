@@ -34,12 +34,14 @@ def test_a_queued_label_prints_when_the_printer_answers_again(session, register,
     codes = [t.barcode for t in tubes[:2]]
     queue.enqueue(session, ACTOR, printer, codes)
     with pytest.raises(PrinterError):
-        queue.print_waiting(session, ACTOR, printer, registry(), timeout=0.5)
+        queue.print_waiting(session, ACTOR, printer, registry(), timeout=0.5,
+                            rule=printer_rule())
     assert label_events(session) == []
     assert [w.barcode for w in queue.waiting(session, printer)] == codes
     back_on = FakePrinter(refused_port)  # switched back on
     try:
-        assert queue.print_waiting(session, ACTOR, printer, registry(), timeout=2) == 2
+        assert queue.print_waiting(session, ACTOR, printer, registry(), timeout=2,
+                                   rule=printer_rule()) == 2
         back_on.wait_for(1)
         assert all(code.encode() in back_on.jobs[0] for code in codes)
     finally:
@@ -68,7 +70,8 @@ def test_a_reprint_is_queued_only_with_its_reason_and_prints_with_it(session, re
     assert waiting.reason == "label smudged"
     back_on = FakePrinter(refused_port)
     try:
-        assert queue.print_waiting(session, ACTOR, off, registry(), timeout=2) == 1
+        assert queue.print_waiting(session, ACTOR, off, registry(), timeout=2,
+                                   rule=printer_rule()) == 1
     finally:
         back_on.close()
     last = label_events(session)[-1]

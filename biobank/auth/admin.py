@@ -187,7 +187,8 @@ def revoke_token(session: Session, admin: str, user: User, token_id: int) -> Api
     token.revoked_at = utcnow()
     session.flush()
     record_audit(session, admin, ENTITY, user.username, "token_revoked",
-                 old_values={"token": token.hint}, new_values={"revoked_at": _iso(token.revoked_at)})
+                 old_values={"token": token.hint},
+                 new_values={"revoked_at": _iso(token.revoked_at)})
     return token
 
 

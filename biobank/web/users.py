@@ -42,7 +42,8 @@ def _form(fields: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-def _list_page(values: dict[str, Any], error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+def _list_page(values: dict[str, Any], error: str | None = None,
+               status: int = 200):  # type: ignore[no-untyped-def]
     return render_template("web/users.html", users=admin.list_users(get_session()),
                            values=values, error=error, **_choices()), status
 

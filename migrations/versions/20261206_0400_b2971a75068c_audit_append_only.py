@@ -2,8 +2,8 @@
 audit_record, as on the custody events and the consent record.
 
 Revision ID: b2971a75068c
-Revises: 5a1f0c3e9b17
-Create Date: 2026-12-06 03:00:00
+Revises: c0ec7ed1a002
+Create Date: 2026-12-06 04:00:00
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = 'b2971a75068c'
-down_revision = '5a1f0c3e9b17'
+down_revision = 'c0ec7ed1a002'
 branch_labels = None
 depends_on = None
 
