@@ -126,7 +126,7 @@ class PrinterRule:
             raise Unresolved(f"{host} cannot be resolved ({exc})") from None
         out = []
         for family, kind, proto, _name, sockaddr in found:
-            address = ipaddress.ip_address(sockaddr[0].split("%")[0])
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
             why = self.refusal(address)
             if why is not None:
                 shown = host if str(address) == host else f"{host} ({address})"
