@@ -158,6 +158,8 @@ def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
                                      0o600))
                 except FileExistsError:
                     pass
+                except OSError:
+                    pass  # a folder that is gone: sqlite3 says so, as an OperationalError
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
