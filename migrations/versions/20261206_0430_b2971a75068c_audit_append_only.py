@@ -2,8 +2,8 @@
 audit_record, as on the custody events and the consent record.
 
 Revision ID: b2971a75068c
-Revises: c0ec7ed1a002
-Create Date: 2026-12-06 04:00:00
+Revises: c4e1a9d27b5f
+Create Date: 2026-12-06 04:30:00
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = 'b2971a75068c'
-down_revision = 'c0ec7ed1a002'
+down_revision = 'c4e1a9d27b5f'
 branch_labels = None
 depends_on = None
 
