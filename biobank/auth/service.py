@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from biobank.auth.models import ROLES, ApiToken, User, UserSite, UserSubstudy, WebSession
-from biobank.db import json_rows, json_timestamp, utcnow
+from biobank.db import json_rows, json_timestamp, json_value, utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference.models import Site
 
@@ -74,11 +74,23 @@ class Asker(NamedTuple):
     id: int
     username: str
     role: str
+    # The sites the user is limited to (empty: every site; ``biobank.auth.scope``).
+    sites: tuple[str, ...] = ()
+
+
+def _site_codes(user_id: ColumnElement[int]) -> ScalarSelect[Any]:
+    """A user's sites as one JSON value (a list of ``{"code": …}``; None or [] for none)."""
+    return (select(json_rows(code=UserSite.site_code)).where(UserSite.user_id == user_id)
+            .scalar_subquery())
+
+
+def _codes(rows: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    return tuple(sorted(r["code"] for r in rows or () if r["code"] is not None))
 
 
 # Built once, read as a plain row: every API request runs it.
 _TOKEN_ASKER = (select(User.id, User.username, User.role, User.active, ApiToken.revoked_at,
-                       ApiToken.expires_at)
+                       ApiToken.expires_at, _site_codes(User.id).label("sites"))
                 .join(User, User.id == ApiToken.user_id)
                 .where(ApiToken.token_hash == bindparam("token_hash")))
 
@@ -92,16 +104,17 @@ def asker_for_hash(session: Session, token_hash: str) -> Asker | None:
     """``asker_for_token`` for a token already hashed."""
     row = session.connection().execute(_TOKEN_ASKER, {"token_hash": token_hash}).first()
     return None if row is None else _valid(row.id, row.username, row.role, row.active,
-                                           row.revoked_at, row.expires_at)
+                                           row.revoked_at, row.expires_at, _codes(row.sites))
 
 
 def _valid(user_id: int, username: str, role: str, active: bool,
-           revoked_at: dt.datetime | None, expires_at: dt.datetime | None) -> Asker | None:
+           revoked_at: dt.datetime | None, expires_at: dt.datetime | None,
+           sites: tuple[str, ...]) -> Asker | None:
     if revoked_at is not None or not active:
         return None
     if expires_at is not None and expires_at <= utcnow():
         return None
-    return Asker(user_id, username, role)
+    return Asker(user_id, username, role, sites)
 
 
 def asker_column(token_hash: ColumnElement[str]) -> ScalarSelect[Any]:
@@ -110,7 +123,8 @@ def asker_column(token_hash: ColumnElement[str]) -> ScalarSelect[Any]:
     statement (``biobank.auth.web.checks_token_itself``)."""
     return (select(json_rows(id=User.id, username=User.username, role=User.role,
                              active=User.active, revoked_at=ApiToken.revoked_at,
-                             expires_at=ApiToken.expires_at))
+                             expires_at=ApiToken.expires_at,
+                             sites=json_value(_site_codes(User.id))))
             .select_from(ApiToken).join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == token_hash).scalar_subquery())
 
@@ -121,7 +135,8 @@ def asker_of(rows: list[dict[str, Any]] | None) -> Asker | None:
         return None
     [row] = rows
     return _valid(row["id"], row["username"], row["role"], bool(row["active"]),
-                  json_timestamp(row["revoked_at"]), json_timestamp(row["expires_at"]))
+                  json_timestamp(row["revoked_at"]), json_timestamp(row["expires_at"]),
+                  _codes(row["sites"]))
 
 
 def live_token_hints(session: Session) -> dict[int, list[str]]:

@@ -21,6 +21,7 @@ from flask import session as cookie
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
 
+from biobank.auth import scope
 from biobank.auth.models import User
 from biobank.auth.permissions import PUBLIC, allowed
 from biobank.auth.service import (
@@ -168,7 +169,8 @@ def authenticate():  # type: ignore[no-untyped-def]
         by_cookie = False
     else:
         user = _session_user()
-        asker = None if user is None else Asker(user.id, user.username, user.role)
+        asker = (None if user is None
+                 else Asker(user.id, user.username, user.role, tuple(user.site_codes)))
         if user is not None:
             g.user = user
         by_cookie = True
@@ -176,7 +178,7 @@ def authenticate():  # type: ignore[no-untyped-def]
     deny = _deny_page if by_cookie and wants_page() else _deny
     if asker is None:
         return deny(401, NO_ASKER)
-    g.asker = asker
+    _adopt(asker)
     # A browser sends the cookie with any form posted to us, even from another site;
     # only our own pages know the CSRF token.
     if by_cookie and request.method not in SAFE_METHODS and not csrf_valid(_sent_csrf()):
@@ -241,7 +243,27 @@ def settle_asker(asker: Asker | None) -> None:
         abort(_denied(401, NO_ASKER))
     if not _may(asker.role, permission):
         abort(_denied(403, f"role {asker.role!r} may not do this"))
+    _adopt(asker)
+
+
+def _adopt(asker: Asker) -> None:
+    # Who asks, and the sites they are limited to: every query of the request's session
+    # reads only those sites' objects (biobank.auth.scope).
     g.asker = asker
+    if asker.sites:
+        scope.bind(get_session(), scope.for_sites(asker.sites))
+
+
+def current_scope() -> scope.Scope:
+    """The sites this request's asker is limited to (EVERYWHERE: none)."""
+    asker = g.get("asker")
+    return scope.EVERYWHERE if asker is None else scope.for_sites(asker.sites)
+
+
+def _unbind_scope(_exc: BaseException | None) -> None:
+    # Tests keep one app context, and so one session, across requests and their own code.
+    if "db_session" in g:
+        scope.unbind(g.db_session)
 
 
 def settle_by_lookup() -> None:
@@ -271,6 +293,7 @@ def init_app(app: Flask) -> None:
     app.session_interface = CookieSessions()
     app.before_request(authenticate)
     app.after_request(_refuse_unsettled)
+    app.teardown_request(_unbind_scope)
 
     @app.context_processor
     def _template_globals():  # type: ignore[no-untyped-def]

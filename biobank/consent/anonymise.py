@@ -23,10 +23,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from biobank.consent.models import AnonymisationTask
+from biobank.auth import scope
+from biobank.consent.models import AnonymisationTask, Withdrawal
 from biobank.consent.places import locations
 from biobank.custody.service import record_events
 from biobank.db import utcnow
@@ -93,11 +94,24 @@ class AnonymisationTaskView:
         return self.task.barcode
 
 
+def visible(within: scope.Scope) -> ColumnElement[bool]:
+    """The tasks of the scope's sites: by the tube while it is known, else by the patient
+    whose withdrawal made the task (``biobank.auth.scope``)."""
+    if within.everywhere:
+        return true()
+    of_patients = select(Withdrawal.id).where(scope.patient_id_filter(within,
+                                                                       Withdrawal.patient_id))
+    return or_(scope.aliquot_filter(within, AnonymisationTask.aliquot_id),
+               and_(AnonymisationTask.aliquot_id.is_(None),
+                    AnonymisationTask.withdrawal_id.in_(of_patients)))
+
+
 def tasks(session: Session, *, pending_only: bool = False,
           withdrawal_id: int | None = None) -> list[AnonymisationTaskView]:
     """Anonymisation tasks with each pending tube's status and location."""
     query = (select(AnonymisationTask, Aliquot.status)
              .outerjoin(Aliquot, AnonymisationTask.aliquot_id == Aliquot.id)
+             .where(visible(scope.of(session)))
              .order_by(AnonymisationTask.id))
     if pending_only:
         query = query.where(AnonymisationTask.completed_at.is_(None))
@@ -113,6 +127,9 @@ def complete_task(session: Session, actor: str, task_id: int) -> AnonymisationTa
     """The technician relabelled the tube: it goes back to use (for sub-studies accepting
     anonymised tubes) and the task forgets which tube it was."""
     task = session.get(AnonymisationTask, task_id, with_for_update=True)
+    if task is not None and not session.scalar(select(AnonymisationTask.id).where(
+            AnonymisationTask.id == task_id, visible(scope.of(session)))):
+        task = None
     if task is None:
         raise NotFound(f"no anonymisation task {task_id}")
     if task.completed_at is not None:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from biobank import clock
+from biobank.auth import scope
 from biobank.consent import anonymise, rule
 from biobank.consent.models import (
     AnonymisationTask,
@@ -57,6 +58,7 @@ def tasks(session: Session, *, pending_only: bool = False,
              .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
              .join(Withdrawal, DestructionTask.withdrawal_id == Withdrawal.id)
              .join(Patient, Withdrawal.patient_id == Patient.id)
+             .where(scope.aliquot_filter(scope.of(session), DestructionTask.aliquot_id))
              .order_by(DestructionTask.id))
     if pending_only:
         query = query.where(DestructionTask.completed_at.is_(None),
@@ -71,7 +73,9 @@ def tasks(session: Session, *, pending_only: bool = False,
 
 def complete_task(session: Session, actor: str, task_id: int) -> TaskView:
     """The technician destroyed the tube: the task is done and the tube destroyed."""
-    task = session.get(DestructionTask, task_id)
+    task = session.scalar(select(DestructionTask).where(
+        DestructionTask.id == task_id,
+        scope.aliquot_filter(scope.of(session), DestructionTask.aliquot_id)))
     if task is None:
         raise NotFound(f"no destruction task {task_id}")
     if task.completed_at is not None or task.cancelled_at is not None:
@@ -101,7 +105,9 @@ def recalls(session: Session, *, withdrawal_id: int | None = None,
             open_only: bool = False, notice_id: int | None = None) -> list[RecallView]:
     """Recall notices with their tube's barcode."""
     query = (select(RecallNotice, Aliquot.barcode)
-             .join(Aliquot, RecallNotice.aliquot_id == Aliquot.id).order_by(RecallNotice.id))
+             .join(Aliquot, RecallNotice.aliquot_id == Aliquot.id)
+             .where(scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id))
+             .order_by(RecallNotice.id))
     if withdrawal_id is not None:
         query = query.where(RecallNotice.withdrawal_id == withdrawal_id)
     if notice_id is not None:
@@ -193,6 +199,7 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
              .join(Patient, Withdrawal.patient_id == Patient.id)
              .outerjoin(WithdrawalCorrection,
                         WithdrawalCorrection.withdrawal_id == Withdrawal.id)
+             .where(scope.patient_filter(scope.of(session), Patient.site_id))
              .order_by(Withdrawal.id.desc()))
     if study_id is not None:
         query = query.where(Patient.study_id == study_id)
@@ -296,7 +303,8 @@ def reconsent_due(session: Session, months: int,
         select(Patient.id, Patient.study_id, Site.code, Site.country,
                rule.majority_years(Patient.site_id), comes_of_age)
         .join(Site, Patient.site_id == Site.id)
-        .where(comes_of_age <= horizon).order_by(Patient.study_id)).all()
+        .where(comes_of_age <= horizon, scope.patient_filter(scope.of(session), Patient.site_id))
+        .order_by(Patient.study_id)).all()
     if not candidates:
         return []
     entries: dict[int, list[ConsentEntry]] = {c[0]: [] for c in candidates}

@@ -4,7 +4,8 @@ name a patient goes by for that asker.
 Three rules, each in one place here:
 
 - ``patient_filter``: the patients an asker may see at all. Site-scoped users see their
-  sites' patients; researchers see only patients whose tubes their sub-studies received.
+  sites' patients and tubes (``biobank.auth.scope``, the rule of the whole service);
+  researchers see only patients whose tubes their sub-studies received.
 - ``released_filter``: the tubes a researcher may see: those released to one of their
   sub-studies (``consent.ReleaseJustification``, written when a request ships).
 - ``patient_label`` / ``patient_by_fhir_id``: what a patient is called (and found by) in
@@ -16,12 +17,13 @@ from __future__ import annotations
 
 import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, select, true
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope as sites
 from biobank.auth.models import UserSite, UserSubstudy
 from biobank.consent import pseudonym
 from biobank.consent.models import ReleaseJustification, Substudy
@@ -42,6 +44,13 @@ class Viewer:
     substudy_ids: tuple[int, ...] = ()
     substudy_codes: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The same sites by code: the service's site scope (biobank.auth.scope).
+    site_codes: tuple[str, ...] = ()
+
+    @property
+    def within(self) -> sites.Scope:
+        """The sites the viewer is limited to, as every query of the service applies them."""
+        return sites.for_sites(self.site_codes)
 
     @property
     def researcher(self) -> bool:
@@ -59,17 +68,18 @@ SYSTEM = Viewer("system", "admin")  # the bulk export: everything
 
 def viewer_for(session: Session, user_id: int, username: str, role: str) -> Viewer:
     """The asker's scopes, read in one statement per kind (sites, sub-studies)."""
-    site_ids = tuple(session.scalars(
-        select(Site.id).join(UserSite, UserSite.site_code == Site.code)
-        .where(UserSite.user_id == user_id).order_by(Site.id)))
+    rows = session.execute(
+        select(Site.id, Site.code).join(UserSite, UserSite.site_code == Site.code)
+        .where(UserSite.user_id == user_id).order_by(Site.id)).all()
+    site_ids, codes = tuple(r.id for r in rows), tuple(r.code for r in rows)
     if role != "researcher":
-        return Viewer(username, role, site_ids)
+        return Viewer(username, role, site_ids, site_codes=codes)
     rows = session.execute(
         select(Substudy.id, Substudy.code)
         .join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
         .where(UserSubstudy.user_id == user_id).order_by(Substudy.id)).all()
     return Viewer(username, role, site_ids, tuple(r.id for r in rows),
-                  tuple(r.code for r in rows))
+                  tuple(r.code for r in rows), site_codes=codes)
 
 
 def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnElement[bool]:
@@ -87,11 +97,7 @@ def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnEle
 def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElement[bool]:
     """The patients the viewer may see (site scope; for researchers, only patients whose
     tubes their sub-studies received)."""
-    # INTEGRATION POINT (issue 20, site scopes): when biobank.auth.scopes lands, its shared
-    # filter replaces the site condition below; this is the only place /fhir applies it.
-    condition: ColumnElement[bool] = true()
-    if viewer.site_ids:
-        condition = patient_id.in_(select(Patient.id).where(Patient.site_id.in_(viewer.site_ids)))
+    condition = sites.patient_id_filter(viewer.within, patient_id)
     if viewer.researcher:
         received = (select(Sample.patient_id).join(Aliquot, Aliquot.sample_id == Sample.id)
                     .where(released_filter(viewer, Aliquot.id)))
@@ -101,11 +107,16 @@ def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElem
 
 def scope(query: Select[Any], viewer: Viewer, patient_id: ColumnElement[int],
           aliquot_id: ColumnElement[int] | None = None) -> Select[Any]:
-    """A base query narrowed to what the viewer may see."""
-    if viewer.site_ids or viewer.researcher:
+    """A base query narrowed to what the viewer may see: with ``aliquot_id`` (tubes) the
+    tubes of the viewer's sites, else (patients, samples, consents) their sites' patients."""
+    if aliquot_id is not None:
+        query = query.where(sites.aliquot_filter(viewer.within, aliquot_id))
+        if viewer.researcher:
+            query = query.where(patient_filter(replace(viewer, site_codes=()), patient_id),
+                                released_filter(viewer, aliquot_id))
+        return query
+    if viewer.site_codes or viewer.researcher:
         query = query.where(patient_filter(viewer, patient_id))
-    if aliquot_id is not None and viewer.researcher:
-        query = query.where(released_filter(viewer, aliquot_id))
     return query
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_audit, record_events
 from biobank.errors import Conflict, Invalid, NotFound
@@ -32,7 +33,9 @@ MAX_LABELS = 1000
 
 def aliquot_rows(session: Session, where: ColumnElement[bool],
                   order: Any = None) -> list[tuple[int, dict[str, str]]]:
-    """(aliquot id, label data) for the aliquots ``where`` selects, in one query."""
+    """(aliquot id, label data) for the aliquots ``where`` selects, in one query (only those
+    at the asker's sites: ``biobank.auth.scope``)."""
+    where = and_(where, scope.aliquot_filter(scope.of(session), Aliquot.id))
     involved = select(Aliquot.sample_id).where(where).scalar_subquery()
     ranked = (select(Aliquot.id.label("id"),
                      func.row_number().over(partition_by=Aliquot.sample_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_actor
+from biobank.auth.web import current_actor, current_scope
 from biobank.db import get_session
 from biobank.pagination import SelectPage
 from biobank.patients import schemas, service
@@ -20,7 +20,7 @@ blp = Blueprint("patients", __name__, description="Patients, risk groups, MRD an
 @requires("patient:read")
 def list_patients(filters: dict):  # type: ignore[no-untyped-def,type-arg]
     """List patients (filter by site, risk group, diagnosis)."""
-    return service.patients_query(**filters)
+    return service.patients_query(current_scope(), **filters)
 
 
 @blp.route("/patients", methods=["POST"])

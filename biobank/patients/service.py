@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from biobank import clock
+from biobank.auth import scope
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.patients import risk
@@ -26,7 +27,8 @@ def get_patient(session: Session, study_id: str, *, with_history: bool = False,
                 for_update: bool = False) -> Patient:
     """A patient by study_id, or 404; ``for_update`` locks the row, so that concurrent
     clinical updates apply the risk rule one after the other (one history entry each)."""
-    query = select(Patient).where(Patient.study_id == study_id)
+    query = select(Patient).where(Patient.study_id == study_id,
+                                  scope.patient_filter(scope.of(session), Patient.site_id))
     if for_update:
         query = query.with_for_update(of=Patient)
     if with_history:
@@ -38,10 +40,12 @@ def get_patient(session: Session, study_id: str, *, with_history: bool = False,
     return patient
 
 
-def patients_query(site: str | None = None, risk_group: str | None = None,
+def patients_query(within: scope.Scope, site: str | None = None,
+                   risk_group: str | None = None,
                    diagnosis: str | None = None) -> Select[tuple[Patient]]:
-    """The select behind the patient list, filtered."""
-    query = select(Patient).order_by(Patient.study_id)
+    """The select behind the patient list, filtered (``within``: the asker's sites)."""
+    query = (select(Patient).where(scope.patient_filter(within, Patient.site_id))
+             .order_by(Patient.study_id))
     if site:
         query = query.where(Patient.site.has(Site.code == site))
     if risk_group:
@@ -91,6 +95,7 @@ def register(session: Session, actor: str, values: dict[str, Any]) -> Patient:
     _check_diagnosis_date(session, values["diagnosis_date"])
     _check_day8_date(values["diagnosis_date"], values.get("day8_date"))
     site = by_code(session, Site, values.pop("site"), "site")
+    scope.require_site(scope.of(session), site.code)
     response = _response_from(values)
     stratum = risk.initial_risk(values["age_at_diagnosis_days"],
                                 values.get("wbc_at_diagnosis"), response)

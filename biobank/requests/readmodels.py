@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.consent import pseudonym
 from biobank.consent.models import RecallNotice, Substudy
 from biobank.patients.models import Patient
@@ -65,7 +66,8 @@ def tubes(session: Session, request: SampleRequest,
              .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
              .join(Material, Material.id == Sample.material_id)
              .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-             .where(RequestAliquot.request_id == request.id)
+             .where(RequestAliquot.request_id == request.id,
+                    scope.aliquot_filter(scope.of(session), Aliquot.id))
              .order_by(Patient.study_id, Timepoint.sort_order, Aliquot.barcode))
     if states is not None:
         query = query.where(RequestAliquot.state.in_(states))
@@ -115,7 +117,8 @@ def recalls(session: Session, request: SampleRequest,
              .where(RecallNotice.request_reference == request.number,
                     RequestAliquot.request_id == request.id,
                     # A withdrawal corrected as entered in error recalls nothing.
-                    RecallNotice.cancelled_at.is_(None))
+                    RecallNotice.cancelled_at.is_(None),
+                    scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id))
              .order_by(RecallNotice.id))
     if notice_id is not None:
         query = query.where(RecallNotice.id == notice_id)

@@ -11,6 +11,7 @@ from collections import defaultdict
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.consent import officer
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice, Substudy
@@ -145,5 +146,6 @@ def open_tube_recalls(session: Session, asker: Asker) -> list[tuple[str, str]]:
         select(RecallNotice.request_reference, Aliquot.barcode).distinct()
         .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
         .where(RecallNotice.acknowledged_at.is_(None), RecallNotice.cancelled_at.is_(None),
-               RecallNotice.request_reference.in_(numbers.order_by(None)))
+               RecallNotice.request_reference.in_(numbers.order_by(None)),
+               scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id))
         .order_by(RecallNotice.request_reference, Aliquot.barcode))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import allowed, requires
-from biobank.auth.web import current_actor, current_asker
+from biobank.auth.web import current_actor, current_asker, current_scope
 from biobank.db import get_session
 from biobank.errors import Forbidden, Invalid
 from biobank.pagination import SelectPage
@@ -25,7 +25,7 @@ blp = Blueprint("samples", __name__, description="Samples, aliquots and splittin
 @requires("sample:read")
 def list_samples(filters: dict):  # type: ignore[no-untyped-def,type-arg]
     """List samples (filter by patient, timepoint, material)."""
-    return service.samples_query(**filters)
+    return service.samples_query(current_scope(), **filters)
 
 
 @blp.route("/samples", methods=["POST"])
@@ -86,7 +86,7 @@ def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ig
 @requires("aliquot:read")
 def list_aliquots(filters: dict):  # type: ignore[no-untyped-def,type-arg]
     """List aliquots (filter by patient, timepoint, material, type, status, sample)."""
-    return service.aliquots_query(**filters)
+    return service.aliquots_query(current_scope(), **filters)
 
 
 @blp.route("/aliquots/<code>", methods=["GET"])

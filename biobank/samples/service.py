@@ -10,6 +10,7 @@ from sqlalchemy import Select, and_, insert, select, update
 from sqlalchemy.orm import Session
 
 from biobank import clock
+from biobank.auth import scope
 from biobank.custody.service import record_event, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
@@ -39,7 +40,9 @@ def check_code(code: str, numbering: Numbering, field: str = "code") -> str:
 def register_sample(session: Session, actor: str, values: dict[str, Any],
                     numbering: Numbering) -> Sample:
     """Register a primary sample received from a patient."""
-    patient = session.scalar(select(Patient).where(Patient.study_id == values.pop("study_id")))
+    patient = session.scalar(select(Patient).where(
+        Patient.study_id == values.pop("study_id"),
+        scope.patient_filter(scope.of(session), Patient.site_id)))
     if patient is None:
         raise Invalid("unknown study_id", field="study_id")
     timepoint_code = values.pop("timepoint", None)
@@ -79,16 +82,18 @@ def register_sample(session: Session, actor: str, values: dict[str, Any],
 def get_sample(session: Session, code: str, numbering: Numbering) -> Sample:
     """A sample by barcode, or 404."""
     code = check_code(code, numbering)
-    sample = session.scalar(select(Sample).where(Sample.barcode == code))
+    sample = session.scalar(select(Sample).where(
+        Sample.barcode == code, scope.sample_filter(scope.of(session), Sample.id)))
     if sample is None:
         raise NotFound(f"no sample {code}")
     return sample
 
 
-def samples_query(patient: str | None = None, timepoint: str | None = None,
+def samples_query(within: scope.Scope, patient: str | None = None,
+                  timepoint: str | None = None,
                   material: str | None = None) -> Select[tuple[Sample]]:
-    """The select behind the sample list, filtered."""
-    query = select(Sample).order_by(Sample.id)
+    """The select behind the sample list, filtered (``within``: the asker's sites)."""
+    query = select(Sample).where(scope.sample_filter(within, Sample.id)).order_by(Sample.id)
     if patient:
         query = query.where(Sample.patient.has(Patient.study_id == patient))
     if timepoint:
@@ -103,17 +108,19 @@ def samples_query(patient: str | None = None, timepoint: str | None = None,
 def get_aliquot(session: Session, code: str, numbering: Numbering) -> Aliquot:
     """An aliquot by barcode, or 404."""
     code = check_code(code, numbering)
-    aliquot = session.scalar(select(Aliquot).where(Aliquot.barcode == code))
+    aliquot = session.scalar(select(Aliquot).where(
+        Aliquot.barcode == code, scope.aliquot_filter(scope.of(session), Aliquot.id)))
     if aliquot is None:
         raise NotFound(f"no aliquot {code}")
     return aliquot
 
 
-def aliquots_query(patient: str | None = None, timepoint: str | None = None,
+def aliquots_query(within: scope.Scope, patient: str | None = None,
+                   timepoint: str | None = None,
                    material: str | None = None, aliquot_type: str | None = None,
                    status: str | None = None, sample: str | None = None) -> Select[tuple[Aliquot]]:
-    """The select behind the aliquot list, filtered."""
-    query = select(Aliquot).order_by(Aliquot.id)
+    """The select behind the aliquot list, filtered (``within``: the asker's sites)."""
+    query = select(Aliquot).where(scope.aliquot_filter(within, Aliquot.id)).order_by(Aliquot.id)
     sample_filters = []
     if patient:
         sample_filters.append(Sample.patient.has(Patient.study_id == patient))

@@ -12,6 +12,7 @@ from marshmallow import fields
 from biobank.auth.permissions import requires
 from biobank.auth.web import (
     checks_token_itself,
+    current_scope,
     pending_token_hash,
     settle_asker,
     settle_by_lookup,
@@ -73,6 +74,7 @@ def scan(code: str):  # type: ignore[no-untyped-def]
     if pending_token_hash() is not None:  # an aliquot's card, with the token's owner
         settle_asker(card.pop("asker"))
     if card["kind"] == "aliquot":
+        card = service.in_scope(card, current_scope())
         # The busiest request of the biobank skips the schema: its card is made of plain
         # values already (tests check it equals ScanOut's dump of the same card), and is
         # written by orjson (a quarter of the time of jsonify).

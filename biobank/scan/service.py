@@ -8,13 +8,15 @@ from sqlalchemy import Select, bindparam, case, lambda_stmt, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.auth.service import asker_column, asker_of
 from biobank.consent import rule
 from biobank.consent.gate import anonymised_card, card_of, patient_card, sample_anonymised_card
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
 from biobank.patients.models import Patient
-from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.errors import NotFound
+from biobank.reference.models import AliquotType, Material, Site, Timepoint
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
 from biobank.storage.boxmap import location_columns, location_of, scan_container
@@ -28,12 +30,14 @@ def _card_query() -> Select[Any]:
     statement. Parameters: ``code``, ``recent`` and ``token_hash`` (None: not asked)."""
     a, s, p = Aliquot.__table__, Sample.__table__, Patient.__table__
     t, m, k = Timepoint.__table__, Material.__table__, AliquotType.__table__
+    enrolled = Site.__table__.alias("enrolled_at")
     parent = a.alias("parent")
     code = bindparam("code")
     where = location_columns(a.c.id, code)
     return (select(a.c.id, a.c.barcode, a.c.status, a.c.volume_remaining_ml, a.c.cell_count,
                    a.c.freeze_thaw_count, a.c.sprec_code, s.c.barcode.label("sample"),
-                   p.c.study_id, p.c.risk_group, t.c.code.label("timepoint"),
+                   p.c.study_id, p.c.risk_group, enrolled.c.code.label("enrolled_at"),
+                   t.c.code.label("timepoint"),
                    m.c.code.label("material"), k.c.code.label("aliquot_type"),
                    k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"),
                    *(column.label(name) for name, column in where.items()),
@@ -45,6 +49,7 @@ def _card_query() -> Select[Any]:
                    recent_events_column(a.c.id).label("recent_events"),
                    asker_column(bindparam("token_hash")).label("asker"))
             .select_from(a.join(s, s.c.id == a.c.sample_id).outerjoin(p, p.c.id == s.c.patient_id)
+                         .outerjoin(enrolled, enrolled.c.id == p.c.site_id)
                          .join(m, m.c.id == s.c.material_id)
                          .join(k, k.c.id == a.c.aliquot_type_id)
                          .outerjoin(t, t.c.id == s.c.timepoint_id)
@@ -78,7 +83,18 @@ def scan(session: Session, raw_code: str, numbering: Numbering, recent: int = 5)
     """
     code = check_code(raw_code, numbering)
     card = aliquot_card(session.connection(), code, recent)
-    return card if card is not None else other_card(session, code, recent)
+    if card is None:
+        return other_card(session, code, recent)
+    return in_scope(card, scope.of(session))
+
+
+def in_scope(card: dict[str, Any], within: scope.Scope) -> dict[str, Any]:
+    """An aliquot's card if the tube is at one of the scope's sites; else a 404 saying only
+    that it is not at the asker's site (the card was read in the same statement)."""
+    stored_at, enrolled_at = card.pop("site")
+    if not within.admits_tube(stored_at, enrolled_at):
+        raise NotFound(f"tube {card['barcode']} is not at your site")
+    return card
 
 
 def aliquot_card(connection: Connection, code: str, recent: int = 5,
@@ -91,6 +107,9 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
     if tube is None:
         return None
     asker = {"asker": asker_of(tube.asker)} if token_hash is not None else {}
+    place = location_of(tube.location_nodes, tube.location_conditions)
+    stored_at = max(tube.location_nodes or (), key=lambda n: n["depth"],
+                    default={"site": None})["site"]
     return {
         **asker,
         "kind": "aliquot",
@@ -108,17 +127,20 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
         "sample": tube.sample,
         "parent": tube.parent,
         "sprec_code": tube.sprec_code,
-        **_in_iso(location_of(tube.location_nodes, tube.location_conditions)),
+        **_in_iso(place),
         "consent": (anonymised_card(tube.anonymised_takers) if tube.study_id is None
                     else card_of(tube.consent_log, tube.of_age, tube.status)),
         "recent_events": events_of(tube.recent_events),
+        # Where the tube belongs (biobank.auth.scope), popped by ``in_scope``.
+        "site": (stored_at, tube.enrolled_at),
     }
 
 
 def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
     """The card of a checked code that is no aliquot's: a sample, a box, rack or freezer,
     or NotFound."""
-    sample = session.scalar(select(Sample).where(Sample.barcode == code))
+    sample = session.scalar(select(Sample).where(
+        Sample.barcode == code, scope.sample_filter(scope.of(session), Sample.id)))
     if sample is None:
         return scan_container(session, code)  # storage: a box, rack or freezer; else 404
     return {

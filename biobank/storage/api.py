@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_actor
+from biobank.auth.web import current_actor, current_scope
 from biobank.db import get_session
 from biobank.errors import Invalid, UnsupportedMediaType
 from biobank.guards import body_limit, read_body
@@ -62,7 +62,7 @@ def create_box_type(values: dict):  # type: ignore[no-untyped-def,type-arg]
 def list_freezers():  # type: ignore[no-untyped-def]
     """List freezers and LN2 tanks, by site and name."""
     session = get_session()
-    freezers = session.scalars(select(Container).where(Container.kind == "freezer")).all()
+    freezers = session.scalars(service.containers_query(current_scope(), "freezer")).all()
     paths = service.lineages(session, [f.id for f in freezers])
     return sorted(({"barcode": f.barcode, "kind": f.kind, "name": f.name,
                     "path": paths[f.id].path, "freezer": f.barcode, "site": paths[f.id].site,
@@ -131,7 +131,7 @@ class BoxPage(SelectPage):
 @requires("storage:read")
 def list_boxes(filters: dict):  # type: ignore[no-untyped-def,type-arg]
     """List boxes (filter by box type, or by a container they are in), with their paths."""
-    query = select(Container).where(Container.kind == "box").order_by(Container.id)
+    query = service.containers_query(current_scope(), "box")
     if filters.get("box_type"):
         query = query.where(Container.box_type.has(BoxType.code == filters["box_type"]))
     if filters.get("within"):

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from biobank import clock
+from biobank.auth import scope
 from biobank.consent import rule
 from biobank.consent.models import ConsentEntry
 from biobank.db import json_rows, json_timestamp
@@ -182,7 +183,8 @@ def suggest_anywhere(session: Session, count: int, within: Container | None = No
     """Where to store ``count`` new tubes: the first box (in path order) with an unbroken run
     of free places; else the places in path order, across boxes."""
     query = select(Container).join(BoxType, BoxType.id == Container.box_type_id).where(
-        Container.kind == "box", BoxType.scheme != "none")
+        Container.kind == "box", BoxType.scheme != "none",
+        scope.container_filter(scope.of(session), Container.id))
     if within is not None:
         query = query.where(Container.id.in_(subtree_ids(session, within.id)))
     if box_type is not None:
@@ -213,7 +215,8 @@ def capacity(session: Session) -> dict[str, list[dict[str, Any]]]:
     boxes = session.execute(
         select(Container.id, BoxType.code, BoxType.name, BoxType.rows, BoxType.columns,
                BoxType.capacity)
-        .join(BoxType, BoxType.id == Container.box_type_id)).all()
+        .join(BoxType, BoxType.id == Container.box_type_id)
+        .where(scope.container_filter(scope.of(session), Container.id))).all()
     paths = lineages(session, [b.id for b in boxes])
     counts = dict(session.execute(
         select(Position.box_id, func.count()).join(Aliquot, Aliquot.id == Position.aliquot_id)
@@ -349,7 +352,8 @@ def describe_container(session: Session, container: Container) -> dict[str, Any]
 def scan_container(session: Session, code: str) -> dict[str, Any]:
     """The scan of a code that is no tube: a box, rack or freezer, or a 404."""
     container = session.scalar(select(Container).where(
-        (Container.barcode == code) | (Container.external_barcode == code)))
+        (Container.barcode == code) | (Container.external_barcode == code),
+        scope.container_filter(scope.of(session), Container.id)))
     if container is None:
         raise NotFound(f"{code} is not a code this biobank knows")
     return container_card(session, container)

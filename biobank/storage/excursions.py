@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_audit, record_events
 from biobank.db import utcnow
@@ -114,7 +115,9 @@ def get(session: Session, excursion_id: int | str) -> Excursion:
     number = ascii_id(str(excursion_id))
     if number is None:
         raise NotFound(f"no excursion {excursion_id}")
-    excursion = session.get(Excursion, number)
+    excursion = session.scalar(select(Excursion).where(
+        Excursion.id == number,
+        scope.container_filter(scope.of(session), Excursion.freezer_id)))
     if excursion is None:
         raise NotFound(f"no excursion {excursion_id}")
     return excursion

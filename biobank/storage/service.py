@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ScalarSelect, bindparam, func, literal, select, update
+from sqlalchemy import ScalarSelect, Select, bindparam, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.custody.service import record_audit, record_events
 from biobank.db import json_rows, utcnow
 from biobank.errors import Conflict, Invalid, NotFound
@@ -87,6 +88,7 @@ def create_freezer(session: Session, actor: str, values: dict[str, Any],
     site = session.scalar(select(Site).where(Site.code == values["site"]))
     if site is None:
         raise Invalid(f"unknown site {values['site']!r}", field="site")
+    scope.require_site(scope.of(session), site.code)
     if session.scalar(select(Container.id).where(Container.site_id == site.id,
                                                  Container.name == values["name"])):
         raise Conflict(f"{site.code} has a freezer called {values['name']} already",
@@ -170,12 +172,20 @@ def get_container(session: Session, code: str, numbering: Numbering,
     """A container by its barcode or a rack's own code: 404, or 422 naming the field."""
     code = check_code(code, numbering, field_name or "code")
     container = session.scalar(select(Container).where(
-        (Container.barcode == code) | (Container.external_barcode == code)))
+        (Container.barcode == code) | (Container.external_barcode == code),
+        scope.container_filter(scope.of(session), Container.id)))
     if container is None:
         if field_name:
             raise Invalid(f"no container {code}", field=field_name)
         raise NotFound(f"no container {code}")
     return container
+
+
+def containers_query(within: scope.Scope, kind: str) -> Select[tuple[Container]]:
+    """The containers of one kind (freezers, boxes…) at the scope's sites, by id."""
+    return (select(Container).where(Container.kind == kind,
+                                    scope.container_filter(within, Container.id))
+            .order_by(Container.id))
 
 
 def get_box(session: Session, code: str, numbering: Numbering,

@@ -110,6 +110,7 @@ def scan_in_undo(values: dict, code: str):  # type: ignore[no-untyped-def,type-a
     """Undo a station change: the tube moves back (recorded as a move), nothing deleted."""
     session = get_session()
     number = numbering()
+    service.get_box(session, code, number)  # the station's box: 404 if unknown (or elsewhere)
     aliquot = get_aliquot(session, values["barcode"], number)
     at_box = service.get_box(session, values["at_box"], number, "at_box")
     back = service.get_box(session, values["box"], number, "box") if values["box"] else None

@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_actor
+from biobank.auth.web import current_actor, current_scope
 from biobank.db import get_session
 from biobank.errors import Invalid
 from biobank.samples.numbering import numbering
@@ -47,7 +47,7 @@ def box_list():  # type: ignore[no-untyped-def]
     """Boxes with their paths and how full they are (filter by name or code)."""
     session = get_session()
     text = request.args.get("q", "").strip()
-    query = select(Container).where(Container.kind == "box").order_by(Container.id)
+    query = storage.containers_query(current_scope(), "box")
     if text:
         like = f"%{text}%"
         query = query.where(or_(Container.name.ilike(like), Container.barcode.ilike(like),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from biobank.auth import scope
 from biobank.auth.permissions import requires
 from biobank.db import get_session
 from biobank.errors import DomainError
@@ -31,8 +32,9 @@ def _target(q: str) -> str | None:
         if number:
             return url_for("web_researcher.request_page", number=number)
     if may("patient:read"):
-        study_id = session.scalar(select(Patient.study_id)
-                                  .where(func.upper(Patient.study_id) == q.upper()))
+        study_id = session.scalar(select(Patient.study_id).where(
+            func.upper(Patient.study_id) == q.upper(),
+            scope.patient_filter(scope.of(session), Patient.site_id)))
         if study_id:
             return url_for("web_patients.patient_page", study_id=study_id)
     if may("scan"):

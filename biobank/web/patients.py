@@ -9,6 +9,7 @@ from flask import render_template, request
 from sqlalchemy.orm import Session
 
 from biobank.auth.permissions import requires
+from biobank.auth.web import current_scope
 from biobank.consent import officer
 from biobank.consent import service as consent
 from biobank.db import get_session
@@ -29,7 +30,7 @@ MATERIAL_ORDER = ("BM", "PB", "CSF")
 def patient_list():  # type: ignore[no-untyped-def]
     """Patients by study ID (filter by text, site or risk group)."""
     args = request.args
-    query = patients.patients_query(site=args.get("site") or None,
+    query = patients.patients_query(current_scope(), site=args.get("site") or None,
                                     risk_group=args.get("risk_group") or None)
     text = args.get("q", "").strip()
     if text:
@@ -58,7 +59,7 @@ def completeness(timeline: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tubes(session: Session, study_id: str) -> list[dict[str, Any]]:
-    tubes = list(session.scalars(aliquots_query(patient=study_id)))
+    tubes = list(session.scalars(aliquots_query(current_scope(), patient=study_id)))
     where = officer.locations(session, [t.id for t in tubes]) if may("storage:read") else {}
     return [{"aliquot": t, "location": where.get(t.id)} for t in tubes]
 

@@ -1,0 +1,182 @@
+"""Site scopes: the one place that says what a site-scoped user sees and may change.
+
+A user created with ``--site CODE`` (one or more) is limited to those sites
+(``docs/permissions.md``, "Site scopes"):
+
+- a **patient** is seen where it is enrolled (``patient.site_id``);
+- a **freezer** belongs to its site, and everything inside it (racks, boxes at any depth)
+  to the freezer's site;
+- a **tube** belongs to the site of the freezer it is stored in, or was last stored in (a
+  tube taken out, shipped or destroyed keeps its last place); a tube never stored belongs to
+  the site its patient is enrolled at. A tube moved into another site's freezer is seen by
+  that site from then on, no longer by the site it came from;
+- a **sample** (the primary collection) is seen where its patient is enrolled; an
+  anonymised sample (no patient) where one of its tubes is.
+
+Everything else of the biobank (reference data, sub-studies, requests as such) is not
+limited by site. A user without sites sees everything, as before scopes existed.
+
+The rules are written here once, in two forms: SQL conditions that every query builder of a
+scoped entity adds (``patient_filter``, ``sample_filter``, ``aliquot_filter``,
+``container_filter``), and the Python form of the tube rule for statements that already
+read a tube's place (``admits_tube``: the scan). ``tests/test_site_scope.py`` holds the two
+forms together. The request's scope travels on its database session (``bind``/``of``): the
+services stay free of Flask, and a session outside a request (the command line) is
+unscoped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, exists, false, select, true
+from sqlalchemy.orm import Session
+
+from biobank.errors import Invalid
+from biobank.patients.models import Patient
+from biobank.reference.models import Site
+from biobank.samples.models import Aliquot, Sample
+from biobank.storage.models import Container, Position
+
+_KEY = "biobank.site_scope"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The sites a user is limited to (``sites is None``: every site)."""
+
+    sites: tuple[str, ...] | None = None
+
+    @property
+    def everywhere(self) -> bool:
+        """Whether nothing is limited (users without sites, the command line)."""
+        return self.sites is None
+
+    def admits_site(self, code: str | None) -> bool:
+        """Whether a site (by code) is one of the scope's."""
+        return self.sites is None or (code is not None and code in self.sites)
+
+    def admits_tube(self, stored_at: str | None, enrolled_at: str | None) -> bool:
+        """The tube rule in Python, for a statement that read the tube's place already: the
+        site of the freezer it is (or was last) stored in, else its patient's site."""
+        return self.admits_site(tube_site(stored_at, enrolled_at))
+
+
+EVERYWHERE = Scope()
+
+
+def for_sites(codes: Iterable[str]) -> Scope:
+    """The scope of a user with these sites (none: every site)."""
+    codes = tuple(sorted(set(codes)))
+    return Scope(codes) if codes else EVERYWHERE
+
+
+def tube_site(stored_at: str | None, enrolled_at: str | None) -> str | None:
+    """Where a tube belongs: the site of the freezer it is or was last stored in; a tube
+    never stored belongs to its patient's site (None: anonymised and never stored)."""
+    return stored_at if stored_at is not None else enrolled_at
+
+
+# --- the request's scope --------------------------------------------------------------------
+
+def bind(session: Session, scope: Scope) -> None:
+    """Limit what the services read through this session (the request hook calls it)."""
+    if scope.everywhere:
+        session.info.pop(_KEY, None)
+    else:
+        session.info[_KEY] = scope
+
+
+def unbind(session: Session) -> None:
+    """The session reads everything again (the request is over)."""
+    session.info.pop(_KEY, None)
+
+
+def of(session: Session) -> Scope:
+    """The scope of the request this session serves (EVERYWHERE outside requests)."""
+    return session.info.get(_KEY, EVERYWHERE)
+
+
+# --- the SQL forms --------------------------------------------------------------------------
+
+def site_ids(scope: Scope) -> Select[Any]:
+    """The ids of the scope's sites."""
+    return select(Site.id).where(Site.code.in_(scope.sites or ()))
+
+
+def container_ids(scope: Scope) -> Select[Any]:
+    """The ids of the containers at the scope's sites: their freezers and everything in them,
+    at any depth (one recursive query, nested where it is used)."""
+    table = Container.__table__
+    down = (select(table.c.id).where(table.c.site_id.in_(site_ids(scope)))
+            .cte("scope_containers", recursive=True, nesting=True))
+    down = down.union_all(select(table.c.id).join(down, table.c.parent_id == down.c.id))
+    return select(down.c.id)
+
+
+def aliquot_ids(scope: Scope) -> Select[Any]:
+    """The ids of the tubes at the scope's sites: stored (or last stored) in one of their
+    freezers, or never stored and of a patient enrolled at one of them."""
+    stored = select(Position.aliquot_id).where(Position.box_id.in_(container_ids(scope)))
+    never_stored = (select(Aliquot.id).join(Sample, Sample.id == Aliquot.sample_id)
+                    .join(Patient, Patient.id == Sample.patient_id)
+                    .where(Patient.site_id.in_(site_ids(scope)),
+                           ~exists().where(Position.aliquot_id == Aliquot.id)))
+    return stored.union(never_stored)
+
+
+def patient_filter(scope: Scope, site_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """Patients enrolled at the scope's sites (``site_id``: the patient's site column)."""
+    if scope.everywhere:
+        return true()
+    return site_id.in_(site_ids(scope))
+
+
+def patient_id_filter(scope: Scope, patient_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``patient_filter`` for a column holding a patient's id."""
+    if scope.everywhere:
+        return true()
+    return patient_id.in_(select(Patient.id).where(Patient.site_id.in_(site_ids(scope))))
+
+
+def aliquot_filter(scope: Scope, aliquot_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id)."""
+    if scope.everywhere:
+        return true()
+    return aliquot_id.in_(aliquot_ids(scope))
+
+
+def sample_filter(scope: Scope, sample_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Samples whose patient is enrolled at the scope's sites; anonymised samples with a
+    tube there."""
+    if scope.everywhere:
+        return true()
+    enrolled = (select(Sample.id).join(Patient, Patient.id == Sample.patient_id)
+                .where(Patient.site_id.in_(site_ids(scope))))
+    anonymised = (select(Aliquot.sample_id).join(Sample, Sample.id == Aliquot.sample_id)
+                  .where(Sample.patient_id.is_(None), Aliquot.id.in_(aliquot_ids(scope))))
+    return sample_id.in_(enrolled.union(anonymised))
+
+
+def container_filter(scope: Scope, container_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Freezers, racks and boxes at the scope's sites (``container_id``: a container's id)."""
+    if scope.everywhere:
+        return true()
+    return container_id.in_(container_ids(scope))
+
+
+def site_filter(scope: Scope, site_code: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Rows that name a site by code (a patient's or freezer's site in a list filter)."""
+    if scope.everywhere:
+        return true()
+    if not scope.sites:
+        return false()
+    return site_code.in_(scope.sites)
+
+
+def require_site(scope: Scope, code: str, field: str = "site") -> None:
+    """Refuse to create an object at a site outside the scope (422 naming the field)."""
+    if not scope.admits_site(code):
+        raise Invalid(f"site {code!r} is not one of your sites", field=field)
