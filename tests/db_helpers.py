@@ -11,9 +11,22 @@ import datetime as dt
 from decimal import Decimal
 from types import SimpleNamespace
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+
+from biobank.db import Base
+
+# Tables a request may write without changing anything of the biobank (who logged in).
+_ACCOUNT_TABLES = {"login_throttle", "api_token", "app_user", "user_site", "user_substudy",
+                   "web_session"}
+
+
+def row_counts(session: Session) -> dict[str, int]:
+    """How many rows each table of the biobank holds (accounts aside): equal before and
+    after, nothing was written."""
+    return {name: session.scalar(select(func.count()).select_from(table))
+            for name, table in Base.metadata.tables.items() if name not in _ACCOUNT_TABLES}
 
 
 def private_database(tmp: Path, suffix: str) -> Iterator[str]:

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, exists, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from biobank.errors import Invalid
@@ -158,6 +158,16 @@ def sample_filter(scope: Scope, sample_id: ColumnElement[Any]) -> ColumnElement[
     anonymised = (select(Aliquot.sample_id).join(Sample, Sample.id == Aliquot.sample_id)
                   .where(Sample.patient_id.is_(None), Aliquot.id.in_(aliquot_ids(scope))))
     return sample_id.in_(enrolled.union(anonymised))
+
+
+def event_filter(scope: Scope, aliquot_id: ColumnElement[Any],
+                 sample_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Custody events of the tubes (``aliquot_id``) or samples (``sample_id``) at the
+    scope's sites."""
+    if scope.everywhere:
+        return true()
+    return or_(and_(aliquot_id.is_not(None), aliquot_filter(scope, aliquot_id)),
+               and_(aliquot_id.is_(None), sample_filter(scope, sample_id)))
 
 
 def container_filter(scope: Scope, container_id: ColumnElement[Any]) -> ColumnElement[bool]:

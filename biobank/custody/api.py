@@ -11,7 +11,7 @@ from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import requires
-from biobank.auth.web import current_actor
+from biobank.auth.web import current_actor, current_scope
 from biobank.custody import audit, service
 from biobank.custody.schemas import EventOut, ExportQuery, RangeQuery, VerificationOut
 from biobank.db import get_session, utcnow
@@ -96,6 +96,6 @@ def export_range(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     end = dt.datetime.combine(args["end"] + dt.timedelta(days=1), dt.time(), dt.UTC)
     header = {"from": args["start"].isoformat(), "to": args["end"].isoformat(),
               "exported_at": utcnow().isoformat(), "exported_by": current_actor()}
-    return _export(_chunks(get_session(), audit.events_between(start, end), args["format"],
+    return _export(_chunks(get_session(), audit.events_between(current_scope(), start, end), args["format"],
                            header),
                    args["format"], f"custody-{args['start']}-{args['end']}")

@@ -18,6 +18,7 @@ from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import Session, aliased
 
 from biobank import csvsafe
+from biobank.auth import scope
 from biobank.custody.chain import ChainCheck, diagnose
 from biobank.custody.models import CustodyEvent
 from biobank.samples.models import Aliquot, Sample
@@ -226,9 +227,12 @@ def aliquot_history(aliquot_id: int) -> Select[Any]:
     return _export_query(CustodyEvent.aliquot_id == aliquot_id)
 
 
-def events_between(start: dt.datetime, end: dt.datetime) -> Select[Any]:
-    """The select behind every event with start <= occurred_at < end."""
-    return _export_query((CustodyEvent.occurred_at >= start) & (CustodyEvent.occurred_at < end))
+def events_between(within: scope.Scope, start: dt.datetime, end: dt.datetime) -> Select[Any]:
+    """The select behind every event with start <= occurred_at < end, of the tubes and
+    samples at the scope's sites."""
+    return _export_query((CustodyEvent.occurred_at >= start) & (CustodyEvent.occurred_at < end)
+                         & scope.event_filter(within, CustodyEvent.aliquot_id,
+                                              CustodyEvent.sample_id))
 
 
 def _records(session: Session, query: Select[Any]) -> Iterator[dict[str, Any]]:
