@@ -112,7 +112,7 @@ def allocate(session: Session, asker: Asker, number: str,
              allow_partial: bool = False) -> SampleRequest:
     """Reserve an approved request's tubes; fewer patients than asked is a 409 saying how
     many were found, unless ``allow_partial``."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="allocate")
     lifecycle.move(session, asker.username, request, "allocated")
     criteria = request.effective_criteria
     filters = availability.resolve(session, criteria, "criteria.")

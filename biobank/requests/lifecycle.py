@@ -62,14 +62,22 @@ class Asker:
         """Whether the request exists, as far as the asker is concerned."""
         return not self.researcher or request.substudy_code in self.substudies
 
+    def may_act(self, request: SampleRequest) -> bool:
+        """The one owner rule: the researcher who made a request acts on it, and so do
+        managers and admins (the matrix says which staff step is whose); the other
+        researchers of its sub-study may only read it."""
+        return not self.researcher or request.created_by == self.username
+
 
 # --- finding requests -------------------------------------------------------------------
 
 def get_request(session: Session, asker: Asker, number: str, *,
-                for_update: bool = False) -> SampleRequest:
-    """A request by number; another sub-study's request is a 404 to a researcher."""
+                act: str | None = None) -> SampleRequest:
+    """A request by number; another sub-study's request is a 404 to a researcher. To ``act``
+    on it (a verb: "receive", "cancel"…) the row is locked and the owner rule applies
+    (``Asker.may_act``): a researcher who did not make the request is refused (403)."""
     query = select(SampleRequest).where(SampleRequest.number == barcodes.normalize(number))
-    if for_update:
+    if act is not None:
         # Steps on one request queue here (PostgreSQL; SQLite has one writer anyway), and
         # the one that waited reads what the other wrote.
         query = query.with_for_update(of=SampleRequest).execution_options(
@@ -77,6 +85,9 @@ def get_request(session: Session, asker: Asker, number: str, *,
     request = session.scalar(query)
     if request is None or not asker.may_see(request):
         raise NotFound(f"no request {number}")
+    if act is not None and not asker.may_act(request):
+        raise Forbidden(f"only {request.created_by}, who made request {request.number}, "
+                        f"or a manager can {act} it", field="number")
     return request
 
 
@@ -156,17 +167,10 @@ def create(session: Session, asker: Asker, values: dict[str, Any]) -> SampleRequ
     return request
 
 
-def _own(asker: Asker, request: SampleRequest, what: str) -> None:
-    if asker.researcher and request.created_by != asker.username:
-        raise Forbidden(f"only {request.created_by}, who made request {request.number}, "
-                        f"can {what} it", field="number")
-
-
 def edit_draft(session: Session, asker: Asker, number: str,
                values: dict[str, Any]) -> SampleRequest:
     """Change a draft's title, purpose or criteria."""
-    request = get_request(session, asker, number, for_update=True)
-    _own(asker, request, "edit")
+    request = get_request(session, asker, number, act="edit")
     if request.state != "draft":
         raise Conflict(f"request {number} is {request.state}: only a draft can be edited",
                        field="state")
@@ -183,8 +187,7 @@ def edit_draft(session: Session, asker: Asker, number: str,
 
 def submit(session: Session, asker: Asker, number: str) -> SampleRequest:
     """The researcher sends the draft to the biobank managers."""
-    request = get_request(session, asker, number, for_update=True)
-    _own(asker, request, "submit")
+    request = get_request(session, asker, number, act="submit")
     move(session, asker.username, request, "submitted")
     request.submitted_at = utcnow()
     return request
@@ -199,7 +202,7 @@ def _not_own(actor: str, request: SampleRequest, what: str) -> None:
 def approve(session: Session, asker: Asker, number: str, adjust: dict[str, Any] | None,
             note: str | None = None) -> SampleRequest:
     """A manager approves the request, possibly adjusting what will be allocated."""
-    request = get_request(session, asker, number, for_update=True)
+    request = get_request(session, asker, number, act="approve")
     _not_own(asker.username, request, "approve")
     approved = _criteria(session, {**request.criteria, **adjust}, "adjust") if adjust else None
     move(session, asker.username, request, "approved", note, adjusted=approved)
@@ -211,7 +214,7 @@ def approve(session: Session, asker: Asker, number: str, adjust: dict[str, Any] 
 
 def reject(session: Session, asker: Asker, number: str, reason: str) -> SampleRequest:
     """A manager rejects the request, saying why."""
-    request = get_request(session, asker, number, for_update=True)
+    request = get_request(session, asker, number, act="reject")
     _not_own(asker.username, request, "reject")
     # The reason first: the table refuses a rejection without one.
     request.decided_by, request.decided_at, request.decision_reason = (
@@ -231,8 +234,7 @@ class Cancelled:
 
 def cancel(session: Session, asker: Asker, number: str, reason: str) -> Cancelled:
     """Cancel before shipping: every reserved tube goes back to available at once."""
-    request = get_request(session, asker, number, for_update=True)
-    _own(asker, request, "cancel")
+    request = get_request(session, asker, number, act="cancel")
     request.cancelled_by, request.cancelled_at, request.cancel_reason = (
         asker.username, utcnow(), reason)
     move(session, asker.username, request, "cancelled", reason)
@@ -269,8 +271,7 @@ def release_held(session: Session, actor: str, request: SampleRequest, why: str,
 
 def close(session: Session, asker: Asker, number: str) -> SampleRequest:
     """Close a received request once every tube is accounted for (used, returned, gone)."""
-    request = get_request(session, asker, number, for_update=True)
-    _own(asker, request, "close")
+    request = get_request(session, asker, number, act="close")
     still = session.scalar(select(func.count()).select_from(RequestAliquot).where(
         RequestAliquot.request_id == request.id, RequestAliquot.state == "received"))
     if request.state == "received" and still:

@@ -93,7 +93,7 @@ class Picked:
 
 def pick(session: Session, asker: Asker, number: str, code: str) -> Picked:
     """Scan a tube out for the request: it is taken out of its box and marked picked."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="pick")
     if request.state not in PICKABLE:
         lifecycle.move(session, asker.username, request, "picking")  # refuses, in words
     aliquot, row = _held(session, request, code)
@@ -124,7 +124,7 @@ def pick(session: Session, asker: Asker, number: str, code: str) -> Picked:
 def drop(session: Session, asker: Asker, number: str, code: str,
          reason: str) -> lifecycle.Cancelled:
     """Take one tube out of the request before shipping (damaged, empty, not found)."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="drop")
     if request.state not in PICKABLE:
         raise Conflict(f"request {number} is {request.state}: tubes are dropped only while "
                        "it is allocated or being picked", field="state")

@@ -81,7 +81,7 @@ def connect() -> None:
 
 def _notice(session: Session, asker: Asker, number: str,
             notice_id: int) -> tuple[SampleRequest, readmodels.RecallView]:
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="answer a recall of")
     found = readmodels.recalls(session, request, notice_id)
     if not found:
         raise NotFound(f"request {number} has no recall notice {notice_id}")

@@ -54,7 +54,7 @@ def _set_state(session: Session, row_ids: list[int], state: str, **values: Any) 
 
 def ship(session: Session, asker: Asker, number: str, values: dict[str, Any]) -> Shipped:
     """Ship every picked tube; an unpicked one (neither picked nor dropped) refuses it all."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="ship")
     values = dict(values)
     day = values.pop("shipped_on", None)
     if day is not None and day > clock.today():
@@ -105,7 +105,7 @@ def ship(session: Session, asker: Asker, number: str, values: dict[str, Any]) ->
 
 def receive(session: Session, asker: Asker, number: str, values: dict[str, Any]) -> SampleRequest:
     """The recipient has the tubes: one ``received`` event each, discrepancies per tube."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="receive")
     if request.state in ("received", "closed") and request.shipment is not None:
         raise Conflict(f"request {number} was received already, on "
                        f"{request.shipment.received_at:%Y-%m-%d} by "
@@ -153,7 +153,7 @@ def _received(session: Session, request: SampleRequest, code: str) -> Any:
 def consumed(session: Session, asker: Asker, number: str, codes: list[str],
              note: str | None = None) -> SampleRequest:
     """The recipient used tubes up."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="record tubes consumed in")
     rows = [_received(session, request, code.strip().upper()) for code in codes]
     if len({r.id for r in rows}) != len(rows):
         raise Invalid("a barcode is given twice", field="barcodes")
@@ -170,7 +170,7 @@ def consumed(session: Session, asker: Asker, number: str, codes: list[str],
 def returned(session: Session, asker: Asker, number: str, code: str, box: Container,
              position: str | None, reason: str | None = None) -> SampleRequest:
     """A tube came back: available again, and stored in the box (and position) given."""
-    request = lifecycle.get_request(session, asker, number, for_update=True)
+    request = lifecycle.get_request(session, asker, number, act="return tubes of")
     row = _received(session, request, code.strip().upper())
     why = reason or f"returned by the recipient of request {number}"
     moved = samples.change_statuses(session, asker.username, [row.aliquot_id], "shipped",
