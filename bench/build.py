@@ -48,6 +48,7 @@ from biobank.storage.models import Container, Position
 
 ACTOR = "bench"
 SEED = 21
+SITE = "NL-PMC"  # every patient is enrolled, every freezer stands, here
 BOX_TYPE = "10X10"
 BOX_SIZE = 100
 BOXES_PER_RACK = 20
@@ -132,7 +133,7 @@ def add_patients(session: Session, first: int, last: int) -> None:
     for index in range(first, last):
         age = rng.randint(5, 365)
         patients.register(session, ACTOR, {
-            "study_id": study_id(index), "site": "NL-PMC", "sex": rng.choice("FM"),
+            "study_id": study_id(index), "site": SITE, "sex": rng.choice("FM"),
             "diagnosis": "B-ALL" if rng.random() < 0.95 else "B-MPAL",
             "fusion_partner": rng.choice(("AFF1", "AFF1", "MLLT1", "MLLT3", "MLLT10")),
             "diagnosis_date": _diagnosis(rng, today), "age_at_diagnosis_days": age,
@@ -287,7 +288,7 @@ class Shelving:
         if found is None:
             if parent is None:
                 found = storage.create_freezer(self.session, ACTOR, {
-                    "site": "NL-PMC", "name": name, "freezer_type": "mechanical-80",
+                    "site": SITE, "name": name, "freezer_type": "mechanical-80",
                     "room": "B.01"}, self.numbering)
             else:
                 found = storage.create_container(self.session, ACTOR, {

@@ -41,6 +41,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     parser.add_argument("--scan-requests", type=int, default=3000,
                         help="timed scans (each also on the bare route; default 3,000)")
+    parser.add_argument("--site-scoped", action="store_true",
+                        help="the technician who scans is limited to the site the tubes are "
+                             "at (biobank.auth.scope): the scope's cost on every scan")
     parser.add_argument("--smoke", action="store_true",
                         help="few requests and short runs: checks the benchmark works, "
                              "in seconds (for CI), not what it measures")
@@ -123,7 +126,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     app = prepare(url)
     floor = bare.make_app(url)
     found: dict[str, Any] = {"aliquots": args.aliquots,
-                             "database": make_url(url).get_backend_name()}
+                             "database": make_url(url).get_backend_name(),
+                             "scan_token_sites": [build.SITE] if args.site_scoped else []}
     notes: dict[str, str] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="biobank-bench-") as work:
@@ -131,7 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"building {small:,} aliquots")
         first = build.grow(app, url, Path(work), small, log)
         analyze(app)
-        tech = user_token(app, "bench-tech", "technician")
+        sites = [build.SITE] if args.site_scoped else None
+        tech = user_token(app, "bench-tech", "technician", sites=sites)
         small_app = keep_small_copy(app, url)
         if small_app is None:
             log("measuring the scan at the small size")
@@ -221,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("BIOBANK_SESSION_COOKIE_SECURE", "false")
     found = run(args)
     print(report.table(found, found["notes"]))
+    if found["scan_token_sites"]:
+        print(f"scans with a token limited to {', '.join(found['scan_token_sites'])}")
     if args.out:
         args.out.write_text(json.dumps(found, indent=2, default=str) + "\n", encoding="utf-8")
         print(f"figures written to {args.out}")

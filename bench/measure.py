@@ -67,13 +67,15 @@ class Client:
         return response.json
 
 
-def user_token(app: Flask, username: str, role: str, substudies: list[str] | None = None) -> str:
-    """A token for a bench user of a role (made on first use)."""
+def user_token(app: Flask, username: str, role: str, substudies: list[str] | None = None,
+               sites: list[str] | None = None) -> str:
+    """A token for a bench user of a role (made on first use), limited to ``sites``."""
     with app.app_context():
         session = get_session()
         user = session.scalar(select(auth.User).where(auth.User.username == username))
         if user is None:
-            user = auth.create_user(session, username, role, substudies=substudies or [])
+            user = auth.create_user(session, username, role, substudies=substudies or [],
+                                    sites=sites or [])
         token = auth.issue_token(session, user, days=1)
         session.commit()
     return token

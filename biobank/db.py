@@ -321,11 +321,17 @@ def bind_to_connection(app: Flask, connection: Connection) -> None:
     app.extensions["biobank.read_engine"] = None  # read_connection() reads through the session
 
 
+PREPARERS = "biobank.session_preparers"
+
+
 def get_session() -> Session:
-    """The session of the current request or CLI command."""
+    """The session of the current request or CLI command, made on first use (and handed to
+    the app's ``PREPARERS``: the site scope binds itself to it)."""
     if "db_session" not in g:
         maker = "biobank.read_sessionmaker" if _read_only_request() else "biobank.sessionmaker"
         g.db_session = current_app.extensions[maker]()
+        for prepare in current_app.extensions.get(PREPARERS, ()):
+            prepare(g.db_session)
     return g.db_session
 
 

@@ -20,6 +20,7 @@ from flask import (
 from flask import session as cookie
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask.wrappers import Request
+from sqlalchemy.orm import Session
 
 from biobank.auth import scope
 from biobank.auth.models import User
@@ -31,7 +32,7 @@ from biobank.auth.service import (
     hash_token,
     user_for_web_session,
 )
-from biobank.db import READ_ONLY, F, get_session
+from biobank.db import PREPARERS, READ_ONLY, F, get_session
 from biobank.errors import error_body, wants_page
 
 # Endpoints of extensions (flask-smorest's spec and docs, static files) that are public.
@@ -248,10 +249,17 @@ def settle_asker(asker: Asker | None) -> None:
 
 def _adopt(asker: Asker) -> None:
     # Who asks, and the sites they are limited to: every query of the request's session
-    # reads only those sites' objects (biobank.auth.scope).
+    # reads only those sites' objects (biobank.auth.scope). A session made later binds the
+    # scope itself (_bind_scope): the scan of a tube makes none.
     g.asker = asker
-    if asker.sites:
-        scope.bind(get_session(), scope.for_sites(asker.sites))
+    if "db_session" in g:
+        _bind_scope(g.db_session)
+
+
+def _bind_scope(session: Session) -> None:
+    asker = g.get("asker")
+    if asker is not None:
+        scope.bind(session, scope.for_sites(asker.sites))  # no sites: unbound
 
 
 def current_scope() -> scope.Scope:
@@ -294,6 +302,7 @@ def init_app(app: Flask) -> None:
     app.before_request(authenticate)
     app.after_request(_refuse_unsettled)
     app.teardown_request(_unbind_scope)
+    app.extensions.setdefault(PREPARERS, []).append(_bind_scope)
 
     @app.context_processor
     def _template_globals():  # type: ignore[no-untyped-def]
