@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from biobank import clock
 from biobank.auth import scope
 from biobank.auth.models import ROLES
+from biobank.consent import pseudonym
 from biobank.consent.models import RecallNotice
 from biobank.reference import service as reference
 from biobank.samples.models import Aliquot
@@ -321,6 +322,9 @@ def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
 
 
 def _url(world: Any, rule: str) -> str | None:
+    if rule.endswith("/pseudonyms/<name>"):  # who an NL patient's pseudonym stands for
+        name = pseudonym.pseudonym("DEMO", world.nl.study_id)
+        return f"/api/v1/substudies/DEMO/pseudonyms/{name}"
     url = rule
     for converter, param in re.findall(r"<(?:([a-z_]+):)?([a-z_]+)>", rule):
         if param == "number":
@@ -361,7 +365,8 @@ def _walk(world, app, user) -> tuple[list[str], int]:  # type: ignore[no-untyped
         status = response.status_code
         answer = response.get_data().decode("utf-8", "replace")
         scoped_path = any(p in rule for p in ("<study_id>", "<code>", "<task_id>", "<notice_id>",
-                                              "<withdrawal_id>", "<excursion_id>", "<fhir_id>"))
+                                              "<withdrawal_id>", "<excursion_id>", "<fhir_id>",
+                                              "<name>"))
         allowed = {403, 404}
         if rule in BODY_REFERENCES or not scoped_path:
             allowed = {200, 201, 303, 400, 403, 404, 405, 409, 422, 502}
