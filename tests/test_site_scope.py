@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from biobank import clock
 from biobank.auth import scope
@@ -326,7 +326,7 @@ def _url(world: Any, rule: str) -> str | None:
         name = pseudonym.pseudonym("DEMO", world.nl.study_id)
         return f"/api/v1/substudies/DEMO/pseudonyms/{name}"
     url = rule
-    for converter, param in re.findall(r"<(?:([a-z_]+):)?([a-z_]+)>", rule):
+    for _converter, param in re.findall(r"<(?:([a-z_]+):)?([a-z_]+)>", rule):
         if param == "number":
             value = world.request
         else:

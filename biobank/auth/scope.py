@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, exists, false, or_, select, true
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from biobank.errors import Invalid
 from biobank.patients.models import Patient
@@ -41,6 +41,9 @@ from biobank.samples.models import Aliquot, Sample
 from biobank.storage.models import Container, Position
 
 _KEY = "biobank.site_scope"
+
+# A column of the enclosing query: a mapped attribute (Aliquot.id) or a table's column.
+Column = ColumnElement[Any] | QueryableAttribute[Any]
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def container_ids(scope: Scope) -> Select[Any]:
     return select(down.c.id)
 
 
-def aliquot_ids(scope: Scope) -> Select[Any]:
+def aliquot_ids(scope: Scope) -> CompoundSelect[Any]:
     """The ids of the tubes at the scope's sites: stored (or last stored) in one of their
     freezers, or never stored and of a patient enrolled at one of them."""
     stored = select(Position.aliquot_id).where(Position.box_id.in_(container_ids(scope)))
@@ -127,28 +130,28 @@ def aliquot_ids(scope: Scope) -> Select[Any]:
     return stored.union(never_stored)
 
 
-def patient_filter(scope: Scope, site_id: ColumnElement[int]) -> ColumnElement[bool]:
+def patient_filter(scope: Scope, site_id: Column) -> ColumnElement[bool]:
     """Patients enrolled at the scope's sites (``site_id``: the patient's site column)."""
     if scope.everywhere:
         return true()
     return site_id.in_(site_ids(scope))
 
 
-def patient_id_filter(scope: Scope, patient_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def patient_id_filter(scope: Scope, patient_id: Column) -> ColumnElement[bool]:
     """``patient_filter`` for a column holding a patient's id."""
     if scope.everywhere:
         return true()
     return patient_id.in_(select(Patient.id).where(Patient.site_id.in_(site_ids(scope))))
 
 
-def aliquot_filter(scope: Scope, aliquot_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def aliquot_filter(scope: Scope, aliquot_id: Column) -> ColumnElement[bool]:
     """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id)."""
     if scope.everywhere:
         return true()
     return aliquot_id.in_(aliquot_ids(scope))
 
 
-def sample_filter(scope: Scope, sample_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
     """Samples whose patient is enrolled at the scope's sites; anonymised samples with a
     tube there."""
     if scope.everywhere:
@@ -160,8 +163,8 @@ def sample_filter(scope: Scope, sample_id: ColumnElement[Any]) -> ColumnElement[
     return sample_id.in_(enrolled.union(anonymised))
 
 
-def event_filter(scope: Scope, aliquot_id: ColumnElement[Any],
-                 sample_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def event_filter(scope: Scope, aliquot_id: Column,
+                 sample_id: Column) -> ColumnElement[bool]:
     """Custody events of the tubes (``aliquot_id``) or samples (``sample_id``) at the
     scope's sites."""
     if scope.everywhere:
@@ -170,14 +173,14 @@ def event_filter(scope: Scope, aliquot_id: ColumnElement[Any],
                and_(aliquot_id.is_(None), sample_filter(scope, sample_id)))
 
 
-def container_filter(scope: Scope, container_id: ColumnElement[Any]) -> ColumnElement[bool]:
+def container_filter(scope: Scope, container_id: Column) -> ColumnElement[bool]:
     """Freezers, racks and boxes at the scope's sites (``container_id``: a container's id)."""
     if scope.everywhere:
         return true()
     return container_id.in_(container_ids(scope))
 
 
-def site_filter(scope: Scope, site_code: ColumnElement[Any]) -> ColumnElement[bool]:
+def site_filter(scope: Scope, site_code: Column) -> ColumnElement[bool]:
     """Rows that name a site by code (a patient's or freezer's site in a list filter)."""
     if scope.everywhere:
         return true()

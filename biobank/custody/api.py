@@ -96,6 +96,6 @@ def export_range(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     end = dt.datetime.combine(args["end"] + dt.timedelta(days=1), dt.time(), dt.UTC)
     header = {"from": args["start"].isoformat(), "to": args["end"].isoformat(),
               "exported_at": utcnow().isoformat(), "exported_by": current_actor()}
-    return _export(_chunks(get_session(), audit.events_between(current_scope(), start, end), args["format"],
-                           header),
+    events = audit.events_between(current_scope(), start, end)
+    return _export(_chunks(get_session(), events, args["format"], header),
                    args["format"], f"custody-{args['start']}-{args['end']}")

@@ -181,7 +181,7 @@ def get_container(session: Session, code: str, numbering: Numbering,
     return container
 
 
-def containers_query(within: scope.Scope, kind: str) -> Select[tuple[Container]]:
+def containers_query(within: scope.Scope, kind: str) -> Select[Any]:
     """The containers of one kind (freezers, boxes…) at the scope's sites, by id."""
     return (select(Container).where(Container.kind == kind,
                                     scope.container_filter(within, Container.id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import or_
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor, current_scope
