@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from biobank import clock
+from biobank.auth import service as auth
 from biobank.consent import withdrawal
 from biobank.requests.models import SampleRequest
 from requests_helpers import (  # noqa: F401
@@ -19,6 +20,7 @@ from requests_helpers import (  # noqa: F401
     statuses,
     studies,
 )
+from conftest import ApiClient
 from web_helpers import login  # noqa: F401
 
 
@@ -100,24 +102,30 @@ def test_a_manager_may_not_approve_their_own_request(login, donor):
 
 
 def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
-        login, researcher, manager, donor, session, tech):
-    """After shipping and a withdrawal: the recall notice with its buttons; no names of the
-    biobank staff who shipped."""
+        login, manager, donor, session, tech, client, studies):  # noqa: F811
+    """After shipping and a withdrawal: the recall notice with its buttons for the researcher
+    who made the request (a colleague may not answer it); no names of the biobank staff who
+    shipped."""
     patient = donor({"DX": 1}, "DEMO").patient
     donor({"DX": 1}, "DEMO")
-    number = allocated(researcher, manager)
+    mine = login("researcher")
+    owner = ApiClient(client, auth.issue_token(session, auth.get_user(session, mine.username)),
+                      mine.username)
+    session.commit()
+    number = allocated(owner, manager)
     for tube in tech.get(f"/api/v1/requests/{number}/pick-list").json["tubes"]:
         tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": tube["barcode"]})
     assert manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).status_code == 200
     withdrawal.withdraw(session, "officer", patient, {
         "scope": "storage", "date": clock.today(), "requested_by": "mother"})
     session.commit()
-    mine = login("researcher")
     page = text(mine.get(f"/requests/{number}"))
     assert "Recall notices" in page and "Acknowledge" in page
     assert manager.username not in page and "shipped by" not in page.lower()
     assert "recall" in text(mine.get("/research")).lower()
     notice = page.split(f"/requests/{number}/recalls/")[1].split("/")[0]
+    colleague = login("researcher")
+    assert colleague.post(f"/requests/{number}/recalls/{notice}/acknowledge").status_code == 403
     answer = mine.post(f"/requests/{number}/recalls/{notice}/acknowledge")
     assert answer.status_code == 303
     assert "Acknowledge</button>" not in text(mine.get(f"/requests/{number}"))
