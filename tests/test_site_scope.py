@@ -283,6 +283,8 @@ def _body(world: Any, rule: str) -> Any:
             "barcode": world.tube.barcode, "box": ours.box.barcode},
         "/scan/place": {"code": world.tube.barcode, "box": ours.box.barcode},
         "/scan/<code>/storage": {"op": "take_out"},
+        "/api/v1/consent/withdrawals/<withdrawal_id>/correction": {"reason": "entered in error"},
+        "/consent/withdrawals/<withdrawal_id>/correction": {"reason": "entered in error"},
     }
     return bodies.get(rule, {})
 

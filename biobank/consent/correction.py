@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.consent import rule, service
 from biobank.consent.models import (
     ConsentEntry,
@@ -72,8 +73,10 @@ class Correction:
 
 def correct(session: Session, actor: str, withdrawal_id: int, reason: str) -> Correction:
     """Correct withdrawal ``withdrawal_id`` as entered in error (409 where it cannot be)."""
-    found = session.get(Withdrawal, withdrawal_id)
-    if found is None:
+    found = session.scalar(select(Withdrawal).where(
+        Withdrawal.id == withdrawal_id,
+        scope.patient_id_filter(scope.of(session), Withdrawal.patient_id)))
+    if found is None:  # none, or another site's patient's (biobank.auth.scope)
         raise NotFound(f"no withdrawal {withdrawal_id}")
     patient = session.get(Patient, found.patient_id)
     assert patient is not None

@@ -220,6 +220,8 @@ def correct_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
     try:
         parsed = load_form(schemas.CorrectionIn(), request.form)
         done = correction.correct(session, current_actor(), number, parsed["reason"])
+    except NotFound:
+        raise  # no such withdrawal (or another site's): absent, not a form's error
     except DomainError as exc:
         session.rollback()
         flash(exc.message, "error")
