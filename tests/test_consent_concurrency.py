@@ -27,6 +27,7 @@ from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter, Sample
+from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
@@ -46,6 +47,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     with engine.connect() as conn:
         highest = {t.name: conn.scalar(select(func.max(t.c.id))) or 0 for t in tables}
         counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
+        tallies = save_tallies(conn)
     stamp = time.time_ns() % 10**8
     try:
         with Session(engine, expire_on_commit=False) as session:
@@ -94,6 +96,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
             conn.execute(delete(BarcodeCounter.__table__))
             if counters:
                 conn.execute(insert(BarcodeCounter.__table__), counters)
+            restore_tallies(conn, tallies)
 
 
 @pytest.mark.parametrize("scope", ["storage", "substudy"])

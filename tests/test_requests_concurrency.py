@@ -30,6 +30,7 @@ from biobank.requests import allocation, lifecycle
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter, Sample
+from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
@@ -52,6 +53,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     with engine.connect() as conn:
         highest = {t.name: conn.scalar(select(func.max(t.c.id))) or 0 for t in tables}
         counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
+        tallies = save_tallies(conn)
     stamp = time.time_ns() % 10**8
     substudy = f"RACE-{stamp}"
     try:
@@ -114,6 +116,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
             conn.execute(delete(BarcodeCounter.__table__))
             if counters:
                 conn.execute(insert(BarcodeCounter.__table__), counters)
+            restore_tallies(conn, tallies)
 
 
 def test_requests_allocated_at_once_never_share_a_tube(engine, committed):

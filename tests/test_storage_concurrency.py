@@ -28,6 +28,7 @@ from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter
 from biobank.storage import operations, service
 from biobank.storage.models import Container, Position
+from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
@@ -46,7 +47,7 @@ def _snapshot(conn) -> dict:  # type: ignore[no-untyped-def]
             highest[table.name] = conn.scalar(select(table.c.id).order_by(table.c.id.desc())
                                               .limit(1)) or 0
     counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
-    return {"highest": highest, "counters": counters}
+    return {"highest": highest, "counters": counters, "tallies": save_tallies(conn)}
 
 
 def _restore(engine: Engine, snap: dict) -> None:  # type: ignore[type-arg]
@@ -67,6 +68,7 @@ def _restore(engine: Engine, snap: dict) -> None:  # type: ignore[type-arg]
         conn.execute(delete(counters))
         if snap["counters"]:
             conn.execute(insert(counters), snap["counters"])
+        restore_tallies(conn, snap["tallies"])
 
 
 @pytest.fixture
