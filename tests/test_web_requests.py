@@ -20,7 +20,7 @@ from requests_helpers import (  # noqa: F401
     statuses,
     studies,
 )
-from conftest import ApiClient
+from tests.conftest import ApiClient
 from web_helpers import login  # noqa: F401
 
 
