@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from biobank.auth import scope
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import queue
 from biobank.labels import service as labels
@@ -93,3 +94,20 @@ def test_a_tube_waits_once_per_printer(session, register, tubes, refused_port):
         queue.remove(session, ACTOR, waiting.id)
     row = session.get(QueuedLabel, waiting.id)
     assert (row.cancelled_by, row.printed_at) == (ACTOR, None)
+
+
+def test_a_site_scoped_user_sees_only_their_sites_labels_in_the_queue(session, register, tubes,
+                                                                     refused_port):
+    """An NL-PMC tube's queued label is not listed, nor removable, for a DE-KIEL user."""
+    register("Bench-Off", refused_port)
+    printer = _printer(session, "Bench-Off")
+    queue.enqueue(session, ACTOR, printer, [tubes[0].barcode])
+    [waiting] = queue.waiting(session, printer)
+    scope.bind(session, scope.for_sites(["DE-KIEL"]))
+    try:
+        assert queue.waiting(session) == []
+        with pytest.raises(NotFound):
+            queue.remove(session, ACTOR, waiting.id)
+    finally:
+        scope.unbind(session)
+    assert [w.barcode for w in queue.waiting(session)] == [tubes[0].barcode]

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import service
@@ -70,6 +71,8 @@ def waiting(session: Session, printer: Printer | None = None) -> list[Waiting]:
              .where(*WAITING).order_by(QueuedLabel.id))
     if printer is not None:
         query = query.where(QueuedLabel.printer_id == printer.id)
+    # A site-scoped user sees the labels of their sites' tubes only (auth.scope's tube rule).
+    query = query.where(scope.aliquot_filter(scope.of(session), QueuedLabel.aliquot_id))
     return [Waiting(*row) for row in session.execute(query)]
 
 
