@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from biobank.auth import scope
 from biobank.db import utcnow
-from biobank.errors import Conflict, Invalid, NotFound
+from biobank.errors import Conflict, NotFound
 from biobank.labels import service
 from biobank.labels.network import PrinterRule
 from biobank.labels.printers import PrinterError
@@ -46,11 +46,7 @@ def enqueue(session: Session, actor: str, printer: Printer, codes: list[str],
     """Queue these tubes' labels for ``printer``; a reprint needs its reason now, as it
     would when printed at once."""
     labels = service.aliquot_labels(session, codes)
-    reprinted = service.already_printed(session, [aliquot_id for aliquot_id, _ in labels])
-    if reprinted and not (reason and reason.strip()):
-        again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
-        raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
-                      "printed again", field="reason")
+    service.reprints(session, labels, reason)
     queued = [QueuedLabel(printer_id=printer.id, aliquot_id=aliquot_id, reason=reason,
                           queued_by=actor) for aliquot_id, _ in labels]
     try:

@@ -183,6 +183,18 @@ def already_printed(session: Session, aliquot_ids: list[int]) -> set[int]:
                CustodyEvent.event_type.in_(("label_printed", "label_reprinted")))))
 
 
+def reprints(session: Session, labels: list[tuple[int, dict[str, str]]],
+             reason: str | None) -> set[int]:
+    """The tubes among ``labels`` that had a label before; printing one again needs a
+    reason (422 naming ``reason`` without one)."""
+    reprinted = already_printed(session, [aliquot_id for aliquot_id, _ in labels])
+    if reprinted and not (reason and reason.strip()):
+        again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
+        raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
+                      "printed again", field="reason")
+    return reprinted
+
+
 def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: list[str],
                          registry: Registry, *, template: str | None = None, copies: int = 1,
                          reason: str | None = None, timeout: float,
@@ -194,11 +206,7 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
     """
     chosen: LabelTemplate = registry.get(template or printer.template, "aliquot")
     labels = aliquot_labels(session, codes)
-    reprinted = already_printed(session, [aliquot_id for aliquot_id, _ in labels])
-    if reprinted and not (reason and reason.strip()):
-        again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
-        raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
-                      "printed again", field="reason")
+    reprinted = reprints(session, labels, reason)
     job = send_job(session, actor, printer, chosen, [data for _, data in labels], copies=copies,
                    reprint=bool(reprinted), reason=reason, timeout=timeout, rule=rule)
     record_events(session, [{
