@@ -50,3 +50,14 @@ def log_in(tab: Any, username: str, then: str = "/") -> None:
 def shot(tab: Any, name: str) -> None:
     """Save a screenshot of the whole page as tests/artifacts/<name>.png."""
     tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def withdraw_storage(page: Any, study_id: str) -> None:
+    """As the demo consent officer, record a storage withdrawal through the form (the
+    mother asked; today), and land on the withdrawal's page."""
+    log_in(page, "demo-consent-officer", f"/patients/{study_id}/consent/withdraw")
+    page.get_by_label("What is withdrawn").select_option("storage")
+    page.get_by_label("Asked for by").select_option("mother")
+    page.get_by_role("button", name="Show the impact").click()
+    page.get_by_role("button", name="Confirm the withdrawal").click()
+    page.wait_for_url("**/consent/withdrawals/*")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 
-from browser_helpers import log_in, shot
+from browser_helpers import log_in, shot, withdraw_storage
 from test_bench_pages import new_patient
 
 
@@ -52,12 +52,7 @@ def test_every_list_of_the_consent_desk_exports_as_csv(page, live_server):
     """The desk's lists download as CSV: the withdrawal just recorded is in them, and its
     tubes in the destruction tasks."""
     made = live_server.call(new_patient, 2, 1)
-    log_in(page, "demo-consent-officer", f"/patients/{made.study_id}/consent/withdraw")
-    page.get_by_label("What is withdrawn").select_option("storage")
-    page.get_by_label("Asked for by").select_option("mother")
-    page.get_by_role("button", name="Show the impact").click()
-    page.get_by_role("button", name="Confirm the withdrawal").click()
-    page.wait_for_url("**/consent/withdrawals/*")
+    withdraw_storage(page, made.study_id)
     page.goto("/consent")
     assert page.get_by_role("link", name="Download this list as CSV").count() == 4
     outstanding = _csv_behind(page, "Download this list as CSV", 0)

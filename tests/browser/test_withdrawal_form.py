@@ -5,7 +5,7 @@ prints as the destruction pick list, and Confirm stays in view."""
 from __future__ import annotations
 
 from biobank import clock
-from browser_helpers import log_in, shot
+from browser_helpers import log_in, shot, withdraw_storage
 from test_bench_pages import new_patient
 
 
@@ -39,12 +39,7 @@ def test_a_withdrawal_entered_in_error_is_corrected_from_its_page(page, live_ser
     """Recorded, then corrected with a reason: the page says so, the tubes are back in use and
     the correction form is gone."""
     made = live_server.call(new_patient, 2, 1)
-    log_in(page, "demo-consent-officer", f"/patients/{made.study_id}/consent/withdraw")
-    page.get_by_label("What is withdrawn").select_option("storage")
-    page.get_by_label("Asked for by").select_option("mother")
-    page.get_by_role("button", name="Show the impact").click()
-    page.get_by_role("button", name="Confirm the withdrawal").click()
-    page.wait_for_url("**/consent/withdrawals/*")
+    withdraw_storage(page, made.study_id)
     page.get_by_text("Entered in error? Correct this withdrawal").click()
     page.get_by_label("Why it was entered in error").fill("recorded on the wrong patient")
     page.get_by_role("button", name="Correct the withdrawal").click()
