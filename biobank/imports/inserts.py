@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import COPY_FROM, append_events, copy_rows
 from biobank.imports.rows import Row
+from biobank.reports import tally
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering
@@ -94,8 +95,9 @@ class Writer:
     """Inserts samples and aliquots chunk by chunk, with their custody events."""
 
     def __init__(self, session: Session, actor: str, numbering: Numbering, reason: str,
-                 now: dt.datetime) -> None:
+                 now: dt.datetime, tallies: tally.HeldBack) -> None:
         self.session = session
+        self.tallies = tallies  # the inventory tallies: the insert trigger is held back
         self.actor = actor
         self.numbering = numbering
         self.reason = reason
@@ -184,6 +186,7 @@ class Writer:
              (volume := number(row.volume_ml)), volume, row.cell_count, row.sprec_code,
              row.freeze_thaw_count, row.status, created)
             for code, (row, sample) in zip(codes, good, strict=True)])
+        self.tallies.made(ids)
         reason = self.reason
         append_events(self.session, [
             (id_, None, "imported", reason, "null", imported_values(code, row))

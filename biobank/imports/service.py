@@ -78,6 +78,7 @@ from biobank.errors import Invalid
 from biobank.imports.inserts import ImportedSample, Writer, chain_index_set_aside
 from biobank.imports.rows import Kind, Problem, Reference, Row, RowReader, check_header
 from biobank.patients.models import Patient
+from biobank.reports import tally
 from biobank.reference.models import AliquotType, Material, Timepoint
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot
@@ -178,10 +179,11 @@ def import_aliquots(session: Session, actor: str, path: Path, numbering: Numberi
 
     ``progress`` is called with the number of rows read after each chunk.
     """
-    run = _Import(session, actor, numbering, f"imported from {path.name}"[:200],
-                  max_problems)
     with path.open("rb") as handle, _young_collections_only(), \
-            chain_index_set_aside(session, count_rows(path)):
+            chain_index_set_aside(session, count_rows(path)), \
+            tally.held_back(session.connection()) as tallies:
+        run = _Import(session, actor, numbering, f"imported from {path.name}"[:200],
+                      max_problems, tallies)
         try:
             run.read(_decoded(handle), chunk_size, progress or (lambda n: None))
         except _NotText as exc:
@@ -217,13 +219,13 @@ class _Import:
     """The state of one import: caches, the samples made so far, the problems found."""
 
     def __init__(self, session: Session, actor: str, numbering: Numbering, reason: str,
-                 max_problems: int) -> None:
+                 max_problems: int, tallies: tally.HeldBack) -> None:
         self.session = session
         self.actor = actor
         self.numbering = numbering
         self.max_problems = max_problems
         self.now = utcnow()
-        self.writer = Writer(session, actor, numbering, reason, self.now)
+        self.writer = Writer(session, actor, numbering, reason, self.now, tallies)
         self.problems: list[Problem] = []
         self.patients: dict[str, tuple[int, dt.date] | None] = {}
         self.samples: dict[tuple[Any, ...], ImportedSample] = {}

@@ -41,6 +41,16 @@ class ThawTally(Base):
     tubes: Mapped[int]
 
 
+class TallyPause(Base):
+    """A transaction holding the aliquot insert trigger back (``tally.held_back``): inserted
+    and deleted in that transaction, never committed, so always empty to everyone else."""
+
+    __tablename__ = tally.PAUSE
+    __table_args__ = ({"info": {"derived": True}},)
+
+    holder: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 # Completeness counts each timepoint's and material's patients from this index alone (no
 # visit to a sample's row): ~0.1 s of CPU instead of ~0.17 s at a million tubes.
 Index("ix_sample_completeness", Sample.timepoint_id, Sample.material_id, Sample.patient_id)

@@ -84,7 +84,7 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO thaw_tally (site_id, material_id, aliquot_type_id, "
                f"freeze_thaw_count, tubes) SELECT {KEY}, a.freeze_thaw_count, count(*) {TUBES} "
                f"WHERE a.status IN {HOUSE} GROUP BY {KEY}, a.freeze_thaw_count")
-    for statement in tally.create_statements(dialect):
+    for statement in tally.create_statements(dialect, pausable=False):
         op.execute(statement)
 
 
