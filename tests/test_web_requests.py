@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-
+import pytest
 from sqlalchemy import select
 
 from biobank import clock
@@ -101,11 +101,10 @@ def test_a_manager_may_not_approve_their_own_request(login, donor):
     assert answer.status_code == 403 and "another manager must approve it" in text(answer)
 
 
-def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
-        login, manager, donor, session, tech, client, studies):  # noqa: F811
-    """After shipping and a withdrawal: the recall notice with its buttons for the researcher
-    who made the request (a colleague may not answer it); no names of the biobank staff who
-    shipped."""
+@pytest.fixture
+def recalled(login, manager, donor, session, tech, client, studies):  # type: ignore[no-untyped-def]  # noqa: F811
+    """A request made on the pages by a researcher, shipped, then one of its tubes recalled
+    (storage consent withdrawn): (the requester's browser, the request number)."""
     patient = donor({"DX": 1}, "DEMO").patient
     donor({"DX": 1}, "DEMO")
     mine = login("researcher")
@@ -119,6 +118,15 @@ def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
     withdrawal.withdraw(session, "officer", patient, {
         "scope": "storage", "date": clock.today(), "requested_by": "mother"})
     session.commit()
+    return mine, number
+
+
+def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
+        recalled, login, manager):  # type: ignore[no-untyped-def]  # noqa: F811
+    """After shipping and a withdrawal: the recall notice with its buttons for the researcher
+    who made the request (a colleague may not answer it); no names of the biobank staff who
+    shipped."""
+    mine, number = recalled
     page = text(mine.get(f"/requests/{number}"))
     assert "Recall notices" in page and "Acknowledge" in page
     assert manager.username not in page and "shipped by" not in page.lower()
@@ -129,6 +137,24 @@ def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
     answer = mine.post(f"/requests/{number}/recalls/{notice}/acknowledge")
     assert answer.status_code == 303
     assert "Acknowledge</button>" not in text(mine.get(f"/requests/{number}"))
+
+
+def test_a_colleague_reads_the_recall_without_the_buttons_the_owner_rule_refuses(
+        recalled, login, manager):  # type: ignore[no-untyped-def]
+    """A researcher of the sub-study who did not make the request sees the recall notice and
+    the shipment, but no Acknowledge, Destroyed or "tubes arrived" button (pressing them was
+    a 403); the requester and a manager keep them."""
+    mine, number = recalled
+    colleague = text(login("researcher").get(f"/requests/{number}"))
+    assert "Recall notices" in colleague and f"Request {number}" in colleague
+    for button in ("Acknowledge</button>", "Destroyed</button>", "The tubes arrived</button>",
+                   "/recalls/", "/receive"):
+        assert button not in colleague, button
+    for owner in (text(mine.get(f"/requests/{number}")),
+                  text(login("manager").get(f"/requests/{number}"))):
+        for button in ("Acknowledge</button>", "Destroyed</button>",
+                       "The tubes arrived</button>"):
+            assert button in owner, button
 
 
 def test_technicians_pick_but_do_not_decide(login, researcher, manager, donor):

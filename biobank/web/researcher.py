@@ -199,9 +199,11 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
     asked = int(found.effective_criteria.get("patients") or 0)
     short = (available if available is not None and available["patients"] < asked
              else None)
+    # The owner rule the services apply (Asker.may_act): a colleague of the sub-study reads
+    # the request and gets no button the service would refuse.
     return render_template("web/request.html", view=view, staff=not who.researcher,
-                           conditions=CONDITIONS, ship=ship, short=short, asked=asked,
-                           words=CRITERIA_WORDS)
+                           acts=who.may_act(found), conditions=CONDITIONS, ship=ship,
+                           short=short, asked=asked, words=CRITERIA_WORDS)
 
 
 @bp.post("/requests/<number>/submit")
