@@ -25,8 +25,8 @@ from biobank.storage.models import Excursion
 from consent_helpers import FORM, officer  # noqa: F401
 from db_helpers import row_counts
 from requests_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, SHIPMENT, allocated, donor, freezer, give, pick_all, researcher, shipped,
-    store, studies)
+    ACTOR, NUMBERING, SHIPMENT, allocated, donor, freezer, give, new_request, pick_all,
+    researcher, shipped, store, studies)
 
 KIEL = "DE-KIEL"
 TODAY = clock.today()
@@ -193,6 +193,41 @@ def test_fhir_shows_a_kiel_user_kiel_specimens_and_patients_only(world, as_role)
     patients = kiel_tech.get("/fhir/Patient").json
     assert [e["resource"]["id"] for e in patients["entry"]] == [world.de.study_id]
     assert kiel_tech.get(f"/fhir/Specimen/aliquot-{world.tube.id}").status_code == 404
+
+
+def _available(user: Any, query: str = "") -> tuple[int, int]:
+    """(tubes, patients summed over groups) of the availability answer for DEMO."""
+    answer = user.get(f"/api/v1/requests/availability{query}")
+    assert answer.status_code == 200, answer.json
+    return answer.json["aliquots"], sum(g["patients"] for g in answer.json["groups"])
+
+
+@pytest.mark.parametrize("query", ["", "?max_freeze_thaw=9"],
+                         ids=["from the tally", "from the tubes"])
+def test_availability_counts_only_the_tubes_at_the_askers_sites(world, as_role, query):  # type: ignore[no-untyped-def]
+    """A Kiel researcher counts the Kiel tubes a sub-study may receive, not NL-PMC's (the
+    Kiel patient's tube left at NL-PMC included); an NL-PMC researcher the others; their
+    tubes make up what a researcher without sites counts, by the fast tally or from the
+    tubes (the Kiel patient is a patient at both sites)."""
+    kiel = _available(as_role("researcher", sites=[KIEL]), query)
+    nl = _available(as_role("researcher", sites=["NL-PMC"]), query)
+    everywhere = _available(as_role("researcher"), query)
+    assert kiel == (len(world.de.tubes), 1)
+    assert kiel[0] + nl[0] == everywhere[0] and nl[0] > 0
+
+
+def test_what_matches_a_request_now_counts_the_askers_sites_only(world, as_role, researcher):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The manager's "matching now" of a submitted request: a Kiel manager counts Kiel's
+    tubes, as availability does for the same criteria."""
+    number = new_request(researcher)
+    criteria = "?timepoints=DX&materials=BM&aliquot_types=PLASMA"
+    for sites in ([KIEL], ["NL-PMC"], []):
+        matching = as_role("manager", sites=sites).get(
+            f"/api/v1/requests/{number}").json["matching_now"]
+        counted = _available(as_role("researcher", sites=sites), criteria)
+        assert (matching["aliquots"], matching["patients"]) == counted, sites
+    kiel = as_role("manager", sites=[KIEL]).get(f"/api/v1/requests/{number}").json
+    assert kiel["matching_now"]["aliquots"] == len(world.de.tubes)
 
 
 # --- the route walk -------------------------------------------------------------------------

@@ -7,7 +7,9 @@ rule runs in the database: the patients whose consent lets tubes out for the sub
 the available tubes, counted by timepoint, material and aliquot type in one aggregate query —
 read from the availability tally (``biobank.requests.tally``: counts per patient, kept by
 triggers) unless the criteria look at the tubes themselves (volume, freeze–thaw cycles),
-then from the tubes.
+then from the tubes. A site-scoped asker counts only the tubes at their sites
+(``biobank.auth.scope``): the tally knows no site (a tube's site is where it is stored,
+which a tally kept per patient cannot follow), so their count is read from the tubes too.
 Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions.
 """
 
@@ -37,6 +39,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from biobank import clock
+from biobank.auth import scope
 from biobank.consent import rule
 from biobank.consent.models import Substudy
 from biobank.errors import Invalid
@@ -230,9 +233,12 @@ class Availability:
 
 def count(session: Session, substudy: Substudy, filters: Filters,
           day: dt.date | None = None) -> Availability:
-    """Available, consented tubes by timepoint × material × aliquot type, in one query."""
+    """Available, consented tubes by timepoint × material × aliquot type, in one query (a
+    site-scoped asker's: at their sites only)."""
     day = day or today()
-    groups = (counted_from_tubes(filters, substudy, day) if has_tube_conditions(filters)
+    within = scope.of(session)
+    groups = (counted_from_tubes(filters, substudy, day, within)
+              if has_tube_conditions(filters) or not within.everywhere
               else counted_from_tally(filters, substudy, day))
     return named(session, substudy, day, groups)
 
@@ -270,13 +276,15 @@ def counted_from_tally(filters: Filters, substudy: Substudy, day: dt.date) -> Su
             .subquery("groups"))
 
 
-def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date) -> Subquery:
+def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date,
+                       within: scope.Scope = scope.EVERYWHERE) -> Subquery:
     """The same groups counted from the tubes: each sample's available tubes per aliquot type
     straight from an index on (status, sample, type, …), then those rows with samples,
-    patients and consent."""
+    patients and consent; only the tubes at the sites of ``within``."""
     per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
                          func.count().label("tubes"))
-                  .where(Aliquot.status == "available", *tube_conditions(filters))
+                  .where(Aliquot.status == "available", *tube_conditions(filters),
+                         *_at_sites(within))
                   .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
                   .subquery("per_sample"))
     return (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
@@ -289,6 +297,12 @@ def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date) -> Su
             .subquery("groups"))
 
 
+def _at_sites(within: scope.Scope) -> list[ColumnElement[bool]]:
+    """The scope's tube rule, or no condition at all for an unscoped asker (their
+    statement stays as it was)."""
+    return [] if within.everywhere else [scope.aliquot_filter(within, Aliquot.id)]
+
+
 def _anonymous(tubes: Any) -> ColumnElement[int]:
     """Anonymised tubes among the rows, each a donor of its own (their donor is unknown)."""
     # Cast: PostgreSQL sums bigints (the per-sample counts) as numeric.
@@ -298,11 +312,13 @@ def _anonymous(tubes: Any) -> ColumnElement[int]:
 
 def matching(session: Session, substudy: Substudy, filters: Filters,
              day: dt.date | None = None) -> dict[str, int]:
-    """How many tubes and patients match now (one query): the manager's view of a request."""
+    """How many tubes and patients match now (one query): the manager's view of a request
+    (a site-scoped asker's: the tubes at their sites)."""
     day = day or today()
     tubes, patients = session.execute(
         select(func.count(), func.count(distinct(Sample.patient_id)) + _anonymous(1))
         .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
         .where(Aliquot.status == "available", *tube_conditions(filters),
-               *sample_conditions(filters, substudy, day))).one()
+               *sample_conditions(filters, substudy, day),
+               *_at_sites(scope.of(session)))).one()
     return {"aliquots": tubes, "patients": patients}
