@@ -17,7 +17,7 @@ from biobank.custody.models import CustodyEvent
 from biobank.imports import service as imports
 from biobank.imports.rows import COLUMNS
 from biobank.patients.models import Patient
-from biobank.reference.models import AliquotType, Material, Site
+from biobank.reference.models import AliquotType, Material
 from biobank.reports import tally
 from biobank.reports.models import TallyPause
 from biobank.samples import service as samples
@@ -111,42 +111,6 @@ def test_inventory_agrees_with_a_recount_of_the_tubes(demo, manager):  # noqa: F
     demo.commit()
 
     _assert_agrees_with_a_recount(demo, manager)
-
-
-def test_a_patient_moved_to_another_site_takes_the_stock_along(demo, as_role):  # noqa: F811
-    """Per site (and per material and aliquot type), the stock is the tubes held of the
-    site's patients, also after a patient's site is corrected; a site-scoped user sees only
-    their site's."""
-    patient = demo.scalar(select(Patient).join(Site).where(Site.code == "NL-PMC")
-                          .order_by(Patient.id))
-    au = demo.scalar(select(Site.id).where(Site.code == "AU-SCH"))
-    demo.execute(text("UPDATE patient SET site_id = :s WHERE id = :p"),
-                 {"s": au, "p": patient.id})
-    demo.commit()
-    for code in ("AU-SCH", "NL-PMC"):
-        scoped = as_role("technician", sites=[code])
-        body, _ = _report_rows(scoped)
-        held = demo.scalar(select(func.count()).select_from(Aliquot)
-                           .join(Sample, Sample.id == Aliquot.sample_id)
-                           .join(Patient, Patient.id == Sample.patient_id)
-                           .join(Site, Site.id == Patient.site_id)
-                           .where(Site.code == code, Aliquot.status.in_(IN_HOUSE)))
-        assert body["months"][-1]["in_stock"] == held, code
-        per_kind = dict(demo.execute(
-            select(Material.code + " " + AliquotType.code, func.count())
-            .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
-            .join(Patient, Patient.id == Sample.patient_id)
-            .join(Site, Site.id == Patient.site_id)
-            .join(Material, Material.id == Sample.material_id)
-            .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-            .where(Site.code == code, Aliquot.status.in_(IN_HOUSE))
-            .group_by(Material.code, AliquotType.code)).all())
-        month = body["months"][-1]["month"]
-        assert {f"{r['material']} {r['aliquot_type']}": r["in_stock"] for r in body["rows"]
-                if r["month"] == month and r["in_stock"]} == per_kind, code
-        assert sum(f["tubes"] for f in body["freeze_thaw"]) == held, code
-    assert as_role("technician", sites=["AU-SCH"]).get(
-        "/api/v1/reports/inventory?site=NL-PMC").status_code == 404
 
 
 def test_inventory_filters_and_bad_ranges(manager):

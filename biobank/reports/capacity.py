@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from biobank.auth import scope as sites
 from biobank.reference.models import Site
 from biobank.reports.scope import ReportScope, sites_asked
 from biobank.samples.models import Aliquot
@@ -64,9 +65,8 @@ def _boxes(session: Session, scope: ReportScope, args: dict[str, Any]) -> Any:
         .join(BoxType, BoxType.id == box.box_type_id)
         .join(Site, Site.id == freezer.site_id)
         .outerjoin(used, used.c.box_id == box.id))
-    sites = sites_asked(session, scope, args.get("site"), args.get("country"))
-    if sites is not None:
-        query = query.where(freezer.site_id.in_(sites))
+    covered = sites_asked(session, scope, args.get("site"), args.get("country"))
+    query = query.where(sites.site_filter(covered, Site.code))  # the freezer's site
     if args.get("box_type"):
         query = query.where(BoxType.code == args["box_type"])
     return query.subquery("boxes")

@@ -24,6 +24,7 @@ from sqlalchemy import Date, Integer, String, and_, case, distinct, exists, func
 from sqlalchemy import union_all
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope as sites
 from biobank.patients.models import Patient
 from biobank.reference.models import Material, Site, Timepoint
 from biobank.reports.scope import ReportScope, sites_asked
@@ -57,10 +58,8 @@ def _schedule(session: Session, today: dt.date, material: str | None
 def _patients_wanted(session: Session, scope: ReportScope, args: dict[str, Any]
                      ) -> list[Any]:
     """The conditions on ``patient`` of the report's site, country, risk group and scope."""
-    conditions = []
-    sites = sites_asked(session, scope, args.get("site"), args.get("country"))
-    if sites is not None:
-        conditions.append(Patient.site_id.in_(sites))
+    covered = sites_asked(session, scope, args.get("site"), args.get("country"))
+    conditions = [sites.patient_filter(covered, Patient.site_id)]
     if args.get("risk_group"):
         conditions.append(Patient.risk_group == args["risk_group"])
     return conditions

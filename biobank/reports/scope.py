@@ -1,12 +1,11 @@
-"""Who sees what in the reports: the one place the reports narrow their queries.
+"""Who sees what in the reports.
 
-A site-scoped user (``users create --site``) sees their sites' patients (completeness,
-inventory) and freezers (capacity); a researcher sees only the requests and shipments of
-their own sub-studies. Everyone else sees the whole trial.
-
-INTEGRATION POINT (issue 20, site scopes): when ``biobank.auth.scope`` is on main, the site
-part of ``report_scope`` reads the request's scope from there; until then it reads the user's
-sites (``user_site``) itself, here and nowhere else.
+The site part is ``biobank.auth.scope``'s, the one place for the rule (``docs/permissions.md``,
+"Site scopes"): a patient counts at the site it is enrolled at (completeness), a freezer at
+its site (capacity), a tube at the site of the freezer it is or was last stored in, else its
+patient's site (inventory). A report names no site rule of its own: it asks ``sites_asked``
+which sites it covers, as an ``auth.scope.Scope``, and narrows its queries with that scope's
+filters. A researcher, besides, sees only the requests and shipments of their own sub-studies.
 """
 
 from __future__ import annotations
@@ -17,7 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.orm import Session
 
-from biobank.auth.models import UserSite, UserSubstudy
+from biobank.auth import scope as sites
+from biobank.auth.models import UserSubstudy
 from biobank.consent.models import Substudy
 from biobank.errors import NotFound
 from biobank.reference.models import Site
@@ -25,16 +25,12 @@ from biobank.reference.models import Site
 
 @dataclass(frozen=True)
 class ReportScope:
-    """The sites (ids) a user is limited to (None: every site) and, for a researcher, the
-    sub-studies whose requests they may see."""
+    """The asker's sites (``biobank.auth.scope``) and, for a researcher, the sub-studies whose
+    requests they may see."""
 
-    site_ids: tuple[int, ...] | None = None
+    sites: sites.Scope = sites.EVERYWHERE
     researcher: bool = False
     substudy_ids: tuple[int, ...] = ()
-
-    def site_filter(self, site_id: Any) -> ColumnElement[bool]:
-        """Rows of the scope's sites (``site_id``: a patient's or a freezer's site column)."""
-        return true() if self.site_ids is None else site_id.in_(self.site_ids)
 
     def substudy_filter(self, substudy_id: Any) -> ColumnElement[bool]:
         """Requests the asker may see: all for staff, their sub-studies' for a researcher."""
@@ -45,28 +41,31 @@ EVERYTHING = ReportScope()
 
 
 def report_scope(session: Session, user_id: int, role: str) -> ReportScope:
-    """The asker's scope for the reports (two small reads: sites, and sub-studies)."""
-    site_ids = tuple(session.scalars(
-        select(Site.id).join(UserSite, UserSite.site_code == Site.code)
-        .where(UserSite.user_id == user_id).order_by(Site.id)))
+    """The asker's scope for the reports: the request's site scope (bound to its session by
+    the request hook) and, for a researcher, their sub-studies (one small read)."""
+    limited = sites.of(session)
     if role != "researcher":
-        return ReportScope(site_ids or None)
+        return ReportScope(limited)
     substudies = tuple(session.scalars(
         select(Substudy.id).join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
         .where(UserSubstudy.user_id == user_id).order_by(Substudy.id)))
-    return ReportScope(site_ids or None, researcher=True, substudy_ids=substudies)
+    return ReportScope(limited, researcher=True, substudy_ids=substudies)
 
 
 def sites_asked(session: Session, scope: ReportScope, site: str | None,
-                country: str | None) -> tuple[int, ...] | None:
-    """The site ids a report covers: the one named, the country's, or the scope's (None:
-    every site). A site outside the scope (or unknown) is a 404, as the site pages answer."""
-    query = select(Site.id).where(scope.site_filter(Site.id)).order_by(Site.id)
+                country: str | None) -> sites.Scope:
+    """The sites a report covers: the one named, the country's (within the asker's), or the
+    asker's own (``EVERYWHERE``: every site). A site outside the scope (or unknown) is a
+    404, as the site pages answer."""
+    if site is None and country is None:
+        return scope.sites
+    query = (select(Site.code).where(sites.site_filter(scope.sites, Site.code))
+             .order_by(Site.code))
     if site is not None:
         found = session.scalar(query.where(Site.code == site))
         if found is None:
             raise NotFound(f"no site {site}", field="site", location="query")
-        return (found,)
-    if country is not None:
-        return tuple(session.scalars(query.where(Site.country == country.upper())))
-    return scope.site_ids
+        return sites.Scope((found,))
+    assert country is not None
+    # A country without (visible) sites covers nothing: Scope(()), not for_sites' everywhere.
+    return sites.Scope(tuple(session.scalars(query.where(Site.country == country.upper()))))

@@ -10,9 +10,12 @@
 - ``thaw_tally``: tubes held in the biobank now, per site, material, aliquot type and number
   of freeze–thaw cycles.
 
-A tube belongs to its patient's site (site 0: an anonymised tube, no patient). A correction
-that moves tubes between keys (a sample's material or patient, a patient's site, a tube's type
-or sample) moves their stock along in the month it happens; past flows stay where they were.
+The tallies' site is the tube's patient's (site 0: an anonymised tube, no patient), which is
+not the site-scope rule (``biobank.auth.scope``: where the tube is stored): the inventory
+report reads them for the whole trial only and counts a few sites' tubes from the tubes
+themselves. A correction that moves tubes between keys (a sample's material or patient, a
+patient's site, a tube's type or sample) moves their stock along in the month it happens;
+past flows stay where they were.
 
 As with ``biobank.requests.tally``: triggers, not services, keep them, so every path that
 writes tubes (a split, the CSV import, a status change) keeps them right; a migration that

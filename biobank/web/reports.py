@@ -7,6 +7,7 @@ from flask import render_template, request
 from sqlalchemy import select
 
 from biobank import clock
+from biobank.auth import scope as sites
 from biobank.auth.permissions import requires
 from biobank.db import get_session
 from biobank.patients.models import RISK_GROUPS
@@ -46,10 +47,11 @@ def reports():  # type: ignore[no-untyped-def]
         "inventory": charts.inventory_picture(found["inventory"]["months"], start, end),
         "requests": charts.requests_picture(found["requests"]["shipped"], start, end),
     }
-    sites = list(session.scalars(select(Site.code).where(scope.site_filter(Site.id))
+    codes = list(session.scalars(select(Site.code)
+                                 .where(sites.site_filter(scope.sites, Site.code))
                                  .order_by(Site.code)))
     query = {k: v for k, v in args.items() if k in ("site", "risk_group")}
     return render_template("web/reports.html", found=found,
                            pictures={k: v[v.index("<svg"):] for k, v in pictures.items()},
-                           sites=sites, risk_groups=RISK_GROUPS, args=args, query=query,
+                           sites=codes, risk_groups=RISK_GROUPS, args=args, query=query,
                            place=place, start=start, end=end, today=today)
