@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from biobank import clock
@@ -30,6 +30,20 @@ from biobank.patients.models import Patient
 from biobank.reference.models import Site
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
+
+# --- what a site-scoped user sees of a withdrawal's consequences ------------------------
+# A destruction task and a recall notice belong to their tube's site (auth.scope's tube
+# rule); the lists and the withdrawals' counts filter by these, so they never disagree.
+
+def task_visible(within: scope.Scope) -> ColumnElement[bool]:
+    """The destruction tasks of the scope's sites."""
+    return scope.aliquot_filter(within, DestructionTask.aliquot_id)
+
+
+def recall_visible(within: scope.Scope) -> ColumnElement[bool]:
+    """The recall notices of the scope's sites."""
+    return scope.aliquot_filter(within, RecallNotice.aliquot_id)
+
 
 # --- destruction tasks ------------------------------------------------------------------
 
@@ -58,7 +72,7 @@ def tasks(session: Session, *, pending_only: bool = False,
              .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
              .join(Withdrawal, DestructionTask.withdrawal_id == Withdrawal.id)
              .join(Patient, Withdrawal.patient_id == Patient.id)
-             .where(scope.aliquot_filter(scope.of(session), DestructionTask.aliquot_id))
+             .where(task_visible(scope.of(session)))
              .order_by(DestructionTask.id))
     if pending_only:
         query = query.where(DestructionTask.completed_at.is_(None),
@@ -74,8 +88,7 @@ def tasks(session: Session, *, pending_only: bool = False,
 def complete_task(session: Session, actor: str, task_id: int) -> TaskView:
     """The technician destroyed the tube: the task is done and the tube destroyed."""
     task = session.scalar(select(DestructionTask).where(
-        DestructionTask.id == task_id,
-        scope.aliquot_filter(scope.of(session), DestructionTask.aliquot_id)))
+        DestructionTask.id == task_id, task_visible(scope.of(session))))
     if task is None:
         raise NotFound(f"no destruction task {task_id}")
     if task.completed_at is not None or task.cancelled_at is not None:
@@ -106,7 +119,7 @@ def recalls(session: Session, *, withdrawal_id: int | None = None,
     """Recall notices with their tube's barcode."""
     query = (select(RecallNotice, Aliquot.barcode)
              .join(Aliquot, RecallNotice.aliquot_id == Aliquot.id)
-             .where(scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id))
+             .where(recall_visible(scope.of(session)))
              .order_by(RecallNotice.id))
     if withdrawal_id is not None:
         query = query.where(RecallNotice.withdrawal_id == withdrawal_id)
@@ -194,12 +207,15 @@ class WithdrawalView:
 def withdrawals(session: Session, *, outstanding_only: bool = False,
                 study_id: str | None = None,
                 withdrawal_id: int | None = None) -> list[WithdrawalView]:
-    """Withdrawals, newest first, with task and recall counts (three queries)."""
+    """Withdrawals, newest first, with task and recall counts (four queries). A site-scoped
+    user sees their sites' patients' withdrawals, and counts the tasks and recalls of their
+    sites' tubes only: those the lists show them."""
+    within = scope.of(session)
     query = (select(Withdrawal, Patient.study_id, WithdrawalCorrection)
              .join(Patient, Withdrawal.patient_id == Patient.id)
              .outerjoin(WithdrawalCorrection,
                         WithdrawalCorrection.withdrawal_id == Withdrawal.id)
-             .where(scope.patient_filter(scope.of(session), Patient.site_id))
+             .where(scope.patient_filter(within, Patient.site_id))
              .order_by(Withdrawal.id.desc()))
     if study_id is not None:
         query = query.where(Patient.study_id == study_id)
@@ -214,14 +230,14 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
         relabelled = AnonymisationTask.completed_at.is_not(None)
         for wid, is_done, n in session.execute(
                 select(AnonymisationTask.withdrawal_id, relabelled, func.count())
-                .where(AnonymisationTask.withdrawal_id.in_(ids))
+                .where(AnonymisationTask.withdrawal_id.in_(ids), anonymise.visible(within))
                 .group_by(AnonymisationTask.withdrawal_id, relabelled)):
             relabel_counts[wid]["done" if is_done else "pending"] += n
         done = DestructionTask.completed_at.is_not(None)
         cancelled = DestructionTask.cancelled_at.is_not(None)
         for wid, is_done, is_cancelled, n in session.execute(
                 select(DestructionTask.withdrawal_id, done, cancelled, func.count())
-                .where(DestructionTask.withdrawal_id.in_(ids))
+                .where(DestructionTask.withdrawal_id.in_(ids), task_visible(within))
                 .group_by(DestructionTask.withdrawal_id, done, cancelled)):
             task_counts[wid]["done" if is_done else "cancelled" if is_cancelled else "pending"] += n
         acknowledged = RecallNotice.acknowledged_at.is_not(None)
@@ -230,7 +246,7 @@ def withdrawals(session: Session, *, outstanding_only: bool = False,
         for wid, is_ack, is_reported, is_cancelled, n in session.execute(
                 select(RecallNotice.withdrawal_id, acknowledged, reported, recall_cancelled,
                        func.count())
-                .where(RecallNotice.withdrawal_id.in_(ids))
+                .where(RecallNotice.withdrawal_id.in_(ids), recall_visible(within))
                 .group_by(RecallNotice.withdrawal_id, acknowledged, reported,
                           recall_cancelled)):
             recall_counts[wid]["acknowledged" if is_ack else
