@@ -103,7 +103,10 @@ def _made(month: str) -> tuple[str, ...]:
 def _made_in_bulk(month: str, rows: str) -> tuple[str, str]:
     """The tubes ``rows`` selects of ``aliquot a``, counted as ``_made`` counts one: grouped
     once by key, status and cycles, then fanned out to the flows and the thaws."""
-    groups = (f"WITH g AS (SELECT {month} AS month, coalesce(p.site_id, 0) AS site_id, "
+    # MATERIALIZED: else SQLite pushes the thaws' "status IN (...)" down into g and reads
+    # every tube held by the status index instead of the chunk's by id, on every chunk.
+    groups = (f"WITH g AS MATERIALIZED (SELECT {month} AS month, "
+              "coalesce(p.site_id, 0) AS site_id, "
               "s.material_id AS material_id, a.aliquot_type_id AS aliquot_type_id, "
               "a.status AS status, a.freeze_thaw_count AS freeze_thaw_count, count(*) AS n "
               "FROM aliquot a JOIN sample s ON s.id = a.sample_id "
