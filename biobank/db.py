@@ -14,7 +14,13 @@ from sqlalchemy import JSON, MetaData, Numeric, String, create_engine, event, li
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    QueryableAttribute,
+    Session,
+    mapped_column,
+    sessionmaker,
+)
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -92,8 +98,8 @@ class json_rows(FunctionElement[Any]):  # noqa: N801 (an SQL function, named lik
     inherit_cache = True
     name = "json_rows"
 
-    def __init__(self, **values: ColumnElement[Any]) -> None:
-        pairs: list[ColumnElement[Any]] = []
+    def __init__(self, **values: ColumnElement[Any] | QueryableAttribute[Any]) -> None:
+        pairs: list[ColumnElement[Any] | QueryableAttribute[Any]] = []
         for key, value in values.items():
             if not key.isidentifier():
                 raise ValueError(f"json_rows: {key!r} is not a plain name")

@@ -19,7 +19,7 @@ from biobank.errors import NotFound
 from biobank.reference.models import AliquotType, Material, Site, Timepoint
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code
-from biobank.storage.boxmap import location_columns, location_of, scan_container
+from biobank.storage.location import location_columns, location_of, scan_container
 
 
 def _card_query() -> Select[Any]:

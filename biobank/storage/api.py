@@ -15,7 +15,15 @@ from biobank.guards import body_limit, read_body
 from biobank.pagination import SelectPage
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
-from biobank.storage import boxmap, excursions, operations, reconcile, schemas, service
+from biobank.storage import (
+    boxmap,
+    excursions,
+    operations,
+    reconcile,
+    schemas,
+    service,
+)
+from biobank.storage import location as whereabouts  # `location` is a view here
 from biobank.storage.models import BoxType, Container
 from biobank.storage.rackscan import MAX_SCAN_BYTES
 
@@ -34,7 +42,7 @@ def _container(code: str, field: str | None = None) -> Container:
 
 def _tube_answer(code: str):  # type: ignore[no-untyped-def]
     session = get_session()
-    return boxmap.aliquot_storage(session, get_aliquot(session, code, numbering()))
+    return whereabouts.aliquot_storage(session, get_aliquot(session, code, numbering()))
 
 
 # --- hierarchy -------------------------------------------------------------------------
@@ -78,7 +86,7 @@ def create_freezer(values: dict):  # type: ignore[no-untyped-def,type-arg]
     """Register a freezer or LN2 tank at a site; the service issues its barcode."""
     session = get_session()
     freezer = service.create_freezer(session, current_actor(), values, numbering())
-    return boxmap.describe_container(session, freezer)
+    return whereabouts.describe_container(session, freezer)
 
 
 @blp.route("/containers", methods=["POST"])
@@ -89,7 +97,7 @@ def create_container(values: dict):  # type: ignore[no-untyped-def,type-arg]
     """Add a shelf, rack, drawer, tower… inside a freezer or another holder."""
     session = get_session()
     container = service.create_container(session, current_actor(), values, numbering())
-    return boxmap.describe_container(session, container)
+    return whereabouts.describe_container(session, container)
 
 
 @blp.route("/containers/<code>", methods=["GET"])
@@ -97,7 +105,7 @@ def create_container(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @requires("storage:read")
 def get_container(code: str):  # type: ignore[no-untyped-def]
     """A freezer, holder or box: its path and what it directly holds."""
-    return boxmap.describe_container(get_session(), _container(code))
+    return whereabouts.describe_container(get_session(), _container(code))
 
 
 @blp.route("/containers/<code>/move", methods=["POST"])
@@ -110,7 +118,7 @@ def move_container(values: dict, code: str):  # type: ignore[no-untyped-def,type
     container = _container(code)
     into = _container(values["into"], "into")
     service.move_container(session, current_actor(), container, into, values["reason"])
-    return boxmap.describe_container(session, container)
+    return whereabouts.describe_container(session, container)
 
 
 # --- boxes -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from biobank.samples.numbering import numbering
 from biobank.samples.models import Aliquot
 from biobank.samples.service import get_aliquot
 from biobank.scan import service as scanning
-from biobank.storage import boxmap, operations
+from biobank.storage import boxmap, location, operations
 from biobank.storage import station as bench
 from biobank.storage import service as storage
 from biobank.storage.models import Container, Thaw
@@ -84,7 +84,7 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
             if card["kind"] == "aliquot":
                 view["extras"] = _tube_extras(session, card)
             elif card["kind"] == "container":
-                view["container"] = boxmap.describe_container(
+                view["container"] = location.describe_container(
                     session, storage.get_container(session, card["barcode"], numbering()))
     if box_code and may("storage:read"):
         try:
