@@ -17,7 +17,7 @@ from biobank.reference import service as reference
 from biobank.storage import service as storage
 from consent_helpers import officer  # noqa: F401
 from requests_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, donor, freezer, give, researcher, shipped, store, studies)
+    ACTOR, NUMBERING, donor, freezer, give, researcher, shipped, statuses, store, studies)
 
 KIEL = "DE-KIEL"
 NL = "NL-PMC"
@@ -48,7 +48,7 @@ def split(session, donor, freezer, researcher, manager, tech, officer):  # type:
         answer = officer.post(f"/api/v1/patients/{person.study_id}/consent/withdrawals", json={
             "scope": "storage", "date": str(clock.today()), "requested_by": "mother"})
         assert answer.status_code == 201, answer.json
-    return SimpleNamespace(nl=nl, de=de, moved=moved, request=number)
+    return SimpleNamespace(nl=nl, de=de, moved=moved, request=number, kiel_box=kiel_box)
 
 
 def _from_lists(user: Any, withdrawal_id: int) -> dict[str, int]:
@@ -114,3 +114,70 @@ def test_an_nl_officer_counts_the_nl_tubes_of_an_nl_patient_not_the_one_moved_to
         "/api/v1/consent/destruction-tasks").json}
     assert split.nl.study_id not in {w["study_id"] for w in kiel.get(
         "/api/v1/consent/withdrawals").json}
+
+
+def test_a_kiel_officer_withdrawing_sees_the_impact_on_kiel_tubes_only(
+        split, as_role, donor, session, freezer):  # type: ignore[no-untyped-def]  # noqa: F811
+    """A Kiel patient with a tube in the Kiel freezer and one still at NL-PMC: the Kiel
+    officer's preview and record of the withdrawal list (and count) the Kiel tube, never the
+    NL-PMC tube or its place; both tubes are blocked and get their task all the same."""
+    person = donor({"DX": 2}, "DEMO", site=KIEL)
+    here, there = person.tubes
+    store(session, [here], split.kiel_box)
+    kiel = as_role("consent_officer", sites=[KIEL])
+    url = f"/api/v1/patients/{person.study_id}/consent/withdrawals"
+    body = {"scope": "storage", "date": str(clock.today()), "requested_by": "mother"}
+    page = kiel.post(f"/patients/{person.study_id}/consent/withdraw",
+                     data={**body, "step": "preview"}).get_data(as_text=True)
+    assert here.barcode in page and there.barcode not in page
+    assert freezer.freezer.barcode not in page and "F-80-01" not in page
+    for answer in (kiel.post(f"{url}?dry_run=true", json=body), kiel.post(url, json=body)):
+        assert answer.status_code in (200, 201), answer.json
+        shown = str(answer.json)
+        assert there.barcode not in shown and freezer.freezer.barcode not in shown
+        assert [t["barcode"] for t in answer.json["destruction"]] == [here.barcode]
+        assert [t["barcode"] for t in answer.json["blocked"]] == [here.barcode]
+        assert "1 destruction task(s)" in answer.json["summary"]
+    everywhere = as_role("consent_officer").get(url).json
+    assert everywhere[0]["tasks"]["pending"] == 2
+    assert set(statuses(session, person.barcodes).values()) == {"blocked"}
+
+
+def _withdrawal_of(split: Any, study_id: str, as_role: Any) -> int:
+    return next(w["withdrawal"]["id"] for w in as_role("consent_officer").get(
+        "/api/v1/consent/withdrawals").json if w["study_id"] == study_id)
+
+
+def test_correcting_a_withdrawal_reports_what_it_did_at_the_officers_sites(
+        split, as_role, session):  # type: ignore[no-untyped-def]
+    """The NL-PMC patient's withdrawal corrected by an NL-PMC officer: both tubes go back in
+    use and the recall is cancelled, but the answer counts the NL-PMC ones only (one task,
+    one tube, one recall); the tube moved to Kiel is Kiel's."""
+    wid = _withdrawal_of(split, split.nl.study_id, as_role)
+    answer = as_role("consent_officer", sites=[NL]).post(
+        f"/api/v1/consent/withdrawals/{wid}/correction", json={"reason": "entered in error"})
+    assert answer.status_code == 201, answer.json
+    done = answer.json
+    assert (done["tasks_cancelled"], done["tubes_back_in_use"], done["recalls_cancelled"]) == (
+        1, 1, 1)
+    assert split.moved.barcode not in str(done)
+    moved_and_stays = [t.barcode for t in split.nl.tubes[1:]]
+    assert set(statuses(session, moved_and_stays).values()) == {"available"}
+
+
+def test_a_tube_destroyed_at_another_site_is_not_named_to_the_correcting_officer(
+        split, as_role, tech, session):  # type: ignore[no-untyped-def]
+    """The Kiel patient's tube at NL-PMC was destroyed there; the Kiel officer corrects the
+    withdrawal: the Kiel tube is back in use, and the answer names no NL-PMC tube."""
+    wid = _withdrawal_of(split, split.de.study_id, as_role)
+    at_nl = split.de.tubes[1]
+    task = next(t for t in tech.get("/api/v1/consent/destruction-tasks").json
+                if t["barcode"] == at_nl.barcode)
+    assert tech.post(f"/api/v1/consent/destruction-tasks/{task['id']}/done").status_code == 200
+    answer = as_role("consent_officer", sites=[KIEL]).post(
+        f"/api/v1/consent/withdrawals/{wid}/correction", json={"reason": "entered in error"})
+    assert answer.status_code == 201, answer.json
+    assert answer.json["already_destroyed"] == [] and at_nl.barcode not in str(answer.json)
+    assert (answer.json["tasks_cancelled"], answer.json["tubes_back_in_use"]) == (1, 1)
+    assert statuses(session, split.de.barcodes) == {
+        split.de.barcodes[0]: "available", at_nl.barcode: "destroyed"}

@@ -12,6 +12,10 @@ into use (as a re-consent does), and recall notices the recipient has not answer
 cancelled. What cannot be undone is said, not hidden: destroyed tubes stay destroyed, tubes
 dropped from requests are not put back, recalls already acknowledged stay. A withdrawal whose
 tubes were anonymised cannot be corrected (the link to the patient is gone).
+
+The correction acts on every tube of the patient, wherever it is (consent knows no site);
+its answer to a site-scoped officer counts and names only their sites' tubes (``_seen``),
+while the audit record keeps the whole count.
 """
 
 from __future__ import annotations
@@ -115,39 +119,71 @@ def correct(session: Session, actor: str, withdrawal_id: int, reason: str) -> Co
     session.add_all(done.restored)
     session.flush()
     storage = next((e for e in done.restored if e.component == "storage"), None)
+    undone = _Undone()
     if storage is not None:
-        done.already_destroyed = list(session.scalars(
-            select(Aliquot.barcode).join(DestructionTask, DestructionTask.aliquot_id == Aliquot.id)
+        undone.destroyed = [(i, code) for i, code in session.execute(
+            select(Aliquot.id, Aliquot.barcode)
+            .join(DestructionTask, DestructionTask.aliquot_id == Aliquot.id)
             .where(DestructionTask.withdrawal_id == withdrawal_id,
-                   DestructionTask.completed_at.is_not(None)).order_by(Aliquot.barcode)))
-        done.tasks_cancelled, done.tubes_back_in_use = service.restore_after_reconsent(
+                   DestructionTask.completed_at.is_not(None)).order_by(Aliquot.barcode))]
+        undone.tasks_cancelled, undone.back_in_use = service.restore_after_reconsent(
             session, actor, patient, storage, why=f"{why} (consent entry {storage.id})")
-    _cancel_recalls(session, actor, done, why, now)
+    undone.recalls_cancelled, undone.recalls_answered = _cancel_recalls(
+        session, actor, withdrawal_id, why, now)
     record_audit(session, actor, "patient", patient.study_id, "consent_withdrawal_corrected",
                  reason=reason, new_values={
                      "withdrawal": withdrawal_id,
                      "restored": {e.component_code: e.id for e in done.restored},
-                     "tubes_back_in_use": done.tubes_back_in_use,
-                     "destruction_tasks_cancelled": done.tasks_cancelled,
-                     "already_destroyed": len(done.already_destroyed),
-                     "recalls_cancelled": done.recalls_cancelled,
-                     "recalls_already_answered": done.recalls_already_answered})
+                     "tubes_back_in_use": len(undone.back_in_use),
+                     "destruction_tasks_cancelled": len(undone.tasks_cancelled),
+                     "already_destroyed": len(undone.destroyed),
+                     "recalls_cancelled": len(undone.recalls_cancelled),
+                     "recalls_already_answered": len(undone.recalls_answered)})
+    _seen(session, undone, done)
     return done
 
 
-def _cancel_recalls(session: Session, actor: str, done: Correction, why: str,
-                    now: dt.datetime) -> None:
+@dataclass
+class _Undone:
+    """The tubes (ids) each part of the correction touched, at every site."""
+
+    destroyed: list[tuple[int, str]] = field(default_factory=list)  # (id, barcode)
+    tasks_cancelled: list[int] = field(default_factory=list)
+    back_in_use: list[int] = field(default_factory=list)
+    recalls_cancelled: list[int] = field(default_factory=list)
+    recalls_answered: list[int] = field(default_factory=list)
+
+
+def _seen(session: Session, undone: _Undone, done: Correction) -> None:
+    """What the correction tells the asker: the tubes at their sites (``biobank.auth.scope``'s
+    tube rule), counted and named."""
+    within = scope.of(session)
+    ids = {i for i, _ in undone.destroyed} | {*undone.tasks_cancelled, *undone.back_in_use,
+                                             *undone.recalls_cancelled, *undone.recalls_answered}
+    ours = ids if within.everywhere or not ids else set(session.scalars(
+        select(Aliquot.id).where(Aliquot.id.in_(ids), scope.aliquot_filter(within, Aliquot.id))))
+    done.already_destroyed = [code for i, code in undone.destroyed if i in ours]
+    done.tasks_cancelled = sum(i in ours for i in undone.tasks_cancelled)
+    done.tubes_back_in_use = sum(i in ours for i in undone.back_in_use)
+    done.recalls_cancelled = sum(i in ours for i in undone.recalls_cancelled)
+    done.recalls_already_answered = sum(i in ours for i in undone.recalls_answered)
+
+
+def _cancel_recalls(session: Session, actor: str, withdrawal_id: int, why: str,
+                    now: dt.datetime) -> tuple[list[int], list[int]]:
+    """Cancel the withdrawal's unanswered recall notices: the tubes (ids) of the notices
+    cancelled, and of those already answered."""
     notices = session.execute(
         select(RecallNotice.id, RecallNotice.aliquot_id, RecallNotice.acknowledged_at)
-        .where(RecallNotice.withdrawal_id == done.withdrawal.id,
+        .where(RecallNotice.withdrawal_id == withdrawal_id,
                RecallNotice.cancelled_at.is_(None))).all()
     open_ = [n for n in notices if n.acknowledged_at is None]
-    done.recalls_already_answered = len(notices) - len(open_)
+    answered = [n.aliquot_id for n in notices if n.acknowledged_at is not None]
     if not open_:
-        return
+        return [], answered
     session.execute(update(RecallNotice).where(RecallNotice.id.in_([n.id for n in open_]))
                     .values(cancelled_at=now))
     record_events(session, [{"event_type": "recall_cancelled", "aliquot_id": n.aliquot_id,
                              "reason": why, "new_values": {"recall_notice": n.id}}
                             for n in open_], actor, now)
-    done.recalls_cancelled = len(open_)
+    return [n.aliquot_id for n in open_], answered

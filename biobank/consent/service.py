@@ -303,12 +303,14 @@ def _audit_values(entry: ConsentEntry | None) -> dict[str, Any] | None:
 
 
 def restore_after_reconsent(session: Session, actor: str, patient: Patient,
-                            entry: ConsentEntry, why: str | None = None) -> tuple[int, int]:
+                            entry: ConsentEntry,
+                            why: str | None = None) -> tuple[list[int], list[int]]:
     """Storage consent in force again (given again, or its withdrawal corrected): tubes still
-    waiting for destruction go back into use. Returns (tasks cancelled, tubes back in use)."""
+    waiting for destruction go back into use. Returns the tubes (ids) whose tasks were
+    cancelled, and those back in use."""
     state = state_on(patient_entries(session, patient.id), clock.today())
     if state.get(("storage", None)) is not entry:
-        return 0, 0
+        return [], []
     rows = session.execute(
         select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
                Aliquot.status)
@@ -317,7 +319,7 @@ def restore_after_reconsent(session: Session, actor: str, patient: Patient,
         .where(Sample.patient_id == patient.id, DestructionTask.completed_at.is_(None),
                DestructionTask.cancelled_at.is_(None))).all()
     if not rows:
-        return 0, 0
+        return [], []
     now = utcnow()
     session.execute(update(DestructionTask)
                     .where(DestructionTask.id.in_([r.id for r in rows]))
@@ -335,4 +337,4 @@ def restore_after_reconsent(session: Session, actor: str, patient: Patient,
                               f"(consent entry {entry.id})",
              "old_values": {"status": "blocked"}, "new_values": {"status": "available"}}
             for i in blocked], actor, now)
-    return len(rows), len(blocked)
+    return [r.aliquot_id for r in rows], blocked

@@ -6,18 +6,23 @@ outcome asked is ``anonymise``, cuts the tubes loose from the patient and gives 
 task per tube (``biobank.consent.anonymise``); tubes already shipped get recall notices.
 Withdrawing one sub-study leaves the tubes in use for the others. Either way the effects
 other domains registered (open requests losing the tubes) run in the same transaction.
+
+Consent knows no site: a withdrawal acts on every tube of the patient wherever it is. What
+it shows a site-scoped user (the impact, previewed or recorded) holds only the tubes of their
+sites (``seen``, by ``biobank.auth.scope``'s tube rule), as every list of theirs does.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank import clock
+from biobank.auth import scope as site_scope
 from biobank.consent import anonymise, places, rule, service
 from biobank.consent.models import (
     ConsentEntry,
@@ -188,7 +193,33 @@ def plan(session: Session, actor: str, patient: Patient, values: dict[str, Any],
     impact.effects = {name: effect(session, context)
                       for name, effect in service.WITHDRAWAL_EFFECTS.items()} if dry_run else {}
     impact.context = context
-    return impact
+    return seen(session, impact) if dry_run else impact
+
+
+def seen(session: Session, impact: Impact) -> Impact:
+    """The impact as the asker may see it: a site-scoped user sees the tubes at their sites
+    only, in every list, count and effect (the withdrawal itself acts on them all)."""
+    within = site_scope.of(session)
+    if within.everywhere:
+        return impact
+    tubes = (impact.blocked + impact.destruction + impact.anonymisation + impact.recalls
+             + impact.missing)
+    codes = {t.barcode for t in tubes} | {a.barcode for actions in impact.effects.values()
+                                          for a in actions if a.barcode is not None}
+    ours: set[str] = set()
+    if codes:
+        ours = set(session.scalars(select(Aliquot.barcode).where(
+            Aliquot.barcode.in_(codes), site_scope.aliquot_filter(within, Aliquot.id))))
+
+    def kept(found: list[Tube]) -> list[Tube]:
+        return [t for t in found if t.barcode in ours]
+
+    return replace(
+        impact, blocked=kept(impact.blocked), destruction=kept(impact.destruction),
+        anonymisation=kept(impact.anonymisation), recalls=kept(impact.recalls),
+        missing=kept(impact.missing),
+        effects={name: [a for a in actions if a.barcode is None or a.barcode in ours]
+                 for name, actions in impact.effects.items()})
 
 
 def _shipped_for(session: Session, shipped: list[Tube], substudy_ids: set[int]) -> list[Tube]:
@@ -276,7 +307,7 @@ def withdraw(session: Session, actor: str, patient: Patient, values: dict[str, A
                      "outcome": impact.outcome,
                      "anonymisation_tasks": len(impact.anonymisation),
                      "recalls": len(impact.recalls)})
-    return impact
+    return seen(session, impact)
 
 
 def _block(session: Session, actor: str, tubes: list[Tube], why: str, now: dt.datetime) -> None:
