@@ -10,6 +10,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 
+# The UTC month of a timestamp as text ``YYYY-MM``, per dialect: the one spelling, used by
+# ``month_of`` in queries and by the tallies' trigger SQL (``biobank.reports.tally``).
+MONTH = {"sqlite": "strftime('%Y-%m', {0})", "postgresql": "to_char({0}, 'YYYY-MM')"}
+
+
 class month_of(FunctionElement[str]):  # noqa: N801 (an SQL function, named like one)
     """The UTC calendar month of a timestamp column, as text ``YYYY-MM``."""
 
@@ -27,13 +32,9 @@ class days_between(FunctionElement[float]):  # noqa: N801
 
 
 @compiles(month_of, "sqlite")
-def _month_sqlite(element: month_of, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
-
-
 @compiles(month_of, "postgresql")
-def _month_postgresql(element: month_of, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM')"
+def _month(element: month_of, compiler: SQLCompiler, **kw: Any) -> str:
+    return MONTH[compiler.dialect.name].format(compiler.process(element.clauses, **kw))
 
 
 @compiles(days_between, "sqlite")

@@ -41,6 +41,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from biobank.reports.sql import MONTH
 from biobank.samples.states import IN_HOUSE
 
 FLOWS = "inventory_tally"
@@ -52,8 +53,8 @@ KINDS = ("received", "shipped", "returned", "consumed", "destroyed", "missing", 
          "blocked", "unblocked", "in_stock")
 _HOUSE = "(" + ", ".join(f"'{s}'" for s in sorted(IN_HOUSE)) + ")"
 
-# The month of a timestamp column, and of the moment the change happens, per dialect.
-_MONTH = {"sqlite": "strftime('%Y-%m', {0})", "postgresql": "to_char({0}, 'YYYY-MM')"}
+# The month of a timestamp column (``sql.MONTH``), and of the moment the change happens, per
+# dialect.
 _NOW = {"sqlite": "strftime('%Y-%m', 'now')",
         "postgresql": "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"}
 
@@ -161,7 +162,7 @@ class Trigger(NamedTuple):
 def triggers(dialect: str, pausable: bool = True) -> tuple[Trigger, ...]:
     """The tallies' triggers on ``dialect``; ``pausable=False``: as first made (c4e1a9d27b5f),
     before the insert trigger could be held back."""
-    month, now = _MONTH[dialect].format("NEW.created_at"), _NOW[dialect]
+    month, now = MONTH[dialect].format("NEW.created_at"), _NOW[dialect]
     key_changed = ("(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
                    "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)")
     site_of = "(SELECT site_id FROM patient WHERE id = {0})"
@@ -196,7 +197,7 @@ def triggers(dialect: str, pausable: bool = True) -> tuple[Trigger, ...]:
 def create_statements(dialect: str, pausable: bool = True,
                       names: Iterable[str] | None = None) -> list[str]:
     """The DDL of the triggers on ``dialect`` ("sqlite" or "postgresql"): all, or ``names``."""
-    if dialect not in _MONTH:
+    if dialect not in MONTH:
         raise ValueError(f"no inventory tally triggers for {dialect}")
     found = []
     paused = f"EXISTS (SELECT 1 FROM {PAUSE})"
@@ -236,7 +237,7 @@ class HeldBack:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.month = _MONTH[connection.dialect.name].format("a.created_at")
+        self.month = MONTH[connection.dialect.name].format("a.created_at")
 
     def made(self, ids: Iterable[int]) -> None:
         """Count the tubes ``ids`` (just inserted), as the insert trigger would have."""
