@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response
 from flask_smorest import Blueprint
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.auth.permissions import requires
@@ -18,7 +19,7 @@ from biobank.csvsafe import stream_csv
 from biobank.db import get_session
 from biobank.errors import Invalid
 from biobank.reference.models import AliquotType, Material
-from biobank.reports import capacity, charts, completeness, inventory, pictures, shipments
+from biobank.reports import capacity, charts, completeness, fill, inventory, pictures, shipments
 from biobank.reports import schemas as s
 from biobank.reports.period import date_range
 from biobank.reports.scope import ReportScope, report_scope
@@ -105,11 +106,14 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @_documented
 @requires("report:read")
 def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
-    """Freezer capacity: used and free positions; empty positions; boxes that could merge."""
+    """Freezer capacity: used and free positions; empty positions; boxes that could merge;
+    positions used per freezer over time."""
     session, scope, view = get_session(), scope_of_asker(), args["view"]
-    if args["format"] == "svg" and view != "summary":
-        raise Invalid("only the summary has a picture: use format=csv or json", field="format",
-                      location="query")
+    if args["format"] == "svg" and view not in ("summary", "history"):
+        raise Invalid("only the summary and the history have a picture: use format=csv or "
+                      "json", field="format", location="query")
+    if view == "history":
+        return _fill_history(session, scope, args)
 
     def listed() -> list[dict[str, Any]]:
         if view == "empty":
@@ -132,6 +136,23 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return charts.capacity_picture(capacity.summary(session, scope, args))
 
     return _answer(args, f"capacity-{view}", data, rows, picture)
+
+
+def _fill_history(session: Session, scope: ReportScope, args: dict[str, Any]) -> Any:
+    """The capacity report's view=history: positions used per freezer and month."""
+    if args.get("box_type"):
+        raise Invalid("the history is per freezer, not per box type", field="box_type",
+                      location="query")
+    start, end = date_range(session, args)
+
+    def found() -> list[dict[str, Any]]:
+        return fill.history(session, scope, args, start, end)
+
+    return _answer(
+        args, "capacity-history",
+        lambda: {"view": "history", "start": start, "end": end, "history": found()},
+        lambda: (fill.HEADER, ([r[k] for k in fill.HEADER] for r in found())),
+        lambda: charts.fill_picture(found(), start, end))
 
 
 # --- inventory over time --------------------------------------------------------------------

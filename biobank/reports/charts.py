@@ -40,6 +40,25 @@ def capacity_picture(found: list[dict[str, Any]]) -> str:
                  "free": [r["free"] for r in found]}, "positions")
 
 
+def fill_picture(found: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
+    """Positions used per freezer at each month's end (``fill.history``), a line each."""
+    months: list[str] = sorted({r["month"] for r in found})
+    series: dict[str, list[float]] = {}
+    for r in found:
+        series.setdefault(f"{r['site']} {r['freezer']}", [0] * len(months))[
+            months.index(r["month"])] = r["used"]
+    said = "; ".join(
+        f"{name}: " + ", ".join(f"{used:g} in {month}" for month, used
+                                in zip(months, values, strict=True)
+                                if used or month == months[-1])
+        for name, values in series.items())
+    return pictures.lines(
+        "Freezer fill over time",
+        f"Positions used per freezer at each month's end, from {start.isoformat()} to "
+        f"{end.isoformat()}. {said or 'No freezers.'}",
+        months, series, "positions used")
+
+
 def inventory_picture(months: list[dict[str, Any]], start: dt.date, end: dt.date) -> str:
     """The stock at each month's end above the month's flows (``inventory.totals``)."""
     labels = [m["month"] for m in months]

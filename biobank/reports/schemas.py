@@ -41,13 +41,16 @@ class CompletenessQuery(PlaceQuery):
     per_page = fields.Integer(load_default=50, validate=validate.Range(1, 500))
 
 
-class CapacityQuery(PlaceQuery):
+class CapacityQuery(ReportRangeQuery, PlaceQuery):
     view = fields.String(load_default="summary",
-                         validate=validate.OneOf(("summary", "empty", "defrag")), metadata={
+                         validate=validate.OneOf(("summary", "empty", "defrag", "history")),
+                         metadata={
         "description": "summary (per site, freezer and box type), empty (every free "
-                       "position) or defrag (boxes that could be merged); the picture is "
-                       "the summary's"})
-    box_type = fields.String(validate=CODE)
+                       "position), defrag (boxes that could be merged) or history (positions "
+                       "used per freezer at each month's end, from `from` to `to`); the "
+                       "summary and the history have a picture"})
+    box_type = fields.String(validate=CODE, metadata={
+        "description": "a box type's code (not for view=history)"})
 
 
 class RequestsQuery(ReportRangeQuery):
@@ -137,9 +140,21 @@ class Merge(Schema):
     free_there = fields.Integer()
 
 
+class FillRow(Schema):
+    month = fields.String(metadata={"description": "YYYY-MM (UTC)"})
+    site = fields.String()
+    freezer = fields.String()
+    freezer_barcode = fields.String()
+    used = fields.Integer(metadata={"description": "positions used at the month's end"})
+
+
 class CapacityReportOut(Schema):
     view = fields.String()
+    start = fields.Date(metadata={"description": "view=history only"})
+    end = fields.Date(metadata={"description": "view=history only"})
     summary = fields.List(fields.Nested(CapacityReportRow))
+    history = fields.List(fields.Nested(FillRow), metadata={
+        "description": "view=history only: every freezer and month"})
     empty = fields.List(fields.Nested(EmptyPosition), metadata={
         "description": "view=empty only"})
     defrag = fields.List(fields.Nested(Merge), metadata={"description": "view=defrag only"})

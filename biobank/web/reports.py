@@ -14,7 +14,7 @@ from biobank.patients.models import RISK_GROUPS
 from biobank.reference.models import Site
 from biobank.auth.web import current_asker
 from biobank.reports import charts
-from biobank.reports import capacity, completeness, inventory, shipments
+from biobank.reports import capacity, completeness, fill, inventory, shipments
 from biobank.reports import schemas as s
 from biobank.reports.period import date_range
 from biobank.reports.scope import report_scope
@@ -26,8 +26,8 @@ bp = page_blueprint("web_reports", __name__)
 @bp.get("/reports")
 @requires("report:read")
 def reports():  # type: ignore[no-untyped-def]
-    """The manager's reports: completeness, capacity, inventory, requests, as pictures and
-    tables."""
+    """The manager's reports: completeness, capacity (and its fill over time), inventory,
+    requests, as pictures and tables."""
     session, asker = get_session(), current_asker()
     scope = report_scope(session, asker.id, asker.role)
     wanted = {k: v for k, v in request.args.items() if k in ("site", "risk_group") and v}
@@ -38,12 +38,14 @@ def reports():  # type: ignore[no-untyped-def]
     found = {
         "completeness": completeness.report(session, scope, args, today),
         "capacity": capacity.summary(session, scope, place),
+        "fill": fill.history(session, scope, place, start, end),
         "inventory": inventory.report(session, scope, place, start, end),
         "requests": shipments.report(session, scope, start, end, clock.now()),
     }
     pictures = {
         "completeness": charts.completeness_picture(found["completeness"], today),
         "capacity": charts.capacity_picture(found["capacity"]),
+        "fill": charts.fill_picture(found["fill"], start, end),
         "inventory": charts.inventory_picture(found["inventory"]["months"], start, end),
         "requests": charts.requests_picture(found["requests"]["shipped"], start, end),
     }
@@ -51,7 +53,12 @@ def reports():  # type: ignore[no-untyped-def]
                                  .where(sites.site_filter(scope.sites, Site.code))
                                  .order_by(Site.code)))
     query = {k: v for k, v in args.items() if k in ("site", "risk_group")}
-    return render_template("web/reports.html", found=found,
+    freezers = list(dict.fromkeys((r["site"], r["freezer"]) for r in found["fill"]))
+    fill_table = [{"month": month, "used": [row["used"] for row in found["fill"]
+                                            if row["month"] == month]}
+                  for month in dict.fromkeys(r["month"] for r in found["fill"])]
+    return render_template("web/reports.html", found=found, freezers=freezers,
+                           fill_table=fill_table,
                            pictures={k: v[v.index("<svg"):] for k, v in pictures.items()},
                            sites=codes, risk_groups=RISK_GROUPS, args=args, query=query,
                            place=place, start=start, end=end, today=today)

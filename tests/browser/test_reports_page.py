@@ -19,16 +19,17 @@ PICTURES = """() => [...document.querySelectorAll('figure.report-figure svg')].m
 
 
 def test_the_manager_sees_every_picture_with_its_words_and_table(page, live_server):
-    """Four pictures drawn (completeness, capacity, inventory, requests), each named for a
-    screen reader by its title and description (which say the numbers), each with a
-    captioned table; the CSV links answer CSV; the page is saved as a screenshot."""
+    """Five pictures drawn (completeness, capacity and its fill over time, inventory,
+    requests), each named for a screen reader by its title and description (which say the
+    numbers), each with a captioned table; the CSV links answer CSV; the page is saved as a
+    screenshot."""
     log_in(page, "demo-manager")
-    # Four pictures drawn on the server: on a busy machine this page takes longer than most.
+    # Five pictures drawn on the server: on a busy machine this page takes longer than most.
     page.goto("/reports", timeout=90_000)
     pictures = page.evaluate(PICTURES)
     assert [p["title"] for p in pictures] == [
-        "Cohort completeness", "Freezer capacity", "Inventory over time",
-        "Tubes shipped per sub-study"]
+        "Cohort completeness", "Freezer capacity", "Freezer fill over time",
+        "Inventory over time", "Tubes shipped per sub-study"]
     for picture in pictures:
         assert picture["role"] == "img"
         assert picture["label"] == f"{picture['title']} | {picture['desc']}"
