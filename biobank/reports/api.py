@@ -21,6 +21,7 @@ from biobank.errors import Invalid
 from biobank.reference.models import AliquotType, Material
 from biobank.reports import capacity, charts, completeness, fill, inventory, pictures, shipments
 from biobank.reports import schemas as s
+from biobank.reports.links import patient_link
 from biobank.reports.period import date_range
 from biobank.reports.scope import ReportScope, report_scope
 
@@ -90,6 +91,10 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return completeness.CSV_HEADER, completeness.csv_rows(session, scope, args, today)
 
     def picture() -> str:
+        if args["picture"] == "matrix":
+            return charts.completeness_matrix(
+                completeness.report(session, scope, args, today),
+                completeness.timepoint_codes(session), today, patient_link())
         return charts.completeness_picture(
             completeness.report(session, scope, {**args, "per_page": 1}, today), today)
 

@@ -4,6 +4,7 @@ reports page both use them): each with its numbers in words as the text alternat
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from biobank.reports import pictures
@@ -26,6 +27,50 @@ def completeness_picture(found: dict[str, Any], today: dt.date) -> str:
         f"Expected samples of {found['patients']} patients per timepoint and material, "
         f"as of {today.isoformat()}. {said or 'No samples are expected.'}",
         labels, series, "patients")
+
+
+# A patient's timepoint, from its expected materials' states: missing if one is, else not yet
+# due if one is, else received; a timepoint with nothing expected shows only samples taken.
+MATRIX_STATES = {"received": ("received", pictures.COLOURS[0], ""),
+                 "missing": ("missing (window passed)", pictures.COLOURS[1], "////"),
+                 "not_yet_due": ("not yet due", pictures.COLOURS[2], "..")}
+
+
+def timepoint_state(cells: list[dict[str, Any]]) -> str | None:
+    """One patient's timepoint from its cells (``completeness.report``'s, one timepoint)."""
+    expected = {c["state"] for c in cells if c["expected"]}
+    for state in ("missing", "not_yet_due", "received"):
+        if state in expected:
+            return state
+    return "received" if cells else None
+
+
+def completeness_matrix(found: dict[str, Any], timepoints: list[str], today: dt.date,
+                        link: Callable[[str], str] | None = None) -> str:
+    """The page of patients of ``completeness.report`` × the timepoints, each cell the
+    timepoint's state for the patient (linked to the patient with ``link``)."""
+    patients = [r["study_id"] for r in found["rows"]]
+    grid: list[list[str | None]] = []
+    said = []
+    for row in found["rows"]:
+        by_timepoint: dict[str, list[dict[str, Any]]] = {}
+        for cell in row["cells"]:
+            by_timepoint.setdefault(cell["timepoint"], []).append(cell)
+        states = [timepoint_state(by_timepoint.get(tp, [])) for tp in timepoints]
+        grid.append(states)
+        parts = [f"{MATRIX_STATES[state][0]} " + ", ".join(
+                     tp for tp, s in zip(timepoints, states, strict=True) if s == state)
+                 for state in MATRIX_STATES if state in states]
+        said.append(f"{row['study_id']}: {'; '.join(parts) or 'nothing expected'}")
+    shown = (f"patients {found['page'] * found['per_page'] - found['per_page'] + 1} to "
+             f"{found['page'] * found['per_page'] - found['per_page'] + len(patients)} of "
+             f"{found['patients']}") if patients else f"none of {found['patients']} patients"
+    return pictures.matrix(
+        "Cohort completeness per patient",
+        f"Each patient's timepoints as of {today.isoformat()}, {shown} (by study id): "
+        f"received, missing (the window has passed) or not yet due. {'. '.join(said)}",
+        patients, timepoints, grid, MATRIX_STATES,
+        [link(p) for p in patients] if link else None)
 
 
 def capacity_picture(found: list[dict[str, Any]]) -> str:

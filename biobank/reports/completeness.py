@@ -35,6 +35,12 @@ CSV_HEADER = ("study_id", "site", "country", "risk_group", "timepoint", "materia
               "state", "samples")
 
 
+def timepoint_codes(session: Session) -> list[str]:
+    """Every timepoint's code in the schedule's order (the matrix's columns)."""
+    return list(session.scalars(select(Timepoint.code)
+                                .order_by(Timepoint.sort_order, Timepoint.id)))
+
+
 def _schedule(session: Session, today: dt.date, material: str | None
               ) -> tuple[list[tuple[int, int, str, dt.date]], dict[int, Timepoint],
                          dict[int, str]]:

@@ -21,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 from matplotlib.figure import Figure  # noqa: E402 (after choosing the backend)
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 MIME = "image/svg+xml"
 # Colour-blind-safe (Okabe–Ito), each with enough contrast on white.
@@ -38,8 +39,9 @@ def _style() -> Any:
     return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
 
 
-def _svg(figure: Figure, title: str, description: str) -> str:
-    """The figure as SVG text with its title and description as the text alternative."""
+def _svg(figure: Figure, title: str, description: str, role: str = "img") -> str:
+    """The figure as SVG text with its title and description as the text alternative
+    (``role``: "group" for a picture holding links, whose children a reader must reach)."""
     out = io.StringIO()
     with _style():
         figure.savefig(out, format="svg", metadata={"Date": None})
@@ -50,7 +52,7 @@ def _svg(figure: Figure, title: str, description: str) -> str:
     tag = opening.group(0)
     # Ids of their own per chart: several pictures may sit inline in one page.
     key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "chart"
-    labelled = tag[:-1] + f' role="img" aria-labelledby="{key}-title {key}-desc">'
+    labelled = tag[:-1] + f' role="{role}" aria-labelledby="{key}-title {key}-desc">'
     alternative = (f'<title id="{key}-title">{escape(title)}</title>'
                    f'<desc id="{key}-desc">{escape(description)}</desc>')
     return text[:opening.start()] + labelled + alternative + text[opening.end():]
@@ -128,6 +130,56 @@ def stock_and_flows(title: str, description: str, labels: Sequence[str],
                           ha="right")
         bottom.legend(fontsize=8, ncols=2)
         return _svg(figure, title, description)
+
+
+# A cell's link (matplotlib writes it inside the cell's group): a pointer's shortcut only,
+# out of the tab order and hidden from screen readers, which reach the row's named link.
+_CELL_LINK = re.compile(r'(<g id="cell-[0-9-]+">\s*<a )')
+
+
+def matrix(title: str, description: str, rows: Sequence[str], columns: Sequence[str],
+           cells: Sequence[Sequence[str | None]], states: Mapping[str, tuple[str, str, str]],
+           links: Sequence[str | None] | None = None) -> str:
+    """A grid of rows × columns, each cell coloured (and hatched: not by colour alone) by its
+    state (``states``: state → legend label, colour, hatch; None: an empty cell). With
+    ``links`` (one per row), each row's label and cells link there."""
+    with _style():
+        figure = Figure(figsize=(min(2.5 + 0.55 * len(columns), 12.0),
+                                 max(3.0, min(0.26 * len(rows) + 2.0, 40.0))),
+                        layout="constrained")
+        axes = figure.subplots()
+        for y, row in enumerate(cells):
+            for x, state in enumerate(row):
+                if state is None:
+                    continue
+                _label, colour, hatch = states[state]
+                cell = Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, facecolor=colour,
+                                 hatch=hatch, edgecolor="white", linewidth=0.5)
+                cell.set_gid(f"cell-{y}-{x}")
+                if links and links[y]:
+                    cell.set_url(links[y])
+                axes.add_patch(cell)
+        axes.set_xlim(-0.5, len(columns) - 0.5)
+        axes.set_ylim(len(rows) - 0.5, -0.5)
+        axes.set_xticks(range(len(columns)), labels=list(columns), rotation=45, ha="right")
+        axes.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
+        if links:
+            for label, link in zip(axes.get_yticklabels(), links, strict=True):
+                label.set_url(link)
+        axes.tick_params(length=0)
+        for side in axes.spines.values():
+            side.set_visible(False)
+        axes.set_title(title)
+        axes.legend(handles=[Patch(facecolor=colour, hatch=hatch, label=label)
+                             for label, colour, hatch in states.values()],
+                    loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        if not rows:
+            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
+                      transform=axes.transAxes)
+        text = _svg(figure, title, description, role="group" if links else "img")
+    # Matplotlib opens links in a new window; a link to a patient opens like any other.
+    text = text.replace(' target="_blank"', "")
+    return _CELL_LINK.sub(r'\1tabindex="-1" aria-hidden="true" ', text)
 
 
 def words(counts: dict[str, float], unit: str = "") -> str:

@@ -39,6 +39,10 @@ class CompletenessQuery(PlaceQuery):
     page = fields.Integer(load_default=1, validate=validate.Range(1, 100_000), metadata={
         "description": "the page of the patients' matrix (the summary covers them all)"})
     per_page = fields.Integer(load_default=50, validate=validate.Range(1, 500))
+    picture = fields.String(load_default="summary",
+                            validate=validate.OneOf(("summary", "matrix")), metadata={
+        "description": "format=svg: summary (per timepoint and material) or matrix (the "
+                       "page's patients × timepoints, each cell linked to the patient)"})
 
 
 class CapacityQuery(ReportRangeQuery, PlaceQuery):

@@ -16,6 +16,7 @@ from biobank.auth.web import current_asker
 from biobank.reports import charts
 from biobank.reports import capacity, completeness, fill, inventory, shipments
 from biobank.reports import schemas as s
+from biobank.reports.links import patient_link
 from biobank.reports.period import date_range
 from biobank.reports.scope import report_scope
 from biobank.web.common import load_values, page_blueprint
@@ -44,6 +45,9 @@ def reports():  # type: ignore[no-untyped-def]
     }
     pictures = {
         "completeness": charts.completeness_picture(found["completeness"], today),
+        "matrix": charts.completeness_matrix(
+            found["completeness"], completeness.timepoint_codes(session), today,
+            patient_link()),
         "capacity": charts.capacity_picture(found["capacity"]),
         "fill": charts.fill_picture(found["fill"], start, end),
         "inventory": charts.inventory_picture(found["inventory"]["months"], start, end),
