@@ -43,11 +43,13 @@ def _changes(last_month: str) -> Any:
     # The freezer whose position the tube holds after the event (NULL: none).
     holds = case((e.event_type.in_(ENTERING), e.new_values["freezer_id"].as_integer()),
                  else_=null().cast(Integer))
+    # In the log's own order (each tube's chain): the (aliquot_id, id) index, no sort; a
+    # CTE, read once for both the freezers entered and those left.
     steps = (select(e.occurred_at, holds.label("now"),
-                    func.lag(holds).over(partition_by=e.aliquot_id,
-                                         order_by=(e.occurred_at, e.id)).label("before"))
+                    func.lag(holds).over(partition_by=e.aliquot_id, order_by=e.id)
+                    .label("before"))
              .where(e.aliquot_id.is_not(None), e.event_type.in_((*ENTERING, *LEAVING)))
-             .subquery("steps"))
+             .cte("steps"))
     month = month_of(steps.c.occurred_at)
     changed = steps.c.now.is_distinct_from(steps.c.before)
     moves = union_all(
