@@ -14,8 +14,9 @@ from biobank.consent import (
     anonymise,
     correction,
     gate,
-    officer,
+    followup,
     pseudonym,
+    reconsent,
     schemas,
     service,
     withdrawal,
@@ -156,7 +157,7 @@ def patient_withdrawals(study_id: str):  # type: ignore[no-untyped-def]
     session = get_session()
     get_patient(session, study_id)
     return _for_role(schemas.WithdrawalSummaryOut,
-                     officer.withdrawals(session, study_id=study_id), many=True)
+                     followup.withdrawals(session, study_id=study_id), many=True)
 
 
 # --- withdrawals, destruction tasks, recalls --------------------------------------------
@@ -168,7 +169,7 @@ def patient_withdrawals(study_id: str):  # type: ignore[no-untyped-def]
 def list_withdrawals(query: dict):  # type: ignore[no-untyped-def,type-arg]
     """Withdrawals, newest first, with destruction tasks and recalls done or outstanding."""
     return _for_role(schemas.WithdrawalSummaryOut,
-                     officer.withdrawals(get_session(), outstanding_only=query["outstanding"]),
+                     followup.withdrawals(get_session(), outstanding_only=query["outstanding"]),
                      many=True)
 
 
@@ -185,7 +186,7 @@ def _number(value: str, what: str) -> int:
 @requires("consent:read")
 def get_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
     """One withdrawal: every destruction task (with the tube's location) and recall notice."""
-    return _for_role(schemas.WithdrawalDetailOut, officer.get_withdrawal(
+    return _for_role(schemas.WithdrawalDetailOut, followup.get_withdrawal(
         get_session(), _number(withdrawal_id, "withdrawal")))
 
 
@@ -207,7 +208,7 @@ def correct_withdrawal(values: dict, withdrawal_id: str):  # type: ignore[no-unt
 @requires("consent:read")
 def list_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
     """Tubes to take out and destroy after withdrawals, with where each one is."""
-    return officer.tasks(get_session(), pending_only=query["pending"])
+    return followup.tasks(get_session(), pending_only=query["pending"])
 
 
 @blp.route("/consent/destruction-tasks/<task_id>/done", methods=["POST"])
@@ -215,7 +216,7 @@ def list_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @requires("aliquot:write")
 def complete_task(task_id: str):  # type: ignore[no-untyped-def]
     """The tube was destroyed: close the task and record the destruction."""
-    return officer.complete_task(get_session(), current_actor(),
+    return followup.complete_task(get_session(), current_actor(),
                                  _number(task_id, "destruction task"))
 
 
@@ -245,7 +246,7 @@ def complete_anonymisation_task(task_id: str):  # type: ignore[no-untyped-def]
 @requires("consent:read")
 def list_recalls(query: dict):  # type: ignore[no-untyped-def,type-arg]
     """Recall notices for shipped tubes (?outstanding=true: not yet acknowledged)."""
-    return officer.recalls(get_session(), open_only=query["outstanding"])
+    return followup.recalls(get_session(), open_only=query["outstanding"])
 
 
 @blp.route("/consent/recalls/<notice_id>/acknowledge", methods=["POST"])
@@ -253,7 +254,7 @@ def list_recalls(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @requires("consent:write")
 def acknowledge_recall(notice_id: str):  # type: ignore[no-untyped-def]
     """The recipient confirmed the recall notice."""
-    return officer.acknowledge_recall(get_session(), current_actor(),
+    return followup.acknowledge_recall(get_session(), current_actor(),
                                       _number(notice_id, "recall notice"))
 
 
@@ -262,7 +263,7 @@ def acknowledge_recall(notice_id: str):  # type: ignore[no-untyped-def]
 @requires("consent:write")
 def recall_destroyed(notice_id: str):  # type: ignore[no-untyped-def]
     """The recipient reports the recalled tube destroyed."""
-    return officer.report_recall_destroyed(get_session(), current_actor(),
+    return followup.report_recall_destroyed(get_session(), current_actor(),
                                            _number(notice_id, "recall notice"))
 
 
@@ -360,4 +361,4 @@ def resolve_pseudonym(code: str, name: str):  # type: ignore[no-untyped-def]
 @requires("consent:read")
 def reconsent_due(query: dict):  # type: ignore[no-untyped-def,type-arg]
     """Patients coming of age within ?months= (default 6), or overdue, who must re-consent."""
-    return officer.reconsent_due(get_session(), query["months"])
+    return reconsent.reconsent_due(get_session(), query["months"])

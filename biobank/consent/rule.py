@@ -40,7 +40,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import QueryableAttribute, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -152,7 +152,7 @@ def _majority_day_postgresql(element: _majority_day, compiler: SQLCompiler, **kw
             f"THEN CAST({turned} AS date) ELSE CAST({turned} AS date) + 1 END)")
 
 
-def majority_years(site_id: ColumnElement[int]) -> ScalarSelect[int]:
+def majority_years(site_id: ColumnElement[int] | QueryableAttribute[int]) -> ScalarSelect[int]:
     """The age of majority in the country of the site ``site_id`` (DEFAULT, else 18)."""
     site = aliased(Site)
     own, default = aliased(CountryMajority), aliased(CountryMajority)

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope
-from biobank.consent import officer
+from biobank.consent import followup
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice, Substudy
 from biobank.errors import NotFound
@@ -92,7 +92,7 @@ def acknowledge(session: Session, asker: Asker, number: str,
                 notice_id: int) -> readmodels.RecallView:
     """The researcher has read the recall notice."""
     request, _ = _notice(session, asker, number, notice_id)
-    officer.acknowledge_recall(session, asker.username, notice_id)
+    followup.acknowledge_recall(session, asker.username, notice_id)
     return readmodels.recalls(session, request, notice_id)[0]
 
 
@@ -100,7 +100,7 @@ def report_destroyed(session: Session, asker: Asker, number: str,
                      notice_id: int) -> readmodels.RecallView:
     """The researcher destroyed the recalled tube: so it is recorded, here and in consent."""
     request, notice = _notice(session, asker, number, notice_id)
-    officer.report_recall_destroyed(session, asker.username, notice_id)
+    followup.report_recall_destroyed(session, asker.username, notice_id)
     session.execute(update(RequestAliquot).where(
         RequestAliquot.request_id == request.id,
         RequestAliquot.aliquot_id == select(Aliquot.id).where(

@@ -13,7 +13,16 @@ from biobank import clock
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
-from biobank.consent import anonymise, correction, officer, schemas, service, withdrawal
+from biobank.consent import (
+    anonymise,
+    correction,
+    followup,
+    places,
+    reconsent,
+    schemas,
+    service,
+    withdrawal,
+)
 from biobank.consent.models import SIGNATORIES
 from biobank.db import get_session
 from biobank.errors import DomainError, NotFound
@@ -51,11 +60,11 @@ def desk():  # type: ignore[no-untyped-def]
         return _desk_csv(session, wanted, months_ahead)
     return render_template(
         "web/consent_desk.html",
-        outstanding=officer.withdrawals(session, outstanding_only=True),
-        recent=officer.withdrawals(session)[:RECENT],
-        due=officer.reconsent_due(session, months_ahead), months=months_ahead,
-        tasks=officer.tasks(session, pending_only=True),
-        recalls=officer.recalls(session, open_only=True))
+        outstanding=followup.withdrawals(session, outstanding_only=True),
+        recent=followup.withdrawals(session)[:RECENT],
+        due=reconsent.reconsent_due(session, months_ahead), months=months_ahead,
+        tasks=followup.tasks(session, pending_only=True),
+        recalls=followup.recalls(session, open_only=True))
 
 
 # Each list of the desk as a CSV file (?format=csv&list=NAME), written by the safe writer.
@@ -64,7 +73,7 @@ DESK_LISTS = ("outstanding", "due", "tasks", "recalls", "withdrawals")
 
 def _desk_csv(session: Any, wanted: str, months: int):  # type: ignore[no-untyped-def]
     if wanted in ("outstanding", "withdrawals"):
-        views = officer.withdrawals(session, outstanding_only=wanted == "outstanding")
+        views = followup.withdrawals(session, outstanding_only=wanted == "outstanding")
         return csv_download(f"consent-{wanted}", [
             "withdrawal", "study_id", "scope", "withdrawn_on", "tasks_pending", "tasks_done",
             "recalls_open", "recalls_acknowledged", "corrected_on"],
@@ -77,17 +86,17 @@ def _desk_csv(session: Any, wanted: str, months: int):  # type: ignore[no-untype
             "study_id", "site", "country", "majority_age", "of_age_on", "overdue", "components"],
             ([d.study_id, d.site, d.country, d.majority_age, d.majority_date,
               "yes" if d.overdue else "no", " ".join(d.components)]
-             for d in officer.reconsent_due(session, months)))
+             for d in reconsent.reconsent_due(session, months)))
     if wanted == "tasks":
         return csv_download("destruction-tasks", [
             "barcode", "study_id", "path", "position", "withdrawal"],
             ([t.barcode, t.study_id, t.location["path"] if t.location else "",
               (t.location or {}).get("position") or "", t.task.withdrawal_id]
-             for t in officer.tasks(session, pending_only=True)))
+             for t in followup.tasks(session, pending_only=True)))
     return csv_download("recalls-open", ["barcode", "request", "recipient", "withdrawal"],
                         ([r.barcode, r.notice.request_reference or "",
                           r.notice.recipient or "", r.notice.withdrawal_id]
-                         for r in officer.recalls(session, open_only=True)))
+                         for r in followup.recalls(session, open_only=True)))
 
 
 def _form_choices() -> dict[str, Any]:
@@ -153,7 +162,7 @@ def _by_box(session: Any, impact: Any) -> list[dict[str, Any]]:
             row["does"].append(what)
             if tube.location and not row["tube"].location:
                 row["tube"] = tube
-    where = officer.locations(session, [r["tube"].id for r in rows.values()])
+    where = places.locations(session, [r["tube"].id for r in rows.values()])
     kinds = dict(session.execute(
         select(Aliquot.barcode, AliquotType.code)
         .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
@@ -207,7 +216,7 @@ def withdraw(study_id: str):  # type: ignore[no-untyped-def]
 @requires("consent:read")
 def withdrawal_page(withdrawal_id: str):  # type: ignore[no-untyped-def]
     """One withdrawal: its destruction tasks (with where each tube is) and recall notices."""
-    detail = officer.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal"))
+    detail = followup.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal"))
     return render_template("web/withdrawal.html", detail=detail)
 
 
@@ -234,7 +243,7 @@ def correct_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
 @requires("aliquot:write")
 def task_done(task_id: str):  # type: ignore[no-untyped-def]
     """The tube was destroyed: close its destruction task."""
-    view = officer.complete_task(get_session(), current_actor(),
+    view = followup.complete_task(get_session(), current_actor(),
                                  _number(task_id, "destruction task"))
     flash(f"{view.barcode} recorded as destroyed.")
     return redirect(url_for("web_consent.withdrawal_page", withdrawal_id=view.task.withdrawal_id),
@@ -256,7 +265,7 @@ def anonymisation_task_done(task_id: str):  # type: ignore[no-untyped-def]
 @requires("consent:write")
 def recall_acknowledged(notice_id: str):  # type: ignore[no-untyped-def]
     """The recipient confirmed a recall notice."""
-    view = officer.acknowledge_recall(get_session(), current_actor(),
+    view = followup.acknowledge_recall(get_session(), current_actor(),
                                       _number(notice_id, "recall notice"))
     flash(f"Recall of {view.barcode} acknowledged.")
     return redirect(url_for("web_consent.withdrawal_page",

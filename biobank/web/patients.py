@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_scope
-from biobank.consent import officer
+from biobank.consent import followup, places
 from biobank.consent import service as consent
 from biobank.db import get_session
 from biobank.patients import risk
@@ -60,7 +60,7 @@ def completeness(timeline: dict[str, Any]) -> dict[str, Any]:
 
 def _tubes(session: Session, study_id: str) -> list[dict[str, Any]]:
     tubes = list(session.scalars(aliquots_query(current_scope(), patient=study_id)))
-    where = officer.locations(session, [t.id for t in tubes]) if may("storage:read") else {}
+    where = places.locations(session, [t.id for t in tubes]) if may("storage:read") else {}
     return [{"aliquot": t, "location": where.get(t.id)} for t in tubes]
 
 
@@ -78,7 +78,7 @@ def patient_page(study_id: str):  # type: ignore[no-untyped-def]
     }
     if may("consent:read"):
         view["consent"] = consent.patient_consent(session, patient)
-        view["withdrawals"] = officer.withdrawals(session, study_id=patient.study_id)
+        view["withdrawals"] = followup.withdrawals(session, study_id=patient.study_id)
     if may("aliquot:read"):
         view["tubes"] = _tubes(session, patient.study_id)
     return render_template("web/patient.html", **view)
