@@ -176,8 +176,8 @@ def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
             if ":memory:" not in url:
                 cursor.execute("PRAGMA journal_mode = WAL")
                 # Reads through a memory map of the file: a page the OS holds is read without
-                # a system call and a copy into SQLite's cache (scan at 1M aliquots ~10 %
-                # faster, measured); the map is address space, the memory the OS page cache.
+                # a system call and a copy into SQLite's cache (a faster scan at full size:
+                # docs/performance.md); the map is address space, the memory the OS page cache.
                 cursor.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
             cursor.execute("PRAGMA synchronous = NORMAL")
             # Statement journals and temporary b-trees in memory, not in temporary files: a
@@ -264,7 +264,7 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
     """Check a pooled connection before use when it has been idle ``seconds`` or more.
 
     SQLAlchemy's ``pool_pre_ping`` pings on every checkout: one more round trip on every
-    request (~150 µs on loopback here, a quarter of a scan's database time). A connection in
+    request, a large share of a scan's database time (docs/performance.md). A connection in
     steady use is known to be alive; one that sat idle may have been dropped (a database
     restart, a firewall's idle timeout), so only that one is pinged, and replaced if dead.
     A connection that dies while in use fails its request, and SQLAlchemy discards it.
@@ -343,7 +343,8 @@ def get_session() -> Session:
 
 def read_connection() -> Connection:
     """A read-only request's database connection, without an ORM session (the busiest reads
-    need none: ~30 µs of a scan); elsewhere, and in tests, the session's connection."""
+    need none, and making one is a measurable part of a scan); elsewhere, and in tests, the
+    session's connection."""
     reader: Engine | None = current_app.extensions.get("biobank.read_engine")
     if reader is None or "db_session" in g or not _read_only_request():
         return get_session().connection()
