@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from biobank.custody import audit
 from biobank.custody.chain import canonical_json
 from biobank.custody.models import CustodyEvent
-from biobank.custody.service import COPY_FROM
+from biobank.bulk import COPY_FROM
 from biobank.imports import inserts, service
 from biobank.imports.rows import COLUMNS, Kind, Row
 from biobank.samples.service import Numbering

@@ -15,7 +15,7 @@ from biobank import clock
 from biobank import create_app
 from biobank.auth import service as auth
 from biobank.auth.web import checks_token_itself
-from biobank.custody.service import copy_rows
+from biobank.bulk import copy_rows
 from biobank.db import ReadOnlyViolation, get_engine, get_session, read_connection, read_only
 from biobank.patients import service as patients
 from biobank.reference.models import Site

@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement, ScalarSelect, bindparam, func, select, text, union_all
-from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from biobank.bulk import insert_rows
 from biobank.custody import chain
 from biobank.custody.models import AuditRecord, CustodyEvent
-from biobank.db import json_rows, json_timestamp, json_value, refuse_if_read_only, utcnow
+from biobank.db import json_rows, json_timestamp, json_value, utcnow
 from biobank.errors import Conflict
 
 
@@ -71,8 +71,7 @@ def append_events(session: Session, events: list[CanonicalEvent], actor: str,
     at = (at or utcnow()).astimezone(dt.UTC)
     stamp = chain.timestamp(at)
     dialect = session.get_bind().dialect.name
-    sql = _INSERT_SQL.get(dialect)
-    if sql is None:
+    if dialect not in ("sqlite", "postgresql"):
         raise NotImplementedError(f"custody events are written for SQLite and PostgreSQL, "
                                   f"not {dialect}")
     # What the column keeps: the text itself in SQLite, a naive UTC timestamp in PostgreSQL.
@@ -95,40 +94,12 @@ def append_events(session: Session, events: list[CanonicalEvent], actor: str,
         digest = heads[key] = link(key, event_type, reason, old, new, prev)
         rows.append((aliquot_id, sample_id, event_type, actor, when, reason, old, new, prev,
                      digest))
-    # The driver's executemany: SQLAlchemy's per-row parameter processing would cost more
-    # than the rest of this function (and would serialize the JSON again).
-    connection = session.connection()
-    if dialect == "postgresql" and len(rows) >= COPY_FROM:
-        copy_rows(connection, "custody_event", _EVENT_COLUMNS, rows)
-    else:
-        connection.exec_driver_sql(sql, rows)
+    insert_rows(session.connection(), "custody_event", _EVENT_COLUMNS, rows,
+                json_columns=("old_values", "new_values"))
 
 
-# From this many rows, PostgreSQL takes them by COPY: one statement, whose constraints and
-# triggers are set up once, where executemany runs (and sets up) the INSERT once per row:
-# about half the server's time per row.
-COPY_FROM = 100
-
-
-def copy_rows(connection: Connection, table: str, columns: str,
-              rows: list[tuple[Any, ...]]) -> None:
-    """PostgreSQL: ``COPY table (columns) FROM STDIN`` the rows, in the connection's
-    transaction (refused on a read-only request's connection: it bypasses the guard)."""
-    statement = f"COPY {table} ({columns}) FROM STDIN"
-    refuse_if_read_only(connection, statement)
-    with connection.connection.driver_connection.cursor() as cursor, \
-            cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-_EVENT_COLUMNS = ("aliquot_id, sample_id, event_type, actor, occurred_at, reason, old_values, "
-                  "new_values, prev_hash, hash")
-_INSERT_SQL = {
-    "sqlite": f"INSERT INTO custody_event ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "postgresql": f"INSERT INTO custody_event ({_EVENT_COLUMNS}) "
-                  "VALUES (%s, %s, %s, %s, %s, %s, %s::json, %s::json, %s, %s)",
-}
+_EVENT_COLUMNS = ("aliquot_id", "sample_id", "event_type", "actor", "occurred_at", "reason",
+                  "old_values", "new_values", "prev_hash", "hash")
 
 
 # Advisory-lock key spaces (pg_advisory_xact_lock(space, id)) for the two kinds of chain.

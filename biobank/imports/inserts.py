@@ -14,7 +14,8 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from biobank.custody.models import CustodyEvent
-from biobank.custody.service import COPY_FROM, append_events, copy_rows
+from biobank.bulk import insert_rows
+from biobank.custody.service import append_events
 from biobank.imports.rows import Row
 from biobank.reports import tally
 from biobank.samples import barcodes
@@ -121,12 +122,7 @@ class Writer:
         connection = self.session.connection()
         last_id = select(func.max(table.c.id))
         before = connection.execute(last_id).scalar() or 0
-        if not self.sqlite and len(rows) >= COPY_FROM:
-            copy_rows(connection, table.name, ", ".join(columns), rows)
-        else:
-            mark = "?" if self.sqlite else "%s"
-            connection.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                                       f"VALUES ({', '.join([mark] * len(columns))})", rows)
+        insert_rows(connection, table.name, columns, rows)
         if self.sqlite and connection.execute(last_id).scalar() == before + len(rows):
             return list(range(before + 1, before + 1 + len(rows)))
         wanted = {row[0] for row in rows}
