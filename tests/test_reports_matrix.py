@@ -95,3 +95,14 @@ def test_the_matrix_follows_the_page_and_filters(demo, manager):  # noqa: F811
     assert response.status_code == 422 and "picture" in response.json["errors"]["query"]
     plain = ET.fromstring(charts.completeness_matrix(page, ["DX"], clock.today()))
     assert plain.get("role") == "img" and not list(plain.iter(f"{SVG}a"))
+
+
+def test_an_empty_page_draws_an_empty_matrix(demo, manager):  # noqa: F811
+    """A page past the last patient, or a country without patients, is a matrix with
+    nothing in it (no error), and its words say so."""
+    for query in ("page=99", "country=US"):
+        response = manager.get(f"/api/v1/reports/completeness?format=svg&picture=matrix"
+                               f"&{query}")
+        assert response.status_code == 200, query
+        desc = ET.fromstring(response.get_data()).find(f"{SVG}desc")
+        assert desc is not None and desc.text and "none of" in desc.text, query

@@ -159,8 +159,9 @@ def matrix(title: str, description: str, rows: Sequence[str], columns: Sequence[
                 if links and links[y]:
                     cell.set_url(links[y])
                 axes.add_patch(cell)
-        axes.set_xlim(-0.5, len(columns) - 0.5)
-        axes.set_ylim(len(rows) - 0.5, -0.5)
+        # At least one row and column of room: an empty grid is no error (equal limits are).
+        axes.set_xlim(-0.5, max(len(columns), 1) - 0.5)
+        axes.set_ylim(max(len(rows), 1) - 0.5, -0.5)
         axes.set_xticks(range(len(columns)), labels=list(columns), rotation=45, ha="right")
         axes.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
         if links:
