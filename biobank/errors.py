@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -106,7 +107,7 @@ def wants_page() -> bool:
     return not request.path.startswith("/api/") and request.accept_mimetypes.accept_html
 
 
-def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     # Werkzeug's own headers (Allow on a 405, Retry-After...), but not its HTML type.
     headers = [(name, value) for name, value in exc.get_headers()
@@ -125,11 +126,11 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
 
     @app.errorhandler(DomainError)
-    def _domain_error(exc: DomainError):  # type: ignore[no-untyped-def]
+    def _domain_error(exc: DomainError) -> ResponseReturnValue:
         return jsonify(error_body(exc.status_code, exc.message, exc.errors)), exc.status_code
 
     @app.errorhandler(IntegrityError)
-    def _integrity_error(exc: IntegrityError):  # type: ignore[no-untyped-def]
+    def _integrity_error(exc: IntegrityError) -> ResponseReturnValue:
         field = integrity_field(exc)
         if field:
             message = f"{field}: this value is already taken or refers to nothing"
@@ -139,7 +140,7 @@ def init_app(app: Flask) -> None:
         return jsonify(error_body(409, message, errors)), 409
 
     @app.errorhandler(OperationalError)
-    def _operational_error(exc: OperationalError):  # type: ignore[no-untyped-def]
+    def _operational_error(exc: OperationalError) -> ResponseReturnValue:
         # SQLite lets one writer at a time; a writer that cannot get the lock is told to
         # retry rather than shown a crash.
         if "database is locked" in str(exc.orig):
@@ -156,14 +157,14 @@ def init_app(app: Flask) -> None:
         raise exc
 
     @app.errorhandler(InterfaceError)
-    def _interface_error(exc: InterfaceError):  # type: ignore[no-untyped-def]
+    def _interface_error(exc: InterfaceError) -> ResponseReturnValue:
         # The driver's connection was closed under it (psycopg: "the connection is closed").
         if database_unavailable(exc):
             return _busy(UNAVAILABLE)
         raise exc
 
     @app.errorhandler(PoolTimeout)
-    def _pool_timeout(_exc: PoolTimeout):  # type: ignore[no-untyped-def]
+    def _pool_timeout(_exc: PoolTimeout) -> ResponseReturnValue:
         # Every pooled connection stayed in use for the pool's whole wait: the service is
         # busy, not broken; the client is told to retry.
         return _busy("the service is busy: every database connection is in use; "
@@ -206,7 +207,7 @@ def sqlstate(exc: BaseException) -> str | None:
     return getattr(getattr(exc, "orig", None), "sqlstate", None)
 
 
-def _busy(message: str):  # type: ignore[no-untyped-def]
+def _busy(message: str) -> ResponseReturnValue:
     response = jsonify(error_body(503, message))
     response.headers["Retry-After"] = "1"
     return response, 503

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template, send_from_directory
+from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
 from biobank.auth.pages import login_page
@@ -15,7 +16,7 @@ bp = Blueprint("site", __name__)
 
 @bp.get("/")
 @requires(PUBLIC)
-def index():  # type: ignore[no-untyped-def]
+def index() -> ResponseReturnValue:
     """The front page: the login form, or the home page of a logged-in user."""
     if optional_user() is None:
         return login_page()
@@ -24,7 +25,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/health")
 @requires(PUBLIC)
-def health():  # type: ignore[no-untyped-def]
+def health() -> ResponseReturnValue:
     """Liveness and database reachability."""
     get_session().execute(text("SELECT 1"))
     return {"status": "ok"}
@@ -32,7 +33,7 @@ def health():  # type: ignore[no-untyped-def]
 
 @bp.get("/api/docs/static/<path:filename>")
 @requires(PUBLIC)
-def swagger_ui_static(filename: str):  # type: ignore[no-untyped-def]
+def swagger_ui_static(filename: str) -> ResponseReturnValue:
     """Swagger UI's files, served locally (the lab network may have no internet)."""
     from swagger_ui_bundle import swagger_ui_path
 

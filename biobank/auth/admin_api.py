@@ -103,7 +103,7 @@ def token_number(value: str) -> int:
 @blp.route("/users", methods=["GET"])
 @blp.response(200, UserOut(many=True))
 @requires("user:admin")
-def list_users():  # type: ignore[no-untyped-def]
+def list_users() -> Any:
     """Every user: role, scopes, whether active, live tokens (by hint)."""
     return admin.list_users(get_session())
 
@@ -112,7 +112,7 @@ def list_users():  # type: ignore[no-untyped-def]
 @blp.arguments(UserIn)
 @blp.response(201, UserOut)
 @requires("user:admin")
-def create_user(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+def create_user(values: dict[str, Any]) -> Any:
     """Create a user with a role and scopes (issue a token separately)."""
     return admin.create(get_session(), current_actor(), values)
 
@@ -120,7 +120,7 @@ def create_user(values: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.route("/users/<username>", methods=["GET"])
 @blp.response(200, UserOut)
 @requires("user:admin")
-def get_user(username: str):  # type: ignore[no-untyped-def]
+def get_user(username: str) -> Any:
     """One user."""
     return admin.get_user(get_session(), username)
 
@@ -129,7 +129,7 @@ def get_user(username: str):  # type: ignore[no-untyped-def]
 @blp.arguments(UserPatch)
 @blp.response(200, UserOut)
 @requires("user:admin")
-def change_user(values: dict[str, Any], username: str):  # type: ignore[no-untyped-def]
+def change_user(values: dict[str, Any], username: str) -> Any:
     """Change a user's role, name, sub-studies or sites (audited with old and new values)."""
     session = get_session()
     return admin.change(session, current_actor(), admin.get_user(session, username), values)
@@ -139,7 +139,7 @@ def change_user(values: dict[str, Any], username: str):  # type: ignore[no-untyp
 @blp.arguments(DeactivateIn)
 @blp.response(200, UserOut)
 @requires("user:admin")
-def deactivate_user(values: dict[str, Any], username: str):  # type: ignore[no-untyped-def]
+def deactivate_user(values: dict[str, Any], username: str) -> Any:
     """Deactivate a user: their tokens and browser sessions stop at once."""
     session = get_session()
     return admin.deactivate(session, current_actor(), admin.get_user(session, username),
@@ -150,7 +150,7 @@ def deactivate_user(values: dict[str, Any], username: str):  # type: ignore[no-u
 @blp.arguments(TokenIn)
 @blp.response(201, IssuedTokenOut)
 @requires("user:admin")
-def issue_token(values: dict[str, Any], username: str):  # type: ignore[no-untyped-def]
+def issue_token(values: dict[str, Any], username: str) -> Any:
     """Issue a token for a user: the answer is the only time it is shown."""
     session = get_session()
     user = admin.get_user(session, username)
@@ -162,7 +162,7 @@ def issue_token(values: dict[str, Any], username: str):  # type: ignore[no-untyp
 @blp.route("/users/<username>/tokens/<token_id>/revoke", methods=["POST"])
 @blp.response(200, TokenOut)
 @requires("user:admin")
-def revoke_token(username: str, token_id: str):  # type: ignore[no-untyped-def]
+def revoke_token(username: str, token_id: str) -> Any:
     """Revoke one of a user's tokens."""
     session = get_session()
     return admin.revoke_token(session, current_actor(), admin.get_user(session, username),
@@ -172,7 +172,7 @@ def revoke_token(username: str, token_id: str):  # type: ignore[no-untyped-def]
 @blp.route("/users/<username>/tokens/revoke", methods=["POST"])
 @blp.response(200, RevokedOut)
 @requires("user:admin")
-def revoke_tokens(username: str):  # type: ignore[no-untyped-def]
+def revoke_tokens(username: str) -> Any:
     """Revoke every live token of a user."""
     session = get_session()
     count = admin.revoke_all(session, current_actor(), admin.get_user(session, username))

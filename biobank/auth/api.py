@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from marshmallow import fields
 
@@ -23,6 +25,6 @@ class MeOut(Schema):
 @blp.route("/me", methods=["GET"])
 @blp.response(200, MeOut)
 @requires("user:self")
-def me():  # type: ignore[no-untyped-def]
+def me() -> Any:
     """The authenticated user."""
     return current_user()

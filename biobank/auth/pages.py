@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask import session as cookie
+from flask.typing import ResponseReturnValue
 
 from biobank.auth import service, throttle
 from biobank.auth.permissions import PUBLIC, requires
@@ -26,7 +27,7 @@ def safe_next(target: str | None) -> str:
 
 
 def login_page(status: int = 200, error: str | None = None, username: str = "",
-               next_url: str = "/"):  # type: ignore[no-untyped-def]
+               next_url: str = "/") -> tuple[str, int]:
     """The login form, with an error message if the last attempt failed."""
     body = render_template("login.html", error=error, username=username[:64],
                            next_url=next_url)
@@ -35,7 +36,7 @@ def login_page(status: int = 200, error: str | None = None, username: str = "",
 
 @bp.get("/login")
 @requires(PUBLIC)
-def login_form():  # type: ignore[no-untyped-def]
+def login_form() -> ResponseReturnValue:
     """The login form (a logged-in user goes straight on)."""
     next_url = safe_next(request.args.get("next"))
     if optional_user() is not None:
@@ -45,7 +46,7 @@ def login_form():  # type: ignore[no-untyped-def]
 
 @bp.post("/login")
 @requires(PUBLIC)
-def login():  # type: ignore[no-untyped-def]
+def login() -> ResponseReturnValue:
     """Check a username and password; on success start a browser session."""
     form = request.form
     username = form.get("username", "")
@@ -79,7 +80,7 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/logout")
 @requires(PUBLIC)
-def logout():  # type: ignore[no-untyped-def]
+def logout() -> ResponseReturnValue:
     """End the browser session."""
     if not csrf_valid(request.form.get(CSRF_FIELD)):
         return login_page(400, STALE_FORM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from typing import Any
 
 from flask import (
     Flask,
@@ -19,6 +20,7 @@ from flask import (
 )
 from flask import session as cookie
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
 from flask.wrappers import Request
 from sqlalchemy.orm import Session
 
@@ -101,7 +103,7 @@ def _may(role: str, permission: str | None) -> bool:
     return permission is not None and allowed(role, permission)
 
 
-def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
+def _deny(status: int, message: str) -> tuple[Response, int]:
     # The message is fixed text: never the token, header or cookie that was sent.
     response = jsonify(error_body(status, message))
     if status == 401:
@@ -109,7 +111,7 @@ def _deny(status: int, message: str):  # type: ignore[no-untyped-def]
     return response, status
 
 
-def _deny_page(status: int, message: str):  # type: ignore[no-untyped-def]
+def _deny_page(status: int, message: str) -> ResponseReturnValue:
     if status == 401:
         return redirect(url_for("auth_pages.login_form", next=request.full_path.rstrip("?")))
     return render_template("error.html", status=status, message=message), status
@@ -150,7 +152,7 @@ def route_permissions(app: Flask) -> list[tuple[str, str, str | None]]:
                   for method in (rule.methods or set()) - {"HEAD", "OPTIONS"})
 
 
-def authenticate():  # type: ignore[no-untyped-def]
+def authenticate() -> ResponseReturnValue | None:
     """Authenticate and authorise the request; unmatched URLs still need credentials."""
     # g can outlive a request (tests keep one app context): never inherit a previous asker.
     g.pop("user", None)
@@ -305,5 +307,5 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault(PREPARERS, []).append(_bind_scope)
 
     @app.context_processor
-    def _template_globals():  # type: ignore[no-untyped-def]
+    def _template_globals() -> dict[str, Any]:
         return {"current_user": optional_user(), "csrf_token": csrf_token}

@@ -13,8 +13,8 @@ from biobank.auth.web import current_actor, current_asker, current_user
 from biobank.consent import (
     anonymise,
     correction,
-    gate,
     followup,
+    gate,
     pseudonym,
     reconsent,
     schemas,
@@ -47,7 +47,7 @@ def _for_role(schema: type[Schema], obj: Any, status: int = 200, many: bool = Fa
 @blp.route("/substudies", methods=["GET"])
 @blp.response(200, schemas.SubstudyOut(many=True))
 @requires("substudy:read")
-def list_substudies():  # type: ignore[no-untyped-def]
+def list_substudies() -> Any:
     """List the sub-studies (code, title, principal investigator, open or closed)."""
     return service.list_substudies(get_session())
 
@@ -56,7 +56,7 @@ def list_substudies():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.SubstudyIn)
 @blp.response(201, schemas.SubstudyOut)
 @requires("substudy:write")
-def create_substudy(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_substudy(values: dict[str, Any]) -> Any:
     """Add a sub-study."""
     return service.create_substudy(get_session(), current_actor(), values)
 
@@ -64,7 +64,7 @@ def create_substudy(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/substudies/<code>", methods=["GET"])
 @blp.response(200, schemas.SubstudyOut)
 @requires("substudy:read")
-def get_substudy(code: str):  # type: ignore[no-untyped-def]
+def get_substudy(code: str) -> Any:
     """One sub-study, by code."""
     return service.get_substudy(get_session(), code)
 
@@ -73,7 +73,7 @@ def get_substudy(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.SubstudyPatch)
 @blp.response(200, schemas.SubstudyOut)
 @requires("substudy:write")
-def update_substudy(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def update_substudy(values: dict[str, Any], code: str) -> Any:
     """Edit a sub-study (close it, change its investigator); the change is audited."""
     reason = values.pop("reason", None)
     return service.update_substudy(get_session(), current_actor(), code, values, reason)
@@ -82,7 +82,7 @@ def update_substudy(values: dict, code: str):  # type: ignore[no-untyped-def,typ
 @blp.route("/consent/components", methods=["GET"])
 @blp.response(200, schemas.ComponentOut(many=True))
 @requires("substudy:read")
-def list_components():  # type: ignore[no-untyped-def]
+def list_components() -> Any:
     """What parents consent to: the general components, then every sub-study."""
     general = [{"code": c, "kind": "general", "title": service.GENERAL_TITLES[c], "open": True}
                for c in GENERAL_COMPONENTS]
@@ -93,7 +93,7 @@ def list_components():  # type: ignore[no-untyped-def]
 @blp.route("/consent/forms", methods=["GET"])
 @blp.response(200, schemas.FormOut(many=True))
 @requires("consent:read")
-def list_forms():  # type: ignore[no-untyped-def]
+def list_forms() -> Any:
     """List the consent form versions, with the components each covers."""
     return service.list_forms(get_session())
 
@@ -102,7 +102,7 @@ def list_forms():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.FormIn)
 @blp.response(201, schemas.FormOut)
 @requires("consent:write")
-def create_form(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_form(values: dict[str, Any]) -> Any:
     """Add a consent form version."""
     return service.create_form(get_session(), current_actor(), values)
 
@@ -112,7 +112,7 @@ def create_form(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/patients/<study_id>/consent", methods=["GET"])
 @blp.response(200, schemas.PatientConsentOut)
 @requires("consent:read")
-def patient_consent(study_id: str):  # type: ignore[no-untyped-def]
+def patient_consent(study_id: str) -> Any:
     """A patient's consent per component now, and its whole history (signatory: officers)."""
     session = get_session()
     consent = service.patient_consent(session, get_patient(session, study_id))
@@ -123,7 +123,7 @@ def patient_consent(study_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ConsentIn)
 @blp.response(201, schemas.ConsentEntryOut)
 @requires("consent:write")
-def record_consent(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
+def record_consent(values: dict[str, Any], study_id: str) -> Any:
     """Record what a signed form says for one component, or correct the current entry."""
     session = get_session()
     entry = service.record_consent(session, current_actor(), get_patient(session, study_id),
@@ -138,7 +138,7 @@ def record_consent(values: dict, study_id: str):  # type: ignore[no-untyped-def,
 @blp.alt_response(200, schema=schemas.ImpactOut, success=True,
                   description="?dry_run=true: the impact, nothing recorded")
 @requires("consent:write")
-def withdraw(values: dict, query: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
+def withdraw(values: dict[str, Any], query: dict[str, Any], study_id: str) -> Any:
     """Withdraw consent (storage, data, all or a sub-study); ?dry_run=true shows the impact."""
     session = get_session()
     patient = get_patient(session, study_id)
@@ -152,7 +152,7 @@ def withdraw(values: dict, query: dict, study_id: str):  # type: ignore[no-untyp
 @blp.route("/patients/<study_id>/consent/withdrawals", methods=["GET"])
 @blp.response(200, schemas.WithdrawalSummaryOut(many=True))
 @requires("consent:read")
-def patient_withdrawals(study_id: str):  # type: ignore[no-untyped-def]
+def patient_withdrawals(study_id: str) -> Any:
     """A patient's withdrawals with their outstanding actions."""
     session = get_session()
     get_patient(session, study_id)
@@ -166,7 +166,7 @@ def patient_withdrawals(study_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.OutstandingQuery, location="query")
 @blp.response(200, schemas.WithdrawalSummaryOut(many=True))
 @requires("consent:read")
-def list_withdrawals(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_withdrawals(query: dict[str, Any]) -> Any:
     """Withdrawals, newest first, with destruction tasks and recalls done or outstanding."""
     return _for_role(schemas.WithdrawalSummaryOut,
                      followup.withdrawals(get_session(), outstanding_only=query["outstanding"]),
@@ -184,7 +184,7 @@ def _number(value: str, what: str) -> int:
 @blp.route("/consent/withdrawals/<withdrawal_id>", methods=["GET"])
 @blp.response(200, schemas.WithdrawalDetailOut)
 @requires("consent:read")
-def get_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
+def get_withdrawal(withdrawal_id: str) -> Any:
     """One withdrawal: every destruction task (with the tube's location) and recall notice."""
     return _for_role(schemas.WithdrawalDetailOut, followup.get_withdrawal(
         get_session(), _number(withdrawal_id, "withdrawal")))
@@ -194,7 +194,7 @@ def get_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.CorrectionIn)
 @blp.response(201, schemas.CorrectionOut)
 @requires("consent:write")
-def correct_withdrawal(values: dict, withdrawal_id: str):  # type: ignore[no-untyped-def,type-arg]
+def correct_withdrawal(values: dict[str, Any], withdrawal_id: str) -> Any:
     """Correct a withdrawal entered in error: consent as before it, its pending destruction
     tasks and unanswered recalls cancelled, the tubes it blocked back in use."""
     return _for_role(schemas.CorrectionOut, correction.correct(
@@ -206,7 +206,7 @@ def correct_withdrawal(values: dict, withdrawal_id: str):  # type: ignore[no-unt
 @blp.arguments(schemas.TaskQuery, location="query")
 @blp.response(200, schemas.TaskOut(many=True))
 @requires("consent:read")
-def list_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_tasks(query: dict[str, Any]) -> Any:
     """Tubes to take out and destroy after withdrawals, with where each one is."""
     return followup.tasks(get_session(), pending_only=query["pending"])
 
@@ -214,7 +214,7 @@ def list_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/consent/destruction-tasks/<task_id>/done", methods=["POST"])
 @blp.response(200, schemas.TaskOut)
 @requires("aliquot:write")
-def complete_task(task_id: str):  # type: ignore[no-untyped-def]
+def complete_task(task_id: str) -> Any:
     """The tube was destroyed: close the task and record the destruction."""
     return followup.complete_task(get_session(), current_actor(),
                                  _number(task_id, "destruction task"))
@@ -224,7 +224,7 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.TaskQuery, location="query")
 @blp.response(200, schemas.AnonymisationTaskOut(many=True))
 @requires("consent:read")
-def list_anonymisation_tasks(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_anonymisation_tasks(query: dict[str, Any]) -> Any:
     """Anonymised tubes to relabel (beside the destruction tasks), with where each one is."""
     return anonymise.tasks(get_session(), pending_only=query["pending"])
 
@@ -234,7 +234,7 @@ def list_anonymisation_tasks(query: dict):  # type: ignore[no-untyped-def,type-a
 @blp.alt_response(404, description="no such anonymisation task")
 @blp.alt_response(409, description="the task is already done, or the tube changed meanwhile")
 @requires("aliquot:write")
-def complete_anonymisation_task(task_id: str):  # type: ignore[no-untyped-def]
+def complete_anonymisation_task(task_id: str) -> Any:
     """The tube was relabelled: it goes back into use and the task forgets it."""
     return anonymise.complete_task(get_session(), current_actor(),
                                    _number(task_id, "anonymisation task"))
@@ -244,7 +244,7 @@ def complete_anonymisation_task(task_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.OutstandingQuery, location="query")
 @blp.response(200, schemas.RecallOut(many=True))
 @requires("consent:read")
-def list_recalls(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_recalls(query: dict[str, Any]) -> Any:
     """Recall notices for shipped tubes (?outstanding=true: not yet acknowledged)."""
     return followup.recalls(get_session(), open_only=query["outstanding"])
 
@@ -252,7 +252,7 @@ def list_recalls(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/consent/recalls/<notice_id>/acknowledge", methods=["POST"])
 @blp.response(200, schemas.RecallOut)
 @requires("consent:write")
-def acknowledge_recall(notice_id: str):  # type: ignore[no-untyped-def]
+def acknowledge_recall(notice_id: str) -> Any:
     """The recipient confirmed the recall notice."""
     return followup.acknowledge_recall(get_session(), current_actor(),
                                       _number(notice_id, "recall notice"))
@@ -261,7 +261,7 @@ def acknowledge_recall(notice_id: str):  # type: ignore[no-untyped-def]
 @blp.route("/consent/recalls/<notice_id>/destroyed", methods=["POST"])
 @blp.response(200, schemas.RecallOut)
 @requires("consent:write")
-def recall_destroyed(notice_id: str):  # type: ignore[no-untyped-def]
+def recall_destroyed(notice_id: str) -> Any:
     """The recipient reports the recalled tube destroyed."""
     return followup.report_recall_destroyed(get_session(), current_actor(),
                                            _number(notice_id, "recall notice"))
@@ -312,7 +312,7 @@ def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:
 @blp.alt_response(404, description="unknown sub-study or tube (for a researcher: any tube "
                                    "not allocated or shipped to their sub-study's requests)")
 @requires("consent:check")
-def check(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def check(query: dict[str, Any]) -> Any:
     """May this tube be used for this sub-study now (or ?at=)? With the reasons if not."""
     substudy = _visible_substudy(query["substudy"])
     code = check_code(query["barcode"], numbering(), field="barcode")
@@ -330,7 +330,7 @@ def check(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.alt_response(404, description="unknown sub-study; for a researcher, any tube not "
                                    "allocated or shipped to their sub-study's requests")
 @requires("consent:check")
-def check_many(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def check_many(values: dict[str, Any]) -> Any:
     """The gate for a list of tubes (a whole rack), now or ?at=, in a fixed number of queries."""
     substudy = _visible_substudy(values["substudy"])
     codes = [check_code(c, numbering(), field=f"barcodes.{i}")
@@ -347,7 +347,7 @@ def check_many(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/substudies/<code>/pseudonyms/<name>", methods=["GET"])
 @blp.response(200, schemas.PseudonymOut)
 @requires("pseudonym:resolve")
-def resolve_pseudonym(code: str, name: str):  # type: ignore[no-untyped-def]
+def resolve_pseudonym(code: str, name: str) -> Any:
     """Who a sub-study's pseudonym stands for (managers: to answer a researcher's question)."""
     session = get_session()
     service.get_substudy(session, code)
@@ -359,6 +359,6 @@ def resolve_pseudonym(code: str, name: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ReconsentQuery, location="query")
 @blp.response(200, schemas.ReconsentOut(many=True))
 @requires("consent:read")
-def reconsent_due(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def reconsent_due(query: dict[str, Any]) -> Any:
     """Patients coming of age within ?months= (default 6), or overdue, who must re-consent."""
     return reconsent.reconsent_due(get_session(), query["months"])

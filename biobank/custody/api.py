@@ -24,7 +24,7 @@ blp = Blueprint("custody", __name__, description="Chain-of-custody events")
 @blp.route("/aliquots/<code>/events", methods=["GET"])
 @blp.response(200, EventOut(many=True))
 @requires("custody:read")
-def aliquot_events(code: str):  # type: ignore[no-untyped-def]
+def aliquot_events(code: str) -> Any:
     """An aliquot's custody events, oldest first."""
     session = get_session()
     return service.aliquot_events(session, get_aliquot(session, code, numbering()).id)
@@ -33,7 +33,7 @@ def aliquot_events(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/samples/<code>/events", methods=["GET"])
 @blp.response(200, EventOut(many=True))
 @requires("custody:read")
-def sample_events(code: str):  # type: ignore[no-untyped-def]
+def sample_events(code: str) -> Any:
     """A sample's own custody events (receipt, splits), oldest first."""
     session = get_session()
     return service.sample_events(session, get_sample(session, code, numbering()).id)
@@ -42,7 +42,7 @@ def sample_events(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/aliquots/<code>/events/verify", methods=["GET"])
 @blp.response(200, VerificationOut)
 @requires("custody:read")
-def verify_aliquot(code: str):  # type: ignore[no-untyped-def]
+def verify_aliquot(code: str) -> Any:
     """Check a tube's hash chain: every event intact and linked to the one before."""
     session = get_session()
     return audit.verify_aliquot(session, get_aliquot(session, code, numbering()).id)
@@ -51,7 +51,7 @@ def verify_aliquot(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/samples/<code>/events/verify", methods=["GET"])
 @blp.response(200, VerificationOut)
 @requires("custody:read")
-def verify_sample(code: str):  # type: ignore[no-untyped-def]
+def verify_sample(code: str) -> Any:
     """Check a sample's own hash chain (receipt, splits)."""
     session = get_session()
     return audit.verify_sample(session, get_sample(session, code, numbering()).id)
@@ -74,7 +74,7 @@ def _chunks(session: Any, query: Any, fmt: str, header: dict[str, Any]) -> Itera
 @blp.arguments(ExportQuery, location="query")
 @blp.response(200, description="the tube's custody history as CSV or JSON")
 @requires("custody:export")
-def export_aliquot(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+def export_aliquot(args: dict[str, Any], code: str) -> Any:
     """A tube's full custody history, with hashes and the chain's verification."""
     session = get_session()
     aliquot = get_aliquot(session, code, numbering())
@@ -90,7 +90,7 @@ def export_aliquot(args: dict[str, Any], code: str):  # type: ignore[no-untyped-
 @blp.arguments(RangeQuery, location="query")
 @blp.response(200, description="every custody event of the date range, CSV or JSON, streamed")
 @requires("custody:export")
-def export_range(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def export_range(args: dict[str, Any]) -> Any:
     """All custody events from one day to another (UTC days, both included), streamed."""
     start = dt.datetime.combine(args["start"], dt.time(), dt.UTC)
     end = dt.datetime.combine(args["end"] + dt.timedelta(days=1), dt.time(), dt.UTC)

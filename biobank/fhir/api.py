@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import orjson
 from flask import Blueprint, Flask, Response, current_app, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select
 
 from biobank.auth.permissions import PUBLIC, requires
@@ -82,7 +83,7 @@ def _page_size() -> int:
 @bp.route("/metadata", methods=["GET"])
 @requires(PUBLIC)
 @read_only
-def metadata():  # type: ignore[no-untyped-def]
+def metadata() -> ResponseReturnValue:
     """The CapabilityStatement (public, as FHIR clients expect)."""
     search.check_params(request.args, frozenset({"_format", "mode"}))
     return fhir_response(capability.capability_statement(
@@ -92,7 +93,7 @@ def metadata():  # type: ignore[no-untyped-def]
 @bp.route("/Specimen", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def search_specimens():  # type: ignore[no-untyped-def]
+def search_specimens() -> ResponseReturnValue:
     """Search Specimens (subject, type, status, parent, _lastUpdated), a page at a time."""
     search.check_params(request.args, search.SPECIMEN)
     session, viewer, config = get_session(), _viewer(), settings()
@@ -110,7 +111,7 @@ def search_specimens():  # type: ignore[no-untyped-def]
 @bp.route("/Specimen/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_specimen(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_specimen(fhir_id: str) -> ResponseReturnValue:
     """One Specimen: a primary sample (sample-N) or a tube (aliquot-N)."""
     search.check_params(request.args, frozenset({"_format"}))
     session, viewer = get_session(), _viewer()
@@ -139,7 +140,7 @@ def select_patient() -> Select[Any]:
 @bp.route("/Patient/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_patient(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_patient(fhir_id: str) -> ResponseReturnValue:
     """One Patient (pseudonymous)."""
     search.check_params(request.args, frozenset({"_format"}))
     viewer = _viewer()
@@ -150,7 +151,7 @@ def read_patient(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Patient", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def search_patients():  # type: ignore[no-untyped-def]
+def search_patients() -> ResponseReturnValue:
     """Every Patient the asker may see, a page at a time."""
     search.check_params(request.args, search.COMMON)
     session, viewer, config = get_session(), _viewer(), settings()
@@ -170,7 +171,7 @@ def search_patients():  # type: ignore[no-untyped-def]
 @bp.route("/Patient/<fhir_id>/$everything", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def patient_everything(fhir_id: str):  # type: ignore[no-untyped-def]
+def patient_everything(fhir_id: str) -> ResponseReturnValue:
     """One patient's record: the Patient, its Specimens and its Consents."""
     search.check_params(request.args, search.EVERYTHING)
     session, viewer, config = get_session(), _viewer(), settings()
@@ -187,7 +188,7 @@ def patient_everything(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Consent", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def search_consents():  # type: ignore[no-untyped-def]
+def search_consents() -> ResponseReturnValue:
     """Search Consents (by patient), a page at a time."""
     search.check_params(request.args, search.CONSENT)
     session, viewer, config = get_session(), _viewer(), settings()
@@ -218,7 +219,7 @@ def _consent_key(fhir_id: str, viewer: Viewer) -> tuple[int, str] | None:
 @bp.route("/Consent/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_consent(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_consent(fhir_id: str) -> ResponseReturnValue:
     """One Consent: a patient's consent to one component, with its history."""
     search.check_params(request.args, frozenset({"_format"}))
     session, viewer = get_session(), _viewer()
@@ -237,7 +238,7 @@ def read_consent(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Organization/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_organization(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_organization(fhir_id: str) -> ResponseReturnValue:
     """The biobank, its juristic person and its collection (MIABIS)."""
     search.check_params(request.args, frozenset({"_format"}))
     if fhir_id not in directory_resources.ORGANIZATIONS:
@@ -248,7 +249,7 @@ def read_organization(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Group/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_group(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_group(fhir_id: str) -> ResponseReturnValue:
     """The collection (MIABIS), with what it holds."""
     search.check_params(request.args, frozenset({"_format"}))
     if fhir_id not in directory_resources.GROUPS:
@@ -260,7 +261,7 @@ def read_group(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Measure/<fhir_id>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def read_measure(fhir_id: str):  # type: ignore[no-untyped-def]
+def read_measure(fhir_id: str) -> ResponseReturnValue:
     """The collection summary's definition."""
     search.check_params(request.args, frozenset({"_format"}))
     if fhir_id not in directory_resources.MEASURES:
@@ -271,7 +272,7 @@ def read_measure(fhir_id: str):  # type: ignore[no-untyped-def]
 @bp.route("/Measure/<fhir_id>/$evaluate-measure", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def evaluate_measure(fhir_id: str):  # type: ignore[no-untyped-def]
+def evaluate_measure(fhir_id: str) -> ResponseReturnValue:
     """The collection summary for the Directory: MIABIS samples by material, sex, age and
     storage temperature (periodStart/periodEnd: collection dates)."""
     search.check_params(request.args, search.EVALUATE)
@@ -298,7 +299,7 @@ def _day(name: str) -> dt.date | None:
 @bp.route("/<resource_type>/<path:rest>", methods=["GET"])
 @requires("fhir:read")
 @read_only
-def unknown(resource_type: str, rest: str | None = None):  # type: ignore[no-untyped-def]
+def unknown(resource_type: str, rest: str | None = None) -> ResponseReturnValue:
     """Anything else under /fhir: an unknown resource type or interaction."""
     if resource_type not in KNOWN_TYPES:
         raise FhirError(400, f"unknown resource type {resource_type!r}; this server has "

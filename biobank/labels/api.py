@@ -13,9 +13,9 @@ from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.labels import rendering, schemas, service
+from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry, render
 from biobank.samples.numbering import numbering
-from biobank.labels.network import printer_rule
 from biobank.samples.service import get_sample
 
 blp = Blueprint("labels", __name__, description="Labels, printers and print jobs")
@@ -29,7 +29,7 @@ def _load_templates(state: BlueprintSetupState) -> None:
 @blp.route("/label-templates", methods=["GET"])
 @blp.response(200, schemas.TemplateOut(many=True))
 @requires("aliquot:read")
-def list_templates():  # type: ignore[no-untyped-def]
+def list_templates() -> Any:
     """The label templates, their formats, resolutions and placeholders."""
     return registry().describe()
 
@@ -38,7 +38,7 @@ def list_templates():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.LabelQuery, location="query")
 @blp.response(200, description="the label as ZPL, SVG or PNG")
 @requires("aliquot:read")
-def aliquot_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+def aliquot_label(args: dict[str, Any], code: str) -> Any:
     """One tube's label (format=zpl|svg|png, template, dpi)."""
     codes = service.normalize_codes([code], numbering(), "code")
     [(_, data)] = service.aliquot_labels(get_session(), codes)
@@ -49,7 +49,7 @@ def aliquot_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-d
 @blp.arguments(schemas.LabelQuery, location="query")
 @blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
 @requires("aliquot:read")
-def sample_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+def sample_labels(args: dict[str, Any], code: str) -> Any:
     """The labels of all a sample's aliquots, in n/N order."""
     session = get_session()
     sample = get_sample(session, code, numbering())
@@ -62,7 +62,7 @@ def sample_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-d
 @blp.arguments(schemas.RenderIn)
 @blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
 @requires("aliquot:read")
-def render_labels(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def render_labels(args: dict[str, Any]) -> Any:
     """The labels of a list of aliquot barcodes, in the order given (nothing is recorded)."""
     codes = service.normalize_codes(args["barcodes"], numbering())
     items = [data for _, data in service.aliquot_labels(get_session(), codes)]
@@ -73,7 +73,7 @@ def render_labels(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.LabelQuery, location="query")
 @blp.response(200, description="the box label as ZPL, SVG or PNG")
 @requires("storage:read")
-def box_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+def box_label(args: dict[str, Any], code: str) -> Any:
     """A box's own label (barcode, name, type, site, date)."""
     from biobank.labels import boxes
     from biobank.storage.service import get_box
@@ -87,7 +87,7 @@ def box_label(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.LabelQuery, location="query")
 @blp.response(200, description="one ZPL stream, or one SVG / PNG sheet")
 @requires("storage:read")
-def box_contents_labels(args: dict[str, Any], code: str):  # type: ignore[no-untyped-def]
+def box_contents_labels(args: dict[str, Any], code: str) -> Any:
     """The labels of the tubes in a box, in position order."""
     from biobank.labels import boxes
     from biobank.storage.service import get_box
@@ -101,7 +101,7 @@ def box_contents_labels(args: dict[str, Any], code: str):  # type: ignore[no-unt
 @blp.route("/printers", methods=["GET"])
 @blp.response(200, schemas.PrinterOut(many=True))
 @requires("label:print")
-def list_printers():  # type: ignore[no-untyped-def]
+def list_printers() -> Any:
     """The registered label printers."""
     return service.list_printers(get_session())
 
@@ -110,7 +110,7 @@ def list_printers():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PrinterIn)
 @blp.response(201, schemas.PrinterOut)
 @requires("printer:admin")
-def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+def register_printer(values: dict[str, Any]) -> Any:
     """Register a network label printer (raw ZPL on a TCP port, 9100 by default) at an
     address within BIOBANK_PRINTER_NETWORKS and BIOBANK_PRINTER_PORTS."""
     return service.register_printer(get_session(), current_actor(), values, registry(),
@@ -121,7 +121,7 @@ def register_printer(values: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PrinterPatch)
 @blp.response(200, schemas.PrinterOut)
 @requires("printer:admin")
-def change_printer(values: dict[str, Any], name: str):  # type: ignore[no-untyped-def]
+def change_printer(values: dict[str, Any], name: str) -> Any:
     """Change a printer's address, resolution, template or site (the address again within
     the printer networks and ports)."""
     session = get_session()
@@ -134,7 +134,7 @@ def change_printer(values: dict[str, Any], name: str):  # type: ignore[no-untype
 @blp.arguments(schemas.PrintJobIn)
 @blp.response(201, schemas.PrintJobOut)
 @requires("label:print")
-def print_job(values: dict[str, Any]):  # type: ignore[no-untyped-def]
+def print_job(values: dict[str, Any]) -> Any:
     """Print tube (or box) labels; each is recorded as label_printed / label_reprinted once
     the printer took the job (a reprint needs a reason)."""
     session = get_session()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import requires
@@ -18,7 +20,7 @@ blp = Blueprint("patients", __name__, description="Patients, risk groups, MRD an
 @blp.response(200, schemas.PatientOut(many=True))
 @blp.paginate(SelectPage)
 @requires("patient:read")
-def list_patients(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_patients(filters: dict[str, Any]) -> Any:
     """List patients (filter by site, risk group, diagnosis)."""
     return service.patients_query(current_scope(), **filters)
 
@@ -27,7 +29,7 @@ def list_patients(filters: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.PatientIn)
 @blp.response(201, schemas.PatientDetailOut)
 @requires("patient:write")
-def register_patient(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def register_patient(values: dict[str, Any]) -> Any:
     """Register a patient; the risk group is derived by the trial's rule."""
     return service.register(get_session(), current_actor(), values)
 
@@ -35,7 +37,7 @@ def register_patient(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/patients/<study_id>", methods=["GET"])
 @blp.response(200, schemas.PatientDetailOut)
 @requires("patient:read")
-def get_patient(study_id: str):  # type: ignore[no-untyped-def]
+def get_patient(study_id: str) -> Any:
     """One patient, with risk-group history and MRD results."""
     return service.get_patient(get_session(), study_id, with_history=True)
 
@@ -44,7 +46,7 @@ def get_patient(study_id: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PatientPatch)
 @blp.response(200, schemas.PatientDetailOut)
 @requires("patient:write")
-def update_patient(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
+def update_patient(values: dict[str, Any], study_id: str) -> Any:
     """Correct or complete clinical data, with a reason; the risk group follows the rule."""
     session = get_session()
     patient = service.get_patient(session, study_id, with_history=True, for_update=True)
@@ -57,7 +59,7 @@ def update_patient(values: dict, study_id: str):  # type: ignore[no-untyped-def,
 @blp.arguments(schemas.MrdIn)
 @blp.response(201, schemas.PatientDetailOut)
 @requires("patient:write")
-def record_mrd(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
+def record_mrd(values: dict[str, Any], study_id: str) -> Any:
     """Record an MRD result at a timepoint (it may move the patient to HR)."""
     session = get_session()
     patient = service.get_patient(session, study_id, with_history=True, for_update=True)
@@ -71,7 +73,7 @@ def record_mrd(values: dict, study_id: str):  # type: ignore[no-untyped-def,type
 @blp.alt_response(409, description="HR back to MR without override (escalation is one-way), "
                                    "or the patient is in that group already")
 @requires("patient:clinical")
-def change_risk_group(values: dict, study_id: str):  # type: ignore[no-untyped-def,type-arg]
+def change_risk_group(values: dict[str, Any], study_id: str) -> Any:
     """Reassign the risk group by hand (a clinical decision), with a reason.
 
     HR back to MR is a 409 (escalation is one-way in the protocol) unless override is true.
@@ -87,7 +89,7 @@ def change_risk_group(values: dict, study_id: str):  # type: ignore[no-untyped-d
 @blp.route("/patients/<study_id>/timeline", methods=["GET"])
 @blp.response(200, schemas.TimelineOut)
 @requires("patient:read")
-def timeline(study_id: str):  # type: ignore[no-untyped-def]
+def timeline(study_id: str) -> Any:
     """Completeness: expected and received material per timepoint of the patient's risk group."""
     session = get_session()
     return service.timeline(session, service.get_patient(session, study_id))

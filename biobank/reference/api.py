@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import requires
@@ -43,14 +45,14 @@ def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
     @blp.response(200, out_schema(many=True))
     @requires("reference:read")
     @_doc(f"List {label}.")
-    def list_rows():  # type: ignore[no-untyped-def]
+    def list_rows() -> Any:
         return service.list_all(get_session(), kind)
 
     @blp.route(f"{path}/<code>", methods=["GET"], endpoint=f"get_{kind}")
     @blp.response(200, out_schema)
     @requires("reference:read")
     @_doc(f"One of the {label}, by code.")
-    def get_row(code: str):  # type: ignore[no-untyped-def]
+    def get_row(code: str) -> Any:
         return service.get(get_session(), kind, code)
 
     @blp.route(path, methods=["POST"], endpoint=f"create_{kind}")
@@ -58,7 +60,7 @@ def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
     @blp.response(201, out_schema)
     @requires("reference:write")
     @_doc(f"Add to the {label}.")
-    def create_row(values: dict):  # type: ignore[no-untyped-def,type-arg]
+    def create_row(values: dict[str, Any]) -> Any:
         return service.create(get_session(), current_actor(), kind, values)
 
     @blp.route(f"{path}/<code>", methods=["PATCH"], endpoint=f"update_{kind}")
@@ -66,7 +68,7 @@ def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
     @blp.response(200, out_schema)
     @requires("reference:write")
     @_doc(f"Edit one of the {label} (its code stays).")
-    def update_row(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+    def update_row(values: dict[str, Any], code: str) -> Any:
         return service.update(get_session(), current_actor(), kind, code, values)
 
 
@@ -78,6 +80,6 @@ for _kind, (_in, _patch, _out) in _SCHEMAS.items():
 @blp.route("/sprec-codes", methods=["GET"])
 @blp.response(200, schemas.SprecTablesOut)
 @requires("reference:read")
-def sprec_codes():  # type: ignore[no-untyped-def]
+def sprec_codes() -> Any:
     """The SPREC v3.0 fluid tables: every element's codes and names, with their source."""
     return service.sprec_tables(get_session())

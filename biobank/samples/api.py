@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import allowed, requires
@@ -23,7 +25,7 @@ blp = Blueprint("samples", __name__, description="Samples, aliquots and splittin
 @blp.response(200, schemas.SampleOut(many=True))
 @blp.paginate(SelectPage)
 @requires("sample:read")
-def list_samples(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_samples(filters: dict[str, Any]) -> Any:
     """List samples (filter by patient, timepoint, material)."""
     return service.samples_query(current_scope(), **filters)
 
@@ -32,7 +34,7 @@ def list_samples(filters: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.SampleIn)
 @blp.response(201, schemas.SampleOut)
 @requires("sample:write")
-def register_sample(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def register_sample(values: dict[str, Any]) -> Any:
     """Register a primary sample received from a patient; the service issues its barcode."""
     return service.register_sample(get_session(), current_actor(), values, numbering())
 
@@ -40,7 +42,7 @@ def register_sample(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/samples/<code>", methods=["GET"])
 @blp.response(200, schemas.SampleOut)
 @requires("sample:read")
-def get_sample(code: str):  # type: ignore[no-untyped-def]
+def get_sample(code: str) -> Any:
     """One sample, by barcode."""
     return service.get_sample(get_session(), code, numbering())
 
@@ -49,7 +51,7 @@ def get_sample(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.SplitIn)
 @blp.response(201, schemas.AliquotOut(many=True))
 @requires("aliquot:write")
-def split_sample(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def split_sample(values: dict[str, Any], code: str) -> Any:
     """Split a sample into aliquots, atomically; the new barcodes come back in order.
 
     With ``box``, the new tubes are stored there in the same request (each at its
@@ -84,7 +86,7 @@ def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ig
 @blp.response(200, schemas.AliquotOut(many=True))
 @blp.paginate(SelectPage)
 @requires("aliquot:read")
-def list_aliquots(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_aliquots(filters: dict[str, Any]) -> Any:
     """List aliquots (filter by patient, timepoint, material, type, status, sample)."""
     return service.aliquots_query(current_scope(), **filters)
 
@@ -92,7 +94,7 @@ def list_aliquots(filters: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/aliquots/<code>", methods=["GET"])
 @blp.response(200, schemas.AliquotOut)
 @requires("aliquot:read")
-def get_aliquot(code: str):  # type: ignore[no-untyped-def]
+def get_aliquot(code: str) -> Any:
     """One aliquot, by barcode."""
     return service.get_aliquot(get_session(), code, numbering())
 
@@ -101,7 +103,7 @@ def get_aliquot(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.SplitIn)
 @blp.response(201, schemas.AliquotOut(many=True))
 @requires("aliquot:write")
-def split_aliquot(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def split_aliquot(values: dict[str, Any], code: str) -> Any:
     """Split an aliquot into aliquots (DNA from a cell pellet), atomically; ``box`` as for
     a sample."""
     return _split(service.get_aliquot(get_session(), code, numbering()), values)
@@ -111,7 +113,7 @@ def split_aliquot(values: dict, code: str):  # type: ignore[no-untyped-def,type-
 @blp.arguments(schemas.StatusIn)
 @blp.response(200, schemas.AliquotOut)
 @requires("aliquot:write")
-def change_status(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def change_status(values: dict[str, Any], code: str) -> Any:
     """Change an aliquot's status; an illegal transition is a 409 naming both states."""
     session = get_session()
     aliquot = service.get_aliquot(session, code, numbering())

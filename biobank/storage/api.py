@@ -3,6 +3,8 @@ temperature excursions and capacity."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -50,7 +52,7 @@ def _tube_answer(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/box-types", methods=["GET"])
 @blp.response(200, schemas.BoxTypeOut(many=True))
 @requires("storage:read")
-def list_box_types():  # type: ignore[no-untyped-def]
+def list_box_types() -> Any:
     """List box types: grids with their position naming, and grid-free bags and bins."""
     return get_session().scalars(select(BoxType).order_by(BoxType.code)).all()
 
@@ -59,7 +61,7 @@ def list_box_types():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.BoxTypeIn)
 @blp.response(201, schemas.BoxTypeOut)
 @requires("storage:configure")
-def create_box_type(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_box_type(values: dict[str, Any]) -> Any:
     """Add a box type."""
     return service.create_box_type(get_session(), current_actor(), values)
 
@@ -67,7 +69,7 @@ def create_box_type(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/freezers", methods=["GET"])
 @blp.response(200, schemas.ContainerOut(many=True))
 @requires("storage:read")
-def list_freezers():  # type: ignore[no-untyped-def]
+def list_freezers() -> Any:
     """List freezers and LN2 tanks, by site and name."""
     session = get_session()
     freezers = session.scalars(service.containers_query(current_scope(), "freezer")).all()
@@ -82,7 +84,7 @@ def list_freezers():  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.FreezerIn)
 @blp.response(201, schemas.ContainerOut)
 @requires("storage:configure")
-def create_freezer(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_freezer(values: dict[str, Any]) -> Any:
     """Register a freezer or LN2 tank at a site; the service issues its barcode."""
     session = get_session()
     freezer = service.create_freezer(session, current_actor(), values, numbering())
@@ -93,7 +95,7 @@ def create_freezer(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.ContainerIn)
 @blp.response(201, schemas.ContainerOut)
 @requires("storage:write")
-def create_container(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_container(values: dict[str, Any]) -> Any:
     """Add a shelf, rack, drawer, tower… inside a freezer or another holder."""
     session = get_session()
     container = service.create_container(session, current_actor(), values, numbering())
@@ -103,7 +105,7 @@ def create_container(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/containers/<code>", methods=["GET"])
 @blp.response(200, schemas.ContainerOut)
 @requires("storage:read")
-def get_container(code: str):  # type: ignore[no-untyped-def]
+def get_container(code: str) -> Any:
     """A freezer, holder or box: its path and what it directly holds."""
     return whereabouts.describe_container(get_session(), _container(code))
 
@@ -112,7 +114,7 @@ def get_container(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.MoveContainerIn)
 @blp.response(200, schemas.ContainerOut)
 @requires("storage:write")
-def move_container(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def move_container(values: dict[str, Any], code: str) -> Any:
     """Move a box or a rack (with all it holds) into another container, in one go."""
     session = get_session()
     container = _container(code)
@@ -137,7 +139,7 @@ class BoxPage(SelectPage):
 @blp.response(200, schemas.BoxOut(many=True))
 @blp.paginate(BoxPage)
 @requires("storage:read")
-def list_boxes(filters: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_boxes(filters: dict[str, Any]) -> Any:
     """List boxes (filter by box type, or by a container they are in), with their paths."""
     query = service.containers_query(current_scope(), "box")
     if filters.get("box_type"):
@@ -152,7 +154,7 @@ def list_boxes(filters: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.BoxIn)
 @blp.response(201, schemas.BoxOut)
 @requires("storage:write")
-def create_box(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_box(values: dict[str, Any]) -> Any:
     """Add a box (or bag) inside a holder; the service issues its barcode."""
     session = get_session()
     box = service.create_box(session, current_actor(), values, numbering())
@@ -162,7 +164,7 @@ def create_box(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/boxes/<code>", methods=["GET"])
 @blp.response(200, schemas.BoxOut)
 @requires("storage:read")
-def get_box(code: str):  # type: ignore[no-untyped-def]
+def get_box(code: str) -> Any:
     """One box: its type, path and how full it is."""
     return boxmap.describe_boxes(get_session(), [_box(code)])[0]
 
@@ -170,7 +172,7 @@ def get_box(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/boxes/<code>/map", methods=["GET"])
 @blp.response(200, schemas.BoxMapOut)
 @requires("storage:read")
-def box_map(code: str):  # type: ignore[no-untyped-def]
+def box_map(code: str) -> Any:
     """The box map: every position with its tube, in a fixed number of queries."""
     return boxmap.box_map(get_session(), _box(code))
 
@@ -179,7 +181,7 @@ def box_map(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.CountQuery, location="query")
 @blp.response(200, schemas.OfferOut)
 @requires("storage:read")
-def suggest_in_box(args: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def suggest_in_box(args: dict[str, Any], code: str) -> Any:
     """Free positions in this box for N tubes, in one unbroken run where possible."""
     return boxmap.suggest(get_session(), _box(code), args["count"])
 
@@ -188,7 +190,7 @@ def suggest_in_box(args: dict, code: str):  # type: ignore[no-untyped-def,type-a
 @blp.arguments(schemas.SuggestQuery, location="query")
 @blp.response(200, schemas.OfferOut(many=True))
 @requires("storage:read")
-def suggest(args: dict):  # type: ignore[no-untyped-def,type-arg]
+def suggest(args: dict[str, Any]) -> Any:
     """Where to store N new tubes: one box with an unbroken run, else spread over boxes."""
     session = get_session()
     within = _container(args["within"], "within") if args.get("within") else None
@@ -200,7 +202,7 @@ def suggest(args: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/storage/capacity", methods=["GET"])
 @blp.response(200, schemas.CapacityOut)
 @requires("storage:read")
-def capacity():  # type: ignore[no-untyped-def]
+def capacity() -> Any:
     """Occupied and free positions per freezer and per box type."""
     return boxmap.capacity(get_session())
 
@@ -214,7 +216,7 @@ def capacity():  # type: ignore[no-untyped-def]
                  "example": "TR00012345,A1,FX05653701\nTR00012345,A2,NO READ\n"}}})
 @blp.response(200, schemas.ReconciliationOut)
 @requires("storage:write")
-def scan_upload(code: str):  # type: ignore[no-untyped-def]
+def scan_upload(code: str) -> Any:
     """Compare a rack-scanner CSV with the box; changes nothing, returns a token to confirm."""
     box = _box(code)
     if request.mimetype not in CSV_TYPES:
@@ -235,7 +237,7 @@ def scan_upload(code: str):  # type: ignore[no-untyped-def]
                                    "preview (rack mismatch, unknown tubes, unreadable wells) "
                                    "is not acknowledged")
 @requires("storage:write")
-def scan_confirm(values: dict, code: str, token: str):  # type: ignore[no-untyped-def,type-arg]
+def scan_confirm(values: dict[str, Any], code: str, token: str) -> Any:
     """Apply a previewed scan: every move at once; 409 if the box changed since or a finding
     is not acknowledged."""
     return reconcile.confirm(get_session(), current_actor(), _box(code), token,
@@ -247,7 +249,7 @@ def scan_confirm(values: dict, code: str, token: str):  # type: ignore[no-untype
 @blp.route("/aliquots/<code>/location", methods=["GET"])
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:read")
-def location(code: str):  # type: ignore[no-untyped-def]
+def location(code: str) -> Any:
     """Where a tube is (box, position, path), whether it is thawed, its condition notes."""
     return _tube_answer(code)
 
@@ -256,7 +258,7 @@ def location(code: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PlaceIn)
 @blp.response(201, schemas.TubeStorageOut)
 @requires("storage:write")
-def place(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def place(values: dict[str, Any], code: str) -> Any:
     """Store a tube in a box position: 422 outside the grid, 409 if the place is taken."""
     session = get_session()
     aliquot = get_aliquot(session, code, numbering())
@@ -269,7 +271,7 @@ def place(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.PlaceIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def move(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def move(values: dict[str, Any], code: str) -> Any:
     """Move a stored tube to another position (in this box or another)."""
     session = get_session()
     aliquot = get_aliquot(session, code, numbering())
@@ -285,7 +287,7 @@ def move(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.BulkMoveIn)
 @blp.response(200, schemas.MovedOut)
 @requires("storage:write")
-def bulk_move(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def bulk_move(values: dict[str, Any]) -> Any:
     """Move many tubes at once (swaps included): all or nothing, one event per tube."""
     session = get_session()
     moves = []
@@ -316,7 +318,7 @@ def _aliquot_field(code: str, field: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ReasonIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def take_out(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def take_out(values: dict[str, Any], code: str) -> Any:
     """Take a tube out of the freezer; its place stays kept for it."""
     session = get_session()
     operations.take_out(session, current_actor(), get_aliquot(session, code, numbering()),
@@ -328,7 +330,7 @@ def take_out(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.ElsewhereIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def put_back(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def put_back(values: dict[str, Any], code: str) -> Any:
     """Put a taken-out tube back: in its kept place, or in the box and position given."""
     session = get_session()
     box = _box(values["box"], "box") if values["box"] else None
@@ -341,7 +343,7 @@ def put_back(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.ReasonIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def thaw(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def thaw(values: dict[str, Any], code: str) -> Any:
     """Thaw a tube: its freeze–thaw count goes up; it leaves its (kept) place."""
     session = get_session()
     operations.thaw(session, current_actor(), get_aliquot(session, code, numbering()),
@@ -353,7 +355,7 @@ def thaw(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.ElsewhereIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def refreeze(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def refreeze(values: dict[str, Any], code: str) -> Any:
     """Refreeze a thawed tube, in its kept place or in the box and position given."""
     session = get_session()
     box = _box(values["box"], "box") if values["box"] else None
@@ -366,7 +368,7 @@ def refreeze(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.MissingIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def mark_missing(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def mark_missing(values: dict[str, Any], code: str) -> Any:
     """Mark a tube missing (not where it should be); its place stays kept."""
     session = get_session()
     operations.mark_missing(session, current_actor(), get_aliquot(session, code, numbering()),
@@ -378,7 +380,7 @@ def mark_missing(values: dict, code: str):  # type: ignore[no-untyped-def,type-a
 @blp.arguments(schemas.ElsewhereIn)
 @blp.response(200, schemas.TubeStorageOut)
 @requires("storage:write")
-def mark_found(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def mark_found(values: dict[str, Any], code: str) -> Any:
     """A missing tube is found: available again, in its kept place or where it was found."""
     session = get_session()
     box = _box(values["box"], "box") if values["box"] else None
@@ -393,7 +395,7 @@ def mark_found(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg
 @blp.arguments(schemas.ExcursionIn)
 @blp.response(201, schemas.ExcursionOut)
 @requires("storage:write")
-def record_excursion(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def record_excursion(values: dict[str, Any], code: str) -> Any:
     """Record a temperature excursion; every tube inside during it gets a condition note."""
     return excursions.record(get_session(), current_actor(), _container(code), values)
 
@@ -401,7 +403,7 @@ def record_excursion(values: dict, code: str):  # type: ignore[no-untyped-def,ty
 @blp.route("/freezers/<code>/excursions", methods=["GET"])
 @blp.response(200, schemas.ExcursionOut(many=True))
 @requires("storage:read")
-def list_excursions(code: str):  # type: ignore[no-untyped-def]
+def list_excursions(code: str) -> Any:
     """A freezer's temperature excursions, newest first, with the tubes flagged."""
     session = get_session()
     return [excursions.describe(session, e)
@@ -411,7 +413,7 @@ def list_excursions(code: str):  # type: ignore[no-untyped-def]
 @blp.route("/excursions/<excursion_id>", methods=["GET"])
 @blp.response(200, schemas.ExcursionOut)
 @requires("storage:read")
-def get_excursion(excursion_id: str):  # type: ignore[no-untyped-def]
+def get_excursion(excursion_id: str) -> Any:
     """One temperature excursion with the tubes that sat through it."""
     session = get_session()
     return excursions.describe(session, excursions.get(session, excursion_id))

@@ -3,6 +3,8 @@ page makes), its undo, and a manager letting a box mix types and temperatures.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
@@ -91,7 +93,7 @@ class MixingOut(Schema):
 @blp.alt_response(409, description="refused: the tube does not fit the box, or cannot be "
                   "stored; the message says why")
 @requires("storage:write")
-def scan_in(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def scan_in(values: dict[str, Any], code: str) -> Any:
     """A tube scanned with this box open: stored, a question first, or refused (409)."""
     session = get_session()
     box = service.get_box(session, code, numbering(), "box")
@@ -106,7 +108,7 @@ def scan_in(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
 @blp.response(200, DoneOut)
 @blp.alt_response(409, description="the tube is no longer where the station put it")
 @requires("storage:write")
-def scan_in_undo(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def scan_in_undo(values: dict[str, Any], code: str) -> Any:
     """Undo a station change: the tube moves back (recorded as a move), nothing deleted."""
     session = get_session()
     number = numbering()
@@ -123,7 +125,7 @@ def scan_in_undo(values: dict, code: str):  # type: ignore[no-untyped-def,type-a
 @blp.arguments(MixingIn)
 @blp.response(200, MixingOut)
 @requires("storage:configure")
-def set_mixing(values: dict, code: str):  # type: ignore[no-untyped-def,type-arg]
+def set_mixing(values: dict[str, Any], code: str) -> Any:
     """Allow a box to hold tubes of other types or temperatures (or stop it), with a reason."""
     session = get_session()
     box = station.allow_mixing(session, current_actor(), service.get_box(

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import or_
 
+from biobank import clock
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor, current_scope
 from biobank.db import get_session
@@ -17,7 +19,6 @@ from biobank.storage import boxmap, reconcile
 from biobank.storage import service as storage
 from biobank.storage.models import Container
 from biobank.storage.rackscan import MAX_SCAN_BYTES
-from biobank import clock
 from biobank.web.common import csv_download, page_blueprint
 
 bp = page_blueprint("web_boxes", __name__)
@@ -43,7 +44,7 @@ def _box(code: str) -> Container:
 
 @bp.get("/boxes")
 @requires("storage:read")
-def box_list():  # type: ignore[no-untyped-def]
+def box_list() -> ResponseReturnValue:
     """Boxes with their paths and how full they are (filter by name or code)."""
     session = get_session()
     text = request.args.get("q", "").strip()
@@ -63,7 +64,7 @@ def box_list():  # type: ignore[no-untyped-def]
 
 @bp.get("/boxes/<code>")
 @requires("storage:read")
-def box_page(code: str):  # type: ignore[no-untyped-def]
+def box_page(code: str) -> ResponseReturnValue:
     """A box's map as a picture: status and consent by colour and text, free places shown."""
     box = boxmap.box_map(get_session(), _box(code))
     printed_at = clock.now().astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M %Z")
@@ -73,7 +74,7 @@ def box_page(code: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/boxes/<code>/rack-scan")
 @requires("storage:write")
-def rack_scan_form(code: str):  # type: ignore[no-untyped-def]
+def rack_scan_form(code: str) -> ResponseReturnValue:
     """The form to upload a rack scanner's CSV file for a box."""
     box = boxmap.box_map(get_session(), _box(code))
     return render_template("web/rack_scan.html", box=box, preview=None, cells={})
@@ -108,7 +109,7 @@ def grid_findings(preview: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 @bp.post("/boxes/<code>/rack-scan")
 @requires("storage:write")
-def rack_scan_preview(code: str):  # type: ignore[no-untyped-def]
+def rack_scan_preview(code: str) -> ResponseReturnValue:
     """Compare the uploaded scan with the box; nothing changes until it is confirmed."""
     session = get_session()
     box = _box(code)
@@ -124,7 +125,7 @@ def rack_scan_preview(code: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/boxes/<code>/rack-scan/<token>/confirm")
 @requires("storage:write")
-def rack_scan_confirm(code: str, token: str):  # type: ignore[no-untyped-def]
+def rack_scan_confirm(code: str, token: str) -> ResponseReturnValue:
     """Apply a previewed rack scan: every move at once (refused if the box changed or a
     finding is not acknowledged)."""
     known = set(reconcile.FINDINGS)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request
+from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
@@ -55,7 +56,7 @@ def load_form(schema: Schema, form: Mapping[str, str]) -> dict[str, Any]:
                                 if key in known and value.strip()})
 
 
-def refusal(exc: DomainError):  # type: ignore[no-untyped-def]
+def refusal(exc: DomainError) -> ResponseReturnValue:
     """A rule refused what a page asked: the message in words, with the API's status."""
     if wants_fragment():
         return render_template("web/_refusal.html", error=exc.message), exc.status_code
@@ -63,7 +64,7 @@ def refusal(exc: DomainError):  # type: ignore[no-untyped-def]
         exc.status_code
 
 
-def _integrity(exc: IntegrityError):  # type: ignore[no-untyped-def]
+def _integrity(exc: IntegrityError) -> ResponseReturnValue:
     field = integrity_field(exc)
     return refusal(Conflict(f"{field or 'a value'} is already taken or refers to nothing: "
                                "look again and retry"))
@@ -82,7 +83,7 @@ def install(app: Flask) -> None:
     from biobank.storage.station import bench_status
 
     @app.context_processor
-    def _page_helpers():  # type: ignore[no-untyped-def]
+    def _page_helpers() -> dict[str, Any]:
         return {"may": may, "bench_status": bench_status}
 
 

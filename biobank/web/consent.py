@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from biobank import clock
-
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.consent import (
@@ -49,7 +49,7 @@ def _number(value: str, what: str) -> int:
 
 @bp.get("/consent")
 @requires("consent:read")
-def desk():  # type: ignore[no-untyped-def]
+def desk() -> ResponseReturnValue:
     """The consent desk: withdrawals with outstanding actions, re-consents due, recalls."""
     session = get_session()
     months = request.args.get("months", "")
@@ -71,7 +71,7 @@ def desk():  # type: ignore[no-untyped-def]
 DESK_LISTS = ("outstanding", "due", "tasks", "recalls", "withdrawals")
 
 
-def _desk_csv(session: Any, wanted: str, months: int):  # type: ignore[no-untyped-def]
+def _desk_csv(session: Any, wanted: str, months: int) -> ResponseReturnValue:
     if wanted in ("outstanding", "withdrawals"):
         views = followup.withdrawals(session, outstanding_only=wanted == "outstanding")
         return csv_download(f"consent-{wanted}", [
@@ -107,7 +107,7 @@ def _form_choices() -> dict[str, Any]:
 
 
 def _record_page(patient: Patient, values: dict[str, str], error: str | None = None,
-                 status: int = 200):  # type: ignore[no-untyped-def]
+                 status: int = 200) -> ResponseReturnValue:
     current = service.patient_consent(get_session(), patient).current
     return render_template("web/consent_record.html", patient=patient, values=values,
                            error=error, current=current, **_form_choices()), status
@@ -115,7 +115,7 @@ def _record_page(patient: Patient, values: dict[str, str], error: str | None = N
 
 @bp.get("/patients/<study_id>/consent/new")
 @requires("consent:write")
-def record_form(study_id: str):  # type: ignore[no-untyped-def]
+def record_form(study_id: str) -> ResponseReturnValue:
     """The form to record what a signed consent form says for one component."""
     patient = get_patient(get_session(), study_id)
     return _record_page(patient, {"component": request.args.get("component", "storage")})
@@ -123,7 +123,7 @@ def record_form(study_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/patients/<study_id>/consent/new")
 @requires("consent:write")
-def record(study_id: str):  # type: ignore[no-untyped-def]
+def record(study_id: str) -> ResponseReturnValue:
     """Record consent for one component (or correct the current entry)."""
     session = get_session()
     patient = get_patient(session, study_id)
@@ -139,7 +139,7 @@ def record(study_id: str):  # type: ignore[no-untyped-def]
 
 
 def _withdraw_page(patient: Patient, values: dict[str, str], impact: Any = None,
-                   error: str | None = None, status: int = 200):  # type: ignore[no-untyped-def]
+                   error: str | None = None, status: int = 200) -> ResponseReturnValue:
     session = get_session()
     scopes = ["all", "storage", "data", *(s.code for s in service.list_substudies(session))]
     return render_template("web/consent_withdraw.html", patient=patient, values=values,
@@ -182,7 +182,7 @@ def _by_box(session: Any, impact: Any) -> list[dict[str, Any]]:
 
 @bp.get("/patients/<study_id>/consent/withdraw")
 @requires("consent:write")
-def withdraw_form(study_id: str):  # type: ignore[no-untyped-def]
+def withdraw_form(study_id: str) -> ResponseReturnValue:
     """The withdrawal form; its first step shows the impact without recording anything."""
     patient = get_patient(get_session(), study_id)
     # No signer is assumed (the officer says who asked); the day is today where the biobank is.
@@ -192,7 +192,7 @@ def withdraw_form(study_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/patients/<study_id>/consent/withdraw")
 @requires("consent:write")
-def withdraw(study_id: str):  # type: ignore[no-untyped-def]
+def withdraw(study_id: str) -> ResponseReturnValue:
     """Preview a withdrawal's impact (step=preview) or record it (step=confirm)."""
     session = get_session()
     patient = get_patient(session, study_id)
@@ -214,7 +214,7 @@ def withdraw(study_id: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/consent/withdrawals/<withdrawal_id>")
 @requires("consent:read")
-def withdrawal_page(withdrawal_id: str):  # type: ignore[no-untyped-def]
+def withdrawal_page(withdrawal_id: str) -> ResponseReturnValue:
     """One withdrawal: its destruction tasks (with where each tube is) and recall notices."""
     detail = followup.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal"))
     return render_template("web/withdrawal.html", detail=detail)
@@ -222,7 +222,7 @@ def withdrawal_page(withdrawal_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/withdrawals/<withdrawal_id>/correction")
 @requires("consent:write")
-def correct_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
+def correct_withdrawal(withdrawal_id: str) -> ResponseReturnValue:
     """Correct a withdrawal entered in error, then show it with what the correction did."""
     session = get_session()
     number = _number(withdrawal_id, "withdrawal")
@@ -241,7 +241,7 @@ def correct_withdrawal(withdrawal_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/destruction-tasks/<task_id>/done")
 @requires("aliquot:write")
-def task_done(task_id: str):  # type: ignore[no-untyped-def]
+def task_done(task_id: str) -> ResponseReturnValue:
     """The tube was destroyed: close its destruction task."""
     view = followup.complete_task(get_session(), current_actor(),
                                  _number(task_id, "destruction task"))
@@ -252,7 +252,7 @@ def task_done(task_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/anonymisation-tasks/<task_id>/done")
 @requires("aliquot:write")
-def anonymisation_task_done(task_id: str):  # type: ignore[no-untyped-def]
+def anonymisation_task_done(task_id: str) -> ResponseReturnValue:
     """The anonymised tube was relabelled: close its task (which then forgets the tube)."""
     view = anonymise.complete_task(get_session(), current_actor(),
                                    _number(task_id, "anonymisation task"))
@@ -263,7 +263,7 @@ def anonymisation_task_done(task_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/consent/recalls/<notice_id>/acknowledge")
 @requires("consent:write")
-def recall_acknowledged(notice_id: str):  # type: ignore[no-untyped-def]
+def recall_acknowledged(notice_id: str) -> ResponseReturnValue:
     """The recipient confirmed a recall notice."""
     view = followup.acknowledge_recall(get_session(), current_actor(),
                                       _number(notice_id, "recall notice"))

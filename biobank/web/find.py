@@ -4,6 +4,7 @@ or a request number leads straight to its page; anything else says what was trie
 from __future__ import annotations
 
 from flask import redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
 from biobank.auth import scope
@@ -50,7 +51,7 @@ def _target(q: str) -> str | None:
 
 @bp.get("/find")
 @requires("user:self")
-def find():  # type: ignore[no-untyped-def]
+def find() -> ResponseReturnValue:
     """Go to what a study ID, barcode or request number names (or say nothing matched)."""
     q = request.args.get("q", "").strip()
     if q and len(q) <= MAX_QUERY and q.isprintable():

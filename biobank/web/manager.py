@@ -6,6 +6,7 @@ manifest page of the requests API)."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from biobank.auth.permissions import requires
@@ -28,7 +29,7 @@ bp = page_blueprint("web_manager", __name__)
 
 
 def _printers_page(values: dict[str, str], error: str | None = None,
-                   status: int = 200):  # type: ignore[no-untyped-def]
+                   status: int = 200) -> ResponseReturnValue:
     session = get_session()
     sites = list(session.scalars(select(Site.code).order_by(Site.code)))
     templates = [t for t in registry().describe() if t["kind"] == "aliquot"]
@@ -39,14 +40,14 @@ def _printers_page(values: dict[str, str], error: str | None = None,
 
 @bp.get("/printers")
 @requires("printer:admin")
-def printers():  # type: ignore[no-untyped-def]
+def printers() -> ResponseReturnValue:
     """The label printers, and the form to register one."""
     return _printers_page({"port": "9100", "dpi": "300"})
 
 
 @bp.post("/printers")
 @requires("printer:admin")
-def register_printer():  # type: ignore[no-untyped-def]
+def register_printer() -> ResponseReturnValue:
     """Register a network label printer (raw ZPL on a TCP port)."""
     session = get_session()
     try:
@@ -62,13 +63,13 @@ def register_printer():  # type: ignore[no-untyped-def]
 
 # --- requests: decide, allocate, pick, ship ---------------------------------------------
 
-def _back(number: str):  # type: ignore[no-untyped-def]
+def _back(number: str) -> ResponseReturnValue:
     return redirect(url_for("web_researcher.request_page", number=number), 303)
 
 
 @bp.post("/requests/<number>/approve")
 @requires("request:decide")
-def approve_request(number: str):  # type: ignore[no-untyped-def]
+def approve_request(number: str) -> ResponseReturnValue:
     """Approve a submitted request (never one's own), with an optional note."""
     values = load_form(request_schemas.ApproveIn(), {"note": request.form.get("note", "")})
     lifecycle.approve(get_session(), asker(), number, None, values["note"])
@@ -78,7 +79,7 @@ def approve_request(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/reject")
 @requires("request:decide")
-def reject_request(number: str):  # type: ignore[no-untyped-def]
+def reject_request(number: str) -> ResponseReturnValue:
     """Reject a submitted request, saying why."""
     values = load_values(request_schemas.RequestReasonIn(),
                          {"reason": request.form.get("reason", "").strip()})
@@ -89,7 +90,7 @@ def reject_request(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/allocate")
 @requires("request:decide")
-def allocate_request(number: str):  # type: ignore[no-untyped-def]
+def allocate_request(number: str) -> ResponseReturnValue:
     """Reserve the approved request's tubes (all or nothing unless partial is allowed)."""
     session = get_session()
     try:
@@ -105,7 +106,7 @@ def allocate_request(number: str):  # type: ignore[no-untyped-def]
 
 
 def _pick_page(number: str, error: str | None = None, message: str | None = None,
-               status: int = 200):  # type: ignore[no-untyped-def]
+               status: int = 200) -> ResponseReturnValue:
     found, tubes = picking.pick_list(get_session(), asker(), number)
     return render_template("web/pick_list.html", request_=found, tubes=tubes, error=error,
                            message=message), status
@@ -113,14 +114,14 @@ def _pick_page(number: str, error: str | None = None, message: str | None = None
 
 @bp.get("/requests/<number>/pick-list")
 @requires("request:pick")
-def pick_list(number: str):  # type: ignore[no-untyped-def]
+def pick_list(number: str) -> ResponseReturnValue:
     """The pick list in freezer order (printable), with a scan field to pick tubes."""
     return _pick_page(number)
 
 
 @bp.post("/requests/<number>/pick")
 @requires("request:pick")
-def pick_tube(number: str):  # type: ignore[no-untyped-def]
+def pick_tube(number: str) -> ResponseReturnValue:
     """A tube scanned out for the request; one not in it is refused in words."""
     session = get_session()
     try:
@@ -139,7 +140,7 @@ def pick_tube(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/drop")
 @requires("request:pick")
-def drop_tube(number: str):  # type: ignore[no-untyped-def]
+def drop_tube(number: str) -> ResponseReturnValue:
     """Take one tube out of the request before shipping, with a reason and a note of the
     discrepancy found (both kept in the tube's custody event)."""
     form = request.form
@@ -163,7 +164,7 @@ def drop_tube(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/ship")
 @requires("request:ship")
-def ship_request(number: str):  # type: ignore[no-untyped-def]
+def ship_request(number: str) -> ResponseReturnValue:
     """Ship the picked tubes (the consent gate runs again); then print the manifest."""
     values = load_form(request_schemas.ShipIn(), request.form)
     done = shipping.ship(get_session(), asker(), number, values)

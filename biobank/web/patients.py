@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from biobank.auth.permissions import requires
@@ -27,7 +28,7 @@ MATERIAL_ORDER = ("BM", "PB", "CSF")
 
 @bp.get("/patients")
 @requires("patient:read")
-def patient_list():  # type: ignore[no-untyped-def]
+def patient_list() -> ResponseReturnValue:
     """Patients by study ID (filter by text, site or risk group)."""
     args = request.args
     query = patients.patients_query(current_scope(), site=args.get("site") or None,
@@ -66,7 +67,7 @@ def _tubes(session: Session, study_id: str) -> list[dict[str, Any]]:
 
 @bp.get("/patients/<study_id>")
 @requires("patient:read")
-def patient_page(study_id: str):  # type: ignore[no-untyped-def]
+def patient_page(study_id: str) -> ResponseReturnValue:
     """A patient: what arrived per timepoint and material, risk groups, consent, tubes."""
     session = get_session()
     patient = patients.get_patient(session, study_id, with_history=True)

@@ -17,6 +17,7 @@ from flask import (
     request,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from PIL import Image
 
 from biobank.auth.permissions import requires
@@ -48,7 +49,7 @@ def default_printer(printers: list) -> str | None:  # type: ignore[type-arg]
 
 @bp.get("/printers/<name>/reachable")
 @requires("label:print")
-def reachable(name: str):  # type: ignore[no-untyped-def]
+def reachable(name: str) -> ResponseReturnValue:
     """Whether a printer answers on its port now (the card shows it; no label is sent)."""
     printer = labels.get_printer(get_session(), name)
     timeout = min(float(current_app.config["PRINTER_TIMEOUT"]), 0.5)
@@ -72,7 +73,7 @@ def reachable(name: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/scan/<code>/label.<fmt>")
 @requires("aliquot:read")
-def download_label(code: str, fmt: str):  # type: ignore[no-untyped-def]
+def download_label(code: str, fmt: str) -> ResponseReturnValue:
     """A tube's label to print elsewhere: PNG or PDF (any printer), ZPL (a Zebra)."""
     if fmt not in MIME:
         raise Invalid(f"unknown format {fmt!r}: png, pdf or zpl", field="format")
@@ -106,7 +107,7 @@ def download_label(code: str, fmt: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/printers/queue")
 @requires("label:print")
-def print_queue():  # type: ignore[no-untyped-def]
+def print_queue() -> ResponseReturnValue:
     """Labels waiting for a printer that did not answer, by printer, to print or remove."""
     session = get_session()
     by_printer: dict[str, list[label_queue.Waiting]] = {}
@@ -117,7 +118,7 @@ def print_queue():  # type: ignore[no-untyped-def]
 
 @bp.post("/printers/<name>/queue/print")
 @requires("label:print")
-def print_queued(name: str):  # type: ignore[no-untyped-def]
+def print_queued(name: str) -> ResponseReturnValue:
     """Send a printer everything waiting for it; if it still does not answer, all stays."""
     session = get_session()
     printer = labels.get_printer(session, name)
@@ -137,7 +138,7 @@ def print_queued(name: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/printers/queue/<queue_id>/remove")
 @requires("label:print")
-def remove_queued(queue_id: str):  # type: ignore[no-untyped-def]
+def remove_queued(queue_id: str) -> ResponseReturnValue:
     """Take one label out of the queue (printed another way, or not needed)."""
     number = ascii_id(queue_id)
     if number is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -30,7 +31,7 @@ bp = page_blueprint("web_researcher", __name__)
 
 
 @bp.app_context_processor
-def _recall_banner():  # type: ignore[no-untyped-def]
+def _recall_banner() -> dict[str, Any]:
     # Recalls not yet acknowledged: a banner on top of every page of the researchers and
     # managers who can act on them (read when a page asks for it, not on every template).
     def open_recalls() -> list[tuple[str, str]]:
@@ -92,7 +93,7 @@ def _requests(session: Session, state: str | None = None) -> list[Any]:
 
 @bp.get("/research")
 @requires("request:availability")
-def research():  # type: ignore[no-untyped-def]
+def research() -> ResponseReturnValue:
     """What the sub-study may receive now, with filters; the user's requests and recalls."""
     session = get_session()
     choices = _choices(session)
@@ -126,7 +127,7 @@ def research():  # type: ignore[no-untyped-def]
 
 
 def _form_page(values: MultiDict[str, str], error: str | None = None,
-               status: int = 200):  # type: ignore[no-untyped-def]
+               status: int = 200) -> ResponseReturnValue:
     return render_template("web/request_form.html", values=values, error=error,
                            selected={key: values.getlist(key) for key in LISTS},
                            **_choices(get_session())), status
@@ -134,14 +135,14 @@ def _form_page(values: MultiDict[str, str], error: str | None = None,
 
 @bp.get("/requests/new")
 @requires("request:write")
-def request_form():  # type: ignore[no-untyped-def]
+def request_form() -> ResponseReturnValue:
     """The request form: sub-study, title, purpose, what material, how many patients."""
     return _form_page(request.args)
 
 
 @bp.post("/requests/new")
 @requires("request:write")
-def create_request():  # type: ignore[no-untyped-def]
+def create_request() -> ResponseReturnValue:
     """Make the request (a draft, or submitted at once)."""
     session = get_session()
     form = request.form
@@ -160,7 +161,7 @@ def create_request():  # type: ignore[no-untyped-def]
 
 @bp.get("/requests")
 @requires("request:read")
-def request_list():  # type: ignore[no-untyped-def]
+def request_list() -> ResponseReturnValue:
     """Requests, newest first (researchers: their sub-studies' only), by state."""
     state = request.args.get("state") or None
     if state is not None and state not in STATES:
@@ -179,7 +180,7 @@ def request_list():  # type: ignore[no-untyped-def]
 
 @bp.get("/requests/<number>")
 @requires("request:read")
-def request_page(number: str):  # type: ignore[no-untyped-def]
+def request_page(number: str) -> ResponseReturnValue:
     """A request: its state, criteria, tubes, shipment, recalls, and the user's next steps."""
     session = get_session()
     who = asker()
@@ -208,7 +209,7 @@ def request_page(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/submit")
 @requires("request:write")
-def submit(number: str):  # type: ignore[no-untyped-def]
+def submit(number: str) -> ResponseReturnValue:
     """Send a draft to the biobank managers."""
     done = lifecycle.submit(get_session(), asker(), number)
     flash(f"Request {done.number} submitted.")
@@ -217,7 +218,7 @@ def submit(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/cancel")
 @requires("request:cancel")
-def cancel(number: str):  # type: ignore[no-untyped-def]
+def cancel(number: str) -> ResponseReturnValue:
     """Cancel a request before it ships, saying why."""
     values = load_values(schemas.RequestReasonIn(),
                          {"reason": request.form.get("reason", "").strip()})
@@ -236,7 +237,7 @@ def _notice(value: str) -> int:
 
 @bp.post("/requests/<number>/recalls/<notice_id>/acknowledge")
 @requires("request:recall")
-def recall_read(number: str, notice_id: str):  # type: ignore[no-untyped-def]
+def recall_read(number: str, notice_id: str) -> ResponseReturnValue:
     """The researcher has read a recall notice."""
     recalls.acknowledge_tube(get_session(), asker(), number, _notice(notice_id))
     flash("Recall acknowledged.")
@@ -245,7 +246,7 @@ def recall_read(number: str, notice_id: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/recalls/<notice_id>/destroyed")
 @requires("request:recall")
-def recall_destroyed(number: str, notice_id: str):  # type: ignore[no-untyped-def]
+def recall_destroyed(number: str, notice_id: str) -> ResponseReturnValue:
     """The researcher destroyed a recalled tube."""
     recalls.report_tube_destroyed(get_session(), asker(), number, _notice(notice_id))
     flash("Destruction of the recalled tube recorded.")
@@ -254,7 +255,7 @@ def recall_destroyed(number: str, notice_id: str):  # type: ignore[no-untyped-de
 
 @bp.post("/requests/<number>/receive")
 @requires("request:receipt")
-def receive(number: str):  # type: ignore[no-untyped-def]
+def receive(number: str) -> ResponseReturnValue:
     """The tubes arrived (a note for the whole shipment; per-tube notes through the API)."""
     values = load_values(schemas.ReceiveIn(), {"note": request.form.get("note", "").strip()
                                                or None})
@@ -265,7 +266,7 @@ def receive(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/consumed")
 @requires("request:receipt")
-def consumed(number: str):  # type: ignore[no-untyped-def]
+def consumed(number: str) -> ResponseReturnValue:
     """Tubes used up by the recipient (scanned or typed, one per line)."""
     values = load_values(schemas.ConsumedIn(), {
         "barcodes": request.form.get("barcodes", "").split(),
@@ -278,7 +279,7 @@ def consumed(number: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/requests/<number>/close")
 @requires("request:receipt")
-def close(number: str):  # type: ignore[no-untyped-def]
+def close(number: str) -> ResponseReturnValue:
     """Close a received request once every tube is accounted for."""
     lifecycle.close(get_session(), asker(), number)
     flash(f"Request {number} closed.")

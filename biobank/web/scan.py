@@ -6,27 +6,28 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
+from biobank.custody.models import CustodyEvent
 from biobank.db import get_session
 from biobank.errors import DomainError, Invalid
 from biobank.labels import queue as label_queue
 from biobank.labels import service as labels
 from biobank.labels.network import printer_rule
-from biobank.labels.rendering import registry
 from biobank.labels.printers import PrinterError
-from biobank.samples.numbering import numbering
+from biobank.labels.rendering import registry
 from biobank.samples.models import Aliquot
+from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.scan import service as scanning
 from biobank.storage import boxmap, location, operations
-from biobank.storage import station as bench
 from biobank.storage import service as storage
+from biobank.storage import station as bench
 from biobank.storage.models import Container, Thaw
-from biobank.custody.models import CustodyEvent
 from biobank.web import printing
 from biobank.web.common import may, page_blueprint, wants_fragment
 
@@ -111,14 +112,15 @@ def station_view(code: str, box_code: str | None, message: str,
     return view, status
 
 
-def answer(code: str | None, box_code: str | None, **options: Any):  # type: ignore[no-untyped-def]
+def answer(code: str | None, box_code: str | None, **options: Any) -> ResponseReturnValue:
     """The station for the page's script (a piece to swap in) or as a whole page."""
     view, status = station(code, box_code, **options)
     template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
     return render_template(template, **view), status
 
 
-def _after_change(code: str, box_code: str | None, message: str | dict[str, Any]):  # type: ignore[no-untyped-def]
+def _after_change(code: str, box_code: str | None,
+                  message: str | dict[str, Any]) -> ResponseReturnValue:
     # The script gets the new state at once; a plain form post is redirected (no re-post).
     outcome = message if isinstance(message, dict) else None
     message = outcome["message"] if outcome else message  # type: ignore[index]
@@ -158,7 +160,7 @@ def store_in(session: Session, actor: str, aliquot: Aliquot, box: Container,
 
 @bp.get("/scan")
 @requires("scan")
-def scan_station():  # type: ignore[no-untyped-def]
+def scan_station() -> ResponseReturnValue:
     """The scan station page (with ?code= it shows that code's card, ?box= opens a box)."""
     args = request.args
     return answer(args.get("code") or None, args.get("box") or None,
@@ -167,7 +169,7 @@ def scan_station():  # type: ignore[no-untyped-def]
 
 @bp.get("/scan/card")
 @requires("scan")
-def scan_card():  # type: ignore[no-untyped-def]
+def scan_card() -> ResponseReturnValue:
     """The card of a scanned code (with the open box's map), for the station's script."""
     args = request.args
     return answer(args.get("code") or None, args.get("box") or None,
@@ -176,7 +178,7 @@ def scan_card():  # type: ignore[no-untyped-def]
 
 @bp.post("/scan/place")
 @requires("storage:write")
-def scan_into_box():  # type: ignore[no-untyped-def]
+def scan_into_box() -> ResponseReturnValue:
     """A code scanned while a box is open: a tube goes into it, a box opens instead."""
     form = request.form
     code, box_code = form.get("code", "").strip(), form.get("box", "").strip() or None
@@ -199,7 +201,7 @@ def scan_into_box():  # type: ignore[no-untyped-def]
 
 @bp.post("/scan/<code>/undo")
 @requires("storage:write")
-def undo_station(code: str):  # type: ignore[no-untyped-def]
+def undo_station(code: str) -> ResponseReturnValue:
     """Undo the station's last change of a tube: back where it was, recorded as a move."""
     form = request.form
     box_code = form.get("open_box") or None
@@ -261,7 +263,7 @@ STORAGE_ACTIONS = {
 
 @bp.post("/scan/<code>/storage")
 @requires("storage:write")
-def tube_storage(code: str):  # type: ignore[no-untyped-def]
+def tube_storage(code: str) -> ResponseReturnValue:
     """A storage action from a tube's card: store, move, take out, put back, thaw, refreeze,
     mark missing or found."""
     form = request.form
@@ -279,7 +281,7 @@ def tube_storage(code: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/scan/<code>/print")
 @requires("label:print")
-def print_label(code: str):  # type: ignore[no-untyped-def]
+def print_label(code: str) -> ResponseReturnValue:
     """Print a tube's label on a registered printer (a reprint needs a reason)."""
     form = request.form
     box_code = form.get("open_box") or None
@@ -315,7 +317,7 @@ def _print_the_queue_too(session: Session, printer: Any, timeout: float) -> int:
 
 @bp.post("/scan/<code>/print-queue")
 @requires("label:print")
-def queue_label(code: str):  # type: ignore[no-untyped-def]
+def queue_label(code: str) -> ResponseReturnValue:
     """Queue a tube's label for a printer that is not answering: it prints when it does."""
     form = request.form
     box_code = form.get("open_box") or None

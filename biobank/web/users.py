@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from biobank.auth import admin
@@ -43,13 +44,13 @@ def _form(fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _list_page(values: dict[str, Any], error: str | None = None,
-               status: int = 200):  # type: ignore[no-untyped-def]
+               status: int = 200) -> ResponseReturnValue:
     return render_template("web/users.html", users=admin.list_users(get_session()),
                            values=values, error=error, **_choices()), status
 
 
 def _user_page(username: str, error: str | None = None, status: int = 200,
-               token: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
+               token: dict[str, Any] | None = None) -> ResponseReturnValue:
     user = admin.get_user(get_session(), username)
     return render_template("web/user.html", user=user, error=error, token=token,
                            **_choices()), status
@@ -57,14 +58,14 @@ def _user_page(username: str, error: str | None = None, status: int = 200,
 
 @bp.get("/users")
 @requires("user:admin")
-def users():  # type: ignore[no-untyped-def]
+def users() -> ResponseReturnValue:
     """Every user, and the form to create one."""
     return _list_page({})
 
 
 @bp.post("/users")
 @requires("user:admin")
-def create_user():  # type: ignore[no-untyped-def]
+def create_user() -> ResponseReturnValue:
     """Create a user (then issue a token on their page)."""
     session = get_session()
     try:
@@ -83,7 +84,7 @@ def create_user():  # type: ignore[no-untyped-def]
 
 @bp.get("/users/<username>")
 @requires("user:admin")
-def user_page(username: str):  # type: ignore[no-untyped-def]
+def user_page(username: str) -> ResponseReturnValue:
     """One user: role and scopes to change, tokens to issue and revoke, deactivation."""
     return _user_page(username)
 
@@ -103,7 +104,7 @@ def _act(username: str, action, done: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<username>/change")
 @requires("user:admin")
-def change_user(username: str):  # type: ignore[no-untyped-def]
+def change_user(username: str) -> ResponseReturnValue:
     """Change role, name and scopes (an empty selection clears a scope)."""
     form = _form(("role", "full_name", "reason", "substudies", "sites"))
 
@@ -116,7 +117,7 @@ def change_user(username: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<username>/deactivate")
 @requires("user:admin")
-def deactivate_user(username: str):  # type: ignore[no-untyped-def]
+def deactivate_user(username: str) -> ResponseReturnValue:
     """Deactivate a user: tokens and browser sessions stop at once."""
     form = _form(("reason",))
 
@@ -130,7 +131,7 @@ def deactivate_user(username: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<username>/tokens")
 @requires("user:admin")
-def issue_token(username: str):  # type: ignore[no-untyped-def]
+def issue_token(username: str) -> ResponseReturnValue:
     """Issue a token and show it on this answer only."""
     session = get_session()
     try:
@@ -145,7 +146,7 @@ def issue_token(username: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/users/<username>/tokens/<token_id>/revoke")
 @requires("user:admin")
-def revoke_token(username: str, token_id: str):  # type: ignore[no-untyped-def]
+def revoke_token(username: str, token_id: str) -> ResponseReturnValue:
     """Revoke one token."""
     return _act(username, lambda session, user: admin.revoke_token(
         session, current_actor(), user, token_number(token_id)), "Token revoked.")
