@@ -18,6 +18,7 @@ from biobank.auth.models import ROLES
 from biobank.consent import pseudonym
 from biobank.consent.models import RecallNotice
 from biobank.reference import service as reference
+from biobank.requests.models import RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
@@ -26,7 +27,7 @@ from consent_helpers import FORM, officer  # noqa: F401
 from db_helpers import row_counts
 from requests_helpers import (  # noqa: F401
     ACTOR, NUMBERING, SHIPMENT, allocated, donor, freezer, give, new_request, pick_all,
-    researcher, shipped, store, studies)
+    researcher, shipped, statuses, store, studies)
 
 KIEL = "DE-KIEL"
 TODAY = clock.today()
@@ -228,6 +229,39 @@ def test_what_matches_a_request_now_counts_the_askers_sites_only(world, as_role,
         assert (matching["aliquots"], matching["patients"]) == counted, sites
     kiel = as_role("manager", sites=[KIEL]).get(f"/api/v1/requests/{number}").json
     assert kiel["matching_now"]["aliquots"] == len(world.de.tubes)
+
+
+def _reserved_for(session: Any, number: str) -> set[str]:
+    """The barcodes of the tubes a request holds."""
+    return set(session.scalars(
+        select(Aliquot.barcode).join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+        .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
+        .where(SampleRequest.number == number)))
+
+
+def test_a_kiel_manager_allocates_the_kiel_tubes_they_were_shown(world, as_role, researcher,  # type: ignore[no-untyped-def]  # noqa: F811
+                                                                  session):
+    """A request whose matching tubes lie at both sites (the Kiel patient's, one of them
+    still at NL-PMC, and an NL patient's): a Kiel manager is shown Kiel's tubes matching
+    now, is told the shortfall in those figures, and allocating what there is reserves
+    exactly those tubes; NL-PMC's stay available."""
+    number = new_request(researcher, patients=2, aliquots_per_patient_timepoint=3)
+    kiel_manager = as_role("manager", sites=[KIEL])
+    assert kiel_manager.post(f"/api/v1/requests/{number}/approve", json={}).status_code == 200
+    shown = kiel_manager.get(f"/api/v1/requests/{number}").json["matching_now"]
+    everywhere = as_role("manager").get(f"/api/v1/requests/{number}").json["matching_now"]
+    assert everywhere["aliquots"] > shown["aliquots"] > 0  # tubes at both sites match
+    short = kiel_manager.post(f"/api/v1/requests/{number}/allocate", json={})
+    assert short.status_code == 409, short.json
+    assert short.json["errors"]["found"] == shown
+    answer = kiel_manager.post(f"/api/v1/requests/{number}/allocate",
+                               json={"allow_partial": True})
+    assert answer.status_code == 200, answer.json
+    reserved = _reserved_for(session, number)
+    assert reserved == set(world.de.barcodes) and len(reserved) == shown["aliquots"]
+    assert answer.json["allocation"]["patients_found"] == shown["patients"]
+    assert statuses(session, [world.left.barcode, world.free.barcode]) == {
+        world.left.barcode: "available", world.free.barcode: "available"}
 
 
 # --- the route walk -------------------------------------------------------------------------

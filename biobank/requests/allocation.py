@@ -5,7 +5,8 @@ chosen ones pass the gate tube by tube and are then reserved with one conditiona
 (``status = 'available'`` in its WHERE). On PostgreSQL a concurrent allocation that took a
 tube first makes that UPDATE skip it (after waiting for the other to commit); the tubes
 lost are replaced by picking again. A partial unique index on held allocations is the last
-line: no tube is ever held for two requests.
+line: no tube is ever held for two requests. A site-scoped manager allocates only the tubes
+at their sites (``biobank.auth.scope``), the ones "matching now" counted for them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from biobank.auth import scope
 from biobank.consent import gate
 from biobank.custody.service import record_audit
 from biobank.db import utcnow
@@ -49,7 +51,8 @@ class Candidate:
 
 def candidates(session: Session, request: SampleRequest, filters: availability.Filters,
                mine: set[int], skip: set[int]) -> list[Candidate]:
-    """Tubes that could go to the request: available (or reserved by this allocation)."""
+    """Tubes that could go to the request: available (or reserved by this allocation); a
+    site-scoped manager's, only those at their sites (what "matching now" showed them)."""
     status = Aliquot.status == "available"
     if mine:
         status = or_(status, Aliquot.id.in_(mine))
@@ -59,7 +62,8 @@ def candidates(session: Session, request: SampleRequest, filters: availability.F
              .outerjoin(Patient, Patient.id == Sample.patient_id)
              .where(status, *availability.tube_conditions(filters),
                     *availability.sample_conditions(filters, request.substudy,
-                                                    availability.today())))
+                                                    availability.today()),
+                    *availability.at_sites(scope.of(session))))
     if skip:
         query = query.where(Aliquot.id.not_in(skip))
     return [Candidate(*row) for row in session.execute(query)]

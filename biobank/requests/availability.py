@@ -10,7 +10,8 @@ triggers) unless the criteria look at the tubes themselves (volume, freeze–tha
 then from the tubes. A site-scoped asker counts only the tubes at their sites
 (``biobank.auth.scope``): the tally knows no site (a tube's site is where it is stored,
 which a tally kept per patient cannot follow), so their count is read from the tubes too.
-Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions.
+Allocation (``biobank.requests.allocation``) picks its candidates with the same conditions,
+the scope's included: a site-scoped manager reserves only the tubes they were shown.
 """
 
 from __future__ import annotations
@@ -284,7 +285,7 @@ def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date,
     per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
                          func.count().label("tubes"))
                   .where(Aliquot.status == "available", *tube_conditions(filters),
-                         *_at_sites(within))
+                         *at_sites(within))
                   .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
                   .subquery("per_sample"))
     return (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
@@ -297,9 +298,9 @@ def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date,
             .subquery("groups"))
 
 
-def _at_sites(within: scope.Scope) -> list[ColumnElement[bool]]:
+def at_sites(within: scope.Scope) -> list[ColumnElement[bool]]:
     """The scope's tube rule, or no condition at all for an unscoped asker (their
-    statement stays as it was)."""
+    statement stays as it was): what a site-scoped asker counts, and allocates."""
     return [] if within.everywhere else [scope.aliquot_filter(within, Aliquot.id)]
 
 
@@ -320,5 +321,5 @@ def matching(session: Session, substudy: Substudy, filters: Filters,
         .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
         .where(Aliquot.status == "available", *tube_conditions(filters),
                *sample_conditions(filters, substudy, day),
-               *_at_sites(scope.of(session)))).one()
+               *at_sites(scope.of(session)))).one()
     return {"aliquots": tubes, "patients": patients}
