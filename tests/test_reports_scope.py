@@ -1,6 +1,6 @@
 """Reports under site scopes: a site-scoped user's numbers are those of their sites' patients,
 freezers and tubes by the one site rule (docs/permissions.md, "Site scopes"), counted here
-independently, tube by tube, from where each tube is or was last stored."""
+independently, tube by tube, from where each tube has its place."""
 
 from __future__ import annotations
 

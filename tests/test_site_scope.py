@@ -143,6 +143,37 @@ def test_a_tube_moved_to_kiel_belongs_to_kiel_from_then_on(world, as_role, sessi
     assert nl_tech.get(f"/api/v1/patients/{world.other.study_id}").status_code == 200
 
 
+def _seen_by(code: str, *users: Any) -> list[int]:
+    """What each user gets for GET /api/v1/aliquots/{code}."""
+    return [user.get(f"/api/v1/aliquots/{code}").status_code for user in users]
+
+
+def test_a_shipped_tube_belongs_to_its_patients_site_not_its_last_freezers(  # type: ignore[no-untyped-def]
+        world, as_role, researcher, manager, tech):  # noqa: F811
+    """The Kiel patient's tube stored at NL-PMC is NL-PMC's while it has its place there;
+    shipped to a researcher (shipping clears the place) it is Kiel's, where its patient is
+    enrolled, and no longer NL-PMC's."""
+    kiel_tech = as_role("technician", sites=[KIEL])
+    nl_tech = as_role("technician", sites=["NL-PMC"])
+    tube = world.left.barcode
+    assert _seen_by(tube, kiel_tech, nl_tech) == [404, 200]
+    _, codes = shipped(researcher, manager, tech, patients=1, aliquots_per_patient_timepoint=3)
+    assert tube in codes
+    assert _seen_by(tube, kiel_tech, nl_tech) == [200, 404]
+
+
+def test_a_tube_destroyed_in_its_box_stays_with_the_boxs_site(world, as_role, donor):  # type: ignore[no-untyped-def]  # noqa: F811
+    """A Kiel patient's tube destroyed where it lies at NL-PMC keeps its place there (until
+    the place is given to another tube), and so stays NL-PMC's."""
+    kiel_tech = as_role("technician", sites=[KIEL])
+    nl_tech = as_role("technician", sites=["NL-PMC"])
+    [tube] = donor({"DX": 1}, site=KIEL).barcodes
+    destroyed = as_role("technician").post(f"/api/v1/aliquots/{tube}/status", json={
+        "status": "destroyed", "reason": "tube cracked"})
+    assert destroyed.status_code == 200, destroyed.json
+    assert _seen_by(tube, kiel_tech, nl_tech) == [404, 200]
+
+
 def test_the_tube_rule_in_python_agrees_with_its_sql(world, session):  # type: ignore[no-untyped-def]
     """``admits_tube`` (the scan) and ``aliquot_filter`` (every list) pick the same tubes."""
     for sites in ((KIEL,), ("NL-PMC",), (KIEL, "NL-PMC")):

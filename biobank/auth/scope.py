@@ -6,10 +6,12 @@ A user created with ``--site CODE`` (one or more) is limited to those sites
 - a **patient** is seen where it is enrolled (``patient.site_id``);
 - a **freezer** belongs to its site, and everything inside it (racks, boxes at any depth)
   to the freezer's site;
-- a **tube** belongs to the site of the freezer it is stored in, or was last stored in (a
-  tube taken out, shipped or destroyed keeps its last place); a tube never stored belongs to
-  the site its patient is enrolled at. A tube moved into another site's freezer is seen by
-  that site from then on, no longer by the site it came from;
+- a **tube** belongs to the site of the freezer that holds its place (its ``Position`` row:
+  a tube taken out or thawed keeps it, and so does one consumed or destroyed in the biobank
+  until the place is given to another tube); a tube with no place (shipped: shipping gives
+  the place up; never stored; its place given to another tube) belongs to the site its
+  patient is enrolled at, an anonymised one to no site. A tube moved into another site's
+  freezer is seen by that site from then on, no longer by the site it came from;
 - a **sample** (the primary collection) is seen where its patient is enrolled; an
   anonymised sample (no patient) where one of its tubes is.
 
@@ -63,7 +65,7 @@ class Scope:
 
     def admits_tube(self, stored_at: str | None, enrolled_at: str | None) -> bool:
         """The tube rule in Python, for a statement that read the tube's place already: the
-        site of the freezer it is (or was last) stored in, else its patient's site."""
+        site of the freezer holding its place, else its patient's site."""
         return self.admits_site(tube_site(stored_at, enrolled_at))
 
 
@@ -77,8 +79,8 @@ def for_sites(codes: Iterable[str]) -> Scope:
 
 
 def tube_site(stored_at: str | None, enrolled_at: str | None) -> str | None:
-    """Where a tube belongs: the site of the freezer it is or was last stored in; a tube
-    never stored belongs to its patient's site (None: anonymised and never stored)."""
+    """Where a tube belongs: the site of the freezer holding its place; a tube without a
+    place belongs to its patient's site (None: anonymised and without a place)."""
     return stored_at if stored_at is not None else enrolled_at
 
 
@@ -120,14 +122,14 @@ def container_ids(scope: Scope) -> Select[Any]:
 
 
 def aliquot_ids(scope: Scope) -> CompoundSelect[Any]:
-    """The ids of the tubes at the scope's sites: stored (or last stored) in one of their
-    freezers, or never stored and of a patient enrolled at one of them."""
+    """The ids of the tubes at the scope's sites: with their place in one of their freezers,
+    or without a place (shipped, never stored) and of a patient enrolled at one of them."""
     stored = select(Position.aliquot_id).where(Position.box_id.in_(container_ids(scope)))
-    never_stored = (select(Aliquot.id).join(Sample, Sample.id == Aliquot.sample_id)
-                    .join(Patient, Patient.id == Sample.patient_id)
-                    .where(Patient.site_id.in_(site_ids(scope)),
-                           ~exists().where(Position.aliquot_id == Aliquot.id)))
-    return stored.union(never_stored)
+    no_place = (select(Aliquot.id).join(Sample, Sample.id == Aliquot.sample_id)
+                .join(Patient, Patient.id == Sample.patient_id)
+                .where(Patient.site_id.in_(site_ids(scope)),
+                       ~exists().where(Position.aliquot_id == Aliquot.id)))
+    return stored.union(no_place)
 
 
 def patient_filter(scope: Scope, site_id: Column) -> ColumnElement[bool]:

@@ -5,7 +5,7 @@ freeze–thaw distribution of the tubes held now.
 The whole trial is read from the tallies the triggers keep (``biobank.reports.tally``): a few
 hundred rows whatever the number of tubes. A report narrowed to sites (a site-scoped asker,
 ``site`` or ``country``) counts the tubes that belong to those sites by the site-scope rule
-(``biobank.auth.scope``: where the tube is or was last stored, else its patient's site) and
+(``biobank.auth.scope``: where the tube has its place, else its patient's site) and
 their custody events, grouped in SQL, as the tallies' backfill does (migration
 ``c4e1a9d27b5f``): the tallies' own site is the patient's, which is not that rule. Months are
 UTC calendar months.

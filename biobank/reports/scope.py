@@ -2,10 +2,11 @@
 
 The site part is ``biobank.auth.scope``'s, the one place for the rule (``docs/permissions.md``,
 "Site scopes"): a patient counts at the site it is enrolled at (completeness), a freezer at
-its site (capacity), a tube at the site of the freezer it is or was last stored in, else its
-patient's site (inventory). A report names no site rule of its own: it asks ``sites_asked``
-which sites it covers, as an ``auth.scope.Scope``, and narrows its queries with that scope's
-filters. A researcher, besides, sees only the requests and shipments of their own sub-studies.
+its site (capacity), a tube at the site of the freezer holding its place, else (shipped, never
+stored) its patient's site (inventory). A report names no site rule of its own: it asks
+``sites_asked`` which sites it covers, as an ``auth.scope.Scope``, and narrows its queries
+with that scope's filters. A researcher, besides, sees only the requests and shipments of
+their own sub-studies.
 """
 
 from __future__ import annotations
