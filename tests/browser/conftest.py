@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SCAN_TIMINGS, LiveServer
+from db_helpers import private_database
 from flask import got_request_exception
 from werkzeug.serving import make_server
 
 from biobank import create_app
-from browser_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, SCAN_TIMINGS, LiveServer
-from db_helpers import private_database
 
 
 def _closing_at_once(app: Any) -> Any:

@@ -11,6 +11,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from browser_helpers import SCAN_TIMINGS, log_in, shot
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,6 @@ from biobank.samples import service as samples
 from biobank.storage import operations
 from biobank.storage import service as storage
 from biobank.storage.models import Container
-from browser_helpers import SCAN_TIMINGS, log_in, shot
 
 ACTOR = "browser-fixture"
 NUMBERING = samples.Numbering()

@@ -3,11 +3,11 @@ number typed in the header leads straight to its page; nothing found says what i
 
 from __future__ import annotations
 
+from browser_helpers import log_in, shot
 from sqlalchemy import select
+from test_bench_pages import new_patient
 
 from biobank.requests.models import SampleRequest
-from browser_helpers import log_in, shot
-from test_bench_pages import new_patient
 
 
 def _find(page, text: str) -> None:  # type: ignore[no-untyped-def]

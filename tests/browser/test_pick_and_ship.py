@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from browser_helpers import log_in, shot
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from biobank import clock
 from biobank.custody.models import CustodyEvent
 from biobank.samples.models import Aliquot
-from browser_helpers import log_in, shot
 
 
 def _request_for_three(page) -> str:  # type: ignore[no-untyped-def]
@@ -37,6 +38,7 @@ def test_a_damaged_tube_is_dropped_and_the_ship_form_starts_filled(page, live_se
     ship form has the requester, their last address and today; Cancel is not beside Ship."""
     number = _request_for_three(page)
     page.get_by_role("link", name="Pick list").click()
+    expect(page.locator("table.pick-list td.code").first).to_be_visible()  # the new page
     codes = page.locator("table.pick-list td.code").all_inner_texts()
     assert len(codes) == 3
     damaged = codes[0]

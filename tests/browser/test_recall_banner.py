@@ -4,6 +4,7 @@ is acknowledged."""
 
 from __future__ import annotations
 
+from browser_helpers import log_in, shot
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,7 +13,6 @@ from biobank.consent import withdrawal
 from biobank.patients.models import Patient
 from biobank.requests.models import RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot, Sample
-from browser_helpers import log_in, shot
 
 
 def _withdraw_twice(session: Session) -> tuple[str, list[str]]:

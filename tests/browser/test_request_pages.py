@@ -5,6 +5,7 @@ the printable pick list; the manager ships them and prints the manifest."""
 from __future__ import annotations
 
 from browser_helpers import log_in, shot
+from playwright.sync_api import expect
 
 
 def test_create_approve_pick_and_ship_a_request(page):
@@ -31,9 +32,10 @@ def test_create_approve_pick_and_ship_a_request(page):
     assert "Matching now" in page.locator("main").inner_text()
     page.get_by_role("button", name="Approve").click()
     page.get_by_role("button", name="Allocate the tubes").click()
-    assert "allocated" in page.get_by_role("heading", level=1).inner_text()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("allocated")
     shot(page, "request-allocated")
     page.get_by_role("link", name="Pick list").click()
+    expect(page.locator("table.pick-list td.code").first).to_be_visible()  # the new page
     codes = page.locator("table.pick-list td.code").all_inner_texts()
     assert len(codes) == 2
     shot(page, "pick-list")
@@ -55,7 +57,7 @@ def test_create_approve_pick_and_ship_a_request(page):
     page.get_by_label("Address").fill("Heidelberglaan 25\nUtrecht")
     page.get_by_role("button", name="Ship the picked tubes").click()
     assert "2 tube(s)" in page.get_by_role("status").inner_text()
-    assert "shipped" in page.get_by_role("heading", level=1).inner_text()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("shipped")
     shot(page, "request-shipped")
     page.get_by_role("link", name="Manifest (printable)").click()
     assert page.get_by_role("heading", name=f"Shipment manifest {number}").is_visible()

@@ -6,6 +6,7 @@ request page instead of a page whose only link goes home."""
 from __future__ import annotations
 
 from browser_helpers import log_in, shot
+from playwright.sync_api import expect
 
 
 def test_the_filter_becomes_the_request_and_a_shortfall_is_said_and_offered(page):
@@ -38,5 +39,5 @@ def test_the_filter_becomes_the_request_and_a_shortfall_is_said_and_offered(page
     assert page.url.endswith(f"/requests/{number}")
     offer = page.get_by_role("button", name="Allocate the ").filter(has_text="available")
     offer.click()
-    assert "allocated" in page.get_by_role("heading", level=1).inner_text()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("allocated")
     shot(page, "request-partial-allocated")

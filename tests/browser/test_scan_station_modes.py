@@ -5,8 +5,10 @@ undone; tones and a full-width status band; one consent-aware status on card and
 
 from __future__ import annotations
 
+from browser_helpers import log_in, shot
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from test_bench_pages import ACTOR, NUMBERING, new_patient, scan
 
 from biobank.custody.models import CustodyEvent
 from biobank.reference.models import AliquotType
@@ -14,8 +16,6 @@ from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
 from biobank.storage.models import Container, Position
-from browser_helpers import log_in, shot
-from test_bench_pages import ACTOR, NUMBERING, new_patient, scan
 
 
 def _in_ln2(session: Session) -> str:

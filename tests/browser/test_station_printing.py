@@ -9,19 +9,18 @@ import socket
 import threading
 import time
 
+from browser_helpers import log_in, shot
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from test_bench_pages import ACTOR, scan
 
 from biobank.custody.models import CustodyEvent
-from biobank.reference.models import AliquotType
-from biobank.patients.models import Patient
-from biobank.samples.models import Aliquot, Sample
-
 from biobank.labels import service as labels
 from biobank.labels.network import printer_rule
 from biobank.labels.rendering import registry
-from browser_helpers import log_in, shot
-from test_bench_pages import ACTOR, scan
+from biobank.patients.models import Patient
+from biobank.reference.models import AliquotType
+from biobank.samples.models import Aliquot, Sample
 
 
 class FakeZebra:

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from browser_helpers import log_in, shot
 from test_bench_pages import new_patient
 

@@ -4,9 +4,10 @@ prints as the destruction pick list, and Confirm stays in view."""
 
 from __future__ import annotations
 
-from biobank import clock
 from browser_helpers import log_in, shot, withdraw_storage
 from test_bench_pages import new_patient
+
+from biobank import clock
 
 
 def test_the_withdrawal_form_starts_neutral_and_shows_the_impact_by_box(page, live_server):
