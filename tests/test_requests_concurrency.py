@@ -16,11 +16,13 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from db_helpers import restore_tallies, save_tallies
 from sqlalchemy import Integer, delete, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from biobank import clock
+from biobank.auth.service import Asker
 from biobank.consent import service as consent
 from biobank.custody.models import CustodyEvent
 from biobank.db import Base
@@ -30,7 +32,6 @@ from biobank.requests import allocation, lifecycle
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter, Sample
-from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
@@ -87,8 +88,8 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
                         "component": component, "decision": "given",
                         "signed_on": clock.today() - dt.timedelta(days=20),
                         "form_version": f"ICF-{stamp}", "signed_by": "mother"})
-            researcher = lifecycle.Asker(f"race-researcher-{stamp}", "researcher", (substudy,))
-            manager = lifecycle.Asker(f"race-manager-{stamp}", "manager")
+            researcher = Asker(0, f"race-researcher-{stamp}", "researcher", substudies=(substudy,))
+            manager = Asker(0, f"race-manager-{stamp}", "manager")
             numbers = []
             for _ in range(RACERS):
                 request = lifecycle.create(session, researcher, {

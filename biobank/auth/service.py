@@ -76,6 +76,14 @@ class Asker(NamedTuple):
     role: str
     # The sites the user is limited to (empty: every site; ``biobank.auth.scope``).
     sites: tuple[str, ...] = ()
+    # A researcher's sub-studies, read where they limit what is seen (the requests:
+    # ``biobank.requests.askers``); empty elsewhere.
+    substudies: tuple[str, ...] = ()
+
+    @property
+    def researcher(self) -> bool:
+        """Whether the asker is a researcher (who sees their own sub-studies' requests only)."""
+        return self.role == "researcher"
 
 
 def _site_codes(user_id: ColumnElement[int]) -> ScalarSelect[Any]:

@@ -15,7 +15,6 @@ from biobank.db import get_session
 from biobank.errors import NotFound
 from biobank.inputs import ascii_id
 from biobank.labels.rendering import render
-from biobank.requests.askers import asker
 from biobank.labels.schemas import LabelQuery
 from biobank.pagination import SelectPage
 from biobank.requests import (
@@ -29,6 +28,7 @@ from biobank.requests import (
     schemas,
     shipping,
 )
+from biobank.requests.askers import asker
 from biobank.samples.numbering import numbering
 from biobank.samples.service import check_code
 from biobank.schema import Schema

@@ -3,13 +3,14 @@ for the requests API and the pages alike."""
 
 from __future__ import annotations
 
+from biobank.auth.service import Asker
 from biobank.auth.web import current_asker, current_user
-from biobank.requests import lifecycle
 
 
-def asker() -> lifecycle.Asker:
-    """The authenticated user as the request services see them."""
+def asker() -> Asker:
+    """The authenticated user as the request services see them: with their sub-studies if
+    they are a researcher (only a researcher's sub-studies limit what they see)."""
     who = current_asker()
-    # Only a researcher's sub-studies limit what they see: load them for researchers only.
-    codes = tuple(current_user().substudy_codes) if who.role == "researcher" else ()
-    return lifecycle.Asker(who.username, who.role, codes)
+    if not who.researcher:
+        return who
+    return who._replace(substudies=tuple(current_user().substudy_codes))

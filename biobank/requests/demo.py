@@ -13,9 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank.auth.models import User
+from biobank.auth.service import Asker
 from biobank.consent.models import Substudy
 from biobank.requests import allocation, lifecycle, picking, readmodels, shipping
-from biobank.requests.lifecycle import Asker
 from biobank.requests.models import SampleRequest
 
 SUBSTUDY = "DEMO"
@@ -36,7 +36,8 @@ SHIPMENT = {"courier": "World Courier", "tracking_number": "WC-DEMO-0001",
 
 def _asker(session: Session, username: str) -> Asker | None:
     user = session.scalar(select(User).where(User.username == username, User.active))
-    return Asker(user.username, user.role, tuple(user.substudy_codes)) if user else None
+    return Asker(user.id, user.username, user.role,
+                 substudies=tuple(user.substudy_codes)) if user else None
 
 
 def load_demo(session: Session, actor: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from biobank.auth.service import Asker
 from biobank.consent.models import Substudy
 from biobank.consent.service import get_substudy
 from biobank.custody.service import record_audit
@@ -45,28 +46,17 @@ VERBS = {"submitted": "submitted", "approved": "approved", "rejected": "rejected
          "received": "received", "closed": "closed", "cancelled": "cancelled"}
 
 
-@dataclass(frozen=True)
-class Asker:
-    """Who is asking: researchers see their own sub-studies only (``substudies``)."""
+def may_see(asker: Asker, request: SampleRequest) -> bool:
+    """Whether the request exists, as far as the asker is concerned: a researcher sees their
+    own sub-studies' requests only."""
+    return not asker.researcher or request.substudy_code in asker.substudies
 
-    username: str
-    role: str
-    substudies: tuple[str, ...] = ()
 
-    @property
-    def researcher(self) -> bool:
-        """Whether the asker sees only their own sub-studies' requests."""
-        return self.role == "researcher"
-
-    def may_see(self, request: SampleRequest) -> bool:
-        """Whether the request exists, as far as the asker is concerned."""
-        return not self.researcher or request.substudy_code in self.substudies
-
-    def may_act(self, request: SampleRequest) -> bool:
-        """The one owner rule: the researcher who made a request acts on it, and so do
-        managers and admins (the matrix says which staff step is whose); the other
-        researchers of its sub-study may only read it."""
-        return not self.researcher or request.created_by == self.username
+def may_act(asker: Asker, request: SampleRequest) -> bool:
+    """The one owner rule: the researcher who made a request acts on it, and so do managers
+    and admins (the matrix says which staff step is whose); the other researchers of its
+    sub-study may only read it."""
+    return not asker.researcher or request.created_by == asker.username
 
 
 # --- finding requests -------------------------------------------------------------------
@@ -75,7 +65,7 @@ def get_request(session: Session, asker: Asker, number: str, *,
                 act: str | None = None) -> SampleRequest:
     """A request by number; another sub-study's request is a 404 to a researcher. To ``act``
     on it (a verb: "receive", "cancel"…) the row is locked and the owner rule applies
-    (``Asker.may_act``): a researcher who did not make the request is refused (403)."""
+    (``may_act``): a researcher who did not make the request is refused (403)."""
     query = select(SampleRequest).where(SampleRequest.number == barcodes.normalize(number))
     if act is not None:
         # Steps on one request queue here (PostgreSQL; SQLite has one writer anyway), and
@@ -83,9 +73,9 @@ def get_request(session: Session, asker: Asker, number: str, *,
         query = query.with_for_update(of=SampleRequest).execution_options(
             populate_existing=True)
     request = session.scalar(query)
-    if request is None or not asker.may_see(request):
+    if request is None or not may_see(asker, request):
         raise NotFound(f"no request {number}")
-    if act is not None and not asker.may_act(request):
+    if act is not None and not may_act(asker, request):
         raise Forbidden(f"only {request.created_by}, who made request {request.number}, "
                         f"or a manager can {act} it", field="number")
     return request

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from biobank.auth.service import Asker
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
 from biobank.requests import lifecycle, readmodels
-from biobank.requests.lifecycle import Asker
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot
 from biobank.storage import operations

@@ -18,7 +18,6 @@ from biobank.requests import availability
 from biobank.requests.models import TUBE_STATES, RequestAliquot, SampleRequest
 from biobank.samples.models import Aliquot, Sample
 
-
 # What a researcher reads for a tube taken out of their request, whatever the reason: no
 # patient, no date, no withdrawal number.
 DROPPED = "withdrawn from this request"

@@ -12,12 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope
+from biobank.auth.service import Asker
 from biobank.consent import followup
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice, Substudy
 from biobank.errors import NotFound
 from biobank.requests import lifecycle, readmodels
-from biobank.requests.lifecycle import Asker
 from biobank.requests.models import HELD, RequestAliquot, SampleRequest, Shipment
 from biobank.samples.models import Aliquot
 

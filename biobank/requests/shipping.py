@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 
 from biobank import clock
 from biobank.auth.models import User
+from biobank.auth.service import Asker
 from biobank.consent import gate
 from biobank.custody.service import record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid
 from biobank.requests import lifecycle
-from biobank.requests.lifecycle import Asker
 from biobank.requests.models import RequestAliquot, SampleRequest, Shipment
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot

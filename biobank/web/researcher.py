@@ -200,10 +200,10 @@ def request_page(number: str) -> ResponseReturnValue:
     asked = int(found.effective_criteria.get("patients") or 0)
     short = (available if available is not None and available["patients"] < asked
              else None)
-    # The owner rule the services apply (Asker.may_act): a colleague of the sub-study reads
+    # The owner rule the services apply (lifecycle.may_act): a colleague of the sub-study reads
     # the request and gets no button the service would refuse.
     return render_template("web/request.html", view=view, staff=not who.researcher,
-                           acts=who.may_act(found), conditions=CONDITIONS, ship=ship,
+                           acts=lifecycle.may_act(who, found), conditions=CONDITIONS, ship=ship,
                            short=short, asked=asked, words=CRITERIA_WORDS)
 
 
