@@ -39,8 +39,8 @@ from biobank.custody.models import AuditRecord
 from biobank.db import get_session, utcnow
 from biobank.patients import service as patients
 from biobank.patients.models import Patient
-from biobank.samples.numbering import numbering
 from biobank.samples.models import Aliquot
+from biobank.samples.numbering import numbering
 from biobank.samples.states import IN_HOUSE
 from biobank.storage import operations
 from biobank.storage import service as storage

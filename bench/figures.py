@@ -33,8 +33,8 @@ from biobank.db import get_engine, get_session
 from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
-from biobank.samples.numbering import numbering
 from biobank.samples.models import Aliquot
+from biobank.samples.numbering import numbering
 from biobank.storage import service as storage
 from biobank.storage.models import BoxType, Container
 

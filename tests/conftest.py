@@ -18,8 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from biobank import clock
-from biobank import create_app
+from biobank import clock, create_app
 from biobank.auth import service as auth_service
 from biobank.db import bind_to_connection, make_engine
 from biobank.patients import service as patients

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Iterator
-from pathlib import Path
-
-import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 from sqlalchemy import Integer, create_engine, func, select, text

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from consent_helpers import ACTOR, NUMBERING, days_ago, give, studies  # noqa: F401
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,6 @@ from biobank.samples.models import Aliquot
 from biobank.storage import naming, operations
 from biobank.storage import service as storage
 from biobank.storage.models import Position
-from consent_helpers import ACTOR, NUMBERING, days_ago, give, studies  # noqa: F401
 
 SHIPMENT = {"courier": "World Courier", "tracking_number": "WC123456789",
             "condition": "dry_ice", "recipient_name": "Dr. K. Researcher",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from consent_helpers import FORM, days_ago, give, officer, studies  # noqa: F401
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from biobank import clock
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import audit_trail
-from consent_helpers import FORM, days_ago, give, officer, studies  # noqa: F401
 
 
 def _body(component: str = "storage", **overrides):  # type: ignore[no-untyped-def]

@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from consent_helpers import consented, give, officer, studies  # noqa: F401
+from consent_views import agree, verdicts
 
 from biobank import clock
 from biobank.samples import service as samples
 from biobank.storage import operations
 from biobank.storage import service as storage
-from consent_helpers import consented, give, officer, studies  # noqa: F401
-from consent_views import agree, verdicts
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 MIDNIGHT = dt.datetime(2026, 1, 16, tzinfo=AMSTERDAM)  # 2026-01-15 23:00 UTC

@@ -14,6 +14,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from db_helpers import restore_tallies, save_tallies
 from sqlalchemy import Integer, delete, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -27,7 +28,6 @@ from biobank.patients import service as patients
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter, Sample
-from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from consent_helpers import ACTOR, consented, days_ago, give, studies  # noqa: F401
 from sqlalchemy import func, select
 
 from biobank.consent import gate, service, withdrawal
 from biobank.consent.models import ReleaseJustification
 from biobank.errors import Conflict, NotFound
 from biobank.samples import service as samples
-from consent_helpers import ACTOR, consented, days_ago, give, studies  # noqa: F401
 
 
 def _at(day: dt.date) -> dt.datetime:

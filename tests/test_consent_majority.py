@@ -7,6 +7,8 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
+from consent_helpers import ACTOR, give, officer, open_trial_by, studies  # noqa: F401
+from consent_views import agree, verdicts
 
 from biobank import clock
 from biobank.consent import gate, withdrawal
@@ -14,8 +16,6 @@ from biobank.reference import service as reference
 from biobank.samples import service as samples
 from biobank.storage import operations
 from biobank.storage import service as storage
-from consent_helpers import ACTOR, give, officer, open_trial_by, studies  # noqa: F401
-from consent_views import agree, verdicts
 
 NUMBERING = samples.Numbering()
 

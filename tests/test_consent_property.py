@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from consent_helpers import ACTOR, FORM, open_trial_by, studies  # noqa: F401
+from consent_views import agree, verdicts
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -38,8 +40,6 @@ from biobank.samples import states
 from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
-from consent_helpers import ACTOR, FORM, open_trial_by, studies  # noqa: F401
-from consent_views import agree, verdicts
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 BASE = dt.date(2026, 3, 2)  # the first day of every history (a Monday, before summer time)

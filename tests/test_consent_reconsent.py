@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from consent_helpers import days_ago, give, officer, open_trial_by, studies  # noqa: F401
 from sqlalchemy import select
 
 from biobank import clock
 from biobank.consent.reconsent import add_months
 from biobank.reference import service as reference
 from biobank.reference.models import Site
-from consent_helpers import days_ago, give, officer, open_trial_by, studies  # noqa: F401
 
 TODAY = clock.today()
 

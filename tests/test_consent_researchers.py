@@ -8,9 +8,6 @@ import csv
 import datetime as dt
 import io
 
-from biobank import clock
-from biobank.consent import pseudonym
-from biobank.consent import withdrawal as withdrawals
 from consent_helpers import ACTOR, days_ago, give, officer, studies  # noqa: F401
 from requests_helpers import (  # noqa: F401
     allocated,
@@ -20,6 +17,10 @@ from requests_helpers import (  # noqa: F401
     researcher,
     shipped,
 )
+
+from biobank import clock
+from biobank.consent import pseudonym
+from biobank.consent import withdrawal as withdrawals
 
 CHECK = "/api/v1/consent/check"
 

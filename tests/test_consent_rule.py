@@ -16,6 +16,7 @@ import datetime as dt
 import os
 from typing import Any
 
+from consent_helpers import ACTOR, open_trial_by, studies  # noqa: F401
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -23,7 +24,6 @@ from sqlalchemy import select
 from biobank import clock
 from biobank.consent import rule, service
 from biobank.consent.models import ConsentEntry, Withdrawal
-from consent_helpers import ACTOR, open_trial_by, studies  # noqa: F401
 
 EXAMPLES = int(os.environ.get("BIOBANK_PROPERTY_EXAMPLES", "30"))
 SPAN = 40  # the log's days: the patient comes of age somewhere inside them

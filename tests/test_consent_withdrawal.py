@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from consent_helpers import ACTOR, NUMBERING, consented, days_ago, give, officer, studies  # noqa: F401
 from sqlalchemy import func, select
 
 from biobank import clock
@@ -14,8 +15,6 @@ from biobank.custody.models import CustodyEvent
 from biobank.custody.service import aliquot_events, audit_trail
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-from consent_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, consented, days_ago, give, officer, studies)
 
 
 def _withdraw(client, study_id: str, scope: str = "storage", dry_run: bool = False,

@@ -5,6 +5,7 @@ nothing recorded is erased."""
 from __future__ import annotations
 
 import pytest
+from consent_helpers import ACTOR, NUMBERING, consented, days_ago, give, officer, studies  # noqa: F401
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -13,8 +14,6 @@ from biobank.consent.models import ConsentEntry, Withdrawal, WithdrawalCorrectio
 from biobank.custody.service import aliquot_events, audit_trail
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
-from consent_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, consented, days_ago, give, officer, studies)
 
 
 def _withdraw(client, study_id: str, scope: str = "storage"):  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from tests.db_helpers import one_tube_biobank, private_database
 
 ROOT = Path(__file__).resolve().parent.parent

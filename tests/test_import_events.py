@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from biobank.bulk import COPY_FROM
 from biobank.custody import audit
 from biobank.custody.chain import canonical_json
 from biobank.custody.models import CustodyEvent
-from biobank.bulk import COPY_FROM
 from biobank.imports import inserts, service
 from biobank.imports.rows import COLUMNS, Kind, Row
 from biobank.samples.service import Numbering

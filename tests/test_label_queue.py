@@ -12,12 +12,18 @@ from biobank.auth import scope
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.labels import queue
 from biobank.labels import service as labels
-from biobank.labels.network import printer_rule
-from biobank.labels.rendering import registry
 from biobank.labels.models import Printer, QueuedLabel
+from biobank.labels.network import printer_rule
 from biobank.labels.printers import PrinterError
+from biobank.labels.rendering import registry
 from tests.test_labels_printing import (  # noqa: F401
-    FakePrinter, label_events, refused_port, register, tubes, zebra)
+    FakePrinter,
+    label_events,
+    refused_port,
+    register,
+    tubes,
+    zebra,
+)
 
 ACTOR = "queue-test"
 

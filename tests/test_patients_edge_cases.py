@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from web_helpers import login  # noqa: F401
 
 from biobank import clock
-from web_helpers import login  # noqa: F401
 
 TODAY = clock.today()  # the biobank's day (BIOBANK_TIMEZONE), not the server's
 

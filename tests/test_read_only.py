@@ -8,11 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from db_helpers import private_database
 from flask import Flask
 from sqlalchemy import event, insert, select
 
-from biobank import clock
-from biobank import create_app
+from biobank import clock, create_app
 from biobank.auth import service as auth
 from biobank.auth.web import checks_token_itself
 from biobank.bulk import copy_rows
@@ -20,7 +20,6 @@ from biobank.db import ReadOnlyViolation, get_engine, get_session, read_connecti
 from biobank.patients import service as patients
 from biobank.reference.models import Site
 from biobank.samples import service as samples
-from db_helpers import private_database
 
 
 @pytest.fixture(scope="module")

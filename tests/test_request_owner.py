@@ -6,16 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from consent_helpers import officer  # noqa: F401
+from db_helpers import row_counts
+from requests_helpers import SHIPMENT, donor, freezer, give, researcher, shipped, statuses, studies  # noqa: F401
 from sqlalchemy import select
 
 from biobank import clock
-from biobank.auth.web import permission_of
 from biobank.auth.permissions import allowed
+from biobank.auth.web import permission_of
 from biobank.consent.models import RecallNotice
-from consent_helpers import officer  # noqa: F401
-from requests_helpers import (  # noqa: F401
-    SHIPMENT, donor, freezer, give, researcher, shipped, statuses, studies)
-from db_helpers import row_counts
 
 
 @pytest.fixture

@@ -3,6 +3,20 @@ technician picks, the manager ships, the researcher receives, uses, returns and 
 
 from __future__ import annotations
 
+from requests_helpers import (  # noqa: F401
+    SHIPMENT,
+    allocated,
+    donor,
+    event_types,
+    freezer,
+    give,
+    held,
+    new_request,
+    pick_all,
+    researcher,
+    statuses,
+    studies,
+)
 from sqlalchemy import select
 
 from biobank.consent.models import ConsentEntry, ReleaseJustification
@@ -10,9 +24,6 @@ from biobank.custody.service import audit_trail
 from biobank.requests.models import RequestAliquot
 from biobank.samples.models import Aliquot
 from biobank.storage.models import Container, Position
-from requests_helpers import (  # noqa: F401
-    SHIPMENT, allocated, donor, event_types, freezer, give, held, new_request, pick_all,
-    researcher, statuses, studies)
 
 
 def test_the_whole_lifecycle_end_to_end(researcher, manager, tech, donor, session):

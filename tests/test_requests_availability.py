@@ -8,6 +8,7 @@ import random
 from decimal import Decimal
 
 import pytest
+from requests_helpers import ACTOR, NUMBERING, donor, freezer, give, researcher, statuses, studies  # noqa: F401
 from sqlalchemy import delete, func, insert, select
 
 from biobank import clock
@@ -20,8 +21,6 @@ from biobank.requests.models import AvailabilityTally
 from biobank.samples import service as samples
 from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
-from requests_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, donor, freezer, give, researcher, statuses, studies)
 
 URL = "/api/v1/requests/availability"
 

@@ -7,17 +7,29 @@ import csv
 import datetime as dt
 import io
 
+from consent_helpers import officer  # noqa: F401
+from requests_helpers import (  # noqa: F401
+    SHIPMENT,
+    allocated,
+    donor,
+    event_types,
+    freezer,
+    give,
+    held,
+    new_request,
+    pick_all,
+    researcher,
+    shipped,
+    statuses,
+    studies,
+)
 from sqlalchemy import select
 
-from biobank.consent import pseudonym
 from biobank import clock
+from biobank.consent import pseudonym
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice
 from biobank.requests.models import RequestAliquot
-from consent_helpers import officer  # noqa: F401
-from requests_helpers import (  # noqa: F401
-    SHIPMENT, allocated, donor, event_types, freezer, give, held, new_request, pick_all,
-    researcher, shipped, statuses, studies)
 
 
 def _withdraw(officer, study_id: str, scope: str, dry_run: bool = False):  # type: ignore[no-untyped-def]  # noqa: F811

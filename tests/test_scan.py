@@ -6,12 +6,12 @@ import datetime as dt
 import json
 
 import pytest
+from consent_helpers import consented, days_ago, give, studies  # noqa: F401
 from sqlalchemy import select
 
 from biobank.samples.barcodes import make
 from biobank.scan import service as scan
 from biobank.scan.api import ScanOut
-from consent_helpers import consented, days_ago, give, studies  # noqa: F401
 
 
 def test_scanning_an_aliquot_shows_what_a_technician_needs(tech, make_aliquots):
@@ -91,9 +91,11 @@ def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
     """A stored tube, taken out, with a condition note, a changed status and a sub-study
     withdrawn: the scan's single statement shows the same events, place and consent as the
     custody log, the storage service and the consent service read separately."""
-    from biobank.consent import service as consent, withdrawal
+    from biobank.consent import service as consent
+    from biobank.consent import withdrawal
     from biobank.samples import service as samples
-    from biobank.storage import operations, service as storage
+    from biobank.storage import operations
+    from biobank.storage import service as storage
 
     numbering = samples.Numbering()
     made = consented(1, "DEMO", "MRD-NGS")

@@ -10,6 +10,24 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from consent_helpers import FORM, officer  # noqa: F401
+from db_helpers import row_counts
+from requests_helpers import (  # noqa: F401
+    ACTOR,
+    NUMBERING,
+    SHIPMENT,
+    allocated,
+    donor,
+    freezer,
+    give,
+    new_request,
+    pick_all,
+    researcher,
+    shipped,
+    statuses,
+    store,
+    studies,
+)
 from sqlalchemy import select, text
 
 from biobank import clock
@@ -23,11 +41,6 @@ from biobank.samples.models import Aliquot
 from biobank.storage import operations
 from biobank.storage import service as storage
 from biobank.storage.models import Excursion
-from consent_helpers import FORM, officer  # noqa: F401
-from db_helpers import row_counts
-from requests_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, SHIPMENT, allocated, donor, freezer, give, new_request, pick_all,
-    researcher, shipped, statuses, store, studies)
 
 KIEL = "DE-KIEL"
 TODAY = clock.today()

@@ -11,13 +11,23 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from consent_helpers import officer  # noqa: F401
+from requests_helpers import (  # noqa: F401
+    ACTOR,
+    NUMBERING,
+    donor,
+    freezer,
+    give,
+    researcher,
+    shipped,
+    statuses,
+    store,
+    studies,
+)
 
 from biobank import clock
 from biobank.reference import service as reference
 from biobank.storage import service as storage
-from consent_helpers import officer  # noqa: F401
-from requests_helpers import (  # noqa: F401
-    ACTOR, NUMBERING, donor, freezer, give, researcher, shipped, statuses, store, studies)
 
 KIEL = "DE-KIEL"
 NL = "NL-PMC"

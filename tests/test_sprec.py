@@ -7,12 +7,12 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from db_helpers import private_database
 from sqlalchemy import create_engine, select, text
 
 from biobank import clock, create_app
 from biobank.reference import sprec
 from biobank.reference.models import SprecCode
-from db_helpers import private_database
 
 COUNTS = {"sample_type": 34, "primary_container": 35, "precentrifugation": 17,
           "centrifugation": 14, "second_centrifugation": 13, "post_centrifugation": 13,

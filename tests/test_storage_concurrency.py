@@ -14,12 +14,12 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from db_helpers import restore_tallies, save_tallies
 from sqlalchemy import Integer, delete, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from biobank import clock
-from biobank import create_app
+from biobank import clock, create_app
 from biobank.auth import service as auth_service
 from biobank.db import Base
 from biobank.errors import Conflict
@@ -28,7 +28,6 @@ from biobank.samples import service as samples
 from biobank.samples.models import Aliquot, BarcodeCounter
 from biobank.storage import operations, service
 from biobank.storage.models import Container, Position
-from db_helpers import restore_tallies, save_tallies
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from consent_helpers import days_ago, give, studies  # noqa: F401
 
 from biobank.samples import service as samples
 from biobank.storage import operations, service
-from consent_helpers import days_ago, give, studies  # noqa: F401
 
 ACTOR = "test-fixture"
 NUMBERING = samples.Numbering()

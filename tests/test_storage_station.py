@@ -5,11 +5,11 @@ lets the box mix; every change names from and to and undoes as a move back."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from test_storage import ACTOR, NUMBERING, events, store  # noqa: F401
 
 from biobank.custody.models import AuditRecord
 from biobank.storage import operations, service
 from biobank.storage.station import bench_status
-from test_storage import ACTOR, NUMBERING, events, store  # noqa: F401
 
 
 def scan_in(client, box, barcode, **extra):  # type: ignore[no-untyped-def]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 
 from sqlalchemy import select
+from web_helpers import HTML, lab, login  # noqa: F401
 
 from biobank import clock
 from biobank.consent.models import AnonymisationTask, ConsentEntry, Withdrawal
 from biobank.labels.models import Printer
 from biobank.storage.models import Position
-from web_helpers import HTML, lab, login  # noqa: F401
 
 TODAY = clock.today().isoformat()
 

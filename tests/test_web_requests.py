@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
-
-from biobank import clock
-from biobank.auth import service as auth
-from biobank.consent import withdrawal
-from biobank.requests.models import SampleRequest
 from requests_helpers import (  # noqa: F401
     SHIPMENT,
     allocated,
@@ -20,8 +14,14 @@ from requests_helpers import (  # noqa: F401
     statuses,
     studies,
 )
-from tests.conftest import ApiClient
+from sqlalchemy import select
 from web_helpers import login  # noqa: F401
+
+from biobank import clock
+from biobank.auth import service as auth
+from biobank.consent import withdrawal
+from biobank.requests.models import SampleRequest
+from tests.conftest import ApiClient
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]

@@ -4,10 +4,10 @@ tests/browser/ drive the same pages in Chromium)."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from web_helpers import FRAGMENT, lab, login  # noqa: F401
 
 from biobank.custody.models import CustodyEvent
 from biobank.storage.models import Position, Thaw
-from web_helpers import FRAGMENT, lab, login  # noqa: F401
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from web_helpers import login  # noqa: F401
 
 from biobank.auth.models import User
 from biobank.custody.models import AuditRecord
-from web_helpers import login  # noqa: F401
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]

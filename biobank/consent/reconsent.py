@@ -16,6 +16,7 @@ from biobank.consent.models import ConsentEntry
 from biobank.patients.models import Patient
 from biobank.reference.models import Site
 
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day ``months`` later (the month's last day if it is shorter)."""
     index = day.year * 12 + day.month - 1 + months

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from biobank.custody.models import CustodyEvent
 from biobank.bulk import insert_rows
+from biobank.custody.models import CustodyEvent
 from biobank.custody.service import append_events
 from biobank.imports.rows import Row
 from biobank.reports import tally

@@ -78,8 +78,8 @@ from biobank.errors import Invalid
 from biobank.imports.inserts import ImportedSample, Writer, chain_index_set_aside
 from biobank.imports.rows import Kind, Problem, Reference, Row, RowReader, check_header
 from biobank.patients.models import Patient
-from biobank.reports import tally
 from biobank.reference.models import AliquotType, Material, Timepoint
+from biobank.reports import tally
 from biobank.samples import barcodes
 from biobank.samples.models import Aliquot
 from biobank.samples.service import Numbering

@@ -13,12 +13,18 @@ patterns are drawn here as rectangles in dots.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import zxingcpp
 from barcode import Code128
 
 from biobank.labels.symbols import (
-    DATAMATRIX_QUIET_MODULES, MM_PER_INCH, QUIET_MODULES, code128_capacity,
-    datamatrix_capacity, dots_in, module_dots,
+    DATAMATRIX_QUIET_MODULES,
+    MM_PER_INCH,
+    QUIET_MODULES,
+    code128_capacity,
+    datamatrix_capacity,
+    dots_in,
+    module_dots,
 )
 
 

@@ -20,9 +20,9 @@ from biobank.auth import scope
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
 from biobank.labels import service
+from biobank.labels.models import Printer, QueuedLabel
 from biobank.labels.network import PrinterRule
 from biobank.labels.printers import PrinterError
-from biobank.labels.models import Printer, QueuedLabel
 from biobank.labels.templates import Registry
 from biobank.samples.models import Aliquot
 

@@ -15,8 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from biobank.labels.symbols import (
-    DATAMATRIX_QUIET_MODULES, MIN_MODULE_DOTS, QUIET_MODULES, Overlap, TemplateError,
-    code128_capacity, code128_modules, datamatrix_capacity, datamatrix_side, dots,
+    DATAMATRIX_QUIET_MODULES,
+    MIN_MODULE_DOTS,
+    QUIET_MODULES,
+    Overlap,
+    TemplateError,
+    code128_capacity,
+    code128_modules,
+    datamatrix_capacity,
+    datamatrix_side,
+    dots,
     first_overlap,
 )
 

@@ -13,9 +13,16 @@ from sqlalchemy.orm import Session
 from biobank.custody.service import record_audit
 from biobank.errors import Conflict, Invalid, NotFound
 from biobank.reference import sprec
-from biobank.reference.models import (AliquotType, CountryAnonymisation,
-                                      CountryMajority, Material, Site,
-                                      SprecCode, Timepoint, Trial)
+from biobank.reference.models import (
+    AliquotType,
+    CountryAnonymisation,
+    CountryMajority,
+    Material,
+    Site,
+    SprecCode,
+    Timepoint,
+    Trial,
+)
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 

@@ -20,8 +20,19 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, and_, case, distinct, exists, func, literal, select
-from sqlalchemy import union_all
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope as sites

@@ -9,7 +9,6 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-
 # The UTC month of a timestamp as text ``YYYY-MM``, per dialect: the one spelling, used by
 # ``month_of`` in queries and by the tallies' trigger SQL (``biobank.reports.tally``).
 MONTH = {"sqlite": "strftime('%Y-%m', {0})", "postgresql": "to_char({0}, 'YYYY-MM')"}

@@ -14,8 +14,8 @@ from biobank.consent import rule
 from biobank.consent.gate import anonymised_card, card_of, patient_card, sample_anonymised_card
 from biobank.consent.models import ConsentEntry
 from biobank.custody.service import events_of, recent_events_column, sample_events
-from biobank.patients.models import Patient
 from biobank.errors import NotFound
+from biobank.patients.models import Patient
 from biobank.reference.models import AliquotType, Material, Site, Timepoint
 from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering, check_code

@@ -10,7 +10,16 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the page blueprints and the helpers their templates use."""
     from biobank.web import (
-        boxes, consent, find, manager, patients, printing, reports, researcher, scan, users,
+        boxes,
+        consent,
+        find,
+        manager,
+        patients,
+        printing,
+        reports,
+        researcher,
+        scan,
+        users,
     )
     from biobank.web.common import install
 

@@ -9,12 +9,11 @@ from sqlalchemy import select
 from biobank import clock
 from biobank.auth import scope as sites
 from biobank.auth.permissions import requires
+from biobank.auth.web import current_asker
 from biobank.db import get_session
 from biobank.patients.models import RISK_GROUPS
 from biobank.reference.models import Site
-from biobank.auth.web import current_asker
-from biobank.reports import charts
-from biobank.reports import capacity, completeness, fill, inventory, shipments
+from biobank.reports import capacity, charts, completeness, fill, inventory, shipments
 from biobank.reports import schemas as s
 from biobank.reports.links import patient_link
 from biobank.reports.period import date_range
