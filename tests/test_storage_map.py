@@ -162,3 +162,17 @@ def test_capacity_per_freezer_and_per_box_type(tech, racks, fill):
     types = {t["box_type"]: t for t in report["box_types"]}
     assert (types["10X10"]["occupied"], types["10X10"]["free"]) == (30, 70)
     assert types["9X9"]["free"] == 72
+
+
+def test_capacity_names_a_freezer_whose_name_holds_a_slash(tech, session):
+    """A freezer called "F-80 / Room 2": capacity gives its whole name as its path."""
+    freezer = service.create_freezer(session, ACTOR, {
+        "site": "NL-PMC", "name": "F-80 / Room 2", "freezer_type": "mechanical-80"}, NUMBERING)
+    rack = service.create_container(session, ACTOR, {
+        "kind": "rack", "name": "Rack 1", "parent": freezer.barcode}, NUMBERING)
+    service.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode}, NUMBERING)
+    session.commit()
+    report = tech.get("/api/v1/storage/capacity").json
+    [entry] = [f for f in report["freezers"] if f["freezer"] == freezer.barcode]
+    assert entry["path"] == "NL-PMC / F-80 / Room 2"
+    assert entry["site"] == "NL-PMC"

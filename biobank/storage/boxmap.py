@@ -226,7 +226,7 @@ def capacity(session: Session) -> dict[str, list[dict[str, Any]]]:
         occupied = counts.get(box_id, 0)
         for key, table, extra in (
                 (lineage.freezer, freezers, {"freezer": lineage.freezer,
-                                             "path": _freezer_path(lineage),
+                                             "path": lineage.freezer_path,
                                              "site": lineage.site}),
                 (code, types, {"box_type": code, "name": name})):
             entry = table.setdefault(key, {**extra, "boxes": 0, "positions": 0,
@@ -240,7 +240,3 @@ def capacity(session: Session) -> dict[str, list[dict[str, Any]]]:
             entry["free"] += max(size - occupied, 0)
     return {"freezers": sorted(freezers.values(), key=lambda e: e["path"]),
             "box_types": sorted(types.values(), key=lambda e: e["box_type"])}
-
-
-def _freezer_path(lineage: Lineage) -> str:
-    return " / ".join(lineage.path.split(" / ")[:2])

@@ -17,7 +17,7 @@ from biobank.samples.models import Aliquot
 from biobank.storage import naming
 from biobank.storage.boxmap import box_summary
 from biobank.storage.models import BoxType, Condition, Container, Position, Thaw
-from biobank.storage.service import lineages, occupancy
+from biobank.storage.service import lineage_of, lineages, occupancy
 
 
 def location_columns(aliquot_id: ColumnElement[int], code: ColumnElement[str]
@@ -34,7 +34,7 @@ def location_columns(aliquot_id: ColumnElement[int], code: ColumnElement[str]
     chain = chain.union_all(select(table.c.parent_id, chain.c.depth + 1)
                             .join(table, table.c.id == chain.c.node)
                             .where(table.c.parent_id.is_not(None)))
-    nodes = (select(json_rows(depth=chain.c.depth, name=Container.name,
+    nodes = (select(json_rows(depth=chain.c.depth, id=Container.id, name=Container.name,
                               barcode=Container.barcode, site=Site.code,
                               row_no=Position.row_no, col_no=Position.col_no,
                               out_since=Position.out_since, scheme=BoxType.scheme,
@@ -56,16 +56,15 @@ def location_of(nodes: list[dict[str, Any]] | None,
     """The scan's ``location`` and ``conditions`` from the columns of ``location_columns``."""
     conditions = [{"note": n["note"], "recorded_at": json_timestamp(n["recorded_at"])}
                   for n in sorted(notes or (), key=lambda n: (n["recorded_at"], n["id"]))]
-    path_rows = sorted(nodes or (), key=lambda r: -r["depth"])
-    if not path_rows:
+    if not nodes:
         return {"location": None, "conditions": conditions}
-    box = path_rows[-1]
+    lineage = lineage_of(nodes)
+    box = min(nodes, key=lambda r: r["depth"])
     label = (naming.label(box["scheme"], box["columns"], box["row_no"], box["col_no"])
              if box["row_no"] is not None else None)
-    path = " / ".join([path_rows[0]["site"] or "", *(r["name"] for r in path_rows)])
     taken_out_at = json_timestamp(box["out_since"])
-    return {"location": {"box": box["barcode"], "position": label, "path": path,
-                         "freezer": path_rows[0]["barcode"], "taken_out": taken_out_at is not None,
+    return {"location": {"box": box["barcode"], "position": label, "path": lineage.path,
+                         "freezer": lineage.freezer, "taken_out": taken_out_at is not None,
                          "taken_out_at": taken_out_at},
             "conditions": conditions}
 

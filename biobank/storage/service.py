@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ScalarSelect, Select, bindparam, func, literal, select, update
@@ -200,15 +201,36 @@ def get_box(session: Session, code: str, numbering: Numbering,
     return box
 
 
-@dataclass
-class Lineage:
-    """A container's place in the tree: its path and its freezer."""
+def path_text(site: str | None, names: Iterable[str]) -> str:
+    """A place as people read it, from its site and the names of its chain of containers:
+    "NL-PMC / F-80-01 / Shelf 2 / Rack B / BX…" (the one place a path is written)."""
+    return " / ".join([site or "", *names])
 
-    path: str
+
+@dataclass(frozen=True)
+class Lineage:
+    """A container's place in the tree: its site and its chain of containers from the
+    freezer down to itself (names and barcodes, in that order)."""
+
     freezer_id: int
-    freezer: str
     site: str
-    barcodes: list[str] = field(default_factory=list)
+    names: tuple[str, ...]
+    barcodes: tuple[str, ...]
+
+    @property
+    def freezer(self) -> str:
+        """The freezer's barcode."""
+        return self.barcodes[0]
+
+    @property
+    def path(self) -> str:
+        """The container's path, site first."""
+        return path_text(self.site, self.names)
+
+    @property
+    def freezer_path(self) -> str:
+        """The freezer's path: site and freezer."""
+        return path_text(self.site, self.names[:1])
 
 
 def _ancestors(ids: Any):  # type: ignore[no-untyped-def]
@@ -242,15 +264,11 @@ def lineages(session: Session, ids: list[int] | set[int]) -> dict[int, Lineage]:
     if not ids:
         return {}
     rows = session.execute(_LINEAGES, {"ids": ids}).all()
-    found: dict[int, Lineage] = {}
-    for start, _depth, node_id, name, code, site in rows:
-        if start not in found:  # the root comes first: a freezer
-            found[start] = Lineage(path=f"{site} / {name}", freezer_id=node_id, freezer=code,
-                                   site=site, barcodes=[code])
-        else:
-            found[start].path += f" / {name}"
-            found[start].barcodes.append(code)
-    return found
+    chains: dict[int, list[dict[str, Any]]] = {}
+    for start, depth, node_id, name, code, site in rows:
+        chains.setdefault(start, []).append(
+            {"depth": depth, "id": node_id, "name": name, "barcode": code, "site": site})
+    return {start: lineage_of(nodes) for start, nodes in chains.items()}
 
 
 def lineage_column(container_id: Any) -> ScalarSelect[Any]:
@@ -267,12 +285,14 @@ def lineage_column(container_id: Any) -> ScalarSelect[Any]:
 
 
 def lineage_of(nodes: list[dict[str, Any]]) -> Lineage:
-    """The Lineage from the value of ``lineage_column`` (as ``lineages`` builds it)."""
+    """The Lineage from a chain of containers (each with ``depth``, 0 for the container
+    itself, and ``id``, ``name``, ``barcode`` and, at the freezer, ``site``), as
+    ``lineage_column`` and ``lineages`` read it."""
     chain = sorted(nodes, key=lambda n: -n["depth"])
     root = chain[0]
-    return Lineage(path=" / ".join([f"{root['site']}", *(n["name"] for n in chain)]),
-                   freezer_id=root["id"], freezer=root["barcode"], site=root["site"],
-                   barcodes=[n["barcode"] for n in chain])
+    return Lineage(freezer_id=root["id"], site=root["site"],
+                   names=tuple(n["name"] for n in chain),
+                   barcodes=tuple(n["barcode"] for n in chain))
 
 
 def ancestor_ids(session: Session, container_id: int) -> set[int]:
