@@ -38,8 +38,9 @@ from biobank.consent.models import (
 from biobank.custody.service import record_audit, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
+from biobank.locking import lock_tubes
 from biobank.patients.models import Patient
-from biobank.samples.models import Aliquot
+from biobank.samples.models import Aliquot, Sample
 
 
 @dataclass
@@ -85,6 +86,10 @@ def correct(session: Session, actor: str, withdrawal_id: int, reason: str) -> Co
     patient = session.get(Patient, found.patient_id)
     assert patient is not None
     service.lock_patient(session, patient)
+    # Then every tube of the patient, in one ascending batch (biobank.locking): what the
+    # correction reads of them (destroyed, blocked, recalled) is then what it changes.
+    lock_tubes(session, session.scalars(select(Aliquot.id).join(Sample)
+                                        .where(Sample.patient_id == patient.id)))
     if session.scalar(select(WithdrawalCorrection.id)
                       .where(WithdrawalCorrection.withdrawal_id == withdrawal_id)) is not None:
         raise Conflict(f"withdrawal {withdrawal_id} was already corrected", field="withdrawal")

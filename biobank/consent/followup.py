@@ -23,6 +23,7 @@ from biobank.consent.places import locations
 from biobank.custody.service import record_event
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
+from biobank.locking import lock_tubes
 from biobank.patients.models import Patient
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
@@ -87,6 +88,10 @@ def complete_task(session: Session, actor: str, task_id: int) -> TaskView:
         DestructionTask.id == task_id, task_visible(scope.of(session))))
     if task is None:
         raise NotFound(f"no destruction task {task_id}")
+    # The tube's lock first (biobank.locking), then the task as it is once locked: a
+    # correction or a re-consent holding the tube may have cancelled it meanwhile.
+    lock_tubes(session, [task.aliquot_id])
+    session.refresh(task)
     if task.completed_at is not None or task.cancelled_at is not None:
         raise Conflict(f"destruction task {task_id} is already "
                        f"{'done' if task.completed_at else 'cancelled'}", field="task")

@@ -30,6 +30,7 @@ from biobank.consent.rule import PARTICIPANT, Key, in_force, key_of, majority_da
 from biobank.custody.service import record_audit, record_events
 from biobank.db import utcnow
 from biobank.errors import Conflict, Invalid, NotFound
+from biobank.locking import lock_tubes
 from biobank.patients.models import Patient
 from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
@@ -311,26 +312,31 @@ def restore_after_reconsent(session: Session, actor: str, patient: Patient,
     state = state_on(patient_entries(session, patient.id), clock.today())
     if state.get(("storage", None)) is not entry:
         return [], []
-    rows = session.execute(
-        select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
-               Aliquot.status)
-        .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
-        .join(Sample, Aliquot.sample_id == Sample.id)
-        .where(Sample.patient_id == patient.id, DestructionTask.completed_at.is_(None),
-               DestructionTask.cancelled_at.is_(None))).all()
+    pending = (DestructionTask.completed_at.is_(None), DestructionTask.cancelled_at.is_(None))
+    tasks = (select(DestructionTask.id, DestructionTask.aliquot_id, DestructionTask.blocked_from,
+                    Aliquot.status)
+             .join(Aliquot, DestructionTask.aliquot_id == Aliquot.id)
+             .join(Sample, Aliquot.sample_id == Sample.id)
+             .where(Sample.patient_id == patient.id, *pending))
+    # The tubes' locks (biobank.locking, after the patient's), then their tasks and statuses
+    # as they are once locked: a technician may have destroyed one meanwhile.
+    if not lock_tubes(session, [r.aliquot_id for r in session.execute(tasks)]):
+        return [], []
+    rows = session.execute(tasks).all()
     if not rows:
         return [], []
     now = utcnow()
     session.execute(update(DestructionTask)
-                    .where(DestructionTask.id.in_([r.id for r in rows]))
+                    .where(DestructionTask.id.in_([r.id for r in rows]), *pending)
                     .values(cancelled_at=now))
     # Only what the withdrawal blocked: a tube held for a quality problem stays held.
     blocked = [r.aliquot_id for r in rows
                if r.status == "blocked" and r.blocked_from in states.RELEASABLE]
     if blocked:
-        session.execute(update(Aliquot).where(Aliquot.id.in_(blocked),
-                                              Aliquot.status == "blocked")
-                        .values(status="available"))
+        blocked = sorted(session.scalars(
+            update(Aliquot).where(Aliquot.id.in_(blocked), Aliquot.status == "blocked")
+            .values(status="available").returning(Aliquot.id)
+            .execution_options(synchronize_session="fetch")))
         record_events(session, [
             {"event_type": states.event_type("blocked", "available"), "aliquot_id": i,
              "reason": why or f"storage consent given again on {entry.effective_date} "
