@@ -48,7 +48,7 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
         highest = {t.name: conn.scalar(select(func.max(t.c.id))) or 0 for t in tables}
         counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
         tallies = save_tallies(conn)
-    stamp = time.time_ns() % 10**8
+    stamp = time.time_ns() % 10**5  # the study id fits on a tube label (14 characters)
     try:
         with Session(engine, expire_on_commit=False) as session:
             patient = patients.register(session, ACTOR, {
