@@ -185,15 +185,17 @@ def rack96(app: Flask, token: str, runs: int) -> float | None:
 # --- reports -------------------------------------------------------------------------------
 
 REPORTS = {"completeness": "/api/v1/reports/completeness",
-           "inventory": "/api/v1/reports/inventory"}
+           "inventory": "/api/v1/reports/inventory",
+           "fill": "/api/v1/reports/capacity?view=history"}
 
 
 def report(app: Flask, token: str, name: str, requests: int, warmup: int) -> float | None:
     """p50 of one whole-trial report as JSON (completeness: the summary of every patient and
     the first page of the matrix; inventory: the last year's months, rows and freeze–thaw
-    spread), in ms; None without the reports."""
+    spread; fill: each freezer's positions used at each month's end, from the custody log),
+    in ms; None without the reports."""
     url = REPORTS[name]
-    if not has_route(app, url):
+    if not has_route(app, url.split("?")[0]):
         return None
     api = Client(app, token)
     for _ in range(warmup):

@@ -72,7 +72,7 @@ ROWS = (
     ("custody_verify_events_per_s", "/s"), ("labels_zpl_per_s", "/s"),
     ("labels_svg_per_s", "/s"), ("bare_svg_per_s", "/s"),
     ("fhir_specimen_page_ms", "ms"), ("fhir_export_resources_per_s", "/s"),
-    ("report_completeness_ms", "ms"), ("report_inventory_ms", "ms"),
+    ("report_completeness_ms", "ms"), ("report_inventory_ms", "ms"), ("report_fill_ms", "ms"),
 )
 
 

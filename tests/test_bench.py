@@ -14,7 +14,7 @@ KEYS = ("aliquots", "database", "scan_us_p50", "scan_us_p99", "bare_scan_us_p50"
         "scan_ratio", "scan_us_p50_small", "rack96_register_ms", "import_aliquots_per_s",
         "bare_insert_rows_per_s", "availability_ms", "withdrawal_impact_ms", "box_map_ms",
         "custody_verify_events_per_s", "labels_zpl_per_s", "labels_svg_per_s",
-        "bare_svg_per_s", "report_completeness_ms", "report_inventory_ms")
+        "bare_svg_per_s", "report_completeness_ms", "report_inventory_ms", "report_fill_ms")
 
 
 def test_the_benchmark_builds_measures_and_writes_every_figure(tmp_path, capsys):

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import importlib.util
 import io
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from reports_helpers import demo  # noqa: F401 (a fixture)
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from biobank.custody import service as custody
+from biobank.reports.models import FillTally
 from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
 from biobank.samples.service import Numbering
@@ -24,6 +27,8 @@ from biobank.storage.models import Container, Position
 
 ACTOR = "test"
 SVG = "{http://www.w3.org/2000/svg}"
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "versions"
 
 
 def _used_now(session):  # type: ignore[no-untyped-def]
@@ -149,3 +154,39 @@ def test_the_fill_ends_at_what_every_freezer_holds_now(demo, manager, as_role): 
     assert au.get("/api/v1/reports/capacity?view=history").json["history"] == []
     response = manager.get("/api/v1/reports/capacity?view=history&box_type=9X9")
     assert response.status_code == 422 and "box_type" in response.json["errors"]["query"]
+
+
+def test_the_trigger_keeps_what_the_migration_counts_from_the_log(demo, make_aliquots, at):  # noqa: F811
+    """Tubes stored, moved between freezers, taken out, put back, consumed and shipped over
+    two months: the fill tally the trigger kept is what the migration's backfill counts from
+    the custody log."""
+    numbering = Numbering()
+    at(_mid_month(1))
+    first = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-1",
+                                                 "freezer_type": "mechanical-80",
+                                                 "room": "lab"}, numbering)
+    second = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-2",
+                                                  "freezer_type": "mechanical-80",
+                                                  "room": "lab"}, numbering)
+    box_a, box_b = _box(demo, first, "a", numbering), _box(demo, second, "b", numbering)
+    tubes = make_aliquots(4)
+    operations.store_new(demo, ACTOR, tubes, box_a, [None] * 4)
+    demo.commit()
+    at(_mid_month(0))
+    operations.move(demo, ACTOR, [{"aliquot": tubes[0], "box": box_b, "row": 1, "col": 1}])
+    operations.take_out(demo, ACTOR, tubes[1])
+    kind = box_b.box_type
+    operations.put_back(demo, ACTOR, tubes[1], box_b, naming.label(kind.scheme, kind.columns,
+                                                                   1, 2))
+    samples.change_status(demo, ACTOR, tubes[2], "consumed", "used up")
+    demo.commit()
+    [path] = MIGRATIONS.glob("*_e6b8c4d2f012_fill_tally.py")
+    spec = importlib.util.spec_from_file_location("fill_tally_migration", path)
+    migration = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(migration)  # type: ignore[union-attr]
+    counted = {(m, f): int(n) for m, f, n in demo.execute(text(
+        migration.from_the_log(demo.get_bind().dialect.name))) if n}
+    kept = {(m, f): n for m, f, n in demo.execute(select(
+        FillTally.month, FillTally.freezer_id, FillTally.tubes)) if n}
+    assert kept == counted
+    assert {f for _, f in kept} >= {first.id, second.id}

@@ -5,9 +5,10 @@ is in (``new_values.freezer_id``, as the temperature excursions read it): a tube
 position in a freezer when it is stored, moved, put back or refrozen there, and gives it up
 when it is moved elsewhere, its place is forgotten (``unstored``) or it leaves the biobank
 (shipped, consumed, destroyed). Taking a tube out or thawing it keeps its place, as the
-capacity summary counts it. One statement: each tube's events in order, each paired with the
-one before (a window), turned into +1 for the freezer entered and −1 for the freezer left,
-summed per month and freezer; the running totals over a few dozen rows are added up here.
+capacity summary counts it. A trigger on the custody log keeps, per month and freezer, the
+change in positions used (``biobank.reports.tally.fill_statements``: each place event paired
+with the tube's one before it, +1 for the freezer entered and −1 for the freezer left); the
+running totals over a few dozen rows are added up here.
 
 What the log cannot say is left out: a tube returned from a shipment counts again once it is
 stored or put back, and a taken-out tube whose box moves to another freezer once put back.
@@ -19,48 +20,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Integer, case, func, literal, null, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope as sites
-from biobank.custody.models import CustodyEvent
 from biobank.reference.models import Site
 from biobank.reports.inventory import months_between
+from biobank.reports.models import FillTally
 from biobank.reports.scope import ReportScope, sites_asked
-from biobank.reports.sql import month_of
-from biobank.samples.states import DEPARTED
 from biobank.storage.models import Container
 
 HEADER = ("month", "site", "freezer", "freezer_barcode", "used")
-# Events that put a tube into a freezer's position, and those after which it holds none.
-ENTERING = ("stored", "moved", "put_back", "refrozen")
-LEAVING = ("unstored", *sorted(DEPARTED))
-
-
-def _changes(last_month: str) -> Any:
-    """(month, freezer id, change in used positions) from the custody log, up to a month."""
-    e = CustodyEvent
-    # The freezer whose position the tube holds after the event (NULL: none).
-    holds = case((e.event_type.in_(ENTERING), e.new_values["freezer_id"].as_integer()),
-                 else_=null().cast(Integer))
-    # In the log's own order (each tube's chain): the (aliquot_id, id) index, no sort; a
-    # CTE, read once for both the freezers entered and those left.
-    steps = (select(e.occurred_at, holds.label("now"),
-                    func.lag(holds).over(partition_by=e.aliquot_id, order_by=e.id)
-                    .label("before"))
-             .where(e.aliquot_id.is_not(None), e.event_type.in_((*ENTERING, *LEAVING)))
-             .cte("steps"))
-    month = month_of(steps.c.occurred_at)
-    changed = steps.c.now.is_distinct_from(steps.c.before)
-    moves = union_all(
-        select(month.label("month"), steps.c.now.label("freezer_id"),
-               literal(1).label("change")).where(changed, steps.c.now.is_not(None)),
-        select(month, steps.c.before, literal(-1)).where(changed,
-                                                         steps.c.before.is_not(None))
-    ).subquery("moves")
-    return (select(moves.c.month, moves.c.freezer_id, func.sum(moves.c.change))
-            .where(moves.c.month <= last_month)
-            .group_by(moves.c.month, moves.c.freezer_id))
 
 
 def history(session: Session, scope: ReportScope, args: dict[str, Any], start: dt.date,
@@ -74,10 +44,11 @@ def history(session: Session, scope: ReportScope, args: dict[str, Any], start: d
         .join(Site, Site.id == Container.site_id)
         .where(Container.kind == "freezer", sites.site_filter(covered, Site.code))
         .order_by(Site.code, Container.name, Container.barcode)).all()
-    changes = _changes(months[-1]).subquery("changes")
     found: dict[int, dict[str, int]] = {}
     for month, freezer_id, change in session.execute(
-            select(changes).where(changes.c.freezer_id.in_([f.id for f in freezers]))):
+            select(FillTally.month, FillTally.freezer_id, FillTally.tubes)
+            .where(FillTally.month <= months[-1],
+                   FillTally.freezer_id.in_([f.id for f in freezers]))):
         found.setdefault(freezer_id, {})[month] = int(change)
     rows = []
     for freezer in freezers:

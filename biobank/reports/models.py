@@ -41,6 +41,18 @@ class ThawTally(Base):
     tubes: Mapped[int]
 
 
+class FillTally(Base):
+    """Change in positions used per UTC month and freezer (``tally.fill_statements``); the
+    positions used at a month's end are the sum up to it. Derived: no foreign keys."""
+
+    __tablename__ = tally.FILL
+    __table_args__ = ({"sqlite_with_rowid": False, "info": {"derived": True}},)
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    freezer_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    tubes: Mapped[int]
+
+
 class TallyPause(Base):
     """A transaction holding the aliquot insert trigger back (``tally.held_back``): inserted
     and deleted in that transaction, never committed, so always empty to everyone else."""
@@ -62,4 +74,7 @@ def _create_tally_triggers(_metadata: Any, connection: Connection, tables: Any =
     """create_all (scratch databases) makes the triggers too; the migrations make their own."""
     if InventoryTally.__table__ in tables:
         for statement in tally.create_statements(connection.dialect.name):
+            connection.exec_driver_sql(statement)
+    if FillTally.__table__ in tables:
+        for statement in tally.fill_statements(connection.dialect.name):
             connection.exec_driver_sql(statement)

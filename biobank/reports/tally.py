@@ -42,7 +42,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from biobank.reports.sql import MONTH
-from biobank.samples.states import IN_HOUSE
+from biobank.samples.states import DEPARTED, IN_HOUSE
 
 FLOWS = "inventory_tally"
 THAWS = "thaw_tally"
@@ -271,3 +271,66 @@ def held_back(connection: Connection) -> Iterator[HeldBack]:
             pass
         raise
     connection.exec_driver_sql(release, (holder,))
+
+
+# --- freezer fill: positions used per month and freezer -----------------------------------
+
+FILL = "fill_tally"
+FILL_KEY = "month, freezer_id"
+# Custody events that put a tube into a freezer's position, and those after which it holds
+# none (biobank.reports.fill says why these).
+ENTERING = ("stored", "moved", "put_back", "refrozen")
+LEAVING = ("unstored", *sorted(DEPARTED))
+_FREEZER_OF = {"sqlite": "json_extract({0}.new_values, '$.freezer_id')",
+               "postgresql": "CAST({0}.new_values ->> 'freezer_id' AS integer)"}
+_FILL_TRIGGER = "fill_tally_custody_event_insert"
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+def holds(dialect: str, event: str) -> str:
+    """SQL: the freezer whose position the tube holds after the custody event (NULL: none)."""
+    return (f"CASE WHEN {event}.event_type IN {_listed(ENTERING)} "
+            f"THEN {_FREEZER_OF[dialect].format(event)} END")
+
+
+def fill_statements(dialect: str) -> list[str]:
+    """The DDL of the trigger that keeps ``fill_tally``: a tube's place event that changes
+    the freezer it holds a position in counts +1 for the freezer entered and −1 for the one
+    left, in the event's UTC month (the tube's previous place event: by its chain's index)."""
+    month = MONTH[dialect].format("NEW.occurred_at")
+    now = holds(dialect, "NEW")
+    before = (f"(SELECT {holds(dialect, 'e')} FROM custody_event e "
+              f"WHERE e.aliquot_id = NEW.aliquot_id AND e.id < NEW.id "
+              f"AND e.event_type IN {_listed(ENTERING + LEAVING)} ORDER BY e.id DESC LIMIT 1)")
+    add = f"ON CONFLICT ({FILL_KEY}) DO UPDATE SET tubes = {FILL}.tubes + excluded.tubes"
+    if dialect == "sqlite":
+        body = (f"INSERT INTO {FILL} ({FILL_KEY}, tubes) SELECT {month}, f, d FROM ("
+                f"SELECT {now} AS f, 1 AS d, {before} AS o UNION ALL "
+                f"SELECT {before}, -1, {now}) WHERE f IS NOT NULL AND f IS NOT o {add}; ")
+        return [f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
+                f"WHEN NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
+                f"{_listed(ENTERING + LEAVING)} BEGIN {body}END"]
+    if dialect != "postgresql":
+        raise ValueError(f"no fill tally trigger for {dialect}")
+    body = (f"DECLARE entered integer := {now}; left_from integer := {before}; BEGIN "
+            f"IF entered IS NOT DISTINCT FROM left_from THEN RETURN NULL; END IF; "
+            f"IF entered IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
+            f"VALUES ({month}, entered, 1) {add}; END IF; "
+            f"IF left_from IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
+            f"VALUES ({month}, left_from, -1) {add}; END IF; RETURN NULL; END")
+    return [f"CREATE FUNCTION {_FILL_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ {body} $$",
+            f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
+            f"WHEN (NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
+            f"{_listed(ENTERING + LEAVING)}) EXECUTE FUNCTION {_FILL_TRIGGER}()"]
+
+
+def fill_drop_statements(dialect: str) -> list[str]:
+    """The DDL that removes the fill trigger."""
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {_FILL_TRIGGER} ON custody_event",
+                f"DROP FUNCTION IF EXISTS {_FILL_TRIGGER}()"]
+    return [f"DROP TRIGGER IF EXISTS {_FILL_TRIGGER}"]
