@@ -194,3 +194,15 @@ def test_the_box_list_finds_boxes_by_name(login, lab):
     """The box list filters by name or code."""
     page = text(login("technician").get("/boxes?q=spare"))
     assert lab.spare.barcode in page and lab.box.barcode not in page
+
+
+def test_the_api_and_the_card_take_the_tube_actions_from_one_table(app):
+    """Each tube action of the storage table is an API endpoint; the card offers those marked
+    for it, beside its Store (the station's decision, which places and moves)."""
+    from biobank.storage.actions import TUBE_ACTIONS
+    from biobank.web.scan import STORAGE_ACTIONS
+
+    posts = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
+    assert {f"/api/v1/aliquots/<code>/{a.path}" for a in TUBE_ACTIONS.values()} <= posts
+    assert set(STORAGE_ACTIONS) == {"store", "take_out", "put_back", "thaw", "refreeze",
+                                    "missing", "found"}

@@ -18,6 +18,7 @@ from biobank.pagination import SelectPage
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.storage import (
+    actions,
     boxmap,
     excursions,
     operations,
@@ -254,33 +255,26 @@ def location(code: str) -> Any:
     return _tube_answer(code)
 
 
-@blp.route("/aliquots/<code>/place", methods=["POST"])
-@blp.arguments(schemas.PlaceIn)
-@blp.response(201, schemas.TubeStorageOut)
-@requires("storage:write")
-def place(values: dict[str, Any], code: str) -> Any:
-    """Store a tube in a box position: 422 outside the grid, 409 if the place is taken."""
-    session = get_session()
-    aliquot = get_aliquot(session, code, numbering())
-    operations.place(session, current_actor(), aliquot, _box(values["box"], "box"),
-                     values["position"], values["reason"])
-    return _tube_answer(code)
+def _tube_endpoint(action: actions.TubeAction) -> None:
+    """Register ``POST /aliquots/<code>/<action>``: the tube, the action, its answer."""
+    def view(values: dict[str, Any], code: str) -> Any:
+        session = get_session()
+        action.run(session, current_actor(), get_aliquot(session, code, numbering()), values,
+                   numbering())
+        return _tube_answer(code)
+
+    view.__name__ = view.__qualname__ = action.name
+    view.__doc__ = action.summary
+    view = requires("storage:write")(view)
+    view = blp.response(201 if action.created else 200, schemas.TubeStorageOut)(view)
+    view = blp.arguments(action.schema)(view)
+    blp.route(f"/aliquots/<code>/{action.path}", methods=["POST"])(view)
 
 
-@blp.route("/aliquots/<code>/move", methods=["POST"])
-@blp.arguments(schemas.PlaceIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def move(values: dict[str, Any], code: str) -> Any:
-    """Move a stored tube to another position (in this box or another)."""
-    session = get_session()
-    aliquot = get_aliquot(session, code, numbering())
-    box = _box(values["box"], "box")
-    row, col = operations.resolve(box, values["position"])
-    operations.move(session, current_actor(),
-                    [{"aliquot": aliquot, "box": box, "row": row, "col": col}],
-                    values["reason"])
-    return _tube_answer(code)
+# The tube actions (place, move, take out, put back, thaw, refreeze, missing, found): one
+# table, shared with the scan station's card.
+for _action in actions.TUBE_ACTIONS.values():
+    _tube_endpoint(_action)
 
 
 @blp.route("/storage/moves", methods=["POST"])
@@ -312,81 +306,6 @@ def _aliquot_field(code: str, field: str):  # type: ignore[no-untyped-def]
         raise Invalid(exc.message, field=field) from None
     except Invalid as exc:
         raise Invalid(exc.message, field=field) from None
-
-
-@blp.route("/aliquots/<code>/take-out", methods=["POST"])
-@blp.arguments(schemas.ReasonIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def take_out(values: dict[str, Any], code: str) -> Any:
-    """Take a tube out of the freezer; its place stays kept for it."""
-    session = get_session()
-    operations.take_out(session, current_actor(), get_aliquot(session, code, numbering()),
-                        values["reason"])
-    return _tube_answer(code)
-
-
-@blp.route("/aliquots/<code>/put-back", methods=["POST"])
-@blp.arguments(schemas.ElsewhereIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def put_back(values: dict[str, Any], code: str) -> Any:
-    """Put a taken-out tube back: in its kept place, or in the box and position given."""
-    session = get_session()
-    box = _box(values["box"], "box") if values["box"] else None
-    operations.put_back(session, current_actor(), get_aliquot(session, code, numbering()),
-                        box, values["position"], values["reason"])
-    return _tube_answer(code)
-
-
-@blp.route("/aliquots/<code>/thaw", methods=["POST"])
-@blp.arguments(schemas.ReasonIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def thaw(values: dict[str, Any], code: str) -> Any:
-    """Thaw a tube: its freeze–thaw count goes up; it leaves its (kept) place."""
-    session = get_session()
-    operations.thaw(session, current_actor(), get_aliquot(session, code, numbering()),
-                    values["reason"])
-    return _tube_answer(code)
-
-
-@blp.route("/aliquots/<code>/refreeze", methods=["POST"])
-@blp.arguments(schemas.ElsewhereIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def refreeze(values: dict[str, Any], code: str) -> Any:
-    """Refreeze a thawed tube, in its kept place or in the box and position given."""
-    session = get_session()
-    box = _box(values["box"], "box") if values["box"] else None
-    operations.refreeze(session, current_actor(), get_aliquot(session, code, numbering()),
-                        box, values["position"], values["reason"])
-    return _tube_answer(code)
-
-
-@blp.route("/aliquots/<code>/missing", methods=["POST"])
-@blp.arguments(schemas.MissingIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def mark_missing(values: dict[str, Any], code: str) -> Any:
-    """Mark a tube missing (not where it should be); its place stays kept."""
-    session = get_session()
-    operations.mark_missing(session, current_actor(), get_aliquot(session, code, numbering()),
-                            values["reason"])
-    return _tube_answer(code)
-
-
-@blp.route("/aliquots/<code>/found", methods=["POST"])
-@blp.arguments(schemas.ElsewhereIn)
-@blp.response(200, schemas.TubeStorageOut)
-@requires("storage:write")
-def mark_found(values: dict[str, Any], code: str) -> Any:
-    """A missing tube is found: available again, in its kept place or where it was found."""
-    session = get_session()
-    box = _box(values["box"], "box") if values["box"] else None
-    operations.mark_found(session, current_actor(), get_aliquot(session, code, numbering()),
-                          box, values["position"], values["reason"])
-    return _tube_answer(code)
 
 
 # --- excursions ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from biobank.samples.models import Aliquot
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.scan import service as scanning
-from biobank.storage import boxmap, location, operations
+from biobank.storage import actions, boxmap, location
 from biobank.storage import service as storage
 from biobank.storage import station as bench
 from biobank.storage.models import Container, Thaw
@@ -234,31 +234,21 @@ def _store(session: Session, actor: str, aliquot: Aliquot, form: Any) -> dict[st
                     form.get("reason") or None)
 
 
-def _simple(operation: Any, done: str) -> Any:
+def _card(action: actions.TubeAction) -> Any:
+    """A tube action of the storage table, from the card's form."""
     def run(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
-        operation(session, actor, aliquot, form.get("reason") or None)
-        return f"{aliquot.barcode} {done}"
+        values = {"box": form.get("box", "").strip() or None,
+                  "position": form.get("position") or None,
+                  "reason": form.get("reason") or None}
+        action.run(session, actor, aliquot, values, numbering())
+        return f"{aliquot.barcode} {action.done}"
     return run
 
 
-def _back(operation: Any, done: str) -> Any:
-    def run(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
-        operation(session, actor, aliquot, _box_field(form), form.get("position") or None,
-                  form.get("reason") or None)
-        return f"{aliquot.barcode} {done}"
-    return run
-
-
-# The card's storage actions: each is one storage operation of the service.
-STORAGE_ACTIONS = {
-    "store": _store,
-    "take_out": _simple(operations.take_out, "taken out"),
-    "put_back": _back(operations.put_back, "put back"),
-    "thaw": _simple(operations.thaw, "thawed"),
-    "refreeze": _back(operations.refreeze, "refrozen"),
-    "missing": _simple(operations.mark_missing, "marked missing"),
-    "found": _back(operations.mark_found, "found"),
-}
+# The card's storage actions: Store is the station's decision (it places or moves, asking
+# first where it should); the others are the storage table's tube actions.
+STORAGE_ACTIONS = {"store": _store} | {
+    name: _card(action) for name, action in actions.TUBE_ACTIONS.items() if action.on_card}
 
 
 @bp.post("/scan/<code>/storage")
