@@ -168,3 +168,56 @@ def test_a_correction_racing_a_new_withdrawal_leaves_one_consistent_state(engine
             Sample.patient_id == committed.patient_id)))
     assert statuses == ({"blocked"} if outcomes == ["ok", "ok"] else
                         {"available"} if outcomes[0] == "ok" else {"blocked"}), outcomes
+
+
+@pytest.mark.parametrize("answer", ["acknowledge", "report destroyed"])
+@pytest.mark.parametrize("first", ["recipient", "officer"])
+def test_a_correction_racing_a_recall_answer_cancels_only_unanswered_notices(
+        engine, committed, first, answer):  # noqa: F811
+    """A correction and the recipient's answer to the recall of a shipped tube, either
+    first: the notice is answered or cancelled, never both; the loser a 409; the tube's
+    status and its log agree."""
+    from biobank.consent import gate
+    from biobank.consent.models import RecallNotice
+    from biobank.samples import service as samples
+
+    with Session(engine, expire_on_commit=False) as session:
+        tube = session.scalars(select(Aliquot).join(Sample).where(
+            Sample.patient_id == committed.patient_id).order_by(Aliquot.id)).first()
+        assert tube is not None
+        gate.justify_release(session, ACTOR, [tube.id], committed.substudy, "request",
+                             f"RQ-RECALL-{committed.patient_id}")
+        samples.change_status(session, ACTOR, tube, "reserved")
+        samples.change_status(session, ACTOR, tube, "shipped")
+        session.commit()
+    wid, _ = _withdrawn(engine, committed.patient_id)
+    with Session(engine) as session:
+        notice_id = session.scalar(select(RecallNotice.id)
+                                   .where(RecallNotice.withdrawal_id == wid))
+    assert notice_id is not None
+
+    def correct(session: Session) -> None:
+        correction.correct(session, ACTOR, wid, "recorded on the wrong patient")
+
+    def respond(session: Session) -> None:
+        if answer == "acknowledge":
+            followup.acknowledge_recall(session, ACTOR, notice_id)
+        else:
+            followup.report_recall_destroyed(session, ACTOR, notice_id)
+
+    delays = [0.0, 0.1] if first == "recipient" else [0.1, 0.0]
+    outcomes = _race(engine, [respond, correct], delays)
+    assert outcomes == (["ok", "ok"] if first == "recipient" else ["409", "ok"]), outcomes
+    _log_agrees(engine, committed.patient_id)
+    with Session(engine) as session:
+        notice = session.get_one(RecallNotice, notice_id)
+        kinds = set(session.scalars(select(CustodyEvent.event_type).where(
+            CustodyEvent.aliquot_id == tube.id, CustodyEvent.event_type.like("recall_%"))))
+        status = session.get_one(Aliquot, tube.id).status
+    if first == "recipient":
+        assert (notice.acknowledged_at is not None, notice.cancelled_at) == (True, None)
+        assert "recall_cancelled" not in kinds
+        assert status == ("destroyed" if answer == "report destroyed" else "shipped")
+    else:
+        assert (notice.cancelled_at is not None, notice.acknowledged_at) == (True, None)
+        assert (kinds, status) == ({"recall_cancelled"}, "shipped")

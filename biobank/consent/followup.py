@@ -133,9 +133,13 @@ def recalls(session: Session, *, withdrawal_id: int | None = None,
 
 
 def _notice(session: Session, notice_id: int) -> RecallView:
+    """The notice, its tube locked first (biobank.locking) and the notice read again once
+    locked: a correction holding the tube may have cancelled it meanwhile."""
     found = recalls(session, notice_id=notice_id)
     if not found:
         raise NotFound(f"no recall notice {notice_id}")
+    lock_tubes(session, [found[0].notice.aliquot_id])
+    session.refresh(found[0].notice)
     return found[0]
 
 
