@@ -221,3 +221,48 @@ def test_a_correction_racing_a_recall_answer_cancels_only_unanswered_notices(
     else:
         assert (notice.cancelled_at is not None, notice.acknowledged_at) == (True, None)
         assert (kinds, status) == ({"recall_cancelled"}, "shipped")
+
+
+@pytest.mark.parametrize("first", ["technician", "officer"])
+def test_a_correction_racing_a_take_out_of_a_blocked_tube(engine, committed, first):  # noqa: F811
+    """A correction and a technician's taking a blocked tube out of its box, either first:
+    both done; the tube is back in use and out, as its custody log says."""
+    from biobank.samples import service as samples
+    from biobank.storage import operations
+    from biobank.storage import service as storage
+    from biobank.storage.models import Container
+    from tests.test_tube_contention import _state_from_log, _state_in_tables
+
+    with Session(engine, expire_on_commit=False) as session:
+        numbering = samples.Numbering()
+        freezer = storage.create_freezer(session, ACTOR, {
+            "site": "NL-PMC", "name": f"RACE-{time.time_ns() % 10**8}",
+            "freezer_type": "mechanical-80"}, numbering)
+        rack = storage.create_container(session, ACTOR, {
+            "kind": "rack", "name": "Left", "parent": freezer.barcode}, numbering)
+        box = storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode},
+                                 numbering)
+        tube = session.scalars(select(Aliquot).join(Sample).where(
+            Sample.patient_id == committed.patient_id).order_by(Aliquot.id)).first()
+        assert tube is not None
+        operations.place(session, ACTOR, tube, box, "A1")
+        session.commit()
+    wid, _ = _withdrawn(engine, committed.patient_id)
+
+    def correct(session: Session) -> None:
+        correction.correct(session, ACTOR, wid, "recorded on the wrong patient")
+
+    def take_out(session: Session) -> None:
+        operations.take_out(session, ACTOR, session.get_one(Aliquot, tube.id), "to check")
+
+    delays = [0.0, 0.1] if first == "technician" else [0.1, 0.0]
+    assert _race(engine, [take_out, correct], delays) == ["ok", "ok"]
+    _log_agrees(engine, committed.patient_id)
+    with Session(engine) as session:
+        events = list(session.scalars(select(CustodyEvent)
+                                      .where(CustodyEvent.aliquot_id == tube.id)
+                                      .order_by(CustodyEvent.id)))
+        state = _state_in_tables(session, tube.id)
+        assert _state_from_log(events) == state
+        assert (state["status"], state["out"]) == ("available", True)
+        assert session.get_one(Container, box.id).id == state["box_id"]
