@@ -17,7 +17,7 @@ After taking the tube lock a path reads the tube's state again (``populate_exist
 what it read before, to find the tube, may have changed while it waited. A deadlock or a
 serialization failure that slips through anyway (PostgreSQL aborts one of the
 transactions) is answered 409 with a message and nothing changed (``biobank.errors``);
-it is never a 500. docs/concurrency.md says the same for people.
+it is never a 500. docs/operations.md ("Many people at one tube") says the same for people.
 
 SQLite has one writer at a time: its lock is the database's, taken by the first write.
 """
