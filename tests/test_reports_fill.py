@@ -94,7 +94,7 @@ def test_the_fill_of_each_freezer_month_by_month(demo, manager, make_aliquots, a
     expected[_mid_month(2).strftime("%Y-%m")] = _used_now(demo)
 
     at(_mid_month(1))
-    operations.move(demo, ACTOR, [{"aliquot": tubes[0], "box": box_b, "row": 1, "col": 1}])
+    operations.move(demo, ACTOR, [operations.Target(tubes[0], box_b, 1, 1)])
     operations.take_out(demo, ACTOR, tubes[1])
     samples.change_status(demo, ACTOR, tubes[2], "consumed", "used up")
     demo.commit()
@@ -173,7 +173,7 @@ def test_the_trigger_keeps_what_the_migration_counts_from_the_log(demo, make_ali
     operations.store_new(demo, ACTOR, tubes, box_a, [None] * 4)
     demo.commit()
     at(_mid_month(0))
-    operations.move(demo, ACTOR, [{"aliquot": tubes[0], "box": box_b, "row": 1, "col": 1}])
+    operations.move(demo, ACTOR, [operations.Target(tubes[0], box_b, 1, 1)])
     operations.take_out(demo, ACTOR, tubes[1])
     kind = box_b.box_type
     operations.put_back(demo, ACTOR, tubes[1], box_b, naming.label(kind.scheme, kind.columns,

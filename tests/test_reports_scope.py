@@ -70,7 +70,7 @@ def spread(demo):  # type: ignore[no-untyped-def]  # noqa: F811
         .join(Patient, Patient.id == Sample.patient_id).join(Site)
         .where(Site.code == "NL-PMC", Aliquot.status == "available").order_by(Aliquot.id)
         .limit(2)))
-    operations.move(demo, ACTOR, [{"aliquot": tube, "box": box, "row": 1, "col": index + 1}
+    operations.move(demo, ACTOR, [operations.Target(tube, box, 1, index + 1)
                                   for index, tube in enumerate(nl_tubes)], "moved to AU")
     samples.change_status(demo, ACTOR, nl_tubes[1], "consumed", "used up")
     au_tubes = list(demo.scalars(

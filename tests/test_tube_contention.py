@@ -157,9 +157,9 @@ def test_a_move_in_flight_when_the_tube_is_taken_out_is_refused_not_a_put_back(l
         def move() -> None:
             with Session(mover, expire_on_commit=False) as session:
                 try:
-                    operations.move(session, "mover", [{
-                        "aliquot": session.get_one(Aliquot, tube.id),
-                        "box": session.get_one(Container, live.box.id), "row": 2, "col": 2}])
+                    operations.move(session, "mover", [operations.Target(
+                        session.get_one(Aliquot, tube.id),
+                        session.get_one(Container, live.box.id), 2, 2)])
                     session.commit()
                     outcome.append("moved")
                 except Conflict as exc:

@@ -61,7 +61,7 @@ def _move(session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any]
           numbering: Numbering) -> None:
     box = get_box(session, values["box"], numbering, "box")
     row, col = operations.resolve(box, values.get("position"))
-    operations.move(session, actor, [{"aliquot": aliquot, "box": box, "row": row, "col": col}],
+    operations.move(session, actor, [operations.Target(aliquot, box, row, col)],
                     values.get("reason"))
 
 

@@ -292,9 +292,9 @@ def bulk_move(values: dict[str, Any]) -> Any:
             boxes[spec["box"]] = _box(spec["box"], f"moves.{index}.box")
         box = boxes[spec["box"]]
         row, col = operations.resolve(box, spec["position"], f"moves.{index}.position")
-        moves.append({"aliquot": aliquot, "box": box, "row": row, "col": col})
+        moves.append(operations.Target(aliquot, box, row, col))
     operations.move(session, current_actor(), moves, values["reason"])
-    return {"moved": len(moves), "aliquots": [m["aliquot"].barcode for m in moves]}
+    return {"moved": len(moves), "aliquots": [m.aliquot.barcode for m in moves]}
 
 
 def _aliquot_field(code: str, field: str):  # type: ignore[no-untyped-def]

@@ -247,26 +247,24 @@ def store_new(session: Session, actor: str, aliquots: list[Aliquot], box: Contai
         unplaced_only=True)
 
 
-def move(session: Session, actor: str, moves: list[dict[str, Any]],
+def move(session: Session, actor: str, moves: list[Target],
          reason: str | None = None) -> None:
-    """Move stored tubes to new places in one go (``moves``: aliquot, box, row, col)."""
-    ids = [m["aliquot"].id for m in moves]
+    """Move stored tubes to new places in one go."""
+    ids = [m.aliquot.id for m in moves]
     lock_tubes(session, ids)
     rows = {p.aliquot_id: p for p in session.scalars(
         select(Position).where(Position.aliquot_id.in_(ids))
         .execution_options(populate_existing=True))}
     for index, spec in enumerate(moves):
-        where = rows.get(spec["aliquot"].id)
+        where = rows.get(spec.aliquot.id)
         field = f"moves.{index}.aliquot" if len(moves) > 1 else "barcode"
         if where is None:
-            raise Conflict(f"{spec['aliquot'].barcode} has no place yet: place it",
+            raise Conflict(f"{spec.aliquot.barcode} has no place yet: place it",
                            field=field)
         if where.out_since is not None:
-            raise Conflict(f"{spec['aliquot'].barcode} is taken out: put it back (to the new "
+            raise Conflict(f"{spec.aliquot.barcode} is taken out: put it back (to the new "
                            "place, if you like)", field=field)
-    relocate(session, actor, [Target(m["aliquot"], m["box"], m["row"], m["col"])
-                              for m in moves], reason, field="moves" if len(moves) > 1
-             else "position")
+    relocate(session, actor, moves, reason, field="moves" if len(moves) > 1 else "position")
 
 
 def take_out(session: Session, actor: str, aliquot: Aliquot, reason: str | None = None) -> None:

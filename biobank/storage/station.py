@@ -166,8 +166,8 @@ def _apply(session: Session, actor: str, aliquot: Aliquot, action: str, box: Con
         operations.put_back(session, actor, aliquot, box, position, why)
     else:
         row, col = operations.resolve(box, position)
-        operations.move(session, actor, [{"aliquot": aliquot, "box": box, "row": row,
-                                          "col": col}], "moved at the scan station")
+        operations.move(session, actor, [operations.Target(aliquot, box, row, col)],
+                        "moved at the scan station")
 
 
 def _done_words(aliquot: Aliquot, action: str, origin: Place | None, target: Place) -> str:
