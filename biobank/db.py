@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import DateTime, TypeDecorator
 
 F = TypeVar("F")
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -316,6 +318,29 @@ def init_app(app: Flask) -> None:
         session: Session | None = g.pop("db_session", None)
         if session is not None:
             session.close()
+
+
+def closing_stream(chunks: Iterable[T]) -> Iterator[T]:
+    """A response body read from the database while it is sent: ``chunks``, then the
+    request's session and connection closed.
+
+    A streamed body is iterated after the request has ended: its teardown has closed the
+    session already, and the session, used again by the body, takes a connection that no
+    teardown returns (the pool ran dry after some thousands of exports). Closing at the end
+    of the body (or when the server closes it early) gives it back."""
+    session: Session | None = g.get("db_session")
+    connection: Connection | None = g.get("db_connection")
+
+    def stream() -> Iterator[T]:
+        try:
+            yield from chunks
+        finally:
+            if connection is not None:
+                connection.close()
+            if session is not None:
+                session.close()
+
+    return stream()
 
 
 def bind_to_connection(app: Flask, connection: Connection) -> None:

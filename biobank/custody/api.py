@@ -7,14 +7,14 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, stream_with_context
+from flask import Response
 from flask_smorest import Blueprint
 
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor, current_scope
 from biobank.custody import audit, service
 from biobank.custody.schemas import EventOut, ExportQuery, RangeQuery, VerificationOut
-from biobank.db import get_session, utcnow
+from biobank.db import closing_stream, get_session, utcnow
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot, get_sample
 
@@ -59,7 +59,7 @@ def verify_sample(code: str) -> Any:
 
 def _export(chunks: Iterator[str], fmt: str, filename: str) -> Response:
     mime = "text/csv" if fmt == "csv" else "application/json"
-    response = Response(stream_with_context(chunks), mimetype=mime)
+    response = Response(closing_stream(chunks), mimetype=mime)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
     return response
 

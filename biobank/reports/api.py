@@ -16,7 +16,7 @@ from biobank import clock
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_asker
 from biobank.csvsafe import stream_csv
-from biobank.db import get_session
+from biobank.db import closing_stream, get_session
 from biobank.errors import Invalid
 from biobank.reference.models import AliquotType, Material
 from biobank.reports import capacity, charts, completeness, fill, inventory, pictures, shipments
@@ -45,7 +45,7 @@ def scope_of_asker() -> ReportScope:
 
 
 def _csv(name: str, header: tuple[str, ...], rows: Iterable[Iterable[Any]]) -> Response:
-    response = Response(stream_csv(header, rows), mimetype="text/csv")  # charset: utf-8
+    response = Response(closing_stream(stream_csv(header, rows)), mimetype="text/csv")  # utf-8
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
 
