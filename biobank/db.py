@@ -330,14 +330,17 @@ def closing_stream(chunks: Iterable[T]) -> Iterator[T]:
     of the body (or when the server closes it early) gives it back."""
     session: Session | None = g.get("db_session")
     connection: Connection | None = g.get("db_connection")
+    # The request's globals: if its teardown has not run yet when the body ends (an app
+    # context that outlives the request, as in the tests), the teardown still closes them.
+    request_g = g._get_current_object()  # type: ignore[attr-defined]
 
     def stream() -> Iterator[T]:
         try:
             yield from chunks
         finally:
-            if connection is not None:
+            if connection is not None and request_g.get("db_connection") is not connection:
                 connection.close()
-            if session is not None:
+            if session is not None and request_g.get("db_session") is not session:
                 session.close()
 
     return stream()
