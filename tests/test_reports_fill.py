@@ -72,6 +72,18 @@ def _box(session, freezer, name, numbering):  # type: ignore[no-untyped-def]
                                                "name": name}, numbering)
 
 
+def _two_freezers(session, make_aliquots, numbering):  # type: ignore[no-untyped-def]
+    """Two freezers at AU-SCH with a box each, and four tubes stored in the first box."""
+    first, second = (storage.create_freezer(session, ACTOR, {
+        "site": "AU-SCH", "name": name, "freezer_type": "mechanical-80", "room": "lab"},
+        numbering) for name in ("AU-1", "AU-2"))
+    box_a, box_b = _box(session, first, "a", numbering), _box(session, second, "b", numbering)
+    tubes = make_aliquots(4)
+    operations.store_new(session, ACTOR, tubes, box_a, [None] * 4)
+    session.commit()
+    return first, second, box_a, box_b, tubes
+
+
 def test_the_fill_of_each_freezer_month_by_month(demo, manager, make_aliquots, at):  # noqa: F811
     """Two freezers at AU-SCH over three months: tubes stored, one moved to the other
     freezer, one taken out (its place kept), one consumed, the taken-out one put back in the
@@ -81,16 +93,7 @@ def test_the_fill_of_each_freezer_month_by_month(demo, manager, make_aliquots, a
     numbering = Numbering()
     expected: dict[str, Counter] = {}
     at(_mid_month(2))
-    first = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-1",
-                                                 "freezer_type": "mechanical-80",
-                                                 "room": "lab"}, numbering)
-    second = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-2",
-                                                  "freezer_type": "mechanical-80",
-                                                  "room": "lab"}, numbering)
-    box_a, box_b = _box(demo, first, "a", numbering), _box(demo, second, "b", numbering)
-    tubes = make_aliquots(4)
-    operations.store_new(demo, ACTOR, tubes, box_a, [None] * 4)
-    demo.commit()
+    first, second, box_a, box_b, tubes = _two_freezers(demo, make_aliquots, numbering)
     expected[_mid_month(2).strftime("%Y-%m")] = _used_now(demo)
 
     at(_mid_month(1))
@@ -157,21 +160,12 @@ def test_the_fill_ends_at_what_every_freezer_holds_now(demo, manager, as_role): 
 
 
 def test_the_trigger_keeps_what_the_migration_counts_from_the_log(demo, make_aliquots, at):  # noqa: F811
-    """Tubes stored, moved between freezers, taken out, put back, consumed and shipped over
-    two months: the fill tally the trigger kept is what the migration's backfill counts from
+    """Tubes stored, moved between freezers, taken out, put back and consumed over two
+    months: the fill tally the trigger kept is what the migration's backfill counts from
     the custody log."""
     numbering = Numbering()
     at(_mid_month(1))
-    first = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-1",
-                                                 "freezer_type": "mechanical-80",
-                                                 "room": "lab"}, numbering)
-    second = storage.create_freezer(demo, ACTOR, {"site": "AU-SCH", "name": "AU-2",
-                                                  "freezer_type": "mechanical-80",
-                                                  "room": "lab"}, numbering)
-    box_a, box_b = _box(demo, first, "a", numbering), _box(demo, second, "b", numbering)
-    tubes = make_aliquots(4)
-    operations.store_new(demo, ACTOR, tubes, box_a, [None] * 4)
-    demo.commit()
+    first, second, box_a, box_b, tubes = _two_freezers(demo, make_aliquots, numbering)
     at(_mid_month(0))
     operations.move(demo, ACTOR, [operations.Target(tubes[0], box_b, 1, 1)])
     operations.take_out(demo, ACTOR, tubes[1])
