@@ -72,8 +72,10 @@ def serve() -> None:
     say(f"database: {where}")
     run(FLASK, "--app", "wsgi", "db", "upgrade")
     run(FLASK, "--app", "wsgi", "demo", "load")
-    say(f"serving; open http://{HOST}:{PORT}/ (API docs: http://{HOST}:{PORT}/api/docs); "
-        "Ctrl+C stops")
+    say(
+        f"serving; open http://{HOST}:{PORT}/ (API docs: http://{HOST}:{PORT}/api/docs); "
+        "Ctrl+C stops"
+    )
     args = [str(FLASK), "--app", "wsgi", "run", "--host", HOST, "--port", str(PORT)]
     os.chdir(ROOT)
     if os.name == "nt":

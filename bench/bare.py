@@ -34,11 +34,21 @@ SCRATCH = "bench_bare_aliquot"
 def scan_query() -> Any:
     """The lookup the scan does first: a tube by barcode, with its box and position."""
     aliquot, position = Aliquot.__table__, Position.__table__
-    return (select(aliquot.c.id, aliquot.c.barcode, aliquot.c.status, aliquot.c.sample_id,
-                   aliquot.c.volume_remaining_ml, aliquot.c.freeze_thaw_count,
-                   position.c.box_id, position.c.row_no, position.c.col_no)
-            .select_from(aliquot.outerjoin(position, position.c.aliquot_id == aliquot.c.id))
-            .where(aliquot.c.barcode == bindparam("code")))
+    return (
+        select(
+            aliquot.c.id,
+            aliquot.c.barcode,
+            aliquot.c.status,
+            aliquot.c.sample_id,
+            aliquot.c.volume_remaining_ml,
+            aliquot.c.freeze_thaw_count,
+            position.c.box_id,
+            position.c.row_no,
+            position.c.col_no,
+        )
+        .select_from(aliquot.outerjoin(position, position.c.aliquot_id == aliquot.c.id))
+        .where(aliquot.c.barcode == bindparam("code"))
+    )
 
 
 def make_app(database_url: str | None = None) -> Flask:
@@ -55,8 +65,11 @@ def make_app(database_url: str | None = None) -> Flask:
         if row is None:
             abort(404)
         answer = row._asdict()
-        answer["volume_ml"] = (None if answer["volume_remaining_ml"] is None
-                               else str(answer.pop("volume_remaining_ml")))
+        answer["volume_ml"] = (
+            None
+            if answer["volume_remaining_ml"] is None
+            else str(answer.pop("volume_remaining_ml"))
+        )
         return jsonify(answer)
 
     @app.get("/scan-same-work/<code>")
@@ -65,8 +78,9 @@ def make_app(database_url: str | None = None) -> Flask:
         header = request.headers.get("Authorization", "")
         digest = hashlib.sha256(header.removeprefix("Bearer ").encode()).hexdigest()
         with engine.begin() as connection:
-            card = connection.execute(_CARD, {"code": code.strip().upper(), "recent": 5,
-                                              "token_hash": digest}).first()
+            card = connection.execute(
+                _CARD, {"code": code.strip().upper(), "recent": 5, "token_hash": digest}
+            ).first()
         if card is None:
             abort(404)
         if not card.asker:
@@ -80,20 +94,39 @@ def make_app(database_url: str | None = None) -> Flask:
 def scratch_table(metadata: MetaData) -> Table:
     """A table of the aliquot table's shape: its columns, keys and indexes, no foreign keys."""
     source = Aliquot.__table__
-    table = Table(SCRATCH, metadata, *[
-        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
-               unique=bool(c.unique)) for c in source.columns])
+    table = Table(
+        SCRATCH,
+        metadata,
+        *[
+            Column(
+                c.name,
+                c.type,
+                primary_key=c.primary_key,
+                nullable=c.nullable,
+                unique=bool(c.unique),
+            )
+            for c in source.columns
+        ],
+    )
     for number, index in enumerate(sorted(source.indexes, key=lambda i: i.name or "")):
-        Index(f"ix_{SCRATCH}_{number}", *[table.c[c.name] for c in index.columns],
-              unique=bool(index.unique))
+        Index(
+            f"ix_{SCRATCH}_{number}",
+            *[table.c[c.name] for c in index.columns],
+            unique=bool(index.unique),
+        )
     return table
 
 
-def insert_rows(connection: Connection, rows: list[tuple[Any, ...]], columns: tuple[str, ...],
-                chunk: int = 5_000) -> None:
+def insert_rows(
+    connection: Connection,
+    rows: list[tuple[Any, ...]],
+    columns: tuple[str, ...],
+    chunk: int = 5_000,
+) -> None:
     """Executemany ``rows`` (tuples in ``columns`` order) into the scratch table, in chunks."""
     mark = "?" if connection.dialect.name == "sqlite" else "%s"
-    sql = (f"INSERT INTO {SCRATCH} ({', '.join(columns)}) "
-           f"VALUES ({', '.join([mark] * len(columns))})")
+    sql = (
+        f"INSERT INTO {SCRATCH} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    )
     for start in range(0, len(rows), chunk):
-        connection.exec_driver_sql(sql, rows[start:start + chunk])
+        connection.exec_driver_sql(sql, rows[start : start + chunk])

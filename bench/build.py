@@ -61,8 +61,18 @@ FORM = "IF21-BB-2.0-EN"
 
 # timepoint, day after diagnosis, material, [(aliquot type, tubes, mL each or None: cells)]
 SCHEDULE: tuple[tuple[str, int, str, tuple[tuple[str, int, str | None], ...]], ...] = (
-    ("DX", 0, "BM", (("MNC-V", 8, None), ("PELLET", 4, None), ("PLASMA", 4, "0.5"),
-                     ("DNA", 2, "0.1"), ("RNA", 2, "0.05"))),
+    (
+        "DX",
+        0,
+        "BM",
+        (
+            ("MNC-V", 8, None),
+            ("PELLET", 4, None),
+            ("PLASMA", 4, "0.5"),
+            ("DNA", 2, "0.1"),
+            ("RNA", 2, "0.05"),
+        ),
+    ),
     ("DX", 0, "PB", (("MNC-V", 4, None), ("PLASMA", 4, "0.5"), ("BUFFY", 2, "0.2"))),
     ("DX", 0, "CSF", (("CSF-SUP", 2, "0.3"), ("CSF-CELLS", 1, None))),
     ("D8", 8, "PB", (("MNC-V", 2, None), ("PLASMA", 2, "0.5"))),
@@ -76,10 +86,24 @@ SCHEDULE: tuple[tuple[str, int, str, tuple[tuple[str, int, str | None], ...]], .
     ("B2", 150, "BM", (("MNC-V", 4, None), ("PELLET", 2, None))),
 )
 PER_PATIENT = sum(n for *_, kinds in SCHEDULE for _, n, _ in kinds)
-COLUMNS = ("barcode", "study_id", "timepoint", "material", "aliquot_type", "volume_ml",
-           "cell_count", "collected_at", "received_at", "container_code",
-           "precentrifugation_delay_hours", "precentrifugation_temperature",
-           "accession_number", "freeze_thaw_count", "status", "storage")
+COLUMNS = (
+    "barcode",
+    "study_id",
+    "timepoint",
+    "material",
+    "aliquot_type",
+    "volume_ml",
+    "cell_count",
+    "collected_at",
+    "received_at",
+    "container_code",
+    "precentrifugation_delay_hours",
+    "precentrifugation_temperature",
+    "accession_number",
+    "freeze_thaw_count",
+    "status",
+    "storage",
+)
 CONTAINERS = {"PB": "PED", "BM": "PED", "CSF": "PPS"}
 
 
@@ -132,14 +156,22 @@ def add_patients(session: Session, first: int, last: int) -> None:
     today = clock.today()
     for index in range(first, last):
         age = rng.randint(5, 365)
-        patients.register(session, ACTOR, {
-            "study_id": study_id(index), "site": SITE, "sex": rng.choice("FM"),
-            "diagnosis": "B-ALL" if rng.random() < 0.95 else "B-MPAL",
-            "fusion_partner": rng.choice(("AFF1", "AFF1", "MLLT1", "MLLT3", "MLLT10")),
-            "diagnosis_date": _diagnosis(rng, today), "age_at_diagnosis_days": age,
-            "wbc_at_diagnosis": Decimal(rng.randint(5, 600)), "day8_blasts_per_ul": None,
-            "prednisone_response": rng.choice(("good", "good", "poor")),
-        })
+        patients.register(
+            session,
+            ACTOR,
+            {
+                "study_id": study_id(index),
+                "site": SITE,
+                "sex": rng.choice("FM"),
+                "diagnosis": "B-ALL" if rng.random() < 0.95 else "B-MPAL",
+                "fusion_partner": rng.choice(("AFF1", "AFF1", "MLLT1", "MLLT3", "MLLT10")),
+                "diagnosis_date": _diagnosis(rng, today),
+                "age_at_diagnosis_days": age,
+                "wbc_at_diagnosis": Decimal(rng.randint(5, 600)),
+                "day8_blasts_per_ul": None,
+                "prednisone_response": rng.choice(("good", "good", "poor")),
+            },
+        )
         if (index + 1) % COMMIT_EVERY == 0:
             session.commit()
     session.commit()
@@ -150,13 +182,27 @@ def ensure_consent_setup(session: Session) -> None:
     have = set(session.scalars(select(Substudy.code)))
     for code in SUBSTUDIES:
         if code not in have:
-            consent.create_substudy(session, ACTOR, {
-                "code": code, "title": f"Bench sub-study {code}",
-                "principal_investigator": "Bench investigator"})
+            consent.create_substudy(
+                session,
+                ACTOR,
+                {
+                    "code": code,
+                    "title": f"Bench sub-study {code}",
+                    "principal_investigator": "Bench investigator",
+                },
+            )
     if session.scalar(select(ConsentFormVersion.id).where(ConsentFormVersion.code == FORM)) is None:
-        consent.create_form(session, ACTOR, {
-            "code": FORM, "title": "Interfant-21 biobank consent form", "version": "2.0",
-            "language": "en", "covers": ["storage", "data", *SUBSTUDIES]})
+        consent.create_form(
+            session,
+            ACTOR,
+            {
+                "code": FORM,
+                "title": "Interfant-21 biobank consent form",
+                "version": "2.0",
+                "language": "en",
+                "covers": ["storage", "data", *SUBSTUDIES],
+            },
+        )
     session.commit()
 
 
@@ -170,12 +216,13 @@ def add_consents(session: Session, first: int, last: int) -> int:
     ensure_consent_setup(session)
     rng = random.Random(SEED * 7 + first)
     substudies = dict(session.execute(select(Substudy.code, Substudy.id)).all())
-    form_id = session.scalar(select(ConsentFormVersion.id)
-                             .where(ConsentFormVersion.code == FORM))
+    form_id = session.scalar(select(ConsentFormVersion.id).where(ConsentFormVersion.code == FORM))
     done = set(session.scalars(select(ConsentEntry.patient_id).distinct()))
-    found = session.execute(select(Patient.id, Patient.study_id, Patient.diagnosis_date).where(
-        Patient.study_id.in_([study_id(i) for i in range(first, last)]))
-        .order_by(Patient.id)).all()
+    found = session.execute(
+        select(Patient.id, Patient.study_id, Patient.diagnosis_date)
+        .where(Patient.study_id.in_([study_id(i) for i in range(first, last)]))
+        .order_by(Patient.id)
+    ).all()
     now = utcnow()
     entries, audits = [], []
     for patient_id, code, diagnosed in found:
@@ -188,28 +235,53 @@ def add_consents(session: Session, first: int, last: int) -> int:
         signatory = rng.choice(("mother", "father"))
         for component in components:
             substudy_id = substudies.get(component)
-            entries.append({
-                "patient_id": patient_id, "substudy_id": substudy_id,
-                "component": "substudy" if substudy_id else component, "decision": "given",
-                "effective_date": signed, "form_version_id": form_id, "signed_by": signatory,
-                "signatory_note": None, "corrects_id": None, "withdrawal_id": None,
-                "reason": None, "recorded_by": ACTOR, "recorded_at": now})
-            audits.append({
-                "entity_type": "patient", "entity_key": code, "action": "consent_recorded",
-                "actor": ACTOR, "occurred_at": now, "reason": None, "old_values": None,
-                "new_values": {"component": component, "decision": "given",
-                               "effective_date": signed.isoformat(), "form_version": FORM}})
+            entries.append(
+                {
+                    "patient_id": patient_id,
+                    "substudy_id": substudy_id,
+                    "component": "substudy" if substudy_id else component,
+                    "decision": "given",
+                    "effective_date": signed,
+                    "form_version_id": form_id,
+                    "signed_by": signatory,
+                    "signatory_note": None,
+                    "corrects_id": None,
+                    "withdrawal_id": None,
+                    "reason": None,
+                    "recorded_by": ACTOR,
+                    "recorded_at": now,
+                }
+            )
+            audits.append(
+                {
+                    "entity_type": "patient",
+                    "entity_key": code,
+                    "action": "consent_recorded",
+                    "actor": ACTOR,
+                    "occurred_at": now,
+                    "reason": None,
+                    "old_values": None,
+                    "new_values": {
+                        "component": component,
+                        "decision": "given",
+                        "effective_date": signed.isoformat(),
+                        "form_version": FORM,
+                    },
+                }
+            )
     for start in range(0, len(entries), PLACE_CHUNK):
-        session.execute(insert(ConsentEntry), entries[start:start + PLACE_CHUNK])
-        session.execute(insert(AuditRecord), audits[start:start + PLACE_CHUNK])
+        session.execute(insert(ConsentEntry), entries[start : start + PLACE_CHUNK])
+        session.execute(insert(AuditRecord), audits[start : start + PLACE_CHUNK])
     session.commit()
     return len(entries)
 
 
 # --- samples and aliquots: the CSV import --------------------------------------------------
 
-def inventory_rows(diagnosed: dict[str, dt.date], first: int, last: int,
-                   limit: int) -> Iterator[list[str]]:
+
+def inventory_rows(
+    diagnosed: dict[str, dt.date], first: int, last: int, limit: int
+) -> Iterator[list[str]]:
     """CSV rows of patients ``first`` ≤ n < ``last``, at most ``limit`` of them."""
     made = 0
     for index in range(first, last):
@@ -217,8 +289,9 @@ def inventory_rows(diagnosed: dict[str, dt.date], first: int, last: int,
         code = study_id(index)
         tube = index * PER_PATIENT  # the patient's tubes are numbered from here
         for number, (timepoint, day, material, kinds) in enumerate(SCHEDULE):
-            collected = dt.datetime.combine(diagnosed[code] + dt.timedelta(days=day),
-                                            dt.time(8 + number % 4, 15), dt.UTC)
+            collected = dt.datetime.combine(
+                diagnosed[code] + dt.timedelta(days=day), dt.time(8 + number % 4, 15), dt.UTC
+            )
             hours = rng.randint(1, 20)
             received = collected + dt.timedelta(hours=hours)
             accession = f"ACC-{index:06d}-{number:02d}"
@@ -231,10 +304,19 @@ def inventory_rows(diagnosed: dict[str, dt.date], first: int, last: int,
                     external = rng.random() < 0.3
                     yield [
                         tube_code(tube) if external else "",
-                        code, timepoint, material, kind, volume or "",
+                        code,
+                        timepoint,
+                        material,
+                        kind,
+                        volume or "",
                         "" if volume else str(rng.choice((1, 2, 5, 10)) * 1_000_000),
-                        collected.isoformat(), received.isoformat(), CONTAINERS[material],
-                        str(hours), "RT", accession, "0",
+                        collected.isoformat(),
+                        received.isoformat(),
+                        CONTAINERS[material],
+                        str(hours),
+                        "RT",
+                        accession,
+                        "0",
                         "consumed" if rng.random() < 0.02 else "available",
                         "N" if kind == "MNC-V" else "D",
                     ]
@@ -242,8 +324,13 @@ def inventory_rows(diagnosed: dict[str, dt.date], first: int, last: int,
 
 def write_inventory(session: Session, path: Path, first: int, last: int, limit: int) -> int:
     """Write the inventory file of patients ``first`` ≤ n < ``last``; returns its rows."""
-    diagnosed = dict(session.execute(select(Patient.study_id, Patient.diagnosis_date).where(
-        Patient.study_id.in_([study_id(i) for i in range(first, last)]))).all())
+    diagnosed = dict(
+        session.execute(
+            select(Patient.study_id, Patient.diagnosis_date).where(
+                Patient.study_id.in_([study_id(i) for i in range(first, last)])
+            )
+        ).all()
+    )
     session.rollback()
     rows = 0
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -258,9 +345,14 @@ def write_inventory(session: Session, path: Path, first: int, last: int, limit: 
 def run_import(database_url: str, path: Path) -> ImportRun:
     """Import a file in a child process (``python -m bench.child``): its time and peak RSS."""
     env = {**os.environ, "BIOBANK_DATABASE_URL": database_url}
-    result = subprocess.run([sys.executable, "-m", "bench.child", "import", str(path)],
-                            env=env, capture_output=True, text=True, check=False,
-                            cwd=Path(__file__).resolve().parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.child", "import", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the import failed:\n{result.stdout}\n{result.stderr}")
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -268,6 +360,7 @@ def run_import(database_url: str, path: Path) -> ImportRun:
 
 
 # --- storage: freezers, shelves, racks, boxes, and the tubes in them ----------------------
+
 
 class Shelving:
     """Creates the containers boxes go into, as they are needed, through the service."""
@@ -277,22 +370,33 @@ class Shelving:
         self.numbering = numbering()
         self.made: dict[tuple[int, ...], Container] = {}
 
-    def _child(self, key: tuple[int, ...], parent: Container | None, kind: str,
-               name: str) -> Container:
+    def _child(
+        self, key: tuple[int, ...], parent: Container | None, kind: str, name: str
+    ) -> Container:
         if key in self.made:
             return self.made[key]
         query = select(Container).where(Container.name == name)
-        query = query.where(Container.parent_id == parent.id) if parent else query.where(
-            Container.kind == "freezer")
+        query = (
+            query.where(Container.parent_id == parent.id)
+            if parent
+            else query.where(Container.kind == "freezer")
+        )
         found = self.session.scalar(query)
         if found is None:
             if parent is None:
-                found = storage.create_freezer(self.session, ACTOR, {
-                    "site": SITE, "name": name, "freezer_type": "mechanical-80",
-                    "room": "B.01"}, self.numbering)
+                found = storage.create_freezer(
+                    self.session,
+                    ACTOR,
+                    {"site": SITE, "name": name, "freezer_type": "mechanical-80", "room": "B.01"},
+                    self.numbering,
+                )
             else:
-                found = storage.create_container(self.session, ACTOR, {
-                    "kind": kind, "name": name, "parent": parent.barcode}, self.numbering)
+                found = storage.create_container(
+                    self.session,
+                    ACTOR,
+                    {"kind": kind, "name": name, "parent": parent.barcode},
+                    self.numbering,
+                )
         self.made[key] = found
         return found
 
@@ -302,38 +406,49 @@ class Shelving:
         shelf_no = rack_no // RACKS_PER_SHELF
         freezer_no = shelf_no // SHELVES_PER_FREEZER
         freezer = self._child((freezer_no,), None, "freezer", f"F-80-{freezer_no + 1:02d}")
-        shelf = self._child((freezer_no, shelf_no), freezer, "shelf",
-                            f"Shelf {shelf_no % SHELVES_PER_FREEZER + 1}")
-        return self._child((freezer_no, shelf_no, rack_no), shelf, "rack",
-                           f"Rack {'ABCD'[rack_no % RACKS_PER_SHELF]}")
+        shelf = self._child(
+            (freezer_no, shelf_no), freezer, "shelf", f"Shelf {shelf_no % SHELVES_PER_FREEZER + 1}"
+        )
+        return self._child(
+            (freezer_no, shelf_no, rack_no),
+            shelf,
+            "rack",
+            f"Rack {'ABCD'[rack_no % RACKS_PER_SHELF]}",
+        )
 
 
 def store_tubes(session: Session) -> int:
     """Put every in-house tube without a place into new 10×10 boxes; returns how many."""
     shelving = Shelving(session)
-    boxes = session.scalar(select(func.count()).select_from(Container)
-                           .where(Container.kind == "box")) or 0
+    boxes = (
+        session.scalar(select(func.count()).select_from(Container).where(Container.kind == "box"))
+        or 0
+    )
     placed = 0
     while True:
-        tubes = [Tube(*row) for row in session.execute(
-            select(Aliquot.id, Aliquot.barcode)
-            .outerjoin(Position, Position.aliquot_id == Aliquot.id)
-            .where(Position.id.is_(None), Aliquot.status.in_(IN_HOUSE))
-            .order_by(Aliquot.id).limit(PLACE_CHUNK))]
+        tubes = [
+            Tube(*row)
+            for row in session.execute(
+                select(Aliquot.id, Aliquot.barcode)
+                .outerjoin(Position, Position.aliquot_id == Aliquot.id)
+                .where(Position.id.is_(None), Aliquot.status.in_(IN_HOUSE))
+                .order_by(Aliquot.id)
+                .limit(PLACE_CHUNK)
+            )
+        ]
         if not tubes:
             break
         targets = []
         for start in range(0, len(tubes), BOX_SIZE):
             rack = shelving.rack_for(boxes)
-            box = storage.create_box(session, ACTOR, {"box_type": BOX_TYPE,
-                                                      "parent": rack.barcode},
-                                     shelving.numbering)
+            box = storage.create_box(
+                session, ACTOR, {"box_type": BOX_TYPE, "parent": rack.barcode}, shelving.numbering
+            )
             boxes += 1
-            for n, tube in enumerate(tubes[start:start + BOX_SIZE]):
+            for n, tube in enumerate(tubes[start : start + BOX_SIZE]):
                 aliquot: Any = tube  # relocate reads only .id and .barcode: a Tube will do
                 targets.append(operations.Target(aliquot, box, n // 10 + 1, n % 10 + 1))
-        operations.relocate(session, ACTOR, targets, "bench: initial storage",
-                            unplaced_only=True)
+        operations.relocate(session, ACTOR, targets, "bench: initial storage", unplaced_only=True)
         session.commit()
         placed += len(tubes)
     return placed
@@ -350,8 +465,9 @@ class Growth:
     seconds: dict[str, float]
 
 
-def grow(app: Flask, database_url: str, workdir: Path, aliquots: int,
-         progress: Any = print) -> Growth:
+def grow(
+    app: Flask, database_url: str, workdir: Path, aliquots: int, progress: Any = print
+) -> Growth:
     """Add patients, consents, samples, aliquots, boxes and places up to ``aliquots``."""
     timings: dict[str, float] = {}
     with app.app_context():
@@ -378,8 +494,10 @@ def grow(app: Flask, database_url: str, workdir: Path, aliquots: int,
     imported = run_import(database_url, path)
     path.unlink()
     timings["import"] = imported.seconds
-    progress(f"  imported {imported.aliquots} aliquots in {imported.samples} samples "
-             f"({imported.seconds:.1f} s, peak RSS {imported.peak_rss_mb:.0f} MB)")
+    progress(
+        f"  imported {imported.aliquots} aliquots in {imported.samples} samples "
+        f"({imported.seconds:.1f} s, peak RSS {imported.peak_rss_mb:.0f} MB)"
+    )
     with app.app_context():
         session = get_session()
         storage.load_default_box_types(session, ACTOR)

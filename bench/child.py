@@ -41,8 +41,14 @@ def import_file(path: Path) -> dict[str, float]:
         summary = service.import_aliquots(session, "bench", path, numbering())
         session.commit()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return {"aliquots": summary.aliquots, "samples": summary.samples, "seconds": seconds,
-            "cpu_seconds": cpu, "peak_rss_mb": rss_mb("VmHWM"), "start_rss_mb": start_rss}
+    return {
+        "aliquots": summary.aliquots,
+        "samples": summary.samples,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": rss_mb("VmHWM"),
+        "start_rss_mb": start_rss,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -34,19 +34,35 @@ SMALL = 10_000
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--aliquots", type=int, default=10_000,
-                        help="size of the biobank (default 10,000; the full run is 1,000,000)")
-    parser.add_argument("--database-url", help="SQLAlchemy URL (default: a SQLite file in "
-                        "the temporary folder); EMPTIED first")
+    parser.add_argument(
+        "--aliquots",
+        type=int,
+        default=10_000,
+        help="size of the biobank (default 10,000; the full run is 1,000,000)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="SQLAlchemy URL (default: a SQLite file in the temporary folder); EMPTIED first",
+    )
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
-    parser.add_argument("--scan-requests", type=int, default=3000,
-                        help="timed scans (each also on the bare route; default 3,000)")
-    parser.add_argument("--site-scoped", action="store_true",
-                        help="the technician who scans is limited to the site the tubes are "
-                             "at (biobank.auth.scope): the scope's cost on every scan")
-    parser.add_argument("--smoke", action="store_true",
-                        help="few requests and short runs: checks the benchmark works, "
-                             "in seconds (for CI), not what it measures")
+    parser.add_argument(
+        "--scan-requests",
+        type=int,
+        default=3000,
+        help="timed scans (each also on the bare route; default 3,000)",
+    )
+    parser.add_argument(
+        "--site-scoped",
+        action="store_true",
+        help="the technician who scans is limited to the site the tubes are "
+        "at (biobank.auth.scope): the scope's cost on every scan",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="few requests and short runs: checks the benchmark works, "
+        "in seconds (for CI), not what it measures",
+    )
     return parser.parse_args(argv)
 
 
@@ -125,9 +141,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     app = prepare(url)
     floor = bare.make_app(url)
-    found: dict[str, Any] = {"aliquots": args.aliquots,
-                             "database": make_url(url).get_backend_name(),
-                             "scan_token_sites": [build.SITE] if args.site_scoped else []}
+    found: dict[str, Any] = {
+        "aliquots": args.aliquots,
+        "database": make_url(url).get_backend_name(),
+        "scan_token_sites": [build.SITE] if args.site_scoped else [],
+    }
     notes: dict[str, str] = {}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="biobank-bench-") as work:
@@ -140,8 +158,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         small_app = keep_small_copy(app, url)
         if small_app is None:
             log("measuring the scan at the small size")
-            found["scan_us_p50_small"] = figures.scan(app, floor, tech, scans, warmup,
-                                                      with_floor=False)["scan_us_p50"]
+            found["scan_us_p50_small"] = figures.scan(
+                app, floor, tech, scans, warmup, with_floor=False
+            )["scan_us_p50"]
         step = first
         if args.aliquots > small:
             log(f"building up to {args.aliquots:,} aliquots")
@@ -173,11 +192,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         notes["rack96_register_ms"] = figures.MISSING
     log("measuring the withdrawal dry run")
     officer = user_token(app, "bench-officer", "consent_officer")
-    found["withdrawal_impact_ms"] = figures.withdrawal_impact(app, officer, http_runs,
-                                                              warmup // 30 + 1)
+    found["withdrawal_impact_ms"] = figures.withdrawal_impact(
+        app, officer, http_runs, warmup // 30 + 1
+    )
     log("measuring availability")
-    researcher = (user_token(app, "bench-researcher", "researcher", [build.SUBSTUDIES[0]])
-                  if figures.has_route(app, "/api/v1/requests/availability") else None)
+    researcher = (
+        user_token(app, "bench-researcher", "researcher", [build.SUBSTUDIES[0]])
+        if figures.has_route(app, "/api/v1/requests/availability")
+        else None
+    )
     found["availability_ms"] = figures.availability(app, researcher, http_runs // 2 + 1, 3)
     if found["availability_ms"] is None:
         notes["availability_ms"] = figures.MISSING
@@ -190,12 +213,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             notes[key] = figures.MISSING
     log("measuring custody verification")
     found["custody_verify_events_per_s"], found["custody_events"] = figures.custody_verify(
-        app, seconds * 3)
+        app, seconds * 3
+    )
     log("measuring the FHIR Specimen page and the export")
-    found["fhir_specimen_page_ms"] = figures.fhir_specimen_page(app, tech, http_runs,
-                                                                warmup // 10)
-    found["fhir_export_resources_per_s"] = figures.fhir_export(
-        app, 5_000 if smoke else None)
+    found["fhir_specimen_page_ms"] = figures.fhir_specimen_page(app, tech, http_runs, warmup // 10)
+    found["fhir_export_resources_per_s"] = figures.fhir_export(app, 5_000 if smoke else None)
     for key in ("fhir_specimen_page_ms", "fhir_export_resources_per_s"):
         if found[key] is None:
             notes[key] = figures.MISSING

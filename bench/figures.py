@@ -48,8 +48,16 @@ def has_route(app: Flask, rule: str, method: str = "GET") -> bool:
 
 # --- the scan ------------------------------------------------------------------------------
 
-def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
-         with_floor: bool = True, small: Flask | None = None) -> dict[str, float]:
+
+def scan(
+    app: Flask,
+    floor: Flask,
+    token: str,
+    requests: int,
+    warmup: int,
+    with_floor: bool = True,
+    small: Flask | None = None,
+) -> dict[str, float]:
     """The scan endpoint and the bare routes, each over random tubes of its own, interleaved;
     with ``small`` (the app on a copy of the biobank at its small size), the scan there too."""
     api = Client(app, token)
@@ -80,13 +88,16 @@ def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
     def small_scan(code: str) -> float:
         return small_api.timed("get", f"/api/v1/scan/{code}")
 
-    calls = {"scan": product,
-             **({"bare": bare_route, "same": same_work} if with_floor else {}),
-             **({"small": small_scan} if small is not None else {})}
+    calls = {
+        "scan": product,
+        **({"bare": bare_route, "same": same_work} if with_floor else {}),
+        **({"small": small_scan} if small is not None else {}),
+    }
     # Each side its own random tubes (of its own biobank, for the small one).
-    codes = {name: random_codes(small if name == "small" else app, requests + warmup,
-                                seed=SEED + number)  # type: ignore[arg-type]
-             for number, name in enumerate(calls)}
+    codes = {
+        name: random_codes(small if name == "small" else app, requests + warmup, seed=SEED + number)  # type: ignore[arg-type]
+        for number, name in enumerate(calls)
+    }
     times = interleaved(calls, codes, warmup)
     figures = {"scan_us_p50": median(times["scan"]), "scan_us_p99": percentile(times["scan"], 99)}
     if with_floor:
@@ -99,13 +110,19 @@ def scan(app: Flask, floor: Flask, token: str, requests: int, warmup: int,
 
 # --- storage -------------------------------------------------------------------------------
 
+
 def box_map(app: Flask, token: str, requests: int, warmup: int) -> float:
     """p50 of GET /boxes/<code>/map over random full 10×10 boxes, in ms."""
     with app.app_context():
         session = get_session()
-        codes = list(session.scalars(
-            select(Container.barcode).join(BoxType, BoxType.id == Container.box_type_id)
-            .where(BoxType.code == "10X10").order_by(Container.id)))
+        codes = list(
+            session.scalars(
+                select(Container.barcode)
+                .join(BoxType, BoxType.id == Container.box_type_id)
+                .where(BoxType.code == "10X10")
+                .order_by(Container.id)
+            )
+        )
         session.rollback()
     rng = random.Random(SEED)
     picks = [rng.choice(codes) for _ in range(requests + warmup)]
@@ -120,12 +137,14 @@ def _rack(app: Flask) -> str:
     with app.app_context():
         session = get_session()
         storage.load_default_box_types(session, "bench")
-        shelf = session.scalar(select(Container).where(Container.kind == "shelf")
-                               .order_by(Container.id))
+        shelf = session.scalar(
+            select(Container).where(Container.kind == "shelf").order_by(Container.id)
+        )
         if shelf is None:
             raise RuntimeError("the build made no shelf")
-        rack = storage.create_box(session, "bench", {"box_type": "SBS96",
-                                                     "parent": shelf.barcode}, numbering())
+        rack = storage.create_box(
+            session, "bench", {"box_type": "SBS96", "parent": shelf.barcode}, numbering()
+        )
         session.commit()
         return rack.barcode
 
@@ -140,21 +159,42 @@ def _new_sample(app: Flask, index: int) -> str:
         session = get_session()
         patient = session.scalar(select(Patient).where(Patient.study_id == RACK_PATIENT))
         if patient is None:
-            patient = patients.register(session, "bench", {
-                "study_id": RACK_PATIENT, "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-                "fusion_partner": "AFF1",
-                "diagnosis_date": clock.today() - dt.timedelta(days=100),
-                "age_at_diagnosis_days": 120, "wbc_at_diagnosis": Decimal(50),
-                "day8_blasts_per_ul": None, "prednisone_response": "good"})
+            patient = patients.register(
+                session,
+                "bench",
+                {
+                    "study_id": RACK_PATIENT,
+                    "site": "NL-PMC",
+                    "sex": "F",
+                    "diagnosis": "B-ALL",
+                    "fusion_partner": "AFF1",
+                    "diagnosis_date": clock.today() - dt.timedelta(days=100),
+                    "age_at_diagnosis_days": 120,
+                    "wbc_at_diagnosis": Decimal(50),
+                    "day8_blasts_per_ul": None,
+                    "prednisone_response": "good",
+                },
+            )
         collected = dt.datetime.combine(patient.diagnosis_date, dt.time(9), dt.UTC)
-        sample = samples.register_sample(session, "bench", {
-            "study_id": patient.study_id, "timepoint": None,
-            "unscheduled_reason": f"bench rack {index}", "material": "BM",
-            "collected_at": collected, "received_at": collected + dt.timedelta(hours=2),
-            "volume_ml": Decimal("10.0"), "container_code": "PED",
-            "precentrifugation_delay_hours": Decimal(2),
-            "precentrifugation_temperature": "RT", "accession_number": f"RACK-{index}",
-            "notes": None}, numbering())
+        sample = samples.register_sample(
+            session,
+            "bench",
+            {
+                "study_id": patient.study_id,
+                "timepoint": None,
+                "unscheduled_reason": f"bench rack {index}",
+                "material": "BM",
+                "collected_at": collected,
+                "received_at": collected + dt.timedelta(hours=2),
+                "volume_ml": Decimal("10.0"),
+                "container_code": "PED",
+                "precentrifugation_delay_hours": Decimal(2),
+                "precentrifugation_temperature": "RT",
+                "accession_number": f"RACK-{index}",
+                "notes": None,
+            },
+            numbering(),
+        )
         session.commit()
         return sample.barcode
 
@@ -172,10 +212,19 @@ def rack96(app: Flask, token: str, runs: int) -> float | None:
     for index in range(runs + 1):
         sample, rack = _new_sample(app, index), _rack(app)
         # The tubes' own codes, unique by the sample's number.
-        body = {"box": rack, "reason": "bench: 96 tubes into a rack", "aliquots": [
-            {"aliquot_type": "PLASMA", "volume_ml": "0.05",
-             "barcode": f"RK{sample[2:-1]}{n:02d}",
-             "position": f"{'ABCDEFGH'[n // 12]}{n % 12 + 1:02d}"} for n in range(96)]}
+        body = {
+            "box": rack,
+            "reason": "bench: 96 tubes into a rack",
+            "aliquots": [
+                {
+                    "aliquot_type": "PLASMA",
+                    "volume_ml": "0.05",
+                    "barcode": f"RK{sample[2:-1]}{n:02d}",
+                    "position": f"{'ABCDEFGH'[n // 12]}{n % 12 + 1:02d}",
+                }
+                for n in range(96)
+            ],
+        }
         elapsed = api.timed("post", f"/api/v1/samples/{sample}/split", expect=201, json=body)
         if index:  # the first is the warm-up
             times.append(elapsed)
@@ -184,9 +233,11 @@ def rack96(app: Flask, token: str, runs: int) -> float | None:
 
 # --- reports -------------------------------------------------------------------------------
 
-REPORTS = {"completeness": "/api/v1/reports/completeness",
-           "inventory": "/api/v1/reports/inventory",
-           "fill": "/api/v1/reports/capacity?view=history"}
+REPORTS = {
+    "completeness": "/api/v1/reports/completeness",
+    "inventory": "/api/v1/reports/inventory",
+    "fill": "/api/v1/reports/capacity?view=history",
+}
 
 
 def report(app: Flask, token: str, name: str, requests: int, warmup: int) -> float | None:
@@ -205,22 +256,33 @@ def report(app: Flask, token: str, name: str, requests: int, warmup: int) -> flo
 
 # --- consent, requests ---------------------------------------------------------------------
 
+
 def withdrawal_impact(app: Flask, token: str, requests: int, warmup: int) -> float:
     """p50 of the dry run of a storage withdrawal, for random patients, in ms."""
     with app.app_context():
         session = get_session()
-        study_ids = list(session.scalars(select(Patient.study_id).where(
-            Patient.study_id != RACK_PATIENT).order_by(Patient.id)))
+        study_ids = list(
+            session.scalars(
+                select(Patient.study_id)
+                .where(Patient.study_id != RACK_PATIENT)
+                .order_by(Patient.id)
+            )
+        )
         session.rollback()
     rng = random.Random(SEED)
     picks = [rng.choice(study_ids) for _ in range(requests + warmup)]
     api = Client(app, token)
-    body = {"scope": "storage", "date": clock.today().isoformat(), "requested_by": "mother",
-            "reason": "bench: what would a withdrawal do"}
+    body = {
+        "scope": "storage",
+        "date": clock.today().isoformat(),
+        "requested_by": "mother",
+        "reason": "bench: what would a withdrawal do",
+    }
 
     def dry_run(study_id: str) -> float:
-        return api.timed("post", f"/api/v1/patients/{study_id}/consent/withdrawals?dry_run=true",
-                         json=body)
+        return api.timed(
+            "post", f"/api/v1/patients/{study_id}/consent/withdrawals?dry_run=true", json=body
+        )
 
     for study_id in picks[:warmup]:
         dry_run(study_id)
@@ -235,11 +297,11 @@ def availability(app: Flask, token: str | None, requests: int, warmup: int) -> f
     api = Client(app, token)
     for _ in range(warmup):
         api.timed("get", "/api/v1/requests/availability")
-    return median(api.timed("get", "/api/v1/requests/availability")
-                  for _ in range(requests)) / 1000
+    return median(api.timed("get", "/api/v1/requests/availability") for _ in range(requests)) / 1000
 
 
 # --- custody -------------------------------------------------------------------------------
+
 
 def custody_verify(app: Flask, seconds: float) -> tuple[float, int]:
     """Events per second of ``custody verify`` over every chain (median of the runs), and
@@ -264,6 +326,7 @@ def custody_verify(app: Flask, seconds: float) -> tuple[float, int]:
 
 # --- labels --------------------------------------------------------------------------------
 
+
 def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
     """Labels rendered per second: ZPL and SVG through the default aliquot template at the
     resolution it is laid out for (Code 128 cryovial: 300 dpi), and python-barcode alone
@@ -280,9 +343,16 @@ def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
     assert template.svg is not None
     dpi = template.dpis[-1]
     module = template.svg.module
-    options = {"module_width": module, "module_height": template.svg.barcode_box[3],
-               "quiet_zone": 10 * module, "write_text": False, "margin_top": 0,
-               "margin_bottom": 0, "compress": True, "with_doctype": False}
+    options = {
+        "module_width": module,
+        "module_height": template.svg.barcode_box[3],
+        "quiet_zone": 10 * module,
+        "write_text": False,
+        "margin_top": 0,
+        "margin_bottom": 0,
+        "compress": True,
+        "with_doctype": False,
+    }
 
     def once(action: Any) -> float:
         started = time.perf_counter()
@@ -292,8 +362,9 @@ def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
     actions = {
         "labels_zpl_per_s": lambda: template.render("zpl", dpi, items),
         "labels_svg_per_s": lambda: template.render("svg", dpi, items),
-        "bare_svg_per_s": lambda: [Code128(item["barcode"], writer=SVGWriter()).render(options)
-                                   for item in items],
+        "bare_svg_per_s": lambda: [
+            Code128(item["barcode"], writer=SVGWriter()).render(options) for item in items
+        ],
     }
     rates: dict[str, list[float]] = {key: [] for key in actions}
     for action in actions.values():
@@ -307,6 +378,7 @@ def labels(app: Flask, count: int, seconds: float) -> dict[str, float]:
 
 
 # --- FHIR ---------------------------------------------------------------------------------
+
 
 def fhir_specimen_page(app: Flask, token: str, requests: int, warmup: int) -> float | None:
     """p50 of GET /fhir/Specimen?_count=100 at random places of the whole biobank (each page
@@ -323,8 +395,13 @@ def fhir_specimen_page(app: Flask, token: str, requests: int, warmup: int) -> fl
     api = Client(app, token)
     for cursor in cursors[:warmup]:
         api.timed("get", f"/fhir/Specimen?_count=100&_cursor=aliquot-{cursor}")
-    return median(api.timed("get", f"/fhir/Specimen?_count=100&_cursor=aliquot-{cursor}")
-                  for cursor in cursors[warmup:]) / 1000
+    return (
+        median(
+            api.timed("get", f"/fhir/Specimen?_count=100&_cursor=aliquot-{cursor}")
+            for cursor in cursors[warmup:]
+        )
+        / 1000
+    )
 
 
 def fhir_export(app: Flask, limit: int | None = None) -> float | None:
@@ -357,9 +434,19 @@ def fhir_export(app: Flask, limit: int | None = None) -> float | None:
 
 # --- the bare insert -----------------------------------------------------------------------
 
-INSERT_COLUMNS = ("barcode", "barcode_source", "sample_id", "aliquot_type_id", "volume_ml",
-                  "volume_remaining_ml", "cell_count", "sprec_code", "freeze_thaw_count",
-                  "status", "created_at")
+INSERT_COLUMNS = (
+    "barcode",
+    "barcode_source",
+    "sample_id",
+    "aliquot_type_id",
+    "volume_ml",
+    "volume_remaining_ml",
+    "cell_count",
+    "sprec_code",
+    "freeze_thaw_count",
+    "status",
+    "created_at",
+)
 
 
 def bare_insert(app: Flask, rows: int, chunk: int = 50_000) -> float:
@@ -377,7 +464,8 @@ def bare_insert(app: Flask, rows: int, chunk: int = 50_000) -> float:
                 while inserted < rows:
                     batch = connection.exec_driver_sql(
                         f"SELECT id, {columns} FROM aliquot WHERE id > {int(last)} "
-                        f"ORDER BY id LIMIT {int(min(chunk, rows - inserted))}").all()
+                        f"ORDER BY id LIMIT {int(min(chunk, rows - inserted))}"
+                    ).all()
                     if not batch:
                         break
                     last = batch[-1][0]

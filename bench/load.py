@@ -49,20 +49,34 @@ TARGET_RSS_MB = 150
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.load",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", required=True,
-                        help="a database `python -m bench` built (PostgreSQL for the issue)")
-    parser.add_argument("--aliquots", type=int, default=10_000,
-                        help="build this many aliquots first if the database is empty")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--database-url",
+        required=True,
+        help="a database `python -m bench` built (PostgreSQL for the issue)",
+    )
+    parser.add_argument(
+        "--aliquots",
+        type=int,
+        default=10_000,
+        help="build this many aliquots first if the database is empty",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--connections", type=int, default=16,
-                        help="concurrent client connections (default 16)")
+    parser.add_argument(
+        "--connections", type=int, default=16, help="concurrent client connections (default 16)"
+    )
     parser.add_argument("--duration", type=int, default=30, help="seconds per app (default 30)")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
-                        help="load generator (auto: wrk if installed)")
-    parser.add_argument("--no-proxy", action="store_true",
-                        help="serve with gunicorn alone, without nginx in front")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator (auto: wrk if installed)",
+    )
+    parser.add_argument(
+        "--no-proxy", action="store_true", help="serve with gunicorn alone, without nginx in front"
+    )
     parser.add_argument("--out", type=Path, help="write the figures to this JSON file")
     return parser.parse_args(argv)
 
@@ -78,28 +92,51 @@ class Server:
     """One app served on 127.0.0.1 by deploy/serve (nginx → gunicorn), or by gunicorn alone
     with the same settings, started and stopped by us."""
 
-    def __init__(self, app: str, env: dict[str, str], workers: int,
-                 proxy: bool = True) -> None:
+    def __init__(self, app: str, env: dict[str, str], workers: int, proxy: bool = True) -> None:
         self.port = free_port()
         if proxy:
-            command = [str(ROOT / "deploy" / "serve"), "--port", str(self.port),
-                       "--workers", str(workers), "--quiet", "--app", app]
+            command = [
+                str(ROOT / "deploy" / "serve"),
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--quiet",
+                "--app",
+                app,
+            ]
         else:
-            command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py",
-                       "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers),
-                       "--log-level", "warning", app]
+            command = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "deploy/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                app,
+            ]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            command,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def wait_ready(self, path: str, headers: dict[str, str], seconds: float = 60) -> None:
         """Wait until the server answers ``path`` with 200."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("the server stopped: "
-                                   + (self.process.stderr.read().decode() if self.process.stderr
-                                      else ""))
+                raise RuntimeError(
+                    "the server stopped: "
+                    + (self.process.stderr.read().decode() if self.process.stderr else "")
+                )
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 connection.request("GET", path, headers=headers)
@@ -176,20 +213,38 @@ def _lua(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def run_wrk(port: int, paths: list[str], headers: dict[str, str], seconds: int,
-            connections: int) -> dict[str, Any]:
+def run_wrk(
+    port: int, paths: list[str], headers: dict[str, str], seconds: int, connections: int
+) -> dict[str, Any]:
     """Drive the server with wrk; throughput, latency percentiles and errors."""
     script = _WRK_SCRIPT % {
         "paths": ", ".join(_lua(p) for p in paths),
-        "headers": ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in headers.items())}
+        "headers": ", ".join(f"[{_lua(k)}] = {_lua(v)}" for k, v in headers.items()),
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
         output = subprocess.run(
-            ["wrk", "--threads", "2", "--connections", str(connections), "--duration",
-             f"{seconds}s", "--timeout", "10s", "--latency", "--script", handle.name,
-             f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True,
-            timeout=seconds + 60).stdout
+            [
+                "wrk",
+                "--threads",
+                "2",
+                "--connections",
+                str(connections),
+                "--duration",
+                f"{seconds}s",
+                "--timeout",
+                "10s",
+                "--latency",
+                "--script",
+                handle.name,
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 60,
+        ).stdout
     finally:
         os.unlink(handle.name)
     return parse_wrk(output)
@@ -208,25 +263,37 @@ def parse_wrk(output: str) -> dict[str, Any]:
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))", output, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                        output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     errors = int(non_2xx.group(1)) if non_2xx else 0
-    socket_errors = {kind: int(n) for kind, n in zip(
-        ("connect", "read", "write", "timeout"), sockets.groups() if sockets else (0,) * 4,
-        strict=True)}
+    socket_errors = {
+        kind: int(n)
+        for kind, n in zip(
+            ("connect", "read", "write", "timeout"),
+            sockets.groups() if sockets else (0,) * 4,
+            strict=True,
+        )
+    }
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    return {"requests": requests,
-            "throughput_rps": float(rate.group(1)),  # type: ignore[union-attr]
-            "p50_ms": _ms(latency["50"]), "p99_ms": _ms(latency["99"]),
-            # A read error is the server closing a kept-alive connection (sync workers
-            # close after each answer): wrk reconnects; it is not a failed request.
-            "errors": errors + socket_errors["connect"] + socket_errors["timeout"]
-                      + socket_errors["write"],
-            "socket_errors": socket_errors}
+    return {
+        "requests": requests,
+        "throughput_rps": float(rate.group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        # A read error is the server closing a kept-alive connection (sync workers
+        # close after each answer): wrk reconnects; it is not a failed request.
+        "errors": errors
+        + socket_errors["connect"]
+        + socket_errors["timeout"]
+        + socket_errors["write"],
+        "socket_errors": socket_errors,
+    }
 
 
-def _python_client(args: tuple[int, list[str], dict[str, str], float, int]) -> tuple[
-        list[float], int, int]:
+def _python_client(
+    args: tuple[int, list[str], dict[str, str], float, int],
+) -> tuple[list[float], int, int]:
     """One client process: requests until the deadline; latencies (ms), count, errors."""
     port, paths, headers, deadline, seed = args
     rng = random.Random(seed)
@@ -261,8 +328,9 @@ def _started(_index: int) -> None:
     time.sleep(0.2)
 
 
-def run_python(port: int, paths: list[str], headers: dict[str, str], seconds: int,
-               connections: int) -> dict[str, Any]:
+def run_python(
+    port: int, paths: list[str], headers: dict[str, str], seconds: int, connections: int
+) -> dict[str, Any]:
     """Drive the server from ``connections`` processes for ``seconds``."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(connections) as pool:
@@ -271,19 +339,24 @@ def run_python(port: int, paths: list[str], headers: dict[str, str], seconds: in
         pool.map(_started, range(connections), chunksize=1)
         deadline = time.time() + seconds
         started = time.time()
-        results = pool.map(_python_client, [(port, paths, headers, deadline, n)
-                                            for n in range(connections)])
+        results = pool.map(
+            _python_client, [(port, paths, headers, deadline, n) for n in range(connections)]
+        )
         elapsed = time.time() - started
     times = [t for result in results for t in result[0]]
-    return {"requests": len(times), "throughput_rps": len(times) / elapsed,
-            # None: no request finished (the warm-up, on a machine so busy that starting the
-            # client processes took all of it).
-            "p50_ms": percentile(times, 50) if times else None,
-            "p99_ms": percentile(times, 99) if times else None,
-            "errors": sum(result[2] for result in results)}
+    return {
+        "requests": len(times),
+        "throughput_rps": len(times) / elapsed,
+        # None: no request finished (the warm-up, on a machine so busy that starting the
+        # client processes took all of it).
+        "p50_ms": percentile(times, 50) if times else None,
+        "p99_ms": percentile(times, 99) if times else None,
+        "errors": sum(result[2] for result in results),
+    }
 
 
 # --- the run ---------------------------------------------------------------------------------
+
 
 def ensure_built(url: str, aliquots: int) -> int:
     """The database's aliquots; an empty database is built first."""
@@ -302,14 +375,27 @@ def ensure_built(url: str, aliquots: int) -> int:
 
     app = prepare(url)
     with tempfile.TemporaryDirectory(prefix="biobank-load-") as work:
-        build.grow(app, url, Path(work), aliquots,
-                   lambda message: print(message, file=sys.stderr, flush=True))
+        build.grow(
+            app,
+            url,
+            Path(work),
+            aliquots,
+            lambda message: print(message, file=sys.stderr, flush=True),
+        )
     app.extensions["biobank.engine"].dispose()
     return aliquots
 
 
-def measure(label: str, app_spec: str, env: dict[str, str], path_of: Any, codes: list[str],
-            headers: dict[str, str], args: argparse.Namespace, client: str) -> dict[str, Any]:
+def measure(
+    label: str,
+    app_spec: str,
+    env: dict[str, str],
+    path_of: Any,
+    codes: list[str],
+    headers: dict[str, str],
+    args: argparse.Namespace,
+    client: str,
+) -> dict[str, Any]:
     """Serve one app, warm it up, drive it, read its workers' memory, stop it."""
     server = Server(app_spec, env, args.workers, proxy=not args.no_proxy)
     try:
@@ -339,23 +425,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         client = "wrk" if shutil.which("wrk") else "python"
     secret = os.environ.get("BIOBANK_SECRET_KEY") or "bench-load-" + "0" * 32
     product_env = {"BIOBANK_DATABASE_URL": url, "BIOBANK_SECRET_KEY": secret}
-    scan = measure("the scan endpoint", "wsgi:app", product_env,
-                   lambda code: f"/api/v1/scan/{code}", codes,
-                   {"Authorization": f"Bearer {token}"}, args, client)
-    floor = measure("the bare route", "bench.bare:make_app()", {"BENCH_DATABASE_URL": url,
-                                                            "BIOBANK_DATABASE_URL": url},
-                    lambda code: f"/scan/{code}", codes, {}, args, client)
+    scan = measure(
+        "the scan endpoint",
+        "wsgi:app",
+        product_env,
+        lambda code: f"/api/v1/scan/{code}",
+        codes,
+        {"Authorization": f"Bearer {token}"},
+        args,
+        client,
+    )
+    floor = measure(
+        "the bare route",
+        "bench.bare:make_app()",
+        {"BENCH_DATABASE_URL": url, "BIOBANK_DATABASE_URL": url},
+        lambda code: f"/scan/{code}",
+        codes,
+        {},
+        args,
+        client,
+    )
     share = scan["throughput_rps"] / floor["throughput_rps"]
     return {
-        "database": make_url(url).get_backend_name(), "aliquots": aliquots,
-        "workers": args.workers, "connections": args.connections,
-        "duration_s": args.duration, "client": client,
+        "database": make_url(url).get_backend_name(),
+        "aliquots": aliquots,
+        "workers": args.workers,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "client": client,
         "served_by": "gunicorn" if args.no_proxy else "nginx → gunicorn (deploy/serve)",
-        "scan": scan, "bare": floor,
+        "scan": scan,
+        "bare": floor,
         "throughput_share": share,
-        "targets": {"throughput_share": share >= TARGET_SHARE,
-                    "errors": scan["errors"] == 0,
-                    "worker_rss": (scan["max_worker_rss_mb"] or 0) <= TARGET_RSS_MB},
+        "targets": {
+            "throughput_share": share >= TARGET_SHARE,
+            "errors": scan["errors"] == 0,
+            "worker_rss": (scan["max_worker_rss_mb"] or 0) <= TARGET_RSS_MB,
+        },
         "machine": report.machine(),
         "command": "python -m bench.load " + " ".join(sys.argv[1:]),
     }
@@ -364,19 +470,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(found: dict[str, Any]) -> str:
     """The figures side by side."""
     lines = [f"{'':<24} {'scan':>12} {'bare':>12}", "-" * 50]
-    for key, unit in (("throughput_rps", "req/s"), ("p50_ms", "ms"), ("p99_ms", "ms"),
-                      ("errors", ""), ("max_worker_rss_mb", "MB")):
+    for key, unit in (
+        ("throughput_rps", "req/s"),
+        ("p50_ms", "ms"),
+        ("p99_ms", "ms"),
+        ("errors", ""),
+        ("max_worker_rss_mb", "MB"),
+    ):
         scan, bare = found["scan"][key], found["bare"][key]
-        lines.append(f"{key + (' (' + unit + ')' if unit else ''):<24} {scan:>12,.1f} "
-                     f"{bare:>12,.1f}")
+        lines.append(
+            f"{key + (' (' + unit + ')' if unit else ''):<24} {scan:>12,.1f} {bare:>12,.1f}"
+        )
     verdicts = found["targets"]
     lines.append("")
-    lines.append(f"throughput {found['throughput_share']:.0%} of the bare route's (target ≥ "
-                 f"{TARGET_SHARE:.0%}): {'met' if verdicts['throughput_share'] else 'MISSED'}")
-    lines.append(f"errors {found['scan']['errors']} (target 0): "
-                 f"{'met' if verdicts['errors'] else 'MISSED'}")
-    lines.append(f"peak RSS per worker {found['scan']['worker_peak_rss_mb']} MB (target ≤ "
-                 f"{TARGET_RSS_MB}): {'met' if verdicts['worker_rss'] else 'MISSED'}")
+    lines.append(
+        f"throughput {found['throughput_share']:.0%} of the bare route's (target ≥ "
+        f"{TARGET_SHARE:.0%}): {'met' if verdicts['throughput_share'] else 'MISSED'}"
+    )
+    lines.append(
+        f"errors {found['scan']['errors']} (target 0): {'met' if verdicts['errors'] else 'MISSED'}"
+    )
+    lines.append(
+        f"peak RSS per worker {found['scan']['worker_peak_rss_mb']} MB (target ≤ "
+        f"{TARGET_RSS_MB}): {'met' if verdicts['worker_rss'] else 'MISSED'}"
+    )
     return "\n".join(lines)
 
 

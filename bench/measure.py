@@ -55,8 +55,10 @@ class Client:
         response = call(url, headers=self.headers, **kwargs)
         elapsed = (time.perf_counter_ns() - started) / 1000
         if response.status_code != expect:
-            raise RuntimeError(f"{method.upper()} {url}: {response.status_code} "
-                               f"{response.get_data(as_text=True)[:500]}")
+            raise RuntimeError(
+                f"{method.upper()} {url}: {response.status_code} "
+                f"{response.get_data(as_text=True)[:500]}"
+            )
         return elapsed
 
     def get(self, url: str, **kwargs: Any) -> Any:
@@ -67,15 +69,21 @@ class Client:
         return response.json
 
 
-def user_token(app: Flask, username: str, role: str, substudies: list[str] | None = None,
-               sites: list[str] | None = None) -> str:
+def user_token(
+    app: Flask,
+    username: str,
+    role: str,
+    substudies: list[str] | None = None,
+    sites: list[str] | None = None,
+) -> str:
     """A token for a bench user of a role (made on first use), limited to ``sites``."""
     with app.app_context():
         session = get_session()
         user = session.scalar(select(auth.User).where(auth.User.username == username))
         if user is None:
-            user = auth.create_user(session, username, role, substudies=substudies or [],
-                                    sites=sites or [])
+            user = auth.create_user(
+                session, username, role, substudies=substudies or [], sites=sites or []
+            )
         token = auth.issue_token(session, user, days=1)
         session.commit()
     return token
@@ -91,14 +99,23 @@ def random_codes(app: Flask, count: int, seed: int = SEED) -> list[str]:
         codes: dict[int, str] = {}
         unique = sorted(set(ids))
         for start in range(0, len(unique), 5000):
-            codes.update(session.execute(select(Aliquot.id, Aliquot.barcode).where(
-                Aliquot.id.in_(unique[start:start + 5000]))).all())
+            codes.update(
+                session.execute(
+                    select(Aliquot.id, Aliquot.barcode).where(
+                        Aliquot.id.in_(unique[start : start + 5000])
+                    )
+                ).all()
+            )
         session.rollback()
     return [codes[i] for i in ids if i in codes]
 
 
-def interleaved(calls: dict[str, Callable[[str], float]], codes: dict[str, list[str]],
-                warmup: int, block: int = 100) -> dict[str, list[float]]:
+def interleaved(
+    calls: dict[str, Callable[[str], float]],
+    codes: dict[str, list[str]],
+    warmup: int,
+    block: int = 100,
+) -> dict[str, list[float]]:
     """Time each call over its own codes (the first ``warmup`` of them not counted), in
     alternating blocks whose first call rotates, so that the noise of a busy machine falls
     on every side alike; returns the durations per call.
@@ -114,9 +131,9 @@ def interleaved(calls: dict[str, Callable[[str], float]], codes: dict[str, list[
     names = list(calls)
     timed = min(len(codes[name]) for name in names) - warmup
     for number, start in enumerate(range(warmup, warmup + timed, block)):
-        turn = names[number % len(names):] + names[:number % len(names)]
+        turn = names[number % len(names) :] + names[: number % len(names)]
         for name in turn:
-            times[name].extend(calls[name](code) for code in codes[name][start:start + block])
+            times[name].extend(calls[name](code) for code in codes[name][start : start + block])
     return times
 
 
@@ -129,12 +146,14 @@ def repeat_for(seconds: float, minimum: int, action: Callable[[], float]) -> lis
     return results
 
 
-def per_second(count: int, action: Callable[[], Any], seconds: float = 2.0,
-               minimum: int = 3) -> float:
+def per_second(
+    count: int, action: Callable[[], Any], seconds: float = 2.0, minimum: int = 3
+) -> float:
     """The best of several runs of ``action`` (which handles ``count`` items), in items/s.
 
     The best run is the one least disturbed by anything else the machine was doing.
     """
+
     def once() -> float:
         started = time.perf_counter()
         action()

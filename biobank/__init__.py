@@ -27,8 +27,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
         # The client's address and scheme as the trusted proxies saw them (the login
         # throttle counts per address; Secure cookies and redirects need the scheme).
-        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
-                                x_for=proxies, x_proto=proxies, x_host=proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=proxies,
+            x_proto=proxies,
+            x_host=proxies,
+        )
     return app
 
 
@@ -43,8 +47,11 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = config_module.default_database_url(app.instance_path)
     if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = (secrets.token_hex(32) if app.config.get("TESTING")
-                                    else config_module.instance_secret(app.instance_path))
+        app.config["SECRET_KEY"] = (
+            secrets.token_hex(32)
+            if app.config.get("TESTING")
+            else config_module.instance_secret(app.instance_path)
+        )
     app.config.update(
         API_TITLE="Interfant-21 biobank",
         API_VERSION="v1",
@@ -114,10 +121,12 @@ SECURITY_HEADERS = (
     ("Cross-Origin-Opener-Policy", "same-origin"),
     # Scripts only from files of our own: no inline script or event handler runs, so text
     # that slipped into a page cannot act (the Swagger UI's start-up is a file too).
-    ("Content-Security-Policy",
-     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-     "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-     "frame-ancestors 'none'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'",
+    ),
     ("Cache-Control", "no-store"),
 )
 
@@ -125,8 +134,9 @@ SECURITY_HEADERS = (
 def _security_headers(response: Response) -> None:
     headers = response.headers
     present = {name.lower() for name in headers.keys()}
-    headers.extend([(name, value) for name, value in SECURITY_HEADERS
-                    if name.lower() not in present])
+    headers.extend(
+        [(name, value) for name, value in SECURITY_HEADERS if name.lower() not in present]
+    )
 
 
 def _register_blueprints(app: Flask) -> None:

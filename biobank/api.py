@@ -62,8 +62,15 @@ def init_app(app: Flask) -> Api:
     api = BiobankApi(app, spec_kwargs={"extra_plugins": [apidoc.ErrorResponses()]})
     app.url_map.converters["request_number"] = RequestNumber
     api.register_converter(RequestNumber, lambda _converter: {"type": "string"})
-    for blp in (reference_blp, patients_blp, samples_blp, scan_blp, custody_blp, auth_blp,
-                consent_blp):
+    for blp in (
+        reference_blp,
+        patients_blp,
+        samples_blp,
+        scan_blp,
+        custody_blp,
+        auth_blp,
+        consent_blp,
+    ):
         api.register_blueprint(blp, url_prefix="/api/v1")
     api.register_blueprint(storage_blp, url_prefix="/api/v1")
     api.register_blueprint(station_blp, url_prefix="/api/v1")

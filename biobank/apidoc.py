@@ -26,26 +26,33 @@ class ErrorSchema(Schema):
     code = fields.Integer(required=True, metadata={"description": "the HTTP status"})
     status = fields.String(required=True, metadata={"description": "its name"})
     message = fields.String(metadata={"description": "what is wrong, in words"})
-    errors = fields.Dict(metadata={"description": "per location (json, query, path, form) "
-                                                  "and field, what is wrong with it"})
+    errors = fields.Dict(
+        metadata={
+            "description": "per location (json, query, path, form) and field, what is wrong with it"
+        }
+    )
 
 
 def common_errors(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     """The error answers an operation can give whatever it does."""
     statuses = [
-        HTTPStatus.UNAUTHORIZED,        # no valid token or session
-        HTTPStatus.FORBIDDEN,           # the role may not
+        HTTPStatus.UNAUTHORIZED,  # no valid token or session
+        HTTPStatus.FORBIDDEN,  # the role may not
         HTTPStatus.UNPROCESSABLE_ENTITY,  # unknown query parameter, bad path parameter
         HTTPStatus.SERVICE_UNAVAILABLE,  # the database is busy or unreachable: retry
     ]
     if "{" in path:
         statuses.append(HTTPStatus.NOT_FOUND)  # the object named does not exist
     if method != "get":
-        statuses += [HTTPStatus.BAD_REQUEST,  # CSRF token missing (browser sessions)
-                     HTTPStatus.CONFLICT]     # clashes with the current state
+        statuses += [
+            HTTPStatus.BAD_REQUEST,  # CSRF token missing (browser sessions)
+            HTTPStatus.CONFLICT,
+        ]  # clashes with the current state
     if "requestBody" in operation:
-        statuses += [HTTPStatus.BAD_REQUEST,  # malformed or too deeply nested JSON
-                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE]
+        statuses += [
+            HTTPStatus.BAD_REQUEST,  # malformed or too deeply nested JSON
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        ]
     return sorted(set(statuses))
 
 
@@ -53,8 +60,12 @@ class ErrorResponses(BasePlugin):
     """Adds the common error answers to every operation, as references to the shared
     responses flask-smorest registers for each status (with the error schema)."""
 
-    def operation_helper(self, path: str | None = None,  # type: ignore[override]
-                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def operation_helper(
+        self,
+        path: str | None = None,  # type: ignore[override]
+        operations: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         for method, operation in (operations or {}).items():
             if method not in _METHODS:
                 continue
@@ -66,11 +77,11 @@ class ErrorResponses(BasePlugin):
 
 PAGINATION_HEADER = {
     "description": "Pagination metadata, as a JSON object in the header's text: total, "
-                   "total_pages, first_page, last_page, page, previous_page, next_page",
+    "total_pages, first_page, last_page, page, previous_page, next_page",
     "required": True,
     "schema": {"type": "string"},
     "example": '{"total": 42, "total_pages": 5, "first_page": 1, "last_page": 5, '
-               '"page": 1, "next_page": 2}',
+    '"page": 1, "next_page": 2}',
 }
 
 

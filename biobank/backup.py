@@ -59,14 +59,16 @@ def summarize(connection: Connection) -> Summary:
     """Row counts of every table, and every custody chain verified, on one connection (in
     its transaction, hence its snapshot)."""
     names = inspect(connection).get_table_names()
-    counts = {name: connection.scalar(text(f'SELECT count(*) FROM "{name}"')) or 0
-              for name in names}
+    counts = {
+        name: connection.scalar(text(f'SELECT count(*) FROM "{name}"')) or 0 for name in names
+    }
     if "custody_event" not in names:
         return Summary(counts, 0, 0, None)
     with Session(bind=connection) as session:
         result = audit.verify_all(session)
-    return Summary(counts, result.checked, result.chains,
-                   result.broken.describe() if result.broken else None)
+    return Summary(
+        counts, result.checked, result.chains, result.broken.describe() if result.broken else None
+    )
 
 
 def _sqlite_path(url: str) -> Path:
@@ -111,9 +113,20 @@ def create(url: str, target: Path, engine: Engine) -> Summary:
         connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
         snapshot = connection.scalar(text("SELECT pg_export_snapshot()"))
         done = subprocess.run(
-            [_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges",
-             f"--snapshot={snapshot}", f"--file={target}", "--dbname", _libpq_url(url)],
-            capture_output=True, text=True, check=False)
+            [
+                _tool("pg_dump"),
+                "--format=custom",
+                "--no-owner",
+                "--no-privileges",
+                f"--snapshot={snapshot}",
+                f"--file={target}",
+                "--dbname",
+                _libpq_url(url),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode:
             target.unlink(missing_ok=True)
             raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
@@ -136,22 +149,30 @@ def _is_empty(engine: Engine) -> bool:
         return not inspect(connection).get_table_names()
 
 
-def restore(url: str, source: Path, engine: Engine,
-            progress: Callable[[str], None] = lambda _line: None) -> Summary:
+def restore(
+    url: str, source: Path, engine: Engine, progress: Callable[[str], None] = lambda _line: None
+) -> Summary:
     """Restore the backup ``source`` into the (empty) database at ``url``; summarize it."""
     if not source.is_file():
         raise BackupError(f"{source}: no such file")
     with source.open("rb") as handle:
         head = handle.read(len(SQLITE_MAGIC))
-    kind = ("sqlite" if head.startswith(SQLITE_MAGIC)
-            else "postgresql" if head.startswith(PG_DUMP_MAGIC) else None)
+    kind = (
+        "sqlite"
+        if head.startswith(SQLITE_MAGIC)
+        else "postgresql"
+        if head.startswith(PG_DUMP_MAGIC)
+        else None
+    )
     if kind is None:
         raise BackupError(f"{source} is neither a SQLite database nor a pg_dump custom archive")
     if kind != engine.dialect.name:
         raise BackupError(f"{source} is a {kind} backup; the database is {engine.dialect.name}")
     if not _is_empty(engine):
-        raise BackupError("the database is not empty: restore only into an empty database "
-                          "(create a new one; nothing was changed)")
+        raise BackupError(
+            "the database is not empty: restore only into an empty database "
+            "(create a new one; nothing was changed)"
+        )
     if kind == "sqlite":
         target = _sqlite_path(url)
         engine.dispose()
@@ -167,9 +188,21 @@ def restore(url: str, source: Path, engine: Engine,
         return _summarize_sqlite(target)
     progress("pg_restore …")
     done = subprocess.run(
-        [_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-         "--single-transaction", "--dbname", _libpq_url(url), str(source)],
-        capture_output=True, text=True, check=False, env={**os.environ})
+        [
+            _tool("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--single-transaction",
+            "--dbname",
+            _libpq_url(url),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ},
+    )
     if done.returncode:
         raise BackupError(f"pg_restore failed (nothing was restored): {done.stderr.strip()}")
     with engine.connect() as connection:

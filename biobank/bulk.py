@@ -17,8 +17,13 @@ from biobank.db import refuse_if_read_only
 COPY_FROM = 100
 
 
-def insert_rows(connection: Connection, table: str, columns: Sequence[str],
-                rows: list[tuple[Any, ...]], json_columns: Collection[str] = ()) -> None:
+def insert_rows(
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    json_columns: Collection[str] = (),
+) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table``, in the connection's
     transaction. ``json_columns`` get their values as JSON text (cast on PostgreSQL)."""
     if not rows:
@@ -28,14 +33,17 @@ def insert_rows(connection: Connection, table: str, columns: Sequence[str],
         copy_rows(connection, table, ", ".join(columns), rows)
         return
     mark = "%s" if postgresql else "?"
-    values = ", ".join(f"{mark}::json" if postgresql and column in json_columns else mark
-                       for column in columns)
-    connection.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})",
-                               rows)
+    values = ", ".join(
+        f"{mark}::json" if postgresql and column in json_columns else mark for column in columns
+    )
+    connection.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})", rows
+    )
 
 
-def copy_rows(connection: Connection, table: str, columns: str,
-              rows: list[tuple[Any, ...]]) -> None:
+def copy_rows(
+    connection: Connection, table: str, columns: str, rows: list[tuple[Any, ...]]
+) -> None:
     """PostgreSQL: ``COPY table (columns) FROM STDIN`` the rows, in the connection's
     transaction (refused on a read-only request's connection: it bypasses the guard)."""
     statement = f"COPY {table} ({columns}) FROM STDIN"
@@ -43,7 +51,6 @@ def copy_rows(connection: Connection, table: str, columns: str,
     driver = connection.connection.driver_connection
     if driver is None:
         raise RuntimeError("the connection was closed")
-    with driver.cursor() as cursor, \
-            cursor.copy(statement) as copy:
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy.engine import Connection
 
 from biobank.clitools import cli_actor, fail  # noqa: F401  (the groups' helpers, also here)
 from biobank.db import get_engine, get_session
@@ -14,7 +17,7 @@ from biobank.db import get_engine, get_session
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(connection=None):  # type: ignore[no-untyped-def]
+def alembic_config(connection: Connection | None = None) -> Any:
     """An Alembic config pointing at migrations/, bound to the app's database."""
     from alembic.config import Config
 
@@ -24,14 +27,18 @@ def alembic_config(connection=None):  # type: ignore[no-untyped-def]
         "file_template",
         "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s",
     )
-    config.set_main_option("sqlalchemy.url",
-                           current_app.config["DATABASE_URL"].replace("%", "%%"))
+    config.set_main_option("sqlalchemy.url", current_app.config["DATABASE_URL"].replace("%", "%%"))
     config.attributes["connection"] = connection
     return config
 
 
-def _run_alembic(command_name: str, *args, check=None, before=None,  # type: ignore[no-untyped-def]
-                 **kwargs) -> None:
+def _run_alembic(
+    command_name: str,
+    *args: str,
+    check: Callable[[Connection], None] | None = None,
+    before: Callable[[Connection], None] | None = None,
+    **kwargs: Any,
+) -> None:
     """Run an Alembic command in one transaction; ``before(connection)`` and
     ``check(connection)``, when given, run in it before and after the command, and ``check``
     may refuse (raise) before anything is committed."""
@@ -42,8 +49,9 @@ def _run_alembic(command_name: str, *args, check=None, before=None,  # type: ign
         # keys enforced at once refuse when other tables' rows point at it. Alembic's advice:
         # switch enforcement off around the migration (only outside a transaction does the
         # pragma act) and check every reference before committing.
-        raw = (connection.connection.driver_connection
-               if connection.dialect.name == "sqlite" else None)
+        raw = (
+            connection.connection.driver_connection if connection.dialect.name == "sqlite" else None
+        )
         if raw is not None:
             raw.execute("PRAGMA foreign_keys = OFF")
         try:
@@ -54,8 +62,9 @@ def _run_alembic(command_name: str, *args, check=None, before=None,  # type: ign
                 if raw is not None:
                     broken = raw.execute("PRAGMA foreign_key_check").fetchall()
                     if broken:
-                        raise click.ClickException(f"the migration left rows pointing at "
-                                                   f"nothing: {broken[:5]}")
+                        raise click.ClickException(
+                            f"the migration left rows pointing at nothing: {broken[:5]}"
+                        )
                 if check is not None:
                     check(connection)
         finally:
@@ -76,8 +85,9 @@ def db_upgrade(revision: str) -> None:
 
 @db_cli.command("downgrade")
 @click.argument("revision", default="-1")
-@click.option("--force", is_flag=True,
-              help="drop tables and columns that hold data (they are listed)")
+@click.option(
+    "--force", is_flag=True, help="drop tables and columns that hold data (they are listed)"
+)
 def db_downgrade(revision: str, force: bool) -> None:
     """Downgrade the schema (default: one step; `base` empties it). A downgrade that would
     drop a table holding rows or a column holding values is refused, with what it would
@@ -90,9 +100,11 @@ def db_downgrade(revision: str, force: bool) -> None:
         lost = losses(connection, holdings)
         if lost and not force:
             raise click.ClickException(
-                "refused: this downgrade would drop data:\n  " + "\n  ".join(lost)
+                "refused: this downgrade would drop data:\n  "
+                + "\n  ".join(lost)
                 + "\nnothing was changed; back the database up (backup create) and add "
-                "--force to drop it")
+                "--force to drop it"
+            )
         for line in lost:
             click.echo(f"dropped {line}")
 
@@ -138,8 +150,11 @@ def losses(connection, before: dict[str, tuple[int, dict[str, int]]]) -> list[st
                 lost.append(f"table {table}: {rows} rows")
             continue
         kept = {c["name"] for c in inspector.get_columns(table)}
-        lost += [f"column {table}.{column}: {values} values"
-                 for column, values in columns.items() if values and column not in kept]
+        lost += [
+            f"column {table}.{column}: {values} values"
+            for column, values in columns.items()
+            if values and column not in kept
+        ]
     return lost
 
 
@@ -199,8 +214,7 @@ def backup_restore(file: Path) -> None:
     from biobank import backup
 
     try:
-        summary = backup.restore(current_app.config["DATABASE_URL"], file, get_engine(),
-                                 click.echo)
+        summary = backup.restore(current_app.config["DATABASE_URL"], file, get_engine(), click.echo)
     except backup.BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored from {file}; the database holds:")
@@ -222,6 +236,14 @@ def register(app: Flask) -> None:
     from biobank.fhir.cli import fhir_cli
     from biobank.imports.cli import import_cli
 
-    for group in (db_cli, reference_cli, users_cli, demo_cli, import_cli, custody_cli,
-                  fhir_cli, backup_cli):
+    for group in (
+        db_cli,
+        reference_cli,
+        users_cli,
+        demo_cli,
+        import_cli,
+        custody_cli,
+        fhir_cli,
+        backup_cli,
+    ):
         app.cli.add_command(group)

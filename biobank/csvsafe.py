@@ -45,8 +45,9 @@ def to_csv(header: Sequence[str], rows: Iterable[Iterable[Any]]) -> str:
     return out.getvalue()
 
 
-def stream_csv(header: Sequence[str], rows: Iterable[Iterable[Any]],
-               chunk_rows: int = 1000) -> Iterator[str]:
+def stream_csv(
+    header: Sequence[str], rows: Iterable[Iterable[Any]], chunk_rows: int = 1000
+) -> Iterator[str]:
     """A CSV document in chunks of ``chunk_rows`` lines, for streamed responses."""
     out = io.StringIO()
     writer = SafeWriter(out)

@@ -145,25 +145,29 @@ def json_timestamp(value: str | None) -> dt.datetime | None:
 SQLITE_MMAP_BYTES = 1 << 30
 
 
-def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
-                connect_seconds: float = 5.0) -> Engine:
+def make_engine(
+    url: str, echo: bool = False, busy_seconds: float = 30.0, connect_seconds: float = 5.0
+) -> Engine:
     """Create the engine; SQLite gets real transactions, foreign keys and WAL. JSON columns
     are read with orjson (the scan reads four per tube; half the time of the json module).
     PostgreSQL connections give up after ``connect_seconds`` (then the request is a 503)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": busy_seconds},
-                               json_deserializer=orjson.loads)
+        engine = create_engine(
+            url, echo=echo, connect_args={"timeout": busy_seconds}, json_deserializer=orjson.loads
+        )
         database_file = make_url(url).database
 
         @event.listens_for(engine, "do_connect")
         def _private_file(*_args: Any) -> None:
             # The file holds everything: readable by its owner only (sqlite3 would make it
             # 0644 under the usual umask); its -wal and -shm files take the same mode.
-            if database_file and database_file != ":memory:" and \
-                    not database_file.startswith("file:"):
+            if (
+                database_file
+                and database_file != ":memory:"
+                and not database_file.startswith("file:")
+            ):
                 try:
-                    os.close(os.open(database_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                                     0o600))
+                    os.close(os.open(database_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
                 except FileExistsError:
                     pass
                 except OSError:
@@ -197,8 +201,12 @@ def make_engine(url: str, echo: bool = False, busy_seconds: float = 30.0,
         _refuse_writes_when_read_only(engine)
         return engine
     # libpq counts connect_timeout in whole seconds (at least 2).
-    engine = create_engine(url, echo=echo, json_deserializer=orjson.loads,
-                           connect_args={"connect_timeout": max(2, round(connect_seconds))})
+    engine = create_engine(
+        url,
+        echo=echo,
+        json_deserializer=orjson.loads,
+        connect_args={"connect_timeout": max(2, round(connect_seconds))},
+    )
     _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
     _refuse_writes_when_read_only(engine)
     return engine
@@ -236,12 +244,17 @@ def refuse_if_read_only(connection: Connection, what: str) -> None:
 
 def _refuse_writes_when_read_only(engine: Engine) -> None:
     @event.listens_for(engine, "before_cursor_execute")
-    def _check(conn: Connection, _cursor: Any, statement: str, _parameters: Any,
-               context: Any, _executemany: bool) -> None:
+    def _check(
+        conn: Connection,
+        _cursor: Any,
+        statement: str,
+        _parameters: Any,
+        context: Any,
+        _executemany: bool,
+    ) -> None:
         if not conn.get_execution_options().get(READ_ONLY):
             return
-        writes = context is not None and (context.isinsert or context.isupdate
-                                          or context.isdelete)
+        writes = context is not None and (context.isinsert or context.isupdate or context.isdelete)
         if writes or not statement.lstrip().upper().startswith(_READS):
             raise ReadOnlyViolation(f"a read-only request may not run: {statement[:80]!r}")
 
@@ -295,9 +308,12 @@ def _ping_when_idle(engine: Engine, seconds: float) -> None:
 
 def init_app(app: Flask) -> None:
     """Attach an engine and a session factory to the app; close sessions at teardown."""
-    engine = make_engine(app.config["DATABASE_URL"], echo=app.config["SQL_ECHO"],
-                         busy_seconds=app.config["SQLITE_BUSY_SECONDS"],
-                         connect_seconds=app.config["DATABASE_CONNECT_TIMEOUT"])
+    engine = make_engine(
+        app.config["DATABASE_URL"],
+        echo=app.config["SQL_ECHO"],
+        busy_seconds=app.config["SQLITE_BUSY_SECONDS"],
+        connect_seconds=app.config["DATABASE_CONNECT_TIMEOUT"],
+    )
     app.extensions["biobank.engine"] = engine
     app.extensions["biobank.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     # Read-only requests: autocommit (SQLite: no BEGIN, see make_engine; pysqlite's own
@@ -308,7 +324,8 @@ def init_app(app: Flask) -> None:
     reader = engine.execution_options(**reads)
     app.extensions["biobank.read_engine"] = reader
     app.extensions["biobank.read_sessionmaker"] = sessionmaker(
-        bind=reader, expire_on_commit=False, info={READ_ONLY: True})
+        bind=reader, expire_on_commit=False, info={READ_ONLY: True}
+    )
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:
@@ -350,8 +367,10 @@ def bind_to_connection(app: Flask, connection: Connection) -> None:
     """Make the app's sessions join an outer transaction (tests roll it back); read-only
     requests too (the outer transaction cannot be left for autocommit)."""
     app.extensions["biobank.sessionmaker"] = app.extensions["biobank.read_sessionmaker"] = (
-        sessionmaker(bind=connection, expire_on_commit=False,
-                     join_transaction_mode="create_savepoint"))
+        sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+    )
     app.extensions["biobank.read_engine"] = None  # read_connection() reads through the session
 
 

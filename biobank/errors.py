@@ -23,8 +23,14 @@ class DomainError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None,
-                 errors: dict[str, Any] | None = None, location: str = "json") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        errors: dict[str, Any] | None = None,
+        location: str = "json",
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
@@ -64,8 +70,9 @@ class UnsupportedMediaType(DomainError):
     status_code = 415
 
 
-def error_body(status_code: int, message: str | None = None,
-               errors: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    status_code: int, message: str | None = None, errors: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The one error shape."""
     body: dict[str, Any] = {"code": status_code, "status": HTTPStatus(status_code).phrase}
     if message:
@@ -110,12 +117,14 @@ def wants_page() -> bool:
 def _http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 500
     # Werkzeug's own headers (Allow on a 405, Retry-After...), but not its HTML type.
-    headers = [(name, value) for name, value in exc.get_headers()
-               if name.lower() != "content-type"]
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
     headers += list(((getattr(exc, "data", None) or {}).get("headers") or {}).items())
     if wants_page():  # a browser asking for a page gets one, as the login check does
-        return render_template("error.html", status=status,
-                               message=exc.description), status, headers
+        return (
+            render_template("error.html", status=status, message=exc.description),
+            status,
+            headers,
+        )
     return jsonify(http_error_body(exc)), status, headers
 
 
@@ -167,18 +176,22 @@ def init_app(app: Flask) -> None:
     def _pool_timeout(_exc: PoolTimeout) -> ResponseReturnValue:
         # Every pooled connection stayed in use for the pool's whole wait: the service is
         # busy, not broken; the client is told to retry.
-        return _busy("the service is busy: every database connection is in use; "
-                     "try again in a moment")
+        return _busy(
+            "the service is busy: every database connection is in use; try again in a moment"
+        )
 
 
 # SQLSTATEs of a transaction the server rolled back for a concurrent one's sake.
 TRANSACTION_ROLLBACK = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
-CLASHED = ("another change to the same records got in the way; nothing was changed: "
-           "look again and repeat the request")
+CLASHED = (
+    "another change to the same records got in the way; nothing was changed: "
+    "look again and repeat the request"
+)
 
 
-UNAVAILABLE = ("the database is unavailable or did not answer; nothing was changed: "
-               "try again in a moment")
+UNAVAILABLE = (
+    "the database is unavailable or did not answer; nothing was changed: try again in a moment"
+)
 # SQLSTATE classes of a server that cannot serve now: connection exception, insufficient
 # resources (too many connections), operator intervention (shutting down, starting up,
 # cancelled), system error.

@@ -68,8 +68,9 @@ def limit_body() -> None:
     limit = getattr(_view(), _BODY_LIMIT, None) or current_app.config["MAX_BODY_BYTES"]
     request.max_content_length = limit  # Werkzeug cuts a chunked body off there too
     if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge(f"the request body is larger than {limit:,} bytes, the "
-                                    "most this endpoint accepts")
+        raise RequestEntityTooLarge(
+            f"the request body is larger than {limit:,} bytes, the most this endpoint accepts"
+        )
 
 
 def read_body() -> bytes:
@@ -81,8 +82,9 @@ def read_body() -> bytes:
     raw = request.get_data(cache=True)
     limit = request.max_content_length
     if request.content_length is None and limit is not None and len(raw) >= limit:
-        raise RequestEntityTooLarge(f"the request body reaches {limit:,} bytes, the most "
-                                    "this endpoint accepts")
+        raise RequestEntityTooLarge(
+            f"the request body reaches {limit:,} bytes, the most this endpoint accepts"
+        )
     return raw
 
 
@@ -108,8 +110,12 @@ def check_json_depth() -> None:
     except RequestEntityTooLarge as exc:
         _refuse(exc)
     if raw and json_depth_exceeds(raw, MAX_JSON_DEPTH):
-        _refuse(BadRequest(f"the JSON body is nested too deep (more than {MAX_JSON_DEPTH} "
-                         "levels of arrays and objects)"))
+        _refuse(
+            BadRequest(
+                f"the JSON body is nested too deep (more than {MAX_JSON_DEPTH} "
+                "levels of arrays and objects)"
+            )
+        )
 
 
 def _query_names(view: Any) -> frozenset[str] | None:
@@ -160,9 +166,13 @@ def check_parameters() -> None:
         return  # pages and the FHIR API read their own query strings
     unknown = sorted(name for name in request.args if name not in known)
     if unknown:
-        _refuse(Invalid(f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
-                        f"{', '.join(_shown(n) for n in unknown)}",
-                        errors={"query": {_shown(n): ["Unknown field."] for n in unknown}}))
+        _refuse(
+            Invalid(
+                f"unknown query parameter{'s' if len(unknown) > 1 else ''}: "
+                f"{', '.join(_shown(n) for n in unknown)}",
+                errors={"query": {_shown(n): ["Unknown field."] for n in unknown}},
+            )
+        )
 
 
 def _shown(name: str) -> str:

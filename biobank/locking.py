@@ -43,6 +43,11 @@ def lock_tubes(session: Session, aliquot_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(aliquot_ids))
     if not ids:
         return {}
-    return dict(session.execute(
-        select(Aliquot.id, Aliquot.status).where(Aliquot.id.in_(ids)).order_by(Aliquot.id)
-        .with_for_update(key_share=True)).all())
+    return dict(
+        session.execute(
+            select(Aliquot.id, Aliquot.status)
+            .where(Aliquot.id.in_(ids))
+            .order_by(Aliquot.id)
+            .with_for_update(key_share=True)
+        ).all()
+    )

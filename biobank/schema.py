@@ -40,8 +40,9 @@ class Schema(marshmallow.Schema):
 
     @pre_load
     def _keep_text_policy(self, data: Any, **_: Any) -> Any:
-        errors = _problems_in_object(self.load_fields, data, 0) if isinstance(data, Mapping) \
-            else None
+        errors = (
+            _problems_in_object(self.load_fields, data, 0) if isinstance(data, Mapping) else None
+        )
         if errors:
             raise ValidationError(errors)
         return data
@@ -84,8 +85,9 @@ def _key_name(key: Any) -> str:
     return key.encode("unicode_escape").decode("ascii") if isinstance(key, str) else str(key)
 
 
-def _problems_in_object(known: Mapping[str, fields.Field], data: Mapping[Any, Any],
-                        depth: int) -> dict[str, Any]:
+def _problems_in_object(
+    known: Mapping[str, fields.Field], data: Mapping[Any, Any], depth: int
+) -> dict[str, Any]:
     by_key = {field.data_key or name: field for name, field in known.items()}
     errors: dict[str, Any] = {}
     for key in data:

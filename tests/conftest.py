@@ -27,8 +27,10 @@ from biobank.samples import service as samples
 PG_URL = os.environ.get("BIOBANK_TEST_DATABASE_URL")
 # The printer rule the tests need: fake printers listen on 127.0.0.1 on ephemeral ports
 # (tests/test_labels_network.py sets the rule it checks itself).
-LOOPBACK_PRINTERS = {"PRINTER_NETWORKS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8",
-                     "PRINTER_PORTS": "1-65535"}
+LOOPBACK_PRINTERS = {
+    "PRINTER_NETWORKS": "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,127.0.0.0/8",
+    "PRINTER_PORTS": "1-65535",
+}
 
 
 @pytest.fixture(scope="session")
@@ -146,13 +148,17 @@ def as_role(client: FlaskClient, session: Session) -> Callable[..., ApiClient]:
     """``as_role("technician")`` → a client authenticated as a new user of that role."""
     counter = iter(range(1, 10_000))
 
-    def make(role: str, substudies: list[str] | None = None,
-             sites: list[str] | None = None) -> ApiClient:
+    def make(
+        role: str, substudies: list[str] | None = None, sites: list[str] | None = None
+    ) -> ApiClient:
         username = f"{role}-{next(counter)}"
         user = auth_service.create_user(
-            session, username, role,
+            session,
+            username,
+            role,
             substudies=substudies or (["DEMO"] if role == "researcher" else []),
-            sites=sites or [])
+            sites=sites or [],
+        )
         token = auth_service.issue_token(session, user)
         session.commit()
         return ApiClient(client, token, username)
@@ -185,11 +191,16 @@ def make_patient(session: Session) -> Callable[..., Any]:
 
     def make(**overrides: Any):  # type: ignore[no-untyped-def]
         values = {
-            "study_id": f"IF21-T-{next(counter):03d}", "site": "NL-PMC", "sex": "F",
-            "diagnosis": "B-ALL", "fusion_partner": "AFF1",
+            "study_id": f"IF21-T-{next(counter):03d}",
+            "site": "NL-PMC",
+            "sex": "F",
+            "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1",
             "diagnosis_date": clock.today() - dt.timedelta(days=200),
-            "age_at_diagnosis_days": 250, "wbc_at_diagnosis": Decimal("120"),
-            "day8_blasts_per_ul": None, "prednisone_response": "good",
+            "age_at_diagnosis_days": 250,
+            "wbc_at_diagnosis": Decimal("120"),
+            "day8_blasts_per_ul": None,
+            "prednisone_response": "good",
         }
         values.update(overrides)
         patient = patients.register(session, ACTOR, values)
@@ -207,11 +218,17 @@ def make_sample(session: Session, make_patient: Callable[..., Any]) -> Callable[
         patient = patient or make_patient()
         collected = dt.datetime.combine(patient.diagnosis_date, dt.time(9), dt.UTC)
         values = {
-            "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-            "material": "BM", "collected_at": collected,
-            "received_at": collected + dt.timedelta(hours=5), "volume_ml": Decimal("4.0"),
-            "container_code": "PED", "precentrifugation_delay_hours": Decimal("5"),
-            "precentrifugation_temperature": "RT", "accession_number": "ACC-1",
+            "study_id": patient.study_id,
+            "timepoint": "DX",
+            "unscheduled_reason": None,
+            "material": "BM",
+            "collected_at": collected,
+            "received_at": collected + dt.timedelta(hours=5),
+            "volume_ml": Decimal("4.0"),
+            "container_code": "PED",
+            "precentrifugation_delay_hours": Decimal("5"),
+            "precentrifugation_temperature": "RT",
+            "accession_number": "ACC-1",
             "notes": "residual after diagnostics",
         }
         values.update(overrides)
@@ -226,11 +243,9 @@ def make_sample(session: Session, make_patient: Callable[..., Any]) -> Callable[
 def make_aliquots(session: Session, make_sample: Callable[..., Any]) -> Callable[..., Any]:
     """Split a sample into ``n`` aliquots of ``volume`` mL each."""
 
-    def make(n: int = 3, parent: Any = None, aliquot_type: str = "PLASMA",
-             volume: str = "0.5"):  # type: ignore[no-untyped-def]
+    def make(n: int = 3, parent: Any = None, aliquot_type: str = "PLASMA", volume: str = "0.5"):  # type: ignore[no-untyped-def]
         parent = parent or make_sample()
-        children = [{"aliquot_type": aliquot_type, "volume_ml": Decimal(volume)}
-                    for _ in range(n)]
+        children = [{"aliquot_type": aliquot_type, "volume_ml": Decimal(volume)} for _ in range(n)]
         made = samples.split(session, ACTOR, parent, children, NUMBERING)
         session.commit()
         return made
@@ -239,6 +254,7 @@ def make_aliquots(session: Session, make_sample: Callable[..., Any]) -> Callable
 
 
 # --- counting queries ------------------------------------------------------------------
+
 
 class QueryCounter:
     """Counts the SQL statements a block of code sends."""
@@ -282,4 +298,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         counts = helpers.COUNTS
         terminalreporter.write_line(
             f"FHIR resources validated (fhir.resources R4B models, R4 value sets, MIABIS "
-            f"profiles): {counts['validated']}, failures: {counts['failures']}")
+            f"profiles): {counts['validated']}, failures: {counts['failures']}"
+        )

@@ -39,12 +39,31 @@ def studies(session: Session) -> SimpleNamespace:
     """Sub-studies DEMO and MRD-NGS (open) and OLD (closed), and one form covering all."""
     made = SimpleNamespace()
     for code, is_open in (("DEMO", True), ("MRD-NGS", True), ("OLD", False)):
-        setattr(made, code.replace("-", "_").lower(), service.create_substudy(
-            session, ACTOR, {"code": code, "title": f"{code} sub-study",
-                             "principal_investigator": "Dr. P. Investigator", "open": is_open}))
-    made.form = service.create_form(session, ACTOR, {
-        "code": FORM, "title": "Interfant-21 biobank consent", "version": "3.0",
-        "language": "nl", "covers": ["storage", "data", "DEMO", "MRD-NGS", "OLD"]})
+        setattr(
+            made,
+            code.replace("-", "_").lower(),
+            service.create_substudy(
+                session,
+                ACTOR,
+                {
+                    "code": code,
+                    "title": f"{code} sub-study",
+                    "principal_investigator": "Dr. P. Investigator",
+                    "open": is_open,
+                },
+            ),
+        )
+    made.form = service.create_form(
+        session,
+        ACTOR,
+        {
+            "code": FORM,
+            "title": "Interfant-21 biobank consent",
+            "version": "3.0",
+            "language": "nl",
+            "covers": ["storage", "data", "DEMO", "MRD-NGS", "OLD"],
+        },
+    )
     session.commit()
     return made
 
@@ -53,11 +72,28 @@ def studies(session: Session) -> SimpleNamespace:
 def give(session: Session, studies: SimpleNamespace) -> Callable[..., Any]:
     """``give(patient, "storage", days_ago(30))``: record a consent entry via the service."""
 
-    def record(patient: Any, component: str, on: dt.date | None = None, *,
-               decision: str = "given", signed_by: str = "mother", **extra: Any) -> Any:
-        entry = service.record_consent(session, ACTOR, patient, {
-            "component": component, "decision": decision, "signed_on": on or days_ago(100),
-            "form_version": FORM, "signed_by": signed_by, **extra})
+    def record(
+        patient: Any,
+        component: str,
+        on: dt.date | None = None,
+        *,
+        decision: str = "given",
+        signed_by: str = "mother",
+        **extra: Any,
+    ) -> Any:
+        entry = service.record_consent(
+            session,
+            ACTOR,
+            patient,
+            {
+                "component": component,
+                "decision": decision,
+                "signed_on": on or days_ago(100),
+                "form_version": FORM,
+                "signed_by": signed_by,
+                **extra,
+            },
+        )
         session.commit()
         return entry
 
@@ -65,8 +101,12 @@ def give(session: Session, studies: SimpleNamespace) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def consented(make_patient: Callable[..., Any], make_sample: Callable[..., Any],
-              make_aliquots: Callable[..., Any], give: Callable[..., Any]) -> Callable[..., Any]:
+def consented(
+    make_patient: Callable[..., Any],
+    make_sample: Callable[..., Any],
+    make_aliquots: Callable[..., Any],
+    give: Callable[..., Any],
+) -> Callable[..., Any]:
     """``consented(n, "DEMO")``: a patient with ``n`` tubes, storage and those sub-studies given."""
 
     def make(n: int = 3, *substudies: str, on: dt.date | None = None) -> SimpleNamespace:

@@ -29,17 +29,28 @@ def in_availability(session: Session, tube: Any, substudy: str) -> bool:
     """Whether availability (the SQL form of the rule) counts the tube for ``substudy``."""
     found = get_substudy(session, substudy)
     filters = availability.Filters()
-    return bool(session.scalar(
-        select(func.count()).select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
-        .where(Aliquot.id == tube.id, Aliquot.status == "available",
-               *availability.sample_conditions(filters, found, availability.today()))))
+    return bool(
+        session.scalar(
+            select(func.count())
+            .select_from(Aliquot)
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .where(
+                Aliquot.id == tube.id,
+                Aliquot.status == "available",
+                *availability.sample_conditions(filters, found, availability.today()),
+            )
+        )
+    )
 
 
 def map_entry(session: Session, box: Any, tube: Any) -> dict[str, Any]:
     """The tube's cell in its box map."""
     grid = boxmap.box_map(session, box)
-    [cell] = [c["aliquot"] for c in grid["positions"] + [{"aliquot": t} for t in grid["loose"]]
-              if c["aliquot"] and c["aliquot"]["barcode"] == tube.barcode]
+    [cell] = [
+        c["aliquot"]
+        for c in grid["positions"] + [{"aliquot": t} for t in grid["loose"]]
+        if c["aliquot"] and c["aliquot"]["barcode"] == tube.barcode
+    ]
     return cell
 
 
@@ -47,16 +58,18 @@ def verdicts(session: Session, tube: Any, substudy: str, box: Any = None) -> dic
     """May the (available) tube go to ``substudy`` now, according to each reader."""
     card = aliquot_card(session.connection(), tube.barcode)
     assert card is not None
-    found = {"gate": gate.may_use(session, tube.id, substudy).allowed,
-             "card": card_allows(card, substudy),
-             "availability": in_availability(session, tube, substudy)}
+    found = {
+        "gate": gate.may_use(session, tube.id, substudy).allowed,
+        "card": card_allows(card, substudy),
+        "availability": in_availability(session, tube, substudy),
+    }
     if box is not None:
         # The box map shows the storage consent: it must not say "given" for a tube the
         # card refuses for want of storage consent, nor the other way round.
-        storage_ok = (card["consent"]["storage"] == "given"
-                      or bool(card["consent"].get("anonymised")))
-        found["map_storage"] = map_entry(session, box, tube)["consent"] in ("given",
-                                                                             "anonymised")
+        storage_ok = card["consent"]["storage"] == "given" or bool(
+            card["consent"].get("anonymised")
+        )
+        found["map_storage"] = map_entry(session, box, tube)["consent"] in ("given", "anonymised")
         found["card_storage"] = storage_ok
     return found
 

@@ -17,15 +17,24 @@ from sqlalchemy.orm import Session
 from biobank.db import Base
 
 # Tables a request may write without changing anything of the biobank (who logged in).
-_ACCOUNT_TABLES = {"login_throttle", "api_token", "app_user", "user_site", "user_substudy",
-                   "web_session"}
+_ACCOUNT_TABLES = {
+    "login_throttle",
+    "api_token",
+    "app_user",
+    "user_site",
+    "user_substudy",
+    "web_session",
+}
 
 
 def row_counts(session: Session) -> dict[str, int]:
     """How many rows each table of the biobank holds (accounts aside): equal before and
     after, nothing was written."""
-    return {name: session.scalar(select(func.count()).select_from(table))
-            for name, table in Base.metadata.tables.items() if name not in _ACCOUNT_TABLES}
+    return {
+        name: session.scalar(select(func.count()).select_from(table))
+        for name, table in Base.metadata.tables.items()
+        if name not in _ACCOUNT_TABLES
+    }
 
 
 def private_database(tmp: Path, suffix: str) -> Iterator[str]:
@@ -63,21 +72,49 @@ def one_tube_biobank(url: str) -> SimpleNamespace:
         assert result.exit_code == 0, result.output
     engine = app.extensions["biobank.engine"]
     with Session(engine, expire_on_commit=False) as session:
-        patient = patients.register(session, "setup", {
-            "study_id": "IF21-NL-901", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": clock.today(),
-            "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
-            "day8_blasts_per_ul": None, "prednisone_response": "good"})
+        patient = patients.register(
+            session,
+            "setup",
+            {
+                "study_id": "IF21-NL-901",
+                "site": "NL-PMC",
+                "sex": "F",
+                "diagnosis": "B-ALL",
+                "fusion_partner": "AFF1",
+                "diagnosis_date": clock.today(),
+                "age_at_diagnosis_days": 100,
+                "wbc_at_diagnosis": Decimal("50"),
+                "day8_blasts_per_ul": None,
+                "prednisone_response": "good",
+            },
+        )
         collected = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)
-        sample = samples.register_sample(session, "setup", {
-            "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-            "material": "BM", "collected_at": collected,
-            "received_at": collected + dt.timedelta(hours=1), "volume_ml": Decimal("4"),
-            "container_code": "PED", "precentrifugation_delay_hours": None,
-            "precentrifugation_temperature": None, "accession_number": None,
-            "notes": None}, samples.Numbering())
-        tube = samples.split(session, "setup", sample, [
-            {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")}], samples.Numbering())[0]
+        sample = samples.register_sample(
+            session,
+            "setup",
+            {
+                "study_id": patient.study_id,
+                "timepoint": "DX",
+                "unscheduled_reason": None,
+                "material": "BM",
+                "collected_at": collected,
+                "received_at": collected + dt.timedelta(hours=1),
+                "volume_ml": Decimal("4"),
+                "container_code": "PED",
+                "precentrifugation_delay_hours": None,
+                "precentrifugation_temperature": None,
+                "accession_number": None,
+                "notes": None,
+            },
+            samples.Numbering(),
+        )
+        tube = samples.split(
+            session,
+            "setup",
+            sample,
+            [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")}],
+            samples.Numbering(),
+        )[0]
         user = auth_service.create_user(session, "deploy-tech", "technician")
         token = auth_service.issue_token(session, user)
         session.commit()
@@ -90,8 +127,11 @@ def _kept_whole() -> list:  # type: ignore[type-arg]
     (a cleanup that removes rows by id cannot tell which of their counts it made)."""
     import biobank.models  # noqa: F401  (every table known)
 
-    return [t for t in Base.metadata.sorted_tables
-            if not ("id" in t.c and isinstance(t.c.id.type, Integer)) and not t.foreign_keys]
+    return [
+        t
+        for t in Base.metadata.sorted_tables
+        if not ("id" in t.c and isinstance(t.c.id.type, Integer)) and not t.foreign_keys
+    ]
 
 
 def save_tallies(conn) -> dict[str, list[dict]]:  # type: ignore[no-untyped-def,type-arg]

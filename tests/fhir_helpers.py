@@ -19,13 +19,27 @@ COUNTS = {"validated": 0, "failures": 0}
 # FHIR R4 required bindings (hl7.org/fhir/R4/valueset-*.html).
 REQUIRED = {
     ("Specimen", "status"): {"available", "unavailable", "unsatisfactory", "entered-in-error"},
-    ("Consent", "status"): {"draft", "proposed", "active", "rejected", "inactive",
-                            "entered-in-error"},
+    ("Consent", "status"): {
+        "draft",
+        "proposed",
+        "active",
+        "rejected",
+        "inactive",
+        "entered-in-error",
+    },
     ("Patient", "gender"): {"male", "female", "other", "unknown"},
-    ("Bundle", "type"): {"document", "message", "transaction", "transaction-response", "batch",
-                         "batch-response", "history", "searchset", "collection"},
-    ("Group", "type"): {"person", "animal", "practitioner", "device", "medication",
-                        "substance"},
+    ("Bundle", "type"): {
+        "document",
+        "message",
+        "transaction",
+        "transaction-response",
+        "batch",
+        "batch-response",
+        "history",
+        "searchset",
+        "collection",
+    },
+    ("Group", "type"): {"person", "animal", "practitioner", "device", "medication", "substance"},
     ("MeasureReport", "status"): {"complete", "pending", "error"},
     ("MeasureReport", "type"): {"individual", "subject-list", "summary", "data-collection"},
     ("Measure", "status"): {"draft", "active", "retired", "unknown"},
@@ -33,38 +47,146 @@ REQUIRED = {
     ("CapabilityStatement", "kind"): {"instance", "capability", "requirements"},
 }
 ISSUE_SEVERITY = {"fatal", "error", "warning", "information"}
-ISSUE_TYPES = {"invalid", "structure", "required", "value", "invariant", "security", "login",
-               "unknown", "expired", "forbidden", "suppressed", "processing", "not-supported",
-               "duplicate", "multiple-matches", "not-found", "deleted", "too-long",
-               "code-invalid", "extension", "too-costly", "business-rule", "conflict",
-               "transient", "lock-error", "no-store", "exception", "timeout", "incomplete",
-               "throttled", "informational"}
+ISSUE_TYPES = {
+    "invalid",
+    "structure",
+    "required",
+    "value",
+    "invariant",
+    "security",
+    "login",
+    "unknown",
+    "expired",
+    "forbidden",
+    "suppressed",
+    "processing",
+    "not-supported",
+    "duplicate",
+    "multiple-matches",
+    "not-found",
+    "deleted",
+    "too-long",
+    "code-invalid",
+    "extension",
+    "too-costly",
+    "business-rule",
+    "conflict",
+    "transient",
+    "lock-error",
+    "no-store",
+    "exception",
+    "timeout",
+    "incomplete",
+    "throttled",
+    "informational",
+}
 PROVISION_TYPES = {"deny", "permit"}
 
 MIABIS = "https://fhir.bbmri-eric.eu"
 # MIABIS code systems (input/fsh/codeSystems).
 DETAILED_SAMPLE_TYPES = {
-    "AmnioticFluid", "AscitesFluid", "Bile", "BodyCavityFluid", "Bone", "BoneMarrowAspirate",
-    "BoneMarrowPlasma", "BoneMarrowWhole", "BreastMilk", "BronchLavage", "BuffyCoat",
-    "CancerCellLine", "CerebrospinalFluid", "CordBlood", "DentalPulp", "DNA", "Embryo",
-    "EntireOrgan", "Faeces", "FetalTissue", "Fibroblast", "FoodSpecimen", "Gas",
-    "GastricFluid", "Hair", "ImmortalizedCellLine", "IsolatedMicrobe", "IsolatedExosome",
-    "IsolatedTumorCell", "LiquidBiopsy", "MenstrualBlood", "Nail", "NasalWashing", "Organoid",
-    "Other", "PericardialFluid", "PBMC", "Placenta", "Plasma", "PleuralFluid",
-    "PostMortemTissue", "PrimaryCells", "Protein", "RedBloodCells", "RNA", "Saliva", "Semen",
-    "Serum", "SpecimenEnvironment", "Sputum", "StemCells", "Swab", "Sweat", "SynovialFluid",
-    "Tears", "Teeth", "TissueFixed", "TissueFreshFrozen", "UmbilicalCord", "Urine",
-    "UrineSediment", "VitreousFluid", "WholeBlood", "WholeBloodDried"}
+    "AmnioticFluid",
+    "AscitesFluid",
+    "Bile",
+    "BodyCavityFluid",
+    "Bone",
+    "BoneMarrowAspirate",
+    "BoneMarrowPlasma",
+    "BoneMarrowWhole",
+    "BreastMilk",
+    "BronchLavage",
+    "BuffyCoat",
+    "CancerCellLine",
+    "CerebrospinalFluid",
+    "CordBlood",
+    "DentalPulp",
+    "DNA",
+    "Embryo",
+    "EntireOrgan",
+    "Faeces",
+    "FetalTissue",
+    "Fibroblast",
+    "FoodSpecimen",
+    "Gas",
+    "GastricFluid",
+    "Hair",
+    "ImmortalizedCellLine",
+    "IsolatedMicrobe",
+    "IsolatedExosome",
+    "IsolatedTumorCell",
+    "LiquidBiopsy",
+    "MenstrualBlood",
+    "Nail",
+    "NasalWashing",
+    "Organoid",
+    "Other",
+    "PericardialFluid",
+    "PBMC",
+    "Placenta",
+    "Plasma",
+    "PleuralFluid",
+    "PostMortemTissue",
+    "PrimaryCells",
+    "Protein",
+    "RedBloodCells",
+    "RNA",
+    "Saliva",
+    "Semen",
+    "Serum",
+    "SpecimenEnvironment",
+    "Sputum",
+    "StemCells",
+    "Swab",
+    "Sweat",
+    "SynovialFluid",
+    "Tears",
+    "Teeth",
+    "TissueFixed",
+    "TissueFreshFrozen",
+    "UmbilicalCord",
+    "Urine",
+    "UrineSediment",
+    "VitreousFluid",
+    "WholeBlood",
+    "WholeBloodDried",
+}
 COLLECTION_SAMPLE_TYPES = {
-    "Blood", "BuffyCoat", "CancerCellLine", "DNA", "EntireOrgan", "Faeces", "EmbryoFetal",
-    "ImmortalizedCellLine", "IsolatedMicrobe", "OtherBodyFluid", "Plasma", "PrimaryCells",
-    "PostMortemTissue", "RNA", "Saliva", "Serum", "SpecimenEnvironment", "Swab",
-    "TissueFrozen", "TissueFFPE", "Urine", "Other"}
+    "Blood",
+    "BuffyCoat",
+    "CancerCellLine",
+    "DNA",
+    "EntireOrgan",
+    "Faeces",
+    "EmbryoFetal",
+    "ImmortalizedCellLine",
+    "IsolatedMicrobe",
+    "OtherBodyFluid",
+    "Plasma",
+    "PrimaryCells",
+    "PostMortemTissue",
+    "RNA",
+    "Saliva",
+    "Serum",
+    "SpecimenEnvironment",
+    "Swab",
+    "TissueFrozen",
+    "TissueFFPE",
+    "Urine",
+    "Other",
+}
 STORAGE_TEMPERATURES = {"RT", "2to10", "-18to-35", "-60to-85", "LN", "Other"}
 CHARACTERISTICS = {"Age", "Sex", "StorageTemperature", "MaterialType", "Diagnosis"}
-DATASET_TYPES = {"Lifestyle", "BiologicalSamples", "SurveyData", "ImagingData",
-                 "MedicalRecords", "NationalRegistries", "GenealogicalRecords",
-                 "PhysioBiochemicalData", "Other"}
+DATASET_TYPES = {
+    "Lifestyle",
+    "BiologicalSamples",
+    "SurveyData",
+    "ImagingData",
+    "MedicalRecords",
+    "NationalRegistries",
+    "GenealogicalRecords",
+    "PhysioBiochemicalData",
+    "Other",
+}
 
 
 def _profile(resource: dict[str, Any], name: str) -> bool:
@@ -88,13 +210,15 @@ def _miabis_sample(r: dict[str, Any]) -> None:
     site = r.get("collection", {}).get("bodySite")
     if site:
         assert len(site.get("coding", [])) <= 1, "bodySite.coding 0..1"
-        assert all(c.get("system") and c.get("version") for c in site["coding"]), \
+        assert all(c.get("system") and c.get("version") for c in site["coding"]), (
             "SpecimenOntologyInvariant: system and version"
+        )
     assert all(n.get("text") for n in r.get("note", [])), "note.text 1..1"
     for step in r.get("processing", []):
         for ext in _extensions(step, "miabis-sample-storage-temperature-extension"):
-            codes = _codes(ext["valueCodeableConcept"],
-                           f"{MIABIS}/CodeSystem/miabis-storage-temperature-cs")
+            codes = _codes(
+                ext["valueCodeableConcept"], f"{MIABIS}/CodeSystem/miabis-storage-temperature-cs"
+            )
             assert codes and set(codes) <= STORAGE_TEMPERATURES
     for ext in _extensions(r, "miabis-sample-collection-extension"):
         assert ext["valueIdentifier"]["value"], "sampleCollection: valueIdentifier 1..1"
@@ -119,16 +243,19 @@ def _miabis_collection(r: dict[str, Any]) -> None:
     assert found.get("Sex") and found.get("MaterialType"), "sex 1..*, materialType 1..*"
     assert len(found.get("Age", [])) <= 1, "ageRange 0..1"
     for item in found["Sex"]:
-        assert set(_codes(item["valueCodeableConcept"],
-                          "http://hl7.org/fhir/administrative-gender")) <= REQUIRED[
-            ("Patient", "gender")]
+        assert (
+            set(_codes(item["valueCodeableConcept"], "http://hl7.org/fhir/administrative-gender"))
+            <= REQUIRED[("Patient", "gender")]
+        )
     for item in found["MaterialType"]:
-        codes = _codes(item["valueCodeableConcept"],
-                       f"{MIABIS}/CodeSystem/miabis-collection-sample-type-cs")
+        codes = _codes(
+            item["valueCodeableConcept"], f"{MIABIS}/CodeSystem/miabis-collection-sample-type-cs"
+        )
         assert codes and set(codes) <= COLLECTION_SAMPLE_TYPES
     for item in found.get("StorageTemperature", []):
-        codes = _codes(item["valueCodeableConcept"],
-                       f"{MIABIS}/CodeSystem/miabis-storage-temperature-cs")
+        codes = _codes(
+            item["valueCodeableConcept"], f"{MIABIS}/CodeSystem/miabis-storage-temperature-cs"
+        )
         assert codes and set(codes) <= STORAGE_TEMPERATURES
     for item in found.get("Age", []):
         assert "valueRange" in item

@@ -28,8 +28,9 @@ def schema_errors(spec: dict[str, Any], schema: dict[str, Any], value: Any) -> l
     """What in ``value`` breaks ``schema`` (refs resolved inside the document)."""
     root = {**schema, "components": spec["components"]}
     validator = OAS30Validator(root)
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(value)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(value)
+    ]
 
 
 def check_response(spec: dict[str, Any], method: str, url: str, response: Any) -> None:

@@ -37,8 +37,11 @@ def test_the_interactive_docs_are_served_locally(client):
 
 def test_errors_have_one_shape(tech):
     """404, 405 and 422 all answer {code, status, ...} as JSON."""
-    for response in (tech.get("/api/v1/patients/NOPE"), tech.post("/api/v1/scan/X"),
-                     tech.get("/api/v1/aliquots?status=nope")):
+    for response in (
+        tech.get("/api/v1/patients/NOPE"),
+        tech.post("/api/v1/scan/X"),
+        tech.get("/api/v1/aliquots?status=nope"),
+    ):
         assert response.is_json
         assert {"code", "status"} <= set(response.json)
         assert response.json["code"] == response.status_code

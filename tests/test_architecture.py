@@ -52,14 +52,19 @@ def test_no_module_guards_an_import_of_the_project_s_own_modules():
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Try) or not any(
-                    isinstance(h.type, ast.Name) and h.type.id in {"ImportError",
-                                                                    "ModuleNotFoundError"}
-                    for h in node.handlers):
+                isinstance(h.type, ast.Name) and h.type.id in {"ImportError", "ModuleNotFoundError"}
+                for h in node.handlers
+            ):
                 continue
-            own = [n for stmt in node.body for n in ast.walk(stmt)
-                   if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("biobank")
-                   or isinstance(n, ast.Import) and any(a.name.startswith("biobank")
-                                                        for a in n.names)]
+            own = [
+                n
+                for stmt in node.body
+                for n in ast.walk(stmt)
+                if isinstance(n, ast.ImportFrom)
+                and (n.module or "").startswith("biobank")
+                or isinstance(n, ast.Import)
+                and any(a.name.startswith("biobank") for a in n.names)
+            ]
             if own:
                 guarded.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert guarded == []
@@ -72,12 +77,15 @@ COMPOSITION = {"biobank", "biobank.api"}
 def back_arrows(graph: grimp.ImportGraph) -> set[tuple[str, str]]:
     """Imports of another domain's ``api`` module (its blueprint) from outside the
     composition root."""
+
     def domain(module: str) -> str:
         return module.split(".")[1]
 
-    return {(i["importer"], i["imported"])
-            for i in graph.find_matching_direct_imports("biobank.** -> biobank.*.api")
-            if i["importer"] not in COMPOSITION and domain(i["importer"]) != domain(i["imported"])}
+    return {
+        (i["importer"], i["imported"])
+        for i in graph.find_matching_direct_imports("biobank.** -> biobank.*.api")
+        if i["importer"] not in COMPOSITION and domain(i["importer"]) != domain(i["imported"])
+    }
 
 
 def test_no_domain_imports_another_domain_s_api(graph):

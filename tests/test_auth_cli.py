@@ -46,17 +46,22 @@ def test_create_prints_a_working_token_as_the_last_line(runner, client, session)
     assert result.exit_code == 0, result.output
     token = last_line(result)
     assert token.startswith("bbk_") and len(token) > 40
-    assert me(client, token).json == {"username": "olga", "role": "consent_officer",
-                                      "full_name": "Olga O", "substudies": [], "sites": []}
+    assert me(client, token).json == {
+        "username": "olga",
+        "role": "consent_officer",
+        "full_name": "Olga O",
+        "substudies": [],
+        "sites": [],
+    }
     row = session.scalar(select(ApiToken).join(User).where(User.username == "olga"))
-    assert row.token_hash == service.hash_token(token) and token not in (row.token_hash,
-                                                                         row.hint)
+    assert row.token_hash == service.hash_token(token) and token not in (row.token_hash, row.hint)
 
 
 def test_create_binds_a_researcher_to_substudies_and_a_user_to_sites(create, client):
     """--substudy (repeatable) and --site are recorded and shown by /me."""
-    token = create("rita", "researcher", "--substudy", "EPI", "--substudy", "DEMO",
-                   "--site", "NL-PMC")
+    token = create(
+        "rita", "researcher", "--substudy", "EPI", "--substudy", "DEMO", "--site", "NL-PMC"
+    )
     answer = me(client, token).json
     assert answer["substudies"] == ["DEMO", "EPI"] and answer["sites"] == ["NL-PMC"]
 
@@ -71,15 +76,18 @@ def test_the_token_expires_after_the_days_given(create, session):
         assert abs(row.expires_at - (now + dt.timedelta(days=days))) < dt.timedelta(minutes=1)
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["rex", "--role", "researcher"], 1, "at least one sub-study"),
-    (["rex", "--role", "wizard"], 2, "wizard"),
-    (["rex", "--role", "technician", "--site", "XX-NOPE"], 1, "unknown site"),
-    (["bad name", "--role", "technician"], 1, "username"),
-    (["x" * 65, "--role", "technician"], 1, "username"),
-    (["rex", "--role", "technician", "--days", "0"], 2, "--days"),
-    (["rex"], 2, "--role"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["rex", "--role", "researcher"], 1, "at least one sub-study"),
+        (["rex", "--role", "wizard"], 2, "wizard"),
+        (["rex", "--role", "technician", "--site", "XX-NOPE"], 1, "unknown site"),
+        (["bad name", "--role", "technician"], 1, "username"),
+        (["x" * 65, "--role", "technician"], 1, "username"),
+        (["rex", "--role", "technician", "--days", "0"], 2, "--days"),
+        (["rex"], 2, "--role"),
+    ],
+)
 def test_create_refuses_bad_input(runner, session, args, code, message):
     """A refused create exits non-zero, says why on stderr, and leaves no user behind."""
     result = run(runner, "create", *args)
@@ -106,8 +114,7 @@ def test_list_shows_roles_scopes_state_and_token_hints(create, runner):
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert rows[0] == ["username", "role", "substudies", "sites", "state", "tokens"]
     by_name = {row[0]: row for row in rows[1:]}
-    assert by_name["amy"] == ["amy", "researcher", "EPI", "NL-PMC", "active",
-                              token[:10] + "..."]
+    assert by_name["amy"] == ["amy", "researcher", "EPI", "NL-PMC", "active", token[:10] + "..."]
     assert by_name["ben"] == ["ben", "admin", "-", "-", "inactive", "-"]
     assert token not in result.output
 
@@ -156,15 +163,18 @@ def test_commands_on_an_unknown_user_fail_cleanly(runner, command):
 def test_set_password_prompts_twice_and_enables_the_login_page(create, runner, app):
     """`users set-password NAME` asks for the password (hidden, confirmed); login then works."""
     create("fay")
-    result = run(runner, "set-password", "fay",
-                 input="a long enough passphrase\na long enough passphrase\n")
+    result = run(
+        runner, "set-password", "fay", input="a long enough passphrase\na long enough passphrase\n"
+    )
     assert result.exit_code == 0, result.output
     assert "a long enough passphrase" not in result.stdout
     browser = app.test_client()
     page = browser.get("/login").get_data(as_text=True)
     csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
-    response = browser.post("/login", data={"username": "fay", "csrf_token": csrf,
-                                            "password": "a long enough passphrase"})
+    response = browser.post(
+        "/login",
+        data={"username": "fay", "csrf_token": csrf, "password": "a long enough passphrase"},
+    )
     assert response.status_code == 302
 
 

@@ -37,12 +37,12 @@ def alert_of(page: Any) -> str:
     return match.group(1) if match else ""
 
 
-def post_login(browser: FlaskClient, username: str, password: str,
-               **extra: Any):  # type: ignore[no-untyped-def]
+def post_login(browser: FlaskClient, username: str, password: str, **extra: Any):  # type: ignore[no-untyped-def]
     """Fill in the login form as a browser would: fetch it, then post it."""
     token = csrf_of(browser.get("/login"))
-    return browser.post("/login", data={"username": username, "password": password,
-                                        "csrf_token": token, **extra})
+    return browser.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token, **extra}
+    )
 
 
 @pytest.fixture
@@ -56,12 +56,17 @@ def make_user(session) -> Callable[..., Any]:  # type: ignore[no-untyped-def]
     """Create a user with a password: ``make_user("manager")``."""
     counter = iter(range(1, 1000))
 
-    def make(role: str = "technician", password: str = PASSWORD,
-             **kw: Any):  # type: ignore[no-untyped-def]
+    def make(role: str = "technician", password: str = PASSWORD, **kw: Any):  # type: ignore[no-untyped-def]
         if role == "researcher":
             kw.setdefault("substudies", ["DEMO"])
-        user = service.create_user(session, f"web-{role}-{next(counter)}", role,
-                                   password=password, full_name=f"Web {role}", **kw)
+        user = service.create_user(
+            session,
+            f"web-{role}-{next(counter)}",
+            role,
+            password=password,
+            full_name=f"Web {role}",
+            **kw,
+        )
         session.commit()
         return user
 
@@ -83,6 +88,7 @@ def page_csrf(browser: FlaskClient) -> str:
 
 
 # --- pages ---------------------------------------------------------------------------------
+
 
 def test_the_front_page_is_the_login_form_when_anonymous(browser):
     """GET / without a session shows a form with labelled username and password fields."""
@@ -113,8 +119,9 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_secure(browser, make_us
     assert service.hash_token(browser.get_cookie(COOKIE).value) not in cookie
 
 
-def test_the_secure_flag_can_be_turned_off_for_plain_http(monkeypatch, connection,
-                                                           database_url, make_user):
+def test_the_secure_flag_can_be_turned_off_for_plain_http(
+    monkeypatch, connection, database_url, make_user
+):
     """BIOBANK_SESSION_COOKIE_SECURE=false drops Secure (HttpOnly and SameSite stay)."""
     monkeypatch.setenv("BIOBANK_SESSION_COOKIE_SECURE", "false")
     plain = create_app({"DATABASE_URL": database_url, "TESTING": True})
@@ -139,11 +146,13 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(browser, make_
     inactive.active = False
     nopass = make_user()
     nopass.password_hash = None
-    answers = [post_login(browser, user.username, "wrong password!"),
-               post_login(browser, "nobody-at-all", PASSWORD),
-               post_login(browser, inactive.username, PASSWORD),
-               post_login(browser, nopass.username, PASSWORD),
-               post_login(browser, "", "")]
+    answers = [
+        post_login(browser, user.username, "wrong password!"),
+        post_login(browser, "nobody-at-all", PASSWORD),
+        post_login(browser, inactive.username, PASSWORD),
+        post_login(browser, nopass.username, PASSWORD),
+        post_login(browser, "", ""),
+    ]
     assert {(a.status_code, alert_of(a)) for a in answers} == {(401, WRONG_CREDENTIALS)}
     assert browser.get(ME).status_code == 401
 
@@ -167,8 +176,7 @@ def test_over_long_or_odd_login_input_is_refused_not_crashed(browser, make_user)
     assert post_login(browser, "u" * 10_000, PASSWORD).status_code == 401
     token = csrf_of(browser.get("/login"))
     raw = f"csrf_token={token}&username=%ff%fe&password=%c3%28".encode()
-    response = browser.post("/login", data=raw,
-                            content_type="application/x-www-form-urlencoded")
+    response = browser.post("/login", data=raw, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 401
 
 
@@ -178,8 +186,9 @@ def test_a_login_without_the_forms_csrf_token_is_refused(browser, make_user):
     bare = browser.post("/login", data={"username": user.username, "password": PASSWORD})
     assert bare.status_code == 400
     other = csrf_of(browser.application.test_client().get("/login"))
-    foreign = browser.post("/login", data={"username": user.username, "password": PASSWORD,
-                                           "csrf_token": other})
+    foreign = browser.post(
+        "/login", data={"username": user.username, "password": PASSWORD, "csrf_token": other}
+    )
     assert foreign.status_code == 400
     assert browser.get(ME).status_code == 401
 
@@ -189,16 +198,23 @@ def test_logging_in_replaces_the_cookie_and_the_csrf_token(browser, make_user):
     user = make_user()
     before_token = csrf_of(browser.get("/login"))
     before_cookie = browser.get_cookie(COOKIE).value
-    browser.post("/login", data={"username": user.username, "password": PASSWORD,
-                                 "csrf_token": before_token})
+    browser.post(
+        "/login", data={"username": user.username, "password": PASSWORD, "csrf_token": before_token}
+    )
     assert browser.get_cookie(COOKIE).value != before_cookie
     assert page_csrf(browser) != before_token
 
 
-@pytest.mark.parametrize(("target", "landing"), [
-    ("/api/v1/me", "/api/v1/me"), ("//evil.example/", "/"), ("https://evil.example/", "/"),
-    ("/\\evil.example", "/"), ("", "/"),
-])
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("/api/v1/me", "/api/v1/me"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("", "/"),
+    ],
+)
 def test_after_login_only_local_paths_are_followed(browser, make_user, target, landing):
     """The next parameter cannot send the user to another site."""
     user = make_user()
@@ -213,6 +229,7 @@ def test_a_logged_in_user_visiting_login_goes_on(logged_in):
 
 
 # --- logout and the server-side session -----------------------------------------------
+
 
 def test_logout_ends_the_session_even_for_a_copied_cookie(logged_in, app):
     """After POST /logout, the old cookie (replayed elsewhere) no longer works."""
@@ -282,9 +299,16 @@ def test_a_tampered_cookie_is_401(app):
 
 # --- the API from a logged-in browser -------------------------------------------------------
 
-PATIENT = {"study_id": "IF21-NL-888", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
-           "fusion_partner": "MLLT1", "diagnosis_date": "2026-01-10",
-           "age_at_diagnosis_days": 300, "wbc_at_diagnosis": "40"}
+PATIENT = {
+    "study_id": "IF21-NL-888",
+    "site": "NL-PMC",
+    "sex": "M",
+    "diagnosis": "B-ALL",
+    "fusion_partner": "MLLT1",
+    "diagnosis_date": "2026-01-10",
+    "age_at_diagnosis_days": 300,
+    "wbc_at_diagnosis": "40",
+}
 
 
 def test_a_logged_in_browser_reads_the_api(logged_in):
@@ -300,11 +324,13 @@ def test_unsafe_api_calls_by_cookie_need_the_csrf_header(logged_in, session):
     assert browser.post("/api/v1/patients", json=PATIENT).status_code == 400
     wrong = browser.post("/api/v1/patients", json=PATIENT, headers={"X-CSRF-Token": "nope"})
     assert wrong.status_code == 400
-    right = browser.post("/api/v1/patients", json=PATIENT,
-                         headers={"X-CSRF-Token": page_csrf(browser)})
+    right = browser.post(
+        "/api/v1/patients", json=PATIENT, headers={"X-CSRF-Token": page_csrf(browser)}
+    )
     assert right.status_code == 201, right.json
-    actors = session.scalars(select(AuditRecord.actor).where(
-        AuditRecord.entity_key == PATIENT["study_id"])).all()
+    actors = session.scalars(
+        select(AuditRecord.actor).where(AuditRecord.entity_key == PATIENT["study_id"])
+    ).all()
     assert actors and set(actors) == {user.username}
 
 
@@ -330,6 +356,7 @@ def test_a_bad_bearer_token_is_not_rescued_by_a_cookie(logged_in):
 
 
 # --- slowing down guessing ---------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def long_first_wait(app):  # type: ignore[no-untyped-def]
@@ -376,8 +403,9 @@ def test_unknown_usernames_are_throttled_the_same_way(browser, app):
     assert post_login(browser, "no-such-user", "guess guess!").status_code == 429
 
 
-def test_after_the_wait_a_right_password_works_and_clears_the_count(browser, make_user,
-                                                                     session, app):
+def test_after_the_wait_a_right_password_works_and_clears_the_count(
+    browser, make_user, session, app
+):
     """Once the lock has passed, logging in succeeds and forgets the failures."""
     user = make_user()
     for _ in range(app.config["LOGIN_FREE_FAILURES"]):
@@ -396,8 +424,9 @@ def test_behind_a_trusted_proxy_each_client_has_its_own_count(browser, make_user
     from biobank import create_app
 
     behind = create_app({**app.config, "TRUSTED_PROXIES": 1})
-    behind.extensions.update({key: value for key, value in app.extensions.items()
-                              if key.startswith("biobank.")})
+    behind.extensions.update(
+        {key: value for key, value in app.extensions.items() if key.startswith("biobank.")}
+    )
     user = make_user()
     first, second = behind.test_client(), behind.test_client()
     first.environ_base["HTTP_X_FORWARDED_FOR"] = "192.0.2.10"

@@ -14,10 +14,18 @@ from biobank.auth.web import route_permissions
 from biobank.db import bind_to_connection
 
 # The routes anyone may call: front page, login/logout, health, OpenAPI document and docs.
-PUBLIC_PATHS = {"/", "/login", "/logout", "/health", "/api/openapi.json", "/api/docs",
-                "/api/docs/static/<path:filename>", "/static/<path:filename>",
-                # FHIR clients read the CapabilityStatement before they authenticate.
-                "/fhir/metadata"}
+PUBLIC_PATHS = {
+    "/",
+    "/login",
+    "/logout",
+    "/health",
+    "/api/openapi.json",
+    "/api/docs",
+    "/api/docs/static/<path:filename>",
+    "/static/<path:filename>",
+    # FHIR clients read the CapabilityStatement before they authenticate.
+    "/fhir/metadata",
+}
 
 
 def dummy_url(path: str) -> str:
@@ -43,7 +51,8 @@ def test_the_permissions_page_shows_the_current_matrix():
     """docs/permissions.md holds exactly the table matrix_markdown() renders now."""
     text = DOC_PATH.read_text(encoding="utf-8")
     assert render_into(text) == text, (
-        "docs/permissions.md is stale: run `python -m biobank.auth.permissions`")
+        "docs/permissions.md is stale: run `python -m biobank.auth.permissions`"
+    )
 
 
 def test_the_permissions_page_states_what_researchers_see():
@@ -82,7 +91,8 @@ def test_the_public_routes_are_exactly_the_expected_ones(routes):
 
 
 def test_a_route_without_a_declared_permission_is_refused_to_everyone(
-        connection, database_url, session):
+    connection, database_url, session
+):
     """A view without @requires is flagged by the walk and refused even to an admin."""
     app = create_app({"DATABASE_URL": database_url, "TESTING": True})
     app.add_url_rule("/undeclared", "undeclared", lambda: "secret")
@@ -92,7 +102,9 @@ def test_a_route_without_a_declared_permission_is_refused_to_everyone(
     token = auth_service.issue_token(session, admin)
     session.commit()
     client = app.test_client()
-    assert client.get("/undeclared", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    assert (
+        client.get("/undeclared", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    )
     assert client.get("/undeclared").status_code == 401
     app.extensions["biobank.engine"].dispose()
 
@@ -109,10 +121,16 @@ def test_anonymous_requests_to_every_non_public_route_are_401(client, routes):
     assert wrong == []
 
 
-@pytest.mark.parametrize(("method", "url"), [
-    ("GET", "/api/v1/no-such-thing"), ("GET", "/no-such-page"), ("DELETE", "/api/v1/patients"),
-    ("POST", "/api/v1/scan/X"), ("GET", "/api/v1/patients/NO-SUCH/nothing"),
-])
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/api/v1/no-such-thing"),
+        ("GET", "/no-such-page"),
+        ("DELETE", "/api/v1/patients"),
+        ("POST", "/api/v1/scan/X"),
+        ("GET", "/api/v1/patients/NO-SUCH/nothing"),
+    ],
+)
 def test_anonymous_requests_to_unknown_urls_and_methods_are_401(client, method, url):
     """An unmatched URL or a wrong method says nothing to a caller without a token."""
     assert call(client, method, url).status_code == 401
@@ -140,8 +158,16 @@ def test_every_role_gets_403_exactly_where_the_matrix_refuses_it(as_role, routes
     assert wrong == []
 
 
-@pytest.mark.parametrize("url", ["/api/v1/patients", "/api/v1/samples", "/api/v1/aliquots",
-                                 "/api/v1/scan/IF00000001", "/api/v1/aliquots/X/events"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/patients",
+        "/api/v1/samples",
+        "/api/v1/aliquots",
+        "/api/v1/scan/IF00000001",
+        "/api/v1/aliquots/X/events",
+    ],
+)
 def test_researchers_are_refused_identifiable_material(as_role, url):
     """A researcher sees no patients, samples, aliquots, custody events or scans (403)."""
     researcher = as_role("researcher", substudies=["DEMO"])

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from biobank.auth import throttle
 from biobank.auth.models import LoginThrottle
 
-POLICY = throttle.Policy(free_failures=3, delay_seconds=2, max_delay_seconds=60,
-                         forget_after=dt.timedelta(hours=1))
+POLICY = throttle.Policy(
+    free_failures=3, delay_seconds=2, max_delay_seconds=60, forget_after=dt.timedelta(hours=1)
+)
 NOW = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
 
 
@@ -23,8 +24,9 @@ def test_the_wait_doubles_after_the_free_failures_up_to_the_ceiling():
 
 def test_the_policy_comes_from_the_configuration(app):
     """LOGIN_* keys set the policy."""
-    policy = throttle.Policy.from_config({**app.config, "LOGIN_FREE_FAILURES": 9,
-                                          "LOGIN_FORGET_HOURS": 2})
+    policy = throttle.Policy.from_config(
+        {**app.config, "LOGIN_FREE_FAILURES": 9, "LOGIN_FORGET_HOURS": 2}
+    )
     assert policy.free_failures == 9 and policy.forget_after == dt.timedelta(hours=2)
 
 

@@ -47,11 +47,22 @@ def test_a_missing_token_is_401(client):
     assert_unauthorised(client.get(ME))
 
 
-@pytest.mark.parametrize("header", [
-    "", "Bearer", "Bearer ", "Bearer    ", "Basic dXNlcjpwYXNz", "Token bbk_abc",
-    "bbk_abcdefghijklmnop", "Bearer bbk_not-a-real-token", "Bearer two words",
-    "Bearer bbk_\x00\x01control", "Bearer\tbbk_tab",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer    ",
+        "Basic dXNlcjpwYXNz",
+        "Token bbk_abc",
+        "bbk_abcdefghijklmnop",
+        "Bearer bbk_not-a-real-token",
+        "Bearer two words",
+        "Bearer bbk_\x00\x01control",
+        "Bearer\tbbk_tab",
+    ],
+)
 def test_a_malformed_or_unknown_token_is_401(client, header):
     """Wrong scheme, empty, unknown, or with control characters: 401, never 500."""
     assert_unauthorised(client.get(ME, headers={"Authorization": header}))
@@ -63,8 +74,9 @@ def test_an_over_long_authorization_header_is_401(client, tech):
         assert_unauthorised(client.get(ME, headers={"Authorization": header}))
 
 
-@pytest.mark.parametrize("raw", [b"Bearer \xff\xfe\xfd", b"Bearer bbk_\xc3\x28",
-                                 b"Bearer \xe2\x82"])
+@pytest.mark.parametrize(
+    "raw", [b"Bearer \xff\xfe\xfd", b"Bearer bbk_\xc3\x28", b"Bearer \xe2\x82"]
+)
 def test_a_non_utf8_authorization_header_is_401(client, raw):
     """Bytes that are not UTF-8 (WSGI hands them over as latin-1) give 401, not 500."""
     response = client.get(ME, environ_overrides={"HTTP_AUTHORIZATION": raw.decode("latin-1")})
@@ -112,13 +124,23 @@ def test_a_wrong_role_is_403(as_role):
     assert officer.get("/api/v1/patients").status_code == 200
     response = officer.post("/api/v1/patients", json={})
     assert response.status_code == 403
-    assert response.json == {"code": 403, "status": "Forbidden",
-                             "message": "role 'consent_officer' may not do this"}
+    assert response.json == {
+        "code": 403,
+        "status": "Forbidden",
+        "message": "role 'consent_officer' may not do this",
+    }
 
 
-PATIENT = {"study_id": "IF21-NL-777", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-           "fusion_partner": "AFF1", "diagnosis_date": "2026-01-10",
-           "age_at_diagnosis_days": 120, "wbc_at_diagnosis": "300"}
+PATIENT = {
+    "study_id": "IF21-NL-777",
+    "site": "NL-PMC",
+    "sex": "F",
+    "diagnosis": "B-ALL",
+    "fusion_partner": "AFF1",
+    "diagnosis_date": "2026-01-10",
+    "age_at_diagnosis_days": 120,
+    "wbc_at_diagnosis": "300",
+}
 
 
 def test_an_actor_in_the_body_is_an_unknown_field(tech):
@@ -131,8 +153,9 @@ def test_an_actor_in_the_body_is_an_unknown_field(tech):
 def test_audit_records_name_the_tokens_user(tech, session):
     """Registering a patient is audited under the token's username."""
     assert tech.post("/api/v1/patients", json=PATIENT).status_code == 201
-    actors = session.scalars(select(AuditRecord.actor).where(
-        AuditRecord.entity_key == PATIENT["study_id"])).all()
+    actors = session.scalars(
+        select(AuditRecord.actor).where(AuditRecord.entity_key == PATIENT["study_id"])
+    ).all()
     assert actors and set(actors) == {tech.username}
 
 
@@ -145,8 +168,9 @@ def test_custody_events_name_the_tokens_user(tech, make_sample):
     response = tech.post(url, json=body)
     assert response.status_code == 201, response.json
     aliquot = response.json[0]["barcode"]
-    status = tech.post(f"/api/v1/aliquots/{aliquot}/status",
-                       json={"status": "missing", "actor": "mallory"})
+    status = tech.post(
+        f"/api/v1/aliquots/{aliquot}/status", json={"status": "missing", "actor": "mallory"}
+    )
     assert status.status_code == 422
     events = tech.get(f"/api/v1/aliquots/{aliquot}/events").json
     assert events and {e["actor"] for e in events} == {tech.username}
@@ -173,10 +197,12 @@ def test_a_bad_token_is_neither_logged_nor_echoed(client, tech, caplog):
     """The token sent (right or wrong) appears in no log line and no response."""
     caplog.set_level(logging.DEBUG)
     forged = "bbk_forged-" + "Z" * 30
-    seen = [client.get(ME, headers={"Authorization": f"Bearer {forged}"}),
-            client.get(ME, headers={"Authorization": f"Basic {forged}"}),
-            tech.get("/api/v1/patients/NOPE"),
-            tech.post("/api/v1/patients", json={"bogus": tech.token})]
+    seen = [
+        client.get(ME, headers={"Authorization": f"Bearer {forged}"}),
+        client.get(ME, headers={"Authorization": f"Basic {forged}"}),
+        tech.get("/api/v1/patients/NOPE"),
+        tech.post("/api/v1/patients", json={"bogus": tech.token}),
+    ]
     for response in seen:
         assert forged not in response.get_data(as_text=True)
         assert tech.token not in response.get_data(as_text=True)

@@ -18,8 +18,10 @@ from tests.db_helpers import one_tube_biobank, private_database
 @pytest.fixture
 def databases(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A one-tube biobank, and an empty database beside it."""
-    source, target = private_database(tmp_path, "backup_src"), private_database(tmp_path,
-                                                                               "backup_dst")
+    source, target = (
+        private_database(tmp_path, "backup_src"),
+        private_database(tmp_path, "backup_dst"),
+    )
     source_url, target_url = next(source), next(target)
     one_tube_biobank(source_url)
     yield source_url, target_url
@@ -37,8 +39,10 @@ def _run(url: str, *args: str):  # type: ignore[no-untyped-def]
 
 
 def _counts(output: str) -> dict[str, int]:
-    return {name: int(rows.replace(",", "")) for name, rows in
-            re.findall(r"^(\w+)\s+([\d,]+)$", output, re.MULTILINE)}
+    return {
+        name: int(rows.replace(",", ""))
+        for name, rows in re.findall(r"^(\w+)\s+([\d,]+)$", output, re.MULTILINE)
+    }
 
 
 def test_a_backup_restored_into_an_empty_database_holds_every_row(databases, tmp_path):

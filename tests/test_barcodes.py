@@ -9,8 +9,11 @@ from stdnum.iso7064 import mod_37_36
 from biobank.samples import barcodes
 
 
-@given(prefix=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2),
-       digits=st.integers(6, 12), data=st.data())
+@given(
+    prefix=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2),
+    digits=st.integers(6, 12),
+    data=st.data(),
+)
 def test_a_code_ends_in_the_iso_7064_check_character(prefix, digits, data):
     """Any prefix, width and number: the last character is stdnum's check character."""
     number = data.draw(st.integers(0, 10**digits - 1))

@@ -10,18 +10,44 @@ import json
 
 from bench import cli, load, report
 
-KEYS = ("aliquots", "database", "scan_us_p50", "scan_us_p99", "bare_scan_us_p50",
-        "scan_ratio", "scan_us_p50_small", "rack96_register_ms", "import_aliquots_per_s",
-        "bare_insert_rows_per_s", "availability_ms", "withdrawal_impact_ms", "box_map_ms",
-        "custody_verify_events_per_s", "labels_zpl_per_s", "labels_svg_per_s",
-        "bare_svg_per_s", "report_completeness_ms", "report_inventory_ms", "report_fill_ms")
+KEYS = (
+    "aliquots",
+    "database",
+    "scan_us_p50",
+    "scan_us_p99",
+    "bare_scan_us_p50",
+    "scan_ratio",
+    "scan_us_p50_small",
+    "rack96_register_ms",
+    "import_aliquots_per_s",
+    "bare_insert_rows_per_s",
+    "availability_ms",
+    "withdrawal_impact_ms",
+    "box_map_ms",
+    "custody_verify_events_per_s",
+    "labels_zpl_per_s",
+    "labels_svg_per_s",
+    "bare_svg_per_s",
+    "report_completeness_ms",
+    "report_inventory_ms",
+    "report_fill_ms",
+)
 
 
 def test_the_benchmark_builds_measures_and_writes_every_figure(tmp_path, capsys):
     """A smoke run over 300 aliquots prints the table and writes every key of the issue."""
     out = tmp_path / "bench.json"
-    status = cli.main(["--aliquots", "300", "--smoke", "--out", str(out),
-                       "--database-url", f"sqlite:///{tmp_path / 'bench.db'}"])
+    status = cli.main(
+        [
+            "--aliquots",
+            "300",
+            "--smoke",
+            "--out",
+            str(out),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'bench.db'}",
+        ]
+    )
     assert status == 0
     figures = json.loads(out.read_text())
     assert set(KEYS) <= set(figures)
@@ -56,8 +82,9 @@ Requests/sec:    400.00
 
 def test_targets_are_judged_only_when_measured():
     """A missing figure is neither met nor missed."""
-    verdicts = report.verdicts({"scan_ratio": 1.5, "box_map_ms": 12.0,
-                                "labels_svg_per_s": 90, "bare_svg_per_s": 100})
+    verdicts = report.verdicts(
+        {"scan_ratio": 1.5, "box_map_ms": 12.0, "labels_svg_per_s": 90, "bare_svg_per_s": 100}
+    )
     assert verdicts["scan_ratio"] is True and verdicts["box_map_ms"] is False
     assert verdicts["labels_svg_per_s"] is True
     assert verdicts["availability_ms"] is None

@@ -29,8 +29,7 @@ def server_tz():
 
 
 @pytest.mark.parametrize("server_zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", "UTC"])
-def test_the_biobank_day_follows_its_configured_zone_not_the_servers(app, server_tz,
-                                                                     server_zone):
+def test_the_biobank_day_follows_its_configured_zone_not_the_servers(app, server_tz, server_zone):
     """At 23:30 UTC the biobank in Amsterdam is already on the next day, in any server TZ."""
     server_tz(server_zone)
     app.config["TIMEZONE"] = "Europe/Amsterdam"

@@ -23,14 +23,16 @@ def locked_sqlite(tmp_path, database_url):  # type: ignore[no-untyped-def]
     if not database_url.startswith("sqlite"):
         pytest.skip("SQLite's single writer lock")
     path = tmp_path / "locked.db"
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "k" * 64,
-                      "SQLITE_BUSY_SECONDS": 0.2})
+    app = create_app(
+        {"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "k" * 64, "SQLITE_BUSY_SECONDS": 0.2}
+    )
     assert app.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
     assert app.test_cli_runner().invoke(args=["reference", "load"]).exit_code == 0
     with app.app_context():
         session = get_session()
-        token = service.issue_token(session, service.create_user(
-            session, "locker", "admin", substudies=[], sites=[]))
+        token = service.issue_token(
+            session, service.create_user(session, "locker", "admin", substudies=[], sites=[])
+        )
         session.commit()
     other = sqlite3.connect(path, isolation_level=None)
     yield app, token, other
@@ -49,8 +51,9 @@ def test_a_commit_that_finds_the_database_locked_is_a_503(locked_sqlite):
     before = other.execute(audits).fetchone()
     other.execute("BEGIN IMMEDIATE")
     try:
-        response = client.patch("/api/v1/aliquot-types/BUFFY",
-                                json={"name": "Buffy coat, viable"}, headers=headers)
+        response = client.patch(
+            "/api/v1/aliquot-types/BUFFY", json={"name": "Buffy coat, viable"}, headers=headers
+        )
     finally:
         other.execute("ROLLBACK")
     assert response.status_code == 503, response.get_data(as_text=True)[:300]
@@ -66,8 +69,9 @@ def test_every_connection_in_use_is_a_503(locked_sqlite):
     engine = app.extensions["biobank.engine"]
     held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]
     try:
-        response = app.test_client().get("/api/v1/materials",
-                                         headers={"Authorization": f"Bearer {token}"})
+        response = app.test_client().get(
+            "/api/v1/materials", headers={"Authorization": f"Bearer {token}"}
+        )
     finally:
         for connection in held:
             connection.close()

@@ -9,8 +9,14 @@ from biobank import config
 
 def test_environment_variables_override_the_defaults():
     """BIOBANK_* variables are read and typed."""
-    found = config.from_environment({"BIOBANK_BARCODE_DIGITS": "9", "BIOBANK_SQL_ECHO": "yes",
-                                     "BIOBANK_BARCODE_PREFIX": "XB", "OTHER": "x"})
+    found = config.from_environment(
+        {
+            "BIOBANK_BARCODE_DIGITS": "9",
+            "BIOBANK_SQL_ECHO": "yes",
+            "BIOBANK_BARCODE_PREFIX": "XB",
+            "OTHER": "x",
+        }
+    )
     assert found == {"BARCODE_DIGITS": 9, "SQL_ECHO": True, "BARCODE_PREFIX": "XB"}
 
 

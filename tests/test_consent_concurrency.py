@@ -31,7 +31,8 @@ from biobank.samples.models import Aliquot, BarcodeCounter, Sample
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)")
+    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)"
+)
 
 ACTOR = "test-consent-race"
 NUMBERING = samples.Numbering()
@@ -42,8 +43,9 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     """A committed patient with five tubes, storage and sub-study consent; removed afterwards."""
     import biobank.models  # noqa: F401  (every table known)
 
-    tables = [t for t in Base.metadata.sorted_tables
-              if "id" in t.c and isinstance(t.c.id.type, Integer)]
+    tables = [
+        t for t in Base.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, Integer)
+    ]
     with engine.connect() as conn:
         highest = {t.name: conn.scalar(select(func.max(t.c.id))) or 0 for t in tables}
         counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
@@ -51,33 +53,77 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     stamp = time.time_ns() % 10**5  # the study id fits on a tube label (14 characters)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            patient = patients.register(session, ACTOR, {
-                "study_id": f"IF21-WDR-{stamp}", "site": "NL-PMC", "sex": "F",
-                "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-                "diagnosis_date": clock.today() - dt.timedelta(days=30),
-                "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
-                "day8_blasts_per_ul": None, "prednisone_response": "good"})
+            patient = patients.register(
+                session,
+                ACTOR,
+                {
+                    "study_id": f"IF21-WDR-{stamp}",
+                    "site": "NL-PMC",
+                    "sex": "F",
+                    "diagnosis": "B-ALL",
+                    "fusion_partner": "AFF1",
+                    "diagnosis_date": clock.today() - dt.timedelta(days=30),
+                    "age_at_diagnosis_days": 100,
+                    "wbc_at_diagnosis": Decimal("50"),
+                    "day8_blasts_per_ul": None,
+                    "prednisone_response": "good",
+                },
+            )
             collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=29)
-            sample = samples.register_sample(session, ACTOR, {
-                "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-                "material": "BM", "collected_at": collected, "received_at": collected,
-                "volume_ml": Decimal("2"), "container_code": "PED",
-                "precentrifugation_delay_hours": None, "precentrifugation_temperature": None,
-                "accession_number": None, "notes": None}, NUMBERING)
-            samples.split(session, ACTOR, sample, [
-                {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")} for _ in range(5)],
-                NUMBERING)
+            sample = samples.register_sample(
+                session,
+                ACTOR,
+                {
+                    "study_id": patient.study_id,
+                    "timepoint": "DX",
+                    "unscheduled_reason": None,
+                    "material": "BM",
+                    "collected_at": collected,
+                    "received_at": collected,
+                    "volume_ml": Decimal("2"),
+                    "container_code": "PED",
+                    "precentrifugation_delay_hours": None,
+                    "precentrifugation_temperature": None,
+                    "accession_number": None,
+                    "notes": None,
+                },
+                NUMBERING,
+            )
+            samples.split(
+                session,
+                ACTOR,
+                sample,
+                [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")} for _ in range(5)],
+                NUMBERING,
+            )
             substudy = f"RACE-{stamp}"
-            service.create_substudy(session, ACTOR, {"code": substudy, "title": "t",
-                                                     "principal_investigator": "p"})
-            service.create_form(session, ACTOR, {
-                "code": f"ICF-RACE-{stamp}", "title": "t", "version": "1", "language": "nl",
-                "covers": ["storage", substudy]})
+            service.create_substudy(
+                session, ACTOR, {"code": substudy, "title": "t", "principal_investigator": "p"}
+            )
+            service.create_form(
+                session,
+                ACTOR,
+                {
+                    "code": f"ICF-RACE-{stamp}",
+                    "title": "t",
+                    "version": "1",
+                    "language": "nl",
+                    "covers": ["storage", substudy],
+                },
+            )
             for component in ("storage", substudy):
-                service.record_consent(session, ACTOR, patient, {
-                    "component": component, "decision": "given",
-                    "signed_on": clock.today() - dt.timedelta(days=20),
-                    "form_version": f"ICF-RACE-{stamp}", "signed_by": "mother"})
+                service.record_consent(
+                    session,
+                    ACTOR,
+                    patient,
+                    {
+                        "component": component,
+                        "decision": "given",
+                        "signed_on": clock.today() - dt.timedelta(days=20),
+                        "form_version": f"ICF-RACE-{stamp}",
+                        "signed_by": "mother",
+                    },
+                )
             session.commit()
         yield SimpleNamespace(patient_id=patient.id, substudy=substudy)
     finally:
@@ -114,8 +160,12 @@ def test_two_identical_withdrawals_at_once_one_wins(engine, committed, scope):
             patient = session.get(Patient, committed.patient_id)
             barrier.wait()
             try:
-                withdrawal.withdraw(session, ACTOR, patient, {
-                    "scope": scope, "date": clock.today(), "requested_by": "mother"})
+                withdrawal.withdraw(
+                    session,
+                    ACTOR,
+                    patient,
+                    {"scope": scope, "date": clock.today(), "requested_by": "mother"},
+                )
                 time.sleep(0.2)  # hold the lock a moment: the other must wait, not slip past
                 session.commit()
                 outcomes.append("withdrawn")
@@ -130,21 +180,32 @@ def test_two_identical_withdrawals_at_once_one_wins(engine, committed, scope):
         thread.join(timeout=60)
     assert sorted(outcomes) == ["409", "withdrawn"]
     with Session(engine) as session:
-        assert session.scalar(select(func.count()).select_from(Withdrawal)
-                              .where(Withdrawal.patient_id == committed.patient_id)) == 1
-        tasks = session.scalar(select(func.count()).select_from(DestructionTask)
-                               .join(Withdrawal)
-                               .where(Withdrawal.patient_id == committed.patient_id))
-        statuses = set(session.scalars(select(Aliquot.status).join(Sample)
-                                       .where(Sample.patient_id == committed.patient_id)))
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Withdrawal)
+                .where(Withdrawal.patient_id == committed.patient_id)
+            )
+            == 1
+        )
+        tasks = session.scalar(
+            select(func.count())
+            .select_from(DestructionTask)
+            .join(Withdrawal)
+            .where(Withdrawal.patient_id == committed.patient_id)
+        )
+        statuses = set(
+            session.scalars(
+                select(Aliquot.status).join(Sample).where(Sample.patient_id == committed.patient_id)
+            )
+        )
         if scope == "storage":
             assert (tasks, statuses) == (5, {"blocked"})
         else:
             assert (tasks, statuses) == (0, {"available"})
 
 
-def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(engine,
-                                                                              committed):
+def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(engine, committed):
     """A release and an anonymising withdrawal at once: the patient's row lock orders them.
     Either the release comes first (basis consent) or it sees the tubes anonymised and is
     refused (the sub-study takes no anonymised material); never a release on the basis of a
@@ -153,8 +214,11 @@ def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(en
     from biobank.consent.models import ReleaseJustification
 
     with Session(engine) as session:
-        tube_ids = list(session.scalars(select(Aliquot.id).join(Sample)
-                                        .where(Sample.patient_id == committed.patient_id)))
+        tube_ids = list(
+            session.scalars(
+                select(Aliquot.id).join(Sample).where(Sample.patient_id == committed.patient_id)
+            )
+        )
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
     committing: list[dt.datetime] = []
@@ -163,8 +227,14 @@ def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(en
         with Session(engine, expire_on_commit=False) as session:
             barrier.wait()
             try:
-                gate.justify_release(session, ACTOR, tube_ids[:2], committed.substudy,
-                                     "request", f"RQ-RACE-{committed.patient_id}")
+                gate.justify_release(
+                    session,
+                    ACTOR,
+                    tube_ids[:2],
+                    committed.substudy,
+                    "request",
+                    f"RQ-RACE-{committed.patient_id}",
+                )
                 time.sleep(0.2)
                 committing.append(dt.datetime.now(dt.UTC))
                 session.commit()
@@ -177,9 +247,17 @@ def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(en
         with Session(engine, expire_on_commit=False) as session:
             patient = session.get(Patient, committed.patient_id)
             barrier.wait()
-            withdrawal.withdraw(session, ACTOR, patient, {
-                "scope": "storage", "date": clock.today(), "requested_by": "mother",
-                "outcome": "anonymise"})
+            withdrawal.withdraw(
+                session,
+                ACTOR,
+                patient,
+                {
+                    "scope": "storage",
+                    "date": clock.today(),
+                    "requested_by": "mother",
+                    "outcome": "anonymise",
+                },
+            )
             time.sleep(0.2)
             session.commit()
             outcomes["withdrawal"] = "anonymised"
@@ -191,12 +269,16 @@ def test_a_release_racing_an_anonymisation_never_releases_on_consent_after_it(en
         thread.join(timeout=60)
     assert outcomes["withdrawal"] == "anonymised"
     with Session(engine) as session:
-        rows = session.scalars(select(ReleaseJustification)
-                               .where(ReleaseJustification.aliquot_id.in_(tube_ids))).all()
-        done = session.scalar(select(Withdrawal.recorded_at).where(
-            Withdrawal.patient_id == committed.patient_id))
-        assert {s.patient_id for s in session.scalars(
-            select(Sample).join(Aliquot).where(Aliquot.id.in_(tube_ids)))} == {None}
+        rows = session.scalars(
+            select(ReleaseJustification).where(ReleaseJustification.aliquot_id.in_(tube_ids))
+        ).all()
+        done = session.scalar(
+            select(Withdrawal.recorded_at).where(Withdrawal.patient_id == committed.patient_id)
+        )
+        assert {
+            s.patient_id
+            for s in session.scalars(select(Sample).join(Aliquot).where(Aliquot.id.in_(tube_ids)))
+        } == {None}
     if outcomes["release"] == "released":
         assert len(rows) == 2 and {r.basis for r in rows} == {"consent"}
         # The withdrawal waited for the release to commit: it saw the release, not the
@@ -214,12 +296,23 @@ def test_two_technicians_closing_one_anonymisation_task_at_once(engine, committe
     from biobank.custody.models import CustodyEvent
 
     with Session(engine, expire_on_commit=False) as session:
-        withdrawal.withdraw(session, ACTOR, session.get(Patient, committed.patient_id), {
-            "scope": "storage", "date": clock.today(), "requested_by": "mother",
-            "outcome": "anonymise"})
+        withdrawal.withdraw(
+            session,
+            ACTOR,
+            session.get(Patient, committed.patient_id),
+            {
+                "scope": "storage",
+                "date": clock.today(),
+                "requested_by": "mother",
+                "outcome": "anonymise",
+            },
+        )
         session.commit()
-        task = session.scalars(select(AnonymisationTask).join(Withdrawal).where(
-            Withdrawal.patient_id == committed.patient_id)).first()
+        task = session.scalars(
+            select(AnonymisationTask)
+            .join(Withdrawal)
+            .where(Withdrawal.patient_id == committed.patient_id)
+        ).first()
         task_id, tube_id = task.id, task.aliquot_id
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -244,5 +337,11 @@ def test_two_technicians_closing_one_anonymisation_task_at_once(engine, committe
     assert sorted(outcomes) == ["409", "done"]
     with Session(engine) as session:
         assert session.get(Aliquot, tube_id).status == "available"
-        assert session.scalar(select(func.count()).select_from(CustodyEvent).where(
-            CustodyEvent.aliquot_id == tube_id, CustodyEvent.event_type == "unblocked")) == 1
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(CustodyEvent)
+                .where(CustodyEvent.aliquot_id == tube_id, CustodyEvent.event_type == "unblocked")
+            )
+            == 1
+        )

@@ -19,12 +19,14 @@ def _at(day: dt.date) -> dt.datetime:
 
 
 def _withdraw(session, patient, scope: str, day: dt.date) -> None:  # type: ignore[no-untyped-def]
-    withdrawal.withdraw(session, ACTOR, patient, {"scope": scope, "date": day,
-                                                  "requested_by": "father"})
+    withdrawal.withdraw(
+        session, ACTOR, patient, {"scope": scope, "date": day, "requested_by": "father"}
+    )
     session.commit()
 
 
 # --- may_use ----------------------------------------------------------------------------
+
 
 def test_storage_and_substudy_consent_allow_use_with_their_entries(consented, session):
     """Both given: allowed, justified by the storage entry then the sub-study entry."""
@@ -35,13 +37,17 @@ def test_storage_and_substudy_consent_allow_use_with_their_entries(consented, se
     assert decision.justification == (entries[0].id, entries[1].id)
 
 
-@pytest.mark.parametrize(("substudies", "code", "reason"), [
-    ((), "DEMO", "no consent for sub-study DEMO on record"),
-    (("DEMO",), "MRD-NGS", "no consent for sub-study MRD-NGS on record"),
-    (("OLD",), "OLD", "sub-study OLD is closed"),
-])
-def test_use_needs_the_substudys_own_consent_and_an_open_substudy(consented, session,
-                                                                  substudies, code, reason):
+@pytest.mark.parametrize(
+    ("substudies", "code", "reason"),
+    [
+        ((), "DEMO", "no consent for sub-study DEMO on record"),
+        (("DEMO",), "MRD-NGS", "no consent for sub-study MRD-NGS on record"),
+        (("OLD",), "OLD", "sub-study OLD is closed"),
+    ],
+)
+def test_use_needs_the_substudys_own_consent_and_an_open_substudy(
+    consented, session, substudies, code, reason
+):
     """Storage consent alone is not enough; a closed sub-study receives nothing."""
     world = consented(1, *substudies)
     decision = gate.may_use(session, world.tubes[0], code)
@@ -49,8 +55,9 @@ def test_use_needs_the_substudys_own_consent_and_an_open_substudy(consented, ses
     assert decision.justification == ()
 
 
-def test_without_storage_consent_no_substudy_may_use_the_tube(make_patient, make_aliquots,
-                                                              make_sample, give, session):
+def test_without_storage_consent_no_substudy_may_use_the_tube(
+    make_patient, make_aliquots, make_sample, give, session
+):
     """Sub-study consent given but storage declined: refused, saying so."""
     patient = make_patient()
     [tube] = make_aliquots(1, parent=make_sample(patient))
@@ -65,7 +72,8 @@ def test_a_declined_substudy_is_named_with_its_date(consented, give, session):
     world = consented(1)
     give(world.patient, "MRD-NGS", days_ago(50), decision="declined")
     assert gate.may_use(session, world.tubes[0], "MRD-NGS").reasons == (
-        f"consent for sub-study MRD-NGS declined on {days_ago(50)}",)
+        f"consent for sub-study MRD-NGS declined on {days_ago(50)}",
+    )
 
 
 @pytest.mark.parametrize("status", ["blocked", "destroyed", "missing", "consumed"])
@@ -84,10 +92,13 @@ def test_the_gate_answers_for_a_moment_in_time(consented, session):
     tube = world.tubes[0]
     assert gate.may_use(session, tube, "DEMO", _at(days_ago(20))).allowed
     assert gate.may_use(session, tube, "DEMO", _at(days_ago(5))).reasons == (
-        f"consent for sub-study DEMO withdrawn on {days_ago(10)}",)
+        f"consent for sub-study DEMO withdrawn on {days_ago(10)}",
+    )
     before = gate.may_use(session, tube, "DEMO", _at(days_ago(101)))
-    assert before.reasons == (f"no storage consent yet on {days_ago(101)}",
-                              f"no consent for sub-study DEMO yet on {days_ago(101)}")
+    assert before.reasons == (
+        f"no storage consent yet on {days_ago(101)}",
+        f"no consent for sub-study DEMO yet on {days_ago(101)}",
+    )
 
 
 def test_a_corrected_entry_no_longer_counts(consented, give, session):
@@ -114,6 +125,7 @@ def test_an_unknown_substudy_is_a_404(consented, session):
 
 
 # --- the check endpoint -----------------------------------------------------------------
+
 
 def test_the_check_endpoint_answers_allowed_and_reasons(tech, consented):
     """GET /consent/check?barcode&substudy → {allowed, reasons}."""
@@ -145,21 +157,24 @@ def test_researchers_check_only_their_own_substudies(as_role, consented):
     assert mine.status_code == 404 and mine.json["message"] == f"no aliquot {code}"
     other = researcher.get(f"/api/v1/consent/check?barcode={code}&substudy=MRD-NGS")
     assert other.status_code == 404 and other.json["message"] == "no sub-study 'MRD-NGS'"
-    bulk = researcher.post("/api/v1/consent/check", json={"substudy": "MRD-NGS",
-                                                          "barcodes": [code]})
+    bulk = researcher.post(
+        "/api/v1/consent/check", json={"substudy": "MRD-NGS", "barcodes": [code]}
+    )
     assert bulk.status_code == 404
 
 
-def test_a_whole_rack_is_checked_in_a_fixed_number_of_queries(tech, consented, give,
-                                                              count_queries, session):
+def test_a_whole_rack_is_checked_in_a_fixed_number_of_queries(
+    tech, consented, give, count_queries, session
+):
     """96 tubes from several patients cost the same queries as 8; each gets its answer."""
     worlds = [consented(24, "DEMO") for _ in range(3)] + [consented(24)]
     codes = [t.barcode for w in worlds for t in w.tubes]
 
     def check(barcodes):  # type: ignore[no-untyped-def]
         with count_queries() as counted:
-            response = tech.post("/api/v1/consent/check",
-                                 json={"substudy": "DEMO", "barcodes": barcodes})
+            response = tech.post(
+                "/api/v1/consent/check", json={"substudy": "DEMO", "barcodes": barcodes}
+            )
         assert response.status_code == 200
         return response.json, counted.count
 
@@ -173,11 +188,13 @@ def test_a_whole_rack_is_checked_in_a_fixed_number_of_queries(tech, consented, g
 
 # --- releases ---------------------------------------------------------------------------
 
+
 def test_a_release_stores_the_consent_entries_that_allowed_it(consented, session):
     """justify_release keeps, per tube, the storage and sub-study entries and the moment."""
     world = consented(2, "DEMO")
-    made = gate.justify_release(session, "requests", [t.id for t in world.tubes], "DEMO",
-                                "request", "REQ-2026-001")
+    made = gate.justify_release(
+        session, "requests", [t.id for t in world.tubes], "DEMO", "request", "REQ-2026-001"
+    )
     storage, demo = service.patient_entries(session, world.patient.id)
     assert [r.consent_entry_ids for r in made] == [[storage.id, demo.id]] * 2
     assert {r.release_reference for r in made} == {"REQ-2026-001"}
@@ -195,14 +212,16 @@ def test_a_refused_release_names_each_tube_and_writes_nothing(consented, session
 def test_the_withdrawal_ends_releases_from_that_day(consented, session):
     """Released before the withdrawal: kept; after it: refused."""
     world = consented(2, "DEMO")
-    gate.justify_release(session, "t", [world.tubes[0].id], "DEMO", "request", "R-1",
-                         _at(days_ago(30)))
+    gate.justify_release(
+        session, "t", [world.tubes[0].id], "DEMO", "request", "R-1", _at(days_ago(30))
+    )
     _withdraw(session, world.patient, "storage", days_ago(20))
     with pytest.raises(Conflict, match="withdrawn"):
         gate.justify_release(session, "t", [world.tubes[1].id], "DEMO", "request", "R-2")
 
 
 # --- the scan ---------------------------------------------------------------------------
+
 
 def test_the_scan_shows_the_consent_state(tech, consented, give):
     """Storage and each sub-study's state, and a sentence a technician can act on."""
@@ -211,8 +230,10 @@ def test_the_scan_shows_the_consent_state(tech, consented, give):
     consent = tech.get(f"/api/v1/scan/{world.tubes[0].barcode}").json["consent"]
     assert consent["storage"] == "given"
     assert consent["substudies"]["DEMO"]["state"] == "given"
-    assert consent["summary"] == (f"storage consent given on {days_ago(100)}; usable for DEMO "
-                                  f"(not for MRD-NGS declined on {days_ago(40)})")
+    assert consent["summary"] == (
+        f"storage consent given on {days_ago(100)}; usable for DEMO "
+        f"(not for MRD-NGS declined on {days_ago(40)})"
+    )
 
 
 def test_the_scan_says_a_withdrawal_in_words(tech, consented, session):

@@ -48,8 +48,13 @@ COMPONENTS = ("storage", "DEMO", "MRD-NGS")
 SUBSTUDIES = ("DEMO", "MRD-NGS", "ANON-OK")  # ANON-OK: no consent asked, accepts anonymised
 SIGNERS = ("mother", "father", "participant")
 # The server's own zone at each step: far east and far west of UTC, and the biobank's.
-ZONES = ("Pacific/Kiritimati", "Asia/Tokyo", "Europe/Amsterdam", "America/Los_Angeles",
-         "Pacific/Pago_Pago")
+ZONES = (
+    "Pacific/Kiritimati",
+    "Asia/Tokyo",
+    "Europe/Amsterdam",
+    "America/Los_Angeles",
+    "Pacific/Pago_Pago",
+)
 EXAMPLES = int(os.environ.get("BIOBANK_PROPERTY_EXAMPLES", "40"))
 
 # Paperwork arrives up to three days late; the clock moves 0–3 days, to a moment a few
@@ -62,15 +67,20 @@ ARGUMENTS = {
     "anonymise": (st.sampled_from(("storage", "all")), st.sampled_from(SIGNERS)),
     "relabel": (st.integers(0, 2), st.just(None)),
     "release": (st.integers(0, 2), st.sampled_from(SUBSTUDIES)),
-    "tick": (st.integers(0, 3), st.tuples(st.sampled_from(ZONES),
-                                          st.sampled_from((-2, 1, 43_200)))),
+    "tick": (
+        st.integers(0, 3),
+        st.tuples(st.sampled_from(ZONES), st.sampled_from((-2, 1, 43_200))),
+    ),
 }
 operation = st.sampled_from(
-    ("give",) * 3 + ("release",) * 3 + ("tick",) * 3
-    + ("decline", "withdraw", "anonymise", "relabel")).flatmap(
-    lambda kind: st.tuples(st.just(kind), ARGUMENTS[kind][0], lag, ARGUMENTS[kind][1]))
+    ("give",) * 3
+    + ("release",) * 3
+    + ("tick",) * 3
+    + ("decline", "withdraw", "anonymise", "relabel")
+).flatmap(lambda kind: st.tuples(st.just(kind), ARGUMENTS[kind][0], lag, ARGUMENTS[kind][1]))
 prologue = st.lists(st.sampled_from(("storage", "storage", *COMPONENTS)), max_size=3).map(
-    lambda components: [("give", c, 0, "mother") for c in dict.fromkeys(components)])
+    lambda components: [("give", c, 0, "mother") for c in dict.fromkeys(components)]
+)
 # Day of the window on which the patient turns 16 (the NL age of majority).
 birthday = st.integers(2, 30)
 histories = st.tuples(birthday, prologue, st.lists(operation, min_size=3, max_size=30))
@@ -79,9 +89,17 @@ histories = st.tuples(birthday, prologue, st.lists(operation, min_size=3, max_si
 @pytest.fixture
 def anon_ok(session: Session, studies: Any) -> Any:  # noqa: F811
     """ANON-OK: open, accepting anonymised tubes; nobody ever consents to it."""
-    found = service.create_substudy(session, ACTOR, {
-        "code": "ANON-OK", "title": "Anonymised material", "principal_investigator": "Dr. A",
-        "open": True, "accepts_anonymised": True})
+    found = service.create_substudy(
+        session,
+        ACTOR,
+        {
+            "code": "ANON-OK",
+            "title": "Anonymised material",
+            "principal_investigator": "Dr. A",
+            "open": True,
+            "accepts_anonymised": True,
+        },
+    )
     session.commit()
     return found
 
@@ -90,8 +108,7 @@ class Oracle:
     """The rule, written again: each component's changes (date, order, decision, signer)."""
 
     def __init__(self, of_age: dt.date) -> None:
-        self.changes: dict[str, list[tuple[dt.date, int, str, str]]] = {
-            c: [] for c in COMPONENTS}
+        self.changes: dict[str, list[tuple[dt.date, int, str, str]]] = {c: [] for c in COMPONENTS}
         self.of_age = of_age
         self.seq = 0
         self.anonymised = False
@@ -132,26 +149,61 @@ def _world(session: Session, of_age: dt.date) -> tuple[Any, list[Any], Any]:
     born = of_age.replace(year=of_age.year - 16)
     diagnosed = born + dt.timedelta(days=90)
     open_trial_by(session, diagnosed)
-    patient = patients.register(session, ACTOR, {
-        "study_id": "IF21-PROP-001", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
-        "fusion_partner": "AFF1", "diagnosis_date": diagnosed, "age_at_diagnosis_days": 90,
-        "wbc_at_diagnosis": Decimal("50"), "day8_blasts_per_ul": None,
-        "prednisone_response": "good"})
+    patient = patients.register(
+        session,
+        ACTOR,
+        {
+            "study_id": "IF21-PROP-001",
+            "site": "NL-PMC",
+            "sex": "M",
+            "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1",
+            "diagnosis_date": diagnosed,
+            "age_at_diagnosis_days": 90,
+            "wbc_at_diagnosis": Decimal("50"),
+            "day8_blasts_per_ul": None,
+            "prednisone_response": "good",
+        },
+    )
     collected = dt.datetime.combine(diagnosed, dt.time(9), dt.UTC)
-    sample = samples.register_sample(session, ACTOR, {
-        "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-        "material": "BM", "collected_at": collected, "received_at": collected,
-        "volume_ml": Decimal("2"), "container_code": "PED",
-        "precentrifugation_delay_hours": None, "precentrifugation_temperature": None,
-        "accession_number": None, "notes": None}, NUMBERING)
-    tubes = samples.split(session, ACTOR, sample, [
-        {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2")} for _ in range(3)], NUMBERING)
-    freezer = storage.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-PROP", "freezer_type": "mechanical-80"}, NUMBERING)
-    box = storage.create_box(session, ACTOR, {"box_type": "10X10", "parent": freezer.barcode},
-                             NUMBERING)
-    operations.relocate(session, ACTOR, [operations.Target(t, box, 1, i + 1)
-                                         for i, t in enumerate(tubes)])
+    sample = samples.register_sample(
+        session,
+        ACTOR,
+        {
+            "study_id": patient.study_id,
+            "timepoint": "DX",
+            "unscheduled_reason": None,
+            "material": "BM",
+            "collected_at": collected,
+            "received_at": collected,
+            "volume_ml": Decimal("2"),
+            "container_code": "PED",
+            "precentrifugation_delay_hours": None,
+            "precentrifugation_temperature": None,
+            "accession_number": None,
+            "notes": None,
+        },
+        NUMBERING,
+    )
+    tubes = samples.split(
+        session,
+        ACTOR,
+        sample,
+        [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2")} for _ in range(3)],
+        NUMBERING,
+    )
+    freezer = storage.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-PROP", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    box = storage.create_box(
+        session, ACTOR, {"box_type": "10X10", "parent": freezer.barcode}, NUMBERING
+    )
+    operations.relocate(
+        session, ACTOR, [operations.Target(t, box, 1, i + 1) for i, t in enumerate(tubes)]
+    )
     return patient, tubes, box
 
 
@@ -165,8 +217,9 @@ def _all_agree(session: Session, tubes: list[Any], box: Any, history: Any) -> No
             assert agree(found), (history, tube.barcode, code, found)
 
 
-def check_history(session: Session, birthday_offset: int,
-                  ops: list[tuple[str, Any, int, Any]]) -> None:
+def check_history(
+    session: Session, birthday_offset: int, ops: list[tuple[str, Any, int, Any]]
+) -> None:
     """Run one history and hold the gate, the card, the map and availability to the oracle."""
     of_age = BASE + dt.timedelta(days=birthday_offset)
     oracle = Oracle(of_age)
@@ -176,23 +229,29 @@ def check_history(session: Session, birthday_offset: int,
     with time_machine.travel(now.astimezone(ZoneInfo("Asia/Tokyo")), tick=False) as traveller:
         patient, tubes, box = _world(session, of_age)
         for index, (kind, what, late, extra) in enumerate(ops):
-            history = ops[:index + 1]
+            history = ops[: index + 1]
             assert clock.today() == day, history
             if kind == "tick":
                 zone, seconds = extra
                 day += dt.timedelta(days=what)
                 # -2: two seconds before the midnight that ends ``day``; 1: one second after
                 # the one that starts it; 43,200: midday. The clock never runs back.
-                moment = _moment(day + dt.timedelta(days=1), -2) if seconds < 0 else _moment(
-                    day, seconds)
+                moment = (
+                    _moment(day + dt.timedelta(days=1), -2)
+                    if seconds < 0
+                    else _moment(day, seconds)
+                )
                 now = max(moment, now)
                 traveller.move_to(now.astimezone(ZoneInfo(zone)))
                 _all_agree(session, tubes, box, history)
                 continue
             on = max(BASE, day - dt.timedelta(days=late))
             if kind == "relabel":
-                task = session.scalar(select(AnonymisationTask.id).where(
-                    AnonymisationTask.aliquot_id == tubes[what].id))
+                task = session.scalar(
+                    select(AnonymisationTask.id).where(
+                        AnonymisationTask.aliquot_id == tubes[what].id
+                    )
+                )
                 if task is not None:
                     anonymise.complete_task(session, ACTOR, task)
                     _all_agree(session, tubes, box, history)
@@ -203,8 +262,9 @@ def check_history(session: Session, birthday_offset: int,
                 expected = status in states.RELEASABLE and oracle.allows(extra, day)
                 try:
                     with session.begin_nested():
-                        gate.justify_release(session, ACTOR, [tube.id], extra, "request",
-                                             f"R-{index}")
+                        gate.justify_release(
+                            session, ACTOR, [tube.id], extra, "request", f"R-{index}"
+                        )
                 except Conflict:
                     assert not expected, (history, "refused a release consent allowed")
                 else:
@@ -215,14 +275,30 @@ def check_history(session: Session, birthday_offset: int,
             try:
                 with session.begin_nested():
                     if kind in ("withdraw", "anonymise"):
-                        withdrawal.withdraw(session, ACTOR, patient, {
-                            "scope": what, "date": on, "requested_by": extra,
-                            "outcome": "anonymise" if kind == "anonymise" else None})
+                        withdrawal.withdraw(
+                            session,
+                            ACTOR,
+                            patient,
+                            {
+                                "scope": what,
+                                "date": on,
+                                "requested_by": extra,
+                                "outcome": "anonymise" if kind == "anonymise" else None,
+                            },
+                        )
                     else:
-                        service.record_consent(session, ACTOR, patient, {
-                            "component": what,
-                            "decision": "given" if kind == "give" else "declined",
-                            "signed_on": on, "form_version": FORM, "signed_by": extra})
+                        service.record_consent(
+                            session,
+                            ACTOR,
+                            patient,
+                            {
+                                "component": what,
+                                "decision": "given" if kind == "give" else "declined",
+                                "signed_on": on,
+                                "form_version": FORM,
+                                "signed_by": extra,
+                            },
+                        )
             except DomainError:
                 continue
             if kind == "anonymise":
@@ -256,8 +332,9 @@ def _check_justifications(session: Session, released: list[tuple[int, str, dt.da
             assert entry.decision == "given" and entry.effective_date <= on
 
 
-def _in_a_fresh_biobank(session: Session, birthday_offset: int,
-                        ops: list[tuple[str, Any, int, Any]]) -> None:
+def _in_a_fresh_biobank(
+    session: Session, birthday_offset: int, ops: list[tuple[str, Any, int, Any]]
+) -> None:
     example_ = session.begin_nested()  # each example starts from the same empty biobank
     try:
         check_history(session, birthday_offset, ops)
@@ -270,30 +347,83 @@ def _property(ops_and_birthday: tuple[int, list[Any], list[Any]], session: Sessi
     _in_a_fresh_biobank(session, birthday_offset, first + rest)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@example(history=(20, [], [  # a sub-study withdrawn: its releases stop, the other's go on
-    ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
-    ("give", "MRD-NGS", 0, "mother"), ("release", 0, 0, "DEMO"),
-    ("tick", 1, 0, ("Pacific/Kiritimati", 1)), ("withdraw", "DEMO", 0, "mother"),
-    ("release", 1, 0, "DEMO"), ("release", 1, 0, "MRD-NGS")]))
-@example(history=(3, [], [  # the 16th birthday passes: the parents' consent stops counting
-    ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
-    ("release", 0, 0, "DEMO"), ("tick", 3, 0, ("Pacific/Pago_Pago", -2)),
-    ("tick", 1, 0, ("Pacific/Pago_Pago", 1)), ("release", 1, 0, "DEMO"),
-    ("give", "storage", 0, "mother"), ("give", "storage", 0, "participant"),
-    ("release", 1, 0, "DEMO"), ("give", "DEMO", 0, "participant"), ("release", 1, 0, "DEMO")]))
-@example(history=(25, [], [  # everything withdrawn, late paperwork, a day boundary
-    ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
-    ("tick", 2, 0, ("America/Los_Angeles", -2)), ("withdraw", "all", 1, "mother"),
-    ("release", 0, 0, "DEMO"), ("tick", 0, 0, ("Asia/Tokyo", 1)),
-    ("release", 0, 0, "DEMO")]))
-@example(history=(20, [], [  # anonymised: only ANON-OK, once relabelled; re-consent no undo
-    ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"), ("release", 0, 0, "DEMO"),
-    ("anonymise", "storage", 0, "mother"), ("release", 1, 0, "ANON-OK"),
-    ("relabel", 1, 0, None), ("release", 1, 0, "DEMO"), ("release", 1, 0, "ANON-OK"),
-    ("give", "storage", 0, "mother"), ("tick", 1, 0, ("Asia/Tokyo", 1)),
-    ("relabel", 2, 0, None), ("release", 2, 0, "DEMO"), ("release", 2, 0, "ANON-OK")]))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@example(
+    history=(
+        20,
+        [],
+        [  # a sub-study withdrawn: its releases stop, the other's go on
+            ("give", "storage", 0, "mother"),
+            ("give", "DEMO", 0, "mother"),
+            ("give", "MRD-NGS", 0, "mother"),
+            ("release", 0, 0, "DEMO"),
+            ("tick", 1, 0, ("Pacific/Kiritimati", 1)),
+            ("withdraw", "DEMO", 0, "mother"),
+            ("release", 1, 0, "DEMO"),
+            ("release", 1, 0, "MRD-NGS"),
+        ],
+    )
+)
+@example(
+    history=(
+        3,
+        [],
+        [  # the 16th birthday passes: the parents' consent stops counting
+            ("give", "storage", 0, "mother"),
+            ("give", "DEMO", 0, "mother"),
+            ("release", 0, 0, "DEMO"),
+            ("tick", 3, 0, ("Pacific/Pago_Pago", -2)),
+            ("tick", 1, 0, ("Pacific/Pago_Pago", 1)),
+            ("release", 1, 0, "DEMO"),
+            ("give", "storage", 0, "mother"),
+            ("give", "storage", 0, "participant"),
+            ("release", 1, 0, "DEMO"),
+            ("give", "DEMO", 0, "participant"),
+            ("release", 1, 0, "DEMO"),
+        ],
+    )
+)
+@example(
+    history=(
+        25,
+        [],
+        [  # everything withdrawn, late paperwork, a day boundary
+            ("give", "storage", 0, "mother"),
+            ("give", "DEMO", 0, "mother"),
+            ("tick", 2, 0, ("America/Los_Angeles", -2)),
+            ("withdraw", "all", 1, "mother"),
+            ("release", 0, 0, "DEMO"),
+            ("tick", 0, 0, ("Asia/Tokyo", 1)),
+            ("release", 0, 0, "DEMO"),
+        ],
+    )
+)
+@example(
+    history=(
+        20,
+        [],
+        [  # anonymised: only ANON-OK, once relabelled; re-consent no undo
+            ("give", "storage", 0, "mother"),
+            ("give", "DEMO", 0, "mother"),
+            ("release", 0, 0, "DEMO"),
+            ("anonymise", "storage", 0, "mother"),
+            ("release", 1, 0, "ANON-OK"),
+            ("relabel", 1, 0, None),
+            ("release", 1, 0, "DEMO"),
+            ("release", 1, 0, "ANON-OK"),
+            ("give", "storage", 0, "mother"),
+            ("tick", 1, 0, ("Asia/Tokyo", 1)),
+            ("relabel", 2, 0, None),
+            ("release", 2, 0, "DEMO"),
+            ("release", 2, 0, "ANON-OK"),
+        ],
+    )
+)
 @given(history=histories)
 def test_no_release_without_consent_in_force(session, anon_ok, history):
     """Random histories keep the gate's promise, and every reader agrees at every step."""
@@ -302,36 +432,42 @@ def test_no_release_without_consent_in_force(session, anon_ok, history):
 
 # --- the property catches a broken rule ---------------------------------------------------
 
+
 def _ignore_majority(original: Any) -> Any:
     def broken(entry: Any, day: dt.date, of_age: dt.date | None) -> str:
         found = original(entry, day, of_age)
         return "given" if found == rule.RECONSENT else found
+
     return broken
 
 
 def _sql_a_day_late(original: Any) -> Any:
     def broken(substudy: Any, day: dt.date) -> Any:
         return original(substudy, day - dt.timedelta(days=1))
+
     return broken
 
 
 def _state_ignores_withdrawals(original: Any) -> Any:
     def broken(entries: Any, day: dt.date | None = None) -> Any:
         return original([e for e in entries if e.decision != "withdrawn"], day)
+
     return broken
 
 
 def _anonymised_go_anywhere(_original: Any) -> Any:
     def broken(substudy: Any) -> bool:
         return True
+
     return broken
 
 
-MUTANTS = {"standing ignores the age of majority": ("standing", _ignore_majority),
-           "anonymised tubes go to any sub-study": ("takes_anonymised",
-                                                    _anonymised_go_anywhere),
-           "the SQL form reads yesterday": ("consented_patients", _sql_a_day_late),
-           "state_on ignores withdrawals": ("state_on", _state_ignores_withdrawals)}
+MUTANTS = {
+    "standing ignores the age of majority": ("standing", _ignore_majority),
+    "anonymised tubes go to any sub-study": ("takes_anonymised", _anonymised_go_anywhere),
+    "the SQL form reads yesterday": ("consented_patients", _sql_a_day_late),
+    "state_on ignores withdrawals": ("state_on", _state_ignores_withdrawals),
+}
 
 
 @pytest.mark.parametrize("mutant", MUTANTS)
@@ -340,18 +476,40 @@ def test_the_property_catches_a_broken_rule(session, anon_ok, monkeypatch, mutan
     name, make = MUTANTS[mutant]
     monkeypatch.setattr(rule, name, make(getattr(rule, name)))
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                     HealthCheck.too_slow])
-    @example(history=(3, [], [
-        ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
-        ("give", "MRD-NGS", 0, "mother"), ("withdraw", "DEMO", 0, "mother"),
-        ("tick", 3, 0, ("Asia/Tokyo", 1)), ("release", 0, 0, "MRD-NGS")]))
-    @example(history=(20, [], [
-        ("give", "storage", 0, "mother"), ("give", "DEMO", 0, "mother"),
-        ("anonymise", "storage", 0, "mother"), ("relabel", 0, 0, None),
-        ("release", 0, 0, "DEMO")]))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @example(
+        history=(
+            3,
+            [],
+            [
+                ("give", "storage", 0, "mother"),
+                ("give", "DEMO", 0, "mother"),
+                ("give", "MRD-NGS", 0, "mother"),
+                ("withdraw", "DEMO", 0, "mother"),
+                ("tick", 3, 0, ("Asia/Tokyo", 1)),
+                ("release", 0, 0, "MRD-NGS"),
+            ],
+        )
+    )
+    @example(
+        history=(
+            20,
+            [],
+            [
+                ("give", "storage", 0, "mother"),
+                ("give", "DEMO", 0, "mother"),
+                ("anonymise", "storage", 0, "mother"),
+                ("relabel", 0, 0, None),
+                ("release", 0, 0, "DEMO"),
+            ],
+        )
+    )
     @given(history=histories)
     def run(history: Any) -> None:
         _property(history, session)

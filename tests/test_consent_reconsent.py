@@ -15,8 +15,9 @@ from biobank.reference.models import Site
 TODAY = clock.today()
 
 
-def _patient_coming_of_age(make_patient, session, *, site: str = "NL-PMC", years: int = 16,
-                           in_months: int = 3):  # type: ignore[no-untyped-def]
+def _patient_coming_of_age(
+    make_patient, session, *, site: str = "NL-PMC", years: int = 16, in_months: int = 3
+):  # type: ignore[no-untyped-def]
     """A patient whose ``years``-th birthday is ``in_months`` from today."""
     if session.scalar(select(Site.id).where(Site.code == site)) is None:
         reference.create(session, "t", "sites", {"code": site, "name": site, "country": site[:2]})
@@ -38,8 +39,9 @@ def test_the_age_of_majority_is_reference_data_with_16_in_the_netherlands(tech):
     assert ages == {"DEFAULT": 18, "NL": 16}
 
 
-def test_a_dutch_patient_turning_16_soon_is_due_a_german_one_is_not(officer, make_patient,
-                                                                    give, session):
+def test_a_dutch_patient_turning_16_soon_is_due_a_german_one_is_not(
+    officer, make_patient, give, session
+):
     """Same birthday: NL comes of age at 16 (due), DE at 18 (not yet)."""
     dutch = _patient_coming_of_age(make_patient, session)
     german = _patient_coming_of_age(make_patient, session, site="DE-KIEL")
@@ -62,16 +64,18 @@ def test_the_window_is_chosen_in_months(officer, make_patient, give, session):
     assert patient.study_id not in _due(officer, 2)
 
 
-def test_a_patient_already_of_age_without_re_consent_is_overdue(officer, make_patient, give,
-                                                                session):
+def test_a_patient_already_of_age_without_re_consent_is_overdue(
+    officer, make_patient, give, session
+):
     """The 16th birthday passed a month ago: listed as overdue."""
     patient = _patient_coming_of_age(make_patient, session, in_months=-1)
     give(patient, "storage", days_ago(90))  # the parents, before the birthday
     assert _due(officer, 0)[patient.study_id]["overdue"] is True
 
 
-def test_the_participants_own_consent_settles_it_per_component(officer, make_patient, give,
-                                                               session):
+def test_the_participants_own_consent_settles_it_per_component(
+    officer, make_patient, give, session
+):
     """Re-consent for storage signed by the participant: only DEMO is still due."""
     patient = _patient_coming_of_age(make_patient, session, in_months=-2)
     give(patient, "storage", days_ago(90))
@@ -89,14 +93,19 @@ def test_nothing_given_nothing_to_renew(officer, make_patient, give, session):
     assert patient.study_id not in _due(officer)
 
 
-def test_a_manager_sets_a_countrys_age_and_the_list_follows(officer, manager, make_patient,
-                                                            give, session):
+def test_a_manager_sets_a_countrys_age_and_the_list_follows(
+    officer, manager, make_patient, give, session
+):
     """Adding DE at 16 through the API puts the German patient on the list."""
     german = _patient_coming_of_age(make_patient, session, site="DE-KIEL")
     give(german, "storage", days_ago(30))
     assert german.study_id not in _due(officer)
-    assert manager.post("/api/v1/majority-ages", json={"code": "DE", "age": 16,
-                                                       "note": "for the test"}).status_code == 201
+    assert (
+        manager.post(
+            "/api/v1/majority-ages", json={"code": "DE", "age": 16, "note": "for the test"}
+        ).status_code
+        == 201
+    )
     assert _due(officer)[german.study_id]["majority_age"] == 16
     assert manager.post("/api/v1/majority-ages", json={"code": "DEU", "age": 16}).status_code == 422
 

@@ -38,7 +38,8 @@ def test_a_researcher_asking_about_a_tube_not_in_their_requests_gets_404(researc
 
 
 def test_the_gate_answers_a_researcher_for_their_own_tubes_without_entry_ids(
-        researcher, manager, donor):
+    researcher, manager, donor
+):
     """A tube allocated to their request: an answer, but no consent entry ids."""
     donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
@@ -52,15 +53,24 @@ def test_the_gate_answers_a_researcher_for_their_own_tubes_without_entry_ids(
     assert all("justification" not in r for r in bulk.json["results"])
 
 
-def test_a_researcher_learns_no_withdrawal_details_from_the_gate(researcher, manager, tech,
-                                                                 donor, session):
+def test_a_researcher_learns_no_withdrawal_details_from_the_gate(
+    researcher, manager, tech, donor, session
+):
     """A shipped tube whose patient withdrew DEMO: refused, without date or reason."""
     first = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     _, codes = shipped(researcher, manager, tech)
-    withdrawals.withdraw(session, ACTOR, first.patient, {
-        "scope": "DEMO", "date": clock.today(), "requested_by": "mother",
-        "reason": "private reason of the family"})
+    withdrawals.withdraw(
+        session,
+        ACTOR,
+        first.patient,
+        {
+            "scope": "DEMO",
+            "date": clock.today(),
+            "requested_by": "mother",
+            "reason": "private reason of the family",
+        },
+    )
     session.commit()
     answer = researcher.get(f"{CHECK}?barcode={first.barcodes[0]}&substudy=DEMO").json
     assert answer["allowed"] is False
@@ -75,8 +85,9 @@ def test_staff_still_get_the_entry_ids(tech, donor):
     assert answer["allowed"] is True and len(answer["justification"]) == 2
 
 
-def test_the_request_names_patients_by_a_per_substudy_pseudonym(researcher, manager, donor,
-                                                                 as_role, app):
+def test_the_request_names_patients_by_a_per_substudy_pseudonym(
+    researcher, manager, donor, as_role, app
+):
     """Researchers see a pseudonym, stable within DEMO, never the study_id; MRD-NGS gets
     another one for the same patient; a manager maps it back."""
     world = donor({"DX": 1}, "DEMO", "MRD-NGS")
@@ -87,8 +98,12 @@ def test_the_request_names_patients_by_a_per_substudy_pseudonym(researcher, mana
     assert all("study_id" not in t for t in tubes)
     mine = names[world.barcodes[0]]
     assert mine == pseudonym.pseudonym("DEMO", world.study_id)
-    assert mine == researcher.get(f"/api/v1/requests/{number}").json["tubes"][
-        [t["barcode"] for t in tubes].index(world.barcodes[0])]["patient"]
+    assert (
+        mine
+        == researcher.get(f"/api/v1/requests/{number}").json["tubes"][
+            [t["barcode"] for t in tubes].index(world.barcodes[0])
+        ]["patient"]
+    )
     assert pseudonym.pseudonym("MRD-NGS", world.study_id) != mine
     assert world.study_id not in mine
     resolved = manager.get(f"/api/v1/substudies/DEMO/pseudonyms/{mine}")
@@ -119,14 +134,17 @@ def test_manifests_carry_pseudonyms_only(researcher, manager, tech, donor):
     assert world.study_id not in page
 
 
-def test_a_dropped_tube_says_only_withdrawn_from_this_request(researcher, manager, donor,
-                                                              session):
+def test_a_dropped_tube_says_only_withdrawn_from_this_request(researcher, manager, donor, session):
     """A tube dropped after a withdrawal: the researcher sees no patient, date or number."""
     first = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     number = allocated(researcher, manager)
-    impact = withdrawals.withdraw(session, ACTOR, first.patient, {
-        "scope": "DEMO", "date": clock.today(), "requested_by": "mother"})
+    impact = withdrawals.withdraw(
+        session,
+        ACTOR,
+        first.patient,
+        {"scope": "DEMO", "date": clock.today(), "requested_by": "mother"},
+    )
     session.commit()
     tubes = researcher.get(f"/api/v1/requests/{number}").json["tubes"]
     [dropped] = [t for t in tubes if t["state"] == "dropped"]
@@ -142,23 +160,28 @@ def test_a_dropped_tube_says_only_withdrawn_from_this_request(researcher, manage
 
 # --- at ---------------------------------------------------------------------------------
 
+
 def test_the_gate_answers_as_of_a_date_or_a_moment(tech, donor, session):
     """?at=: allowed before a withdrawal, refused after it; a date or a date-time."""
     world = donor({"DX": 1}, "DEMO")
-    withdrawals.withdraw(session, ACTOR, world.patient, {
-        "scope": "DEMO", "date": days_ago(10), "requested_by": "mother"})
+    withdrawals.withdraw(
+        session,
+        ACTOR,
+        world.patient,
+        {"scope": "DEMO", "date": days_ago(10), "requested_by": "mother"},
+    )
     session.commit()
     code = world.barcodes[0]
     before = tech.get(f"{CHECK}?barcode={code}&substudy=DEMO&at={days_ago(20)}")
     assert before.status_code == 200 and before.json["allowed"] is True
     moment = dt.datetime.combine(days_ago(11), dt.time(23, 30), clock.zone())
-    late = tech.get(f"{CHECK}", query_string={"barcode": code, "substudy": "DEMO",
-                                               "at": moment.isoformat()})
+    late = tech.get(
+        f"{CHECK}", query_string={"barcode": code, "substudy": "DEMO", "at": moment.isoformat()}
+    )
     assert late.json["allowed"] is True
     now = tech.get(f"{CHECK}?barcode={code}&substudy=DEMO")
     assert now.json["allowed"] is False
-    bulk = tech.post(CHECK, json={"substudy": "DEMO", "barcodes": [code],
-                                  "at": str(days_ago(20))})
+    bulk = tech.post(CHECK, json={"substudy": "DEMO", "barcodes": [code], "at": str(days_ago(20))})
     assert bulk.status_code == 200 and bulk.json["allowed_count"] == 1
 
 
@@ -185,16 +208,23 @@ def test_shipment_labels_name_patients_by_the_pseudonym(researcher, manager, tec
 
 
 def test_a_shipped_tube_anonymised_afterwards_names_no_patient_anywhere(
-        researcher, manager, tech, officer, donor):
+    researcher, manager, tech, officer, donor
+):
     """After an anonymising withdrawal, the request, its manifest (CSV and page) and the
     shipment labels name the tube's patient 'anonymised', by pseudonym or study_id alike."""
     world = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     number, _ = shipped(researcher, manager, tech)
     name = pseudonym.pseudonym("DEMO", world.study_id)
-    response = officer.post(f"/api/v1/patients/{world.study_id}/consent/withdrawals", json={
-        "scope": "storage", "date": str(days_ago(0)), "requested_by": "mother",
-        "outcome": "anonymise"})
+    response = officer.post(
+        f"/api/v1/patients/{world.study_id}/consent/withdrawals",
+        json={
+            "scope": "storage",
+            "date": str(days_ago(0)),
+            "requested_by": "mother",
+            "outcome": "anonymise",
+        },
+    )
     assert response.status_code == 201, response.json
     assert response.json["recalls"]  # the recipient is still told
     for client in (researcher, manager):

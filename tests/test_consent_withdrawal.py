@@ -17,10 +17,14 @@ from biobank.samples import service as samples
 from biobank.samples.models import Aliquot
 
 
-def _withdraw(client, study_id: str, scope: str = "storage", dry_run: bool = False,
-              **overrides):  # type: ignore[no-untyped-def]
-    body = {"scope": scope, "date": str(days_ago(1)), "requested_by": "mother",
-            "reason": "parents no longer wish material to be kept", **overrides}
+def _withdraw(client, study_id: str, scope: str = "storage", dry_run: bool = False, **overrides):  # type: ignore[no-untyped-def]
+    body = {
+        "scope": scope,
+        "date": str(days_ago(1)),
+        "requested_by": "mother",
+        "reason": "parents no longer wish material to be kept",
+        **overrides,
+    }
     url = f"/api/v1/patients/{study_id}/consent/withdrawals" + ("?dry_run=true" if dry_run else "")
     return client.post(url, json=body)
 
@@ -33,17 +37,22 @@ def _ship(session, tube, substudy: str, reference: str) -> None:  # type: ignore
 
 
 def _statuses(session, tubes) -> list[str]:  # type: ignore[no-untyped-def]
-    return list(session.scalars(select(Aliquot.status)
-                                .where(Aliquot.id.in_([t.id for t in tubes]))
-                                .order_by(Aliquot.id)))
+    return list(
+        session.scalars(
+            select(Aliquot.status).where(Aliquot.id.in_([t.id for t in tubes])).order_by(Aliquot.id)
+        )
+    )
 
 
 def _counts(session) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
-    return tuple(session.scalar(select(func.count()).select_from(model)) for model in
-                 (Withdrawal, ConsentEntry, DestructionTask, RecallNotice, CustodyEvent))
+    return tuple(
+        session.scalar(select(func.count()).select_from(model))
+        for model in (Withdrawal, ConsentEntry, DestructionTask, RecallNotice, CustodyEvent)
+    )
 
 
 # --- storage --------------------------------------------------------------------------
+
 
 def test_withdrawing_storage_blocks_every_tube_at_once(officer, consented, session):
     """Available and reserved tubes become blocked, each with a custody event saying why."""
@@ -54,7 +63,11 @@ def test_withdrawing_storage_blocks_every_tube_at_once(officer, consented, sessi
     assert response.status_code == 201, response.json
     assert _statuses(session, world.tubes) == ["blocked"] * 4
     assert [b["status"] for b in response.json["blocked"]] == [
-        "available", "reserved", "available", "available"]
+        "available",
+        "reserved",
+        "available",
+        "available",
+    ]
     [event] = aliquot_events(session, world.tubes[1].id, limit=1, newest_first=True)
     assert (event.event_type, event.actor) == ("blocked", officer.username)
     assert event.old_values == {"status": "reserved"}
@@ -62,7 +75,8 @@ def test_withdrawing_storage_blocks_every_tube_at_once(officer, consented, sessi
 
 
 def test_each_tube_still_in_house_gets_a_destruction_task_with_its_location(
-        officer, tech, consented, session):
+    officer, tech, consented, session
+):
     """One task per tube (blocked ones too); destroyed tubes get none; the list shows where."""
     world = consented(4, "DEMO")
     samples.change_status(session, ACTOR, world.tubes[0], "destroyed", "cracked")
@@ -70,7 +84,8 @@ def test_each_tube_still_in_house_gets_a_destruction_task_with_its_location(
     session.commit()
     response = _withdraw(officer, world.study_id)
     assert [t["barcode"] for t in response.json["destruction"]] == [
-        t.barcode for t in world.tubes[1:]]
+        t.barcode for t in world.tubes[1:]
+    ]
     tasks = tech.get("/api/v1/consent/destruction-tasks").json
     assert [t["barcode"] for t in tasks] == [t.barcode for t in world.tubes[1:]]
     assert all(t["state"] == "pending" and "location" in t for t in tasks)
@@ -83,10 +98,15 @@ def test_a_destruction_task_shows_where_the_tube_is_now(officer, tech, consented
     from biobank.storage import service as storage
 
     storage.load_default_box_types(session, ACTOR)
-    freezer = storage.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"}, NUMBERING)
-    box = storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": freezer.barcode},
-                             NUMBERING)
+    freezer = storage.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    box = storage.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": freezer.barcode}, NUMBERING
+    )
     world = consented(2, "DEMO")
     operations.place(session, ACTOR, world.tubes[0], box, "C4")
     session.commit()
@@ -112,16 +132,24 @@ def test_a_missing_tube_is_named_and_the_gate_refuses_it_if_found(officer, conse
 
 
 def test_shipped_tubes_get_recall_notices_naming_request_and_recipient(
-        officer, consented, session, monkeypatch):
+    officer, consented, session, monkeypatch
+):
     """A tube already shipped is not blocked: its recipient gets a recall notice."""
     world = consented(2, "DEMO")
     _ship(session, world.tubes[0], "DEMO", "REQ-2026-007")
-    monkeypatch.setattr(service, "SHIPMENT_LOOKUPS", [
-        lambda _session, ids: {i: service.Shipment(None, "Kiel ALL lab") for i in ids}])
+    monkeypatch.setattr(
+        service,
+        "SHIPMENT_LOOKUPS",
+        [lambda _session, ids: {i: service.Shipment(None, "Kiel ALL lab") for i in ids}],
+    )
     response = _withdraw(officer, world.study_id)
-    assert response.json["recalls"] == [{"barcode": world.tubes[0].barcode,
-                                         "request_reference": "REQ-2026-007",
-                                         "recipient": "Kiel ALL lab"}]
+    assert response.json["recalls"] == [
+        {
+            "barcode": world.tubes[0].barcode,
+            "request_reference": "REQ-2026-007",
+            "recipient": "Kiel ALL lab",
+        }
+    ]
     assert _statuses(session, world.tubes) == ["shipped", "blocked"]
     notice = session.scalar(select(RecallNotice))
     assert (notice.request_reference, notice.recipient) == ("REQ-2026-007", "Kiel ALL lab")
@@ -132,8 +160,14 @@ def test_other_domains_effects_run_in_the_withdrawal(officer, consented, monkeyp
     calls = []
 
     def drop_from_requests(_session, context):  # type: ignore[no-untyped-def]
-        calls.append((context.dry_run, context.withdrawal_id, context.storage_ended,
-                      len(context.aliquot_ids)))
+        calls.append(
+            (
+                context.dry_run,
+                context.withdrawal_id,
+                context.storage_ended,
+                len(context.aliquot_ids),
+            )
+        )
         return [service.EffectAction(None, f"{len(context.aliquot_ids)} tubes taken out")]
 
     monkeypatch.setitem(service.WITHDRAWAL_EFFECTS, "requests", drop_from_requests)
@@ -142,8 +176,11 @@ def test_other_domains_effects_run_in_the_withdrawal(officer, consented, monkeyp
     done = _withdraw(officer, world.study_id)
     assert calls[0] == (True, None, True, 3)
     assert calls[1][0] is False and calls[1][1] == done.json["withdrawal"]["id"]
-    assert preview.json["effects"] == done.json["effects"] == {
-        "requests": [{"barcode": None, "description": "3 tubes taken out"}]}
+    assert (
+        preview.json["effects"]
+        == done.json["effects"]
+        == {"requests": [{"barcode": None, "description": "3 tubes taken out"}]}
+    )
 
 
 def test_withdrawing_all_ends_every_given_component(officer, consented, give):
@@ -152,7 +189,11 @@ def test_withdrawing_all_ends_every_given_component(officer, consented, give):
     give(world.patient, "data")
     response = _withdraw(officer, world.study_id, "all")
     assert sorted(e["component"] for e in response.json["ends"]) == [
-        "DEMO", "MRD-NGS", "data", "storage"]
+        "DEMO",
+        "MRD-NGS",
+        "data",
+        "storage",
+    ]
     current = officer.get(f"/api/v1/patients/{world.study_id}/consent").json["current"]
     assert {e["decision"] for e in current} == {"withdrawn"}
 
@@ -161,13 +202,17 @@ def test_a_withdrawal_is_in_the_patients_audit_trail(officer, consented, session
     """The audit record names the scope, the date and how many tubes were blocked."""
     world = consented(2, "DEMO")
     _withdraw(officer, world.study_id)
-    [record] = [r for r in audit_trail(session, "patient", world.study_id)
-                if r.action == "consent_withdrawn"]
+    [record] = [
+        r
+        for r in audit_trail(session, "patient", world.study_id)
+        if r.action == "consent_withdrawn"
+    ]
     assert (record.actor, record.new_values["scope"]) == (officer.username, "storage")
     assert record.new_values["blocked"] == 2
 
 
 # --- one sub-study ----------------------------------------------------------------------
+
 
 def test_withdrawing_one_substudy_keeps_the_tubes_for_the_others(officer, consented, session):
     """After withdrawing DEMO the tubes stay available and usable for MRD-NGS, not for DEMO."""
@@ -191,17 +236,20 @@ def test_a_substudy_withdrawal_recalls_only_what_was_shipped_for_it(officer, con
     assert [r["request_reference"] for r in response.json["recalls"]] == ["REQ-1"]
 
 
-def test_a_substudy_withdrawal_tells_effects_which_substudy_ended(officer, consented,
-                                                                  monkeypatch):
+def test_a_substudy_withdrawal_tells_effects_which_substudy_ended(officer, consented, monkeypatch):
     """Open requests of that sub-study (and only those) can drop the tubes."""
     seen = []
-    monkeypatch.setitem(service.WITHDRAWAL_EFFECTS, "requests",
-                        lambda _s, c: seen.append((c.storage_ended, c.substudies_ended)) or [])
+    monkeypatch.setitem(
+        service.WITHDRAWAL_EFFECTS,
+        "requests",
+        lambda _s, c: seen.append((c.storage_ended, c.substudies_ended)) or [],
+    )
     _withdraw(officer, consented(1, "DEMO", "MRD-NGS").study_id, "DEMO")
     assert seen == [(False, ["DEMO"])]
 
 
 # --- dry run ----------------------------------------------------------------------------
+
 
 def test_a_dry_run_shows_the_impact_and_writes_nothing(officer, consented, session):
     """?dry_run=true answers 200 with what would happen; tubes, log and events are untouched."""
@@ -222,16 +270,21 @@ def test_a_dry_run_shows_the_impact_and_writes_nothing(officer, consented, sessi
 
 # --- bad input --------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("overrides", "scope", "field", "status"), [
-    ({"date": str(days_ago(200))}, "storage", "date", 422),  # before the consent
-    ({"date": str(clock.today() + dt.timedelta(days=1))}, "storage", "date", 422),
-    ({"date": "2026-13-01"}, "storage", "date", 422),
-    ({}, "MRD-NGS", "scope", 422),  # never given
-    ({}, "NOPE", "scope", 422),  # no such sub-study
-    ({"requested_by": "the lab"}, "storage", "requested_by", 422),
-])
-def test_bad_withdrawals_are_4xx_and_write_nothing(officer, consented, session, overrides,
-                                                   scope, field, status):
+
+@pytest.mark.parametrize(
+    ("overrides", "scope", "field", "status"),
+    [
+        ({"date": str(days_ago(200))}, "storage", "date", 422),  # before the consent
+        ({"date": str(clock.today() + dt.timedelta(days=1))}, "storage", "date", 422),
+        ({"date": "2026-13-01"}, "storage", "date", 422),
+        ({}, "MRD-NGS", "scope", 422),  # never given
+        ({}, "NOPE", "scope", 422),  # no such sub-study
+        ({"requested_by": "the lab"}, "storage", "requested_by", 422),
+    ],
+)
+def test_bad_withdrawals_are_4xx_and_write_nothing(
+    officer, consented, session, overrides, scope, field, status
+):
     """Dated before the consent or in the future, a bad date, never given, unknown scope."""
     world = consented(2, "DEMO")
     before = _counts(session)
@@ -271,8 +324,10 @@ def test_only_consent_officers_and_admins_withdraw(tech, manager, consented):
 
 # --- after the withdrawal ---------------------------------------------------------------
 
-def test_re_consent_unblocks_the_tubes_still_waiting_for_destruction(officer, consented, give,
-                                                                     session):
+
+def test_re_consent_unblocks_the_tubes_still_waiting_for_destruction(
+    officer, consented, give, session
+):
     """Storage given again: tubes the withdrawal blocked go back; a tube held before stays held."""
     world = consented(3, "DEMO")
     samples.change_status(session, ACTOR, world.tubes[2], "blocked", "haemolysed")
@@ -287,8 +342,9 @@ def test_re_consent_unblocks_the_tubes_still_waiting_for_destruction(officer, co
     assert {t["state"] for t in tasks} == {"cancelled"}
 
 
-def test_a_technician_closes_a_destruction_task_and_the_tube_is_destroyed(tech, officer,
-                                                                          consented, session):
+def test_a_technician_closes_a_destruction_task_and_the_tube_is_destroyed(
+    tech, officer, consented, session
+):
     """POST .../done destroys the tube (a custody event) and closes the task."""
     world = consented(1, "DEMO")
     _withdraw(officer, world.study_id)
@@ -301,8 +357,9 @@ def test_a_technician_closes_a_destruction_task_and_the_tube_is_destroyed(tech, 
     assert tech.get("/api/v1/consent/destruction-tasks").json == []
 
 
-def test_the_officer_follows_outstanding_actions_until_all_are_done(officer, tech, consented,
-                                                                    session):
+def test_the_officer_follows_outstanding_actions_until_all_are_done(
+    officer, tech, consented, session
+):
     """Pending tasks and unanswered recalls keep a withdrawal outstanding; then it drops off."""
     world = consented(2, "DEMO")
     _ship(session, world.tubes[0], "DEMO", "REQ-9")

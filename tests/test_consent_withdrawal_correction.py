@@ -17,16 +17,23 @@ from biobank.samples.models import Aliquot
 
 
 def _withdraw(client, study_id: str, scope: str = "storage"):  # type: ignore[no-untyped-def]
-    response = client.post(f"/api/v1/patients/{study_id}/consent/withdrawals", json={
-        "scope": scope, "date": str(days_ago(1)), "requested_by": "mother",
-        "reason": "parents no longer wish material to be kept"})
+    response = client.post(
+        f"/api/v1/patients/{study_id}/consent/withdrawals",
+        json={
+            "scope": scope,
+            "date": str(days_ago(1)),
+            "requested_by": "mother",
+            "reason": "parents no longer wish material to be kept",
+        },
+    )
     assert response.status_code == 201, response.json
     return response.json["withdrawal"]["id"]
 
 
 def _correct(client, withdrawal_id, reason="recorded on the wrong patient"):  # type: ignore[no-untyped-def]
-    return client.post(f"/api/v1/consent/withdrawals/{withdrawal_id}/correction",
-                       json={"reason": reason})
+    return client.post(
+        f"/api/v1/consent/withdrawals/{withdrawal_id}/correction", json={"reason": reason}
+    )
 
 
 def _ship(session, tube, substudy: str, reference: str) -> None:  # type: ignore[no-untyped-def]
@@ -38,13 +45,16 @@ def _ship(session, tube, substudy: str, reference: str) -> None:  # type: ignore
 
 def _statuses(session, tubes) -> list[str]:  # type: ignore[no-untyped-def]
     session.expire_all()
-    return list(session.scalars(select(Aliquot.status)
-                                .where(Aliquot.id.in_([t.id for t in tubes]))
-                                .order_by(Aliquot.id)))
+    return list(
+        session.scalars(
+            select(Aliquot.status).where(Aliquot.id.in_([t.id for t in tubes])).order_by(Aliquot.id)
+        )
+    )
 
 
 def test_correcting_a_storage_withdrawal_puts_the_tubes_back_and_the_gate_allows_them(
-        officer, consented, session):
+    officer, consented, session
+):
     """The blocked tubes are available again, their tasks cancelled, the gate says yes."""
     world = consented(3, "DEMO")
     wid = _withdraw(officer, world.study_id)
@@ -62,8 +72,7 @@ def test_correcting_a_storage_withdrawal_puts_the_tubes_back_and_the_gate_allows
     assert event.event_type == "unblocked" and "entered in error" in event.reason
 
 
-def test_the_correction_erases_nothing_and_the_consent_log_shows_both(officer, consented,
-                                                                      session):
+def test_the_correction_erases_nothing_and_the_consent_log_shows_both(officer, consented, session):
     """The withdrawal and its withdrawn entry stay; a correcting entry replaces the latter."""
     world = consented(1)
     wid = _withdraw(officer, world.study_id)
@@ -79,8 +88,11 @@ def test_the_correction_erases_nothing_and_the_consent_log_shows_both(officer, c
     [listed] = officer.get(f"/api/v1/patients/{world.study_id}/consent/withdrawals").json
     assert listed["corrected"]["reason"] == "recorded on the wrong patient"
     assert listed["corrected"]["recorded_by"] == officer.username
-    [entry] = [r for r in audit_trail(session, "patient", world.study_id)
-               if r.action == "consent_withdrawal_corrected"]
+    [entry] = [
+        r
+        for r in audit_trail(session, "patient", world.study_id)
+        if r.action == "consent_withdrawal_corrected"
+    ]
     assert entry.new_values["withdrawal"] == wid and entry.actor == officer.username
 
 
@@ -95,8 +107,9 @@ def test_a_substudy_withdrawal_corrected_gives_the_substudy_back(officer, consen
     assert gate.may_use(session, world.tubes[0], "DEMO").allowed
 
 
-def test_unanswered_recalls_are_cancelled_and_answered_ones_are_counted(officer, consented,
-                                                                       session):
+def test_unanswered_recalls_are_cancelled_and_answered_ones_are_counted(
+    officer, consented, session
+):
     """The recipient who has not answered is asked nothing more; one who has is to be told."""
     world = consented(3, "DEMO")
     _ship(session, world.tubes[0], "DEMO", "REQ-1")
@@ -106,8 +119,7 @@ def test_unanswered_recalls_are_cancelled_and_answered_ones_are_counted(officer,
     answered = next(n for n in notices if n["request_reference"] == "REQ-1")
     officer.post(f"/api/v1/consent/recalls/{answered['id']}/acknowledge")
     response = _correct(officer, wid)
-    assert (response.json["recalls_cancelled"], response.json["recalls_already_answered"]) == (
-        1, 1)
+    assert (response.json["recalls_cancelled"], response.json["recalls_already_answered"]) == (1, 1)
     detail = officer.get(f"/api/v1/consent/withdrawals/{wid}").json
     assert detail["recalls"]["cancelled"] == 1 and detail["outstanding"] is False
     still_open = next(n for n in detail["recall_notices"] if n["request_reference"] == "REQ-2")
@@ -116,8 +128,7 @@ def test_unanswered_recalls_are_cancelled_and_answered_ones_are_counted(officer,
     assert refused.status_code == 409 and "cancelled" in refused.json["message"]
 
 
-def test_a_tube_already_destroyed_stays_destroyed_and_is_named(officer, tech, consented,
-                                                               session):
+def test_a_tube_already_destroyed_stays_destroyed_and_is_named(officer, tech, consented, session):
     """Destruction cannot be undone: the answer lists the tube."""
     world = consented(2)
     wid = _withdraw(officer, world.study_id)
@@ -148,9 +159,15 @@ def test_a_withdrawal_followed_by_new_consent_is_not_corrected(officer, consente
 def test_an_anonymising_withdrawal_cannot_be_corrected(officer, consented, session):
     """The link to the patient is gone; the correction is refused and writes nothing."""
     world = consented(1)
-    response = officer.post(f"/api/v1/patients/{world.study_id}/consent/withdrawals", json={
-        "scope": "storage", "date": str(days_ago(1)), "requested_by": "mother",
-        "outcome": "anonymise"})
+    response = officer.post(
+        f"/api/v1/patients/{world.study_id}/consent/withdrawals",
+        json={
+            "scope": "storage",
+            "date": str(days_ago(1)),
+            "requested_by": "mother",
+            "outcome": "anonymise",
+        },
+    )
     if response.status_code == 422:
         pytest.skip("anonymisation is not allowed for this patient's country in the fixtures")
     wid = response.json["withdrawal"]["id"]
@@ -159,8 +176,9 @@ def test_an_anonymising_withdrawal_cannot_be_corrected(officer, consented, sessi
     assert session.scalar(select(func.count()).select_from(WithdrawalCorrection)) == 0
 
 
-@pytest.mark.parametrize("body, field", [({}, "reason"), ({"reason": ""}, "reason"),
-                                         ({"reason": "x" * 151}, "reason")])
+@pytest.mark.parametrize(
+    "body, field", [({}, "reason"), ({"reason": ""}, "reason"), ({"reason": "x" * 151}, "reason")]
+)
 def test_a_correction_needs_a_reason(officer, consented, body, field):
     """422 naming the field."""
     wid = _withdraw(officer, consented(1).study_id)
@@ -182,8 +200,10 @@ def test_the_correction_record_is_append_only(officer, consented, session):
     wid = _withdraw(officer, consented(1).study_id)
     _correct(officer, wid)
     session.commit()
-    for statement in ("UPDATE consent_withdrawal_correction SET reason = 'x'",
-                      "DELETE FROM consent_withdrawal_correction"):
+    for statement in (
+        "UPDATE consent_withdrawal_correction SET reason = 'x'",
+        "DELETE FROM consent_withdrawal_correction",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             with session.begin_nested():
                 session.execute(text(statement))

@@ -38,8 +38,13 @@ def around_the_guard(session, statement: str, **params) -> None:  # type: ignore
 
 def events_of(session, aliquot):  # type: ignore[no-untyped-def]
     """An aliquot's events, oldest first."""
-    return list(session.scalars(select(CustodyEvent).where(CustodyEvent.aliquot_id == aliquot.id)
-                                .order_by(CustodyEvent.id)))
+    return list(
+        session.scalars(
+            select(CustodyEvent)
+            .where(CustodyEvent.aliquot_id == aliquot.id)
+            .order_by(CustodyEvent.id)
+        )
+    )
 
 
 @pytest.fixture
@@ -64,9 +69,13 @@ def test_every_event_links_to_the_one_before_in_its_chain(tube, session):
 
 def test_a_samples_own_events_form_their_own_chain(tube, session):
     """Receipt and split of the sample are chained per sample."""
-    own = list(session.scalars(select(CustodyEvent).where(
-        CustodyEvent.sample_id == tube.sample_id, CustodyEvent.aliquot_id.is_(None))
-        .order_by(CustodyEvent.id)))
+    own = list(
+        session.scalars(
+            select(CustodyEvent)
+            .where(CustodyEvent.sample_id == tube.sample_id, CustodyEvent.aliquot_id.is_(None))
+            .order_by(CustodyEvent.id)
+        )
+    )
     assert [e.event_type for e in own] == ["received", "split"]
     assert own[0].prev_hash == chain.genesis(f"s{tube.sample_id}")
     assert own[1].prev_hash == own[0].hash
@@ -86,11 +95,20 @@ def test_the_hash_survives_the_round_trip_through_the_database(make_aliquots, se
     being stored and read back."""
     aliquot = make_aliquots(n=1)[0]
     cest = dt.timezone(dt.timedelta(hours=2))
-    record_events(session, [{
-        "event_type": "noted", "aliquot_id": aliquot.id, "reason": "Überprüfung — ok",
-        "old_values": {"volume_ml": Decimal("0.500"), "when": dt.date(2026, 1, 2)},
-        "new_values": {"z": [1, 2.5, None, {"b": True, "a": "é"}], "a": {"y": 1, "x": 2}},
-    }], "tëch", at=dt.datetime(2026, 5, 6, 7, 8, 9, 123, tzinfo=cest))
+    record_events(
+        session,
+        [
+            {
+                "event_type": "noted",
+                "aliquot_id": aliquot.id,
+                "reason": "Überprüfung — ok",
+                "old_values": {"volume_ml": Decimal("0.500"), "when": dt.date(2026, 1, 2)},
+                "new_values": {"z": [1, 2.5, None, {"b": True, "a": "é"}], "a": {"y": 1, "x": 2}},
+            }
+        ],
+        "tëch",
+        at=dt.datetime(2026, 5, 6, 7, 8, 9, 123, tzinfo=cest),
+    )
     record_event(session, "tech", "noted", aliquot_id=aliquot.id)  # no values, no reason
     session.commit()
     session.expire_all()
@@ -104,24 +122,35 @@ def test_a_value_stored_with_other_spacing_or_key_order_is_not_an_alteration(tub
     """Same content, spelled differently (as a JSONB column or another tool would): the
     closer look accepts it."""
     target = events_of(session, tube)[1]
-    around_the_guard(session, "UPDATE custody_event SET new_values = :value WHERE id = :id",
-                     value='{ "status" :"blocked" }', id=target.id)
+    around_the_guard(
+        session,
+        "UPDATE custody_event SET new_values = :value WHERE id = :id",
+        value='{ "status" :"blocked" }',
+        id=target.id,
+    )
     result = audit.verify_aliquot(session, tube.id)
     assert result.ok and result.looked_at == 1
 
 
-@pytest.mark.parametrize(("column", "value"), [
-    ("reason", "nothing happened"),
-    ("actor", "someone-else"),
-    ("new_values", '{"status": "destroyed"}'),
-    ("occurred_at", "2020-01-01 00:00:00.000000"),
-    ("event_type", "found"),
-])
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("reason", "nothing happened"),
+        ("actor", "someone-else"),
+        ("new_values", '{"status": "destroyed"}'),
+        ("occurred_at", "2020-01-01 00:00:00.000000"),
+        ("event_type", "found"),
+    ],
+)
 def test_a_deliberately_edited_event_is_caught(tube, session, tech, runner, column, value):
     """Someone with the database owner's rights rewrites an event: verify names it."""
     target = events_of(session, tube)[1]
-    around_the_guard(session, f"UPDATE custody_event SET {column} = :value WHERE id = :id",
-                     value=value, id=target.id)
+    around_the_guard(
+        session,
+        f"UPDATE custody_event SET {column} = :value WHERE id = :id",
+        value=value,
+        id=target.id,
+    )
     session.commit()
     result = tech.get(f"/api/v1/aliquots/{tube.barcode}/events/verify").json
     assert result["ok"] is False
@@ -147,9 +176,16 @@ def test_a_removed_event_breaks_the_link_of_the_next(tube, session, tech, runner
 def test_a_forged_event_with_a_made_up_hash_is_caught(tube, session, tech):
     """An event appended around the service, linked to the head but with a wrong hash."""
     head = events_of(session, tube)[-1]
-    session.execute(insert(CustodyEvent).values(
-        aliquot_id=tube.id, event_type="destroyed", actor="mallory",
-        occurred_at=dt.datetime.now(dt.UTC), prev_hash=head.hash, hash="0" * 64))
+    session.execute(
+        insert(CustodyEvent).values(
+            aliquot_id=tube.id,
+            event_type="destroyed",
+            actor="mallory",
+            occurred_at=dt.datetime.now(dt.UTC),
+            prev_hash=head.hash,
+            hash="0" * 64,
+        )
+    )
     session.commit()
     result = tech.get(f"/api/v1/aliquots/{tube.barcode}/events/verify").json
     assert result["ok"] is False and "altered" in result["broken"]["problem"]
@@ -167,8 +203,12 @@ def test_a_removed_first_event_leaves_the_next_unlinked_to_the_genesis(tube, ses
 def test_a_reordered_event_breaks_the_link_of_the_one_now_after_it(tube, session, tech):
     """An event given a later id (moved to the end of its chain) breaks the chain's order."""
     _, middle, last = events_of(session, tube)
-    around_the_guard(session, "UPDATE custody_event SET id = :new WHERE id = :id",
-                     new=last.id + 1000, id=middle.id)
+    around_the_guard(
+        session,
+        "UPDATE custody_event SET id = :new WHERE id = :id",
+        new=last.id + 1000,
+        id=middle.id,
+    )
     session.commit()
     result = tech.get(f"/api/v1/aliquots/{tube.barcode}/events/verify").json
     assert result["broken"]["event_id"] == last.id
@@ -177,11 +217,14 @@ def test_a_reordered_event_breaks_the_link_of_the_one_now_after_it(tube, session
 
 def test_an_edited_event_of_a_samples_own_chain_is_caught_by_the_full_walk(tube, session):
     """The walk over every chain reads the samples' own chains too."""
-    received = session.scalars(select(CustodyEvent).where(
-        CustodyEvent.sample_id == tube.sample_id, CustodyEvent.aliquot_id.is_(None))
-        .order_by(CustodyEvent.id)).first()
-    around_the_guard(session, "UPDATE custody_event SET reason = 'lost' WHERE id = :id",
-                     id=received.id)
+    received = session.scalars(
+        select(CustodyEvent)
+        .where(CustodyEvent.sample_id == tube.sample_id, CustodyEvent.aliquot_id.is_(None))
+        .order_by(CustodyEvent.id)
+    ).first()
+    around_the_guard(
+        session, "UPDATE custody_event SET reason = 'lost' WHERE id = :id", id=received.id
+    )
     result = audit.verify_all(session)
     assert result.broken is not None and result.broken.event_id == received.id
     assert result.broken.sample == tube.sample.barcode and result.broken.aliquot is None
@@ -198,12 +241,14 @@ def test_of_several_broken_chains_the_oldest_broken_event_is_named(make_aliquots
     early = events_of(session, second_tube)[0]
     assert first_tube.id < second_tube.id and early.id < late.id
     for target in (late, early):
-        around_the_guard(session, "UPDATE custody_event SET actor = 'mallory' WHERE id = :id",
-                         id=target.id)
+        around_the_guard(
+            session, "UPDATE custody_event SET actor = 'mallory' WHERE id = :id", id=target.id
+        )
     result = audit.verify_all(session)
     assert result.broken is not None and result.broken.event_id == early.id
     assert result.checked == session.scalar(
-        select(func.count()).select_from(CustodyEvent).where(CustodyEvent.id <= early.id))
+        select(func.count()).select_from(CustodyEvent).where(CustodyEvent.id <= early.id)
+    )
 
 
 def test_the_cli_walks_every_chain(tube, runner):
@@ -213,10 +258,13 @@ def test_the_cli_walks_every_chain(tube, runner):
     assert "ok:" in result.output and "intact" in result.output
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE custody_event SET reason = 'rewritten' WHERE id = :id",
-    "DELETE FROM custody_event WHERE id = :id",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE custody_event SET reason = 'rewritten' WHERE id = :id",
+        "DELETE FROM custody_event WHERE id = :id",
+    ],
+)
 def test_the_database_refuses_to_update_or_delete_an_event(tube, session, statement):
     """The triggers refuse UPDATE and DELETE on custody_event, on SQLite and PostgreSQL."""
     target = events_of(session, tube)[0]
@@ -232,28 +280,46 @@ def test_the_database_refuses_a_fork_in_a_chain(tube, session):
     head = events_of(session, tube)[-1]
     with pytest.raises(IntegrityError):
         with session.begin_nested():
-            session.execute(insert(CustodyEvent).values(
-                aliquot_id=tube.id, event_type="forked", actor="x",
-                occurred_at=dt.datetime.now(dt.UTC), prev_hash=head.prev_hash, hash="f" * 64))
+            session.execute(
+                insert(CustodyEvent).values(
+                    aliquot_id=tube.id,
+                    event_type="forked",
+                    actor="x",
+                    occurred_at=dt.datetime.now(dt.UTC),
+                    prev_hash=head.prev_hash,
+                    hash="f" * 64,
+                )
+            )
 
 
 def test_an_event_without_a_hash_cannot_be_stored(tube, session):
     """prev_hash and hash are required columns."""
     with pytest.raises(IntegrityError):
         with session.begin_nested():
-            session.execute(insert(CustodyEvent).values(
-                aliquot_id=tube.id, event_type="sneaked", actor="x",
-                occurred_at=dt.datetime.now(dt.UTC)))
+            session.execute(
+                insert(CustodyEvent).values(
+                    aliquot_id=tube.id,
+                    event_type="sneaked",
+                    actor="x",
+                    occurred_at=dt.datetime.now(dt.UTC),
+                )
+            )
 
 
-def test_bulk_recording_reads_all_chain_heads_in_one_query(make_aliquots, session,
-                                                           count_queries):
+def test_bulk_recording_reads_all_chain_heads_in_one_query(make_aliquots, session, count_queries):
     """Recording events for many tubes costs one head query and one insert."""
     tubes = make_aliquots(n=20, volume="0.1")
     with count_queries() as counted:
-        record_events(session, [{"event_type": "checked", "aliquot_id": t.id} for t in tubes]
-                      + [{"event_type": "checked", "sample_id": tubes[0].sample_id}], "tech")
-    selects = [s for s in counted.statements if s.lstrip().upper().startswith("SELECT")
-               and "pg_advisory" not in s]
+        record_events(
+            session,
+            [{"event_type": "checked", "aliquot_id": t.id} for t in tubes]
+            + [{"event_type": "checked", "sample_id": tubes[0].sample_id}],
+            "tech",
+        )
+    selects = [
+        s
+        for s in counted.statements
+        if s.lstrip().upper().startswith("SELECT") and "pg_advisory" not in s
+    ]
     assert len(selects) == 1
     assert audit.verify_all(session).ok

@@ -40,8 +40,11 @@ def scratch():  # type: ignore[no-untyped-def]
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(PG_URL, pool_size=THREADS + 2,  # type: ignore[arg-type]
-                           connect_args={"options": f"-csearch_path={schema}"})
+    engine = create_engine(
+        PG_URL,
+        pool_size=THREADS + 2,  # type: ignore[arg-type]
+        connect_args={"options": f"-csearch_path={schema}"},
+    )
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
     try:
@@ -57,21 +60,49 @@ def _tubes(engine) -> tuple[list[int], int]:  # type: ignore[no-untyped-def]
     """Three committed aliquots of one sample."""
     with Session(engine, expire_on_commit=False) as session:
         load_defaults(session, "setup")
-        patient = patients.register(session, "setup", {
-            "study_id": "IF21-NL-900", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": clock.today() - dt.timedelta(days=30),
-            "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal("50"),
-            "day8_blasts_per_ul": None, "prednisone_response": "good"})
+        patient = patients.register(
+            session,
+            "setup",
+            {
+                "study_id": "IF21-NL-900",
+                "site": "NL-PMC",
+                "sex": "M",
+                "diagnosis": "B-ALL",
+                "fusion_partner": "AFF1",
+                "diagnosis_date": clock.today() - dt.timedelta(days=30),
+                "age_at_diagnosis_days": 100,
+                "wbc_at_diagnosis": Decimal("50"),
+                "day8_blasts_per_ul": None,
+                "prednisone_response": "good",
+            },
+        )
         collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-        sample = samples.register_sample(session, "setup", {
-            "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-            "material": "BM", "collected_at": collected, "received_at": collected,
-            "volume_ml": Decimal("3"), "container_code": "PED",
-            "precentrifugation_delay_hours": None, "precentrifugation_temperature": None,
-            "accession_number": None, "notes": None}, samples.Numbering())
-        made = samples.split(session, "setup", sample, [
-            {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5")} for _ in range(3)],
-            samples.Numbering())
+        sample = samples.register_sample(
+            session,
+            "setup",
+            {
+                "study_id": patient.study_id,
+                "timepoint": "DX",
+                "unscheduled_reason": None,
+                "material": "BM",
+                "collected_at": collected,
+                "received_at": collected,
+                "volume_ml": Decimal("3"),
+                "container_code": "PED",
+                "precentrifugation_delay_hours": None,
+                "precentrifugation_temperature": None,
+                "accession_number": None,
+                "notes": None,
+            },
+            samples.Numbering(),
+        )
+        made = samples.split(
+            session,
+            "setup",
+            sample,
+            [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5")} for _ in range(3)],
+            samples.Numbering(),
+        )
         session.commit()
         return [a.id for a in made], sample.id
 
@@ -92,15 +123,22 @@ def test_concurrent_appends_to_the_same_chains_stay_one_line(scratch):
                 with Session(scratch) as session:
                     shuffled = rng.sample(aliquot_ids, len(aliquot_ids))
                     if round_ % 3 == 0:
-                        record_event(session, f"w{number}", "checked",
-                                     aliquot_id=shuffled[0], new_values={"round": round_})
+                        record_event(
+                            session,
+                            f"w{number}",
+                            "checked",
+                            aliquot_id=shuffled[0],
+                            new_values={"round": round_},
+                        )
                     elif round_ % 3 == 1:
-                        record_events(session, [{"event_type": "checked", "aliquot_id": a}
-                                                for a in shuffled], f"w{number}")
+                        record_events(
+                            session,
+                            [{"event_type": "checked", "aliquot_id": a} for a in shuffled],
+                            f"w{number}",
+                        )
                     else:
                         record_event(session, f"w{number}", "noted", sample_id=sample_id)
-                        record_event(session, f"w{number}", "checked",
-                                     aliquot_id=shuffled[-1])
+                        record_event(session, f"w{number}", "checked", aliquot_id=shuffled[-1])
                     session.commit()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             failures.append(exc)

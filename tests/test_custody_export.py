@@ -19,10 +19,19 @@ def tube(make_aliquots, session):  # type: ignore[no-untyped-def]
     """An aliquot with two more events, on 9, 10 and 11 March 2026."""
     aliquot = make_aliquots(n=1)[0]
     for offset, kind in ((-1, "checked"), (0, "thawed"), (1, "refrozen")):
-        record_events(session, [{"event_type": kind, "aliquot_id": aliquot.id,
-                                 "reason": f"{kind}, day {offset}",
-                                 "new_values": {"note": "ü, \"quoted\""}}],
-                      "tech-x", at=DAY + dt.timedelta(days=offset))
+        record_events(
+            session,
+            [
+                {
+                    "event_type": kind,
+                    "aliquot_id": aliquot.id,
+                    "reason": f"{kind}, day {offset}",
+                    "new_values": {"note": 'ü, "quoted"'},
+                }
+            ],
+            "tech-x",
+            at=DAY + dt.timedelta(days=offset),
+        )
     session.commit()
     return aliquot
 
@@ -38,7 +47,7 @@ def test_a_tubes_history_as_csv(manager, tube):
     assert {r["aliquot"] for r in rows} == {tube.barcode}
     assert {r["sample"] for r in rows} == {tube.sample.barcode}
     assert rows[1]["prev_hash"] == rows[0]["hash"]
-    assert json.loads(rows[2]["new_values"]) == {"note": "ü, \"quoted\""}
+    assert json.loads(rows[2]["new_values"]) == {"note": 'ü, "quoted"'}
     assert rows[2]["occurred_at"] == "2026-03-10T12:00:00+00:00"
 
 
@@ -48,8 +57,12 @@ def test_a_tubes_history_as_json_says_whether_its_chain_is_intact(manager, tube)
     assert body["aliquot"] == tube.barcode
     assert body["exported_by"] == manager.username
     assert body["chain_intact"] is True and body["first_broken"] is None
-    assert [e["event_type"] for e in body["events"]] == ["aliquoted", "checked", "thawed",
-                                                        "refrozen"]
+    assert [e["event_type"] for e in body["events"]] == [
+        "aliquoted",
+        "checked",
+        "thawed",
+        "refrozen",
+    ]
     assert body["events"][1]["reason"] == "checked, day -1"
 
 
@@ -66,8 +79,12 @@ def test_all_events_of_a_date_range(manager, tube):
 def test_a_large_range_streams(manager, make_aliquots, session):
     """Thousands of events come back complete, in id order."""
     tubes = make_aliquots(n=50, volume="0.05")
-    record_events(session, [{"event_type": "checked", "aliquot_id": t.id}
-                            for t in tubes for _ in range(60)], "bulk", at=DAY)
+    record_events(
+        session,
+        [{"event_type": "checked", "aliquot_id": t.id} for t in tubes for _ in range(60)],
+        "bulk",
+        at=DAY,
+    )
     session.commit()
     response = manager.get("/api/v1/custody/events?from=2026-03-10&to=2026-03-10&format=csv")
     assert response.is_streamed
@@ -76,9 +93,16 @@ def test_a_large_range_streams(manager, make_aliquots, session):
     assert [int(r["id"]) for r in rows] == sorted(int(r["id"]) for r in rows)
 
 
-@pytest.mark.parametrize("query", ["", "from=2026-03-10", "from=2026-03-11&to=2026-03-10",
-                                   "from=yesterday&to=2026-03-10",
-                                   "from=2026-03-10&to=2026-03-10&format=xml"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "from=2026-03-10",
+        "from=2026-03-11&to=2026-03-10",
+        "from=yesterday&to=2026-03-10",
+        "from=2026-03-10&to=2026-03-10&format=xml",
+    ],
+)
 def test_bad_ranges_are_422(manager, query):
     """Missing, reversed or malformed days and unknown formats."""
     assert manager.get(f"/api/v1/custody/events?{query}").status_code == 422

@@ -16,13 +16,17 @@ COUNTED = (Patient, Sample, Aliquot, User, MrdResult, RiskGroupChange)
 
 
 def _counts(session):  # type: ignore[no-untyped-def]
-    return {model.__name__: session.scalar(select(func.count()).select_from(model))
-            for model in COUNTED}
+    return {
+        model.__name__: session.scalar(select(func.count()).select_from(model)) for model in COUNTED
+    }
 
 
 def _tokens(output: str) -> dict[str, str]:
-    return {line.split()[0]: line.split()[-1] for line in output.splitlines()
-            if line.startswith(demo.USER_PREFIX)}
+    return {
+        line.split()[0]: line.split()[-1]
+        for line in output.splitlines()
+        if line.startswith(demo.USER_PREFIX)
+    }
 
 
 def test_loading_twice_changes_nothing_the_second_time(runner, session):
@@ -39,11 +43,18 @@ def test_loading_twice_changes_nothing_the_second_time(runner, session):
     assert _counts(session) == after_first
     assert "0 patients (20 already there)" in second.output
     tokens = _tokens(second.output)
-    assert set(tokens) == {"demo-technician", "demo-researcher", "demo-consent-officer",
-                           "demo-manager", "demo-admin"}
-    live = select(func.count()).select_from(ApiToken).where(ApiToken.revoked_at.is_(None),
-                                                            ApiToken.user.has(User.username
-                                                                              .like("demo-%")))
+    assert set(tokens) == {
+        "demo-technician",
+        "demo-researcher",
+        "demo-consent-officer",
+        "demo-manager",
+        "demo-admin",
+    }
+    live = (
+        select(func.count())
+        .select_from(ApiToken)
+        .where(ApiToken.revoked_at.is_(None), ApiToken.user.has(User.username.like("demo-%")))
+    )
     assert session.scalar(live) == 5
 
 
@@ -63,9 +74,13 @@ def test_the_demo_shows_both_risk_groups_and_a_history(runner, session, app):
     assert runner.invoke(args=["demo", "load"]).exit_code == 0
     groups = set(session.scalars(select(Patient.risk_group)))
     assert groups == {"MR", "HR"}
-    escalations = list(session.scalars(
-        select(RiskGroupChange).where(RiskGroupChange.previous == "MR",
-                                      RiskGroupChange.risk_group == "HR")))
+    escalations = list(
+        session.scalars(
+            select(RiskGroupChange).where(
+                RiskGroupChange.previous == "MR", RiskGroupChange.risk_group == "HR"
+            )
+        )
+    )
     assert len(escalations) == 1 and "MRD" in escalations[0].reason
     statuses = set(session.scalars(select(Aliquot.status)))
     assert {"available", "consumed", "destroyed", "missing"} <= statuses

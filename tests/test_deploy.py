@@ -27,7 +27,9 @@ from tests.db_helpers import one_tube_biobank, private_database
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (apt-get install nginx)")
+pytestmark = pytest.mark.skipif(
+    not Path(NGINX).exists(), reason="needs nginx (apt-get install nginx)"
+)
 
 SLOW_CLIENTS = 16
 
@@ -49,11 +51,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]
     log = (tmp / "serve.log").open("w+b")
     process = subprocess.Popen(
         [str(ROOT / "deploy" / "serve"), "--port", str(port), "--workers", "2", "--quiet"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "BIOBANK_DATABASE_URL": url,
-             "BIOBANK_SECRET_KEY": "deploy-test-" + "0" * 32,
-             # The lock after the free login failures outlasts a slow machine's next attempt.
-             "BIOBANK_LOGIN_DELAY_SECONDS": "600"})
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "BIOBANK_DATABASE_URL": url,
+            "BIOBANK_SECRET_KEY": "deploy-test-" + "0" * 32,
+            # The lock after the free login failures outlasts a slow machine's next attempt.
+            "BIOBANK_LOGIN_DELAY_SECONDS": "600",
+        },
+    )
     try:
         upstream = None
         deadline = time.monotonic() + 120
@@ -88,8 +96,9 @@ class SlowClients:
     """Connections that send a request's header one line a second and never finish it."""
 
     def __init__(self, port: int, count: int) -> None:
-        self.sockets = [socket.create_connection(("127.0.0.1", port), timeout=5)
-                        for _ in range(count)]
+        self.sockets = [
+            socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)
+        ]
         for sock in self.sockets:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: biobank\r\n")
         self.stop = threading.Event()
@@ -144,8 +153,12 @@ def test_an_oversized_body_is_refused_413_by_the_proxy_in_the_error_shape(stack)
     error shape."""
     connection = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=30)
     try:
-        connection.request("POST", "/api/v1/patients", body=b"{" + b" " * 2_000_000 + b"}",
-                           headers={**stack.headers, "Content-Type": "application/json"})
+        connection.request(
+            "POST",
+            "/api/v1/patients",
+            body=b"{" + b" " * 2_000_000 + b"}",
+            headers={**stack.headers, "Content-Type": "application/json"},
+        )
         response = connection.getresponse()
         body = json.loads(response.read())
     finally:
@@ -165,10 +178,16 @@ def test_the_proxy_passes_the_client_address_the_app_believes(stack):
         page = connection.getresponse()
         cookie = page.getheader("Set-Cookie").split(";")[0]
         token = re.search(rb'name="csrf_token" value="([^"]+)"', page.read()).group(1)
-        connection.request("POST", "/login", body=f"username=nobody&password=wrong!&csrf_token="
-                           f"{token.decode()}".encode(),
-                           headers={"Content-Type": "application/x-www-form-urlencoded",
-                                    "Cookie": cookie, "X-Forwarded-For": f"203.0.113.{_}"})
+        connection.request(
+            "POST",
+            "/login",
+            body=f"username=nobody&password=wrong!&csrf_token={token.decode()}".encode(),
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Cookie": cookie,
+                "X-Forwarded-For": f"203.0.113.{_}",
+            },
+        )
         answer = connection.getresponse()
         answer.read()
         connection.close()
@@ -178,9 +197,15 @@ def test_the_proxy_passes_the_client_address_the_app_believes(stack):
     page = connection.getresponse()
     cookie = page.getheader("Set-Cookie").split(";")[0]
     token = re.search(rb'name="csrf_token" value="([^"]+)"', page.read()).group(1)
-    connection.request("POST", "/login", body=f"username=nobody&password=wrong!&csrf_token="
-                       f"{token.decode()}".encode(),
-                       headers={"Content-Type": "application/x-www-form-urlencoded",
-                                "Cookie": cookie, "X-Forwarded-For": "203.0.113.99"})
+    connection.request(
+        "POST",
+        "/login",
+        body=f"username=nobody&password=wrong!&csrf_token={token.decode()}".encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": cookie,
+            "X-Forwarded-For": "203.0.113.99",
+        },
+    )
     assert connection.getresponse().status == 429
     connection.close()

@@ -25,8 +25,12 @@ def database(tmp_path: Path) -> Iterator[str]:
     one_tube_biobank(url)
     engine = create_engine(url)
     with Session(engine) as session:
-        storage.create_freezer(session, "setup", {"site": "NL-PMC", "name": "F1",
-                                                  "freezer_type": "mechanical-80"}, Numbering())
+        storage.create_freezer(
+            session,
+            "setup",
+            {"site": "NL-PMC", "name": "F1", "freezer_type": "mechanical-80"},
+            Numbering(),
+        )
         session.commit()
     engine.dispose()
     yield url

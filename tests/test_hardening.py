@@ -18,17 +18,27 @@ from biobank.custody.service import record_audit
 TEMPLATES = Path(__file__).resolve().parent.parent / "biobank" / "templates"
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_record SET actor = 'someone-else' WHERE id = :id",
-    "UPDATE audit_record SET new_values = NULL WHERE id = :id",
-    "DELETE FROM audit_record WHERE id = :id",
-    "DELETE FROM audit_record",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_record SET actor = 'someone-else' WHERE id = :id",
+        "UPDATE audit_record SET new_values = NULL WHERE id = :id",
+        "DELETE FROM audit_record WHERE id = :id",
+        "DELETE FROM audit_record",
+    ],
+)
 def test_the_database_refuses_to_rewrite_or_erase_an_audit_record(session, statement):
     """UPDATE and DELETE on audit_record are refused by triggers on SQLite and PostgreSQL;
     the record stays as written."""
-    record_audit(session, "admin-1", "user", "tech-9", "role_changed",
-                 old_values={"role": "technician"}, new_values={"role": "manager"})
+    record_audit(
+        session,
+        "admin-1",
+        "user",
+        "tech-9",
+        "role_changed",
+        old_values={"role": "technician"},
+        new_values={"role": "manager"},
+    )
     session.flush()
     record = session.scalars(select(AuditRecord).order_by(AuditRecord.id.desc())).first()
     with pytest.raises(DBAPIError, match="append-only"):
@@ -47,8 +57,10 @@ def test_the_sqlite_file_is_created_readable_by_its_owner_only(tmp_path):
         result = app.test_cli_runner().invoke(args=["db", "upgrade"])
         assert result.exit_code == 0, result.output
         assert app.test_client().get("/health").status_code == 200
-        files = [path, *(p for p in (tmp_path / "fresh.db-wal", tmp_path / "fresh.db-shm")
-                         if p.exists())]
+        files = [
+            path,
+            *(p for p in (tmp_path / "fresh.db-wal", tmp_path / "fresh.db-shm") if p.exists()),
+        ]
         modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
     app.extensions["biobank.engine"].dispose()
     assert modes["fresh.db"] == "0o600"
@@ -82,10 +94,14 @@ def test_no_template_has_inline_script_or_event_handlers():
     javascript: URL (they would not run under the policy)."""
     inline = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
     handler = re.compile(r"\son[a-z]+\s*=|javascript:", re.IGNORECASE)
-    found = [f"{path.relative_to(TEMPLATES)}: {match.group()}"
-             for path in TEMPLATES.rglob("*.html")
-             for match in [*inline.finditer(path.read_text(encoding="utf-8")),
-                           *handler.finditer(path.read_text(encoding="utf-8"))]]
+    found = [
+        f"{path.relative_to(TEMPLATES)}: {match.group()}"
+        for path in TEMPLATES.rglob("*.html")
+        for match in [
+            *inline.finditer(path.read_text(encoding="utf-8")),
+            *handler.finditer(path.read_text(encoding="utf-8")),
+        ]
+    ]
     assert found == []
 
 

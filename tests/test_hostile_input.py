@@ -21,23 +21,43 @@ CONTROL = "IF\u001bX"
 
 # (method, url, body, the field the 422 must name); a manager may do all of them.
 NAMED = [
-    ("post", "/api/v1/freezers", {"site": "NL-PMC", "name": "{bad}",
-                                  "freezer_type": "mechanical-80"}, ("name",)),
-    ("post", "/api/v1/consent/check", {"substudy": "DEMO", "barcodes": ["{bad}"]},
-     ("barcodes", "0")),
+    (
+        "post",
+        "/api/v1/freezers",
+        {"site": "NL-PMC", "name": "{bad}", "freezer_type": "mechanical-80"},
+        ("name",),
+    ),
+    (
+        "post",
+        "/api/v1/consent/check",
+        {"substudy": "DEMO", "barcodes": ["{bad}"]},
+        ("barcodes", "0"),
+    ),
     ("patch", "/api/v1/substudies/DEMO", {"title": "{bad}"}, ("title",)),
-    ("post", "/api/v1/storage/moves", {"moves": [{"aliquot": "{bad}", "box": "BX1"}]},
-     ("moves", "0", "aliquot")),
+    (
+        "post",
+        "/api/v1/storage/moves",
+        {"moves": [{"aliquot": "{bad}", "box": "BX1"}]},
+        ("moves", "0", "aliquot"),
+    ),
     ("post", "/api/v1/labels/render", {"barcodes": ["{bad}"]}, ("barcodes", "0")),
     ("post", "/api/v1/aliquots/IF00000001/found", {"reason": "{bad}"}, ("reason",)),
     ("patch", "/api/v1/materials/BM", {"name": "{bad}"}, ("name",)),
     ("post", "/api/v1/printers", {"name": "{bad}", "host": "127.0.0.1"}, ("name",)),
-    ("post", "/api/v1/consent/forms", {"code": "F1", "title": "{bad}", "version": "1",
-                                       "language": "en", "covers": ["storage"]}, ("title",)),
+    (
+        "post",
+        "/api/v1/consent/forms",
+        {"code": "F1", "title": "{bad}", "version": "1", "language": "en", "covers": ["storage"]},
+        ("title",),
+    ),
     ("post", "/api/v1/aliquot-types", {"code": "XX", "name": "{bad}"}, ("name",)),
     ("post", "/api/v1/aliquots/IF00000001/take-out", {"reason": "{bad}"}, ("reason",)),
-    ("post", "/api/v1/requests", {"substudy": "DEMO", "title": "{bad}", "purpose": "p",
-                                  "criteria": {"patients": 1}}, ("title",)),
+    (
+        "post",
+        "/api/v1/requests",
+        {"substudy": "DEMO", "title": "{bad}", "purpose": "p", "criteria": {"patients": 1}},
+        ("title",),
+    ),
 ]
 
 
@@ -73,10 +93,12 @@ def admin(as_role):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("bad", [NUL, SURROGATE, CONTROL], ids=["nul", "surrogate", "control"])
-@pytest.mark.parametrize(("method", "url", "body", "field"), NAMED,
-                         ids=[f"{m} {u}" for m, u, _, _ in NAMED])
-def test_a_bad_character_in_a_string_is_a_422_naming_the_field(admin, method, url, body,
-                                                                field, bad):
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"), NAMED, ids=[f"{m} {u}" for m, u, _, _ in NAMED]
+)
+def test_a_bad_character_in_a_string_is_a_422_naming_the_field(
+    admin, method, url, body, field, bad
+):
     """NUL, a lone surrogate or a control character: 422 naming the field, on both databases."""
     response = getattr(admin, method)(url, json=_fill(body, bad))
     assert_error_shape(response, 422)
@@ -90,17 +112,25 @@ def test_a_nul_in_a_name_is_stored_nowhere(admin, session):
     from biobank.storage.models import Container
 
     before = session.scalar(select(func.count()).select_from(Container))
-    response = admin.post("/api/v1/freezers", json={"site": "NL-PMC", "name": "F\u0000",
-                                                    "freezer_type": "mechanical-80"})
+    response = admin.post(
+        "/api/v1/freezers",
+        json={"site": "NL-PMC", "name": "F\u0000", "freezer_type": "mechanical-80"},
+    )
     assert_error_shape(response, 422)
     assert session.scalar(select(func.count()).select_from(Container)) == before
 
 
 def test_tab_and_newline_are_kept_in_multiline_text_only(admin):
     """A sub-study's description may span lines; its title may not."""
-    created = admin.post("/api/v1/substudies", json={
-        "code": "LINES", "title": "Lines", "principal_investigator": "Dr. A",
-        "description": "first line\n\tsecond line\r\nthird"})
+    created = admin.post(
+        "/api/v1/substudies",
+        json={
+            "code": "LINES",
+            "title": "Lines",
+            "principal_investigator": "Dr. A",
+            "description": "first line\n\tsecond line\r\nthird",
+        },
+    )
     assert created.status_code == 201, created.json
     refused = admin.patch("/api/v1/substudies/LINES", json={"title": "two\nlines"})
     assert_error_shape(refused, 422)
@@ -114,9 +144,10 @@ def test_a_nul_in_a_query_string_is_a_422_naming_it(admin):
     assert "patient" in response.json["errors"]["query"]
 
 
-@pytest.mark.parametrize("url", ["/api/v1/patients/IF21%00-NL-001",
-                                 "/api/v1/aliquots/IF%ED%A0%80X",
-                                 "/api/v1/samples/SM%1B1"])
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/patients/IF21%00-NL-001", "/api/v1/aliquots/IF%ED%A0%80X", "/api/v1/samples/SM%1B1"],
+)
 def test_a_bad_character_in_a_path_parameter_is_a_422(admin, url):
     """GET /patients/IF21%00-NL-001 was a 500 on PostgreSQL: now a 422 naming the parameter."""
     response = admin.get(url)
@@ -127,8 +158,9 @@ def test_a_bad_character_in_a_path_parameter_is_a_422(admin, url):
         assert "study_id" in response.json["errors"]["path"]
 
 
-@pytest.mark.parametrize("url", ["/fhir/Patient/IF21%00-NL-001", "/fhir/Specimen/IF%00",
-                                 "/fhir/Consent/x%1B"])
+@pytest.mark.parametrize(
+    "url", ["/fhir/Patient/IF21%00-NL-001", "/fhir/Specimen/IF%00", "/fhir/Consent/x%1B"]
+)
 def test_a_nul_in_a_fhir_path_is_refused_not_a_500(admin, url):
     """The FHIR API's ids keep the policy too: a 4xx OperationOutcome, never a 500."""
     response = admin.get(url)
@@ -150,10 +182,16 @@ def test_the_scan_answers_who_asks_before_what_is_wrong(admin, client):
     assert_error_shape(admin.get("/api/v1/scan/IF00000001?x=1"), 422)
 
 
-@pytest.mark.parametrize("url", ["/api/v1/excursions/¹", "/api/v1/excursions/٣",
-                                 "/api/v1/excursions/99999999999999999999",
-                                 "/api/v1/consent/withdrawals/¹",
-                                 "/api/v1/consent/withdrawals/99999999999999999999"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/excursions/¹",
+        "/api/v1/excursions/٣",
+        "/api/v1/excursions/99999999999999999999",
+        "/api/v1/consent/withdrawals/¹",
+        "/api/v1/consent/withdrawals/99999999999999999999",
+    ],
+)
 def test_an_id_that_is_not_ascii_digits_names_nothing(admin, url):
     """GET /excursions/¹ was a 500 (str.isdigit says yes, int says no): now a 404."""
     assert_error_shape(admin.get(url), 404)
@@ -168,13 +206,24 @@ def test_the_id_helper_reads_ascii_digits_only():
     assert inputs.ascii_id("") is None
 
 
-@pytest.mark.parametrize(("method", "url", "body", "field"), [
-    ("post", "/api/v1/box-types", {"code": "BIG", "name": "Big", "scheme": "numbered",
-                                   "capacity": 130859852533}, "capacity"),
-    ("patch", "/api/v1/timepoints/DX", {"sort_order": 130859852533}, "sort_order"),
-    ("patch", "/api/v1/patients/IF21-NONE", {"day8_blasts_per_ul": 2**40, "reason": "r"},
-     "day8_blasts_per_ul"),
-])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        (
+            "post",
+            "/api/v1/box-types",
+            {"code": "BIG", "name": "Big", "scheme": "numbered", "capacity": 130859852533},
+            "capacity",
+        ),
+        ("patch", "/api/v1/timepoints/DX", {"sort_order": 130859852533}, "sort_order"),
+        (
+            "patch",
+            "/api/v1/patients/IF21-NONE",
+            {"day8_blasts_per_ul": 2**40, "reason": "r"},
+            "day8_blasts_per_ul",
+        ),
+    ],
+)
 def test_an_integer_beyond_its_column_is_a_422(admin, method, url, body, field):
     """capacity 130859852533 was a 500 on PostgreSQL (INTEGER overflows): now a 422."""
     response = getattr(admin, method)(url, json=body)
@@ -185,8 +234,7 @@ def test_an_integer_beyond_its_column_is_a_422(admin, method, url, body, field):
 def test_json_nested_a_thousand_deep_is_a_400(admin):
     """1,000 nested arrays were a RecursionError (500): now a 400 in the error shape."""
     body = "[" * 1000 + "]" * 1000
-    response = admin.post("/api/v1/consent/check", data=body,
-                          content_type="application/json")
+    response = admin.post("/api/v1/consent/check", data=body, content_type="application/json")
     assert_error_shape(response, 400)
     assert "deep" in response.json["message"]
 
@@ -194,15 +242,17 @@ def test_json_nested_a_thousand_deep_is_a_400(admin):
 def test_json_nested_within_the_bound_is_parsed(admin):
     """Nesting up to the bound is read as JSON (and then refused by the schema, a 422)."""
     body = '{"substudy": "DEMO", "barcodes": ' + "[" * 399 + "]" * 399 + "}"
-    response = admin.post("/api/v1/consent/check", data=body,
-                          content_type="application/json")
+    response = admin.post("/api/v1/consent/check", data=body, content_type="application/json")
     assert_error_shape(response, 422)
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(admin):
     """A string full of brackets is text, not depth: the schema answers (422 on its value)."""
-    response = admin.post("/api/v1/consent/check", data=json.dumps(
-        {"substudy": "DEMO", "barcodes": ["[" * 2000]}), content_type="application/json")
+    response = admin.post(
+        "/api/v1/consent/check",
+        data=json.dumps({"substudy": "DEMO", "barcodes": ["[" * 2000]}),
+        content_type="application/json",
+    )
     assert_error_shape(response, 422)
     assert "barcodes" in response.json["errors"]["json"]
 
@@ -210,8 +260,7 @@ def test_brackets_inside_strings_do_not_count_as_nesting(admin):
 def test_malformed_json_is_a_400_in_the_error_shape(admin):
     """A body that is not JSON, or not UTF-8, is a 400 with the one error shape."""
     for data in (b'{"substudy": ', b'\xff\xfe{"a": 1}'):
-        response = admin.post("/api/v1/consent/check", data=data,
-                              content_type="application/json")
+        response = admin.post("/api/v1/consent/check", data=data, content_type="application/json")
         assert_error_shape(response, 400)
 
 
@@ -242,10 +291,15 @@ def test_a_page_beyond_any_list_is_a_422_not_a_database_error(admin):
     assert "page" in response.json["errors"]["query"]
 
 
-@pytest.mark.parametrize(("url", "body"), [
-    ("/api/v1/substudies/DEMO", None), ("/api/v1/substudies/DEMO", {}),
-    ("/api/v1/materials/BM", {}), ("/api/v1/patients/IF21-NONE", {"reason": "why"}),
-])
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/v1/substudies/DEMO", None),
+        ("/api/v1/substudies/DEMO", {}),
+        ("/api/v1/materials/BM", {}),
+        ("/api/v1/patients/IF21-NONE", {"reason": "why"}),
+    ],
+)
 def test_an_empty_patch_is_a_422(admin, url, body):
     """A PATCH that changes nothing (no body, {} or only a reason) is refused, not a 200."""
     response = admin.patch(url, json=body) if body is not None else admin.patch(url)
@@ -269,16 +323,16 @@ def test_a_body_over_the_limit_is_a_413_before_anything_is_read(admin, app):
     """A JSON body larger than MAX_BODY_BYTES is refused with 413 in the error shape."""
     limit = app.config["MAX_BODY_BYTES"]
     body = json.dumps({"substudy": "DEMO", "barcodes": ["X" * 60] * (limit // 60 + 10)})
-    response = admin.post("/api/v1/consent/check", data=body,
-                          content_type="application/json")
+    response = admin.post("/api/v1/consent/check", data=body, content_type="application/json")
     assert_error_shape(response, 413)
 
 
 def test_the_body_limit_is_a_setting(admin, app):
     """BIOBANK_MAX_BODY_BYTES lowers (or raises) the limit."""
     app.config["MAX_BODY_BYTES"] = 100
-    response = admin.post("/api/v1/consent/check", json={"substudy": "DEMO",
-                                                         "barcodes": ["X" * 200]})
+    response = admin.post(
+        "/api/v1/consent/check", json={"substudy": "DEMO", "barcodes": ["X" * 200]}
+    )
     assert_error_shape(response, 413)
 
 
@@ -287,10 +341,13 @@ def test_a_chunked_body_over_the_limit_is_a_413(admin, app):
     limit = app.config["MAX_BODY_BYTES"]
 
     body = json.dumps({"substudy": "DEMO", "barcodes": ["X" * 1000] * (limit // 1000 + 10)})
-    response = admin.post("/api/v1/consent/check", input_stream=io.BytesIO(body.encode()),
-                          content_type="application/json",
-                          headers={"Transfer-Encoding": "chunked"},
-                          environ_overrides={"wsgi.input_terminated": True})
+    response = admin.post(
+        "/api/v1/consent/check",
+        input_stream=io.BytesIO(body.encode()),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert_error_shape(response, 413)
 
 
@@ -301,15 +358,17 @@ def test_a_rack_scan_with_a_huge_field_is_a_422(admin, session):
 
     NUMBERING = Numbering()
 
-    freezer = storage.create_freezer(session, "t", {"site": "NL-PMC", "name": "F",
-                                                    "freezer_type": "mechanical-80"},
-                                     NUMBERING)
-    box = storage.create_box(session, "t", {"box_type": "SBS96", "parent": freezer.barcode},
-                             NUMBERING)
+    freezer = storage.create_freezer(
+        session, "t", {"site": "NL-PMC", "name": "F", "freezer_type": "mechanical-80"}, NUMBERING
+    )
+    box = storage.create_box(
+        session, "t", {"box_type": "SBS96", "parent": freezer.barcode}, NUMBERING
+    )
     session.commit()
-    text = "TR1,A1,FX1\nTR1,A2,\"" + "Y" * 255_000 + "\"\n"
-    response = admin.post(f"/api/v1/boxes/{box.barcode}/scan-upload", data=text,
-                          content_type="text/csv")
+    text = 'TR1,A1,FX1\nTR1,A2,"' + "Y" * 255_000 + '"\n'
+    response = admin.post(
+        f"/api/v1/boxes/{box.barcode}/scan-upload", data=text, content_type="text/csv"
+    )
     assert_error_shape(response, 422)
     assert "line 2" in response.json["message"]
 
@@ -321,13 +380,17 @@ def test_a_rack_scan_with_a_nul_is_a_422(admin, session):
 
     NUMBERING = Numbering()
 
-    freezer = storage.create_freezer(session, "t", {"site": "NL-PMC", "name": "F",
-                                                    "freezer_type": "mechanical-80"},
-                                     NUMBERING)
-    box = storage.create_box(session, "t", {"box_type": "SBS96", "parent": freezer.barcode},
-                             NUMBERING)
+    freezer = storage.create_freezer(
+        session, "t", {"site": "NL-PMC", "name": "F", "freezer_type": "mechanical-80"}, NUMBERING
+    )
+    box = storage.create_box(
+        session, "t", {"box_type": "SBS96", "parent": freezer.barcode}, NUMBERING
+    )
     session.commit()
-    response = admin.post(f"/api/v1/boxes/{box.barcode}/scan-upload",
-                          data="TR1,A1,FX1\nTR1,A2,FX\u00002\n", content_type="text/csv")
+    response = admin.post(
+        f"/api/v1/boxes/{box.barcode}/scan-upload",
+        data="TR1,A1,FX1\nTR1,A2,FX\u00002\n",
+        content_type="text/csv",
+    )
     assert_error_shape(response, 422)
     assert "line 2" in response.json["message"]

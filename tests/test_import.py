@@ -35,12 +35,22 @@ def row(patient: Any) -> Callable[..., dict[str, str]]:
     def make(**overrides: str) -> dict[str, str]:
         day = patient.diagnosis_date.isoformat()
         values = {
-            "barcode": "", "study_id": patient.study_id, "timepoint": "DX",
-            "unscheduled_reason": "", "material": "BM", "aliquot_type": "PLASMA",
-            "volume_ml": "0.5", "cell_count": "", "collected_at": f"{day}T09:00:00+01:00",
-            "received_at": f"{day}T14:00:00+01:00", "container_code": "PED",
-            "precentrifugation_delay_hours": "5", "precentrifugation_temperature": "RT",
-            "accession_number": "ACC-1", "freeze_thaw_count": "0", "status": "available",
+            "barcode": "",
+            "study_id": patient.study_id,
+            "timepoint": "DX",
+            "unscheduled_reason": "",
+            "material": "BM",
+            "aliquot_type": "PLASMA",
+            "volume_ml": "0.5",
+            "cell_count": "",
+            "collected_at": f"{day}T09:00:00+01:00",
+            "received_at": f"{day}T14:00:00+01:00",
+            "container_code": "PED",
+            "precentrifugation_delay_hours": "5",
+            "precentrifugation_temperature": "RT",
+            "accession_number": "ACC-1",
+            "freeze_thaw_count": "0",
+            "status": "available",
             "storage": "D",
         }
         values.update(overrides)
@@ -54,12 +64,17 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
     """``write_csv(rows, columns=None, delimiter=",")`` → the path of a new CSV file."""
     counter = iter(range(1, 1000))
 
-    def write(rows: list[dict[str, str]], columns: list[str] | None = None,
-              delimiter: str = ",") -> Path:
+    def write(
+        rows: list[dict[str, str]], columns: list[str] | None = None, delimiter: str = ","
+    ) -> Path:
         path = tmp_path / f"inventory-{next(counter)}.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns or list(COLUMNS),
-                                    delimiter=delimiter, extrasaction="ignore")
+            writer = csv.DictWriter(
+                handle,
+                fieldnames=columns or list(COLUMNS),
+                delimiter=delimiter,
+                extrasaction="ignore",
+            )
             writer.writeheader()
             writer.writerows(rows)
         return path
@@ -74,8 +89,10 @@ def run_import(runner: Any, path: Path, *options: str) -> Any:
 
 def counts(session: Session) -> dict[str, int]:
     """How many aliquots, samples, custody events and barcode series there are."""
-    return {model.__tablename__: session.scalar(select(func.count()).select_from(model))
-            for model in (Aliquot, Sample, CustodyEvent, BarcodeCounter)}
+    return {
+        model.__tablename__: session.scalar(select(func.count()).select_from(model))
+        for model in (Aliquot, Sample, CustodyEvent, BarcodeCounter)
+    }
 
 
 def problem_lines(result: Any) -> list[str]:
@@ -85,15 +102,29 @@ def problem_lines(result: Any) -> list[str]:
 
 # --- a good file ------------------------------------------------------------------------
 
+
 def test_a_good_file_imports_and_its_tubes_scan(runner, session, tech, row, write_csv):
     """Three rows, two samples: the tubes scan, the samples hold the sum, custody is logged."""
-    path = write_csv([
-        row(barcode=" fr0001234 ", aliquot_type="MNC-V", volume_ml="1.0",
-            cell_count="1e7", storage="C"),
-        row(barcode="FR0001235", volume_ml="0.75", freeze_thaw_count="2"),
-        row(material="PB", aliquot_type="PELLET", volume_ml="", cell_count="5000000",
-            accession_number="ACC-2", status="consumed"),
-    ])
+    path = write_csv(
+        [
+            row(
+                barcode=" fr0001234 ",
+                aliquot_type="MNC-V",
+                volume_ml="1.0",
+                cell_count="1e7",
+                storage="C",
+            ),
+            row(barcode="FR0001235", volume_ml="0.75", freeze_thaw_count="2"),
+            row(
+                material="PB",
+                aliquot_type="PELLET",
+                volume_ml="",
+                cell_count="5000000",
+                accession_number="ACC-2",
+                status="consumed",
+            ),
+        ]
+    )
     result = run_import(runner, path)
     assert result.exit_code == 0, result.output
     assert "imported 3 aliquots in 2 samples" in result.stdout
@@ -129,8 +160,16 @@ def test_the_example_file_imports(runner, make_patient):
 
 def test_a_semicolon_separated_file_with_columns_in_any_order_imports(runner, row, write_csv):
     """Excel's "CSV UTF-8" in Europe: semicolons, a byte-order mark; order and case are free."""
-    columns = ["STUDY_ID", "Material", "aliquot_type", "volume_ml", "collected_at",
-               "received_at", "container_code", "timepoint"]
+    columns = [
+        "STUDY_ID",
+        "Material",
+        "aliquot_type",
+        "volume_ml",
+        "collected_at",
+        "received_at",
+        "container_code",
+        "timepoint",
+    ]
     good = row()
     path = write_csv([{c: good[c.lower()] for c in columns}], columns=columns, delimiter=";")
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
@@ -150,8 +189,8 @@ def test_a_dry_run_checks_the_file_and_writes_nothing(runner, session, row, writ
 
 # --- bad files --------------------------------------------------------------------------
 
-def test_a_missing_required_column_is_reported_and_nothing_written(runner, session, row,
-                                                                    write_csv):
+
+def test_a_missing_required_column_is_reported_and_nothing_written(runner, session, row, write_csv):
     """A file without collected_at names the column, exits 1 and writes nothing."""
     before = counts(session)
     columns = [c for c in COLUMNS if c != "collected_at"]
@@ -172,24 +211,30 @@ def test_an_unknown_column_is_refused(runner, row, write_csv):
 def test_bad_dates_are_reported_by_line_and_column(runner, session, row, write_csv):
     """Every bad date is reported, with the line a person sees (header = line 1)."""
     before = counts(session)
-    path = write_csv([row(), row(collected_at="2025-13-01"), row(),
-                      row(received_at="04/03/2025"),
-                      row(collected_at="2020-01-01T09:00:00Z", received_at="2020-01-02"),
-                      row(received_at="2999-01-01")])
+    path = write_csv(
+        [
+            row(),
+            row(collected_at="2025-13-01"),
+            row(),
+            row(received_at="04/03/2025"),
+            row(collected_at="2020-01-01T09:00:00Z", received_at="2020-01-02"),
+            row(received_at="2999-01-01"),
+        ]
+    )
     result = run_import(runner, path)
     assert result.exit_code == 1
     lines = problem_lines(result)
     assert lines[0].startswith("line 3, column collected_at: '2025-13-01' is not an ISO 8601")
     assert lines[1].startswith("line 5, column received_at: '04/03/2025' is not an ISO 8601")
-    assert lines[2] == ("line 6, column collected_at: is more than a week before the "
-                        "patient's diagnosis")
+    assert lines[2] == (
+        "line 6, column collected_at: is more than a week before the patient's diagnosis"
+    )
     assert lines[3] == "line 7, column received_at: 2999-01-01 is in the future"
     assert len(lines) == 4
     assert counts(session) == before
 
 
-def test_a_barcode_twice_in_the_file_is_reported_with_both_lines(runner, session, row,
-                                                                 write_csv):
+def test_a_barcode_twice_in_the_file_is_reported_with_both_lines(runner, session, row, write_csv):
     """The second occurrence names the first; codes are compared normalized."""
     before = counts(session)
     path = write_csv([row(barcode="FR0001234"), row(), row(barcode=" fr0001234")])
@@ -228,7 +273,8 @@ def test_an_unknown_study_id_is_reported(runner, session, row, write_csv):
     result = run_import(runner, write_csv([row(), row(study_id="IF21-XX-999")]))
     assert result.exit_code == 1
     assert problem_lines(result) == [
-        "line 3, column study_id: unknown study_id 'IF21-XX-999': register the patient first"]
+        "line 3, column study_id: unknown study_id 'IF21-XX-999': register the patient first"
+    ]
     assert counts(session) == before
 
 
@@ -238,19 +284,35 @@ def test_rows_of_one_sample_must_agree(runner, row, write_csv):
     result = run_import(runner, write_csv([row(), row(received_at=f"{day}T16:00:00+01:00")]))
     assert result.exit_code == 1
     assert problem_lines(result)[0].startswith(
-        "line 3, column received_at: differs from line 2, an aliquot of the same sample")
+        "line 3, column received_at: differs from line 2, an aliquot of the same sample"
+    )
 
 
 def test_a_row_with_several_problems_reports_each(runner, row, write_csv):
     """Codes, numbers and missing values on one row: one problem per column."""
-    path = write_csv([row(material="XX", aliquot_type="", volume_ml="0,5", status="lost",
-                          container_code="EDTA", timepoint="")])
+    path = write_csv(
+        [
+            row(
+                material="XX",
+                aliquot_type="",
+                volume_ml="0,5",
+                status="lost",
+                container_code="EDTA",
+                timepoint="",
+            )
+        ]
+    )
     result = run_import(runner, path)
     assert result.exit_code == 1
     columns = [line.split(":")[0] for line in problem_lines(result)]
-    assert columns == ["line 2, column material", "line 2, column aliquot_type",
-                       "line 2, column volume_ml", "line 2, column container_code",
-                       "line 2, column status", "line 2, column timepoint"]
+    assert columns == [
+        "line 2, column material",
+        "line 2, column aliquot_type",
+        "line 2, column volume_ml",
+        "line 2, column container_code",
+        "line 2, column status",
+        "line 2, column timepoint",
+    ]
     assert "(use a decimal point, not a comma)" in result.stderr
 
 
@@ -283,6 +345,7 @@ def test_an_empty_file_and_a_header_alone_are_refused(runner, write_csv, tmp_pat
 
 # --- the service, in small chunks ---------------------------------------------------------
 
+
 def test_a_barcode_repeated_chunks_later_is_found(session, row, write_csv):
     """Earlier chunks are already in the database: a repeat there names its first line."""
     path = write_csv([row(barcode=f"FR{n}") for n in range(5)] + [row(barcode="fr1")])
@@ -290,15 +353,15 @@ def test_a_barcode_repeated_chunks_later_is_found(session, row, write_csv):
         service.import_aliquots(session, "tester", path, Numbering(), chunk_size=2)
     session.rollback()
     assert [str(p) for p in refused.value.problems] == [
-        "line 7, column barcode: FR1 is also on line 3"]
+        "line 7, column barcode: FR1 is also on line 3"
+    ]
 
 
 def test_queries_do_not_grow_with_rows(session, row, write_csv, count_queries):
     """A chunk costs the same statements whether it holds 3 rows or 60."""
     statements = []
     for n in (1, 3, 60):  # the first import also starts the sample barcode series
-        path = write_csv([row(accession_number=f"ACC-{n}", barcode=f"FR{n}-{i}")
-                          for i in range(n)])
+        path = write_csv([row(accession_number=f"ACC-{n}", barcode=f"FR{n}-{i}") for i in range(n)])
         with count_queries() as counted:
             summary = service.import_aliquots(session, "tester", path, Numbering())
         assert summary.aliquots == n

@@ -39,8 +39,12 @@ def _url(path: str) -> str:
 
 def test_every_schema_of_the_service_keeps_the_policy(app):
     """Every marshmallow schema defined in biobank derives from biobank.schema.Schema."""
-    found = [cls for classes in class_registry._registry.values() for cls in classes
-             if cls.__module__.startswith("biobank.")]
+    found = [
+        cls
+        for classes in class_registry._registry.values()
+        for cls in classes
+        if cls.__module__.startswith("biobank.")
+    ]
     assert len(found) > 50
     plain = [f"{c.__module__}.{c.__name__}" for c in found if not issubclass(c, Schema)]
     assert not plain, f"derive these from biobank.schema.Schema: {plain}"
@@ -56,8 +60,11 @@ def test_every_string_field_of_every_body_refuses_a_nul(spec, admin):
             if "application/json" not in media:
                 continue
             schema = _resolve(spec, media["application/json"]["schema"])
-            strings = [name for name, prop in schema.get("properties", {}).items()
-                       if _resolve(spec, prop).get("type") == "string"]
+            strings = [
+                name
+                for name, prop in schema.get("properties", {}).items()
+                if _resolve(spec, prop).get("type") == "string"
+            ]
             if not strings:
                 continue
             body = dict.fromkeys(strings, "A\u0000B")
@@ -116,15 +123,18 @@ def test_a_multiline_field_and_a_nested_object_follow_the_policy():
 
     class Outer(Schema):
         items = marshmallow.fields.List(marshmallow.fields.Nested(Inner))
-        tags = marshmallow.fields.Dict(keys=marshmallow.fields.String(),
-                                       values=marshmallow.fields.String())
+        tags = marshmallow.fields.Dict(
+            keys=marshmallow.fields.String(), values=marshmallow.fields.String()
+        )
         count = marshmallow.fields.Integer()
 
     assert Outer().load({"items": [{"note": "a\nb", "name": "x"}]})
     with pytest.raises(marshmallow.ValidationError) as refused:
         Outer().load({"items": [{"note": "ok", "name": "a\nb"}], "tags": {"k\x00": "v"}})
-    why = ("contains a control character (U+000A) at position 2 (tab and newline only in "
-           "multi-line text)")
+    why = (
+        "contains a control character (U+000A) at position 2 (tab and newline only in "
+        "multi-line text)"
+    )
     assert refused.value.messages["items"] == {0: {"name": [why]}}
     assert "k\\x00" in refused.value.messages["tags"]
     with pytest.raises(marshmallow.ValidationError) as too_big:

@@ -32,8 +32,9 @@ def _printer(session, name: str) -> Printer:  # type: ignore[no-untyped-def]
     return session.scalar(select(Printer).where(Printer.name == name))
 
 
-def test_a_queued_label_prints_when_the_printer_answers_again(session, register, tubes,
-                                                              refused_port):
+def test_a_queued_label_prints_when_the_printer_answers_again(
+    session, register, tubes, refused_port
+):
     """Queued while the printer is off: nothing sent or recorded; once it listens, the queue
     prints in one go and each tube gets its label_printed event naming the job."""
     register("Bench-Off", refused_port)
@@ -41,14 +42,15 @@ def test_a_queued_label_prints_when_the_printer_answers_again(session, register,
     codes = [t.barcode for t in tubes[:2]]
     queue.enqueue(session, ACTOR, printer, codes)
     with pytest.raises(PrinterError):
-        queue.print_waiting(session, ACTOR, printer, registry(), timeout=0.5,
-                            rule=printer_rule())
+        queue.print_waiting(session, ACTOR, printer, registry(), timeout=0.5, rule=printer_rule())
     assert label_events(session) == []
     assert [w.barcode for w in queue.waiting(session, printer)] == codes
     back_on = FakePrinter(refused_port)  # switched back on
     try:
-        assert queue.print_waiting(session, ACTOR, printer, registry(), timeout=2,
-                                   rule=printer_rule()) == 2
+        assert (
+            queue.print_waiting(session, ACTOR, printer, registry(), timeout=2, rule=printer_rule())
+            == 2
+        )
         back_on.wait_for(1)
         assert all(code.encode() in back_on.jobs[0] for code in codes)
     finally:
@@ -60,13 +62,20 @@ def test_a_queued_label_prints_when_the_printer_answers_again(session, register,
     assert {q.print_job_id for q in done} == {events[0].new_values["print_job"]}
 
 
-def test_a_reprint_is_queued_only_with_its_reason_and_prints_with_it(session, register, tubes,
-                                                                     zebra, refused_port):
+def test_a_reprint_is_queued_only_with_its_reason_and_prints_with_it(
+    session, register, tubes, zebra, refused_port
+):
     """The reprint rule holds in the queue: no reason, 422; the reason reaches the event."""
     register("Bench-On", zebra.port)
-    labels.print_aliquot_labels(session, ACTOR, _printer(session, "Bench-On"),
-                                [tubes[0].barcode], registry(), timeout=2,
-                                rule=printer_rule())
+    labels.print_aliquot_labels(
+        session,
+        ACTOR,
+        _printer(session, "Bench-On"),
+        [tubes[0].barcode],
+        registry(),
+        timeout=2,
+        rule=printer_rule(),
+    )
     register("Bench-Off", refused_port)
     off = _printer(session, "Bench-Off")
     with pytest.raises(Invalid) as refused:
@@ -77,8 +86,10 @@ def test_a_reprint_is_queued_only_with_its_reason_and_prints_with_it(session, re
     assert waiting.reason == "label smudged"
     back_on = FakePrinter(refused_port)
     try:
-        assert queue.print_waiting(session, ACTOR, off, registry(), timeout=2,
-                                   rule=printer_rule()) == 1
+        assert (
+            queue.print_waiting(session, ACTOR, off, registry(), timeout=2, rule=printer_rule())
+            == 1
+        )
     finally:
         back_on.close()
     last = label_events(session)[-1]
@@ -102,8 +113,9 @@ def test_a_tube_waits_once_per_printer(session, register, tubes, refused_port):
     assert (row.cancelled_by, row.printed_at) == (ACTOR, None)
 
 
-def test_a_site_scoped_user_sees_only_their_sites_labels_in_the_queue(session, register, tubes,
-                                                                     refused_port):
+def test_a_site_scoped_user_sees_only_their_sites_labels_in_the_queue(
+    session, register, tubes, refused_port
+):
     """An NL-PMC tube's queued label is not listed, nor removable, for a DE-KIEL user."""
     register("Bench-Off", refused_port)
     printer = _printer(session, "Bench-Off")

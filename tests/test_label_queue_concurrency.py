@@ -30,7 +30,8 @@ from tests.test_correction_concurrency import _race
 from tests.test_labels_printing import FakePrinter
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)")
+    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)"
+)
 
 RULE = rule_from(LOOPBACK_PRINTERS)
 
@@ -44,11 +45,23 @@ def bench(engine, committed, app) -> Iterator[tuple[int, list[str], FakePrinter]
         with Session(engine, expire_on_commit=False) as session:
             with app.app_context():
                 template = registry().get(None, "aliquot").name
-            printer = Printer(name=f"Race-{time.time_ns()}", host="127.0.0.1",
-                              port=zebra.port, dpi=300, template=template, created_by=ACTOR)
+            printer = Printer(
+                name=f"Race-{time.time_ns()}",
+                host="127.0.0.1",
+                port=zebra.port,
+                dpi=300,
+                template=template,
+                created_by=ACTOR,
+            )
             session.add(printer)
-            codes = list(session.scalars(select(Aliquot.barcode).join(Sample).where(
-                Sample.patient_id == committed.patient_id).order_by(Aliquot.id)))
+            codes = list(
+                session.scalars(
+                    select(Aliquot.barcode)
+                    .join(Sample)
+                    .where(Sample.patient_id == committed.patient_id)
+                    .order_by(Aliquot.id)
+                )
+            )
             queue.enqueue(session, ACTOR, printer, codes)
             session.commit()
         yield printer.id, codes, zebra
@@ -59,8 +72,15 @@ def bench(engine, committed, app) -> Iterator[tuple[int, list[str], FakePrinter]
 def _print(app, printer_id: int):  # type: ignore[no-untyped-def]
     def run(session: Session) -> None:
         with app.app_context():
-            queue.print_waiting(session, ACTOR, session.get_one(Printer, printer_id),
-                                registry(), timeout=5, rule=RULE)
+            queue.print_waiting(
+                session,
+                ACTOR,
+                session.get_one(Printer, printer_id),
+                registry(),
+                timeout=5,
+                rule=RULE,
+            )
+
     return run
 
 
@@ -68,30 +88,41 @@ def _remove(queue_ids: list[int]):  # type: ignore[no-untyped-def]
     def run(session: Session) -> None:
         for queue_id in queue_ids:
             queue.remove(session, ACTOR, queue_id)
+
     return run
 
 
-def _agrees(engine, printer_id: int, codes: list[str],  # type: ignore[no-untyped-def]
-            zebra: FakePrinter) -> tuple[set[str], set[str]]:
+def _agrees(
+    engine,
+    printer_id: int,
+    codes: list[str],  # type: ignore[no-untyped-def]
+    zebra: FakePrinter,
+) -> tuple[set[str], set[str]]:
     """Each label printed at most once: sent once, one label event naming the job the queue
     row names; a label taken out was neither sent nor recorded. Returns the barcodes
     printed and those taken out."""
     with Session(engine) as session:
-        rows = session.execute(select(QueuedLabel, Aliquot.barcode)
-                               .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
-                               .where(QueuedLabel.printer_id == printer_id)).all()
+        rows = session.execute(
+            select(QueuedLabel, Aliquot.barcode)
+            .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
+            .where(QueuedLabel.printer_id == printer_id)
+        ).all()
         assert sorted(code for _, code in rows) == sorted(codes)  # none lost, none doubled
         sent = Counter(code for job in zebra.jobs for code in codes if code.encode() in job)
         printed, removed = set(), set()
         for row, code in rows:
-            events = session.execute(select(CustodyEvent.event_type, CustodyEvent.new_values)
-                                     .where(CustodyEvent.aliquot_id == row.aliquot_id,
-                                            CustodyEvent.event_type.like("label_%"))).all()
+            events = session.execute(
+                select(CustodyEvent.event_type, CustodyEvent.new_values).where(
+                    CustodyEvent.aliquot_id == row.aliquot_id,
+                    CustodyEvent.event_type.like("label_%"),
+                )
+            ).all()
             if row.printed_at is not None:
                 printed.add(code)
                 assert sent[code] == 1, (code, sent)
                 assert [(kind, values["print_job"]) for kind, values in events] == [
-                    ("label_printed", row.print_job_id)]
+                    ("label_printed", row.print_job_id)
+                ]
                 assert session.get_one(PrintJob, row.print_job_id).printer_id == printer_id
             else:
                 assert row.cancelled_at is not None, code  # nothing still waiting
@@ -100,8 +131,7 @@ def _agrees(engine, printer_id: int, codes: list[str],  # type: ignore[no-untype
     return printed, removed
 
 
-def test_two_technicians_printing_one_queue_at_once_print_each_label_once(engine, app,
-                                                                          bench):
+def test_two_technicians_printing_one_queue_at_once_print_each_label_once(engine, app, bench):
     """Two technicians print the same printer's queue at once: every label sent once."""
     printer_id, codes, zebra = bench
     outcomes = _race(engine, [_print(app, printer_id), _print(app, printer_id)], [0, 0])
@@ -118,8 +148,13 @@ def test_printing_a_queue_while_another_removes_its_labels(engine, app, bench, f
     first: each label is printed or taken out, never both, never lost; the loser a 409."""
     printer_id, codes, zebra = bench
     with Session(engine) as session:
-        ids = list(session.scalars(select(QueuedLabel.id).where(
-            QueuedLabel.printer_id == printer_id).order_by(QueuedLabel.id)))
+        ids = list(
+            session.scalars(
+                select(QueuedLabel.id)
+                .where(QueuedLabel.printer_id == printer_id)
+                .order_by(QueuedLabel.id)
+            )
+        )
     delays = [0.0, 0.1] if first == "printing" else [0.1, 0.0]
     outcomes = _race(engine, [_print(app, printer_id), _remove(ids[:2])], delays)
     time.sleep(0.3)  # a job, were there one, read to its end
@@ -136,8 +171,11 @@ def test_two_technicians_removing_one_label_at_once(engine, bench):
     """The same queued label taken out twice at once: one removal, the other a 409."""
     printer_id, codes, zebra = bench
     with Session(engine) as session:
-        first = session.scalar(select(QueuedLabel.id).where(
-            QueuedLabel.printer_id == printer_id).order_by(QueuedLabel.id))
+        first = session.scalar(
+            select(QueuedLabel.id)
+            .where(QueuedLabel.printer_id == printer_id)
+            .order_by(QueuedLabel.id)
+        )
     assert first is not None
     outcomes = _race(engine, [_remove([first]), _remove([first])], [0, 0])
     assert sorted(outcomes) == ["409", "ok"], outcomes
@@ -151,8 +189,11 @@ def test_two_technicians_queuing_one_label_at_once(engine, bench):
     409."""
     printer_id, codes, zebra = bench
     with Session(engine) as session:
-        first = session.scalar(select(QueuedLabel.id).where(
-            QueuedLabel.printer_id == printer_id).order_by(QueuedLabel.id))
+        first = session.scalar(
+            select(QueuedLabel.id)
+            .where(QueuedLabel.printer_id == printer_id)
+            .order_by(QueuedLabel.id)
+        )
         assert first is not None
         queue.remove(session, ACTOR, first)  # out of the queue: it may be queued again
         session.commit()
@@ -162,5 +203,6 @@ def test_two_technicians_queuing_one_label_at_once(engine, bench):
 
     assert sorted(_race(engine, [enqueue, enqueue], [0, 0])) == ["409", "ok"]
     with Session(engine) as session:
-        assert [w.barcode for w in queue.waiting(session, session.get_one(Printer, printer_id))
-                ] == codes[1:] + codes[:1]
+        assert [
+            w.barcode for w in queue.waiting(session, session.get_one(Printer, printer_id))
+        ] == codes[1:] + codes[:1]

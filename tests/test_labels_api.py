@@ -22,8 +22,9 @@ NUMBERING = samples.Numbering()
 def tubes(make_sample, make_aliquots, make_patient):  # type: ignore[no-untyped-def]
     """Four aliquots of one bone-marrow sample at EOI (accession number and notes set)."""
     patient = make_patient(study_id="IF21-NL-042")
-    sample = make_sample(patient, timepoint="EOI", accession_number="H-2026-SECRET",
-                         notes="call Dr. Jansen")
+    sample = make_sample(
+        patient, timepoint="EOI", accession_number="H-2026-SECRET", notes="call Dr. Jansen"
+    )
     return make_aliquots(n=4, parent=sample, volume="0.5")
 
 
@@ -31,12 +32,18 @@ def tubes(make_sample, make_aliquots, make_patient):  # type: ignore[no-untyped-
 def boxed(session, tubes):  # type: ignore[no-untyped-def]
     """A 9×9 box in a freezer at NL-PMC holding three of the tubes (B1, A2, A1)."""
     storage.load_default_box_types(session, ACTOR)
-    freezer = storage.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-80-07", "freezer_type": "mechanical-80"}, NUMBERING)
-    rack = storage.create_container(session, ACTOR, {
-        "kind": "rack", "name": "Rack 1", "parent": freezer.barcode}, NUMBERING)
-    box = storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                              "name": "Plasma EOI"}, NUMBERING)
+    freezer = storage.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-07", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    rack = storage.create_container(
+        session, ACTOR, {"kind": "rack", "name": "Rack 1", "parent": freezer.barcode}, NUMBERING
+    )
+    box = storage.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": "Plasma EOI"}, NUMBERING
+    )
     for tube, place in zip(tubes, ("B1", "A2", "A1"), strict=False):
         operations.place(session, ACTOR, tube, box, place)
     session.commit()
@@ -79,20 +86,24 @@ def test_svg_and_png_forms(tech, tubes):
 
 def test_a_datamatrix_template_and_300_dpi(tech, tubes):
     """template=cryovial-datamatrix draws ^BX; dpi=300 sizes the label in 300 dpi dots."""
-    response = tech.get(f"/api/v1/aliquots/{tubes[0].barcode}/label"
-                        "?template=cryovial-datamatrix&dpi=300")
+    response = tech.get(
+        f"/api/v1/aliquots/{tubes[0].barcode}/label?template=cryovial-datamatrix&dpi=300"
+    )
     text = response.get_data(as_text=True)
     assert "^BXN," in text
     assert (zpl_labels(text)[0]["pw"], zpl_labels(text)[0]["ll"]) == (378, 154)
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("format=pdf", "format"),
-    ("template=nope", "template"),
-    ("template=box-code128", "template"),
-    ("template=cryovial-code128&dpi=203", "dpi"),
-    ("dpi=600", "dpi"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("format=pdf", "format"),
+        ("template=nope", "template"),
+        ("template=box-code128", "template"),
+        ("template=cryovial-code128&dpi=203", "dpi"),
+        ("dpi=600", "dpi"),
+    ],
+)
 def test_unknown_templates_and_formats_are_422(tech, tubes, query, field):
     """Bad rendering requests are a 422 naming the parameter."""
     response = tech.get(f"/api/v1/aliquots/{tubes[0].barcode}/label?{query}")
@@ -104,8 +115,13 @@ def test_a_barcode_too_long_for_the_template_is_422(tech, make_aliquots, session
     """A pre-barcoded tube whose code does not fit the symbol."""
     [parent] = make_aliquots(n=1, volume="1.0")
     long_code = "EXTERNAL-TUBE-0000000123456"
-    [tube] = samples.split(session, ACTOR, parent, [
-        {"aliquot_type": "PLASMA", "volume_ml": 0.2, "barcode": long_code}], NUMBERING)
+    [tube] = samples.split(
+        session,
+        ACTOR,
+        parent,
+        [{"aliquot_type": "PLASMA", "volume_ml": 0.2, "barcode": long_code}],
+        NUMBERING,
+    )
     session.commit()
     response = tech.get(f"/api/v1/aliquots/{tube.barcode}/label")
     assert response.status_code == 422
@@ -152,11 +168,13 @@ def test_a_box_label_and_the_labels_of_its_contents(tech, boxed):
     assert {box.barcode, "Plasma EOI", "9X9", "NL-PMC"} <= set(label["data"])
     svg = tech.get(f"/api/v1/boxes/{box.barcode}/label?format=svg")
     assert ET.fromstring(svg.data).get("width") == "51mm"
-    contents = zpl_labels(tech.get(f"/api/v1/boxes/{box.barcode}/labels")
-                          .get_data(as_text=True))
+    contents = zpl_labels(tech.get(f"/api/v1/boxes/{box.barcode}/labels").get_data(as_text=True))
     # A1, A2, B1: the third, second and first tube.
-    assert [c["data"][0] for c in contents] == [boxed.tubes[2].barcode, boxed.tubes[1].barcode,
-                                                boxed.tubes[0].barcode]
+    assert [c["data"][0] for c in contents] == [
+        boxed.tubes[2].barcode,
+        boxed.tubes[1].barcode,
+        boxed.tubes[0].barcode,
+    ]
 
 
 def test_the_templates_are_listed(tech):

@@ -84,8 +84,9 @@ def test_svg_bars_sit_on_whole_dots_with_modules_of_two_or_more(name, dpi):
     assert min(widths) / dot >= 2 - 1e-3
 
 
-@pytest.mark.parametrize(("name", "dpi"), [c for c in CASES
-                                           if REGISTRY.templates[c[0]].symbology == "code128"])
+@pytest.mark.parametrize(
+    ("name", "dpi"), [c for c in CASES if REGISTRY.templates[c[0]].symbology == "code128"]
+)
 def test_code128_quiet_zones_are_ten_modules_of_white(name, dpi):
     """ISO/IEC 15417: at least ten modules of white left and right of the bars, in the PNG."""
     template = REGISTRY.templates[name]
@@ -116,12 +117,17 @@ def test_a_one_dot_module_is_refused_when_templates_load(tmp_path):
     (folder / "vial").mkdir(parents=True)
     source = Path(DEFAULT_FOLDER) / "box"
     (folder / "vial" / "label.toml").write_text(
-        (source / "label.toml").read_text().replace('name = "box"', 'name = "vial"')
-        .replace('svg = "code128.svg"\n', "").replace('svg = "datamatrix.svg"\n', ""))
+        (source / "label.toml")
+        .read_text()
+        .replace('name = "box"', 'name = "vial"')
+        .replace('svg = "code128.svg"\n', "")
+        .replace('svg = "datamatrix.svg"\n', "")
+    )
     for name in ("code128-300.zpl", "datamatrix-203.zpl", "datamatrix-300.zpl"):
         (folder / "vial" / name).write_text((source / name).read_text())
     (folder / "vial" / "code128-203.zpl").write_text(
-        (source / "code128-203.zpl").read_text().replace("^BY2", "^BY1"))
+        (source / "code128-203.zpl").read_text().replace("^BY2", "^BY1")
+    )
     with pytest.raises(TemplateError, match="prints blurred"):
         templates.load(folder)
 
@@ -132,12 +138,15 @@ def test_text_that_would_run_into_another_field_is_refused(tmp_path):
     (folder / "vial").mkdir(parents=True)
     source = Path(DEFAULT_FOLDER) / "cryovial"
     (folder / "vial" / "label.toml").write_text(
-        (source / "label.toml").read_text().replace('name = "cryovial"', 'name = "vial"'))
+        (source / "label.toml").read_text().replace('name = "cryovial"', 'name = "vial"')
+    )
     for name in ("code128-300.zpl", "code128.svg", "datamatrix-300.zpl", "datamatrix.svg"):
         (folder / "vial" / name).write_text((source / name).read_text())
     (folder / "vial" / "datamatrix-203.zpl").write_text(
-        (source / "datamatrix-203.zpl").read_text()
-        .replace("^FO172,46^A0N,16,10^FB72,1,0,R", "^FO120,46^A0N,16,10^FB72,1,0,R"))
+        (source / "datamatrix-203.zpl")
+        .read_text()
+        .replace("^FO172,46^A0N,16,10^FB72,1,0,R", "^FO120,46^A0N,16,10^FB72,1,0,R")
+    )
     with pytest.raises(TemplateError, match="overlap"):
         templates.load(folder)
 
@@ -146,15 +155,16 @@ def test_datamatrix_labels_are_served_as_png_and_svg(tech, make_aliquots):
     """DataMatrix as PNG and SVG (it was ZPL only: 422), decodable as served."""
     [aliquot] = make_aliquots(1)
     for fmt in ("png", "svg"):
-        answer = tech.get(f"/api/v1/aliquots/{aliquot.barcode}/label?format={fmt}"
-                          "&template=cryovial-datamatrix&dpi=203")
+        answer = tech.get(
+            f"/api/v1/aliquots/{aliquot.barcode}/label?format={fmt}"
+            "&template=cryovial-datamatrix&dpi=203"
+        )
         assert answer.status_code == 200, answer.json
         png = answer.data if fmt == "png" else rasterise(answer.data, 203)
         assert decode(png) == [aliquot.barcode]
 
 
-def test_a_template_asked_for_at_a_resolution_it_is_not_laid_out_for_is_a_422(tech,
-                                                                               make_aliquots):
+def test_a_template_asked_for_at_a_resolution_it_is_not_laid_out_for_is_a_422(tech, make_aliquots):
     """cryovial-code128 at 203 dpi: 422 naming dpi; without a template, 203 dpi gets the
     cryovial DataMatrix and 300 dpi the Code 128."""
     [aliquot] = make_aliquots(1)

@@ -104,8 +104,10 @@ def register(manager):  # type: ignore[no-untyped-def]
     """``register(name, port, **more)`` → the printer as the API returns it."""
 
     def make(name: str, port: int, **more):  # type: ignore[no-untyped-def]
-        response = manager.post("/api/v1/printers", json={
-            "name": name, "host": "127.0.0.1", "port": port, "site": "NL-PMC", **more})
+        response = manager.post(
+            "/api/v1/printers",
+            json={"name": name, "host": "127.0.0.1", "port": port, "site": "NL-PMC", **more},
+        )
         assert response.status_code == 201, response.json
         return response.json
 
@@ -121,7 +123,8 @@ def tubes(make_aliquots):  # type: ignore[no-untyped-def]
 def label_events(session, kind=None) -> list[CustodyEvent]:  # type: ignore[no-untyped-def]
     """Every label event, oldest first."""
     query = select(CustodyEvent).where(
-        CustodyEvent.event_type.in_([kind] if kind else ["label_printed", "label_reprinted"]))
+        CustodyEvent.event_type.in_([kind] if kind else ["label_printed", "label_reprinted"])
+    )
     return list(session.scalars(query.order_by(CustodyEvent.id)))
 
 
@@ -132,8 +135,9 @@ def jobs(session) -> int:  # type: ignore[no-untyped-def]
 
 def test_registering_a_printer(manager, tech, register):
     """Managers register printers (port 9100 by default); technicians list them."""
-    response = manager.post("/api/v1/printers", json={"name": "Zebra-2", "host": "10.0.0.2",
-                                                      "dpi": 300})
+    response = manager.post(
+        "/api/v1/printers", json={"name": "Zebra-2", "host": "10.0.0.2", "dpi": 300}
+    )
     assert response.status_code == 201
     assert response.json["port"] == 9100
     assert response.json["template"] == "cryovial-code128"
@@ -142,14 +146,17 @@ def test_registering_a_printer(manager, tech, register):
     assert [p["name"] for p in tech.get("/api/v1/printers").json] == ["Zebra-2"]
 
 
-@pytest.mark.parametrize(("body", "status", "field"), [
-    ({"template": "nope"}, 422, "template"),
-    ({"template": "box-code128"}, 422, "template"),
-    ({"site": "XX-NONE"}, 422, "site"),
-    ({"dpi": 600}, 422, "dpi"),
-    ({"port": 70000}, 422, "port"),
-    ({"name": "Zebra-Dup"}, 409, "name"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"template": "nope"}, 422, "template"),
+        ({"template": "box-code128"}, 422, "template"),
+        ({"site": "XX-NONE"}, 422, "site"),
+        ({"dpi": 600}, 422, "dpi"),
+        ({"port": 70000}, 422, "port"),
+        ({"name": "Zebra-Dup"}, 409, "name"),
+    ],
+)
 def test_bad_printer_registrations(manager, register, body, status, field):
     """Unknown templates and sites, impossible resolutions and ports, duplicate names."""
     register("Zebra-Dup", 9100)
@@ -158,12 +165,15 @@ def test_bad_printer_registrations(manager, register, body, status, field):
     assert field in str(response.json["errors"])
 
 
-def test_printing_sends_zpl_and_records_each_label_once_accepted(tech, tubes, zebra,
-                                                                 register, session):
+def test_printing_sends_zpl_and_records_each_label_once_accepted(
+    tech, tubes, zebra, register, session
+):
     """The printer receives one ZPL stream; each tube gets a label_printed event."""
     register("Zebra-Lab-7", zebra.port)
-    response = tech.post("/api/v1/print-jobs", json={
-        "printer": "Zebra-Lab-7", "barcodes": [t.barcode for t in tubes], "copies": 2})
+    response = tech.post(
+        "/api/v1/print-jobs",
+        json={"printer": "Zebra-Lab-7", "barcodes": [t.barcode for t in tubes], "copies": 2},
+    )
     assert response.status_code == 201, response.json
     job = response.json
     assert job["labels"] == 3 and job["copies"] == 2 and job["reprint"] is False
@@ -175,22 +185,27 @@ def test_printing_sends_zpl_and_records_each_label_once_accepted(tech, tubes, ze
     assert job["bytes_sent"] == len(zebra.jobs[0])
     events = label_events(session)
     assert [(e.aliquot_id, e.event_type) for e in events] == [
-        (t.id, "label_printed") for t in tubes]
+        (t.id, "label_printed") for t in tubes
+    ]
     assert events[0].actor == tech.username
     # A 203 dpi printer registered without a template gets the cryovial DataMatrix: the
     # Code 128 does not fit 32 mm at 203 dpi in modules of two dots.
-    assert events[0].new_values == {"copies": 2, "dpi": 203, "print_job": job["id"],
-                                    "printer": "Zebra-Lab-7",
-                                    "template": "cryovial-datamatrix"}
+    assert events[0].new_values == {
+        "copies": 2,
+        "dpi": 203,
+        "print_job": job["id"],
+        "printer": "Zebra-Lab-7",
+        "template": "cryovial-datamatrix",
+    }
 
 
-def test_a_reprint_needs_a_reason_and_is_recorded_as_such(tech, tubes, zebra, register,
-                                                          session):
+def test_a_reprint_needs_a_reason_and_is_recorded_as_such(tech, tubes, zebra, register, session):
     """A tube that had a label: without a reason 422 and nothing sent; with one,
     label_reprinted carrying the reason."""
     register("Zebra-Lab-7", zebra.port)
-    first = tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Lab-7",
-                                                  "barcodes": [tubes[0].barcode]})
+    first = tech.post(
+        "/api/v1/print-jobs", json={"printer": "Zebra-Lab-7", "barcodes": [tubes[0].barcode]}
+    )
     assert first.status_code == 201
     zebra.wait_for(1)
     again = {"printer": "Zebra-Lab-7", "barcodes": [tubes[1].barcode, tubes[0].barcode]}
@@ -204,29 +219,35 @@ def test_a_reprint_needs_a_reason_and_is_recorded_as_such(tech, tubes, zebra, re
     assert reprint.json["reprint"] is True
     reprinted = label_events(session, "label_reprinted")
     assert [(e.aliquot_id, e.reason) for e in reprinted] == [(tubes[0].id, "label smudged")]
-    assert [e.aliquot_id for e in label_events(session, "label_printed")] == [tubes[0].id,
-                                                                              tubes[1].id]
+    assert [e.aliquot_id for e in label_events(session, "label_printed")] == [
+        tubes[0].id,
+        tubes[1].id,
+    ]
 
 
 def test_a_printer_that_refuses_the_connection_is_a_502_and_nothing_is_recorded(
-        tech, tubes, refused_port, register, session):
+    tech, tubes, refused_port, register, session
+):
     """Connection refused: a JSON error naming the printer; no event, no job."""
     register("Zebra-Off", refused_port)
-    response = tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Off",
-                                                     "barcodes": [tubes[0].barcode]})
+    response = tech.post(
+        "/api/v1/print-jobs", json={"printer": "Zebra-Off", "barcodes": [tubes[0].barcode]}
+    )
     assert response.status_code == 502
     assert response.json["errors"]["printer"]["name"] == "Zebra-Off"
     assert "refused" in response.json["message"]
     assert label_events(session) == [] and jobs(session) == 0
 
 
-def test_a_printer_that_stalls_is_a_504_and_nothing_is_recorded(tech, tubes, stalled_port,
-                                                                register, session, app):
+def test_a_printer_that_stalls_is_a_504_and_nothing_is_recorded(
+    tech, tubes, stalled_port, register, session, app
+):
     """A printer that never takes the connection times out (BIOBANK_PRINTER_TIMEOUT)."""
     app.config["PRINTER_TIMEOUT"] = 0.3
     register("Zebra-Stuck", stalled_port)
-    response = tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Stuck",
-                                                     "barcodes": [tubes[0].barcode]})
+    response = tech.post(
+        "/api/v1/print-jobs", json={"printer": "Zebra-Stuck", "barcodes": [tubes[0].barcode]}
+    )
     assert response.status_code == 504
     assert "0.3 s" in response.json["message"]
     assert label_events(session) == [] and jobs(session) == 0
@@ -238,27 +259,46 @@ def test_a_printer_that_stops_reading_times_out_too():
     server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
         with pytest.raises(printers.PrinterError) as caught:
-            printers.send("Zebra-Jam", "127.0.0.1", server.getsockname()[1],
-                          b"^XA^XZ" * 4_000_000, timeout=0.3,
-                          rule=PrinterRule.parse("127.0.0.0/8", "1-65535"))
+            printers.send(
+                "Zebra-Jam",
+                "127.0.0.1",
+                server.getsockname()[1],
+                b"^XA^XZ" * 4_000_000,
+                timeout=0.3,
+                rule=PrinterRule.parse("127.0.0.0/8", "1-65535"),
+            )
         assert caught.value.status_code == 504
     finally:
         server.close()
 
 
-def test_unknown_printers_bad_templates_and_long_codes_send_nothing(tech, tubes, zebra,
-                                                                    register, session):
+def test_unknown_printers_bad_templates_and_long_codes_send_nothing(
+    tech, tubes, zebra, register, session
+):
     """404 for an unknown printer, 422 for an unknown template or an unknown tube."""
     register("Zebra-Lab-7", zebra.port)
     codes = [tubes[0].barcode]
-    assert tech.post("/api/v1/print-jobs", json={"printer": "Nope", "barcodes": codes}
-                     ).status_code == 404
-    assert tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Lab-7", "barcodes": codes,
-                                                 "template": "nope"}).status_code == 422
-    assert tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Lab-7", "barcodes": []}
-                     ).status_code == 422
-    assert tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Lab-7",
-                                                 "barcodes": ["NOPE-1"]}).status_code == 404
+    assert (
+        tech.post("/api/v1/print-jobs", json={"printer": "Nope", "barcodes": codes}).status_code
+        == 404
+    )
+    assert (
+        tech.post(
+            "/api/v1/print-jobs",
+            json={"printer": "Zebra-Lab-7", "barcodes": codes, "template": "nope"},
+        ).status_code
+        == 422
+    )
+    assert (
+        tech.post("/api/v1/print-jobs", json={"printer": "Zebra-Lab-7", "barcodes": []}).status_code
+        == 422
+    )
+    assert (
+        tech.post(
+            "/api/v1/print-jobs", json={"printer": "Zebra-Lab-7", "barcodes": ["NOPE-1"]}
+        ).status_code
+        == 404
+    )
     assert zebra.jobs == [] and label_events(session) == []
 
 
@@ -277,8 +317,9 @@ def test_the_demo_printer_is_idempotent_and_shows_the_error_path(session, tech, 
     session.commit()
     printer = session.scalar(select(Printer).where(Printer.name == DEMO_PRINTER))
     assert (printer.host, printer.port) == ("127.0.0.1", 9)
-    response = tech.post("/api/v1/print-jobs", json={"printer": DEMO_PRINTER,
-                                                     "barcodes": [tubes[0].barcode]})
+    response = tech.post(
+        "/api/v1/print-jobs", json={"printer": DEMO_PRINTER, "barcodes": [tubes[0].barcode]}
+    )
     assert response.status_code == 502
     assert DEMO_PRINTER in response.json["message"]
     assert label_events(session) == []
@@ -302,10 +343,18 @@ def test_box_labels_print_and_go_to_the_boxes_audit_trail(tech, session, zebra, 
     from biobank.storage.naming import BOX_PREFIX
 
     storage.load_default_box_types(session, "setup")
-    freezer = storage.create_freezer(session, "setup", {
-        "site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"}, Numbering())
-    box = storage.create_box(session, "setup", {"box_type": "9X9", "parent": freezer.barcode,
-                                                "name": "DNA 1"}, Numbering())
+    freezer = storage.create_freezer(
+        session,
+        "setup",
+        {"site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"},
+        Numbering(),
+    )
+    box = storage.create_box(
+        session,
+        "setup",
+        {"box_type": "9X9", "parent": freezer.barcode, "name": "DNA 1"},
+        Numbering(),
+    )
     session.commit()
     register("Zebra-Lab-7", zebra.port)
     body = {"printer": "Zebra-Lab-7", "barcodes": [box.barcode], "kind": "box"}
@@ -321,5 +370,4 @@ def test_box_labels_print_and_go_to_the_boxes_audit_trail(tech, session, zebra, 
     actions = [r.action for r in audit_trail(session, "container", box.barcode)]
     assert actions[-2:] == ["label_printed", "label_reprinted"]
     unknown = barcodes.make(BOX_PREFIX, 99_999_999, 8)
-    assert tech.post("/api/v1/print-jobs", json={**body, "barcodes": [unknown]}
-                     ).status_code == 404
+    assert tech.post("/api/v1/print-jobs", json={**body, "barcodes": [unknown]}).status_code == 404

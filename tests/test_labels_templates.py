@@ -17,10 +17,22 @@ from biobank.labels import templates
 from biobank.labels.rendering import DEFAULT_FOLDER
 from biobank.labels.symbols import TemplateError
 
-ITEM = {"barcode": "IF00000012K", "study_id": "IF21-NL-001", "material": "BM",
-        "aliquot_type": "PLASMA", "timepoint": "EOI", "date": "2026-11-03", "position": "2/5"}
-BOX = {"barcode": "BX00000003Q", "name": "Plasma 1", "box_type": "9X9", "site": "NL-PMC",
-       "date": "2026-11-03"}
+ITEM = {
+    "barcode": "IF00000012K",
+    "study_id": "IF21-NL-001",
+    "material": "BM",
+    "aliquot_type": "PLASMA",
+    "timepoint": "EOI",
+    "date": "2026-11-03",
+    "position": "2/5",
+}
+BOX = {
+    "barcode": "BX00000003Q",
+    "name": "Plasma 1",
+    "box_type": "9X9",
+    "site": "NL-PMC",
+    "date": "2026-11-03",
+}
 
 
 def zpl_labels(stream: str) -> list[dict]:  # type: ignore[type-arg]
@@ -74,8 +86,12 @@ def test_the_shipped_templates_load(registry):
     cryovial's Code 128 at 300 dpi only (at 203 dpi it does not fit 32 mm in modules of two
     dots), everything else at 203 and 300 dpi."""
     names = {t["name"]: t for t in registry.describe()}
-    assert set(names) >= {"cryovial-code128", "cryovial-datamatrix", "box-code128",
-                          "box-datamatrix"}
+    assert set(names) >= {
+        "cryovial-code128",
+        "cryovial-datamatrix",
+        "box-code128",
+        "box-datamatrix",
+    }
     for name, template in names.items():
         assert template["dpi"] == ([300] if name == "cryovial-code128" else [203, 300])
         assert template["formats"] == ["zpl", "svg", "png"]
@@ -84,11 +100,11 @@ def test_the_shipped_templates_load(registry):
     assert registry.get(None, "box").name == "box-code128"
 
 
-@pytest.mark.parametrize(("name", "dpi"), [("cryovial-code128", 300),
-                                           ("cryovial-datamatrix", 203),
-                                           ("cryovial-datamatrix", 300)])
-def test_rendered_zpl_is_one_closed_label_per_tube_with_fields_on_the_label(registry, name,
-                                                                              dpi):
+@pytest.mark.parametrize(
+    ("name", "dpi"),
+    [("cryovial-code128", 300), ("cryovial-datamatrix", 203), ("cryovial-datamatrix", 300)],
+)
+def test_rendered_zpl_is_one_closed_label_per_tube_with_fields_on_the_label(registry, name, dpi):
     """^XA … ^XZ per label, UTF-8 (^CI28), the label's size in dots, fields inside it."""
     stream, mime = registry.get(name, "aliquot").render("zpl", dpi, [ITEM, ITEM])
     assert mime.startswith("text/plain")
@@ -112,8 +128,9 @@ def test_a_box_label_renders_from_plain_data(registry, name):
 
 def test_copies_are_one_label_with_a_quantity(registry):
     """copies=3 prints the label three times with ^PQ, not three formats."""
-    [label] = zpl_labels(registry.get(None, "aliquot", 203).render("zpl", 203, [ITEM], 3)[0]
-                         .decode())
+    [label] = zpl_labels(
+        registry.get(None, "aliquot", 203).render("zpl", 203, [ITEM], 3)[0].decode()
+    )
     assert label["pq"] == 3
 
 
@@ -214,8 +231,7 @@ def test_a_broken_template_stops_the_service_from_starting(folder, path, old, ne
 def test_an_edited_template_is_used_without_touching_code(folder):
     """Templates are data: a new literal line appears on the labels."""
     target = folder / "cryovial" / "code128-300.zpl"
-    target.write_text(target.read_text().replace(
-        "^XZ", "^FO20,144^A0N,8,6^FDInterfant-21^FS\n^XZ"))
+    target.write_text(target.read_text().replace("^XZ", "^FO20,144^A0N,8,6^FDInterfant-21^FS\n^XZ"))
     app = create_app({"DATABASE_URL": "sqlite://", "LABELS_DIR": str(folder)})
     template = app.extensions["biobank.labels"].get(None, "aliquot")
     assert "^FDInterfant-21^FS" in template.render("zpl", 300, [ITEM])[0].decode()

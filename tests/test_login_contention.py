@@ -32,30 +32,41 @@ def test_sixty_four_concurrent_wrong_passwords_check_no_more_than_the_free_failu
     from sqlalchemy.orm import Session
 
     # A long first wait: the right password below comes within it however slow the machine.
-    app = create_app({"DATABASE_URL": PG_URL, "TESTING": True, "PROPAGATE_EXCEPTIONS": False,
-                      "LOGIN_DELAY_SECONDS": 600})
+    app = create_app(
+        {
+            "DATABASE_URL": PG_URL,
+            "TESTING": True,
+            "PROPAGATE_EXCEPTIONS": False,
+            "LOGIN_DELAY_SECONDS": 600,
+        }
+    )
     username = f"guessed-{time.time_ns()}"
     with Session(engine) as session:
         service.create_user(session, username, "technician", password=PASSWORD)
         session.commit()
     try:
         browsers = [app.test_client() for _ in range(GUESSERS)]
-        tokens = [re.search(r'name="csrf_token" value="([^"]+)"',
-                            b.get("/login").get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-                  for b in browsers]
+        tokens = [
+            re.search(
+                r'name="csrf_token" value="([^"]+)"', b.get("/login").get_data(as_text=True)
+            ).group(1)  # type: ignore[union-attr]
+            for b in browsers
+        ]
         barrier = threading.Barrier(GUESSERS)
         outcomes: Counter[int] = Counter()
         lock = threading.Lock()
 
         def guess(browser, token) -> None:  # type: ignore[no-untyped-def]
             barrier.wait()
-            status = browser.post("/login", data={"username": username, "password": "wrong!",
-                                                  "csrf_token": token}).status_code
+            status = browser.post(
+                "/login", data={"username": username, "password": "wrong!", "csrf_token": token}
+            ).status_code
             with lock:
                 outcomes[status] += 1
 
-        threads = [threading.Thread(target=guess, args=pair)
-                   for pair in zip(browsers, tokens, strict=True)]
+        threads = [
+            threading.Thread(target=guess, args=pair) for pair in zip(browsers, tokens, strict=True)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -65,8 +76,9 @@ def test_sixty_four_concurrent_wrong_passwords_check_no_more_than_the_free_failu
         assert sum(outcomes.values()) == GUESSERS
         assert set(outcomes) <= {401, 429}, outcomes
         assert 1 <= outcomes[401] <= free, outcomes
-        last = browsers[0].post("/login", data={"username": username, "password": PASSWORD,
-                                                "csrf_token": tokens[0]})
+        last = browsers[0].post(
+            "/login", data={"username": username, "password": PASSWORD, "csrf_token": tokens[0]}
+        )
         assert last.status_code == 429
     finally:
         with engine.begin() as conn:

@@ -44,15 +44,20 @@ SERVER = textwrap.dedent("""
     server.serve_forever()
 """)
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(),
-                                reason="reads a process's resident memory from /proc")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/status").exists(), reason="reads a process's resident memory from /proc"
+)
 
 
 @pytest.fixture
 def server(tmp_path):  # type: ignore[no-untyped-def]
     """A real server in its own process, on SQLite; yields (pid, port, token)."""
-    process = subprocess.Popen([sys.executable, "-c", SERVER, f"sqlite:///{tmp_path / 'm.db'}"],
-                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, f"sqlite:///{tmp_path / 'm.db'}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         port, token = process.stdout.readline().split()  # type: ignore[union-attr]
         yield process.pid, int(port), token
@@ -73,11 +78,16 @@ def memory_mb(pid: int, which: str) -> float:
 def post_big(port: int, token: str, megabytes: int, chunked: bool) -> int:
     """POST a valid JSON body of about ``megabytes`` MB to /consent/check, sending until the
     server answers (one that refuses does not read the rest); the status it answered."""
-    prefix, piece, suffix = (b'{"substudy": "DEMO", "barcodes": [',
-                             b'"' + b"X" * (MB - 4) + b'", ', b'"X"]}')
+    prefix, piece, suffix = (
+        b'{"substudy": "DEMO", "barcodes": [',
+        b'"' + b"X" * (MB - 4) + b'", ',
+        b'"X"]}',
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
-        head = ("POST /api/v1/consent/check HTTP/1.1\r\nHost: localhost\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n")
+        head = (
+            "POST /api/v1/consent/check HTTP/1.1\r\nHost: localhost\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        )
         size = len(prefix) + megabytes * len(piece) + len(suffix)
         head += "Transfer-Encoding: chunked\r\n" if chunked else f"Content-Length: {size}\r\n"
 
@@ -103,7 +113,7 @@ def post_big(port: int, token: str, megabytes: int, chunked: bool) -> int:
                 if not pending:
                     pending = frames.pop()
                 try:
-                    pending = pending[sock.send(pending):]
+                    pending = pending[sock.send(pending) :]
                 except (BrokenPipeError, ConnectionResetError):
                     pending, frames = b"", []
             else:
@@ -117,10 +127,11 @@ def test_a_150_mb_body_is_refused_and_memory_stays_put(server, chunked):
     """413 in answer to 150 MB of JSON; the server's memory, now and at its peak, grows by
     less than 30 MB (the body is never held: before, it peaked 150 MB and more higher)."""
     pid, port, token = server
-    warm_up = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/consent/check",
-                                     data=b'{"substudy": "DEMO", "barcodes": ["IF1"]}',
-                                     headers={"Authorization": f"Bearer {token}",
-                                              "Content-Type": "application/json"})
+    warm_up = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/consent/check",
+        data=b'{"substudy": "DEMO", "barcodes": ["IF1"]}',
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError):  # first request, lazy imports: a 4xx
         urllib.request.urlopen(warm_up, timeout=60)
     before, peak_before = memory_mb(pid, "VmRSS"), memory_mb(pid, "VmHWM")

@@ -30,11 +30,17 @@ def proxied(live):  # type: ignore[no-untyped-def]  # noqa: F811
     """The live fixture's data, served by an app whose database line runs through a proxy."""
     url = make_url(PG_URL)  # type: ignore[arg-type]
     proxy = FaultProxy((url.host or "127.0.0.1", url.port or 5432))
-    app = create_app({"DATABASE_URL": url.set(host="127.0.0.1", port=proxy.port)
-                      .render_as_string(hide_password=False),
-                      "TESTING": True, "DATABASE_CONNECT_TIMEOUT": 2.0,
-                      # An unhandled error is answered 500 as in production, not raised.
-                      "PROPAGATE_EXCEPTIONS": False})
+    app = create_app(
+        {
+            "DATABASE_URL": url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+                hide_password=False
+            ),
+            "TESTING": True,
+            "DATABASE_CONNECT_TIMEOUT": 2.0,
+            # An unhandled error is answered 500 as in production, not raised.
+            "PROPAGATE_EXCEPTIONS": False,
+        }
+    )
     live.proxy, live.outage_app = proxy, app
     try:
         yield live
@@ -47,12 +53,14 @@ def _routes(live) -> list[tuple[str, str, dict | None]]:  # type: ignore[no-unty
     """What the clients keep sending: the scan, a token check, a list, a write, a page and
     the health check."""
     tube = live.tubes[0].barcode
-    return [("get", f"/api/v1/scan/{tube}", None),
-            ("get", f"/api/v1/scan/{live.box.barcode}", None),
-            ("get", "/api/v1/me", None),
-            ("get", "/api/v1/freezers", None),
-            ("post", f"/api/v1/aliquots/{tube}/status", {"status": "available"}),
-            ("get", "/health", None)]
+    return [
+        ("get", f"/api/v1/scan/{tube}", None),
+        ("get", f"/api/v1/scan/{live.box.barcode}", None),
+        ("get", "/api/v1/me", None),
+        ("get", "/api/v1/freezers", None),
+        ("post", f"/api/v1/aliquots/{tube}/status", {"status": "available"}),
+        ("get", "/health", None),
+    ]
 
 
 @behind_a_proxy
@@ -79,9 +87,11 @@ def test_a_cut_and_a_stall_are_answered_503_and_the_service_recovers_alone(proxi
             try:
                 response = getattr(client, method)(url, json=body, headers=live.headers)
                 status = response.status_code
-                if status == 503 and (response.headers.get("Retry-After") is None
-                                      or response.json.get("code") != 503
-                                      or not response.json.get("message")):
+                if status == 503 and (
+                    response.headers.get("Retry-After") is None
+                    or response.json.get("code") != 503
+                    or not response.json.get("message")
+                ):
                     bad.append(f"{url}: 503 without Retry-After or the error shape")
             except Exception as exc:  # noqa: BLE001  (what a server would answer 500)
                 status = 500
@@ -113,8 +123,12 @@ def test_a_cut_and_a_stall_are_answered_503_and_the_service_recovers_alone(proxi
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
-    print("outcomes", dict(outcomes), "recovery (s)",
-          {fault: round(seconds, 3) for fault, seconds in recovery.items()})
+    print(
+        "outcomes",
+        dict(outcomes),
+        "recovery (s)",
+        {fault: round(seconds, 3) for fault, seconds in recovery.items()},
+    )
     assert not bad, bad[:5]
     statuses = {status for _, status in outcomes}
     assert statuses <= {200, 409, 503}, outcomes
@@ -136,15 +150,21 @@ def test_a_database_that_refuses_connections_is_a_503_on_the_scan_not_a_401(prox
         assert response.headers["Retry-After"]
         assert response.json["code"] == 503 and "database" in response.json["message"]
     live.proxy.restore()
-    assert client.get(f"/api/v1/scan/{live.tubes[0].barcode}",
-                      headers=live.headers).status_code == 200
+    assert (
+        client.get(f"/api/v1/scan/{live.tubes[0].barcode}", headers=live.headers).status_code == 200
+    )
 
 
 def test_a_sqlite_file_that_cannot_be_opened_is_a_503(tmp_path):
     """SQLite: the database file's folder is gone (an unmounted volume): /health, the scan
     and the token check answer 503 with Retry-After, never 500 or 401."""
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'gone' / 'biobank.db'}",
-                      "TESTING": True, "PROPAGATE_EXCEPTIONS": False})
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'gone' / 'biobank.db'}",
+            "TESTING": True,
+            "PROPAGATE_EXCEPTIONS": False,
+        }
+    )
     client = app.test_client()
     headers = {"Authorization": "Bearer bbk_whatever"}
     for url in ("/health", "/api/v1/scan/IF00000017X", "/api/v1/me"):

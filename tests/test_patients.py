@@ -14,9 +14,16 @@ TODAY = clock.today()
 
 def patient_body(**overrides):  # type: ignore[no-untyped-def]
     """A valid registration body, with overrides."""
-    body = {"study_id": "IF21-NL-101", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": str(TODAY - dt.timedelta(days=100)),
-            "age_at_diagnosis_days": 200, "wbc_at_diagnosis": "50"}
+    body = {
+        "study_id": "IF21-NL-101",
+        "site": "NL-PMC",
+        "sex": "F",
+        "diagnosis": "B-ALL",
+        "fusion_partner": "AFF1",
+        "diagnosis_date": str(TODAY - dt.timedelta(days=100)),
+        "age_at_diagnosis_days": 200,
+        "wbc_at_diagnosis": "50",
+    }
     body.update(overrides)
     return body
 
@@ -25,18 +32,20 @@ def count_patients(session) -> int:  # type: ignore[no-untyped-def]
     return session.query(Patient).count()
 
 
-@pytest.mark.parametrize(("age", "wbc", "blasts", "expected"), [
-    (120, "350", None, "HR"),    # < 6 months, WBC ≥ 300
-    (120, "50", 1500, "HR"),     # < 6 months, prednisone poor response
-    (120, "50", 200, "MR"),      # < 6 months, neither
-    (300, "900", 5000, "MR"),    # ≥ 6 months: always MR at stratification
-    (182, "300", None, "HR"),    # 182 days is still under six months; 300 is the threshold
-    (183, "300", None, "MR"),
-])
+@pytest.mark.parametrize(
+    ("age", "wbc", "blasts", "expected"),
+    [
+        (120, "350", None, "HR"),  # < 6 months, WBC ≥ 300
+        (120, "50", 1500, "HR"),  # < 6 months, prednisone poor response
+        (120, "50", 200, "MR"),  # < 6 months, neither
+        (300, "900", 5000, "MR"),  # ≥ 6 months: always MR at stratification
+        (182, "300", None, "HR"),  # 182 days is still under six months; 300 is the threshold
+        (183, "300", None, "MR"),
+    ],
+)
 def test_the_risk_group_follows_the_interfant_rule(tech, age, wbc, blasts, expected):
     """HR = age < 6 months and (WBC ≥ 300 or poor prednisone response); else MR."""
-    body = patient_body(age_at_diagnosis_days=age, wbc_at_diagnosis=wbc,
-                        day8_blasts_per_ul=blasts)
+    body = patient_body(age_at_diagnosis_days=age, wbc_at_diagnosis=wbc, day8_blasts_per_ul=blasts)
     response = tech.post("/api/v1/patients", json=body)
     assert response.status_code == 201, response.json
     assert response.json["risk_group"] == expected
@@ -52,8 +61,9 @@ def test_day8_blasts_decide_the_prednisone_response(tech):
 def test_a_stated_response_contradicting_the_blast_count_is_refused(tech, session):
     """Saying 'good' with 5000 blasts/µL is a 422 on prednisone_response; nothing written."""
     before = count_patients(session)
-    response = tech.post("/api/v1/patients", json=patient_body(
-        day8_blasts_per_ul=5000, prednisone_response="good"))
+    response = tech.post(
+        "/api/v1/patients", json=patient_body(day8_blasts_per_ul=5000, prednisone_response="good")
+    )
     assert response.status_code == 422
     assert "prednisone_response" in response.json["errors"]["json"]
     assert count_patients(session) == before
@@ -70,8 +80,9 @@ def test_an_infant_older_than_365_days_is_refused_citing_the_trial(tech, session
 
 def test_a_diagnosis_date_in_the_future_is_refused(tech, session):
     """A diagnosis tomorrow is a 422 naming diagnosis_date."""
-    response = tech.post("/api/v1/patients", json=patient_body(
-        diagnosis_date=str(TODAY + dt.timedelta(days=1))))
+    response = tech.post(
+        "/api/v1/patients", json=patient_body(diagnosis_date=str(TODAY + dt.timedelta(days=1)))
+    )
     assert response.status_code == 422
     assert "diagnosis_date" in response.json["errors"]["json"]
     assert count_patients(session) == 0
@@ -102,8 +113,9 @@ def test_names_and_birth_dates_are_unknown_fields(tech):
 
 def test_malformed_json_is_a_400(tech):
     """A body that is not JSON is a 400 in the one error shape."""
-    response = tech.post("/api/v1/patients", data="{not json",
-                         headers={"Content-Type": "application/json"})
+    response = tech.post(
+        "/api/v1/patients", data="{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json["code"] == 400 and "errors" in response.json
 
@@ -112,9 +124,15 @@ def test_end_of_induction_mrd_of_one_percent_moves_mr_to_hr(tech, make_patient):
     """MRD ≥ 1% at EOI escalates an MR patient, and the history says why."""
     patient = make_patient(age_at_diagnosis_days=300)
     assert patient.risk_group == "MR"
-    response = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "EOI", "value_percent": 1.0, "method": "PCR",
-        "measured_on": str(TODAY - dt.timedelta(days=60))})
+    response = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "EOI",
+            "value_percent": 1.0,
+            "method": "PCR",
+            "measured_on": str(TODAY - dt.timedelta(days=60)),
+        },
+    )
     assert response.status_code == 201, response.json
     assert response.json["risk_group"] == "HR"
     last = response.json["risk_history"][-1]
@@ -122,22 +140,32 @@ def test_end_of_induction_mrd_of_one_percent_moves_mr_to_hr(tech, make_patient):
     assert "end-of-induction MRD 1% ≥ 1%" in last["reason"] and last["actor"] == tech.username
 
 
-@pytest.mark.parametrize(("timepoint", "value", "expected"), [
-    ("EOI", 0.99, "MR"), ("B1", 0.01, "MR"), ("B1", 0.011, "HR"), ("D15", 50, "MR"),
-])
+@pytest.mark.parametrize(
+    ("timepoint", "value", "expected"),
+    [
+        ("EOI", 0.99, "MR"),
+        ("B1", 0.01, "MR"),
+        ("B1", 0.011, "HR"),
+        ("D15", 50, "MR"),
+    ],
+)
 def test_only_the_protocol_mrd_thresholds_escalate(tech, make_patient, timepoint, value, expected):
     """EOI < 1% and B1 ≤ 0.01% keep MR; other timepoints do not stratify."""
     patient = make_patient(age_at_diagnosis_days=300)
-    response = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": timepoint, "value_percent": value, "method": "FLOW"})
+    response = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={"timepoint": timepoint, "value_percent": value, "method": "FLOW"},
+    )
     assert response.json["risk_group"] == expected
 
 
 def test_mrd_at_an_unknown_timepoint_is_refused(tech, make_patient):
     """An unknown timepoint code is a 422 naming timepoint."""
     patient = make_patient()
-    response = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "D99", "value_percent": 1, "method": "PCR"})
+    response = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={"timepoint": "D99", "value_percent": 1, "method": "PCR"},
+    )
     assert response.status_code == 422
     assert "timepoint" in response.json["errors"]["json"]
 
@@ -145,8 +173,10 @@ def test_mrd_at_an_unknown_timepoint_is_refused(tech, make_patient):
 def test_correcting_wbc_restratifies_and_keeps_the_old_value(tech, make_patient):
     """A corrected WBC moves the patient to HR; the audit keeps the old value and reason."""
     patient = make_patient(age_at_diagnosis_days=100, wbc_at_diagnosis=50)
-    response = tech.patch(f"/api/v1/patients/{patient.study_id}", json={
-        "wbc_at_diagnosis": "450", "reason": "typo in the referral form"})
+    response = tech.patch(
+        f"/api/v1/patients/{patient.study_id}",
+        json={"wbc_at_diagnosis": "450", "reason": "typo in the referral form"},
+    )
     assert response.status_code == 200, response.json
     assert response.json["risk_group"] == "HR"
     assert [h["risk_group"] for h in response.json["risk_history"]] == ["MR", "HR"]
@@ -164,7 +194,9 @@ def test_a_manager_reassigns_a_risk_group_by_hand(manager, tech, make_patient):
     """Only managers reassign by hand; the history records who and why."""
     patient = make_patient(age_at_diagnosis_days=300)
     body = {"risk_group": "HR", "effective_date": str(TODAY), "reason": "CNS3 at relapse"}
-    assert tech.post(f"/api/v1/patients/{patient.study_id}/risk-group", json=body).status_code == 403
+    assert (
+        tech.post(f"/api/v1/patients/{patient.study_id}/risk-group", json=body).status_code == 403
+    )
     response = manager.post(f"/api/v1/patients/{patient.study_id}/risk-group", json=body)
     assert response.status_code == 201
     assert response.json["risk_history"][-1]["actor"] == manager.username
@@ -184,8 +216,7 @@ def test_the_patient_list_filters_and_paginates(tech, make_patient):
 
 def test_the_timeline_shows_received_missing_and_pending_material(tech, make_patient, make_sample):
     """DX BM received, DX PB missing (window passed), B1 pending, relapse not expected."""
-    patient = make_patient(age_at_diagnosis_days=300,
-                           diagnosis_date=TODAY - dt.timedelta(days=40))
+    patient = make_patient(age_at_diagnosis_days=300, diagnosis_date=TODAY - dt.timedelta(days=40))
     sample = make_sample(patient)
     response = tech.get(f"/api/v1/patients/{patient.study_id}/timeline")
     assert response.status_code == 200

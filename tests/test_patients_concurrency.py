@@ -35,8 +35,11 @@ def scratch():  # type: ignore[no-untyped-def]
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(PG_URL, pool_size=THREADS + 2,  # type: ignore[arg-type]
-                           connect_args={"options": f"-csearch_path={schema}"})
+    engine = create_engine(
+        PG_URL,
+        pool_size=THREADS + 2,  # type: ignore[arg-type]
+        connect_args={"options": f"-csearch_path={schema}"},
+    )
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
     try:
@@ -51,11 +54,23 @@ def scratch():  # type: ignore[no-untyped-def]
 def _patient(engine, **values) -> str:  # type: ignore[no-untyped-def]
     with Session(engine) as session:
         load_defaults(session, "setup")
-        patient = patients.register(session, "setup", {
-            "study_id": "IF21-NL-950", "site": "NL-PMC", "sex": "M", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": clock.today() - dt.timedelta(days=60),
-            "age_at_diagnosis_days": 300, "wbc_at_diagnosis": Decimal("50"),
-            "day8_blasts_per_ul": None, "prednisone_response": "good", **values})
+        patient = patients.register(
+            session,
+            "setup",
+            {
+                "study_id": "IF21-NL-950",
+                "site": "NL-PMC",
+                "sex": "M",
+                "diagnosis": "B-ALL",
+                "fusion_partner": "AFF1",
+                "diagnosis_date": clock.today() - dt.timedelta(days=60),
+                "age_at_diagnosis_days": 300,
+                "wbc_at_diagnosis": Decimal("50"),
+                "day8_blasts_per_ul": None,
+                "prednisone_response": "good",
+                **values,
+            },
+        )
         session.commit()
         return patient.study_id
 
@@ -68,8 +83,9 @@ def _race(engine, study_id: str, act) -> list[BaseException]:  # type: ignore[no
         try:
             start.wait(10)
             with Session(engine) as session:
-                patient = patients.get_patient(session, study_id, with_history=True,
-                                               for_update=True)
+                patient = patients.get_patient(
+                    session, study_id, with_history=True, for_update=True
+                )
                 act(session, patient, number)
                 session.commit()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
@@ -88,10 +104,17 @@ def test_concurrent_mrd_results_escalate_once(scratch):
     study_id = _patient(scratch)
 
     def record(session, patient, number):  # type: ignore[no-untyped-def]
-        patients.record_mrd(session, f"w{number}", patient, {
-            "timepoint": "EOI", "value_percent": Decimal(2 + number),
-            "method": ("PCR", "FLOW", "NGS")[number % 3] if number < 3 else f"M{number}",
-            "measured_on": clock.today() - dt.timedelta(days=20)})
+        patients.record_mrd(
+            session,
+            f"w{number}",
+            patient,
+            {
+                "timepoint": "EOI",
+                "value_percent": Decimal(2 + number),
+                "method": ("PCR", "FLOW", "NGS")[number % 3] if number < 3 else f"M{number}",
+                "measured_on": clock.today() - dt.timedelta(days=20),
+            },
+        )
 
     assert _race(scratch, study_id, record) == []
     with Session(scratch) as session:
@@ -105,11 +128,11 @@ def test_concurrent_day8_results_confirm_a_provisional_group_once(scratch):
     study_id = _patient(scratch, age_at_diagnosis_days=100, prednisone_response="unknown")
 
     def update(session, patient, number):  # type: ignore[no-untyped-def]
-        patients.update_clinical(session, f"w{number}", patient,
-                                 {"day8_blasts_per_ul": 100 + number}, "day-8 count")
+        patients.update_clinical(
+            session, f"w{number}", patient, {"day8_blasts_per_ul": 100 + number}, "day-8 count"
+        )
 
     assert _race(scratch, study_id, update) == []
     with Session(scratch) as session:
         history = list(session.scalars(select(RiskGroupChange).order_by(RiskGroupChange.id)))
-        assert [(h.risk_group, h.provisional) for h in history] == [("MR", True),
-                                                                    ("MR", False)]
+        assert [(h.risk_group, h.provisional) for h in history] == [("MR", True), ("MR", False)]

@@ -15,9 +15,16 @@ TODAY = clock.today()  # the biobank's day (BIOBANK_TIMEZONE), not the server's
 
 def young_infant(**overrides):  # type: ignore[no-untyped-def]
     """An infant under 6 months whose WBC and prednisone response nobody knows yet."""
-    body = {"study_id": "IF21-NL-201", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": str(TODAY - dt.timedelta(days=90)),
-            "age_at_diagnosis_days": 120, "wbc_at_diagnosis": None}
+    body = {
+        "study_id": "IF21-NL-201",
+        "site": "NL-PMC",
+        "sex": "F",
+        "diagnosis": "B-ALL",
+        "fusion_partner": "AFF1",
+        "diagnosis_date": str(TODAY - dt.timedelta(days=90)),
+        "age_at_diagnosis_days": 120,
+        "wbc_at_diagnosis": None,
+    }
     body.update(overrides)
     return body
 
@@ -36,18 +43,21 @@ def test_unknown_deciding_facts_give_a_provisional_group_that_claims_nothing(tec
     assert body["risk_history"][0]["provisional"] is True
 
 
-@pytest.mark.parametrize(("wbc", "response", "provisional"), [
-    ("350", "unknown", False),   # HR is decided by the WBC alone
-    (None, "poor", False),       # HR is decided by the poor response alone
-    ("50", "good", False),       # both known: MR for certain
-    ("50", "unknown", True),     # a poor response on day 8 would still make it HR
-    (None, "good", True),        # a WBC ≥ 300 would still make it HR
-])
-def test_a_group_is_provisional_only_while_a_fact_could_change_it(tech, wbc, response,
-                                                                  provisional):
+@pytest.mark.parametrize(
+    ("wbc", "response", "provisional"),
+    [
+        ("350", "unknown", False),  # HR is decided by the WBC alone
+        (None, "poor", False),  # HR is decided by the poor response alone
+        ("50", "good", False),  # both known: MR for certain
+        ("50", "unknown", True),  # a poor response on day 8 would still make it HR
+        (None, "good", True),  # a WBC ≥ 300 would still make it HR
+    ],
+)
+def test_a_group_is_provisional_only_while_a_fact_could_change_it(tech, wbc, response, provisional):
     """Provisional exactly when an unknown fact could still decide HR."""
-    answer = tech.post("/api/v1/patients", json=young_infant(
-        wbc_at_diagnosis=wbc, prednisone_response=response))
+    answer = tech.post(
+        "/api/v1/patients", json=young_infant(wbc_at_diagnosis=wbc, prednisone_response=response)
+    )
     assert answer.status_code == 201, answer.json
     assert answer.json["risk_provisional"] is provisional
 
@@ -64,8 +74,10 @@ def test_the_day8_result_makes_the_group_definite_dated_by_the_day8_date(tech, m
     patient = tech.post("/api/v1/patients", json=young_infant(wbc_at_diagnosis="40")).json
     assert patient["risk_provisional"] is True
     day8 = dt.date.fromisoformat(patient["diagnosis_date"]) + dt.timedelta(days=8)
-    answer = tech.patch(f"/api/v1/patients/{patient['study_id']}", json={
-        "day8_blasts_per_ul": 200, "day8_date": str(day8), "reason": "day-8 blood count"})
+    answer = tech.patch(
+        f"/api/v1/patients/{patient['study_id']}",
+        json={"day8_blasts_per_ul": 200, "day8_date": str(day8), "reason": "day-8 blood count"},
+    )
     assert answer.status_code == 200, answer.json
     assert (answer.json["risk_group"], answer.json["risk_provisional"]) == ("MR", False)
     last = answer.json["risk_history"][-1]
@@ -79,18 +91,21 @@ def test_a_poor_day8_response_moves_to_hr_on_the_day8_date(tech):
     """1500 blasts/µL on day 8: HR from the day-8 date, not from the day it was typed in."""
     patient = tech.post("/api/v1/patients", json=young_infant(wbc_at_diagnosis="40")).json
     day8 = dt.date.fromisoformat(patient["diagnosis_date"]) + dt.timedelta(days=8)
-    answer = tech.patch(f"/api/v1/patients/{patient['study_id']}", json={
-        "day8_blasts_per_ul": 1500, "day8_date": str(day8), "reason": "day-8 blood count"})
+    answer = tech.patch(
+        f"/api/v1/patients/{patient['study_id']}",
+        json={"day8_blasts_per_ul": 1500, "day8_date": str(day8), "reason": "day-8 blood count"},
+    )
     last = answer.json["risk_history"][-1]
-    assert (last["previous"], last["risk_group"], last["effective_date"]) == ("MR", "HR",
-                                                                            str(day8))
+    assert (last["previous"], last["risk_group"], last["effective_date"]) == ("MR", "HR", str(day8))
 
 
 def test_without_a_day8_date_the_schedules_day8_is_used(tech):
     """No day8_date given: the D8 timepoint's nominal day after diagnosis dates the change."""
     patient = tech.post("/api/v1/patients", json=young_infant(wbc_at_diagnosis="40")).json
-    answer = tech.patch(f"/api/v1/patients/{patient['study_id']}", json={
-        "day8_blasts_per_ul": 1500, "reason": "day-8 blood count"})
+    answer = tech.patch(
+        f"/api/v1/patients/{patient['study_id']}",
+        json={"day8_blasts_per_ul": 1500, "reason": "day-8 blood count"},
+    )
     nominal = dt.date.fromisoformat(patient["diagnosis_date"]) + dt.timedelta(days=8)
     assert answer.json["risk_history"][-1]["effective_date"] == str(nominal)
     assert answer.json["day8_date"] is None
@@ -100,8 +115,10 @@ def test_a_day8_date_outside_diagnosis_and_today_is_refused(tech):
     """A day-8 date before the diagnosis is a 422 naming day8_date."""
     patient = tech.post("/api/v1/patients", json=young_infant()).json
     before = dt.date.fromisoformat(patient["diagnosis_date"]) - dt.timedelta(days=1)
-    answer = tech.patch(f"/api/v1/patients/{patient['study_id']}", json={
-        "day8_blasts_per_ul": 1500, "day8_date": str(before), "reason": "x"})
+    answer = tech.patch(
+        f"/api/v1/patients/{patient['study_id']}",
+        json={"day8_blasts_per_ul": 1500, "day8_date": str(before), "reason": "x"},
+    )
     assert answer.status_code == 422 and "day8_date" in answer.json["errors"]["json"]
 
 
@@ -109,34 +126,51 @@ def test_an_mrd_escalation_is_dated_by_measured_on(tech, make_patient):
     """EOI MRD 2% measured 50 days ago: HR from that day; entered today."""
     patient = make_patient(age_at_diagnosis_days=300)
     measured = TODAY - dt.timedelta(days=50)
-    answer = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "EOI", "value_percent": 2, "method": "PCR", "measured_on": str(measured)})
+    answer = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "EOI",
+            "value_percent": 2,
+            "method": "PCR",
+            "measured_on": str(measured),
+        },
+    )
     assert answer.json["risk_history"][-1]["effective_date"] == str(measured)
 
 
 def test_an_mrd_without_a_date_is_dated_by_the_timepoints_nominal_day(tech, make_patient):
     """EOI MRD without measured_on: HR from diagnosis + the EOI's nominal day (33)."""
     patient = make_patient(age_at_diagnosis_days=300)
-    answer = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "EOI", "value_percent": 2, "method": "PCR"})
+    answer = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={"timepoint": "EOI", "value_percent": 2, "method": "PCR"},
+    )
     nominal = patient.diagnosis_date + dt.timedelta(days=33)
     assert answer.json["risk_history"][-1]["effective_date"] == str(nominal)
 
 
 def test_de_escalation_after_mrd_needs_a_managers_override_and_shows_the_warning(
-        tech, manager, make_patient):
+    tech, manager, make_patient
+):
     """EOI MRD 5% makes HR; a manager's HR→MR is a 409 that warns escalation is one-way;
     with override and a reason it is recorded, warning and override kept in the history."""
     patient = make_patient(age_at_diagnosis_days=300)
-    tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "EOI", "value_percent": 5, "method": "PCR",
-        "measured_on": str(TODAY - dt.timedelta(days=10))})
+    tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "EOI",
+            "value_percent": 5,
+            "method": "PCR",
+            "measured_on": str(TODAY - dt.timedelta(days=10)),
+        },
+    )
     body = {"risk_group": "MR", "effective_date": str(TODAY), "reason": "clinician's call"}
     answer = manager.post(f"/api/v1/patients/{patient.study_id}/risk-group", json=body)
     assert answer.status_code == 409, answer.json
     assert "one-way" in answer.json["message"] and "MRD 5%" in answer.json["message"]
-    answer = manager.post(f"/api/v1/patients/{patient.study_id}/risk-group",
-                          json={**body, "override": True})
+    answer = manager.post(
+        f"/api/v1/patients/{patient.study_id}/risk-group", json={**body, "override": True}
+    )
     assert answer.status_code == 201, answer.json
     last = answer.json["risk_history"][-1]
     assert (last["previous"], last["risk_group"], last["override"]) == ("HR", "MR", True)
@@ -146,34 +180,44 @@ def test_de_escalation_after_mrd_needs_a_managers_override_and_shows_the_warning
 def test_a_technician_cannot_override(tech, make_patient):
     """Overrides are a manager's: a technician gets 403."""
     patient = make_patient(age_at_diagnosis_days=100, wbc_at_diagnosis=400)
-    answer = tech.post(f"/api/v1/patients/{patient.study_id}/risk-group", json={
-        "risk_group": "MR", "effective_date": str(TODAY), "reason": "x", "override": True})
+    answer = tech.post(
+        f"/api/v1/patients/{patient.study_id}/risk-group",
+        json={"risk_group": "MR", "effective_date": str(TODAY), "reason": "x", "override": True},
+    )
     assert answer.status_code == 403
 
 
 def test_the_rule_never_de_escalates_by_itself(tech, make_patient):
     """HR by WBC 400, then WBC corrected to 40: still HR, with a warning that a manager may
     override; nothing in the history changes."""
-    patient = make_patient(age_at_diagnosis_days=100, wbc_at_diagnosis=400,
-                           prednisone_response="good")
-    answer = tech.patch(f"/api/v1/patients/{patient.study_id}", json={
-        "wbc_at_diagnosis": "40", "reason": "typo"})
+    patient = make_patient(
+        age_at_diagnosis_days=100, wbc_at_diagnosis=400, prednisone_response="good"
+    )
+    answer = tech.patch(
+        f"/api/v1/patients/{patient.study_id}", json={"wbc_at_diagnosis": "40", "reason": "typo"}
+    )
     assert answer.status_code == 200
     assert answer.json["risk_group"] == "HR"
     assert len(answer.json["risk_history"]) == 1
     assert "one-way" in answer.json["risk_warning"] and "MR" in answer.json["risk_warning"]
 
 
-@pytest.mark.parametrize(("age", "wbc", "timepoint"), [
-    (100, 400, "B2"),        # B2 is an MR-only timepoint; this patient is HR
-    (300, 50, "PRE-HSCT"),   # PRE-HSCT is HR-only; this patient is MR
-])
-def test_mrd_at_a_timepoint_not_for_the_patients_group_is_refused(tech, make_patient, session,
-                                                                   age, wbc, timepoint):
+@pytest.mark.parametrize(
+    ("age", "wbc", "timepoint"),
+    [
+        (100, 400, "B2"),  # B2 is an MR-only timepoint; this patient is HR
+        (300, 50, "PRE-HSCT"),  # PRE-HSCT is HR-only; this patient is MR
+    ],
+)
+def test_mrd_at_a_timepoint_not_for_the_patients_group_is_refused(
+    tech, make_patient, session, age, wbc, timepoint
+):
     """A 422 naming timepoint; nothing recorded."""
     patient = make_patient(age_at_diagnosis_days=age, wbc_at_diagnosis=wbc)
-    answer = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": timepoint, "value_percent": "0.5", "method": "PCR"})
+    answer = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={"timepoint": timepoint, "value_percent": "0.5", "method": "PCR"},
+    )
     assert answer.status_code == 422, answer.json
     assert "timepoint" in answer.json["errors"]["json"]
     session.refresh(patient)
@@ -184,15 +228,34 @@ def test_mrd_follows_the_group_in_force_on_the_measurement_day(tech, make_patien
     """An MR patient later moved to HR may still get the B2 result measured while MR."""
     patient = make_patient(age_at_diagnosis_days=300)
     escalated = TODAY - dt.timedelta(days=5)
-    tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "EOI", "value_percent": 3, "method": "PCR", "measured_on": str(escalated)})
-    early = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "B2", "value_percent": "0.001", "method": "PCR",
-        "measured_on": str(escalated - dt.timedelta(days=1))})
+    tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "EOI",
+            "value_percent": 3,
+            "method": "PCR",
+            "measured_on": str(escalated),
+        },
+    )
+    early = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "B2",
+            "value_percent": "0.001",
+            "method": "PCR",
+            "measured_on": str(escalated - dt.timedelta(days=1)),
+        },
+    )
     assert early.status_code == 201, early.json
-    late = tech.post(f"/api/v1/patients/{patient.study_id}/mrd", json={
-        "timepoint": "B2", "value_percent": "0.001", "method": "FLOW",
-        "measured_on": str(escalated)})
+    late = tech.post(
+        f"/api/v1/patients/{patient.study_id}/mrd",
+        json={
+            "timepoint": "B2",
+            "value_percent": "0.001",
+            "method": "FLOW",
+            "measured_on": str(escalated),
+        },
+    )
     assert late.status_code == 422
 
 
@@ -202,8 +265,10 @@ def test_a_diagnosis_before_the_trial_opened_is_refused(tech, session):
     early = tech.post("/api/v1/patients", json=young_infant(diagnosis_date="2022-12-14"))
     assert early.status_code == 422
     assert "2022-12-15" in early.json["errors"]["json"]["diagnosis_date"][0]
-    assert tech.post("/api/v1/patients", json=young_infant(
-        diagnosis_date="2022-12-15")).status_code == 201
+    assert (
+        tech.post("/api/v1/patients", json=young_infant(diagnosis_date="2022-12-15")).status_code
+        == 201
+    )
 
 
 def test_the_trials_opening_date_is_reference_data(tech, manager):
@@ -215,8 +280,9 @@ def test_the_trials_opening_date_is_reference_data(tech, manager):
 def test_the_patient_pages_show_a_provisional_group_and_the_warning(tech, login, make_patient):
     """The list and the patient page say 'provisional' and what is awaited; a blocked
     de-escalation shows its warning; the history shows when each entry was entered."""
-    waiting = make_patient(age_at_diagnosis_days=100, wbc_at_diagnosis=None,
-                           prednisone_response="unknown")
+    waiting = make_patient(
+        age_at_diagnosis_days=100, wbc_at_diagnosis=None, prednisone_response="unknown"
+    )
     browser = login("technician")
     page = browser.get(f"/patients/{waiting.study_id}").get_data(as_text=True)
     assert "MR, provisional" in page
@@ -224,8 +290,9 @@ def test_the_patient_pages_show_a_provisional_group_and_the_warning(tech, login,
     assert "Entered" in page
     assert "MR, provisional" in browser.get("/patients").get_data(as_text=True)
     blocked = make_patient(age_at_diagnosis_days=100, wbc_at_diagnosis=400)
-    tech.patch(f"/api/v1/patients/{blocked.study_id}", json={"wbc_at_diagnosis": "40",
-                                                            "reason": "typo"})
+    tech.patch(
+        f"/api/v1/patients/{blocked.study_id}", json={"wbc_at_diagnosis": "40", "reason": "typo"}
+    )
     page = browser.get(f"/patients/{blocked.study_id}").get_data(as_text=True)
     assert "one-way" in page
 

@@ -36,8 +36,11 @@ def scratch():  # type: ignore[no-untyped-def]
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    engine = create_engine(PG_URL, pool_size=4,  # type: ignore[arg-type]
-                           connect_args={"options": f"-csearch_path={schema}"})
+    engine = create_engine(
+        PG_URL,
+        pool_size=4,  # type: ignore[arg-type]
+        connect_args={"options": f"-csearch_path={schema}"},
+    )
     with engine.begin() as conn:
         Base.metadata.create_all(conn)
     try:
@@ -56,11 +59,18 @@ def test_one_rack_code_is_recorded_for_one_box_only(scratch):
     with Session(scratch) as session:
         load_defaults(session, "setup")
         service.load_default_box_types(session, "setup")
-        freezer = service.create_freezer(session, "setup", {
-            "site": "NL-PMC", "name": "F-80-R", "freezer_type": "mechanical-80"}, numbering)
-        boxes = [service.create_box(session, "setup", {"box_type": "SBS96",
-                                                       "parent": freezer.barcode}, numbering)
-                 for _ in range(2)]
+        freezer = service.create_freezer(
+            session,
+            "setup",
+            {"site": "NL-PMC", "name": "F-80-R", "freezer_type": "mechanical-80"},
+            numbering,
+        )
+        boxes = [
+            service.create_box(
+                session, "setup", {"box_type": "SBS96", "parent": freezer.barcode}, numbering
+            )
+            for _ in range(2)
+        ]
         tokens = [reconcile.preview(session, "setup", box, SCAN)["token"] for box in boxes]
         codes = [box.barcode for box in boxes]
         session.commit()
@@ -72,8 +82,7 @@ def test_one_rack_code_is_recorded_for_one_box_only(scratch):
             box = session.scalar(select(Container).where(Container.barcode == codes[index]))
             start.wait(10)
             try:
-                reconcile.confirm(session, f"w{index}", box, tokens[index], ACK,
-                                  record_rack=True)
+                reconcile.confirm(session, f"w{index}", box, tokens[index], ACK, record_rack=True)
                 session.commit()
                 outcomes.append("recorded")
             except (Conflict, IntegrityError):
@@ -87,8 +96,9 @@ def test_one_rack_code_is_recorded_for_one_box_only(scratch):
         thread.join(60)
     assert sorted(outcomes) == ["recorded", "refused"]
     with Session(scratch) as session:
-        racks = list(session.scalars(select(Container.external_barcode)
-                                     .where(Container.barcode.in_(codes))))
+        racks = list(
+            session.scalars(select(Container.external_barcode).where(Container.barcode.in_(codes)))
+        )
         assert sorted(racks, key=str) == sorted(["FX12345678", None], key=str)
         confirmed = session.scalars(select(RackScan.confirmed_at)).all()
         assert sum(c is not None for c in confirmed) == 1

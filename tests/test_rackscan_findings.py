@@ -25,26 +25,37 @@ CSV = {"Content-Type": "text/csv"}
 def lab(session, make_sample):  # type: ignore[no-untyped-def]
     """Two SBS racks, one registered as FX12345678 and one as the TRACE file's 02498606, one
     without a rack code; the tubes of the FluidX and TRACE example files registered."""
-    freezer = service.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-80-16", "freezer_type": "mechanical-80"}, NUMBERING)
+    freezer = service.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-16", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
 
     def box(code):  # type: ignore[no-untyped-def]
-        return service.create_box(session, ACTOR, {"box_type": "SBS96",
-                                                   "parent": freezer.barcode,
-                                                   "external_barcode": code}, NUMBERING)
+        return service.create_box(
+            session,
+            ACTOR,
+            {"box_type": "SBS96", "parent": freezer.barcode, "external_barcode": code},
+            NUMBERING,
+        )
 
-    codes = [f"AB100000{n:02d}" for n in range(1, 17)] + [f"10349980{n:02d}"
-                                                          for n in range(1, 21)]
-    samples.split(session, ACTOR, make_sample(volume_ml=Decimal("4")),
-                  [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.01"), "barcode": c}
-                   for c in codes], NUMBERING)
+    codes = [f"AB100000{n:02d}" for n in range(1, 17)] + [f"10349980{n:02d}" for n in range(1, 21)]
+    samples.split(
+        session,
+        ACTOR,
+        make_sample(volume_ml=Decimal("4")),
+        [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.01"), "barcode": c} for c in codes],
+        NUMBERING,
+    )
     session.commit()
     return SimpleNamespace(fluidx=box("FX12345678"), trace=box("02498606"), bare=box(None))
 
 
 def upload(tech, box, name):  # type: ignore[no-untyped-def]
-    return tech.post(f"/api/v1/boxes/{box.barcode}/scan-upload",
-                     data=(SCANS / name).read_bytes(), headers=CSV)
+    return tech.post(
+        f"/api/v1/boxes/{box.barcode}/scan-upload", data=(SCANS / name).read_bytes(), headers=CSV
+    )
 
 
 def confirm(tech, box, token, **body):  # type: ignore[no-untyped-def]
@@ -76,9 +87,15 @@ def test_a_box_without_a_rack_code_is_offered_the_files(tech, lab, session):
     assert done.json["rack_recorded"] == "FX12345678"
     session.expire_all()
     assert session.get(Container, lab.bare.id).external_barcode == "FX12345678"
-    assert session.scalar(select(AuditRecord).where(
-        AuditRecord.entity_key == lab.bare.barcode,
-        AuditRecord.action == "rack_code_recorded")) is not None
+    assert (
+        session.scalar(
+            select(AuditRecord).where(
+                AuditRecord.entity_key == lab.bare.barcode,
+                AuditRecord.action == "rack_code_recorded",
+            )
+        )
+        is not None
+    )
 
 
 def test_another_racks_file_is_a_warning_to_acknowledge(tech, lab, session):
@@ -113,8 +130,13 @@ def test_unknown_tubes_and_unread_wells_must_be_acknowledged(tech, lab):
     assert "19 tube(s)" in findings["unknown_tubes"] and "A05" in findings["unreadable_wells"]
     half = confirm(tech, lab.bare, body["token"], acknowledge=["unknown_tubes"])
     assert half.status_code == 409 and "unreadable wells" in half.json["message"]
-    done = confirm(tech, lab.bare, body["token"],
-                   acknowledge=["unknown_tubes", "unreadable_wells"], record_rack=True)
+    done = confirm(
+        tech,
+        lab.bare,
+        body["token"],
+        acknowledge=["unknown_tubes", "unreadable_wells"],
+        record_rack=True,
+    )
     assert done.status_code == 200, done.json
     assert done.json["acknowledged"] == ["unknown_tubes", "unreadable_wells"]
 

@@ -16,17 +16,20 @@ def read(name: str) -> str:
     return (SCANS / name).read_bytes().decode("utf-8-sig")
 
 
-@pytest.mark.parametrize(("name", "rack", "tubes", "unreadable"), [
-    ("per-line-rack.csv", "TR00012345", 95, ["B5"]),
-    ("rack-on-first-line.csv", "RK-000881", 94, []),
-    ("thermo-matrix-trace.txt", "02498606", 20, []),
-    ("fluidx-with-rack.csv", "FX12345678", 16, []),
-    ("fluidx-no-rack.csv", None, 15, ["C1"]),
-    ("fluidx-spaces.csv", "TR00000002", 5, ["D1"]),
-    ("thermo-visionmate.csv", "VM00042", 19, ["A5"]),
-    ("ziath-datapaq.csv", "ZR000771", 9, ["A7"]),
-    ("micronic.csv", "MR5501234", 7, ["A4"]),
-])
+@pytest.mark.parametrize(
+    ("name", "rack", "tubes", "unreadable"),
+    [
+        ("per-line-rack.csv", "TR00012345", 95, ["B5"]),
+        ("rack-on-first-line.csv", "RK-000881", 94, []),
+        ("thermo-matrix-trace.txt", "02498606", 20, []),
+        ("fluidx-with-rack.csv", "FX12345678", 16, []),
+        ("fluidx-no-rack.csv", None, 15, ["C1"]),
+        ("fluidx-spaces.csv", "TR00000002", 5, ["D1"]),
+        ("thermo-visionmate.csv", "VM00042", 19, ["A5"]),
+        ("ziath-datapaq.csv", "ZR000771", 9, ["A7"]),
+        ("micronic.csv", "MR5501234", 7, ["A4"]),
+    ],
+)
 def test_each_layout_gives_its_rack_tubes_and_unreadable_wells(name, rack, tubes, unreadable):
     """The rack code, the tubes read and the wells the camera could not read."""
     scan = rackscan.parse(read(name))
@@ -43,11 +46,16 @@ def test_the_trace_file_is_recognised_as_such_with_its_codes():
     assert all(e.tube for e in scan.entries)
 
 
-@pytest.mark.parametrize("name", ["fluidx-spaces.csv", "thermo-visionmate.csv",
-                                  "ziath-datapaq.csv", "micronic.csv"])
+@pytest.mark.parametrize(
+    "name", ["fluidx-spaces.csv", "thermo-visionmate.csv", "ziath-datapaq.csv", "micronic.csv"]
+)
 def test_layout_names_say_which_scanner_wrote_the_file(name):
     """The preview tells the user which layout was read."""
     layout = rackscan.parse(read(name)).layout
-    expected = {"fluidx-spaces.csv": "rack on every line", "thermo-visionmate.csv": "VisionMate",
-                "ziath-datapaq.csv": "header", "micronic.csv": "header"}[name]
+    expected = {
+        "fluidx-spaces.csv": "rack on every line",
+        "thermo-visionmate.csv": "VisionMate",
+        "ziath-datapaq.csv": "header",
+        "micronic.csv": "header",
+    }[name]
     assert expected in layout

@@ -33,8 +33,9 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     @app.get("/test/read-only-write")
     @read_only
     def _writes():  # type: ignore[no-untyped-def]
-        get_session().execute(insert(Site).values(code="XX-WRITE", name="not allowed",
-                                                  country="NL"))
+        get_session().execute(
+            insert(Site).values(code="XX-WRITE", name="not allowed", country="NL")
+        )
         return {"wrote": True}
 
     _writes.biobank_permission = "scan"  # type: ignore[attr-defined]
@@ -61,21 +62,46 @@ def own_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
         session = get_session()
         user = auth.create_user(session, "ro-tech", "technician")
         app.config["TEST_TOKEN"] = auth.issue_token(session, user)
-        patient = patients.register(session, "test", {
-            "study_id": "IF21-RO-001", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": clock.today(),
-            "age_at_diagnosis_days": 200, "wbc_at_diagnosis": Decimal("50"),
-            "day8_blasts_per_ul": None, "prednisone_response": "good"})
+        patient = patients.register(
+            session,
+            "test",
+            {
+                "study_id": "IF21-RO-001",
+                "site": "NL-PMC",
+                "sex": "F",
+                "diagnosis": "B-ALL",
+                "fusion_partner": "AFF1",
+                "diagnosis_date": clock.today(),
+                "age_at_diagnosis_days": 200,
+                "wbc_at_diagnosis": Decimal("50"),
+                "day8_blasts_per_ul": None,
+                "prednisone_response": "good",
+            },
+        )
         collected = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
-        sample = samples.register_sample(session, "test", {
-            "study_id": patient.study_id, "timepoint": "DX", "material": "BM",
-            "collected_at": collected, "received_at": collected + dt.timedelta(hours=4),
-            "volume_ml": Decimal("2"), "container_code": "PED",
-            "precentrifugation_delay_hours": Decimal("4"),
-            "precentrifugation_temperature": "RT"}, samples.Numbering())
-        [tube] = samples.split(session, "test", sample, [{"aliquot_type": "PLASMA",
-                                                          "volume_ml": "0.5"}],
-                               samples.Numbering())
+        sample = samples.register_sample(
+            session,
+            "test",
+            {
+                "study_id": patient.study_id,
+                "timepoint": "DX",
+                "material": "BM",
+                "collected_at": collected,
+                "received_at": collected + dt.timedelta(hours=4),
+                "volume_ml": Decimal("2"),
+                "container_code": "PED",
+                "precentrifugation_delay_hours": Decimal("4"),
+                "precentrifugation_temperature": "RT",
+            },
+            samples.Numbering(),
+        )
+        [tube] = samples.split(
+            session,
+            "test",
+            sample,
+            [{"aliquot_type": "PLASMA", "volume_ml": "0.5"}],
+            samples.Numbering(),
+        )
         app.config["TEST_TUBE"] = tube.barcode
         session.commit()
     yield app
@@ -103,7 +129,8 @@ def test_a_scan_runs_its_statements_outside_any_transaction(own_app):
     try:
         response = own_app.test_client().get(
             f"/api/v1/scan/{own_app.config['TEST_TUBE']}",
-            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"})
+            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"},
+        )
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert response.status_code == 200, response.json
@@ -115,8 +142,10 @@ def test_a_write_in_a_read_only_request_is_refused_before_it_reaches_the_databas
     """A view declared read-only that inserts fails loudly; nothing is written."""
     client = own_app.test_client()
     with pytest.raises(ReadOnlyViolation):
-        client.get("/test/read-only-write",
-                   headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"})
+        client.get(
+            "/test/read-only-write",
+            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"},
+        )
     with own_app.app_context():
         assert get_session().scalar(select(Site).where(Site.code == "XX-WRITE")) is None
 
@@ -125,8 +154,9 @@ def test_a_view_that_defers_the_token_check_and_forgets_it_answers_401(own_app):
     """Fail closed: whatever token comes, the forgetful view's answer is never sent."""
     client = own_app.test_client()
     for token in (own_app.config["TEST_TOKEN"], "bbk_" + "y" * 43):
-        response = client.get("/test/forgets-the-token",
-                              headers={"Authorization": f"Bearer {token}"})
+        response = client.get(
+            "/test/forgets-the-token", headers={"Authorization": f"Bearer {token}"}
+        )
         assert response.status_code == 401 and "secret" not in response.get_data(as_text=True)
 
 
@@ -141,6 +171,7 @@ def test_a_copy_in_a_read_only_request_is_refused_too(own_app):
     with pytest.raises(ReadOnlyViolation):
         own_app.test_client().get(
             "/test/read-only-copy",
-            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"})
+            headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"},
+        )
     with own_app.app_context():
         assert get_session().scalar(select(Site).where(Site.code == "XX-COPY")) is None

@@ -65,8 +65,11 @@ def _summary_counts_the_samples(demo, manager):  # type: ignore[no-untyped-def] 
     """Received cells are the distinct patient × timepoint × material of the samples; the
     missing and not-yet-due add up with them to the expected cells."""
     body = manager.get("/api/v1/reports/completeness").json
-    taken = demo.execute(select(Sample.patient_id, Sample.timepoint_id, Sample.material_id)
-                         .where(Sample.timepoint_id.is_not(None)).distinct()).all()
+    taken = demo.execute(
+        select(Sample.patient_id, Sample.timepoint_id, Sample.material_id)
+        .where(Sample.timepoint_id.is_not(None))
+        .distinct()
+    ).all()
     assert sum(r["received"] + r["received_unexpected"] for r in body["summary"]) == len(taken)
     for row in body["summary"]:
         assert row["expected"] == row["received"] + row["missing"] + row["not_yet_due"]
@@ -87,16 +90,21 @@ def _csv_is_the_matrix(manager, cells):  # type: ignore[no-untyped-def]
 def _filters_by_site_risk_group_and_material(demo, manager):  # noqa: F811
     """A site, a risk group and a material narrow the matrix to their patients and cells."""
     nl = demo.scalar(select(Site.id).where(Site.code == "NL-PMC"))
-    hr_nl = demo.scalar(select(func.count()).select_from(Patient)
-                        .where(Patient.site_id == nl, Patient.risk_group == "HR"))
-    body = manager.get("/api/v1/reports/completeness?site=NL-PMC&risk_group=HR&material=BM"
-                       "&per_page=500").json
+    hr_nl = demo.scalar(
+        select(func.count())
+        .select_from(Patient)
+        .where(Patient.site_id == nl, Patient.risk_group == "HR")
+    )
+    body = manager.get(
+        "/api/v1/reports/completeness?site=NL-PMC&risk_group=HR&material=BM&per_page=500"
+    ).json
     assert body["patients"] == hr_nl
     assert {r["site"] for r in body["rows"]} <= {"NL-PMC"}
     assert {c["material"] for r in body["rows"] for c in r["cells"]} <= {"BM"}
     country = manager.get("/api/v1/reports/completeness?country=nl").json
     assert country["patients"] == demo.scalar(
-        select(func.count()).select_from(Patient).join(Site).where(Site.country == "NL"))
+        select(func.count()).select_from(Patient).join(Site).where(Site.country == "NL")
+    )
 
 
 def _a_site_scoped_user_sees_only_their_sites(demo, as_role):  # noqa: F811
@@ -104,8 +112,13 @@ def _a_site_scoped_user_sees_only_their_sites(demo, as_role):  # noqa: F811
     named is a 404."""
     au = as_role("technician", sites=["AU-SCH"])
     body = au.get("/api/v1/reports/completeness?per_page=500").json
-    assert body["patients"] == demo.scalar(
-        select(func.count()).select_from(Patient).join(Site).where(Site.code == "AU-SCH")) > 0
+    assert (
+        body["patients"]
+        == demo.scalar(
+            select(func.count()).select_from(Patient).join(Site).where(Site.code == "AU-SCH")
+        )
+        > 0
+    )
     assert {r["site"] for r in body["rows"]} == {"AU-SCH"}
     assert au.get("/api/v1/reports/completeness?site=NL-PMC").status_code == 404
     assert au.get("/api/v1/reports/capacity?site=NL-PMC").status_code == 404
@@ -116,11 +129,17 @@ def test_capacity_counts_the_boxes_and_the_tubes_in_them(demo, manager):  # noqa
     """Positions are the boxes' grids; used positions are the tubes stored that have not
     left; empty positions listed one by one add up to the free ones; proposed merges fit."""
     body = manager.get("/api/v1/reports/capacity").json
-    stored = demo.scalar(select(func.count()).select_from(Position)
-                         .join(Aliquot, Aliquot.id == Position.aliquot_id)
-                         .where(Aliquot.status.not_in(DEPARTED)))
-    grids = demo.scalar(select(func.sum(BoxType.rows * BoxType.columns))
-                        .join(Container, Container.box_type_id == BoxType.id))
+    stored = demo.scalar(
+        select(func.count())
+        .select_from(Position)
+        .join(Aliquot, Aliquot.id == Position.aliquot_id)
+        .where(Aliquot.status.not_in(DEPARTED))
+    )
+    grids = demo.scalar(
+        select(func.sum(BoxType.rows * BoxType.columns)).join(
+            Container, Container.box_type_id == BoxType.id
+        )
+    )
     assert sum(r["occupied"] + r["loose"] for r in body["summary"]) == stored > 0
     assert sum(r["positions"] for r in body["summary"]) == grids
     free = sum(r["free"] for r in body["summary"])
@@ -142,9 +161,13 @@ def _defragmentation_merges_fit(demo, manager):  # type: ignore[no-untyped-def] 
         assert m["merge_into"] not in sources
         room[m["merge_into"]] += m["occupied"]
         assert room[m["merge_into"]] <= m["free_there"]
-        kinds = set(demo.scalars(select(BoxType.code).join(
-            Container, Container.box_type_id == BoxType.id)
-            .where(Container.barcode.in_([m["box"], m["merge_into"]]))))
+        kinds = set(
+            demo.scalars(
+                select(BoxType.code)
+                .join(Container, Container.box_type_id == BoxType.id)
+                .where(Container.barcode.in_([m["box"], m["merge_into"]]))
+            )
+        )
         assert kinds == {m["box_type"]}
 
 
@@ -152,19 +175,26 @@ def test_requests_report_counts_the_requests_and_tubes(demo, manager, as_role): 
     """Requests per state and tubes shipped are the rows' own counts; a researcher sees only
     their sub-study's."""
     body = manager.get("/api/v1/reports/requests").json
-    states = dict(demo.execute(select(SampleRequest.state, func.count())
-                               .group_by(SampleRequest.state)).all())
+    states = dict(
+        demo.execute(select(SampleRequest.state, func.count()).group_by(SampleRequest.state)).all()
+    )
     assert {r["state"]: r["requests"] for r in body["by_state"] if r["requests"]} == states
     for row in body["by_state"]:
-        assert row["requests"] == (row["under_7_days"] + row["7_to_30_days"]
-                                   + row["30_to_90_days"] + row["over_90_days"])
-    left = demo.scalar(select(func.count()).select_from(RequestAliquot)
-                       .join(Shipment, Shipment.request_id == RequestAliquot.request_id)
-                       .where(RequestAliquot.state.in_(
-                           ("shipped", "received", "consumed", "returned", "destroyed"))))
+        assert row["requests"] == (
+            row["under_7_days"] + row["7_to_30_days"] + row["30_to_90_days"] + row["over_90_days"]
+        )
+    left = demo.scalar(
+        select(func.count())
+        .select_from(RequestAliquot)
+        .join(Shipment, Shipment.request_id == RequestAliquot.request_id)
+        .where(
+            RequestAliquot.state.in_(("shipped", "received", "consumed", "returned", "destroyed"))
+        )
+    )
     assert sum(r["tubes"] for r in body["shipped"]) == left > 0
     assert sum(r["shipments"] for r in body["turnaround"]) == demo.scalar(
-        select(func.count()).select_from(Shipment))
+        select(func.count()).select_from(Shipment)
+    )
     _researchers_see_only_their_sub_studys_requests(as_role)
 
 
@@ -181,19 +211,22 @@ def _researchers_see_only_their_sub_studys_requests(as_role):  # type: ignore[no
 def test_bad_input_is_refused_with_the_field_named(manager):
     """Unknown report 404, unknown format or material 422, reversed or future ranges 422."""
     assert manager.get("/api/v1/reports/everything").status_code == 404
-    for url, field in (("completeness?format=pdf", "format"),
-                       ("completeness?material=XX", "material"),
-                       ("requests?from=2026-03-01&to=2026-02-01", "to"),
-                       ("requests?to=2999-01-01", "to"),
-                       ("requests?from=2000-01-01", "from"),
-                       ("capacity?view=defrag&format=svg", "format")):
+    for url, field in (
+        ("completeness?format=pdf", "format"),
+        ("completeness?material=XX", "material"),
+        ("requests?from=2026-03-01&to=2026-02-01", "to"),
+        ("requests?to=2999-01-01", "to"),
+        ("requests?from=2000-01-01", "from"),
+        ("capacity?view=defrag&format=svg", "format"),
+    ):
         response = manager.get(f"/api/v1/reports/{url}")
         assert response.status_code == 422, url
         assert field in response.json["errors"]["query"], url
 
 
 def test_every_picture_has_its_text_alternative_and_scopes_hold(  # noqa: F811
-        demo, manager, as_role):
+    demo, manager, as_role
+):
     """Each report's SVG is well-formed, role=img, labelled by its <title> and <desc>, and the
     desc says its numbers; a site-scoped user sees only their sites."""
     for name in ("completeness", "capacity", "requests"):

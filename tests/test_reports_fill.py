@@ -42,9 +42,11 @@ def _used_now(session):  # type: ignore[no-untyped-def]
             node = containers[node.parent_id]
         return node.barcode
 
-    return Counter(freezer_of(box) for box, status in session.execute(
-        select(Position.box_id, Aliquot.status).join(Aliquot))
-        if status not in DEPARTED)
+    return Counter(
+        freezer_of(box)
+        for box, status in session.execute(select(Position.box_id, Aliquot.status).join(Aliquot))
+        if status not in DEPARTED
+    )
 
 
 def _mid_month(months_ago: int) -> dt.datetime:
@@ -66,17 +68,25 @@ def at(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 def _box(session, freezer, name, numbering):  # type: ignore[no-untyped-def]
-    rack = storage.create_container(session, ACTOR, {"kind": "rack", "name": f"R {name}",
-                                                     "parent": freezer.barcode}, numbering)
-    return storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                               "name": name}, numbering)
+    rack = storage.create_container(
+        session, ACTOR, {"kind": "rack", "name": f"R {name}", "parent": freezer.barcode}, numbering
+    )
+    return storage.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": name}, numbering
+    )
 
 
 def _two_freezers(session, make_aliquots, numbering):  # type: ignore[no-untyped-def]
     """Two freezers at AU-SCH with a box each, and four tubes stored in the first box."""
-    first, second = (storage.create_freezer(session, ACTOR, {
-        "site": "AU-SCH", "name": name, "freezer_type": "mechanical-80", "room": "lab"},
-        numbering) for name in ("AU-1", "AU-2"))
+    first, second = (
+        storage.create_freezer(
+            session,
+            ACTOR,
+            {"site": "AU-SCH", "name": name, "freezer_type": "mechanical-80", "room": "lab"},
+            numbering,
+        )
+        for name in ("AU-1", "AU-2")
+    )
     box_a, box_b = _box(session, first, "a", numbering), _box(session, second, "b", numbering)
     tubes = make_aliquots(4)
     operations.store_new(session, ACTOR, tubes, box_a, [None] * 4)
@@ -105,18 +115,22 @@ def test_the_fill_of_each_freezer_month_by_month(demo, manager, make_aliquots, a
 
     at(_mid_month(0))
     kind = box_b.box_type
-    operations.put_back(demo, ACTOR, tubes[1], box_b,
-                        naming.label(kind.scheme, kind.columns, 1, 2))
+    operations.put_back(demo, ACTOR, tubes[1], box_b, naming.label(kind.scheme, kind.columns, 1, 2))
     consumed_at = demo.scalar(select(Position).where(Position.aliquot_id == tubes[2].id))
     late = make_aliquots(1)
-    operations.relocate(demo, ACTOR, [operations.Target(
-        late[0], box_a, consumed_at.row_no, consumed_at.col_no)], None)
+    operations.relocate(
+        demo,
+        ACTOR,
+        [operations.Target(late[0], box_a, consumed_at.row_no, consumed_at.col_no)],
+        None,
+    )
     demo.commit()
     expected[_mid_month(0).strftime("%Y-%m")] = _used_now(demo)
 
     start = _mid_month(3).date().replace(day=1)
-    body = manager.get(f"/api/v1/reports/capacity?view=history&site=AU-SCH"
-                       f"&from={start.isoformat()}").json
+    body = manager.get(
+        f"/api/v1/reports/capacity?view=history&site=AU-SCH&from={start.isoformat()}"
+    ).json
     got: dict[str, Counter] = {}
     for row in body["history"]:
         assert row["site"] == "AU-SCH"
@@ -124,17 +138,27 @@ def test_the_fill_of_each_freezer_month_by_month(demo, manager, make_aliquots, a
     assert sorted(got) == [start.strftime("%Y-%m"), *sorted(expected)]
     assert +got[start.strftime("%Y-%m")] == Counter()
     for month, counts in expected.items():
-        assert +got[month] == +Counter({k: v for k, v in counts.items()
-                                        if k in (first.barcode, second.barcode)}), month
+        assert +got[month] == +Counter(
+            {k: v for k, v in counts.items() if k in (first.barcode, second.barcode)}
+        ), month
     assert len({c[first.barcode] for c in expected.values()}) > 1  # the fill did change
 
-    lines = list(csv.DictReader(io.StringIO(manager.get(
-        f"/api/v1/reports/capacity?view=history&site=AU-SCH&from={start.isoformat()}"
-        "&format=csv").get_data(as_text=True))))
-    assert [(r["month"], r["freezer_barcode"], int(r["used"])) for r in lines] == \
-        [(r["month"], r["freezer_barcode"], r["used"]) for r in body["history"]]
-    svg = manager.get(f"/api/v1/reports/capacity?view=history&site=AU-SCH"
-                      f"&from={start.isoformat()}&format=svg")
+    lines = list(
+        csv.DictReader(
+            io.StringIO(
+                manager.get(
+                    f"/api/v1/reports/capacity?view=history&site=AU-SCH&from={start.isoformat()}"
+                    "&format=csv"
+                ).get_data(as_text=True)
+            )
+        )
+    )
+    assert [(r["month"], r["freezer_barcode"], int(r["used"])) for r in lines] == [
+        (r["month"], r["freezer_barcode"], r["used"]) for r in body["history"]
+    ]
+    svg = manager.get(
+        f"/api/v1/reports/capacity?view=history&site=AU-SCH&from={start.isoformat()}&format=svg"
+    )
     root = ET.fromstring(svg.get_data())
     desc = root.find(f"{SVG}desc")
     assert root.get("role") == "img" and desc is not None and desc.text
@@ -149,8 +173,11 @@ def test_the_fill_ends_at_what_every_freezer_holds_now(demo, manager, as_role): 
     now = _used_now(demo)
     body = manager.get("/api/v1/reports/capacity?view=history").json
     month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
-    assert {r["freezer_barcode"]: r["used"] for r in body["history"]
-            if r["month"] == month and r["used"]} == +now
+    assert {
+        r["freezer_barcode"]: r["used"]
+        for r in body["history"]
+        if r["month"] == month and r["used"]
+    } == +now
     assert sum(now.values()) > 0
     au = as_role("technician", sites=["AU-SCH"])
     assert au.get("/api/v1/reports/capacity?view=history&site=NL-PMC").status_code == 404
@@ -170,17 +197,22 @@ def test_the_trigger_keeps_what_the_migration_counts_from_the_log(demo, make_ali
     operations.move(demo, ACTOR, [operations.Target(tubes[0], box_b, 1, 1)])
     operations.take_out(demo, ACTOR, tubes[1])
     kind = box_b.box_type
-    operations.put_back(demo, ACTOR, tubes[1], box_b, naming.label(kind.scheme, kind.columns,
-                                                                   1, 2))
+    operations.put_back(demo, ACTOR, tubes[1], box_b, naming.label(kind.scheme, kind.columns, 1, 2))
     samples.change_status(demo, ACTOR, tubes[2], "consumed", "used up")
     demo.commit()
     [path] = MIGRATIONS.glob("*_e6b8c4d2f012_fill_tally.py")
     spec = importlib.util.spec_from_file_location("fill_tally_migration", path)
     migration = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(migration)  # type: ignore[union-attr]
-    counted = {(m, f): int(n) for m, f, n in demo.execute(text(
-        migration.from_the_log(demo.get_bind().dialect.name))) if n}
-    kept = {(m, f): n for m, f, n in demo.execute(select(
-        FillTally.month, FillTally.freezer_id, FillTally.tubes)) if n}
+    counted = {
+        (m, f): int(n)
+        for m, f, n in demo.execute(text(migration.from_the_log(demo.get_bind().dialect.name)))
+        if n
+    }
+    kept = {
+        (m, f): n
+        for m, f, n in demo.execute(select(FillTally.month, FillTally.freezer_id, FillTally.tubes))
+        if n
+    }
     assert kept == counted
     assert {f for _, f in kept} >= {first.id, second.id}

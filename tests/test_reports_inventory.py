@@ -25,20 +25,28 @@ from biobank.samples.models import Aliquot, Sample
 from biobank.samples.service import Numbering
 from biobank.samples.states import IN_HOUSE
 
-KINDS = {"shipped": "shipped", "consumed": "consumed", "destroyed": "destroyed",
-         "marked_missing": "missing", "returned": "returned", "found": "found"}
+KINDS = {
+    "shipped": "shipped",
+    "consumed": "consumed",
+    "destroyed": "destroyed",
+    "marked_missing": "missing",
+    "returned": "returned",
+    "found": "found",
+}
 
 
 def _recount(session):  # type: ignore[no-untyped-def]
     """Per (site, material, aliquot type): tubes made, tubes held now, and each flow from the
     custody log — all counted from the tubes and events themselves."""
     key = (func.coalesce(Patient.site_id, 0), Material.code, AliquotType.code)
-    tubes = (select(*key, Aliquot.status, Aliquot.freeze_thaw_count, func.count())
-             .join(Sample, Sample.id == Aliquot.sample_id)
-             .outerjoin(Patient, Patient.id == Sample.patient_id)
-             .join(Material, Material.id == Sample.material_id)
-             .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-             .group_by(*key, Aliquot.status, Aliquot.freeze_thaw_count))
+    tubes = (
+        select(*key, Aliquot.status, Aliquot.freeze_thaw_count, func.count())
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)
+        .join(Material, Material.id == Sample.material_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .group_by(*key, Aliquot.status, Aliquot.freeze_thaw_count)
+    )
     made: Counter = Counter()
     held: Counter = Counter()
     thaws: Counter = Counter()
@@ -47,14 +55,16 @@ def _recount(session):  # type: ignore[no-untyped-def]
         if status in IN_HOUSE:
             held[(site, material, kind)] += count
             thaws[cycles] += count
-    events = (select(*key, CustodyEvent.event_type, func.count())
-              .join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
-              .join(Sample, Sample.id == Aliquot.sample_id)
-              .outerjoin(Patient, Patient.id == Sample.patient_id)
-              .join(Material, Material.id == Sample.material_id)
-              .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-              .where(CustodyEvent.event_type.in_(list(KINDS)))
-              .group_by(*key, CustodyEvent.event_type))
+    events = (
+        select(*key, CustodyEvent.event_type, func.count())
+        .join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)
+        .join(Material, Material.id == Sample.material_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .where(CustodyEvent.event_type.in_(list(KINDS)))
+        .group_by(*key, CustodyEvent.event_type)
+    )
     flows: Counter = Counter()
     for _site, material, kind, event, count in session.execute(events):
         flows[(KINDS[event], material, kind)] += count
@@ -77,28 +87,37 @@ def _assert_agrees_with_a_recount(session, manager):  # type: ignore[no-untyped-
     held_by_group: Counter = Counter()
     for (_, material, kind), count in held.items():
         held_by_group[(material, kind)] += count
-    assert {k: r["in_stock"] for k, r in per_group.items() if r["in_stock"]} == \
-        {k: v for k, v in held_by_group.items() if v}
+    assert {k: r["in_stock"] for k, r in per_group.items() if r["in_stock"]} == {
+        k: v for k, v in held_by_group.items() if v
+    }
     for kind in ("consumed", "destroyed", "missing", "found", "shipped"):
         assert sum(r[kind] for r in this_month) == sum(
-            v for (k, _, _), v in flows.items() if k == kind), kind
+            v for (k, _, _), v in flows.items() if k == kind
+        ), kind
     assert sum(r["received"] for r in this_month) == sum(made.values())
     assert body["months"][-1]["in_stock"] == sum(held.values())
-    assert {f["freeze_thaw_count"]: f["tubes"] for f in body["freeze_thaw"]} == \
-        {k: v for k, v in thaws.items() if v}
-    lines = list(csv.DictReader(io.StringIO(
-        manager.get("/api/v1/reports/inventory?format=csv").get_data(as_text=True))))
-    assert [(line["material"], line["aliquot_type"], int(line["in_stock"]))
-            for line in lines] == [(r["material"], r["aliquot_type"], r["in_stock"])
-                                   for r in rows]
+    assert {f["freeze_thaw_count"]: f["tubes"] for f in body["freeze_thaw"]} == {
+        k: v for k, v in thaws.items() if v
+    }
+    lines = list(
+        csv.DictReader(
+            io.StringIO(manager.get("/api/v1/reports/inventory?format=csv").get_data(as_text=True))
+        )
+    )
+    assert [(line["material"], line["aliquot_type"], int(line["in_stock"])) for line in lines] == [
+        (r["material"], r["aliquot_type"], r["in_stock"]) for r in rows
+    ]
 
 
 def test_inventory_agrees_with_a_recount_of_the_tubes(demo, manager):  # noqa: F811
     """Received, held at the month's end, each flow and the freeze–thaw spread are what the
     tubes and their custody events say, per material and aliquot type, after status changes,
     a thaw and a sample corrected to another material."""
-    tubes = list(demo.scalars(select(Aliquot).where(Aliquot.status == "available")
-                              .order_by(Aliquot.id).limit(6)))
+    tubes = list(
+        demo.scalars(
+            select(Aliquot).where(Aliquot.status == "available").order_by(Aliquot.id).limit(6)
+        )
+    )
     samples.change_status(demo, "test", tubes[0], "consumed", "used up")
     samples.change_status(demo, "test", tubes[1], "destroyed", "dropped")
     samples.change_status(demo, "test", tubes[2], "missing", "not in its box")
@@ -116,9 +135,13 @@ def test_inventory_agrees_with_a_recount_of_the_tubes(demo, manager):  # noqa: F
 def test_inventory_filters_and_bad_ranges(manager):
     """A material or aliquot type that does not exist is a 422 naming it; so is a range
     reversed, in the future or longer than the data allows."""
-    for query, field in (("material=XX", "material"), ("aliquot_type=XX", "aliquot_type"),
-                         ("from=2026-05-01&to=2026-04-01", "to"), ("to=2999-12-31", "to"),
-                         ("from=1999-01-01", "from")):
+    for query, field in (
+        ("material=XX", "material"),
+        ("aliquot_type=XX", "aliquot_type"),
+        ("from=2026-05-01&to=2026-04-01", "to"),
+        ("to=2999-12-31", "to"),
+        ("from=1999-01-01", "from"),
+    ):
         response = manager.get(f"/api/v1/reports/inventory?{query}")
         assert response.status_code == 422, query
         assert field in response.json["errors"]["query"], query
@@ -131,16 +154,33 @@ def test_a_csv_import_counts_its_tubes_like_the_trigger(demo, tmp_path, monkeypa
     The hold ends with the import, also with one refused."""
     patient = demo.scalar(select(Patient).order_by(Patient.id))
     day = patient.diagnosis_date.isoformat()
-    base = {"study_id": patient.study_id, "material": "BM", "timepoint": "DX",
-            "aliquot_type": "PLASMA", "volume_ml": "0.5", "collected_at": f"{day}T09:00",
-            "received_at": f"{day}T11:00", "container_code": "PED"}
-    good = _write(tmp_path / "good.csv", [
-        {**base, "status": "available"},
-        {**base, "status": "consumed", "freeze_thaw_count": "1"},
-        {**base, "status": "available", "freeze_thaw_count": "2"},
-        {**base, "aliquot_type": "PELLET", "volume_ml": "", "cell_count": "5e6",
-         "status": "blocked", "material": "PB"},
-        {**base, "status": "destroyed"}])
+    base = {
+        "study_id": patient.study_id,
+        "material": "BM",
+        "timepoint": "DX",
+        "aliquot_type": "PLASMA",
+        "volume_ml": "0.5",
+        "collected_at": f"{day}T09:00",
+        "received_at": f"{day}T11:00",
+        "container_code": "PED",
+    }
+    good = _write(
+        tmp_path / "good.csv",
+        [
+            {**base, "status": "available"},
+            {**base, "status": "consumed", "freeze_thaw_count": "1"},
+            {**base, "status": "available", "freeze_thaw_count": "2"},
+            {
+                **base,
+                "aliquot_type": "PELLET",
+                "volume_ml": "",
+                "cell_count": "5e6",
+                "status": "blocked",
+                "material": "PB",
+            },
+            {**base, "status": "destroyed"},
+        ],
+    )
     bad = _write(tmp_path / "bad.csv", [{**base}, {**base, "timepoint": "NO-SUCH"}])
     with pytest.raises(imports.ImportRefused):
         imports.import_aliquots(demo, "tester", bad, Numbering())
@@ -166,9 +206,11 @@ def test_a_csv_import_counts_its_tubes_like_the_trigger(demo, tmp_path, monkeypa
 @contextmanager
 def _trigger_counts(connection):  # type: ignore[no-untyped-def]
     """``tally.held_back`` that holds nothing back and counts nothing: the trigger counts."""
+
     class Nothing:
         def made(self, ids):  # type: ignore[no-untyped-def]
             pass
+
     yield Nothing()
 
 

@@ -16,8 +16,7 @@ from biobank.reports import charts
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK = "{http://www.w3.org/1999/xlink}href"
-WORDS = {"received": "received", "missing": "missing (window passed)",
-         "not_yet_due": "not yet due"}
+WORDS = {"received": "received", "missing": "missing (window passed)", "not_yet_due": "not yet due"}
 
 
 def _timeline_states(session):  # type: ignore[no-untyped-def]
@@ -29,8 +28,11 @@ def _timeline_states(session):  # type: ignore[no-untyped-def]
         states = {}
         for row in patients.timeline(session, patient, clock.today())["timepoints"]:
             seen = {m["state"] for m in row["materials"] if m["state"] != "not_applicable"}
-            for state, means in (("missing", "missing"), ("pending", "not_yet_due"),
-                                 ("received", "received")):
+            for state, means in (
+                ("missing", "missing"),
+                ("pending", "not_yet_due"),
+                ("received", "received"),
+            ):
                 if state in seen:
                     states[row["timepoint"]] = means
                     break
@@ -45,10 +47,10 @@ def test_the_matrix_shows_each_patients_timeline(demo, manager):  # noqa: F811
     their cells link to the patient (the cells out of the tab order, the label a named
     link), so the picture is a group, not a flat image."""
     expected = _timeline_states(demo)
-    columns = list(demo.scalars(select(Timepoint.code).order_by(Timepoint.sort_order,
-                                                                Timepoint.id)))
-    response = manager.get("/api/v1/reports/completeness?format=svg&picture=matrix"
-                           "&per_page=500")
+    columns = list(
+        demo.scalars(select(Timepoint.code).order_by(Timepoint.sort_order, Timepoint.id))
+    )
+    response = manager.get("/api/v1/reports/completeness?format=svg&picture=matrix&per_page=500")
     assert response.status_code == 200 and response.mimetype == "image/svg+xml"
     root = ET.fromstring(response.get_data())
     assert root.get("role") == "group"
@@ -67,8 +69,11 @@ def test_the_matrix_shows_each_patients_timeline(demo, manager):  # noqa: F811
             drawn[(rows[y], columns[x])] = link.get(XLINK)
     assert set(drawn) == {(p, tp) for p, states in expected.items() for tp in states}
     assert all(href == f"/patients/{p}" for (p, _), href in drawn.items())
-    labels = {"".join(a.itertext()).strip(): a.get(XLINK) for a in root.iter(f"{SVG}a")
-              if a.get("tabindex") is None}
+    labels = {
+        "".join(a.itertext()).strip(): a.get(XLINK)
+        for a in root.iter(f"{SVG}a")
+        if a.get("tabindex") is None
+    }
     assert labels == {p: f"/patients/{p}" for p in rows}
     for study_id, states in expected.items():
         for state, words in WORDS.items():
@@ -82,14 +87,14 @@ def test_the_matrix_follows_the_page_and_filters(demo, manager):  # noqa: F811
     of how many; an unknown picture is a 422 naming it; without links the picture is a plain
     image."""
     page = manager.get("/api/v1/reports/completeness?per_page=3&page=2").json
-    svg = manager.get("/api/v1/reports/completeness?format=svg&picture=matrix&per_page=3"
-                      "&page=2")
+    svg = manager.get("/api/v1/reports/completeness?format=svg&picture=matrix&per_page=3&page=2")
     root = ET.fromstring(svg.get_data())
     desc = root.find(f"{SVG}desc")
     assert desc is not None and desc.text
     assert f"patients 4 to 6 of {page['patients']}" in desc.text
-    labels = ["".join(a.itertext()).strip() for a in root.iter(f"{SVG}a")
-              if a.get("tabindex") is None]
+    labels = [
+        "".join(a.itertext()).strip() for a in root.iter(f"{SVG}a") if a.get("tabindex") is None
+    ]
     assert labels == [r["study_id"] for r in page["rows"]]
     response = manager.get("/api/v1/reports/completeness?format=svg&picture=pie")
     assert response.status_code == 422 and "picture" in response.json["errors"]["query"]
@@ -101,8 +106,7 @@ def test_an_empty_page_draws_an_empty_matrix(demo, manager):  # noqa: F811
     """A page past the last patient, or a country without patients, is a matrix with
     nothing in it (no error), and its words say so."""
     for query in ("page=99", "country=US"):
-        response = manager.get(f"/api/v1/reports/completeness?format=svg&picture=matrix"
-                               f"&{query}")
+        response = manager.get(f"/api/v1/reports/completeness?format=svg&picture=matrix&{query}")
         assert response.status_code == 200, query
         desc = ET.fromstring(response.get_data()).find(f"{SVG}desc")
         assert desc is not None and desc.text and "none of" in desc.text, query

@@ -24,8 +24,13 @@ from biobank.storage.models import Container, Position
 
 ACTOR = "test"
 # The custody events that are the report's flows, by the flow's name in the report.
-FLOWS = {"shipped": "shipped", "consumed": "consumed", "destroyed": "destroyed",
-         "marked_missing": "missing", "found": "found"}
+FLOWS = {
+    "shipped": "shipped",
+    "consumed": "consumed",
+    "destroyed": "destroyed",
+    "marked_missing": "missing",
+    "found": "found",
+}
 
 
 def _site_of_each_tube(session):  # type: ignore[no-untyped-def]
@@ -43,10 +48,11 @@ def _site_of_each_tube(session):  # type: ignore[no-untyped-def]
     placed = dict(session.execute(select(Position.aliquot_id, Position.box_id)).all())
     found = {}
     for tube, patient_site in session.execute(
-            select(Aliquot.id, Patient.site_id).join(Sample, Sample.id == Aliquot.sample_id)
-            .outerjoin(Patient, Patient.id == Sample.patient_id)):
-        found[tube] = (freezer_site(placed[tube]) if tube in placed
-                       else codes.get(patient_site))
+        select(Aliquot.id, Patient.site_id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)
+    ):
+        found[tube] = freezer_site(placed[tube]) if tube in placed else codes.get(patient_site)
     return found
 
 
@@ -57,33 +63,57 @@ def spread(demo):  # type: ignore[no-untyped-def]  # noqa: F811
     patient re-enrolled at AU-SCH (its stored tubes stay with NL-PMC's freezer); a tube of
     an AU-SCH patient thawed twice and one marked missing."""
     numbering = Numbering()
-    freezer = storage.create_freezer(demo, ACTOR, {
-        "site": "AU-SCH", "name": "AU freezer", "freezer_type": "mechanical-80",
-        "room": "lab"}, numbering)
-    rack = storage.create_container(demo, ACTOR, {"kind": "rack", "name": "R1",
-                                                  "parent": freezer.barcode}, numbering)
-    box = storage.create_box(demo, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                           "name": "moved in"}, numbering)
-    nl_tubes = list(demo.scalars(
-        select(Aliquot).join(Position, Position.aliquot_id == Aliquot.id)
-        .join(Sample, Sample.id == Aliquot.sample_id)
-        .join(Patient, Patient.id == Sample.patient_id).join(Site)
-        .where(Site.code == "NL-PMC", Aliquot.status == "available").order_by(Aliquot.id)
-        .limit(2)))
-    operations.move(demo, ACTOR, [operations.Target(tube, box, 1, index + 1)
-                                  for index, tube in enumerate(nl_tubes)], "moved to AU")
+    freezer = storage.create_freezer(
+        demo,
+        ACTOR,
+        {"site": "AU-SCH", "name": "AU freezer", "freezer_type": "mechanical-80", "room": "lab"},
+        numbering,
+    )
+    rack = storage.create_container(
+        demo, ACTOR, {"kind": "rack", "name": "R1", "parent": freezer.barcode}, numbering
+    )
+    box = storage.create_box(
+        demo, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": "moved in"}, numbering
+    )
+    nl_tubes = list(
+        demo.scalars(
+            select(Aliquot)
+            .join(Position, Position.aliquot_id == Aliquot.id)
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .join(Patient, Patient.id == Sample.patient_id)
+            .join(Site)
+            .where(Site.code == "NL-PMC", Aliquot.status == "available")
+            .order_by(Aliquot.id)
+            .limit(2)
+        )
+    )
+    operations.move(
+        demo,
+        ACTOR,
+        [operations.Target(tube, box, 1, index + 1) for index, tube in enumerate(nl_tubes)],
+        "moved to AU",
+    )
     samples.change_status(demo, ACTOR, nl_tubes[1], "consumed", "used up")
-    au_tubes = list(demo.scalars(
-        select(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
-        .join(Patient, Patient.id == Sample.patient_id).join(Site)
-        .where(Site.code == "AU-SCH", Aliquot.status == "available").order_by(Aliquot.id)
-        .limit(2)))
+    au_tubes = list(
+        demo.scalars(
+            select(Aliquot)
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .join(Patient, Patient.id == Sample.patient_id)
+            .join(Site)
+            .where(Site.code == "AU-SCH", Aliquot.status == "available")
+            .order_by(Aliquot.id)
+            .limit(2)
+        )
+    )
     au_tubes[0].freeze_thaw_count += 2
     samples.change_status(demo, ACTOR, au_tubes[1], "missing", "not in its box")
-    moved = demo.scalar(select(Patient).join(Site).where(Site.code == "NL-PMC")
-                        .order_by(Patient.id.desc()))
-    demo.execute(text("UPDATE patient SET site_id = :s WHERE id = :p"), {
-        "s": demo.scalar(select(Site.id).where(Site.code == "AU-SCH")), "p": moved.id})
+    moved = demo.scalar(
+        select(Patient).join(Site).where(Site.code == "NL-PMC").order_by(Patient.id.desc())
+    )
+    demo.execute(
+        text("UPDATE patient SET site_id = :s WHERE id = :p"),
+        {"s": demo.scalar(select(Site.id).where(Site.code == "AU-SCH")), "p": moved.id},
+    )
     demo.commit()
     return demo
 
@@ -98,11 +128,18 @@ def _independent_inventory(session, codes):  # type: ignore[no-untyped-def]
     made = 0
     mine = set()
     for tube, status, cycles, created, material, kind in session.execute(
-            select(Aliquot.id, Aliquot.status, Aliquot.freeze_thaw_count, Aliquot.created_at,
-                   Material.code, AliquotType.code)
-            .join(Sample, Sample.id == Aliquot.sample_id)
-            .join(Material, Material.id == Sample.material_id)
-            .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)):
+        select(
+            Aliquot.id,
+            Aliquot.status,
+            Aliquot.freeze_thaw_count,
+            Aliquot.created_at,
+            Material.code,
+            AliquotType.code,
+        )
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .join(Material, Material.id == Sample.material_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+    ):
         if site[tube] not in codes:
             continue
         mine.add(tube)
@@ -112,8 +149,10 @@ def _independent_inventory(session, codes):  # type: ignore[no-untyped-def]
             thaws[cycles] += 1
     flows: Counter = Counter()
     for tube, event, when in session.execute(
-            select(CustodyEvent.aliquot_id, CustodyEvent.event_type, CustodyEvent.occurred_at)
-            .where(CustodyEvent.event_type.in_(list(FLOWS)))):
+        select(CustodyEvent.aliquot_id, CustodyEvent.event_type, CustodyEvent.occurred_at).where(
+            CustodyEvent.event_type.in_(list(FLOWS))
+        )
+    ):
         if tube in mine and when.strftime("%Y-%m") == month:
             flows[FLOWS[event]] += 1
     return held, thaws, made, flows
@@ -124,8 +163,11 @@ def _assert_inventory_is_the_sites_tubes(session, client, codes, query=""):  # t
     body = client.get(f"/api/v1/reports/inventory?{query}").json
     last = body["months"][-1]
     assert last["in_stock"] == sum(held.values()), codes
-    assert {f"{r['material']} {r['aliquot_type']}": r["in_stock"] for r in body["rows"]
-            if r["month"] == last["month"] and r["in_stock"]} == +held, codes
+    assert {
+        f"{r['material']} {r['aliquot_type']}": r["in_stock"]
+        for r in body["rows"]
+        if r["month"] == last["month"] and r["in_stock"]
+    } == +held, codes
     assert {f["freeze_thaw_count"]: f["tubes"] for f in body["freeze_thaw"]} == +thaws, codes
     assert last["received"] == made, codes
     for kind in ("shipped", "consumed", "destroyed", "missing", "found"):
@@ -135,9 +177,13 @@ def _assert_inventory_is_the_sites_tubes(session, client, codes, query=""):  # t
 def _assert_capacity_is_the_sites_freezers(session, client, codes):  # type: ignore[no-untyped-def]
     """Used positions: the tubes (not departed) in boxes of the sites' freezers."""
     site = _site_of_each_tube(session)
-    stored = sum(1 for tube, status in session.execute(
-        select(Position.aliquot_id, Aliquot.status).join(Aliquot))
-        if site[tube] in codes and status not in DEPARTED)
+    stored = sum(
+        1
+        for tube, status in session.execute(
+            select(Position.aliquot_id, Aliquot.status).join(Aliquot)
+        )
+        if site[tube] in codes and status not in DEPARTED
+    )
     summary = client.get("/api/v1/reports/capacity").json["summary"]
     assert {r["site"] for r in summary} <= set(codes)
     assert sum(r["occupied"] + r["loose"] for r in summary) == stored

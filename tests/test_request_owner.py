@@ -23,9 +23,15 @@ def recalled(researcher, manager, tech, donor, officer, session):  # type: ignor
     world = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     number, codes = shipped(researcher, manager, tech)
-    officer.post(f"/api/v1/patients/{world.study_id}/consent/withdrawals", json={
-        "scope": "storage", "date": str(clock.today()),
-        "requested_by": "mother", "reason": "parents' wish"})
+    officer.post(
+        f"/api/v1/patients/{world.study_id}/consent/withdrawals",
+        json={
+            "scope": "storage",
+            "date": str(clock.today()),
+            "requested_by": "mother",
+            "reason": "parents' wish",
+        },
+    )
     notice = session.scalar(select(RecallNotice))
     return number, codes, notice
 
@@ -37,7 +43,8 @@ def colleague(as_role, studies):  # type: ignore[no-untyped-def]  # noqa: F811
 
 
 def test_a_colleague_files_no_receipt_use_or_recall_answer_for_anothers_request(
-        recalled, colleague, researcher, session):  # type: ignore[no-untyped-def]  # noqa: F811
+    recalled, colleague, researcher, session
+):  # type: ignore[no-untyped-def]  # noqa: F811
     """The issue's finding: receive, consumed, recall acknowledgement and destruction report
     accepted any researcher of the sub-study; now 403, and nothing recorded."""
     number, codes, notice = recalled
@@ -67,14 +74,17 @@ def test_the_requester_and_a_manager_act_on_the_request(recalled, researcher, ma
 
 
 def _request_routes(app):  # type: ignore[no-untyped-def]
-    return sorted((rule.rule, method, permission_of(rule.endpoint, app))
-                  for rule in app.url_map.iter_rules()
-                  for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
-                  if re.search(r"<(?:[a-z_]+:)?number>", rule.rule))
+    return sorted(
+        (rule.rule, method, permission_of(rule.endpoint, app))
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        if re.search(r"<(?:[a-z_]+:)?number>", rule.rule)
+    )
 
 
 def test_the_route_walk_lets_a_colleague_read_every_request_route_and_act_on_none(
-        recalled, colleague, app, session):  # type: ignore[no-untyped-def]
+    recalled, colleague, app, session
+):  # type: ignore[no-untyped-def]
     """Every route of a request (API and pages): a colleague of the sub-study reads (200)
     where researchers may read, and is refused (403) every action; nothing is written."""
     number, codes, notice = recalled
@@ -90,17 +100,21 @@ def test_the_route_walk_lets_a_colleague_read_every_request_route_and_act_on_non
             response = colleague.get(url)
             expected = 200
         elif url.startswith("/api/"):
-            body = {"cancel": {"reason": "not needed"}, "consumed": {"barcodes": codes},
-                    "reject": {"reason": "no"}, "pick": {"barcode": codes[0]},
-                    "drop": {"barcode": codes[0], "reason": "no"}}.get(url.rsplit("/", 1)[1],
-                                                                      {})
+            body = {
+                "cancel": {"reason": "not needed"},
+                "consumed": {"barcodes": codes},
+                "reject": {"reason": "no"},
+                "pick": {"barcode": codes[0]},
+                "drop": {"barcode": codes[0], "reason": "no"},
+            }.get(url.rsplit("/", 1)[1], {})
             if method == "PATCH":
                 body = {"title": "Taken over"}
             response = getattr(colleague, method.lower())(url, json=body)
             expected = 403
         else:
-            response = getattr(colleague, method.lower())(url, data={
-                "barcodes": codes[0], "reason": "no", "note": "x"})
+            response = getattr(colleague, method.lower())(
+                url, data={"barcodes": codes[0], "reason": "no", "note": "x"}
+            )
             expected = 403
         if response.status_code != expected:
             problems.append(f"{method} {url}: {response.status_code}, expected {expected}")

@@ -29,10 +29,20 @@ from biobank.storage.models import Container, Position
 def test_the_whole_lifecycle_end_to_end(researcher, manager, tech, donor, session):
     """Draft → submitted → approved → allocated → picking → shipped → received → closed."""
     patients = [donor({"DX": 2, "EOI": 1}, "DEMO") for _ in range(3)]
-    draft = researcher.post("/api/v1/requests", json={
-        "substudy": "DEMO", "title": "Plasma for cfDNA", "purpose": "Kit comparison",
-        "criteria": {"materials": ["BM"], "timepoints": ["DX"], "patients": 2,
-                     "aliquots_per_patient_timepoint": 2}})
+    draft = researcher.post(
+        "/api/v1/requests",
+        json={
+            "substudy": "DEMO",
+            "title": "Plasma for cfDNA",
+            "purpose": "Kit comparison",
+            "criteria": {
+                "materials": ["BM"],
+                "timepoints": ["DX"],
+                "patients": 2,
+                "aliquots_per_patient_timepoint": 2,
+            },
+        },
+    )
     assert draft.status_code == 201 and draft.json["state"] == "draft"
     number = draft.json["number"]
     assert researcher.post(f"/api/v1/requests/{number}/submit").json["state"] == "submitted"
@@ -43,14 +53,17 @@ def test_the_whole_lifecycle_end_to_end(researcher, manager, tech, donor, sessio
 
     allocated_ = manager.post(f"/api/v1/requests/{number}/allocate", json={}).json
     assert allocated_["state"] == "allocated"
-    assert allocated_["allocation"] == {"patients_requested": 2, "patients_found": 2,
-                                        "aliquots": 4, "partial": False}
+    assert allocated_["allocation"] == {
+        "patients_requested": 2,
+        "patients_found": 2,
+        "aliquots": 4,
+        "partial": False,
+    }
     codes = held(tech, number)
     assert len(codes) == 4 and set(statuses(session, codes).values()) == {"reserved"}
     assert len({t["study_id"] for t in allocated_["tubes"]}) == 2
 
-    picked = [tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": c}).json
-              for c in codes]
+    picked = [tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": c}).json for c in codes]
     assert [p["remaining"] for p in picked] == [3, 2, 1, 0] and picked[0]["state"] == "picking"
     assert picked[0]["tube"]["location"]["taken_out_since"] is not None
 
@@ -61,32 +74,61 @@ def test_the_whole_lifecycle_end_to_end(researcher, manager, tech, donor, sessio
     ids = [a.id for a in session.scalars(select(Aliquot).where(Aliquot.barcode.in_(codes)))]
     assert session.scalars(select(Position).where(Position.aliquot_id.in_(ids))).all() == []
 
-    received = researcher.post(f"/api/v1/requests/{number}/receive", json={
-        "note": "dry ice left", "discrepancies": [{"barcode": codes[0], "note": "cap loose"}]})
+    received = researcher.post(
+        f"/api/v1/requests/{number}/receive",
+        json={
+            "note": "dry ice left",
+            "discrepancies": [{"barcode": codes[0], "note": "cap loose"}],
+        },
+    )
     assert received.status_code == 200 and received.json["state"] == "received"
     assert received.json["shipment"]["received_by"] == researcher.username
     assert {t["barcode"]: t["discrepancy"] for t in received.json["tubes"]}[codes[0]] == "cap loose"
 
     assert researcher.post(f"/api/v1/requests/{number}/close").status_code == 409
-    used = researcher.post(f"/api/v1/requests/{number}/consumed",
-                           json={"barcodes": codes[:3], "note": "extracted"})
+    used = researcher.post(
+        f"/api/v1/requests/{number}/consumed", json={"barcodes": codes[:3], "note": "extracted"}
+    )
     assert used.json["counts"] == {"received": 1, "consumed": 3}
-    back = tech.post(f"/api/v1/requests/{number}/returned", json={
-        "barcode": codes[3], "box": freezer_box(session, patients[0]), "position": "I9"})
+    back = tech.post(
+        f"/api/v1/requests/{number}/returned",
+        json={"barcode": codes[3], "box": freezer_box(session, patients[0]), "position": "I9"},
+    )
     assert back.status_code == 200, back.json
     closed = researcher.post(f"/api/v1/requests/{number}/close")
-    assert closed.json["state"] == "closed" and closed.json["counts"] == {"consumed": 3,
-                                                                          "returned": 1}
-    assert statuses(session, codes) == {**dict.fromkeys(codes[:3], "consumed"),
-                                        codes[3]: "available"}
+    assert closed.json["state"] == "closed" and closed.json["counts"] == {
+        "consumed": 3,
+        "returned": 1,
+    }
+    assert statuses(session, codes) == {
+        **dict.fromkeys(codes[:3], "consumed"),
+        codes[3]: "available",
+    }
     history = event_types(session, codes[3])
-    for kind in ("reserved", "taken_out", "picked", "shipped", "unstored", "received",
-                 "returned", "stored"):
+    for kind in (
+        "reserved",
+        "taken_out",
+        "picked",
+        "shipped",
+        "unstored",
+        "received",
+        "returned",
+        "stored",
+    ):
         assert kind in history, (kind, history)
     assert history.index("shipped") < history.index("received") < history.index("returned")
     steps = [r.action for r in audit_trail(session, "request", number)]
-    assert steps == ["created", "submitted", "approved", "allocated", "allocation", "picking",
-                     "shipped", "received", "closed"]
+    assert steps == [
+        "created",
+        "submitted",
+        "approved",
+        "allocated",
+        "allocation",
+        "picking",
+        "shipped",
+        "received",
+        "closed",
+    ]
 
 
 def freezer_box(session, world) -> str:  # type: ignore[no-untyped-def]
@@ -96,19 +138,25 @@ def freezer_box(session, world) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_each_shipped_tube_stores_the_consent_entries_that_allowed_it(
-        researcher, manager, tech, donor, session):
+    researcher, manager, tech, donor, session
+):
     """Release justification: per tube, the storage and sub-study consent entries in force."""
     world = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     number = allocated(researcher, manager)
     pick_all(tech, number)
     manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT)
-    rows = session.scalars(select(ReleaseJustification)
-                           .where(ReleaseJustification.release_reference == number)).all()
+    rows = session.scalars(
+        select(ReleaseJustification).where(ReleaseJustification.release_reference == number)
+    ).all()
     assert len(rows) == 2 and {r.release_kind for r in rows} == {"request"}
     mine = next(r for r in rows if r.aliquot_id == world.tubes[0].id)
-    entries = {e.id: e for e in session.scalars(
-        select(ConsentEntry).where(ConsentEntry.patient_id == world.patient.id))}
+    entries = {
+        e.id: e
+        for e in session.scalars(
+            select(ConsentEntry).where(ConsentEntry.patient_id == world.patient.id)
+        )
+    }
     assert entries[mine.storage_consent_id].component == "storage"
     assert entries[mine.substudy_consent_id].substudy.code == "DEMO"
 
@@ -118,10 +166,12 @@ def test_researchers_see_only_their_substudies_requests(as_role, researcher, man
     donor({"DX": 1}, "DEMO")
     number = new_request(researcher)
     outsider = as_role("researcher", substudies=["MRD-NGS"])
-    for method, url in (("get", f"/api/v1/requests/{number}"),
-                        ("post", f"/api/v1/requests/{number}/cancel"),
-                        ("get", f"/api/v1/requests/{number}/manifest.csv"),
-                        ("get", "/api/v1/requests/availability?substudy=DEMO")):
+    for method, url in (
+        ("get", f"/api/v1/requests/{number}"),
+        ("post", f"/api/v1/requests/{number}/cancel"),
+        ("get", f"/api/v1/requests/{number}/manifest.csv"),
+        ("get", "/api/v1/requests/availability?substudy=DEMO"),
+    ):
         body = {"json": {"reason": "x"}} if method == "post" else {}
         assert getattr(outsider, method)(url, **body).status_code == 404, url
     assert outsider.get("/api/v1/requests").json == []
@@ -152,8 +202,10 @@ def test_a_manager_never_approves_their_own_request(manager, as_role, donor):
     number = new_request(manager)
     own = manager.post(f"/api/v1/requests/{number}/approve", json={})
     assert own.status_code == 403 and "another manager" in own.json["message"]
-    assert manager.post(f"/api/v1/requests/{number}/reject",
-                        json={"reason": "mine"}).status_code == 403
+    assert (
+        manager.post(f"/api/v1/requests/{number}/reject", json={"reason": "mine"}).status_code
+        == 403
+    )
     other = as_role("manager")
     assert other.post(f"/api/v1/requests/{number}/approve", json={}).status_code == 200
 
@@ -162,11 +214,13 @@ def test_a_rejection_needs_a_reason_and_ends_the_request(researcher, manager, do
     """Rejected with a reason the researcher reads; nothing can follow."""
     number = new_request(researcher)
     assert manager.post(f"/api/v1/requests/{number}/reject", json={}).status_code == 422
-    rejected = manager.post(f"/api/v1/requests/{number}/reject",
-                            json={"reason": "ethics approval expired"})
+    rejected = manager.post(
+        f"/api/v1/requests/{number}/reject", json={"reason": "ethics approval expired"}
+    )
     assert rejected.json["state"] == "rejected"
     assert researcher.get(f"/api/v1/requests/{number}").json["decision_reason"] == (
-        "ethics approval expired")
+        "ethics approval expired"
+    )
     late = manager.post(f"/api/v1/requests/{number}/approve", json={})
     assert late.status_code == 409 and "rejected" in late.json["message"]
 
@@ -176,16 +230,19 @@ def test_the_manager_adjusts_the_allocation_when_approving(researcher, manager, 
     for _ in range(3):
         donor({"DX": 2}, "DEMO")
     number = new_request(researcher, patients=3)
-    approved = manager.post(f"/api/v1/requests/{number}/approve",
-                            json={"adjust": {"patients": 1}, "note": "pilot first"})
+    approved = manager.post(
+        f"/api/v1/requests/{number}/approve",
+        json={"adjust": {"patients": 1}, "note": "pilot first"},
+    )
     assert approved.json["approved_criteria"]["patients"] == 1
     assert approved.json["criteria"]["patients"] == 3
     done = manager.post(f"/api/v1/requests/{number}/allocate", json={}).json
     assert done["allocation"]["patients_found"] == 1 and len(done["tubes"]) == 1
 
 
-def test_allocating_more_than_is_available_says_how_many_were_found(researcher, manager, donor,
-                                                                    session):
+def test_allocating_more_than_is_available_says_how_many_were_found(
+    researcher, manager, donor, session
+):
     """Five patients asked, two have material: a 409 with the counts, nothing reserved; with
     allow_partial the two are taken."""
     worlds = [donor({"DX": 2}, "DEMO") for _ in range(2)]
@@ -199,8 +256,12 @@ def test_allocating_more_than_is_available_says_how_many_were_found(researcher, 
     every = [c for w in worlds for c in w.barcodes]
     assert set(statuses(session, every).values()) == {"available"}
     partial = manager.post(f"/api/v1/requests/{number}/allocate", json={"allow_partial": True})
-    assert partial.json["allocation"] == {"patients_requested": 5, "patients_found": 2,
-                                          "aliquots": 2, "partial": True}
+    assert partial.json["allocation"] == {
+        "patients_requested": 5,
+        "patients_found": 2,
+        "aliquots": 2,
+        "partial": True,
+    }
 
 
 def test_nothing_to_allocate_is_a_409_even_when_partial(researcher, manager, donor):
@@ -215,8 +276,9 @@ def test_allocation_takes_per_patient_and_timepoint_limits(researcher, manager, 
     """Two per patient and timepoint, from the patients who fill the most timepoints."""
     rich = donor({"DX": 3, "EOI": 3}, "DEMO")
     donor({"DX": 3}, "DEMO")
-    number = allocated(researcher, manager, timepoints=["DX", "EOI"], patients=1,
-                       aliquots_per_patient_timepoint=2)
+    number = allocated(
+        researcher, manager, timepoints=["DX", "EOI"], patients=1, aliquots_per_patient_timepoint=2
+    )
     tubes = manager.get(f"/api/v1/requests/{number}").json["tubes"]
     assert {t["study_id"] for t in tubes} == {rich.study_id}
     assert sorted(t["timepoint"] for t in tubes) == ["DX", "DX", "EOI", "EOI"]
@@ -231,18 +293,25 @@ def test_cancelling_releases_every_reservation(researcher, manager, tech, donor,
     codes = held(tech, number)
     tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": codes[0]})
     assert researcher.post(f"/api/v1/requests/{number}/cancel", json={}).status_code == 422
-    done = researcher.post(f"/api/v1/requests/{number}/cancel",
-                           json={"reason": "grant not renewed"})
-    assert done.json == {"number": number, "state": "cancelled", "released": 2,
-                         "put_back": [codes[0]]}
+    done = researcher.post(
+        f"/api/v1/requests/{number}/cancel", json={"reason": "grant not renewed"}
+    )
+    assert done.json == {
+        "number": number,
+        "state": "cancelled",
+        "released": 2,
+        "put_back": [codes[0]],
+    }
     assert set(statuses(session, codes).values()) == {"available"}
     assert event_types(session, codes[1])[-1] == "released"
     rows = session.scalars(select(RequestAliquot.state)).all()
     assert set(rows) == {"dropped"}
-    for url, body, client in ((f"/api/v1/requests/{number}/approve", {}, manager),
-                              (f"/api/v1/requests/{number}/pick", {"barcode": codes[1]}, tech),
-                              (f"/api/v1/requests/{number}/ship", SHIPMENT, manager),
-                              (f"/api/v1/requests/{number}/cancel", {"reason": "x"}, manager)):
+    for url, body, client in (
+        (f"/api/v1/requests/{number}/approve", {}, manager),
+        (f"/api/v1/requests/{number}/pick", {"barcode": codes[1]}, tech),
+        (f"/api/v1/requests/{number}/ship", SHIPMENT, manager),
+        (f"/api/v1/requests/{number}/cancel", {"reason": "x"}, manager),
+    ):
         refused = client.post(url, json=body)
         assert refused.status_code == 409 and "cancelled" in refused.json["message"], url
 
@@ -253,28 +322,42 @@ def test_only_the_researcher_who_made_it_submits_or_cancels(researcher, as_role,
     colleague = as_role("researcher", substudies=["DEMO"])
     assert colleague.get(f"/api/v1/requests/{number}").status_code == 200
     assert colleague.post(f"/api/v1/requests/{number}/submit").status_code == 403
-    assert colleague.post(f"/api/v1/requests/{number}/cancel",
-                          json={"reason": "x"}).status_code == 403
+    assert (
+        colleague.post(f"/api/v1/requests/{number}/cancel", json={"reason": "x"}).status_code == 403
+    )
 
 
 def test_a_draft_can_be_edited_and_nothing_else(researcher, manager):
     """PATCH changes a draft's criteria; once submitted it is a 409."""
     number = new_request(researcher, submit=False)
-    edited = researcher.patch(f"/api/v1/requests/{number}",
-                              json={"criteria": {"patients": 4, "materials": ["PB"]}})
-    assert edited.json["criteria"] == {"patients": 4, "materials": ["PB"],
-                                       "aliquots_per_patient_timepoint": 1}
+    edited = researcher.patch(
+        f"/api/v1/requests/{number}", json={"criteria": {"patients": 4, "materials": ["PB"]}}
+    )
+    assert edited.json["criteria"] == {
+        "patients": 4,
+        "materials": ["PB"],
+        "aliquots_per_patient_timepoint": 1,
+    }
     researcher.post(f"/api/v1/requests/{number}/submit")
-    assert researcher.patch(f"/api/v1/requests/{number}",
-                            json={"title": "later"}).status_code == 409
+    assert (
+        researcher.patch(f"/api/v1/requests/{number}", json={"title": "later"}).status_code == 409
+    )
 
 
 def test_bad_requests_are_4xx_naming_the_field(researcher, as_role, studies):  # noqa: F811
     """Unknown codes, missing criteria, another sub-study, a closed one: 422 / 404 / 409."""
+
     def create(**body):  # type: ignore[no-untyped-def]
-        return researcher.post("/api/v1/requests", json={
-            "substudy": "DEMO", "title": "t", "purpose": "p",
-            "criteria": {"patients": 1}, **body})
+        return researcher.post(
+            "/api/v1/requests",
+            json={
+                "substudy": "DEMO",
+                "title": "t",
+                "purpose": "p",
+                "criteria": {"patients": 1},
+                **body,
+            },
+        )
 
     unknown = create(criteria={"patients": 1, "materials": ["BM", "XX"]})
     assert unknown.status_code == 422
@@ -282,6 +365,10 @@ def test_bad_requests_are_4xx_naming_the_field(researcher, as_role, studies):  #
     assert create(criteria={"materials": ["BM"]}).status_code == 422
     assert create(substudy="MRD-NGS").status_code == 404
     closed = as_role("researcher", substudies=["OLD"])
-    assert closed.post("/api/v1/requests", json={
-        "title": "t", "purpose": "p", "criteria": {"patients": 1}}).status_code == 409
+    assert (
+        closed.post(
+            "/api/v1/requests", json={"title": "t", "purpose": "p", "criteria": {"patients": 1}}
+        ).status_code
+        == 409
+    )
     assert researcher.get("/api/v1/requests/RQ0000000").status_code == 404

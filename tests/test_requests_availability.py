@@ -39,27 +39,53 @@ def test_counts_only_available_tubes_that_pass_the_gate(researcher, donor, sessi
     assert answer["substudy"] == "DEMO" and answer["aliquots"] == 6
     assert answer["as_of"] == str(clock.today())
     assert answer["groups"] == [
-        {"timepoint": "DX", "material": "BM", "aliquot_type": "PLASMA", "aliquots": 4,
-         "patients": 2},
-        {"timepoint": "EOI", "material": "BM", "aliquot_type": "PLASMA", "aliquots": 2,
-         "patients": 1}]
+        {
+            "timepoint": "DX",
+            "material": "BM",
+            "aliquot_type": "PLASMA",
+            "aliquots": 4,
+            "patients": 2,
+        },
+        {
+            "timepoint": "EOI",
+            "material": "BM",
+            "aliquot_type": "PLASMA",
+            "aliquots": 2,
+            "patients": 1,
+        },
+    ]
     for private in ("study_id", "accession", "notes", "signed_by", "barcode"):
         assert private not in str(answer)
 
 
 def test_filters_narrow_the_counts(researcher, donor, session):
     """Risk group, diagnosis, minimum volume, freeze–thaw count and MRD status."""
-    hr = donor({"DX": 2, "EOI": 1}, "DEMO", age_at_diagnosis_days=60,
-               wbc_at_diagnosis=Decimal(400))
+    hr = donor({"DX": 2, "EOI": 1}, "DEMO", age_at_diagnosis_days=60, wbc_at_diagnosis=Decimal(400))
     mr = donor({"DX": 2, "EOI": 1}, "DEMO", volume="0.1", diagnosis="B-MPAL")
     assert (hr.patient.risk_group, mr.patient.risk_group) == ("HR", "MR")
     mr.tubes[0].freeze_thaw_count = 2
-    patients.record_mrd(session, ACTOR, hr.patient, {
-        "timepoint": "EOI", "value_percent": Decimal("0.5"), "method": "PCR",
-        "measured_on": clock.today()})
-    patients.record_mrd(session, ACTOR, mr.patient, {
-        "timepoint": "EOI", "value_percent": Decimal("0.005"), "method": "PCR",
-        "measured_on": clock.today()})
+    patients.record_mrd(
+        session,
+        ACTOR,
+        hr.patient,
+        {
+            "timepoint": "EOI",
+            "value_percent": Decimal("0.5"),
+            "method": "PCR",
+            "measured_on": clock.today(),
+        },
+    )
+    patients.record_mrd(
+        session,
+        ACTOR,
+        mr.patient,
+        {
+            "timepoint": "EOI",
+            "value_percent": Decimal("0.005"),
+            "method": "PCR",
+            "measured_on": clock.today(),
+        },
+    )
     session.commit()
 
     def total(**query):  # type: ignore[no-untyped-def]
@@ -118,46 +144,82 @@ def test_availability_is_one_aggregate_query(researcher, donor, session, count_q
 
 # --- the SQL rule and the gate agree ---------------------------------------------------
 
-def _random_log(session, rng, patient_id: int, substudies: dict[str, int],  # type: ignore[no-untyped-def]
-                form: int) -> None:
+
+def _random_log(
+    session,
+    rng,
+    patient_id: int,
+    substudies: dict[str, int],  # type: ignore[no-untyped-def]
+    form: int,
+) -> None:
     """Entries in any order and date (some in the future), withdrawals, corrections."""
     entries: list[ConsentEntry] = []
     today = clock.today()
     # Most parents sign storage and some sub-studies at first; then anything may happen.
-    plan = [(c, "given", rng.randint(-60, -30)) for c in ("storage", *substudies)
-            if rng.random() < (0.85 if c == "storage" else 0.6)]
-    plan += [(rng.choice(["storage", "storage", *substudies]),
-              rng.choice(["given", "given", "declined", "withdrawn", "withdrawn"]),
-              rng.randint(-30, 3)) for _ in range(rng.randint(0, 4))]
+    plan = [
+        (c, "given", rng.randint(-60, -30))
+        for c in ("storage", *substudies)
+        if rng.random() < (0.85 if c == "storage" else 0.6)
+    ]
+    plan += [
+        (
+            rng.choice(["storage", "storage", *substudies]),
+            rng.choice(["given", "given", "declined", "withdrawn", "withdrawn"]),
+            rng.randint(-30, 3),
+        )
+        for _ in range(rng.randint(0, 4))
+    ]
     for component, decision, offset in plan:
         substudy_id = substudies.get(component)
         day = today + dt.timedelta(days=offset)
         withdrawal_id = None
         if decision == "withdrawn":
-            withdrawal = Withdrawal(patient_id=patient_id, withdrawn_on=day,
-                                    scope="substudy" if substudy_id else "storage",
-                                    substudy_id=substudy_id, requested_by="mother",
-                                    recorded_by=ACTOR)
+            withdrawal = Withdrawal(
+                patient_id=patient_id,
+                withdrawn_on=day,
+                scope="substudy" if substudy_id else "storage",
+                substudy_id=substudy_id,
+                requested_by="mother",
+                recorded_by=ACTOR,
+            )
             session.add(withdrawal)
             session.flush()
             withdrawal_id = withdrawal.id
-        same = [e for e in entries if e.substudy_id == substudy_id and e.corrects_id is None
-                and e.id not in {x.corrects_id for x in entries}]
+        same = [
+            e
+            for e in entries
+            if e.substudy_id == substudy_id
+            and e.corrects_id is None
+            and e.id not in {x.corrects_id for x in entries}
+        ]
         corrects = rng.choice(same).id if same and rng.random() < 0.25 else None
         entry = ConsentEntry(
-            patient_id=patient_id, component="substudy" if substudy_id else "storage",
-            substudy_id=substudy_id, decision=decision, effective_date=day,
-            form_version_id=None if decision == "withdrawn" else form, signed_by="mother",
-            withdrawal_id=withdrawal_id, corrects_id=corrects,
-            reason="correction" if corrects else None, recorded_by=ACTOR)
+            patient_id=patient_id,
+            component="substudy" if substudy_id else "storage",
+            substudy_id=substudy_id,
+            decision=decision,
+            effective_date=day,
+            form_version_id=None if decision == "withdrawn" else form,
+            signed_by="mother",
+            withdrawal_id=withdrawal_id,
+            corrects_id=corrects,
+            reason="correction" if corrects else None,
+            recorded_by=ACTOR,
+        )
         session.add(entry)
         session.flush()
         entries.append(entry)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_patient,  # noqa: F811
-                                                          make_aliquots, make_sample, session):
+def test_the_sql_rule_counts_exactly_what_the_gate_allows(
+    seed,
+    studies,
+    make_patient,  # noqa: F811
+    make_aliquots,
+    make_sample,
+    session,
+):
     """Random consent logs and tube statuses: availability == tubes may_use allows and that
     are available, for each sub-study (open or closed)."""
     rng = random.Random(seed)
@@ -167,25 +229,28 @@ def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_pa
         patient = make_patient()
         made = make_aliquots(rng.randint(1, 4), parent=make_sample(patient), volume="0.1")
         for tube in made:
-            tube.status = rng.choice(["available", "available", "reserved", "blocked",
-                                      "shipped"])
+            tube.status = rng.choice(["available", "available", "reserved", "blocked", "shipped"])
         tubes += made
         _random_log(session, rng, patient.id, substudies, studies.form.id)
     session.commit()
     ids = [t.id for t in tubes]
-    owner = dict(session.execute(select(Aliquot.id, Sample.patient_id)
-                                 .join(Sample, Sample.id == Aliquot.sample_id)
-                                 .where(Aliquot.id.in_(ids))).all())
-    status = dict(session.execute(select(Aliquot.id, Aliquot.status)
-                                  .where(Aliquot.id.in_(ids))).all())
+    owner = dict(
+        session.execute(
+            select(Aliquot.id, Sample.patient_id)
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .where(Aliquot.id.in_(ids))
+        ).all()
+    )
+    status = dict(
+        session.execute(select(Aliquot.id, Aliquot.status).where(Aliquot.id.in_(ids))).all()
+    )
     for code in substudies:
         decisions = gate.may_use(session, ids, code)
         expected = sum(1 for i, d in decisions.items() if d.allowed and status[i] == "available")
         substudy = session.scalar(select(Substudy).where(Substudy.code == code))
         counted = availability.count(session, substudy, availability.resolve(session, {}))
         assert counted.aliquots == expected, (seed, code)
-        in_sql = set(session.scalars(rule.consented_patients(
-            substudy, availability.today())))
+        in_sql = set(session.scalars(rule.consented_patients(substudy, availability.today())))
         for tube in tubes:
             if status[tube.id] in states.RELEASABLE:  # the gate judges consent, tube by tube
                 assert decisions[tube.id].allowed == (owner[tube.id] in in_sql), (seed, code)
@@ -193,24 +258,38 @@ def test_the_sql_rule_counts_exactly_what_the_gate_allows(seed, studies, make_pa
 
 # --- the tally the counts are read from ---------------------------------------------------
 
+
 def _tally(session, patients) -> dict[tuple[int, int, int, int], int]:  # type: ignore[no-untyped-def]
     tally = AvailabilityTally
-    return {(t.timepoint_key, t.material_id, t.aliquot_type_id, t.patient_id): t.tubes
-            for t in session.scalars(select(tally).where(
-                tally.tubes > 0, tally.patient_id.in_([p.id for p in patients])))}
+    return {
+        (t.timepoint_key, t.material_id, t.aliquot_type_id, t.patient_id): t.tubes
+        for t in session.scalars(
+            select(tally).where(tally.tubes > 0, tally.patient_id.in_([p.id for p in patients]))
+        )
+    }
 
 
 def _recount(session, patients) -> dict[tuple[int, int, int, int], int]:  # type: ignore[no-untyped-def]
-    key = (func.coalesce(Sample.timepoint_id, 0), Sample.material_id, Aliquot.aliquot_type_id,
-           Sample.patient_id)
-    return {tuple(row[:4]): row[4] for row in session.execute(
-        select(*key, func.count()).join(Sample, Sample.id == Aliquot.sample_id)
-        .where(Aliquot.status == "available", Sample.patient_id.in_([p.id for p in patients]))
-        .group_by(*key))}
+    key = (
+        func.coalesce(Sample.timepoint_id, 0),
+        Sample.material_id,
+        Aliquot.aliquot_type_id,
+        Sample.patient_id,
+    )
+    return {
+        tuple(row[:4]): row[4]
+        for row in session.execute(
+            select(*key, func.count())
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .where(Aliquot.status == "available", Sample.patient_id.in_([p.id for p in patients]))
+            .group_by(*key)
+        )
+    }
 
 
-def test_the_tally_follows_every_change_to_tubes_and_samples(session, make_patient,
-                                                             make_sample, make_aliquots):
+def test_the_tally_follows_every_change_to_tubes_and_samples(
+    session, make_patient, make_sample, make_aliquots
+):
     """New tubes, status changes both ways, a type corrected, a tube moved to another sample,
     samples corrected to another timepoint, to none, to another material or patient, a tube
     deleted: after each, the tally is a recount of the available tubes."""
@@ -230,16 +309,25 @@ def test_the_tally_follows_every_change_to_tubes_and_samples(session, make_patie
         lambda: setattr(tubes[1], "aliquot_type_id", types["PELLET"]),  # not available: no-op
         lambda: setattr(tubes[3], "sample_id", unscheduled.id),
         lambda: setattr(dx, "timepoint_id", timepoints["EOI"]),
-        lambda: (setattr(dx, "timepoint_id", None),
-                 setattr(dx, "unscheduled_reason", "moved by a correction")),
+        lambda: (
+            setattr(dx, "timepoint_id", None),
+            setattr(dx, "unscheduled_reason", "moved by a correction"),
+        ),
         lambda: setattr(unscheduled, "timepoint_id", timepoints["D15"]),
         lambda: setattr(unscheduled, "material_id", materials["PB"]),
         lambda: setattr(dx, "patient_id", second.id),
         lambda: setattr(tubes[1], "status", "available"),
         # Tubes with a custody log are never deleted; a bare row written in SQL may be.
-        lambda: session.execute(insert(Aliquot).values(
-            barcode="TALLY-BARE", sample_id=unscheduled.id, aliquot_type_id=types["PLASMA"],
-            volume_ml=Decimal("0.1"), volume_remaining_ml=Decimal("0.1"), status="available")),
+        lambda: session.execute(
+            insert(Aliquot).values(
+                barcode="TALLY-BARE",
+                sample_id=unscheduled.id,
+                aliquot_type_id=types["PLASMA"],
+                volume_ml=Decimal("0.1"),
+                volume_remaining_ml=Decimal("0.1"),
+                status="available",
+            )
+        ),
         lambda: session.execute(delete(Aliquot).where(Aliquot.barcode == "TALLY-BARE")),
     ]
     for number, change in enumerate(changes):
@@ -249,45 +337,80 @@ def test_the_tally_follows_every_change_to_tubes_and_samples(session, make_patie
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_the_tally_and_the_tubes_count_the_same(seed, studies, make_patient, make_sample,  # noqa: F811
-                                                session):
+def test_the_tally_and_the_tubes_count_the_same(
+    seed,
+    studies,
+    make_patient,
+    make_sample,  # noqa: F811
+    session,
+):
     """Random samples (some unscheduled), tube types and statuses, consent logs and MRD:
     availability read from the tally == counted from the tubes, for every sub-study and
     criteria the tally answers."""
     rng = random.Random(seed)
     substudies = {s.code: s.id for s in (studies.demo, studies.mrd_ngs, studies.old)}
     for _ in range(10):
-        patient = make_patient(age_at_diagnosis_days=rng.choice((60, 250)),
-                               wbc_at_diagnosis=Decimal(rng.choice((100, 400))),
-                               diagnosis=rng.choice(("B-ALL", "B-MPAL")))
+        patient = make_patient(
+            age_at_diagnosis_days=rng.choice((60, 250)),
+            wbc_at_diagnosis=Decimal(rng.choice((100, 400))),
+            diagnosis=rng.choice(("B-ALL", "B-MPAL")),
+        )
         for _ in range(rng.randint(1, 3)):
             timepoint = rng.choice(("DX", "EOI", None))
-            sample = make_sample(patient, timepoint=timepoint, material=rng.choice(("BM", "PB")),
-                                 unscheduled_reason=None if timepoint else "clinical question")
-            made = samples.split(session, ACTOR, sample, [
-                {"aliquot_type": rng.choice(("PLASMA", "PLASMA2")), "volume_ml": Decimal("0.1")}
-                for _ in range(rng.randint(1, 4))], NUMBERING)
+            sample = make_sample(
+                patient,
+                timepoint=timepoint,
+                material=rng.choice(("BM", "PB")),
+                unscheduled_reason=None if timepoint else "clinical question",
+            )
+            made = samples.split(
+                session,
+                ACTOR,
+                sample,
+                [
+                    {"aliquot_type": rng.choice(("PLASMA", "PLASMA2")), "volume_ml": Decimal("0.1")}
+                    for _ in range(rng.randint(1, 4))
+                ],
+                NUMBERING,
+            )
             for tube in made:
                 tube.status = rng.choice(["available", "available", "reserved", "shipped"])
         if rng.random() < 0.6:
-            patients.record_mrd(session, ACTOR, patient, {
-                "timepoint": "EOI", "value_percent": Decimal(rng.choice(("0.005", "0.5"))),
-                "method": "PCR", "measured_on": clock.today()})
+            patients.record_mrd(
+                session,
+                ACTOR,
+                patient,
+                {
+                    "timepoint": "EOI",
+                    "value_percent": Decimal(rng.choice(("0.005", "0.5"))),
+                    "method": "PCR",
+                    "measured_on": clock.today(),
+                },
+            )
         _random_log(session, rng, patient.id, substudies, studies.form.id)
     session.commit()
-    every = [{}, {"materials": ["PB"]}, {"timepoints": ["DX", "EOI"]},
-             {"aliquot_types": ["PLASMA2"]}, {"risk_groups": ["HR"]}, {"diagnoses": ["B-MPAL"]},
-             {"mrd_status": "positive"}, {"mrd_status": "unknown"},
-             {"mrd_status": "negative", "mrd_timepoint": "EOI"}]
+    every = [
+        {},
+        {"materials": ["PB"]},
+        {"timepoints": ["DX", "EOI"]},
+        {"aliquot_types": ["PLASMA2"]},
+        {"risk_groups": ["HR"]},
+        {"diagnoses": ["B-MPAL"]},
+        {"mrd_status": "positive"},
+        {"mrd_status": "unknown"},
+        {"mrd_status": "negative", "mrd_timepoint": "EOI"},
+    ]
     day = availability.today()
     for code in substudies:
         substudy = session.scalar(select(Substudy).where(Substudy.code == code))
         for criteria in every:
             filters = availability.resolve(session, criteria)
             assert not availability.has_tube_conditions(filters)
-            tally = availability.named(session, substudy, day,
-                                       availability.counted_from_tally(filters, substudy, day))
-            tubes = availability.named(session, substudy, day,
-                                       availability.counted_from_tubes(filters, substudy, day))
+            tally = availability.named(
+                session, substudy, day, availability.counted_from_tally(filters, substudy, day)
+            )
+            tubes = availability.named(
+                session, substudy, day, availability.counted_from_tubes(filters, substudy, day)
+            )
             assert tally == tubes, (seed, code, criteria)
             assert tally == availability.count(session, substudy, filters)

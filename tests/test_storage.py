@@ -24,27 +24,52 @@ def store(session):  # type: ignore[no-untyped-def]
     """NL-PMC / F-80-01 / Shelf 1 / Rack A with a 9×9 box, an SBS rack and a bag; and an
     LN2 tank with one tower."""
     service.load_default_box_types(session, ACTOR)
-    freezer = service.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-80-01", "freezer_type": "mechanical-80"}, NUMBERING)
-    shelf = service.create_container(session, ACTOR, {
-        "kind": "shelf", "name": "Shelf 1", "parent": freezer.barcode}, NUMBERING)
-    rack = service.create_container(session, ACTOR, {
-        "kind": "rack", "name": "Rack A", "parent": shelf.barcode}, NUMBERING)
-    box = service.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode},
-                             NUMBERING)
-    other = service.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                                "name": "Spare"}, NUMBERING)
-    sbs = service.create_box(session, ACTOR, {"box_type": "SBS96", "parent": rack.barcode,
-                                              "external_barcode": "TR00012345"}, NUMBERING)
-    bag = service.create_box(session, ACTOR, {"box_type": "BAG", "parent": shelf.barcode,
-                                              "name": "Bag 1"}, NUMBERING)
-    tank = service.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "LN2-01", "freezer_type": "ln2-vapour"}, NUMBERING)
-    tower = service.create_container(session, ACTOR, {
-        "kind": "tower", "name": "Tower 1", "parent": tank.barcode}, NUMBERING)
+    freezer = service.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-01", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    shelf = service.create_container(
+        session, ACTOR, {"kind": "shelf", "name": "Shelf 1", "parent": freezer.barcode}, NUMBERING
+    )
+    rack = service.create_container(
+        session, ACTOR, {"kind": "rack", "name": "Rack A", "parent": shelf.barcode}, NUMBERING
+    )
+    box = service.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode}, NUMBERING)
+    other = service.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": "Spare"}, NUMBERING
+    )
+    sbs = service.create_box(
+        session,
+        ACTOR,
+        {"box_type": "SBS96", "parent": rack.barcode, "external_barcode": "TR00012345"},
+        NUMBERING,
+    )
+    bag = service.create_box(
+        session, ACTOR, {"box_type": "BAG", "parent": shelf.barcode, "name": "Bag 1"}, NUMBERING
+    )
+    tank = service.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "LN2-01", "freezer_type": "ln2-vapour"},
+        NUMBERING,
+    )
+    tower = service.create_container(
+        session, ACTOR, {"kind": "tower", "name": "Tower 1", "parent": tank.barcode}, NUMBERING
+    )
     session.commit()
-    return SimpleNamespace(freezer=freezer, shelf=shelf, rack=rack, box=box, other=other,
-                           sbs=sbs, bag=bag, tank=tank, tower=tower)
+    return SimpleNamespace(
+        freezer=freezer,
+        shelf=shelf,
+        rack=rack,
+        box=box,
+        other=other,
+        sbs=sbs,
+        bag=bag,
+        tank=tank,
+        tower=tower,
+    )
 
 
 def events(session, aliquot, kind=None):  # type: ignore[no-untyped-def]
@@ -60,23 +85,28 @@ def count(session, model) -> int:  # type: ignore[no-untyped-def]
 
 
 def place(tech, aliquot, box, position):  # type: ignore[no-untyped-def]
-    return tech.post(f"/api/v1/aliquots/{aliquot.barcode}/place",
-                     json={"box": box.barcode, "position": position})
+    return tech.post(
+        f"/api/v1/aliquots/{aliquot.barcode}/place", json={"box": box.barcode, "position": position}
+    )
 
 
 # --- the hierarchy ---------------------------------------------------------------------
 
+
 def test_a_freezer_shelf_rack_and_box_get_barcodes_and_a_readable_path(manager, tech):
     """Each container gets a checked service barcode; the box's path reads top to bottom."""
-    response = manager.post("/api/v1/freezers", json={
-        "site": "NL-PMC", "name": "F-80-03", "freezer_type": "mechanical-80", "room": "B.2"})
+    response = manager.post(
+        "/api/v1/freezers",
+        json={"site": "NL-PMC", "name": "F-80-03", "freezer_type": "mechanical-80", "room": "B.2"},
+    )
     assert response.status_code == 201, response.json
     freezer = response.json
     assert freezer["temperature_band"] == "-60to-85"  # MIABIS band from the type
     parent = freezer["barcode"]
     for kind, name in (("shelf", "Shelf 2"), ("rack", "Rack B")):
-        response = tech.post("/api/v1/containers",
-                             json={"kind": kind, "name": name, "parent": parent})
+        response = tech.post(
+            "/api/v1/containers", json={"kind": kind, "name": name, "parent": parent}
+        )
         assert response.status_code == 201, response.json
         parent = response.json["barcode"]
     response = tech.post("/api/v1/boxes", json={"box_type": "10X10", "parent": parent})
@@ -95,17 +125,27 @@ def test_a_freezer_shelf_rack_and_box_get_barcodes_and_a_readable_path(manager, 
 def test_box_types_with_grids_and_without(manager, tech, session):
     """A manager adds a 20×20 type; grid-free types have no rows; bad shapes are 422."""
     service.load_default_box_types(session, ACTOR)
-    response = manager.post("/api/v1/box-types", json={
-        "code": "20X20", "name": "20×20 box", "rows": 20, "columns": 20,
-        "scheme": "letter-number"})
+    response = manager.post(
+        "/api/v1/box-types",
+        json={
+            "code": "20X20",
+            "name": "20×20 box",
+            "rows": 20,
+            "columns": 20,
+            "scheme": "letter-number",
+        },
+    )
     assert response.status_code == 201, response.json
     assert response.json["capacity"] == 400
-    bad = manager.post("/api/v1/box-types", json={"code": "X", "name": "x",
-                                                   "scheme": "numeric"})
+    bad = manager.post("/api/v1/box-types", json={"code": "X", "name": "x", "scheme": "numeric"})
     assert bad.status_code == 422 and "rows" in bad.json["errors"]["json"]
-    assert manager.post("/api/v1/box-types", json={
-        "code": "20X20", "name": "again", "rows": 2, "columns": 2,
-        "scheme": "numeric"}).status_code == 409
+    assert (
+        manager.post(
+            "/api/v1/box-types",
+            json={"code": "20X20", "name": "again", "rows": 2, "columns": 2, "scheme": "numeric"},
+        ).status_code
+        == 409
+    )
     codes = {t["code"] for t in tech.get("/api/v1/box-types").json}
     assert {"9X9", "10X10", "SBS96", "BAG", "20X20"} <= codes
 
@@ -122,9 +162,11 @@ def test_who_may_do_what(as_role, store):
 def test_an_unknown_box_type_or_parent_is_a_422(tech, store, session):
     """Unknown type, unknown parent, a box as parent: 422 naming the field, nothing made."""
     before = count(session, Container)
-    for body, field in (({"box_type": "7X7", "parent": store.rack.barcode}, "box_type"),
-                        ({"box_type": "9X9", "parent": "CT99999999"}, "parent"),
-                        ({"box_type": "9X9", "parent": store.box.barcode}, "parent")):
+    for body, field in (
+        ({"box_type": "7X7", "parent": store.rack.barcode}, "box_type"),
+        ({"box_type": "9X9", "parent": "CT99999999"}, "parent"),
+        ({"box_type": "9X9", "parent": store.box.barcode}, "parent"),
+    ):
         response = tech.post("/api/v1/boxes", json=body)
         assert response.status_code == 422, response.json
         assert field in response.json["errors"]["json"]
@@ -142,23 +184,31 @@ def test_a_mistyped_container_code_is_a_422(tech, store):
 
 def test_a_container_cannot_go_into_itself_or_its_descendants(tech, store):
     """Rack into itself, shelf into its own rack, freezer anywhere: 422; nothing moves."""
-    for moved, into in ((store.rack, store.rack), (store.shelf, store.rack),
-                        (store.freezer, store.tower), (store.rack, store.box)):
-        response = tech.post(f"/api/v1/containers/{moved.barcode}/move",
-                             json={"into": into.barcode})
+    for moved, into in (
+        (store.rack, store.rack),
+        (store.shelf, store.rack),
+        (store.freezer, store.tower),
+        (store.rack, store.box),
+    ):
+        response = tech.post(
+            f"/api/v1/containers/{moved.barcode}/move", json={"into": into.barcode}
+        )
         assert response.status_code == 422, (moved.name, into.name, response.json)
     assert tech.get(f"/api/v1/containers/{store.rack.barcode}").json["path"] == (
-        "NL-PMC / F-80-01 / Shelf 1 / Rack A")
+        "NL-PMC / F-80-01 / Shelf 1 / Rack A"
+    )
 
 
 def test_sibling_names_are_unique(tech, store):
     """Two 'Rack A' on one shelf would make paths ambiguous: 409."""
-    response = tech.post("/api/v1/containers", json={"kind": "rack", "name": "Rack A",
-                                                     "parent": store.shelf.barcode})
+    response = tech.post(
+        "/api/v1/containers", json={"kind": "rack", "name": "Rack A", "parent": store.shelf.barcode}
+    )
     assert response.status_code == 409
 
 
 # --- one tube, one place ---------------------------------------------------------------
+
 
 def test_placing_a_tube_records_where_it_is(tech, store, make_aliquots, session):
     """A01 and A1 are one place; the location, the event and the scan all show it."""
@@ -205,15 +255,17 @@ def test_a_tube_has_one_place(tech, store, make_aliquots):
 
 
 def test_the_database_itself_refuses_two_tubes_in_one_place_or_one_tube_in_two(
-        store, make_aliquots, session):
+    store, make_aliquots, session
+):
     """The unique constraints hold even for code that skips the service's checks."""
     first, second = make_aliquots(2)
-    session.execute(insert(Position).values(aliquot_id=first.id, box_id=store.box.id,
-                                            row_no=1, col_no=1))
-    for values in ({"aliquot_id": second.id, "box_id": store.box.id, "row_no": 1,
-                    "col_no": 1},
-                   {"aliquot_id": first.id, "box_id": store.other.id, "row_no": 2,
-                    "col_no": 2}):
+    session.execute(
+        insert(Position).values(aliquot_id=first.id, box_id=store.box.id, row_no=1, col_no=1)
+    )
+    for values in (
+        {"aliquot_id": second.id, "box_id": store.box.id, "row_no": 1, "col_no": 1},
+        {"aliquot_id": first.id, "box_id": store.other.id, "row_no": 2, "col_no": 2},
+    ):
         with pytest.raises(IntegrityError), session.begin_nested():
             session.execute(insert(Position).values(**values))
 
@@ -256,17 +308,18 @@ def test_a_bag_holds_tubes_without_positions(tech, store, make_aliquots):
 
 # --- moves -----------------------------------------------------------------------------
 
+
 def test_moving_a_tube_logs_old_and_new_place(tech, store, make_aliquots, session):
     """One event names both places."""
     [tube] = make_aliquots(1)
     place(tech, tube, store.box, "A1")
-    response = tech.post(f"/api/v1/aliquots/{tube.barcode}/move",
-                         json={"box": store.other.barcode, "position": "I9"})
+    response = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/move", json={"box": store.other.barcode, "position": "I9"}
+    )
     assert response.status_code == 200, response.json
     [moved] = events(session, tube, "moved")
     assert (moved.old_values["box"], moved.old_values["position"]) == (store.box.barcode, "A1")
-    assert (moved.new_values["box"], moved.new_values["position"]) == (store.other.barcode,
-                                                                       "I9")
+    assert (moved.new_values["box"], moved.new_values["position"]) == (store.other.barcode, "I9")
 
 
 def test_a_bulk_move_swaps_tubes_at_once(tech, store, make_aliquots, session):
@@ -274,13 +327,21 @@ def test_a_bulk_move_swaps_tubes_at_once(tech, store, make_aliquots, session):
     a, b, c = make_aliquots(3)
     for tube, where in ((a, "A1"), (b, "A2"), (c, "A3")):
         assert place(tech, tube, store.box, where).status_code == 201
-    response = tech.post("/api/v1/storage/moves", json={"moves": [
-        {"aliquot": a.barcode, "box": store.box.barcode, "position": "A2"},
-        {"aliquot": b.barcode, "box": store.box.barcode, "position": "A1"},
-        {"aliquot": c.barcode, "box": store.other.barcode, "position": "B1"}]})
+    response = tech.post(
+        "/api/v1/storage/moves",
+        json={
+            "moves": [
+                {"aliquot": a.barcode, "box": store.box.barcode, "position": "A2"},
+                {"aliquot": b.barcode, "box": store.box.barcode, "position": "A1"},
+                {"aliquot": c.barcode, "box": store.other.barcode, "position": "B1"},
+            ]
+        },
+    )
     assert response.status_code == 200, response.json
-    where = {t.barcode: tech.get(f"/api/v1/aliquots/{t.barcode}/location").json["location"]
-             for t in (a, b, c)}
+    where = {
+        t.barcode: tech.get(f"/api/v1/aliquots/{t.barcode}/location").json["location"]
+        for t in (a, b, c)
+    }
     assert where[a.barcode]["position"] == "A2" and where[b.barcode]["position"] == "A1"
     assert where[c.barcode]["box"] == store.other.barcode
     assert [len(events(session, t, "moved")) for t in (a, b, c)] == [1, 1, 1]
@@ -292,29 +353,41 @@ def test_a_bulk_move_with_one_bad_entry_changes_nothing(tech, store, make_aliquo
     for tube, where in ((a, "A1"), (b, "A2"), (c, "A3"), (d, "A4")):
         place(tech, tube, store.box, where)
     before = count(session, CustodyEvent)
-    response = tech.post("/api/v1/storage/moves", json={"moves": [
-        {"aliquot": a.barcode, "box": store.other.barcode, "position": "A1"},
-        {"aliquot": b.barcode, "box": store.other.barcode, "position": "A2"},
-        {"aliquot": c.barcode, "box": store.box.barcode, "position": "A4"}]})
+    response = tech.post(
+        "/api/v1/storage/moves",
+        json={
+            "moves": [
+                {"aliquot": a.barcode, "box": store.other.barcode, "position": "A1"},
+                {"aliquot": b.barcode, "box": store.other.barcode, "position": "A2"},
+                {"aliquot": c.barcode, "box": store.box.barcode, "position": "A4"},
+            ]
+        },
+    )
     assert response.status_code == 409
     assert count(session, CustodyEvent) == before
     assert tech.get(f"/api/v1/aliquots/{a.barcode}/location").json["location"]["box"] == (
-        store.box.barcode)
-    unknown = tech.post("/api/v1/storage/moves", json={"moves": [
-        {"aliquot": "IF99999999X", "box": store.box.barcode, "position": "A9"}]})
+        store.box.barcode
+    )
+    unknown = tech.post(
+        "/api/v1/storage/moves",
+        json={"moves": [{"aliquot": "IF99999999X", "box": store.box.barcode, "position": "A9"}]},
+    )
     assert unknown.status_code == 422 and "moves.0.aliquot" in unknown.json["errors"]["json"]
 
 
-def test_moving_a_box_changes_one_row_and_logs_every_tube(tech, store, make_aliquots,
-                                                         session, count_queries):
+def test_moving_a_box_changes_one_row_and_logs_every_tube(
+    tech, store, make_aliquots, session, count_queries
+):
     """The box's parent changes; tube rows are untouched; each tube gets a 'moved' event
     with its new path and freezer."""
     tubes = make_aliquots(5)
     for index, tube in enumerate(tubes, 1):
         place(tech, tube, store.box, f"B{index}")
     with count_queries() as counted:
-        response = tech.post(f"/api/v1/containers/{store.box.barcode}/move",
-                             json={"into": store.tower.barcode, "reason": "to LN2"})
+        response = tech.post(
+            f"/api/v1/containers/{store.box.barcode}/move",
+            json={"into": store.tower.barcode, "reason": "to LN2"},
+        )
     assert response.status_code == 200, response.json
     assert response.json["path"] == f"NL-PMC / LN2-01 / Tower 1 / {store.box.barcode}"
     writes = [s for s in counted.statements if s.lstrip().upper().startswith("UPDATE")]
@@ -334,8 +407,9 @@ def test_moving_a_rack_moves_its_boxes(tech, store, make_aliquots, session):
     a, b = make_aliquots(2)
     place(tech, a, store.box, "A1")
     place(tech, b, store.sbs, "H12")
-    response = tech.post(f"/api/v1/containers/{store.rack.barcode}/move",
-                         json={"into": store.tower.barcode})
+    response = tech.post(
+        f"/api/v1/containers/{store.rack.barcode}/move", json={"into": store.tower.barcode}
+    )
     assert response.status_code == 200, response.json
     for tube in (a, b):
         location = tech.get(f"/api/v1/aliquots/{tube.barcode}/location").json["location"]
@@ -344,6 +418,7 @@ def test_moving_a_rack_moves_its_boxes(tech, store, make_aliquots, session):
 
 
 # --- out and back, thaw, missing -------------------------------------------------------
+
 
 def test_a_tube_taken_out_keeps_its_place_until_put_back(tech, store, make_aliquots, session):
     """Out: the place is kept (409 for others); back: in the same place again."""
@@ -354,8 +429,9 @@ def test_a_tube_taken_out_keeps_its_place_until_put_back(tech, store, make_aliqu
     assert response.json["location"]["taken_out"] is True
     assert tech.post(f"/api/v1/aliquots/{tube.barcode}/take-out", json={}).status_code == 409
     assert place(tech, other, store.box, "C3").status_code == 409
-    moved = tech.post(f"/api/v1/aliquots/{tube.barcode}/move",
-                      json={"box": store.box.barcode, "position": "C4"})
+    moved = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/move", json={"box": store.box.barcode, "position": "C4"}
+    )
     assert moved.status_code == 409  # put it back instead
     response = tech.post(f"/api/v1/aliquots/{tube.barcode}/put-back", json={})
     assert response.status_code == 200, response.json
@@ -371,8 +447,10 @@ def test_put_back_elsewhere(tech, store, make_aliquots):
     [tube] = make_aliquots(1)
     place(tech, tube, store.box, "A1")
     tech.post(f"/api/v1/aliquots/{tube.barcode}/take-out", json={})
-    response = tech.post(f"/api/v1/aliquots/{tube.barcode}/put-back",
-                         json={"box": store.other.barcode, "position": "B2"})
+    response = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/put-back",
+        json={"box": store.other.barcode, "position": "B2"},
+    )
     assert response.status_code == 200, response.json
     assert response.json["location"]["box"] == store.other.barcode
 
@@ -405,8 +483,10 @@ def test_a_tube_that_never_had_a_place_is_refrozen_where_told(tech, store, make_
     [tube] = make_aliquots(1)
     tech.post(f"/api/v1/aliquots/{tube.barcode}/thaw", json={})
     assert tech.post(f"/api/v1/aliquots/{tube.barcode}/refreeze", json={}).status_code == 422
-    response = tech.post(f"/api/v1/aliquots/{tube.barcode}/refreeze",
-                         json={"box": store.box.barcode, "position": "E5"})
+    response = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/refreeze",
+        json={"box": store.box.barcode, "position": "E5"},
+    )
     assert response.status_code == 200
     assert response.json["location"]["position"] == "E5"
 
@@ -416,17 +496,21 @@ def test_missing_and_found(tech, store, make_aliquots, session):
     [tube] = make_aliquots(1)
     place(tech, tube, store.box, "F6")
     assert tech.post(f"/api/v1/aliquots/{tube.barcode}/missing", json={}).status_code == 422
-    response = tech.post(f"/api/v1/aliquots/{tube.barcode}/missing",
-                         json={"reason": "not at F6 during inventory"})
+    response = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/missing", json={"reason": "not at F6 during inventory"}
+    )
     assert response.status_code == 200, response.json
     assert response.json["status"] == "missing"
     cell = tech.get(f"/api/v1/boxes/{store.box.barcode}/map").json["positions"][5 * 9 + 5]
     assert cell["position"] == "F6" and cell["aliquot"]["status"] == "missing"
-    moved = tech.post(f"/api/v1/aliquots/{tube.barcode}/move",
-                      json={"box": store.other.barcode, "position": "A1"})
+    moved = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/move", json={"box": store.other.barcode, "position": "A1"}
+    )
     assert moved.status_code == 409 and "found" in moved.json["message"]
-    response = tech.post(f"/api/v1/aliquots/{tube.barcode}/found",
-                         json={"box": store.other.barcode, "position": "A1"})
+    response = tech.post(
+        f"/api/v1/aliquots/{tube.barcode}/found",
+        json={"box": store.other.barcode, "position": "A1"},
+    )
     assert response.status_code == 200, response.json
     assert response.json["status"] == "available"
     assert response.json["location"]["box"] == store.other.barcode
@@ -435,6 +519,7 @@ def test_missing_and_found(tech, store, make_aliquots, session):
 
 
 # --- the scan --------------------------------------------------------------------------
+
 
 def test_scanning_a_box_rack_or_freezer_code(tech, store, make_aliquots):
     """Box codes (own or the rack's) and container codes resolve, with their paths."""

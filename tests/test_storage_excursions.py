@@ -27,13 +27,24 @@ def now() -> dt.datetime:
 @pytest.fixture
 def freezers(session):  # type: ignore[no-untyped-def]
     """A −80 °C freezer with two boxes and an LN2 tank with two boxes."""
-    minus80 = service.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "F-80-01", "freezer_type": "mechanical-80"}, NUMBERING)
-    tank = service.create_freezer(session, ACTOR, {
-        "site": "NL-PMC", "name": "LN2-01", "freezer_type": "ln2-vapour"}, NUMBERING)
-    boxes = [service.create_box(session, ACTOR, {"box_type": "9X9", "parent": parent.barcode,
-                                                 "name": name}, NUMBERING)
-             for parent, name in ((minus80, "A"), (minus80, "B"), (tank, "C"), (tank, "D"))]
+    minus80 = service.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-01", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    tank = service.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "LN2-01", "freezer_type": "ln2-vapour"},
+        NUMBERING,
+    )
+    boxes = [
+        service.create_box(
+            session, ACTOR, {"box_type": "9X9", "parent": parent.barcode, "name": name}, NUMBERING
+        )
+        for parent, name in ((minus80, "A"), (minus80, "B"), (tank, "C"), (tank, "D"))
+    ]
     session.commit()
     return SimpleNamespace(minus80=minus80, tank=tank, boxes=boxes)
 
@@ -47,20 +58,27 @@ def history(session, freezers, make_aliquots):  # type: ignore[no-untyped-def]
     def put(tube, box, row):  # type: ignore[no-untyped-def]
         operations.relocate(session, ACTOR, [Target(tube, box, row, 1)])
 
-    for tube, box, row in ((t.a, a80, 1), (t.b, a80, 2), (t.d, a80, 4), (t.g, a80, 5),
-                           (t.i, a80, 6), (t.c, c_ln2, 1), (t.h, d_ln2, 1)):
+    for tube, box, row in (
+        (t.a, a80, 1),
+        (t.b, a80, 2),
+        (t.d, a80, 4),
+        (t.g, a80, 5),
+        (t.i, a80, 6),
+        (t.c, c_ln2, 1),
+        (t.h, d_ln2, 1),
+    ):
         put(tube, box, row)
-    put(t.b, c_ln2, 2)                                   # left before the excursion
-    operations.take_out(session, ACTOR, t.g)             # out during the excursion
+    put(t.b, c_ln2, 2)  # left before the excursion
+    operations.take_out(session, ACTOR, t.g)  # out during the excursion
     samples.change_status(session, ACTOR, t.i, "destroyed", "cracked")  # gone before it
     session.commit()
     start = now()
-    put(t.c, b80, 3)                                     # came in during it
-    put(t.d, c_ln2, 4)                                   # left during it
+    put(t.c, b80, 3)  # came in during it
+    put(t.d, c_ln2, 4)  # left during it
     service.move_container(session, ACTOR, d_ln2, freezers.minus80)  # a box came in
     session.commit()
     end = now()
-    put(t.e, b80, 5)                                     # came in after it
+    put(t.e, b80, 5)  # came in after it
     operations.put_back(session, ACTOR, t.g)
     session.commit()
     return SimpleNamespace(tubes=t, start=start, end=end)
@@ -70,9 +88,15 @@ def test_the_tubes_inside_during_the_excursion_are_flagged(tech, freezers, histo
     """In at the start, came in, left during it, in a box moved in: flagged; the others
     (left before, out, destroyed, came in after) are not, wherever they are now."""
     t = history.tubes
-    response = tech.post(f"/api/v1/freezers/{freezers.minus80.barcode}/excursions", json={
-        "started_at": history.start.isoformat(), "ended_at": history.end.isoformat(),
-        "peak_celsius": "-41.5", "note": "compressor failure"})
+    response = tech.post(
+        f"/api/v1/freezers/{freezers.minus80.barcode}/excursions",
+        json={
+            "started_at": history.start.isoformat(),
+            "ended_at": history.end.isoformat(),
+            "peak_celsius": "-41.5",
+            "note": "compressor failure",
+        },
+    )
     assert response.status_code == 201, response.json
     flagged = {a["barcode"] for a in response.json["aliquots"]}
     assert flagged == {t.a.barcode, t.c.barcode, t.d.barcode, t.h.barcode}
@@ -94,23 +118,37 @@ def test_the_tubes_inside_during_the_excursion_are_flagged(tech, freezers, histo
 def test_an_excursion_of_the_other_freezer_flags_its_own_tubes(tech, freezers, history):
     """The LN2 tank held b, c (until moved), d (from the move), h (until its box moved)."""
     t = history.tubes
-    response = tech.post(f"/api/v1/freezers/{freezers.tank.barcode}/excursions", json={
-        "started_at": history.start.isoformat(), "ended_at": history.end.isoformat(),
-        "peak_celsius": "-120"})
+    response = tech.post(
+        f"/api/v1/freezers/{freezers.tank.barcode}/excursions",
+        json={
+            "started_at": history.start.isoformat(),
+            "ended_at": history.end.isoformat(),
+            "peak_celsius": "-120",
+        },
+    )
     assert {a["barcode"] for a in response.json["aliquots"]} == {
-        t.b.barcode, t.c.barcode, t.d.barcode, t.h.barcode}
+        t.b.barcode,
+        t.c.barcode,
+        t.d.barcode,
+        t.h.barcode,
+    }
 
 
-@pytest.mark.parametrize(("shift", "field"), [
-    ({"ended_at": -2}, "ended_at"),   # ends before it starts
-    ({"ended_at": +48}, "ended_at"),  # ends in the future
-])
+@pytest.mark.parametrize(
+    ("shift", "field"),
+    [
+        ({"ended_at": -2}, "ended_at"),  # ends before it starts
+        ({"ended_at": +48}, "ended_at"),  # ends in the future
+    ],
+)
 def test_impossible_excursions_are_422s(tech, freezers, shift, field):
     """End before start, or in the future: 422 naming the field."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     end = start + dt.timedelta(hours=shift["ended_at"])
-    response = tech.post(f"/api/v1/freezers/{freezers.minus80.barcode}/excursions", json={
-        "started_at": start.isoformat(), "ended_at": end.isoformat(), "peak_celsius": "-50"})
+    response = tech.post(
+        f"/api/v1/freezers/{freezers.minus80.barcode}/excursions",
+        json={"started_at": start.isoformat(), "ended_at": end.isoformat(), "peak_celsius": "-50"},
+    )
     assert response.status_code == 422
     assert field in response.json["errors"]["json"]
 
@@ -118,10 +156,12 @@ def test_impossible_excursions_are_422s(tech, freezers, shift, field):
 def test_an_excursion_belongs_to_a_freezer(tech, freezers):
     """A box is no freezer (422); an unknown excursion is a 404."""
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-    body = {"started_at": start.isoformat(),
-            "ended_at": (start + dt.timedelta(hours=1)).isoformat(), "peak_celsius": "-50"}
+    body = {
+        "started_at": start.isoformat(),
+        "ended_at": (start + dt.timedelta(hours=1)).isoformat(),
+        "peak_celsius": "-50",
+    }
     box = freezers.boxes[0]
-    assert tech.post(f"/api/v1/freezers/{box.barcode}/excursions", json=body
-                     ).status_code == 422
+    assert tech.post(f"/api/v1/freezers/{box.barcode}/excursions", json=body).status_code == 422
     assert tech.get("/api/v1/excursions/999999").status_code == 404
     assert tech.get("/api/v1/excursions/x").status_code == 404

@@ -12,16 +12,19 @@ from biobank.storage import naming, rackscan
 SCANS = Path(__file__).parent / "data" / "rack-scans"
 
 
-@pytest.mark.parametrize(("scheme", "rows", "cols", "row", "col", "label"), [
-    ("letter-number", 9, 9, 1, 1, "A1"),
-    ("letter-number", 9, 9, 9, 9, "I9"),
-    ("letter-number-padded", 8, 12, 1, 1, "A01"),
-    ("letter-number-padded", 8, 12, 8, 12, "H12"),
-    ("numeric", 9, 9, 1, 1, "1"),
-    ("numeric", 9, 9, 2, 1, "10"),
-    ("numeric", 9, 9, 9, 9, "81"),
-    ("letter-number", 20, 20, 20, 20, "T20"),
-])
+@pytest.mark.parametrize(
+    ("scheme", "rows", "cols", "row", "col", "label"),
+    [
+        ("letter-number", 9, 9, 1, 1, "A1"),
+        ("letter-number", 9, 9, 9, 9, "I9"),
+        ("letter-number-padded", 8, 12, 1, 1, "A01"),
+        ("letter-number-padded", 8, 12, 8, 12, "H12"),
+        ("numeric", 9, 9, 1, 1, "1"),
+        ("numeric", 9, 9, 2, 1, "10"),
+        ("numeric", 9, 9, 9, 9, "81"),
+        ("letter-number", 20, 20, 20, 20, "T20"),
+    ],
+)
 def test_labels_render_and_parse_back(scheme, rows, cols, row, col, label):
     """Every scheme renders its label and reads it back to the same row and column."""
     assert naming.label(scheme, cols, row, col) == label
@@ -35,15 +38,18 @@ def test_a1_and_a01_are_the_same_place(text):
     assert naming.parse(text, "letter-number", 9, 9) == (1, 1)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("Z99", "outside this 9×9 box (A1…I9)"),
-    ("J1", "outside"),
-    ("A10", "outside"),
-    ("A0", "outside"),
-    ("5", "names its positions A1…I9"),
-    ("shelf", "not a position"),
-    ("", "not a position"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Z99", "outside this 9×9 box (A1…I9)"),
+        ("J1", "outside"),
+        ("A10", "outside"),
+        ("A0", "outside"),
+        ("5", "names its positions A1…I9"),
+        ("shelf", "not a position"),
+        ("", "not a position"),
+    ],
+)
 def test_positions_outside_the_grid_or_garbage_are_refused(text, words):
     """A label the 9×9 box does not have is refused with a message saying why."""
     with pytest.raises(naming.PositionError, match=re.escape(words)):
@@ -74,10 +80,12 @@ def test_free_positions_fall_back_to_reading_order_when_no_run_fits():
     places, contiguous = naming.free_positions(3, 3, taken, 2)
     assert places == [(1, 2), (2, 1)] and not contiguous
     assert naming.free_positions(3, 3, taken, 10)[0] == sorted(
-        {(r, c) for r in range(1, 4) for c in range(1, 4)} - taken)
+        {(r, c) for r in range(1, 4) for c in range(1, 4)} - taken
+    )
 
 
 # --- rack-scanner files ----------------------------------------------------------------
+
 
 def test_the_per_line_rack_layout_reads():
     """FluidX style: rack, position, tube on every line, no header, one NO READ."""
@@ -100,38 +108,49 @@ def test_the_rack_on_first_line_layout_reads():
 
 def test_the_visionmate_layout_reads():
     """Thermo VisionMate: LocationRow, LocationColumn and TubeCode columns, any order."""
-    text = ("TubeCode,LocationRow,LocationColumn,RackID\r\n"
-            "FX01,A,1,VM-RACK-7\r\nNo Read,A,2,VM-RACK-7\r\nFX03,B,01,VM-RACK-7\r\n")
+    text = (
+        "TubeCode,LocationRow,LocationColumn,RackID\r\n"
+        "FX01,A,1,VM-RACK-7\r\nNo Read,A,2,VM-RACK-7\r\nFX03,B,01,VM-RACK-7\r\n"
+    )
     scan = rackscan.parse(text)
     assert scan.rack == "VM-RACK-7"
     assert [(e.position, e.tube) for e in scan.entries] == [
-        ("A1", "FX01"), ("A2", None), ("B1", "FX03")]
+        ("A1", "FX01"),
+        ("A2", None),
+        ("B1", "FX03"),
+    ]
 
 
-@pytest.mark.parametrize("text", [
-    "Rack,Position,Tube\nRK1,A01,fx01\nRK1,A02,FX02\n",   # header, lower-case code
-    "Position;Tube ID\nA01;FX01\nA02;FX02\n",            # semicolons
-    "A1\tFX01\nA2\tFX02\n",                              # tabs, no rack at all
-    "\ufeffRK1,A1,FX01\nRK1,A2,FX02\n\n",                  # byte-order mark, blank line
-    "RK1\nA01,FX01\nA02,FX02\nA03,NO TUBE\n",             # rack on line 1 without header
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Rack,Position,Tube\nRK1,A01,fx01\nRK1,A02,FX02\n",  # header, lower-case code
+        "Position;Tube ID\nA01;FX01\nA02;FX02\n",  # semicolons
+        "A1\tFX01\nA2\tFX02\n",  # tabs, no rack at all
+        "\ufeffRK1,A1,FX01\nRK1,A2,FX02\n\n",  # byte-order mark, blank line
+        "RK1\nA01,FX01\nA02,FX02\nA03,NO TUBE\n",  # rack on line 1 without header
+    ],
+)
 def test_common_variations_read_the_same(text):
     """Headers or none, commas, semicolons or tabs, BOM, empty places: two tubes."""
     scan = rackscan.parse(text)
     assert [(e.position, e.tube) for e in scan.entries] == [("A1", "FX01"), ("A2", "FX02")]
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("", "empty"),
-    ("hello world\n", "line 1"),
-    ("RK1,A1,FX01\nRK1,A01,FX02\n", "position A1 is listed twice"),
-    ("RK1,A1,FX01\nRK1,A2,FX01\n", "tube FX01 is listed twice"),
-    ("RK1,A1,FX01\nRK2,A2,FX02\n", "more than one rack"),
-    ("RK1,shelf,FX01\n", "line 1: 'shelf' is not a position"),
-    ("RK1,A1,FX 01 <script>\n", "not a tube or rack code"),
-    ("Position,Tube\n", "no tubes"),
-    ("%PDF-1.4\x00\x01\x02,\x03\n", "line 1: contains a NUL character"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "empty"),
+        ("hello world\n", "line 1"),
+        ("RK1,A1,FX01\nRK1,A01,FX02\n", "position A1 is listed twice"),
+        ("RK1,A1,FX01\nRK1,A2,FX01\n", "tube FX01 is listed twice"),
+        ("RK1,A1,FX01\nRK2,A2,FX02\n", "more than one rack"),
+        ("RK1,shelf,FX01\n", "line 1: 'shelf' is not a position"),
+        ("RK1,A1,FX 01 <script>\n", "not a tube or rack code"),
+        ("Position,Tube\n", "no tubes"),
+        ("%PDF-1.4\x00\x01\x02,\x03\n", "line 1: contains a NUL character"),
+    ],
+)
 def test_garbage_and_duplicates_are_refused_naming_the_line(text, words):
     """Duplicate places or codes, several racks, nonsense: an error saying where."""
     with pytest.raises(rackscan.ScanFileError, match=words):

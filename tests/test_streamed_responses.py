@@ -12,12 +12,14 @@ from db_helpers import one_tube_biobank, private_database
 
 from biobank import clock, create_app
 
-URLS = ("/api/v1/aliquots/{code}/events/export?format=json",
-        "/api/v1/aliquots/{code}/events/export?format=csv",
-        "/api/v1/custody/events?from={today}&to={today}&format=json",
-        "/api/v1/custody/events?from={today}&to={today}&format=csv",
-        "/api/v1/reports/capacity?format=csv",
-        "/api/v1/reports/inventory?format=csv")
+URLS = (
+    "/api/v1/aliquots/{code}/events/export?format=json",
+    "/api/v1/aliquots/{code}/events/export?format=csv",
+    "/api/v1/custody/events?from={today}&to={today}&format=json",
+    "/api/v1/custody/events?from={today}&to={today}&format=csv",
+    "/api/v1/reports/capacity?format=csv",
+    "/api/v1/reports/inventory?format=csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +31,7 @@ def biobank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     app = create_app({"DATABASE_URL": url, "TESTING": True})
     from biobank.auth import service as auth
     from biobank.db import get_session
+
     with app.app_context():
         session = get_session()
         token = auth.issue_token(session, auth.create_user(session, "stream-manager", "manager"))
@@ -44,8 +47,8 @@ def test_a_streamed_answer_gives_its_connection_back(biobank, url):  # type: ign
     """Each streamed answer, read to the end and closed: no connection is left checked out."""
     pool = biobank.app.extensions["biobank.engine"].pool
     response = biobank.app.test_client().get(
-        url.format(code=biobank.barcode, today=clock.today().isoformat()),
-        headers=biobank.manager)
+        url.format(code=biobank.barcode, today=clock.today().isoformat()), headers=biobank.manager
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_data()
     response.close()

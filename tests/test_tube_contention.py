@@ -25,7 +25,8 @@ from tests.conftest import PG_URL
 from tests.test_storage_concurrency import live  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)")
+    not PG_URL, reason="real concurrent transactions need PostgreSQL (SQLite has one writer)"
+)
 
 WRITERS = 16
 ROUNDS = 8
@@ -34,31 +35,33 @@ ROUNDS = 8
 def _one_tube_operations(box: str, rng: random.Random) -> tuple[str, dict]:  # type: ignore[type-arg]
     """One operation of the mix, chosen at random: anything a person may do to a tube."""
     spot = naming.label("letter-number", 9, rng.randint(1, 9), rng.randint(1, 9))
-    return rng.choice([
-        ("move", {"box": box, "position": spot}),
-        ("move", {"box": box, "position": spot}),
-        ("take-out", {"reason": "pipetting"}),
-        ("take-out", {}),
-        ("put-back", {}),
-        ("put-back", {"box": box, "position": spot}),
-        ("thaw", {}),
-        ("refreeze", {}),
-        ("missing", {"reason": "not in its place"}),
-        ("found", {}),
-        ("status", {"status": "blocked", "reason": "query on the label"}),
-        ("status", {"status": "available"}),
-    ])
+    return rng.choice(
+        [
+            ("move", {"box": box, "position": spot}),
+            ("move", {"box": box, "position": spot}),
+            ("take-out", {"reason": "pipetting"}),
+            ("take-out", {}),
+            ("put-back", {}),
+            ("put-back", {"box": box, "position": spot}),
+            ("thaw", {}),
+            ("refreeze", {}),
+            ("missing", {"reason": "not in its place"}),
+            ("found", {}),
+            ("status", {"status": "blocked", "reason": "query on the label"}),
+            ("status", {"status": "available"}),
+        ]
+    )
 
 
 def _state_from_log(events: list[CustodyEvent]) -> dict:  # type: ignore[type-arg]
     """What the custody log says about a tube: its place, whether out, thawed, its status."""
-    state = {"box_id": None, "position": None, "out": False, "thawed": False,
-             "status": "available"}
+    state = {"box_id": None, "position": None, "out": False, "thawed": False, "status": "available"}
     for event in events:
         new = event.new_values or {}
         if "box_id" in new:
-            state.update(box_id=new["box_id"], position=new["position"],
-                         out=new["freezer_id"] is None)
+            state.update(
+                box_id=new["box_id"], position=new["position"], out=new["freezer_id"] is None
+            )
         elif new.get("freezer_id", "absent") is None and event.event_type == "unstored":
             state.update(box_id=None, position=None, out=False)
         if event.event_type == "thawed":
@@ -77,13 +80,19 @@ def _state_in_tables(session: Session, aliquot_id: int) -> dict:  # type: ignore
     position = None
     if place is not None:
         box = session.get_one(Container, place.box_id)
-        position = naming.label(box.box_type.scheme, box.box_type.columns,  # type: ignore[union-attr]
-                                place.row_no, place.col_no)
-    return {"box_id": place.box_id if place else None,
-            "position": position if place else None,
-            "out": place is not None and place.out_since is not None,
-            "thawed": session.get(Thaw, aliquot_id) is not None,
-            "status": tube.status}
+        position = naming.label(
+            box.box_type.scheme,
+            box.box_type.columns,  # type: ignore[union-attr]
+            place.row_no,
+            place.col_no,
+        )
+    return {
+        "box_id": place.box_id if place else None,
+        "position": position if place else None,
+        "out": place is not None and place.out_since is not None,
+        "thawed": session.get(Thaw, aliquot_id) is not None,
+        "status": tube.status,
+    }
 
 
 def test_sixteen_writers_at_one_tube_get_no_server_error_and_the_log_agrees(live):  # noqa: F811
@@ -92,8 +101,11 @@ def test_sixteen_writers_at_one_tube_get_no_server_error_and_the_log_agrees(live
     the tube's place, status and thaw agree with its custody log, and its chain verifies."""
     tube = live.tubes[0]
     client = live.app.test_client()
-    placed = client.post(f"/api/v1/aliquots/{tube.barcode}/place",
-                         json={"box": live.box.barcode, "position": "A1"}, headers=live.headers)
+    placed = client.post(
+        f"/api/v1/aliquots/{tube.barcode}/place",
+        json={"box": live.box.barcode, "position": "A1"},
+        headers=live.headers,
+    )
     assert placed.status_code == 201, placed.json
     barrier = threading.Barrier(WRITERS)
     outcomes: Counter[tuple[str, int]] = Counter()
@@ -106,8 +118,9 @@ def test_sixteen_writers_at_one_tube_get_no_server_error_and_the_log_agrees(live
         for _ in range(ROUNDS):
             action, body = _one_tube_operations(live.box.barcode, rng)
             try:
-                response = own.post(f"/api/v1/aliquots/{tube.barcode}/{action}", json=body,
-                                    headers=live.headers)
+                response = own.post(
+                    f"/api/v1/aliquots/{tube.barcode}/{action}", json=body, headers=live.headers
+                )
                 status = response.status_code
                 if status == 409 and response.json["message"] == CLASHED:
                     action = f"{action} (clashed)"
@@ -127,18 +140,28 @@ def test_sixteen_writers_at_one_tube_get_no_server_error_and_the_log_agrees(live
     assert not errors, outcomes
     assert sum(outcomes.values()) == WRITERS * ROUNDS
     with Session(live.engine) as session:
-        events = list(session.scalars(select(CustodyEvent)
-                                      .where(CustodyEvent.aliquot_id == tube.id)
-                                      .order_by(CustodyEvent.id)))
+        events = list(
+            session.scalars(
+                select(CustodyEvent)
+                .where(CustodyEvent.aliquot_id == tube.id)
+                .order_by(CustodyEvent.id)
+            )
+        )
         assert _state_from_log(events) == _state_in_tables(session, tube.id)
         assert audit.verify_aliquot(session, tube.id).ok
 
 
 def _waiting_for_a_lock(engine, application_name: str) -> bool:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        return bool(conn.scalar(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
-            "AND wait_event_type = 'Lock'"), {"name": application_name}))
+        return bool(
+            conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                    "AND wait_event_type = 'Lock'"
+                ),
+                {"name": application_name},
+            )
+        )
 
 
 def test_a_move_in_flight_when_the_tube_is_taken_out_is_refused_not_a_put_back(live):  # noqa: F811
@@ -157,9 +180,18 @@ def test_a_move_in_flight_when_the_tube_is_taken_out_is_refused_not_a_put_back(l
         def move() -> None:
             with Session(mover, expire_on_commit=False) as session:
                 try:
-                    operations.move(session, "mover", [operations.Target(
-                        session.get_one(Aliquot, tube.id),
-                        session.get_one(Container, live.box.id), 2, 2)])
+                    operations.move(
+                        session,
+                        "mover",
+                        [
+                            operations.Target(
+                                session.get_one(Aliquot, tube.id),
+                                session.get_one(Container, live.box.id),
+                                2,
+                                2,
+                            )
+                        ],
+                    )
                     session.commit()
                     outcome.append("moved")
                 except Conflict as exc:
@@ -179,9 +211,13 @@ def test_a_move_in_flight_when_the_tube_is_taken_out_is_refused_not_a_put_back(l
         assert isinstance(outcome[0], Conflict), outcome
         assert "taken out" in outcome[0].message
         with Session(live.engine) as session:
-            kinds = list(session.scalars(select(CustodyEvent.event_type)
-                                         .where(CustodyEvent.aliquot_id == tube.id)
-                                         .order_by(CustodyEvent.id)))
+            kinds = list(
+                session.scalars(
+                    select(CustodyEvent.event_type)
+                    .where(CustodyEvent.aliquot_id == tube.id)
+                    .order_by(CustodyEvent.id)
+                )
+            )
             assert kinds[-1] == "taken_out" and "put_back" not in kinds
             place = session.scalar(select(Position).where(Position.aliquot_id == tube.id))
             assert place is not None and place.out_since is not None
@@ -196,8 +232,11 @@ def test_bulk_moves_of_overlapping_tubes_in_opposite_orders_never_deadlock_into_
     tubes = live.tubes[:4]
     client = live.app.test_client()
     for index, tube in enumerate(tubes):
-        answer = client.post(f"/api/v1/aliquots/{tube.barcode}/place", headers=live.headers,
-                             json={"box": live.box.barcode, "position": f"A{index + 1}"})
+        answer = client.post(
+            f"/api/v1/aliquots/{tube.barcode}/place",
+            headers=live.headers,
+            json={"box": live.box.barcode, "position": f"A{index + 1}"},
+        )
         assert answer.status_code == 201, answer.json
     barrier = threading.Barrier(12)
     outcomes: Counter[tuple[str, int]] = Counter()
@@ -211,10 +250,20 @@ def test_bulk_moves_of_overlapping_tubes_in_opposite_orders_never_deadlock_into_
             chosen = rng.sample(tubes, 3)
             if seed % 3 == 0:
                 spots = rng.sample(range(1, 10), 3)
-                url, body, action = "/api/v1/storage/moves", {"moves": [
-                    {"aliquot": t.barcode, "box": live.box.barcode,
-                     "position": f"{'BC'[seed % 2]}{spot}"}
-                    for t, spot in zip(chosen, spots, strict=True)]}, "bulk-move"
+                url, body, action = (
+                    "/api/v1/storage/moves",
+                    {
+                        "moves": [
+                            {
+                                "aliquot": t.barcode,
+                                "box": live.box.barcode,
+                                "position": f"{'BC'[seed % 2]}{spot}",
+                            }
+                            for t, spot in zip(chosen, spots, strict=True)
+                        ]
+                    },
+                    "bulk-move",
+                )
             else:
                 action, body = _one_tube_operations(live.box.barcode, rng)
                 url = f"/api/v1/aliquots/{chosen[0].barcode}/{action}"
@@ -236,9 +285,13 @@ def test_bulk_moves_of_overlapping_tubes_in_opposite_orders_never_deadlock_into_
     assert sum(outcomes.values()) == 12 * ROUNDS
     with Session(live.engine) as session:
         for tube in tubes:
-            events = list(session.scalars(select(CustodyEvent)
-                                          .where(CustodyEvent.aliquot_id == tube.id)
-                                          .order_by(CustodyEvent.id)))
+            events = list(
+                session.scalars(
+                    select(CustodyEvent)
+                    .where(CustodyEvent.aliquot_id == tube.id)
+                    .order_by(CustodyEvent.id)
+                )
+            )
             assert _state_from_log(events) == _state_in_tables(session, tube.id)
             assert audit.verify_aliquot(session, tube.id).ok
 
@@ -259,8 +312,9 @@ def test_a_deadlock_the_server_broke_is_answered_409_with_retry_after(live):  # 
             except Exception as exc:  # noqa: BLE001  (the one the server chose)
                 caught.append(exc)
 
-    threads = [threading.Thread(target=lock_both, args=pair)
-               for pair in ((first, second), (second, first))]
+    threads = [
+        threading.Thread(target=lock_both, args=pair) for pair in ((first, second), (second, first))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -22,6 +22,7 @@ def text(response) -> str:  # type: ignore[no-untyped-def]
 
 # --- who may see what ------------------------------------------------------------------------
 
+
 def test_an_anonymous_browser_is_sent_to_the_login_page(client):
     """A page asked for without a session redirects to /login, which comes back to it."""
     answer = client.get("/scan?code=IF1", headers=HTML)
@@ -54,18 +55,22 @@ def test_the_home_page_offers_what_the_role_may_open(login):
 
 # --- rack scans --------------------------------------------------------------------------------
 
+
 def rack_file(lab) -> bytes:  # type: ignore[no-untyped-def]
     box = lab.box.barcode
-    return (f"{box},A1,{lab.tubes[0].barcode}\n{box},A2,{lab.tubes[1].barcode}\n"
-            f"{box},A3,NO READ\n{box},A4,FX00000001\n").encode()
+    return (
+        f"{box},A1,{lab.tubes[0].barcode}\n{box},A2,{lab.tubes[1].barcode}\n"
+        f"{box},A3,NO READ\n{box},A4,FX00000001\n"
+    ).encode()
 
 
 def test_a_rack_scan_is_shown_as_a_coloured_grid_before_it_is_confirmed(login, lab, session):
     """Upload: matches, moved, unreadable and unknown each get their colour and word;
     nothing moves until the confirm button."""
     tech = login("technician")
-    answer = tech.post(f"/boxes/{lab.box.barcode}/rack-scan",
-                       {"file": (io.BytesIO(rack_file(lab)), "rack.csv")})
+    answer = tech.post(
+        f"/boxes/{lab.box.barcode}/rack-scan", {"file": (io.BytesIO(rack_file(lab)), "rack.csv")}
+    )
     page = text(answer)
     assert answer.status_code == 200, page
     for css in ("rk-match", "rk-moved", "rk-unreadable", "rk-unknown"):
@@ -77,8 +82,10 @@ def test_a_rack_scan_is_shown_as_a_coloured_grid_before_it_is_confirmed(login, l
     assert 'name="acknowledge" value="unreadable_wells"' in page
     answer = tech.post(f"/boxes/{lab.box.barcode}/rack-scan/{confirm}")
     assert answer.status_code == 409 and "acknowledge" in text(answer)
-    answer = tech.post(f"/boxes/{lab.box.barcode}/rack-scan/{confirm}",
-                       {"acknowledge": ["unknown_tubes", "unreadable_wells"]})
+    answer = tech.post(
+        f"/boxes/{lab.box.barcode}/rack-scan/{confirm}",
+        {"acknowledge": ["unknown_tubes", "unreadable_wells"]},
+    )
     assert answer.status_code == 303
     assert "1 tube(s) moved" in text(tech.get(answer.headers["Location"]))
     where = session.scalar(select(Position).where(Position.aliquot_id == lab.tubes[1].id))
@@ -87,12 +94,14 @@ def test_a_rack_scan_is_shown_as_a_coloured_grid_before_it_is_confirmed(login, l
 
 def test_a_file_that_is_no_rack_scan_is_refused_on_the_page(login, lab):
     """A file the parser cannot read: the reason on the upload page, with a 422."""
-    answer = login("technician").post(f"/boxes/{lab.box.barcode}/rack-scan",
-                                      {"file": (io.BytesIO(b"\xff\xfe\x00"), "x.csv")})
+    answer = login("technician").post(
+        f"/boxes/{lab.box.barcode}/rack-scan", {"file": (io.BytesIO(b"\xff\xfe\x00"), "x.csv")}
+    )
     assert answer.status_code == 422 and "not text" in text(answer)
 
 
 # --- patients ----------------------------------------------------------------------------------
+
 
 def test_the_patient_page_draws_completeness_risk_and_consent(login, lab):
     """Timepoint × material with received / missing / not applicable, the risk-group
@@ -114,28 +123,45 @@ def test_a_technician_sees_consent_but_not_who_signed(login, lab):
 
 # --- consent -----------------------------------------------------------------------------------
 
+
 def test_recording_consent_through_the_form(login, lab, session):
     """The officer records storage consent for a patient without any; it is in the log."""
     officer = login("consent_officer")
     study_id = lab.stranger.study_id
-    answer = officer.post(f"/patients/{study_id}/consent/new", {
-        "component": "storage", "decision": "given", "signed_on": TODAY,
-        "form_version": "ICF-WEB-1", "signed_by": "father", "reason": ""})
+    answer = officer.post(
+        f"/patients/{study_id}/consent/new",
+        {
+            "component": "storage",
+            "decision": "given",
+            "signed_on": TODAY,
+            "form_version": "ICF-WEB-1",
+            "signed_by": "father",
+            "reason": "",
+        },
+    )
     assert answer.status_code == 303, text(answer)
     assert "storage consent given" in text(officer.get(answer.headers["Location"]))
-    entry = session.scalar(select(ConsentEntry).where(
-        ConsentEntry.patient_id == lab.stranger.id))
+    entry = session.scalar(select(ConsentEntry).where(ConsentEntry.patient_id == lab.stranger.id))
     assert entry.signed_by == "father" and entry.recorded_by == officer.username
 
 
 def test_a_consent_form_with_a_bad_field_says_which(login, lab, session):
     """The API's schema reads the form: a bad date is a 422 naming the field."""
-    answer = login("consent_officer").post(f"/patients/{lab.stranger.study_id}/consent/new", {
-        "component": "storage", "decision": "given", "signed_on": "yesterday",
-        "form_version": "ICF-WEB-1", "signed_by": "father"})
+    answer = login("consent_officer").post(
+        f"/patients/{lab.stranger.study_id}/consent/new",
+        {
+            "component": "storage",
+            "decision": "given",
+            "signed_on": "yesterday",
+            "form_version": "ICF-WEB-1",
+            "signed_by": "father",
+        },
+    )
     assert answer.status_code == 422 and "signed_on" in text(answer)
-    assert session.scalar(select(ConsentEntry).where(
-        ConsentEntry.patient_id == lab.stranger.id)) is None
+    assert (
+        session.scalar(select(ConsentEntry).where(ConsentEntry.patient_id == lab.stranger.id))
+        is None
+    )
 
 
 def test_a_withdrawal_shows_its_impact_first_then_blocks_the_tubes(login, lab, session):
@@ -158,14 +184,18 @@ def test_a_withdrawal_shows_its_impact_first_then_blocks_the_tubes(login, lab, s
     assert lab.patient.study_id in desk.split("Re-consent due")[0]
 
 
-def test_an_anonymising_withdrawal_on_the_pages_ends_with_relabelled_tubes(login, lab,
-                                                                           session):
+def test_an_anonymising_withdrawal_on_the_pages_ends_with_relabelled_tubes(login, lab, session):
     """Outcome 'anonymised' on the form: the impact lists relabelling tasks; the withdrawal
     page closes them one by one; the scan page then shows the tube without a patient."""
     officer = login("consent_officer")
     url = f"/patients/{lab.patient.study_id}/consent/withdraw"
-    form = {"scope": "storage", "date": TODAY, "requested_by": "mother", "reason": "",
-            "outcome": "anonymise"}
+    form = {
+        "scope": "storage",
+        "date": TODAY,
+        "requested_by": "mother",
+        "reason": "",
+        "outcome": "anonymise",
+    }
     preview = officer.post(url, {**form, "step": "preview"})
     assert "relabelling tasks" in text(preview)
     answer = officer.post(url, {**form, "step": "confirm"})
@@ -173,8 +203,9 @@ def test_an_anonymising_withdrawal_on_the_pages_ends_with_relabelled_tubes(login
     detail = text(officer.get(answer.headers["Location"]))
     assert "tubes to relabel" in detail and lab.tubes[0].barcode in detail
     tech = login("technician")
-    task = session.scalar(select(AnonymisationTask.id).where(
-        AnonymisationTask.aliquot_id == lab.tubes[0].id))
+    task = session.scalar(
+        select(AnonymisationTask.id).where(AnonymisationTask.aliquot_id == lab.tubes[0].id)
+    )
     done = tech.post(f"/consent/anonymisation-tasks/{task}/done", {})
     assert done.status_code == 303, text(done)
     assert "no longer linked" in text(tech.get(done.headers["Location"]))
@@ -184,20 +215,30 @@ def test_an_anonymising_withdrawal_on_the_pages_ends_with_relabelled_tubes(login
 
 def test_a_withdrawal_the_service_refuses_is_shown_on_the_form(login, lab):
     """Withdrawing what was never given: the service's reason, on the form, as a 422."""
-    answer = login("consent_officer").post(f"/patients/{lab.stranger.study_id}/consent/withdraw",
-                                           {"scope": "storage", "date": TODAY,
-                                            "requested_by": "mother", "step": "preview"})
+    answer = login("consent_officer").post(
+        f"/patients/{lab.stranger.study_id}/consent/withdraw",
+        {"scope": "storage", "date": TODAY, "requested_by": "mother", "step": "preview"},
+    )
     assert answer.status_code == 422 and "never given" in text(answer)
 
 
 # --- printers ----------------------------------------------------------------------------------
 
+
 def test_a_manager_registers_a_printer_on_the_printers_page(login, session):
     """The printer form uses the API's schema and the labels service."""
     manager = login("manager")
-    answer = manager.post("/printers", {"name": "Zebra-Bench-2", "host": "10.0.0.7",
-                                        "port": "9100", "dpi": "300", "template": "",
-                                        "site": "NL-PMC"})
+    answer = manager.post(
+        "/printers",
+        {
+            "name": "Zebra-Bench-2",
+            "host": "10.0.0.7",
+            "port": "9100",
+            "dpi": "300",
+            "template": "",
+            "site": "NL-PMC",
+        },
+    )
     assert answer.status_code == 303, text(answer)
     assert "Zebra-Bench-2" in text(manager.get("/printers"))
     assert session.scalar(select(Printer).where(Printer.name == "Zebra-Bench-2")).dpi == 300

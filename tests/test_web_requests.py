@@ -38,7 +38,7 @@ def test_the_availability_matrix_counts_what_the_sub_study_may_receive(login, do
     donor({"DX": 1})  # no DEMO consent: not counted
     page = text(login("researcher").get("/research"))
     assert "What DEMO may receive" in page and "<strong>5</strong> available tube(s)" in page
-    assert "<strong>3</strong> tubes<br><span class=\"pts\">1 patient</span>" in page
+    assert '<strong>3</strong> tubes<br><span class="pts">1 patient</span>' in page
     assert '<th scope="row">EOI</th>' in page
 
 
@@ -53,8 +53,14 @@ def test_a_request_made_on_the_form_is_checked_by_the_apis_schema(login, donor, 
     """A missing patient count is a 422 naming the field; a good form makes the request."""
     donor({"DX": 2}, "DEMO")
     researcher = login("researcher")
-    form = {"substudy": "DEMO", "title": "Plasma", "purpose": "Method development",
-            "materials": "BM", "aliquot_types": "PLASMA", "submit_now": "1"}
+    form = {
+        "substudy": "DEMO",
+        "title": "Plasma",
+        "purpose": "Method development",
+        "materials": "BM",
+        "aliquot_types": "PLASMA",
+        "submit_now": "1",
+    }
     answer = researcher.post("/requests/new", form)
     assert answer.status_code == 422 and "criteria.patients" in text(answer)
     answer = researcher.post("/requests/new", {**form, "patients": "1"})
@@ -93,9 +99,16 @@ def test_a_manager_may_not_approve_their_own_request(login, donor):
     """The service's rule, as a page: another manager must decide."""
     donor({"DX": 1}, "DEMO")
     manager = login("manager")
-    answer = manager.post("/requests/new", {
-        "substudy": "DEMO", "title": "Own", "purpose": "Own use", "patients": "1",
-        "submit_now": "1"})
+    answer = manager.post(
+        "/requests/new",
+        {
+            "substudy": "DEMO",
+            "title": "Own",
+            "purpose": "Own use",
+            "patients": "1",
+            "submit_now": "1",
+        },
+    )
     number = answer.headers["Location"].rsplit("/", 1)[1]
     answer = manager.post(f"/requests/{number}/approve", {"note": ""})
     assert answer.status_code == 403 and "another manager must approve it" in text(answer)
@@ -108,21 +121,27 @@ def recalled(login, manager, donor, session, tech, client, studies):  # type: ig
     patient = donor({"DX": 1}, "DEMO").patient
     donor({"DX": 1}, "DEMO")
     mine = login("researcher")
-    owner = ApiClient(client, auth.issue_token(session, auth.get_user(session, mine.username)),
-                      mine.username)
+    owner = ApiClient(
+        client, auth.issue_token(session, auth.get_user(session, mine.username)), mine.username
+    )
     session.commit()
     number = allocated(owner, manager)
     for tube in tech.get(f"/api/v1/requests/{number}/pick-list").json["tubes"]:
         tech.post(f"/api/v1/requests/{number}/pick", json={"barcode": tube["barcode"]})
     assert manager.post(f"/api/v1/requests/{number}/ship", json=SHIPMENT).status_code == 200
-    withdrawal.withdraw(session, "officer", patient, {
-        "scope": "storage", "date": clock.today(), "requested_by": "mother"})
+    withdrawal.withdraw(
+        session,
+        "officer",
+        patient,
+        {"scope": "storage", "date": clock.today(), "requested_by": "mother"},
+    )
     session.commit()
     return mine, number
 
 
 def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
-        recalled, login, manager):  # type: ignore[no-untyped-def]  # noqa: F811
+    recalled, login, manager
+):  # type: ignore[no-untyped-def]  # noqa: F811
     """After shipping and a withdrawal: the recall notice with its buttons for the researcher
     who made the request (a colleague may not answer it); no names of the biobank staff who
     shipped."""
@@ -140,20 +159,27 @@ def test_a_researcher_sees_state_and_recalls_but_not_the_biobanks_internals(
 
 
 def test_a_colleague_reads_the_recall_without_the_buttons_the_owner_rule_refuses(
-        recalled, login, manager):  # type: ignore[no-untyped-def]
+    recalled, login, manager
+):  # type: ignore[no-untyped-def]
     """A researcher of the sub-study who did not make the request sees the recall notice and
     the shipment, but no Acknowledge, Destroyed or "tubes arrived" button (pressing them was
     a 403); the requester and a manager keep them."""
     mine, number = recalled
     colleague = text(login("researcher").get(f"/requests/{number}"))
     assert "Recall notices" in colleague and f"Request {number}" in colleague
-    for button in ("Acknowledge</button>", "Destroyed</button>", "The tubes arrived</button>",
-                   "/recalls/", "/receive"):
+    for button in (
+        "Acknowledge</button>",
+        "Destroyed</button>",
+        "The tubes arrived</button>",
+        "/recalls/",
+        "/receive",
+    ):
         assert button not in colleague, button
-    for owner in (text(mine.get(f"/requests/{number}")),
-                  text(login("manager").get(f"/requests/{number}"))):
-        for button in ("Acknowledge</button>", "Destroyed</button>",
-                       "The tubes arrived</button>"):
+    for owner in (
+        text(mine.get(f"/requests/{number}")),
+        text(login("manager").get(f"/requests/{number}")),
+    ):
+        for button in ("Acknowledge</button>", "Destroyed</button>", "The tubes arrived</button>"):
             assert button in owner, button
 
 

@@ -17,14 +17,20 @@ def text(response) -> str:  # type: ignore[no-untyped-def]
     return response.get_data(as_text=True)
 
 
-def test_an_admin_creates_a_user_issues_a_token_and_deactivates_them(login, client,
-                                                                      session):
+def test_an_admin_creates_a_user_issues_a_token_and_deactivates_them(login, client, session):
     """Create on /users, issue a token on the user's page (shown once, it works), change
     the scope, deactivate; each step audited with the admin as actor."""
     admin = login("admin")
     assert "Create a user" in text(admin.get("/users"))
-    made = admin.post("/users", {"username": "bench-7", "role": "technician",
-                                 "full_name": "Bench Seven", "sites": ["NL-PMC"]})
+    made = admin.post(
+        "/users",
+        {
+            "username": "bench-7",
+            "role": "technician",
+            "full_name": "Bench Seven",
+            "sites": ["NL-PMC"],
+        },
+    )
     assert made.status_code == 303, text(made)
     assert made.headers["Location"].endswith("/users/bench-7")
     page = text(admin.get("/users/bench-7"))
@@ -32,24 +38,33 @@ def test_an_admin_creates_a_user_issues_a_token_and_deactivates_them(login, clie
     issued = admin.post("/users/bench-7/tokens", {"days": "30"})
     assert issued.status_code == 201
     token = re.search(r'id="token-value"[^>]*value="(bbk_[^"]+)"', text(issued)).group(1)
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}
-                      ).json["username"] == "bench-7"
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json["username"]
+        == "bench-7"
+    )
     assert token not in text(admin.get("/users/bench-7"))
     assert token[:10] in text(admin.get("/users/bench-7"))
-    changed = admin.post("/users/bench-7/change", {"role": "technician", "sites": [],
-                                                   "reason": "works at every site now"})
+    changed = admin.post(
+        "/users/bench-7/change",
+        {"role": "technician", "sites": [], "reason": "works at every site now"},
+    )
     assert changed.status_code == 303, text(changed)
     gone = admin.post("/users/bench-7/deactivate", {"reason": "left the lab"})
     assert gone.status_code == 303, text(gone)
-    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}
-                      ).status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     user = session.scalar(select(User).where(User.username == "bench-7"))
     assert (user.active, user.site_codes) == (False, [])
-    records = session.execute(select(AuditRecord.action, AuditRecord.actor).where(
-        AuditRecord.entity_type == "user", AuditRecord.entity_key == "bench-7")
-        .order_by(AuditRecord.id)).all()
-    assert records == [("created", admin.username), ("token_issued", admin.username),
-                       ("changed", admin.username), ("deactivated", admin.username)]
+    records = session.execute(
+        select(AuditRecord.action, AuditRecord.actor)
+        .where(AuditRecord.entity_type == "user", AuditRecord.entity_key == "bench-7")
+        .order_by(AuditRecord.id)
+    ).all()
+    assert records == [
+        ("created", admin.username),
+        ("token_issued", admin.username),
+        ("changed", admin.username),
+        ("deactivated", admin.username),
+    ]
 
 
 def test_a_refused_creation_is_shown_on_the_form(login):

@@ -29,16 +29,29 @@ TOKEN_DAYS_MAX = 3650
 
 def state(user: User) -> dict[str, Any]:
     """What the audit trail keeps of an account: role, name, scopes, whether active."""
-    return {"role": user.role, "full_name": user.full_name, "substudies": user.substudy_codes,
-            "sites": user.site_codes, "active": user.active}
+    return {
+        "role": user.role,
+        "full_name": user.full_name,
+        "substudies": user.substudy_codes,
+        "sites": user.site_codes,
+        "active": user.active,
+    }
 
 
-def record(session: Session, actor: str, user: User, action: str, *,
-           old: dict[str, Any] | None = None, new: dict[str, Any] | None = None,
-           reason: str | None = None) -> None:
+def record(
+    session: Session,
+    actor: str,
+    user: User,
+    action: str,
+    *,
+    old: dict[str, Any] | None = None,
+    new: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> None:
     """An audit record of a change to an account (entity ``user``)."""
-    record_audit(session, actor, ENTITY, user.username, action, reason=reason,
-                 old_values=old, new_values=new)
+    record_audit(
+        session, actor, ENTITY, user.username, action, reason=reason, old_values=old, new_values=new
+    )
 
 
 def _check_substudies(session: Session, codes: list[str]) -> None:
@@ -60,28 +73,42 @@ def _check_sites(session: Session, codes: list[str]) -> None:
 
 
 def _other_active_admins(session: Session, user: User) -> int:
-    return session.scalar(select(func.count()).select_from(User).where(
-        User.role == "admin", User.active.is_(True), User.id != user.id)) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.role == "admin", User.active.is_(True), User.id != user.id)
+        )
+        or 0
+    )
 
 
 def _keep_an_admin(session: Session, admin: str, user: User, what: str) -> None:
     """Refuse what would leave the biobank without an active admin, or lock oneself out."""
     if user.username == admin:
-        raise Conflict(f"you cannot {what} your own account: ask another admin",
-                       field="username")
+        raise Conflict(f"you cannot {what} your own account: ask another admin", field="username")
     if user.role == "admin" and user.active and _other_active_admins(session, user) == 0:
         raise Conflict(f"{user.username} is the last active admin", field="username")
 
 
 def list_users(session: Session) -> list[User]:
     """Every user, by name, with scopes and live tokens (``live_tokens`` set on each)."""
-    users = list(session.scalars(select(User).order_by(User.username).options(
-        selectinload(User.substudies), selectinload(User.sites))))
+    users = list(
+        session.scalars(
+            select(User)
+            .order_by(User.username)
+            .options(selectinload(User.substudies), selectinload(User.sites))
+        )
+    )
     live: dict[int, list[ApiToken]] = {}
-    for token in session.scalars(select(ApiToken).where(
+    for token in session.scalars(
+        select(ApiToken)
+        .where(
             ApiToken.revoked_at.is_(None),
-            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()))
-            .order_by(ApiToken.id)):
+            (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()),
+        )
+        .order_by(ApiToken.id)
+    ):
         live.setdefault(token.user_id, []).append(token)
     for user in users:
         user.live_tokens = live.get(user.id, [])  # type: ignore[attr-defined]
@@ -99,24 +126,35 @@ def get_user(session: Session, username: str) -> User:
 
 def list_tokens(session: Session, user: User) -> list[ApiToken]:
     """A user's unrevoked, unexpired tokens, oldest first."""
-    return list(session.scalars(select(ApiToken).where(
-        ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None),
-        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()))
-        .order_by(ApiToken.id)))
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.user_id == user.id,
+                ApiToken.revoked_at.is_(None),
+                (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > utcnow()),
+            )
+            .order_by(ApiToken.id)
+        )
+    )
 
 
 def create(session: Session, admin: str, values: dict[str, Any]) -> User:
     """Create a user (role, scopes, optional password); audited."""
     substudies, sites = values.get("substudies") or [], values.get("sites") or []
     if values["role"] == "researcher" and not substudies:
-        raise Invalid("a researcher must be bound to at least one sub-study",
-                      field="substudies")
+        raise Invalid("a researcher must be bound to at least one sub-study", field="substudies")
     _check_substudies(session, substudies)
     _check_sites(session, sites)
-    user = service.create_user(session, values["username"], values["role"],
-                               substudies=substudies, sites=sites,
-                               password=values.get("password"),
-                               full_name=values.get("full_name"))
+    user = service.create_user(
+        session,
+        values["username"],
+        values["role"],
+        substudies=substudies,
+        sites=sites,
+        password=values.get("password"),
+        full_name=values.get("full_name"),
+    )
     record_audit(session, admin, ENTITY, user.username, "created", new_values=state(user))
     user.live_tokens = []  # type: ignore[attr-defined]
     return user
@@ -130,8 +168,7 @@ def change(session: Session, admin: str, user: User, values: dict[str, Any]) -> 
         _keep_an_admin(session, admin, user, "change the role of")
     substudies = values.get("substudies", user.substudy_codes)
     if role == "researcher" and not substudies:
-        raise Invalid("a researcher must be bound to at least one sub-study",
-                      field="substudies")
+        raise Invalid("a researcher must be bound to at least one sub-study", field="substudies")
     _check_substudies(session, substudies)
     sites = values.get("sites", user.site_codes)
     _check_sites(session, sites)
@@ -146,10 +183,16 @@ def change(session: Session, admin: str, user: User, values: dict[str, Any]) -> 
     after = state(user)
     changed = sorted(key for key in after if after[key] != before[key])
     if changed:
-        record_audit(session, admin, ENTITY, user.username, "changed",
-                     reason=values.get("reason"),
-                     old_values={key: before[key] for key in changed},
-                     new_values={key: after[key] for key in changed})
+        record_audit(
+            session,
+            admin,
+            ENTITY,
+            user.username,
+            "changed",
+            reason=values.get("reason"),
+            old_values={key: before[key] for key in changed},
+            new_values={key: after[key] for key in changed},
+        )
     user.live_tokens = list_tokens(session, user)  # type: ignore[attr-defined]
     return user
 
@@ -161,9 +204,16 @@ def deactivate(session: Session, admin: str, user: User, reason: str | None = No
     _keep_an_admin(session, admin, user, "deactivate")
     revoked = [token.hint for token in list_tokens(session, user)]
     service.deactivate(session, user)
-    record_audit(session, admin, ENTITY, user.username, "deactivated", reason=reason,
-                 old_values={"active": True}, new_values={"active": False,
-                                                          "tokens_revoked": revoked})
+    record_audit(
+        session,
+        admin,
+        ENTITY,
+        user.username,
+        "deactivated",
+        reason=reason,
+        old_values={"active": True},
+        new_values={"active": False, "tokens_revoked": revoked},
+    )
     user.live_tokens = []  # type: ignore[attr-defined]
     return user
 
@@ -173,22 +223,35 @@ def issue_token(session: Session, admin: str, user: User, days: int) -> tuple[st
     token = service.issue_token(session, user, days=days)
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == service.hash_token(token)))
     assert row is not None
-    record_audit(session, admin, ENTITY, user.username, "token_issued", new_values={
-        "token": row.hint, "expires_at": _iso(row.expires_at)})
+    record_audit(
+        session,
+        admin,
+        ENTITY,
+        user.username,
+        "token_issued",
+        new_values={"token": row.hint, "expires_at": _iso(row.expires_at)},
+    )
     return token, row
 
 
 def revoke_token(session: Session, admin: str, user: User, token_id: int) -> ApiToken:
     """Revoke one live token of a user (404 if it is not theirs or not live); audited."""
-    token = session.scalar(select(ApiToken).where(ApiToken.id == token_id,
-                                                  ApiToken.user_id == user.id))
+    token = session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+    )
     if token is None or token.revoked_at is not None:
         raise NotFound(f"{user.username} has no live token {token_id}")
     token.revoked_at = utcnow()
     session.flush()
-    record_audit(session, admin, ENTITY, user.username, "token_revoked",
-                 old_values={"token": token.hint},
-                 new_values={"revoked_at": _iso(token.revoked_at)})
+    record_audit(
+        session,
+        admin,
+        ENTITY,
+        user.username,
+        "token_revoked",
+        old_values={"token": token.hint},
+        new_values={"revoked_at": _iso(token.revoked_at)},
+    )
     return token
 
 
@@ -197,8 +260,15 @@ def revoke_all(session: Session, admin: str, user: User) -> int:
     hints = [token.hint for token in list_tokens(session, user)]
     count = service.revoke_tokens(session, user)
     if count:
-        record_audit(session, admin, ENTITY, user.username, "tokens_revoked",
-                     old_values={"tokens": hints}, new_values={"revoked": count})
+        record_audit(
+            session,
+            admin,
+            ENTITY,
+            user.username,
+            "tokens_revoked",
+            old_values={"tokens": hints},
+            new_values={"revoked": count},
+        )
     return count
 
 

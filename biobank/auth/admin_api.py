@@ -19,27 +19,32 @@ from biobank.schema import PatchSchema, Schema
 
 blp = Blueprint("users", __name__, description="User administration (admins)")
 
-_codes = fields.List(fields.String(validate=validate.Length(1, 32)),
-                     validate=validate.Length(max=100))
+_codes = fields.List(
+    fields.String(validate=validate.Length(1, 32)), validate=validate.Length(max=100)
+)
 
 
 class UserIn(Schema):
     username = fields.String(required=True, validate=validate.Length(1, 64))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    full_name = fields.String(allow_none=True, load_default=None,
-                              validate=validate.Length(1, 200))
-    substudies = fields.List(fields.String(validate=validate.Length(1, 32)),
-                             load_default=list, validate=validate.Length(max=100),
-                             metadata={"description": "a researcher's sub-studies (one at "
-                                       "least)"})
-    sites = fields.List(fields.String(validate=validate.Length(1, 32)), load_default=list,
-                        validate=validate.Length(max=100),
-                        metadata={"description": "the sites the user is limited to (none: "
-                                  "all)"})
-    password = fields.String(load_default=None,
-                             validate=validate.Length(PASSWORD_MIN, PASSWORD_MAX),
-                             metadata={"description": "for the pages; without it the user "
-                                       "has tokens only"})
+    full_name = fields.String(allow_none=True, load_default=None, validate=validate.Length(1, 200))
+    substudies = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        load_default=list,
+        validate=validate.Length(max=100),
+        metadata={"description": "a researcher's sub-studies (one at least)"},
+    )
+    sites = fields.List(
+        fields.String(validate=validate.Length(1, 32)),
+        load_default=list,
+        validate=validate.Length(max=100),
+        metadata={"description": "the sites the user is limited to (none: all)"},
+    )
+    password = fields.String(
+        load_default=None,
+        validate=validate.Length(PASSWORD_MIN, PASSWORD_MAX),
+        metadata={"description": "for the pages; without it the user has tokens only"},
+    )
 
 
 class UserPatch(PatchSchema):
@@ -69,20 +74,26 @@ class UserOut(Schema):
     sites = fields.List(fields.String(), attribute="site_codes")
     active = fields.Boolean()
     created_at = fields.AwareDateTime()
-    tokens = fields.List(fields.Nested(TokenOut), attribute="live_tokens",
-                         metadata={"description": "live tokens, by their hint"})
+    tokens = fields.List(
+        fields.Nested(TokenOut),
+        attribute="live_tokens",
+        metadata={"description": "live tokens, by their hint"},
+    )
 
 
 class TokenIn(Schema):
-    days = fields.Integer(load_default=365, validate=validate.Range(1, admin.TOKEN_DAYS_MAX),
-                          metadata={"description": "lifetime in days (a token always "
-                                    "expires)"})
+    days = fields.Integer(
+        load_default=365,
+        validate=validate.Range(1, admin.TOKEN_DAYS_MAX),
+        metadata={"description": "lifetime in days (a token always expires)"},
+    )
 
 
 class IssuedTokenOut(Schema):
     username = fields.String()
-    token = fields.String(metadata={"description": "the token itself: shown this once, "
-                                    "only its SHA-256 is kept"})
+    token = fields.String(
+        metadata={"description": "the token itself: shown this once, only its SHA-256 is kept"}
+    )
     id = fields.Integer()
     hint = fields.String()
     expires_at = fields.AwareDateTime()
@@ -142,8 +153,9 @@ def change_user(values: dict[str, Any], username: str) -> Any:
 def deactivate_user(values: dict[str, Any], username: str) -> Any:
     """Deactivate a user: their tokens and browser sessions stop at once."""
     session = get_session()
-    return admin.deactivate(session, current_actor(), admin.get_user(session, username),
-                            values["reason"])
+    return admin.deactivate(
+        session, current_actor(), admin.get_user(session, username), values["reason"]
+    )
 
 
 @blp.route("/users/<username>/tokens", methods=["POST"])
@@ -155,8 +167,13 @@ def issue_token(values: dict[str, Any], username: str) -> Any:
     session = get_session()
     user = admin.get_user(session, username)
     token, row = admin.issue_token(session, current_actor(), user, values["days"])
-    return {"username": user.username, "token": token, "id": row.id, "hint": row.hint,
-            "expires_at": row.expires_at}
+    return {
+        "username": user.username,
+        "token": token,
+        "id": row.id,
+        "hint": row.hint,
+        "expires_at": row.expires_at,
+    }
 
 
 @blp.route("/users/<username>/tokens/<token_id>/revoke", methods=["POST"])
@@ -165,8 +182,9 @@ def issue_token(values: dict[str, Any], username: str) -> Any:
 def revoke_token(username: str, token_id: str) -> Any:
     """Revoke one of a user's tokens."""
     session = get_session()
-    return admin.revoke_token(session, current_actor(), admin.get_user(session, username),
-                              token_number(token_id))
+    return admin.revoke_token(
+        session, current_actor(), admin.get_user(session, username), token_number(token_id)
+    )
 
 
 @blp.route("/users/<username>/tokens/revoke", methods=["POST"])

@@ -24,15 +24,27 @@ _DAYS = click.IntRange(1, 3650)
 @click.option("--site", "sites", multiple=True, help="Limit the user to a site.")
 @click.option("--full-name", default=None)
 @click.option("--days", default=365, show_default=True, type=_DAYS, help="Token lifetime.")
-def create(username: str, role: str, substudies: tuple[str, ...], sites: tuple[str, ...],
-           full_name: str | None, days: int) -> None:
+def create(
+    username: str,
+    role: str,
+    substudies: tuple[str, ...],
+    sites: tuple[str, ...],
+    full_name: str | None,
+    days: int,
+) -> None:
     """Create a user and print a new API token as the last line."""
     from biobank.clitools import cli_actor, fail
 
     session = get_session()
     try:
-        user = service.create_user(session, username, role, substudies=list(substudies),
-                                   sites=list(sites), full_name=full_name)
+        user = service.create_user(
+            session,
+            username,
+            role,
+            substudies=list(substudies),
+            sites=list(sites),
+            full_name=full_name,
+        )
         admin.record(session, cli_actor(), user, "created", new=admin.state(user))
         token = service.issue_token(session, user, days=days)
         admin.record(session, cli_actor(), user, "token_issued", new={"token": token[:10]})
@@ -51,13 +63,26 @@ def list_users() -> None:
     session = get_session()
     live = service.live_token_hints(session)
     click.echo("username\trole\tsubstudies\tsites\tstate\ttokens")
-    users = session.scalars(select(User).order_by(User.username)
-                            .options(selectinload(User.substudies), selectinload(User.sites)))
+    users = session.scalars(
+        select(User)
+        .order_by(User.username)
+        .options(selectinload(User.substudies), selectinload(User.sites))
+    )
     for user in users:
         state = "active" if user.active else "inactive"
         hints = ",".join(f"{hint}..." for hint in live.get(user.id, [])) or "-"
-        click.echo("\t".join([user.username, user.role, ",".join(user.substudy_codes) or "-",
-                              ",".join(user.site_codes) or "-", state, hints]))
+        click.echo(
+            "\t".join(
+                [
+                    user.username,
+                    user.role,
+                    ",".join(user.substudy_codes) or "-",
+                    ",".join(user.site_codes) or "-",
+                    state,
+                    hints,
+                ]
+            )
+        )
 
 
 def _user_command(action, what: str):  # type: ignore[no-untyped-def]
@@ -95,8 +120,9 @@ def revoke(username: str) -> None:
 @click.option("--days", default=365, show_default=True, type=_DAYS, help="Token lifetime.")
 def rotate(username: str, days: int) -> None:
     """Revoke a user's tokens and print a new one as the last line."""
-    token = _user_command(lambda s, u: service.rotate_token(s, u, days=days),
-                          "token_rotated")(username)
+    token = _user_command(lambda s, u: service.rotate_token(s, u, days=days), "token_rotated")(
+        username
+    )
     click.echo(f"new API token for {username} (shown once):")
     click.echo(token)
 

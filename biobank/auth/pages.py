@@ -20,17 +20,22 @@ STALE_FORM = "The form had expired. Please try again."
 
 def safe_next(target: str | None) -> str:
     """A path on this site to go to after logging in; anything else becomes the front page."""
-    if (not target or not target.startswith("/") or target.startswith("//")
-            or "\\" in target or not target.isprintable()):
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or not target.isprintable()
+    ):
         return "/"
     return target
 
 
-def login_page(status: int = 200, error: str | None = None, username: str = "",
-               next_url: str = "/") -> tuple[str, int]:
+def login_page(
+    status: int = 200, error: str | None = None, username: str = "", next_url: str = "/"
+) -> tuple[str, int]:
     """The login form, with an error message if the last attempt failed."""
-    body = render_template("login.html", error=error, username=username[:64],
-                           next_url=next_url)
+    body = render_template("login.html", error=error, username=username[:64], next_url=next_url)
     return body, status
 
 
@@ -57,13 +62,17 @@ def login() -> ResponseReturnValue:
     session = get_session()
     address = request.remote_addr or "unknown"
     # Counted before the check, and committed at once: concurrent guesses see it.
-    wait = throttle.attempt(session, username, address,
-                            throttle.Policy.from_config(current_app.config))
+    wait = throttle.attempt(
+        session, username, address, throttle.Policy.from_config(current_app.config)
+    )
     session.commit()
     if wait:
         body, status = login_page(
-            429, f"Too many failed logins. Wait {wait} seconds before trying again.",
-            username, next_url)
+            429,
+            f"Too many failed logins. Wait {wait} seconds before trying again.",
+            username,
+            next_url,
+        )
         return body, status, {"Retry-After": str(wait)}
     user = service.user_for_password(session, username.strip(), password)
     if user is None:

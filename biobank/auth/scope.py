@@ -86,6 +86,7 @@ def tube_site(stored_at: str | None, enrolled_at: str | None) -> str | None:
 
 # --- the request's scope --------------------------------------------------------------------
 
+
 def bind(session: Session, scope: Scope) -> None:
     """Limit what the services read through this session (the request hook calls it)."""
     if scope.everywhere:
@@ -106,6 +107,7 @@ def of(session: Session) -> Scope:
 
 # --- the SQL forms --------------------------------------------------------------------------
 
+
 def site_ids(scope: Scope) -> Select[Any]:
     """The ids of the scope's sites."""
     return select(Site.id).where(Site.code.in_(scope.sites or ()))
@@ -115,8 +117,11 @@ def container_ids(scope: Scope) -> Select[Any]:
     """The ids of the containers at the scope's sites: their freezers and everything in them,
     at any depth (one recursive query, nested where it is used)."""
     table = Container.__table__
-    down = (select(table.c.id).where(table.c.site_id.in_(site_ids(scope)))
-            .cte("scope_containers", recursive=True, nesting=True))
+    down = (
+        select(table.c.id)
+        .where(table.c.site_id.in_(site_ids(scope)))
+        .cte("scope_containers", recursive=True, nesting=True)
+    )
     down = down.union_all(select(table.c.id).join(down, table.c.parent_id == down.c.id))
     return select(down.c.id)
 
@@ -125,10 +130,14 @@ def aliquot_ids(scope: Scope) -> CompoundSelect[Any]:
     """The ids of the tubes at the scope's sites: with their place in one of their freezers,
     or without a place (shipped, never stored) and of a patient enrolled at one of them."""
     stored = select(Position.aliquot_id).where(Position.box_id.in_(container_ids(scope)))
-    no_place = (select(Aliquot.id).join(Sample, Sample.id == Aliquot.sample_id)
-                .join(Patient, Patient.id == Sample.patient_id)
-                .where(Patient.site_id.in_(site_ids(scope)),
-                       ~exists().where(Position.aliquot_id == Aliquot.id)))
+    no_place = (
+        select(Aliquot.id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .join(Patient, Patient.id == Sample.patient_id)
+        .where(
+            Patient.site_id.in_(site_ids(scope)), ~exists().where(Position.aliquot_id == Aliquot.id)
+        )
+    )
     return stored.union(no_place)
 
 
@@ -158,21 +167,28 @@ def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
     tube there."""
     if scope.everywhere:
         return true()
-    enrolled = (select(Sample.id).join(Patient, Patient.id == Sample.patient_id)
-                .where(Patient.site_id.in_(site_ids(scope))))
-    anonymised = (select(Aliquot.sample_id).join(Sample, Sample.id == Aliquot.sample_id)
-                  .where(Sample.patient_id.is_(None), Aliquot.id.in_(aliquot_ids(scope))))
+    enrolled = (
+        select(Sample.id)
+        .join(Patient, Patient.id == Sample.patient_id)
+        .where(Patient.site_id.in_(site_ids(scope)))
+    )
+    anonymised = (
+        select(Aliquot.sample_id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .where(Sample.patient_id.is_(None), Aliquot.id.in_(aliquot_ids(scope)))
+    )
     return sample_id.in_(enrolled.union(anonymised))
 
 
-def event_filter(scope: Scope, aliquot_id: Column,
-                 sample_id: Column) -> ColumnElement[bool]:
+def event_filter(scope: Scope, aliquot_id: Column, sample_id: Column) -> ColumnElement[bool]:
     """Custody events of the tubes (``aliquot_id``) or samples (``sample_id``) at the
     scope's sites."""
     if scope.everywhere:
         return true()
-    return or_(and_(aliquot_id.is_not(None), aliquot_filter(scope, aliquot_id)),
-               and_(aliquot_id.is_(None), sample_filter(scope, sample_id)))
+    return or_(
+        and_(aliquot_id.is_not(None), aliquot_filter(scope, aliquot_id)),
+        and_(aliquot_id.is_(None), sample_filter(scope, sample_id)),
+    )
 
 
 def container_filter(scope: Scope, container_id: Column) -> ColumnElement[bool]:

@@ -30,15 +30,24 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(session: Session, username: str, role: str, *, substudies: list[str] = (),
-                sites: list[str] = (), password: str | None = None,
-                full_name: str | None = None) -> User:
+def create_user(
+    session: Session,
+    username: str,
+    role: str,
+    *,
+    substudies: list[str] = (),
+    sites: list[str] = (),
+    password: str | None = None,
+    full_name: str | None = None,
+) -> User:
     """Create a user with a role and optional sub-study and site scopes."""
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r}; one of {', '.join(ROLES)}", field="role")
     if not USERNAME.fullmatch(username):
-        raise Invalid("a username is 1-64 letters, digits or . _ @ - (starting with a letter "
-                      "or digit)", field="username")
+        raise Invalid(
+            "a username is 1-64 letters, digits or . _ @ - (starting with a letter or digit)",
+            field="username",
+        )
     if role == "researcher" and not substudies:
         raise Invalid("a researcher must be bound to at least one sub-study", field="substudy")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -46,8 +55,12 @@ def create_user(session: Session, username: str, role: str, *, substudies: list[
     for code in sites:
         if session.scalar(select(Site.id).where(Site.code == code)) is None:
             raise Invalid(f"unknown site {code!r}", field="site")
-    user = User(username=username, role=role, full_name=full_name,
-                password_hash=_password_hash(password) if password else None)
+    user = User(
+        username=username,
+        role=role,
+        full_name=full_name,
+        password_hash=_password_hash(password) if password else None,
+    )
     user.substudies = [UserSubstudy(substudy_code=c) for c in substudies]
     user.sites = [UserSite(site_code=c) for c in sites]
     session.add(user)
@@ -61,8 +74,9 @@ def issue_token(session: Session, user: User, *, days: int | None = 365) -> str:
         raise Conflict(f"user {user.username!r} is deactivated", field="username")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + dt.timedelta(days=days) if days else None
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), hint=token[:10],
-                         expires_at=expires))
+    session.add(
+        ApiToken(user_id=user.id, token_hash=hash_token(token), hint=token[:10], expires_at=expires)
+    )
     session.flush()
     return token
 
@@ -88,8 +102,11 @@ class Asker(NamedTuple):
 
 def _site_codes(user_id: ColumnElement[int]) -> ScalarSelect[Any]:
     """A user's sites as one JSON value (a list of ``{"code": …}``; None or [] for none)."""
-    return (select(json_rows(code=UserSite.site_code)).where(UserSite.user_id == user_id)
-            .scalar_subquery())
+    return (
+        select(json_rows(code=UserSite.site_code))
+        .where(UserSite.user_id == user_id)
+        .scalar_subquery()
+    )
 
 
 def _codes(rows: list[dict[str, Any]] | None) -> tuple[str, ...]:
@@ -97,10 +114,19 @@ def _codes(rows: list[dict[str, Any]] | None) -> tuple[str, ...]:
 
 
 # Built once, read as a plain row: every API request runs it.
-_TOKEN_ASKER = (select(User.id, User.username, User.role, User.active, ApiToken.revoked_at,
-                       ApiToken.expires_at, _site_codes(User.id).label("sites"))
-                .join(User, User.id == ApiToken.user_id)
-                .where(ApiToken.token_hash == bindparam("token_hash")))
+_TOKEN_ASKER = (
+    select(
+        User.id,
+        User.username,
+        User.role,
+        User.active,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        _site_codes(User.id).label("sites"),
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
 
 
 def asker_for_token(session: Session, token: str) -> Asker | None:
@@ -111,13 +137,30 @@ def asker_for_token(session: Session, token: str) -> Asker | None:
 def asker_for_hash(session: Session, token_hash: str) -> Asker | None:
     """``asker_for_token`` for a token already hashed."""
     row = session.connection().execute(_TOKEN_ASKER, {"token_hash": token_hash}).first()
-    return None if row is None else _valid(row.id, row.username, row.role, row.active,
-                                           row.revoked_at, row.expires_at, _codes(row.sites))
+    return (
+        None
+        if row is None
+        else _valid(
+            row.id,
+            row.username,
+            row.role,
+            row.active,
+            row.revoked_at,
+            row.expires_at,
+            _codes(row.sites),
+        )
+    )
 
 
-def _valid(user_id: int, username: str, role: str, active: bool,
-           revoked_at: dt.datetime | None, expires_at: dt.datetime | None,
-           sites: tuple[str, ...]) -> Asker | None:
+def _valid(
+    user_id: int,
+    username: str,
+    role: str,
+    active: bool,
+    revoked_at: dt.datetime | None,
+    expires_at: dt.datetime | None,
+    sites: tuple[str, ...],
+) -> Asker | None:
     if revoked_at is not None or not active:
         return None
     if expires_at is not None and expires_at <= utcnow():
@@ -129,12 +172,23 @@ def asker_column(token_hash: ColumnElement[str]) -> ScalarSelect[Any]:
     """The owner of the token ``token_hash`` as one JSON value of the enclosing statement
     (read back by ``asker_of``): a busy read-only view checks its caller in its own
     statement (``biobank.auth.web.checks_token_itself``)."""
-    return (select(json_rows(id=User.id, username=User.username, role=User.role,
-                             active=User.active, revoked_at=ApiToken.revoked_at,
-                             expires_at=ApiToken.expires_at,
-                             sites=json_value(_site_codes(User.id))))
-            .select_from(ApiToken).join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == token_hash).scalar_subquery())
+    return (
+        select(
+            json_rows(
+                id=User.id,
+                username=User.username,
+                role=User.role,
+                active=User.active,
+                revoked_at=ApiToken.revoked_at,
+                expires_at=ApiToken.expires_at,
+                sites=json_value(_site_codes(User.id)),
+            )
+        )
+        .select_from(ApiToken)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == token_hash)
+        .scalar_subquery()
+    )
 
 
 def asker_of(rows: list[dict[str, Any]] | None) -> Asker | None:
@@ -142,18 +196,27 @@ def asker_of(rows: list[dict[str, Any]] | None) -> Asker | None:
     if not rows:
         return None
     [row] = rows
-    return _valid(row["id"], row["username"], row["role"], bool(row["active"]),
-                  json_timestamp(row["revoked_at"]), json_timestamp(row["expires_at"]),
-                  _codes(row["sites"]))
+    return _valid(
+        row["id"],
+        row["username"],
+        row["role"],
+        bool(row["active"]),
+        json_timestamp(row["revoked_at"]),
+        json_timestamp(row["expires_at"]),
+        _codes(row["sites"]),
+    )
 
 
 def live_token_hints(session: Session) -> dict[int, list[str]]:
     """The hints of every unexpired, unrevoked token, by user id."""
     rows = session.execute(
         select(ApiToken.user_id, ApiToken.hint)
-        .where(ApiToken.revoked_at.is_(None),
-               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))
-        .order_by(ApiToken.id))
+        .where(
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
+        )
+        .order_by(ApiToken.id)
+    )
     hints: dict[int, list[str]] = {}
     for user_id, hint in rows:
         hints.setdefault(user_id, []).append(hint)
@@ -171,7 +234,8 @@ def get_user(session: Session, username: str) -> User:
 def revoke_tokens(session: Session, user: User) -> int:
     """Revoke every live token of a user; returns how many."""
     result = session.execute(
-        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
     return result.rowcount or 0
@@ -229,12 +293,21 @@ def start_web_session(session: Session, user: User, *, hours: int) -> str:
     """Open a browser session; returns the secret its cookie carries (stored only hashed)."""
     now = utcnow()
     # Tidy this user's finished sessions rather than let the table grow forever.
-    session.execute(delete(WebSession).where(
-        WebSession.user_id == user.id,
-        or_(WebSession.ended_at.is_not(None), WebSession.expires_at <= now)))
+    session.execute(
+        delete(WebSession).where(
+            WebSession.user_id == user.id,
+            or_(WebSession.ended_at.is_not(None), WebSession.expires_at <= now),
+        )
+    )
     secret = secrets.token_urlsafe(32)
-    session.add(WebSession(user_id=user.id, token_hash=hash_token(secret), created_at=now,
-                           expires_at=now + dt.timedelta(hours=hours)))
+    session.add(
+        WebSession(
+            user_id=user.id,
+            token_hash=hash_token(secret),
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=hours),
+        )
+    )
     session.flush()
     return secret
 
@@ -249,17 +322,20 @@ def user_for_web_session(session: Session, secret: str) -> User | None:
 
 def end_web_session(session: Session, secret: str) -> None:
     """End one browser session (logout)."""
-    session.execute(update(WebSession)
-                    .where(WebSession.token_hash == hash_token(secret),
-                           WebSession.ended_at.is_(None))
-                    .values(ended_at=utcnow()))
+    session.execute(
+        update(WebSession)
+        .where(WebSession.token_hash == hash_token(secret), WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
 
 
 def end_web_sessions(session: Session, user: User) -> int:
     """End every browser session of a user; returns how many."""
-    result = session.execute(update(WebSession)
-                             .where(WebSession.user_id == user.id, WebSession.ended_at.is_(None))
-                             .values(ended_at=utcnow()))
+    result = session.execute(
+        update(WebSession)
+        .where(WebSession.user_id == user.id, WebSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
     return result.rowcount or 0
 
 

@@ -41,10 +41,12 @@ class Policy:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Policy:
         """The policy set by the LOGIN_* configuration keys."""
-        return cls(free_failures=config["LOGIN_FREE_FAILURES"],
-                   delay_seconds=config["LOGIN_DELAY_SECONDS"],
-                   max_delay_seconds=config["LOGIN_DELAY_MAX_SECONDS"],
-                   forget_after=dt.timedelta(hours=config["LOGIN_FORGET_HOURS"]))
+        return cls(
+            free_failures=config["LOGIN_FREE_FAILURES"],
+            delay_seconds=config["LOGIN_DELAY_SECONDS"],
+            max_delay_seconds=config["LOGIN_DELAY_MAX_SECONDS"],
+            forget_after=dt.timedelta(hours=config["LOGIN_FORGET_HOURS"]),
+        )
 
     def delay(self, failures: int) -> int:
         """Seconds to wait after the given number of consecutive failures."""
@@ -60,20 +62,25 @@ def _key(username: str, address: str) -> tuple[str, str]:
     return username.strip().casefold()[:_KEY_LENGTH], (address or "unknown")[:_KEY_LENGTH]
 
 
-def wait_seconds(session: Session, username: str, address: str,
-                 now: dt.datetime | None = None) -> int:
+def wait_seconds(
+    session: Session, username: str, address: str, now: dt.datetime | None = None
+) -> int:
     """Seconds before this username may try again from this address (0: now)."""
     now = now or utcnow()
     name, addr = _key(username, address)
-    locked_until = session.scalar(select(LoginThrottle.locked_until).where(
-        LoginThrottle.username == name, LoginThrottle.address == addr))
+    locked_until = session.scalar(
+        select(LoginThrottle.locked_until).where(
+            LoginThrottle.username == name, LoginThrottle.address == addr
+        )
+    )
     if locked_until is None or locked_until <= now:
         return 0
     return math.ceil((locked_until - now).total_seconds())
 
 
-def attempt(session: Session, username: str, address: str, policy: Policy,
-            now: dt.datetime | None = None) -> int:
+def attempt(
+    session: Session, username: str, address: str, policy: Policy, now: dt.datetime | None = None
+) -> int:
     """Count a login attempt before its password is checked, as a failure until ``clear``;
     returns 0 when the password may be checked, else the seconds to wait (nothing counted).
 
@@ -93,9 +100,9 @@ def attempt(session: Session, username: str, address: str, policy: Policy,
         .values(username=name, address=addr, failures=1, last_failed_at=now)
         .on_conflict_do_update(
             index_elements=[table.c.username, table.c.address],
-            set_={"failures": case((stale, 1), else_=table.c.failures + 1),
-                  "last_failed_at": now},
-            where=table.c.locked_until.is_(None) | (table.c.locked_until <= now))
+            set_={"failures": case((stale, 1), else_=table.c.failures + 1), "last_failed_at": now},
+            where=table.c.locked_until.is_(None) | (table.c.locked_until <= now),
+        )
         .returning(table.c.failures)
     )
     failures = session.execute(statement).scalar()
@@ -103,18 +110,24 @@ def attempt(session: Session, username: str, address: str, policy: Policy,
         return max(1, wait_seconds(session, username, address, now))
     delay = policy.delay(failures + 1)
     if delay:
-        session.execute(update(table)
-                        .where(table.c.username == name, table.c.address == addr)
-                        .values(locked_until=now + dt.timedelta(seconds=delay)))
+        session.execute(
+            update(table)
+            .where(table.c.username == name, table.c.address == addr)
+            .values(locked_until=now + dt.timedelta(seconds=delay))
+        )
     # Forget pairs that have been quiet long enough, so the table stays small.
-    session.execute(delete(table).where(
-        table.c.last_failed_at < now - policy.forget_after,
-        (table.c.locked_until.is_(None)) | (table.c.locked_until < now)))
+    session.execute(
+        delete(table).where(
+            table.c.last_failed_at < now - policy.forget_after,
+            (table.c.locked_until.is_(None)) | (table.c.locked_until < now),
+        )
+    )
     return 0
 
 
 def clear(session: Session, username: str, address: str) -> None:
     """Forget the failures (and attempts) of a pair after a successful login."""
     name, addr = _key(username, address)
-    session.execute(delete(LoginThrottle).where(
-        LoginThrottle.username == name, LoginThrottle.address == addr))
+    session.execute(
+        delete(LoginThrottle).where(LoginThrottle.username == name, LoginThrottle.address == addr)
+    )

@@ -38,8 +38,12 @@ from biobank.db import PREPARERS, READ_ONLY, F, get_session
 from biobank.errors import error_body, wants_page
 
 # Endpoints of extensions (flask-smorest's spec and docs, static files) that are public.
-_PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "static",
-                     "swagger_ui_static"}
+_PUBLIC_ENDPOINTS = {
+    "api-docs.openapi_json",
+    "api-docs.openapi_swagger_ui",
+    "static",
+    "swagger_ui_static",
+}
 _MAX_AUTH_HEADER = 512
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -147,9 +151,11 @@ def permission_of(endpoint: str | None, app: Flask | None = None) -> str | None:
 
 def route_permissions(app: Flask) -> list[tuple[str, str, str | None]]:
     """Every route of the app as (path, method, declared action), HEAD and OPTIONS aside."""
-    return sorted((rule.rule, method, permission_of(rule.endpoint, app))
-                  for rule in app.url_map.iter_rules()
-                  for method in (rule.methods or set()) - {"HEAD", "OPTIONS"})
+    return sorted(
+        (rule.rule, method, permission_of(rule.endpoint, app))
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    )
 
 
 def authenticate() -> ResponseReturnValue | None:
@@ -172,8 +178,11 @@ def authenticate() -> ResponseReturnValue | None:
         by_cookie = False
     else:
         user = _session_user()
-        asker = (None if user is None
-                 else Asker(user.id, user.username, user.role, tuple(user.site_codes)))
+        asker = (
+            None
+            if user is None
+            else Asker(user.id, user.username, user.role, tuple(user.site_codes))
+        )
         if user is not None:
             g.user = user
         by_cookie = True

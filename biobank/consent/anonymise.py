@@ -38,8 +38,13 @@ from biobank.samples import states
 from biobank.samples.models import Aliquot, Sample
 
 # What an anonymised sample no longer carries (the patient, and what dates or names them).
-CLEARED = {"patient_id": None, "collected_at": None, "received_at": None,
-           "accession_number": None, "notes": None}
+CLEARED = {
+    "patient_id": None,
+    "collected_at": None,
+    "received_at": None,
+    "accession_number": None,
+    "notes": None,
+}
 ANONYMISED = "anonymised: no link to a patient"
 
 
@@ -47,32 +52,65 @@ def check_allowed(session: Session, patient: Patient) -> None:
     """Refuse (422 naming the country) where the patient's country does not allow it."""
     country = patient.site.country
     if not reference.anonymisation_allowed(session, country):
-        raise Invalid(f"anonymisation after a storage withdrawal is not allowed in {country} "
-                      "(reference data: anonymisation rules): the tubes must be destroyed",
-                      field="outcome")
+        raise Invalid(
+            f"anonymisation after a storage withdrawal is not allowed in {country} "
+            "(reference data: anonymisation rules): the tubes must be destroyed",
+            field="outcome",
+        )
 
 
-def cut(session: Session, actor: str, patient: Patient, withdrawal_id: int,
-        in_house: list[tuple[int, str, str]], now: dt.datetime) -> None:
+def cut(
+    session: Session,
+    actor: str,
+    patient: Patient,
+    withdrawal_id: int,
+    in_house: list[tuple[int, str, str]],
+    now: dt.datetime,
+) -> None:
     """Cut the patient's samples loose, log it on every chain, and give technicians a
     relabelling task per tube in house (``in_house``: id, barcode, status before blocking)."""
-    sample_ids = list(session.scalars(select(Sample.id).where(Sample.patient_id == patient.id)
-                                      .order_by(Sample.id)))
+    sample_ids = list(
+        session.scalars(
+            select(Sample.id).where(Sample.patient_id == patient.id).order_by(Sample.id)
+        )
+    )
     if not sample_ids:
         return
-    tube_ids = list(session.scalars(select(Aliquot.id).where(Aliquot.sample_id.in_(sample_ids))
-                                    .order_by(Aliquot.id)))
+    tube_ids = list(
+        session.scalars(
+            select(Aliquot.id).where(Aliquot.sample_id.in_(sample_ids)).order_by(Aliquot.id)
+        )
+    )
     session.execute(update(Sample).where(Sample.id.in_(sample_ids)).values(**CLEARED))
     why = "storage consent withdrawn: anonymised, the link to the patient cut"
     gone = {"patient": None, "collected_at": None, "received_at": None}
-    record_events(session, [{"event_type": "anonymised", "sample_id": i, "reason": why,
-                             "new_values": gone} for i in sample_ids]
-                  + [{"event_type": "anonymised", "aliquot_id": i, "reason": why,
-                      "new_values": gone} for i in tube_ids], actor, now)
+    record_events(
+        session,
+        [
+            {"event_type": "anonymised", "sample_id": i, "reason": why, "new_values": gone}
+            for i in sample_ids
+        ]
+        + [
+            {"event_type": "anonymised", "aliquot_id": i, "reason": why, "new_values": gone}
+            for i in tube_ids
+        ],
+        actor,
+        now,
+    )
     if in_house:
-        session.execute(AnonymisationTask.__table__.insert(), [
-            {"withdrawal_id": withdrawal_id, "aliquot_id": i, "barcode": code,
-             "blocked_from": status, "created_at": now} for i, code, status in in_house])
+        session.execute(
+            AnonymisationTask.__table__.insert(),
+            [
+                {
+                    "withdrawal_id": withdrawal_id,
+                    "aliquot_id": i,
+                    "barcode": code,
+                    "blocked_from": status,
+                    "created_at": now,
+                }
+                for i, code, status in in_house
+            ],
+        )
 
 
 @dataclass
@@ -99,36 +137,47 @@ def visible(within: scope.Scope) -> ColumnElement[bool]:
     whose withdrawal made the task (``biobank.auth.scope``)."""
     if within.everywhere:
         return true()
-    of_patients = select(Withdrawal.id).where(scope.patient_id_filter(within,
-                                                                       Withdrawal.patient_id))
-    return or_(scope.aliquot_filter(within, AnonymisationTask.aliquot_id),
-               and_(AnonymisationTask.aliquot_id.is_(None),
-                    AnonymisationTask.withdrawal_id.in_(of_patients)))
+    of_patients = select(Withdrawal.id).where(
+        scope.patient_id_filter(within, Withdrawal.patient_id)
+    )
+    return or_(
+        scope.aliquot_filter(within, AnonymisationTask.aliquot_id),
+        and_(
+            AnonymisationTask.aliquot_id.is_(None), AnonymisationTask.withdrawal_id.in_(of_patients)
+        ),
+    )
 
 
-def tasks(session: Session, *, pending_only: bool = False,
-          withdrawal_id: int | None = None) -> list[AnonymisationTaskView]:
+def tasks(
+    session: Session, *, pending_only: bool = False, withdrawal_id: int | None = None
+) -> list[AnonymisationTaskView]:
     """Anonymisation tasks with each pending tube's status and location."""
-    query = (select(AnonymisationTask, Aliquot.status)
-             .outerjoin(Aliquot, AnonymisationTask.aliquot_id == Aliquot.id)
-             .where(visible(scope.of(session)))
-             .order_by(AnonymisationTask.id))
+    query = (
+        select(AnonymisationTask, Aliquot.status)
+        .outerjoin(Aliquot, AnonymisationTask.aliquot_id == Aliquot.id)
+        .where(visible(scope.of(session)))
+        .order_by(AnonymisationTask.id)
+    )
     if pending_only:
         query = query.where(AnonymisationTask.completed_at.is_(None))
     if withdrawal_id is not None:
         query = query.where(AnonymisationTask.withdrawal_id == withdrawal_id)
     rows = session.execute(query).all()
     where = locations(session, [t.aliquot_id for t, _ in rows if t.aliquot_id is not None])
-    return [AnonymisationTaskView(task, status, where.get(task.aliquot_id))
-            for task, status in rows]
+    return [
+        AnonymisationTaskView(task, status, where.get(task.aliquot_id)) for task, status in rows
+    ]
 
 
 def complete_task(session: Session, actor: str, task_id: int) -> AnonymisationTaskView:
     """The technician relabelled the tube: it goes back to use (for sub-studies accepting
     anonymised tubes) and the task forgets which tube it was."""
     task = session.get(AnonymisationTask, task_id, with_for_update=True)
-    if task is not None and not session.scalar(select(AnonymisationTask.id).where(
-            AnonymisationTask.id == task_id, visible(scope.of(session)))):
+    if task is not None and not session.scalar(
+        select(AnonymisationTask.id).where(
+            AnonymisationTask.id == task_id, visible(scope.of(session))
+        )
+    ):
         task = None
     if task is None:
         raise NotFound(f"no anonymisation task {task_id}")
@@ -138,16 +187,28 @@ def complete_task(session: Session, actor: str, task_id: int) -> AnonymisationTa
     assert aliquot is not None
     now = utcnow()
     if aliquot.status == "blocked" and task.blocked_from in ("available", "reserved"):
-        changed = session.execute(update(Aliquot).where(Aliquot.id == aliquot.id,
-                                                        Aliquot.status == "blocked")
-                                  .values(status="available")).rowcount
+        changed = session.execute(
+            update(Aliquot)
+            .where(Aliquot.id == aliquot.id, Aliquot.status == "blocked")
+            .values(status="available")
+        ).rowcount
         if changed != 1:
             raise Conflict("the tube changed status meanwhile; try again", field="task")
-        record_events(session, [{
-            "event_type": states.event_type("blocked", "available"), "aliquot_id": aliquot.id,
-            "reason": "relabelled after anonymisation: usable for sub-studies that accept "
-                      "anonymised material", "old_values": {"status": "blocked"},
-            "new_values": {"status": "available"}}], actor, now)
+        record_events(
+            session,
+            [
+                {
+                    "event_type": states.event_type("blocked", "available"),
+                    "aliquot_id": aliquot.id,
+                    "reason": "relabelled after anonymisation: usable for sub-studies that accept "
+                    "anonymised material",
+                    "old_values": {"status": "blocked"},
+                    "new_values": {"status": "available"},
+                }
+            ],
+            actor,
+            now,
+        )
     task.completed_at, task.completed_by = now, actor
     task.aliquot_id, task.barcode = None, None
     session.flush()

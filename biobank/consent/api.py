@@ -44,6 +44,7 @@ def _for_role(schema: type[Schema], obj: Any, status: int = 200, many: bool = Fa
 
 # --- sub-studies, components, forms -----------------------------------------------------
 
+
 @blp.route("/substudies", methods=["GET"])
 @blp.response(200, schemas.SubstudyOut(many=True))
 @requires("substudy:read")
@@ -84,10 +85,14 @@ def update_substudy(values: dict[str, Any], code: str) -> Any:
 @requires("substudy:read")
 def list_components() -> Any:
     """What parents consent to: the general components, then every sub-study."""
-    general = [{"code": c, "kind": "general", "title": service.GENERAL_TITLES[c], "open": True}
-               for c in GENERAL_COMPONENTS]
-    return general + [{"code": s.code, "kind": "substudy", "title": s.title, "open": s.open}
-                      for s in service.list_substudies(get_session())]
+    general = [
+        {"code": c, "kind": "general", "title": service.GENERAL_TITLES[c], "open": True}
+        for c in GENERAL_COMPONENTS
+    ]
+    return general + [
+        {"code": s.code, "kind": "substudy", "title": s.title, "open": s.open}
+        for s in service.list_substudies(get_session())
+    ]
 
 
 @blp.route("/consent/forms", methods=["GET"])
@@ -109,6 +114,7 @@ def create_form(values: dict[str, Any]) -> Any:
 
 # --- a patient's consent ----------------------------------------------------------------
 
+
 @blp.route("/patients/<study_id>/consent", methods=["GET"])
 @blp.response(200, schemas.PatientConsentOut)
 @requires("consent:read")
@@ -126,8 +132,7 @@ def patient_consent(study_id: str) -> Any:
 def record_consent(values: dict[str, Any], study_id: str) -> Any:
     """Record what a signed form says for one component, or correct the current entry."""
     session = get_session()
-    entry = service.record_consent(session, current_actor(), get_patient(session, study_id),
-                                   values)
+    entry = service.record_consent(session, current_actor(), get_patient(session, study_id), values)
     return _for_role(schemas.ConsentEntryOut, entry, 201)
 
 
@@ -135,8 +140,12 @@ def record_consent(values: dict[str, Any], study_id: str) -> Any:
 @blp.arguments(schemas.WithdrawalIn)
 @blp.arguments(schemas.DryRunQuery, location="query")
 @blp.response(201, schemas.ImpactOut)
-@blp.alt_response(200, schema=schemas.ImpactOut, success=True,
-                  description="?dry_run=true: the impact, nothing recorded")
+@blp.alt_response(
+    200,
+    schema=schemas.ImpactOut,
+    success=True,
+    description="?dry_run=true: the impact, nothing recorded",
+)
 @requires("consent:write")
 def withdraw(values: dict[str, Any], query: dict[str, Any], study_id: str) -> Any:
     """Withdraw consent (storage, data, all or a sub-study); ?dry_run=true shows the impact."""
@@ -145,8 +154,9 @@ def withdraw(values: dict[str, Any], query: dict[str, Any], study_id: str) -> An
     if query["dry_run"]:
         impact = withdrawal.plan(session, current_actor(), patient, values, dry_run=True)
         return _for_role(schemas.ImpactOut, impact, 200)
-    return _for_role(schemas.ImpactOut, withdrawal.withdraw(session, current_actor(), patient,
-                                                            values), 201)
+    return _for_role(
+        schemas.ImpactOut, withdrawal.withdraw(session, current_actor(), patient, values), 201
+    )
 
 
 @blp.route("/patients/<study_id>/consent/withdrawals", methods=["GET"])
@@ -156,11 +166,13 @@ def patient_withdrawals(study_id: str) -> Any:
     """A patient's withdrawals with their outstanding actions."""
     session = get_session()
     get_patient(session, study_id)
-    return _for_role(schemas.WithdrawalSummaryOut,
-                     followup.withdrawals(session, study_id=study_id), many=True)
+    return _for_role(
+        schemas.WithdrawalSummaryOut, followup.withdrawals(session, study_id=study_id), many=True
+    )
 
 
 # --- withdrawals, destruction tasks, recalls --------------------------------------------
+
 
 @blp.route("/consent/withdrawals", methods=["GET"])
 @blp.arguments(schemas.OutstandingQuery, location="query")
@@ -168,9 +180,11 @@ def patient_withdrawals(study_id: str) -> Any:
 @requires("consent:read")
 def list_withdrawals(query: dict[str, Any]) -> Any:
     """Withdrawals, newest first, with destruction tasks and recalls done or outstanding."""
-    return _for_role(schemas.WithdrawalSummaryOut,
-                     followup.withdrawals(get_session(), outstanding_only=query["outstanding"]),
-                     many=True)
+    return _for_role(
+        schemas.WithdrawalSummaryOut,
+        followup.withdrawals(get_session(), outstanding_only=query["outstanding"]),
+        many=True,
+    )
 
 
 def _number(value: str, what: str) -> int:
@@ -186,8 +200,10 @@ def _number(value: str, what: str) -> int:
 @requires("consent:read")
 def get_withdrawal(withdrawal_id: str) -> Any:
     """One withdrawal: every destruction task (with the tube's location) and recall notice."""
-    return _for_role(schemas.WithdrawalDetailOut, followup.get_withdrawal(
-        get_session(), _number(withdrawal_id, "withdrawal")))
+    return _for_role(
+        schemas.WithdrawalDetailOut,
+        followup.get_withdrawal(get_session(), _number(withdrawal_id, "withdrawal")),
+    )
 
 
 @blp.route("/consent/withdrawals/<withdrawal_id>/correction", methods=["POST"])
@@ -197,9 +213,13 @@ def get_withdrawal(withdrawal_id: str) -> Any:
 def correct_withdrawal(values: dict[str, Any], withdrawal_id: str) -> Any:
     """Correct a withdrawal entered in error: consent as before it, its pending destruction
     tasks and unanswered recalls cancelled, the tubes it blocked back in use."""
-    return _for_role(schemas.CorrectionOut, correction.correct(
-        get_session(), current_actor(), _number(withdrawal_id, "withdrawal"), values["reason"]),
-        201)
+    return _for_role(
+        schemas.CorrectionOut,
+        correction.correct(
+            get_session(), current_actor(), _number(withdrawal_id, "withdrawal"), values["reason"]
+        ),
+        201,
+    )
 
 
 @blp.route("/consent/destruction-tasks", methods=["GET"])
@@ -216,8 +236,9 @@ def list_tasks(query: dict[str, Any]) -> Any:
 @requires("aliquot:write")
 def complete_task(task_id: str) -> Any:
     """The tube was destroyed: close the task and record the destruction."""
-    return followup.complete_task(get_session(), current_actor(),
-                                 _number(task_id, "destruction task"))
+    return followup.complete_task(
+        get_session(), current_actor(), _number(task_id, "destruction task")
+    )
 
 
 @blp.route("/consent/anonymisation-tasks", methods=["GET"])
@@ -236,8 +257,9 @@ def list_anonymisation_tasks(query: dict[str, Any]) -> Any:
 @requires("aliquot:write")
 def complete_anonymisation_task(task_id: str) -> Any:
     """The tube was relabelled: it goes back into use and the task forgets it."""
-    return anonymise.complete_task(get_session(), current_actor(),
-                                   _number(task_id, "anonymisation task"))
+    return anonymise.complete_task(
+        get_session(), current_actor(), _number(task_id, "anonymisation task")
+    )
 
 
 @blp.route("/consent/recalls", methods=["GET"])
@@ -254,8 +276,9 @@ def list_recalls(query: dict[str, Any]) -> Any:
 @requires("consent:write")
 def acknowledge_recall(notice_id: str) -> Any:
     """The recipient confirmed the recall notice."""
-    return followup.acknowledge_recall(get_session(), current_actor(),
-                                      _number(notice_id, "recall notice"))
+    return followup.acknowledge_recall(
+        get_session(), current_actor(), _number(notice_id, "recall notice")
+    )
 
 
 @blp.route("/consent/recalls/<notice_id>/destroyed", methods=["POST"])
@@ -263,11 +286,13 @@ def acknowledge_recall(notice_id: str) -> Any:
 @requires("consent:write")
 def recall_destroyed(notice_id: str) -> Any:
     """The recipient reports the recalled tube destroyed."""
-    return followup.report_recall_destroyed(get_session(), current_actor(),
-                                           _number(notice_id, "recall notice"))
+    return followup.report_recall_destroyed(
+        get_session(), current_actor(), _number(notice_id, "recall notice")
+    )
 
 
 # --- the gate ---------------------------------------------------------------------------
+
 
 def _is_researcher() -> bool:
     return current_asker().role == "researcher"
@@ -292,11 +317,15 @@ def _visible_tubes(codes: list[str], substudy: str) -> None:
 
 
 def _answer(decision: gate.Decision, substudy: str) -> dict[str, Any]:
-    reasons = (gate.researcher_reasons(decision) if _is_researcher()
-               else list(decision.reasons))
-    return {"barcode": decision.barcode, "substudy": substudy, "allowed": decision.allowed,
-            "reasons": reasons, "justification": list(decision.justification),
-            "basis": decision.basis}
+    reasons = gate.researcher_reasons(decision) if _is_researcher() else list(decision.reasons)
+    return {
+        "barcode": decision.barcode,
+        "substudy": substudy,
+        "allowed": decision.allowed,
+        "reasons": reasons,
+        "justification": list(decision.justification),
+        "basis": decision.basis,
+    }
 
 
 def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:
@@ -309,8 +338,11 @@ def _dump_check(schema: type[Schema], answer: dict[str, Any]) -> Response:
 @also_answers(blp, 404)
 @blp.arguments(schemas.CheckQuery, location="query")
 @blp.response(200, schemas.CheckOut)
-@blp.alt_response(404, description="unknown sub-study or tube (for a researcher: any tube "
-                                   "not allocated or shipped to their sub-study's requests)")
+@blp.alt_response(
+    404,
+    description="unknown sub-study or tube (for a researcher: any tube "
+    "not allocated or shipped to their sub-study's requests)",
+)
 @requires("consent:check")
 def check(query: dict[str, Any]) -> Any:
     """May this tube be used for this sub-study now (or ?at=)? With the reasons if not."""
@@ -327,21 +359,30 @@ def check(query: dict[str, Any]) -> Any:
 @also_answers(blp, 404)
 @blp.arguments(schemas.BulkCheckIn)
 @blp.response(200, schemas.BulkCheckOut)
-@blp.alt_response(404, description="unknown sub-study; for a researcher, any tube not "
-                                   "allocated or shipped to their sub-study's requests")
+@blp.alt_response(
+    404,
+    description="unknown sub-study; for a researcher, any tube not "
+    "allocated or shipped to their sub-study's requests",
+)
 @requires("consent:check")
 def check_many(values: dict[str, Any]) -> Any:
     """The gate for a list of tubes (a whole rack), now or ?at=, in a fixed number of queries."""
     substudy = _visible_substudy(values["substudy"])
-    codes = [check_code(c, numbering(), field=f"barcodes.{i}")
-             for i, c in enumerate(values["barcodes"])]
+    codes = [
+        check_code(c, numbering(), field=f"barcodes.{i}") for i, c in enumerate(values["barcodes"])
+    ]
     _visible_tubes(codes, substudy)
     decisions = gate.check_barcodes(get_session(), codes, substudy, values["at"])
     allowed_count = sum(d.allowed for d in decisions)
-    return _dump_check(schemas.BulkCheckOut, {
-        "substudy": substudy, "allowed_count": allowed_count,
-        "refused_count": len(decisions) - allowed_count,
-        "results": [_answer(d, substudy) for d in decisions]})
+    return _dump_check(
+        schemas.BulkCheckOut,
+        {
+            "substudy": substudy,
+            "allowed_count": allowed_count,
+            "refused_count": len(decisions) - allowed_count,
+            "results": [_answer(d, substudy) for d in decisions],
+        },
+    )
 
 
 @blp.route("/substudies/<code>/pseudonyms/<name>", methods=["GET"])
@@ -351,8 +392,7 @@ def resolve_pseudonym(code: str, name: str) -> Any:
     """Who a sub-study's pseudonym stands for (managers: to answer a researcher's question)."""
     session = get_session()
     service.get_substudy(session, code)
-    return {"substudy": code, "pseudonym": name,
-            "study_id": pseudonym.resolve(session, code, name)}
+    return {"substudy": code, "pseudonym": name, "study_id": pseudonym.resolve(session, code, name)}
 
 
 @blp.route("/consent/reconsent-due", methods=["GET"])

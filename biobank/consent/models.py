@@ -28,8 +28,10 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 def _substudy_iff(column: str, value: str) -> str:
-    return (f"({column} = '{value}' AND substudy_id IS NOT NULL) OR "
-            f"({column} <> '{value}' AND substudy_id IS NULL)")
+    return (
+        f"({column} = '{value}' AND substudy_id IS NOT NULL) OR "
+        f"({column} <> '{value}' AND substudy_id IS NULL)"
+    )
 
 
 class Substudy(Base):
@@ -76,11 +78,14 @@ class ConsentEntry(Base):
         CheckConstraint(_substudy_iff("component", "substudy"), name="substudy_component"),
         CheckConstraint(_in("decision", DECISIONS), name="decision"),
         CheckConstraint(_in("signed_by", SIGNATORIES), name="signed_by"),
-        CheckConstraint("decision = 'withdrawn' OR form_version_id IS NOT NULL",
-                        name="form_for_decision"),
-        CheckConstraint("(decision = 'withdrawn' AND withdrawal_id IS NOT NULL) OR "
-                        "(decision <> 'withdrawn' AND withdrawal_id IS NULL)",
-                        name="withdrawn_by_withdrawal"),
+        CheckConstraint(
+            "decision = 'withdrawn' OR form_version_id IS NOT NULL", name="form_for_decision"
+        ),
+        CheckConstraint(
+            "(decision = 'withdrawn' AND withdrawal_id IS NOT NULL) OR "
+            "(decision <> 'withdrawn' AND withdrawal_id IS NULL)",
+            name="withdrawn_by_withdrawal",
+        ),
         CheckConstraint("corrects_id IS NULL OR reason IS NOT NULL", name="correction_reason"),
         Index("ix_consent_entry_patient", "patient_id", "component", "substudy_id"),
     )
@@ -97,8 +102,9 @@ class ConsentEntry(Base):
     signatory_note: Mapped[Str200 | None]
     # One correction per entry: a second one corrects the correction.
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("consent_entry.id"), unique=True)
-    withdrawal_id: Mapped[int | None] = mapped_column(ForeignKey("consent_withdrawal.id"),
-                                                      index=True)
+    withdrawal_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consent_withdrawal.id"), index=True
+    )
     reason: Mapped[Str200 | None]
     recorded_by: Mapped[Str64]
     recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -107,12 +113,15 @@ class ConsentEntry(Base):
     form_version: Mapped[ConsentFormVersion | None] = relationship(lazy="joined")
     # The entry that replaced this one; load it with selectinload where it is shown.
     corrected_by: Mapped[ConsentEntry | None] = relationship(
-        primaryjoin="ConsentEntry.id == foreign(ConsentEntry.corrects_id)", uselist=False,
-        viewonly=True, lazy="raise")
+        primaryjoin="ConsentEntry.id == foreign(ConsentEntry.corrects_id)",
+        uselist=False,
+        viewonly=True,
+        lazy="raise",
+    )
 
     @property
     def component_code(self) -> str:
-        """"storage", "data", or the sub-study's code."""
+        """ "storage", "data", or the sub-study's code."""
         return self.substudy.code if self.substudy else self.component
 
 
@@ -125,8 +134,9 @@ class Withdrawal(Base):
         CheckConstraint(_substudy_iff("scope", "substudy"), name="substudy_scope"),
         CheckConstraint(_in("requested_by", SIGNATORIES), name="requested_by"),
         CheckConstraint(f"outcome IS NULL OR {_in('outcome', OUTCOMES)}", name="outcome"),
-        CheckConstraint("outcome IS NULL OR scope IN ('storage', 'all')",
-                        name="outcome_for_storage"),
+        CheckConstraint(
+            "outcome IS NULL OR scope IN ('storage', 'all')", name="outcome_for_storage"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -145,7 +155,7 @@ class Withdrawal(Base):
 
     @property
     def scope_code(self) -> str:
-        """"storage", "data", "all", or the sub-study's code."""
+        """ "storage", "data", "all", or the sub-study's code."""
         return self.substudy.code if self.substudy else self.scope
 
 
@@ -197,10 +207,12 @@ class AnonymisationTask(Base):
 
     __tablename__ = "anonymisation_task"
     __table_args__ = (
-        CheckConstraint("(completed_at IS NULL AND aliquot_id IS NOT NULL "
-                        "AND barcode IS NOT NULL) OR "
-                        "(completed_at IS NOT NULL AND aliquot_id IS NULL AND barcode IS NULL)",
-                        name="link_until_done"),
+        CheckConstraint(
+            "(completed_at IS NULL AND aliquot_id IS NOT NULL "
+            "AND barcode IS NOT NULL) OR "
+            "(completed_at IS NOT NULL AND aliquot_id IS NULL AND barcode IS NULL)",
+            name="link_until_done",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -243,10 +255,13 @@ class ReleaseJustification(Base):
     __table_args__ = (
         UniqueConstraint("release_kind", "release_reference", "aliquot_id"),
         CheckConstraint(f"{_in('basis', RELEASE_BASES)}", name="basis"),
-        CheckConstraint("(basis = 'consent' AND storage_consent_id IS NOT NULL "
-                        "AND substudy_consent_id IS NOT NULL) OR "
-                        "(basis = 'anonymised' AND storage_consent_id IS NULL "
-                        "AND substudy_consent_id IS NULL)", name="basis_entries"),
+        CheckConstraint(
+            "(basis = 'consent' AND storage_consent_id IS NOT NULL "
+            "AND substudy_consent_id IS NOT NULL) OR "
+            "(basis = 'anonymised' AND storage_consent_id IS NULL "
+            "AND substudy_consent_id IS NULL)",
+            name="basis_entries",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

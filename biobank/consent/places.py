@@ -20,12 +20,22 @@ def locations(session: Session, aliquot_ids: list[int]) -> dict[int, Any]:
     if not aliquot_ids:
         return {}
     places = session.execute(
-        select(Position.aliquot_id, Position.box_id, Position.row_no, Position.col_no,
-               Position.out_since).where(Position.aliquot_id.in_(aliquot_ids))).all()
+        select(
+            Position.aliquot_id,
+            Position.box_id,
+            Position.row_no,
+            Position.col_no,
+            Position.out_since,
+        ).where(Position.aliquot_id.in_(aliquot_ids))
+    ).all()
     boxes = {p.box_id for p in places}
     paths, labels = storage.lineages(session, boxes), storage.labellers(session, boxes)
-    return {p.aliquot_id: {"path": paths[p.box_id].path, "box": paths[p.box_id].barcodes[-1],
-                           "position": labels[p.box_id](p.row_no, p.col_no)
-                           if p.box_id in labels else None,
-                           "taken_out_since": p.out_since.isoformat() if p.out_since else None}
-            for p in places}
+    return {
+        p.aliquot_id: {
+            "path": paths[p.box_id].path,
+            "box": paths[p.box_id].barcodes[-1],
+            "position": labels[p.box_id](p.row_no, p.col_no) if p.box_id in labels else None,
+            "taken_out_since": p.out_since.isoformat() if p.out_since else None,
+        }
+        for p in places
+    }

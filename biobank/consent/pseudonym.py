@@ -67,8 +67,9 @@ def resolve(session: Session, substudy_code: str, name: str) -> str:
     """The study_id behind a pseudonym of a sub-study (of a patient of the asker's sites), or
     404."""
     if name.startswith(PREFIX) and len(name) == len(PREFIX) + LENGTH:
-        for study_id in session.scalars(select(Patient.study_id).where(
-                scope.patient_filter(scope.of(session), Patient.site_id))):
+        for study_id in session.scalars(
+            select(Patient.study_id).where(scope.patient_filter(scope.of(session), Patient.site_id))
+        ):
             if hmac.compare_digest(pseudonym(substudy_code, study_id), name):
                 return study_id
     raise NotFound(f"no patient is {name!r} in sub-study {substudy_code}")

@@ -39,8 +39,9 @@ class ReconsentDue:
     components: list[str]
 
 
-def reconsent_due(session: Session, months: int,
-                  today: dt.date | None = None) -> list[ReconsentDue]:
+def reconsent_due(
+    session: Session, months: int, today: dt.date | None = None
+) -> list[ReconsentDue]:
     """Patients coming of age within ``months`` (or already of age) without re-consent.
 
     When they come of age is the rule's (``rule.majority_day_of``: the birth date from the
@@ -51,23 +52,29 @@ def reconsent_due(session: Session, months: int,
     horizon = add_months(today, months)
     comes_of_age = rule.majority_day_of(Patient)
     candidates = session.execute(
-        select(Patient.id, Patient.study_id, Site.code, Site.country,
-               rule.majority_years(Patient.site_id), comes_of_age)
+        select(
+            Patient.id,
+            Patient.study_id,
+            Site.code,
+            Site.country,
+            rule.majority_years(Patient.site_id),
+            comes_of_age,
+        )
         .join(Site, Patient.site_id == Site.id)
         .where(comes_of_age <= horizon, scope.patient_filter(scope.of(session), Patient.site_id))
-        .order_by(Patient.study_id)).all()
+        .order_by(Patient.study_id)
+    ).all()
     if not candidates:
         return []
     entries: dict[int, list[ConsentEntry]] = {c[0]: [] for c in candidates}
-    for entry in session.scalars(select(ConsentEntry)
-                                 .where(ConsentEntry.patient_id.in_(entries))):
+    for entry in session.scalars(select(ConsentEntry).where(ConsentEntry.patient_id.in_(entries))):
         entries[entry.patient_id].append(entry)
     due = []
     for patient_id, study_id, site, country, majority, of_age in candidates:
-        given = [e for e in rule.state_on(entries[patient_id]).values()
-                 if e.decision == "given"]
+        given = [e for e in rule.state_on(entries[patient_id]).values() if e.decision == "given"]
         pending = sorted(e.component_code for e in given if not rule.renewed(e, of_age))
         if pending:
-            due.append(ReconsentDue(study_id, site, country, majority, of_age,
-                                    of_age <= today, pending))
+            due.append(
+                ReconsentDue(study_id, site, country, majority, of_age, of_age <= today, pending)
+            )
     return sorted(due, key=lambda d: (d.majority_date, d.study_id))

@@ -85,6 +85,7 @@ L = TypeVar("L", bound=Line)
 
 # --- the Python form ---------------------------------------------------------------------
 
+
 def key_of(entry: Line) -> Key:
     """The component an entry is about."""
     return entry.component, entry.substudy_id
@@ -124,6 +125,7 @@ def standing(entry: Line | None, day: dt.date, of_age: dt.date | None) -> str:
 
 # --- the SQL form ------------------------------------------------------------------------
 
+
 class _majority_day(FunctionElement[dt.date]):
     """The day someone diagnosed on ``diagnosed`` at ``age_days`` days old turns ``years``.
 
@@ -139,8 +141,7 @@ class _majority_day(FunctionElement[dt.date]):
 @compiles(_majority_day, "sqlite")
 def _majority_day_sqlite(element: _majority_day, compiler: SQLCompiler, **kw: Any) -> str:
     diagnosed, age, years = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"date({diagnosed}, '-' || ({age}) || ' days', "
-            f"'+' || ({years}) || ' years')")
+    return f"date({diagnosed}, '-' || ({age}) || ' days', '+' || ({years}) || ' years')"
 
 
 @compiles(_majority_day, "postgresql")
@@ -148,33 +149,49 @@ def _majority_day_postgresql(element: _majority_day, compiler: SQLCompiler, **kw
     diagnosed, age, years = (compiler.process(c, **kw) for c in element.clauses)
     born = f"({diagnosed} - ({age}))"
     turned = f"({born} + make_interval(years => ({years})))"
-    return (f"(CASE WHEN extract(day FROM {turned}) = extract(day FROM {born}) "
-            f"THEN CAST({turned} AS date) ELSE CAST({turned} AS date) + 1 END)")
+    return (
+        f"(CASE WHEN extract(day FROM {turned}) = extract(day FROM {born}) "
+        f"THEN CAST({turned} AS date) ELSE CAST({turned} AS date) + 1 END)"
+    )
 
 
 def majority_years(site_id: ColumnElement[int] | QueryableAttribute[int]) -> ScalarSelect[int]:
     """The age of majority in the country of the site ``site_id`` (DEFAULT, else 18)."""
     site = aliased(Site)
     own, default = aliased(CountryMajority), aliased(CountryMajority)
-    return (select(func.coalesce(
-        select(own.age).where(own.code == site.country).scalar_subquery(),
-        select(default.age).where(default.code == "DEFAULT").scalar_subquery(),
-        literal(FALLBACK_MAJORITY)))
-        .where(site.id == site_id).correlate_except(site).scalar_subquery())
+    return (
+        select(
+            func.coalesce(
+                select(own.age).where(own.code == site.country).scalar_subquery(),
+                select(default.age).where(default.code == "DEFAULT").scalar_subquery(),
+                literal(FALLBACK_MAJORITY),
+            )
+        )
+        .where(site.id == site_id)
+        .correlate_except(site)
+        .scalar_subquery()
+    )
 
 
 def majority_day_of(patient: Any = Patient) -> ColumnElement[dt.date]:
     """The day the patient comes of age, as a column (``patient``: the table or an alias)."""
-    return _majority_day(patient.diagnosis_date, patient.age_at_diagnosis_days,
-                         majority_years(patient.site_id))
+    return _majority_day(
+        patient.diagnosis_date, patient.age_at_diagnosis_days, majority_years(patient.site_id)
+    )
 
 
-def usable_sql(decision: ColumnElement[str], signed_by: ColumnElement[str],
-               effective_date: ColumnElement[dt.date], of_age: ColumnElement[dt.date],
-               day: dt.date) -> ColumnElement[bool]:
+def usable_sql(
+    decision: ColumnElement[str],
+    signed_by: ColumnElement[str],
+    effective_date: ColumnElement[dt.date],
+    of_age: ColumnElement[dt.date],
+    day: dt.date,
+) -> ColumnElement[bool]:
     """``standing(...) == "given"`` as SQL, for the entry in force on ``day``."""
-    return and_(decision == "given",
-                or_(of_age > day, and_(signed_by == PARTICIPANT, effective_date >= of_age)))
+    return and_(
+        decision == "given",
+        or_(of_age > day, and_(signed_by == PARTICIPANT, effective_date >= of_age)),
+    )
 
 
 def consented_patients(substudy: Substudy, day: dt.date) -> Select[tuple[int]]:
@@ -188,20 +205,39 @@ def consented_patients(substudy: Substudy, day: dt.date) -> Select[tuple[int]]:
     replacing = aliased(ConsentEntry)
     rank = func.row_number().over(
         partition_by=(ConsentEntry.patient_id, ConsentEntry.component),
-        order_by=(ConsentEntry.effective_date.desc(), ConsentEntry.id.desc()))
-    latest = (select(ConsentEntry.patient_id, ConsentEntry.decision, ConsentEntry.signed_by,
-                     ConsentEntry.effective_date, rank.label("rank"))
-              .where(or_(ConsentEntry.component == "storage",
-                         ConsentEntry.substudy_id == substudy.id),
-                     ConsentEntry.effective_date <= day,
-                     ~exists().where(replacing.corrects_id == ConsentEntry.id))
-              .subquery("latest_consent"))
-    query = (select(latest.c.patient_id)
-             .join(Patient, Patient.id == latest.c.patient_id)
-             .where(latest.c.rank == 1,
-                    usable_sql(latest.c.decision, latest.c.signed_by, latest.c.effective_date,
-                               majority_day_of(Patient), day))
-             .group_by(latest.c.patient_id).having(func.count() == 2))
+        order_by=(ConsentEntry.effective_date.desc(), ConsentEntry.id.desc()),
+    )
+    latest = (
+        select(
+            ConsentEntry.patient_id,
+            ConsentEntry.decision,
+            ConsentEntry.signed_by,
+            ConsentEntry.effective_date,
+            rank.label("rank"),
+        )
+        .where(
+            or_(ConsentEntry.component == "storage", ConsentEntry.substudy_id == substudy.id),
+            ConsentEntry.effective_date <= day,
+            ~exists().where(replacing.corrects_id == ConsentEntry.id),
+        )
+        .subquery("latest_consent")
+    )
+    query = (
+        select(latest.c.patient_id)
+        .join(Patient, Patient.id == latest.c.patient_id)
+        .where(
+            latest.c.rank == 1,
+            usable_sql(
+                latest.c.decision,
+                latest.c.signed_by,
+                latest.c.effective_date,
+                majority_day_of(Patient),
+                day,
+            ),
+        )
+        .group_by(latest.c.patient_id)
+        .having(func.count() == 2)
+    )
     return query if substudy.open else query.where(false())
 
 
@@ -214,12 +250,15 @@ def takes_anonymised(substudy: Substudy) -> bool:
 def anonymised_takers() -> ScalarSelect[Any]:
     """``takes_anonymised`` as SQL: the codes of the sub-studies that take anonymised tubes,
     as a JSON list of ``{"code": …}`` (None on PostgreSQL when there are none)."""
-    return (select(json_rows(code=Substudy.code))
-            .where(Substudy.open.is_(True), Substudy.accepts_anonymised.is_(True))
-            .scalar_subquery())
+    return (
+        select(json_rows(code=Substudy.code))
+        .where(Substudy.open.is_(True), Substudy.accepts_anonymised.is_(True))
+        .scalar_subquery()
+    )
 
 
 # --- the JSON-log form -------------------------------------------------------------------
+
 
 class LogLine(NamedTuple):
     """A line of the JSON log (``state_on`` and ``standing`` take these as entries)."""
@@ -236,8 +275,7 @@ class LogLine(NamedTuple):
     of_age: dt.date | None  # with ``log_column(..., storage_only=True)``: when they come of age
 
 
-def log_column(patients: ColumnElement[bool],
-               storage_only: bool = False) -> ScalarSelect[Any]:
+def log_column(patients: ColumnElement[bool], storage_only: bool = False) -> ScalarSelect[Any]:
     """The consent log of the patients ``patients`` selects (a condition on
     ``ConsentEntry.patient_id``) as one JSON value of the enclosing statement; read back by
     ``read_log``. ``storage_only``: the storage entries alone, each with the day its
@@ -246,11 +284,16 @@ def log_column(patients: ColumnElement[bool],
     entry, substudy = ConsentEntry.__table__, Substudy.__table__
     patient = Patient.__table__
     values: dict[str, ColumnElement[Any]] = dict(
-        patient_id=entry.c.patient_id, id=entry.c.id, component=entry.c.component,
-        substudy_id=entry.c.substudy_id, decision=entry.c.decision,
-        effective_date=entry.c.effective_date, corrects_id=entry.c.corrects_id,
+        patient_id=entry.c.patient_id,
+        id=entry.c.id,
+        component=entry.c.component,
+        substudy_id=entry.c.substudy_id,
+        decision=entry.c.decision,
+        effective_date=entry.c.effective_date,
+        corrects_id=entry.c.corrects_id,
         signed_by=entry.c.signed_by,
-        component_code=func.coalesce(substudy.c.code, entry.c.component))
+        component_code=func.coalesce(substudy.c.code, entry.c.component),
+    )
     joined = entry.outerjoin(substudy, substudy.c.id == entry.c.substudy_id)
     if storage_only:
         values["of_age"] = majority_day_of(patient.c)
@@ -265,10 +308,20 @@ def read_log(rows: Iterable[dict[str, Any]] | None) -> dict[int, list[LogLine]]:
     """The lines of ``log_column``'s JSON, by patient."""
     logs: dict[int, list[LogLine]] = {}
     for r in rows or ():
-        logs.setdefault(r["patient_id"], []).append(LogLine(
-            r["patient_id"], r["id"], r["component"], r["substudy_id"], r["decision"],
-            dt.date.fromisoformat(r["effective_date"]), r["corrects_id"], r["signed_by"],
-            r["component_code"], day_from_json(r.get("of_age"))))
+        logs.setdefault(r["patient_id"], []).append(
+            LogLine(
+                r["patient_id"],
+                r["id"],
+                r["component"],
+                r["substudy_id"],
+                r["decision"],
+                dt.date.fromisoformat(r["effective_date"]),
+                r["corrects_id"],
+                r["signed_by"],
+                r["component_code"],
+                day_from_json(r.get("of_age")),
+            )
+        )
     return logs
 
 

@@ -20,19 +20,21 @@ from biobank.schema import Multiline, PatchSchema, Schema
 COMPONENT = validate.Length(1, 32)
 REASON = validate.Length(1, 200)
 # A form's code carries its version, dotted: IF21-BB-2.0-EN.
-FORM_CODE = validate.Regexp(r"^[A-Z0-9][A-Z0-9._-]{0,31}$",
-                            error="use 1–32 capital letters, digits, '.', '-' or '_'")
+FORM_CODE = validate.Regexp(
+    r"^[A-Z0-9][A-Z0-9._-]{0,31}$", error="use 1–32 capital letters, digits, '.', '-' or '_'"
+)
 
 
 class SubstudyIn(Schema):
     code = code_field(required=True)
     title = fields.String(required=True, validate=validate.Length(1, 200))
     principal_investigator = fields.String(required=True, validate=validate.Length(1, 200))
-    description = Multiline(allow_none=True, load_default=None,
-                            validate=validate.Length(max=5000))
+    description = Multiline(allow_none=True, load_default=None, validate=validate.Length(max=5000))
     open = fields.Boolean(load_default=True)
-    accepts_anonymised = fields.Boolean(load_default=False, metadata={
-        "description": "whether anonymised tubes (no patient, no consent) may go to it"})
+    accepts_anonymised = fields.Boolean(
+        load_default=False,
+        metadata={"description": "whether anonymised tubes (no patient, no consent) may go to it"},
+    )
 
 
 class SubstudyPatch(PatchSchema):
@@ -64,11 +66,18 @@ class FormIn(Schema):
     code = fields.String(required=True, validate=FORM_CODE)
     title = fields.String(required=True, validate=validate.Length(1, 200))
     version = fields.String(required=True, validate=validate.Length(1, 32))
-    language = fields.String(required=True, validate=validate.Regexp(
-        r"^[a-z]{2}(-[A-Z]{2})?$", error="an ISO 639-1 language code, e.g. nl or nl-BE"))
-    covers = fields.List(fields.String(validate=COMPONENT), required=True,
-                         validate=validate.Length(min=1),
-                         metadata={"description": '"storage", "data" and sub-study codes'})
+    language = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z]{2}(-[A-Z]{2})?$", error="an ISO 639-1 language code, e.g. nl or nl-BE"
+        ),
+    )
+    covers = fields.List(
+        fields.String(validate=COMPONENT),
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": '"storage", "data" and sub-study codes'},
+    )
 
 
 class FormOut(FormIn):
@@ -76,16 +85,26 @@ class FormOut(FormIn):
 
 
 class ConsentIn(Schema):
-    component = fields.String(required=True, validate=COMPONENT,
-                              metadata={"description": '"storage", "data" or a sub-study code'})
+    component = fields.String(
+        required=True,
+        validate=COMPONENT,
+        metadata={"description": '"storage", "data" or a sub-study code'},
+    )
     decision = fields.String(required=True, validate=validate.OneOf(["given", "declined"]))
     signed_on = fields.Date(required=True)
-    form_version = fields.String(required=True, validate=FORM_CODE,
-                                 metadata={"description": "a form's code, e.g. IF21-BB-2.0-EN"})
+    form_version = fields.String(
+        required=True,
+        validate=FORM_CODE,
+        metadata={"description": "a form's code, e.g. IF21-BB-2.0-EN"},
+    )
     signed_by = fields.String(required=True, validate=validate.OneOf(SIGNATORIES))
     signatory_note = fields.String(load_default=None, validate=REASON)
-    corrects = fields.Integer(load_default=None, metadata={
-        "description": "the id of the entry this one corrects (a reason is then required)"})
+    corrects = fields.Integer(
+        load_default=None,
+        metadata={
+            "description": "the id of the entry this one corrects (a reason is then required)"
+        },
+    )
     reason = fields.String(load_default=None, validate=REASON)
 
 
@@ -118,8 +137,9 @@ class ConsentHistoryOut(ConsentEntryOut):
 
 
 class PatientConsentOut(Schema):
-    SIGNATORY = tuple(f"{part}.{name}" for part in ("current", "history")
-                      for name in ConsentEntryOut.SIGNATORY)
+    SIGNATORY = tuple(
+        f"{part}.{name}" for part in ("current", "history") for name in ConsentEntryOut.SIGNATORY
+    )
 
     study_id = fields.String()
     current = fields.List(fields.Nested(ConsentEntryOut))
@@ -128,15 +148,24 @@ class PatientConsentOut(Schema):
 
 # --- withdrawals ------------------------------------------------------------------------
 
+
 class WithdrawalIn(Schema):
-    scope = fields.String(required=True, validate=COMPONENT, metadata={
-        "description": '"storage", "data", "all" or a sub-study code'})
+    scope = fields.String(
+        required=True,
+        validate=COMPONENT,
+        metadata={"description": '"storage", "data", "all" or a sub-study code'},
+    )
     date = fields.Date(required=True)
     requested_by = fields.String(required=True, validate=validate.OneOf(SIGNATORIES))
     reason = fields.String(load_default=None, validate=REASON)
-    outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES), metadata={
-        "description": "when storage consent ends: destroy the tubes (the default) or "
-                       "anonymise them, where the patient's country allows it (else 422)"})
+    outcome = fields.String(
+        load_default=None,
+        validate=validate.OneOf(OUTCOMES),
+        metadata={
+            "description": "when storage consent ends: destroy the tubes (the default) or "
+            "anonymise them, where the patient's country allows it (else 422)"
+        },
+    )
 
 
 class DryRunQuery(Schema):
@@ -192,10 +221,14 @@ class ImpactOut(Schema):
     ends = fields.List(fields.Nested(EndedOut))
     blocked = fields.List(fields.Nested(TubeOut))
     outcome = fields.String(allow_none=True, metadata={"enum": [*OUTCOMES, None]})
-    destruction = fields.List(fields.Nested(TubeOut), metadata={
-        "description": "tubes a technician must destroy, with their location"})
-    anonymisation = fields.List(fields.Nested(TubeOut), metadata={
-        "description": "anonymised tubes a technician must relabel, with their location"})
+    destruction = fields.List(
+        fields.Nested(TubeOut),
+        metadata={"description": "tubes a technician must destroy, with their location"},
+    )
+    anonymisation = fields.List(
+        fields.Nested(TubeOut),
+        metadata={"description": "anonymised tubes a technician must relabel, with their location"},
+    )
     recalls = fields.List(fields.Nested(RecallTubeOut))
     missing = fields.List(fields.Nested(TubeOut))
     stays_usable_for = fields.List(fields.String())
@@ -212,8 +245,9 @@ class RecallCounts(Schema):
     unacknowledged = fields.Integer()
     acknowledged = fields.Integer()
     destruction_reported = fields.Integer()
-    cancelled = fields.Integer(metadata={
-        "description": "cancelled unanswered when the withdrawal was corrected"})
+    cancelled = fields.Integer(
+        metadata={"description": "cancelled unanswered when the withdrawal was corrected"}
+    )
 
 
 class CorrectionRecordOut(Schema):
@@ -236,9 +270,12 @@ class WithdrawalSummaryOut(Schema):
     anonymisation = fields.Nested(AnonymisationCounts)
     recalls = fields.Nested(RecallCounts)
     outstanding = fields.Boolean()
-    corrected = fields.Nested(CorrectionRecordOut, attribute="correction", allow_none=True,
-                              metadata={"description": "set when the withdrawal was "
-                                                       "corrected as entered in error"})
+    corrected = fields.Nested(
+        CorrectionRecordOut,
+        attribute="correction",
+        allow_none=True,
+        metadata={"description": "set when the withdrawal was corrected as entered in error"},
+    )
 
 
 class OutstandingQuery(Schema):
@@ -271,16 +308,19 @@ class RecallOut(Schema):
     created_at = fields.AwareDateTime(attribute="notice.created_at")
     acknowledged_at = fields.AwareDateTime(attribute="notice.acknowledged_at", allow_none=True)
     acknowledged_by = fields.String(attribute="notice.acknowledged_by", allow_none=True)
-    destruction_reported_at = fields.AwareDateTime(attribute="notice.destruction_reported_at",
-                                                   allow_none=True)
+    destruction_reported_at = fields.AwareDateTime(
+        attribute="notice.destruction_reported_at", allow_none=True
+    )
     cancelled_at = fields.AwareDateTime(attribute="notice.cancelled_at", allow_none=True)
 
 
 class AnonymisationTaskOut(Schema):
     id = fields.Integer(attribute="task.id")
     withdrawal = fields.Integer(attribute="task.withdrawal_id")
-    barcode = fields.String(allow_none=True, metadata={
-        "description": "the tube to relabel; none once done (the task forgets the tube)"})
+    barcode = fields.String(
+        allow_none=True,
+        metadata={"description": "the tube to relabel; none once done (the task forgets the tube)"},
+    )
     aliquot_status = fields.String(allow_none=True)
     location = fields.Raw(allow_none=True)
     state = fields.String(metadata={"enum": ["pending", "done"]})
@@ -290,8 +330,13 @@ class AnonymisationTaskOut(Schema):
 
 
 class CorrectionIn(Schema):
-    reason = fields.String(required=True, validate=validate.Length(1, 150), metadata={
-        "description": "why the withdrawal was entered in error (kept with the correction)"})
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(1, 150),
+        metadata={
+            "description": "why the withdrawal was entered in error (kept with the correction)"
+        },
+    )
 
 
 class CorrectionOut(Schema):
@@ -301,16 +346,23 @@ class CorrectionOut(Schema):
     study_id = fields.String()
     withdrawal = fields.Integer(attribute="withdrawal.id")
     corrected = fields.Nested(CorrectionRecordOut, attribute="record")
-    restored = fields.List(fields.Nested(ConsentEntryOut), metadata={
-        "description": "the correcting consent entries, one per component the withdrawal "
-                       "had ended"})
+    restored = fields.List(
+        fields.Nested(ConsentEntryOut),
+        metadata={
+            "description": "the correcting consent entries, one per component the withdrawal "
+            "had ended"
+        },
+    )
     tubes_back_in_use = fields.Integer()
     tasks_cancelled = fields.Integer()
-    already_destroyed = fields.List(fields.String(), metadata={
-        "description": "tubes destroyed before the correction: they stay destroyed"})
+    already_destroyed = fields.List(
+        fields.String(),
+        metadata={"description": "tubes destroyed before the correction: they stay destroyed"},
+    )
     recalls_cancelled = fields.Integer()
-    recalls_already_answered = fields.Integer(metadata={
-        "description": "recipients who had acknowledged the recall: tell them it is void"})
+    recalls_already_answered = fields.Integer(
+        metadata={"description": "recipients who had acknowledged the recall: tell them it is void"}
+    )
 
 
 class WithdrawalDetailOut(WithdrawalSummaryOut):
@@ -321,12 +373,14 @@ class WithdrawalDetailOut(WithdrawalSummaryOut):
 
 # --- the gate and the officer's lists ---------------------------------------------------
 
+
 class Moment(fields.Field):
     """An ISO 8601 date (that day in the biobank's zone) or date-time (without an offset: in
     the biobank's zone), loaded as an aware instant."""
 
-    default_error_messages = {"invalid": "an ISO 8601 date (2026-03-01) or date-time "
-                                         "(2026-03-01T14:30:00+01:00)"}
+    default_error_messages = {
+        "invalid": "an ISO 8601 date (2026-03-01) or date-time (2026-03-01T14:30:00+01:00)"
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str) or not 10 <= len(value) <= 40:
@@ -343,9 +397,12 @@ class Moment(fields.Field):
         return None if value is None else value.isoformat()
 
 
-AT = {"description": "answer as of this moment (default: now): an ISO 8601 date or date-time; "
-                     "for inspectors (was this release allowed when it happened?) and planning",
-      "type": "string", "example": "2026-03-01"}
+AT = {
+    "description": "answer as of this moment (default: now): an ISO 8601 date or date-time; "
+    "for inspectors (was this release allowed when it happened?) and planning",
+    "type": "string",
+    "example": "2026-03-01",
+}
 
 
 class CheckQuery(Schema):
@@ -362,19 +419,30 @@ class CheckOut(Schema):
     substudy = fields.String()
     allowed = fields.Boolean()
     reasons = fields.List(fields.String())
-    justification = fields.List(fields.Integer(), metadata={
-        "description": "staff only: the consent entries that allow the use: storage, then "
-                       "sub-study"})
-    basis = fields.String(allow_none=True, metadata={
-        "enum": ["consent", "anonymised"],
-        "description": "why the use is allowed: the patient's consent, or the tube is "
-                       "anonymised and the sub-study accepts anonymised material"})
+    justification = fields.List(
+        fields.Integer(),
+        metadata={
+            "description": "staff only: the consent entries that allow the use: storage, then "
+            "sub-study"
+        },
+    )
+    basis = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["consent", "anonymised"],
+            "description": "why the use is allowed: the patient's consent, or the tube is "
+            "anonymised and the sub-study accepts anonymised material",
+        },
+    )
 
 
 class BulkCheckIn(Schema):
     substudy = code_field(required=True)
-    barcodes = fields.List(fields.String(validate=validate.Length(1, 64)), required=True,
-                           validate=validate.Length(1, 400))
+    barcodes = fields.List(
+        fields.String(validate=validate.Length(1, 64)),
+        required=True,
+        validate=validate.Length(1, 400),
+    )
     at = Moment(load_default=None, metadata=AT)
 
 

@@ -79,11 +79,18 @@ def export_aliquot(args: dict[str, Any], code: str) -> Any:
     session = get_session()
     aliquot = get_aliquot(session, code, numbering())
     checked = audit.verify_aliquot(session, aliquot.id)
-    header = {"aliquot": aliquot.barcode, "exported_at": utcnow().isoformat(),
-              "exported_by": current_actor(), "chain_intact": checked.ok,
-              "first_broken": checked.broken.describe() if checked.broken else None}
-    return _export(_chunks(session, audit.aliquot_history(aliquot.id), args["format"], header),
-                   args["format"], f"custody-{aliquot.barcode}")
+    header = {
+        "aliquot": aliquot.barcode,
+        "exported_at": utcnow().isoformat(),
+        "exported_by": current_actor(),
+        "chain_intact": checked.ok,
+        "first_broken": checked.broken.describe() if checked.broken else None,
+    }
+    return _export(
+        _chunks(session, audit.aliquot_history(aliquot.id), args["format"], header),
+        args["format"],
+        f"custody-{aliquot.barcode}",
+    )
 
 
 @blp.route("/custody/events", methods=["GET"])
@@ -94,8 +101,15 @@ def export_range(args: dict[str, Any]) -> Any:
     """All custody events from one day to another (UTC days, both included), streamed."""
     start = dt.datetime.combine(args["start"], dt.time(), dt.UTC)
     end = dt.datetime.combine(args["end"] + dt.timedelta(days=1), dt.time(), dt.UTC)
-    header = {"from": args["start"].isoformat(), "to": args["end"].isoformat(),
-              "exported_at": utcnow().isoformat(), "exported_by": current_actor()}
+    header = {
+        "from": args["start"].isoformat(),
+        "to": args["end"].isoformat(),
+        "exported_at": utcnow().isoformat(),
+        "exported_by": current_actor(),
+    }
     events = audit.events_between(current_scope(), start, end)
-    return _export(_chunks(get_session(), events, args["format"], header),
-                   args["format"], f"custody-{args['start']}-{args['end']}")
+    return _export(
+        _chunks(get_session(), events, args["format"], header),
+        args["format"],
+        f"custody-{args['start']}-{args['end']}",
+    )

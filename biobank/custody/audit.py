@@ -37,8 +37,13 @@ class Broken:
 
     def describe(self) -> str:
         """One line naming the event and the tube."""
-        tube = (f"aliquot {self.aliquot}" if self.aliquot else
-                f"sample {self.sample}" if self.sample else "no tube")
+        tube = (
+            f"aliquot {self.aliquot}"
+            if self.aliquot
+            else f"sample {self.sample}"
+            if self.sample
+            else "no tube"
+        )
         return f"event {self.event_id} ({tube}): {self.problem}"
 
 
@@ -67,16 +72,19 @@ _CANONICAL = """{format}('{prefix}%s|%s:%s|%s:%s|%s|%s|%s:%s|%s:%s|%s', {number}
     length(COALESCE(CAST(old_values AS TEXT), 'null')), COALESCE(CAST(old_values AS TEXT), 'null'),
     length(COALESCE(CAST(new_values AS TEXT), 'null')), COALESCE(CAST(new_values AS TEXT), 'null'),
     COALESCE(prev_hash, ''))"""
-_STAMP = {"postgresql": "to_char(occurred_at, 'YYYY-MM-DD HH24:MI:SS.US')",
-          "sqlite": "occurred_at"}
+_STAMP = {"postgresql": "to_char(occurred_at, 'YYYY-MM-DD HH24:MI:SS.US')", "sqlite": "occurred_at"}
 # PostgreSQL hashes in the database too, and sends the text only for a mismatch.
-_TEXT = {"postgresql": "CASE WHEN encode(sha256(convert_to({canonical}, 'UTF8')), 'hex') = hash "
-                       "THEN NULL ELSE convert_to({canonical}, 'UTF8') END",
-         "sqlite": "CAST({canonical} AS BLOB)"}
+_TEXT = {
+    "postgresql": "CASE WHEN encode(sha256(convert_to({canonical}, 'UTF8')), 'hex') = hash "
+    "THEN NULL ELSE convert_to({canonical}, 'UTF8') END",
+    "sqlite": "CAST({canonical} AS BLOB)",
+}
 # Chain by chain, each oldest first: the order of the indexes on (aliquot_id, id) and
 # (sample_id, id), so no chain's last hash needs remembering past its last event.
-_VERIFY_SQL = "SELECT id, {number}, {text}, prev_hash, hash FROM custody_event " \
-              "WHERE {where} ORDER BY {number}, id"
+_VERIFY_SQL = (
+    "SELECT id, {number}, {text}, prev_hash, hash FROM custody_event "
+    "WHERE {where} ORDER BY {number}, id"
+)
 # Rows per fetch: batches of 10,000 kept enough rows alive to set off full garbage
 # collections over the whole app (a sixth slower).
 _BATCH = 1_000
@@ -91,18 +99,26 @@ class _Chains:
     where: str
 
 
-_ALL = (_Chains("a", "aliquot_id", "aliquot_id IS NOT NULL"),
-        # With sample_id NULL too, which the check constraint forbids: such an event, written
-        # around it, is read (and found broken) rather than skipped.
-        _Chains("s", "sample_id", "aliquot_id IS NULL"))
+_ALL = (
+    _Chains("a", "aliquot_id", "aliquot_id IS NOT NULL"),
+    # With sample_id NULL too, which the check constraint forbids: such an event, written
+    # around it, is read (and found broken) rather than skipped.
+    _Chains("s", "sample_id", "aliquot_id IS NULL"),
+)
 
 
 def _select(dialect: str, chains: _Chains) -> str:
-    canonical = _CANONICAL.format(format="format" if dialect == "postgresql" else "printf",
-                                  prefix=chains.prefix, number=chains.number,
-                                  stamp=_STAMP.get(dialect, _STAMP["sqlite"]))
-    return _VERIFY_SQL.format(number=chains.number, where=chains.where,
-                              text=_TEXT.get(dialect, _TEXT["sqlite"]).format(canonical=canonical))
+    canonical = _CANONICAL.format(
+        format="format" if dialect == "postgresql" else "printf",
+        prefix=chains.prefix,
+        number=chains.number,
+        stamp=_STAMP.get(dialect, _STAMP["sqlite"]),
+    )
+    return _VERIFY_SQL.format(
+        number=chains.number,
+        where=chains.where,
+        text=_TEXT.get(dialect, _TEXT["sqlite"]).format(canonical=canonical),
+    )
 
 
 def _batches(raw: Any, dialect: str, sql: str) -> Iterator[list[Any]]:
@@ -130,8 +146,9 @@ def _batches(raw: Any, dialect: str, sql: str) -> Iterator[list[Any]]:
         cursor.close()
 
 
-def _walk(session: Session, walks: tuple[_Chains, ...],
-          progress: Callable[[int], None] | None = None) -> Verification:
+def _walk(
+    session: Session, walks: tuple[_Chains, ...], progress: Callable[[int], None] | None = None
+) -> Verification:
     """Check the chains straight from the driver's cursor; then look closer, oldest first,
     at the events the fast check could not settle, until one is broken."""
     session.flush()
@@ -150,11 +167,20 @@ def _walk(session: Session, walks: tuple[_Chains, ...],
         problem = _diagnose(session, event_id, key, expected)
         if problem is not None:
             # As many as a walk in id order would have checked when it got there.
-            checked = session.scalar(select(func.count()).select_from(CustodyEvent).where(
-                CustodyEvent.id <= event_id,
-                text("(" + " OR ".join(f"({chains.where})" for chains in walks) + ")"))) or 0
-            return Verification(checked, checker.chains,
-                                _broken(session, event_id, problem), looked_at)
+            checked = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(CustodyEvent)
+                    .where(
+                        CustodyEvent.id <= event_id,
+                        text("(" + " OR ".join(f"({chains.where})" for chains in walks) + ")"),
+                    )
+                )
+                or 0
+            )
+            return Verification(
+                checked, checker.chains, _broken(session, event_id, problem), looked_at
+            )
     return Verification(checker.checked, checker.chains, None, looked_at)
 
 
@@ -162,9 +188,18 @@ def _diagnose(session: Session, event_id: int, key: str, expected_prev: str) -> 
     """Look at one event's values as the application reads them."""
     e = CustodyEvent
     try:
-        row = session.execute(select(e.event_type, e.actor, e.occurred_at, e.reason,
-                                     e.old_values, e.new_values, e.prev_hash, e.hash)
-                              .where(e.id == event_id)).one()
+        row = session.execute(
+            select(
+                e.event_type,
+                e.actor,
+                e.occurred_at,
+                e.reason,
+                e.old_values,
+                e.new_values,
+                e.prev_hash,
+                e.hash,
+            ).where(e.id == event_id)
+        ).one()
     except ValueError:  # a JSON value or a time that cannot be read back
         return "its time or values are unreadable: the event was altered"
     return diagnose(key, *row, expected_prev)
@@ -172,12 +207,18 @@ def _diagnose(session: Session, event_id: int, key: str, expected_prev: str) -> 
 
 def _broken(session: Session, event_id: int, problem: str) -> Broken:
     aliquot_id, sample_id = session.execute(
-        select(CustodyEvent.aliquot_id, CustodyEvent.sample_id)
-        .where(CustodyEvent.id == event_id)).one()
-    aliquot = session.scalar(select(Aliquot.barcode).where(Aliquot.id == aliquot_id)) \
-        if aliquot_id is not None else None
-    sample = session.scalar(select(Sample.barcode).where(Sample.id == sample_id)) \
-        if sample_id is not None else None
+        select(CustodyEvent.aliquot_id, CustodyEvent.sample_id).where(CustodyEvent.id == event_id)
+    ).one()
+    aliquot = (
+        session.scalar(select(Aliquot.barcode).where(Aliquot.id == aliquot_id))
+        if aliquot_id is not None
+        else None
+    )
+    sample = (
+        session.scalar(select(Sample.barcode).where(Sample.id == sample_id))
+        if sample_id is not None
+        else None
+    )
     return Broken(event_id, aliquot, sample, problem)
 
 
@@ -198,14 +239,27 @@ def verify_aliquot(session: Session, aliquot_id: int) -> Verification:
 
 def verify_sample(session: Session, sample_id: int) -> Verification:
     """Walk a sample's own chain (its events without an aliquot)."""
-    return _walk(session, (_Chains("s", "sample_id",
-                                   f"sample_id = {int(sample_id)} AND aliquot_id IS NULL"),))
+    return _walk(
+        session,
+        (_Chains("s", "sample_id", f"sample_id = {int(sample_id)} AND aliquot_id IS NULL"),),
+    )
 
 
 # --- export ------------------------------------------------------------------------------
 
-COLUMNS = ("id", "aliquot", "sample", "event_type", "actor", "occurred_at", "reason",
-           "old_values", "new_values", "prev_hash", "hash")
+COLUMNS = (
+    "id",
+    "aliquot",
+    "sample",
+    "event_type",
+    "actor",
+    "occurred_at",
+    "reason",
+    "old_values",
+    "new_values",
+    "prev_hash",
+    "hash",
+)
 
 
 def _export_query(where: Any) -> Select[Any]:
@@ -213,13 +267,26 @@ def _export_query(where: Any) -> Select[Any]:
     tube = aliased(Aliquot)
     own = aliased(Sample)
     tube_sample = aliased(Sample)
-    return (select(e.id, tube.barcode, func.coalesce(own.barcode, tube_sample.barcode),
-                   e.event_type, e.actor, e.occurred_at, e.reason, e.old_values, e.new_values,
-                   e.prev_hash, e.hash)
-            .outerjoin(tube, tube.id == e.aliquot_id)
-            .outerjoin(tube_sample, tube_sample.id == tube.sample_id)
-            .outerjoin(own, own.id == e.sample_id)
-            .where(where).order_by(e.id))
+    return (
+        select(
+            e.id,
+            tube.barcode,
+            func.coalesce(own.barcode, tube_sample.barcode),
+            e.event_type,
+            e.actor,
+            e.occurred_at,
+            e.reason,
+            e.old_values,
+            e.new_values,
+            e.prev_hash,
+            e.hash,
+        )
+        .outerjoin(tube, tube.id == e.aliquot_id)
+        .outerjoin(tube_sample, tube_sample.id == tube.sample_id)
+        .outerjoin(own, own.id == e.sample_id)
+        .where(where)
+        .order_by(e.id)
+    )
 
 
 def aliquot_history(aliquot_id: int) -> Select[Any]:
@@ -230,9 +297,11 @@ def aliquot_history(aliquot_id: int) -> Select[Any]:
 def events_between(within: scope.Scope, start: dt.datetime, end: dt.datetime) -> Select[Any]:
     """The select behind every event with start <= occurred_at < end, of the tubes and
     samples at the scope's sites."""
-    return _export_query((CustodyEvent.occurred_at >= start) & (CustodyEvent.occurred_at < end)
-                         & scope.event_filter(within, CustodyEvent.aliquot_id,
-                                              CustodyEvent.sample_id))
+    return _export_query(
+        (CustodyEvent.occurred_at >= start)
+        & (CustodyEvent.occurred_at < end)
+        & scope.event_filter(within, CustodyEvent.aliquot_id, CustodyEvent.sample_id)
+    )
 
 
 def _records(session: Session, query: Select[Any]) -> Iterator[dict[str, Any]]:

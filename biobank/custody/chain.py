@@ -70,16 +70,26 @@ def timestamp(moment: dt.datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def event_hash(key: str, event_type: str, actor: str, stamp: str, reason: str | None,
-               old_json: str, new_json: str, prev_hash: str) -> str:
+def event_hash(
+    key: str,
+    event_type: str,
+    actor: str,
+    stamp: str,
+    reason: str | None,
+    old_json: str,
+    new_json: str,
+    prev_hash: str,
+) -> str:
     """SHA-256 (hex) of an event's canonical form.
 
     Free-text parts carry their length, so no text can be moved from one field to the
     next without changing the hash; ``reason`` None and "" differ.
     """
     why = "-" if reason is None else f"{len(reason)}:{reason}"
-    text = (f"{key}|{len(event_type)}:{event_type}|{len(actor)}:{actor}|{stamp}|{why}|"
-            f"{len(old_json)}:{old_json}|{len(new_json)}:{new_json}|{prev_hash}")
+    text = (
+        f"{key}|{len(event_type)}:{event_type}|{len(actor)}:{actor}|{stamp}|{why}|"
+        f"{len(old_json)}:{old_json}|{len(new_json)}:{new_json}|{prev_hash}"
+    )
     return _sha256(text.encode()).hexdigest()
 
 
@@ -89,11 +99,14 @@ def linker(actor: str, stamp: str) -> Callable[[str, str, str | None, str, str, 
     who = f"{len(actor)}:{actor}|{stamp}|"
     sha256 = _sha256
 
-    def link(key: str, event_type: str, reason: str | None, old_json: str, new_json: str,
-             prev_hash: str) -> str:
+    def link(
+        key: str, event_type: str, reason: str | None, old_json: str, new_json: str, prev_hash: str
+    ) -> str:
         why = "-" if reason is None else f"{len(reason)}:{reason}"
-        return sha256(f"{key}|{len(event_type)}:{event_type}|{who}{why}|{len(old_json)}:"
-                      f"{old_json}|{len(new_json)}:{new_json}|{prev_hash}".encode()).hexdigest()
+        return sha256(
+            f"{key}|{len(event_type)}:{event_type}|{who}{why}|{len(old_json)}:"
+            f"{old_json}|{len(new_json)}:{new_json}|{prev_hash}".encode()
+        ).hexdigest()
 
     return link
 
@@ -146,8 +159,7 @@ class ChainCheck:
                 chains += 1
                 expected = genesis(f"{prefix}{number}")
             # text is None when the database already found the hash right.
-            if prev != expected or (text is not None
-                                    and sha256(text).hexdigest() != stored):
+            if prev != expected or (text is not None and sha256(text).hexdigest() != stored):
                 suspects.append((event_id, f"{prefix}{number}", expected))
             expected = stored  # type: ignore[assignment]
         self._last = last
@@ -156,17 +168,38 @@ class ChainCheck:
         self.checked += len(rows)
 
 
-def diagnose(key: str, event_type: str, actor: str, occurred_at: dt.datetime,
-             reason: str | None, old_values: Any, new_values: Any, prev_hash: str | None,
-             stored_hash: str | None, expected_prev: str) -> str | None:
+def diagnose(
+    key: str,
+    event_type: str,
+    actor: str,
+    occurred_at: dt.datetime,
+    reason: str | None,
+    old_values: Any,
+    new_values: Any,
+    prev_hash: str | None,
+    stored_hash: str | None,
+    expected_prev: str,
+) -> str | None:
     """What is wrong with an event, from its values as the application reads them."""
     if stored_hash is None or prev_hash is None:
         return "it carries no hash: it was written around the service"
-    if event_hash(key, event_type, actor, timestamp(occurred_at), reason,
-                  canonical_json(old_values), canonical_json(new_values),
-                  prev_hash) != stored_hash:
+    if (
+        event_hash(
+            key,
+            event_type,
+            actor,
+            timestamp(occurred_at),
+            reason,
+            canonical_json(old_values),
+            canonical_json(new_values),
+            prev_hash,
+        )
+        != stored_hash
+    ):
         return "its content does not match its hash: the event was altered"
     if prev_hash != expected_prev:
-        return ("it does not link to the event before it in its chain: an event was "
-                "removed, inserted or reordered")
+        return (
+            "it does not link to the event before it in its chain: an event was "
+            "removed, inserted or reordered"
+        )
     return None

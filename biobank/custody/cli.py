@@ -22,8 +22,9 @@ def verify(quiet: bool) -> None:
     session = get_session()
     total = audit.count_events(session)
     started = time.perf_counter()
-    with tqdm(total=total, unit="event", unit_scale=True, file=sys.stderr,
-              disable=quiet, desc="verifying") as bar:
+    with tqdm(
+        total=total, unit="event", unit_scale=True, file=sys.stderr, disable=quiet, desc="verifying"
+    ) as bar:
         result = audit.verify_all(session, bar.update)
     seconds = max(time.perf_counter() - started, 1e-9)
     session.rollback()
@@ -31,5 +32,7 @@ def verify(quiet: bool) -> None:
         click.echo(f"BROKEN: {result.broken.describe()}", err=True)
         click.echo(f"checked {result.checked} of {total} events before it", err=True)
         sys.exit(1)
-    click.echo(f"ok: {result.checked} events in {result.chains} chains intact "
-               f"({result.checked / seconds:,.0f} events/s)")
+    click.echo(
+        f"ok: {result.checked} events in {result.chains} chains intact "
+        f"({result.checked / seconds:,.0f} events/s)"
+    )

@@ -29,8 +29,9 @@ class BrokenOut(Schema):
 class VerificationOut(Schema):
     ok = fields.Boolean()
     checked = fields.Integer(metadata={"description": "events checked"})
-    broken = fields.Nested(BrokenOut, allow_none=True,
-                           metadata={"description": "the first broken event, if any"})
+    broken = fields.Nested(
+        BrokenOut, allow_none=True, metadata={"description": "the first broken event, if any"}
+    )
 
 
 class ExportQuery(Schema):
@@ -38,10 +39,12 @@ class ExportQuery(Schema):
 
 
 class RangeQuery(ExportQuery):
-    start = fields.Date(required=True, data_key="from",
-                        metadata={"description": "first day (UTC), inclusive"})
-    end = fields.Date(required=True, data_key="to",
-                      metadata={"description": "last day (UTC), inclusive"})
+    start = fields.Date(
+        required=True, data_key="from", metadata={"description": "first day (UTC), inclusive"}
+    )
+    end = fields.Date(
+        required=True, data_key="to", metadata={"description": "last day (UTC), inclusive"}
+    )
 
     @validates_schema
     def _ordered(self, data: dict, **_: object) -> None:  # type: ignore[type-arg]

@@ -28,14 +28,18 @@ def load() -> None:
     session.commit()
     added = ", ".join(f"{n} {kind}" for kind, n in result.reference.items())
     click.echo(f"reference data added: {added}")
-    click.echo(f"demo data added: {result.sites} sites, {result.patients} patients "
-               f"({result.patients_skipped} already there), {result.samples} samples, "
-               f"{result.aliquots} aliquots, {result.users} users")
+    click.echo(
+        f"demo data added: {result.sites} sites, {result.patients} patients "
+        f"({result.patients_skipped} already there), {result.samples} samples, "
+        f"{result.aliquots} aliquots, {result.users} users"
+    )
     for domain, summary in result.domains.items():
         click.echo(f"{domain} demo data added: {summary}")
     click.echo("")
-    click.echo(f"Demo users (demo only: every one has the password {service.PASSWORD!r}; "
-               "tokens are new on every run):")
+    click.echo(
+        f"Demo users (demo only: every one has the password {service.PASSWORD!r}; "
+        "tokens are new on every run):"
+    )
     rows = [("username", "role", "password", "token")]
     rows += [(name, role, service.PASSWORD, token) for name, role, token in result.credentials]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]

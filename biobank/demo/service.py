@@ -38,23 +38,39 @@ ROLES = ("technician", "researcher", "consent_officer", "manager", "admin")
 
 # Children's hospitals of the kind that enrol in Interfant trials; names only.
 SITES = (
-    {"code": "DE-KIEL", "country": "DE",
-     "name": "Universitätsklinikum Schleswig-Holstein, Campus Kiel"},
-    {"code": "IT-MONZA", "country": "IT",
-     "name": "Fondazione IRCCS San Gerardo dei Tintori, Monza"},
+    {
+        "code": "DE-KIEL",
+        "country": "DE",
+        "name": "Universitätsklinikum Schleswig-Holstein, Campus Kiel",
+    },
+    {
+        "code": "IT-MONZA",
+        "country": "IT",
+        "name": "Fondazione IRCCS San Gerardo dei Tintori, Monza",
+    },
     {"code": "ES-SJD", "country": "ES", "name": "Hospital Sant Joan de Déu, Barcelona"},
     {"code": "SE-ALB", "country": "SE", "name": "Astrid Lindgren Children's Hospital, Stockholm"},
     {"code": "CZ-MOTOL", "country": "CZ", "name": "University Hospital Motol, Prague"},
     {"code": "AU-SCH", "country": "AU", "name": "Sydney Children's Hospital, Randwick"},
 )
 # (site code, country, number of patients): 20 in all.
-ENROLMENT = (("NL-PMC", "NL", 5), ("DE-KIEL", "DE", 4), ("IT-MONZA", "IT", 3),
-             ("ES-SJD", "ES", 2), ("SE-ALB", "SE", 2), ("CZ-MOTOL", "CZ", 2),
-             ("AU-SCH", "AU", 2))
+ENROLMENT = (
+    ("NL-PMC", "NL", 5),
+    ("DE-KIEL", "DE", 4),
+    ("IT-MONZA", "IT", 3),
+    ("ES-SJD", "ES", 2),
+    ("SE-ALB", "SE", 2),
+    ("CZ-MOTOL", "CZ", 2),
+    ("AU-SCH", "AU", 2),
+)
 FUSION_PARTNERS = (("AFF1", 50), ("MLLT1", 20), ("MLLT3", 15), ("MLLT10", 10), ("EPS15", 5))
 # Cells per mL of material: at diagnosis marrow is packed with blasts, later far less.
-CELLS_PER_ML = {("BM", True): (20_000_000, 80_000_000), ("BM", False): (5_000_000, 15_000_000),
-                ("PB", True): (5_000_000, 40_000_000), ("PB", False): (1_000_000, 4_000_000)}
+CELLS_PER_ML = {
+    ("BM", True): (20_000_000, 80_000_000),
+    ("BM", False): (5_000_000, 15_000_000),
+    ("PB", True): (5_000_000, 40_000_000),
+    ("PB", False): (1_000_000, 4_000_000),
+}
 
 
 @dataclass(frozen=True)
@@ -107,26 +123,33 @@ def plan_patients(today: dt.date) -> list[PatientPlan]:
             poor = rng.random() < (0.6 if young else 0.25)
             blasts = rng.randint(1000, 25_000) if poor else rng.randint(0, 900)
             values = {
-                "study_id": f"IF21-{country}-{number:03d}", "site": site,
+                "study_id": f"IF21-{country}-{number:03d}",
+                "site": site,
                 "sex": rng.choice("FM"),
                 "diagnosis": "B-MPAL" if rng.random() < 0.08 else "B-ALL",
-                "fusion_partner": rng.choices([p for p, _ in FUSION_PARTNERS],
-                                              [w for _, w in FUSION_PARTNERS])[0],
+                "fusion_partner": rng.choices(
+                    [p for p, _ in FUSION_PARTNERS], [w for _, w in FUSION_PARTNERS]
+                )[0],
                 "diagnosis_date": anchor - dt.timedelta(days=days_ago),
-                "age_at_diagnosis_days": age, "wbc_at_diagnosis": wbc,
+                "age_at_diagnosis_days": age,
+                "wbc_at_diagnosis": wbc,
                 # The day-8 count is only known once day 8 has come.
                 "day8_blasts_per_ul": blasts if days_ago >= 9 else None,
             }
-            plans.append(PatientPlan(values["study_id"], site, site == "NL-PMC", values,
-                                     extract_dna=index % 2 == 0))
+            plans.append(
+                PatientPlan(
+                    values["study_id"], site, site == "NL-PMC", values, extract_dna=index % 2 == 0
+                )
+            )
             index += 1
     return _assign_events(plans, today)
 
 
 def _initial_group(values: dict[str, Any]) -> str:
     response = risk.prednisone_response(values["day8_blasts_per_ul"], None)
-    return risk.initial_risk(values["age_at_diagnosis_days"], values["wbc_at_diagnosis"],
-                             response).group
+    return risk.initial_risk(
+        values["age_at_diagnosis_days"], values["wbc_at_diagnosis"], response
+    ).group
 
 
 def _assign_events(plans: list[PatientPlan], today: dt.date) -> list[PatientPlan]:
@@ -160,8 +183,9 @@ def load(session: Session, actor: str, numbering: samples.Numbering) -> DemoResu
     return result
 
 
-def _load_domains(session: Session, actor: str, numbering: samples.Numbering,
-                  result: DemoResult) -> None:
+def _load_domains(
+    session: Session, actor: str, numbering: samples.Numbering, result: DemoResult
+) -> None:
     """Each domain's own demo data, in dependency order: consent before storage (box maps
     show consent), storage before requests (pick lists need places)."""
     from biobank.consent.demo import load_demo as consent_demo
@@ -172,15 +196,23 @@ def _load_domains(session: Session, actor: str, numbering: samples.Numbering,
     consent = consent_demo(session, actor)
     result.domains["consent"] = ", ".join(f"{n} {kind}" for kind, n in consent.items())
     stored = storage_demo(session, actor, numbering)
-    result.domains["storage"] = (f"{stored.freezers} freezers, {stored.containers} containers, "
-                                 f"{stored.boxes} boxes, {stored.stored} tubes stored")
+    result.domains["storage"] = (
+        f"{stored.freezers} freezers, {stored.containers} containers, "
+        f"{stored.boxes} boxes, {stored.stored} tubes stored"
+    )
     result.domains["labels"] = f"{labels_demo(session, actor)} printers"
     requests = requests_demo(session, actor)
     result.domains["requests"] = ", ".join(f"{n} {state}" for state, n in requests.items())
 
 
-def _load_patient(session: Session, actor: str, numbering: samples.Numbering,
-                  plan: PatientPlan, timepoints: list[Timepoint], result: DemoResult) -> None:
+def _load_patient(
+    session: Session,
+    actor: str,
+    numbering: samples.Numbering,
+    plan: PatientPlan,
+    timepoints: list[Timepoint],
+    result: DemoResult,
+) -> None:
     rng = random.Random(f"{SEED}:{plan.study_id}")
     patient = patients.register(session, actor, dict(plan.values))
     result.patients += 1
@@ -196,16 +228,18 @@ def _load_patient(session: Session, actor: str, numbering: samples.Numbering,
             # Diagnostic marrow always reaches the biobank; anything else may not (gaps).
             if not (tp.code == "DX" and material == "BM") and rng.random() < 0.15:
                 continue
-            sample = _register_sample(session, actor, numbering, rng, plan, patient, tp.code,
-                                      material, when)
+            sample = _register_sample(
+                session, actor, numbering, rng, plan, patient, tp.code, material, when
+            )
             if sample is None:
                 continue
             result.samples += 1
             aliquots = _split_sample(session, actor, numbering, rng, sample, tp.code == "DX")
             result.aliquots += len(aliquots)
             for aliquot in aliquots:
-                made.setdefault(f"{tp.code}/{material}/{aliquot.aliquot_type.code}",
-                                []).append(aliquot)
+                made.setdefault(f"{tp.code}/{material}/{aliquot.aliquot_type.code}", []).append(
+                    aliquot
+                )
     result.aliquots += _story(session, actor, numbering, rng, plan, patient, made)
 
 
@@ -222,89 +256,172 @@ def _collection_day(rng: random.Random, patient: Patient, tp: Timepoint) -> dt.d
     return diagnosed + dt.timedelta(days=rng.randint(low, tp.nominal_day + tp.window_after_days))
 
 
-def _register_sample(session: Session, actor: str, numbering: samples.Numbering,
-                     rng: random.Random, plan: PatientPlan, patient: Patient, timepoint: str,
-                     material: str, day: dt.date) -> Sample | None:
-    collected = dt.datetime.combine(day, dt.time(rng.randint(8, 14), rng.choice((0, 15, 30, 45))),
-                                    dt.UTC)
+def _register_sample(
+    session: Session,
+    actor: str,
+    numbering: samples.Numbering,
+    rng: random.Random,
+    plan: PatientPlan,
+    patient: Patient,
+    timepoint: str,
+    material: str,
+    day: dt.date,
+) -> Sample | None:
+    collected = dt.datetime.combine(
+        day, dt.time(rng.randint(8, 14), rng.choice((0, 15, 30, 45))), dt.UTC
+    )
     transit = rng.randint(1, 5) if plan.local_site else rng.randint(18, 40)
     received = collected + dt.timedelta(hours=transit)
     if received > utcnow():
         return None  # not taken yet
     diagnosis = timepoint == "DX"
-    low, high = {"BM": (2.0, 5.0) if diagnosis else (1.0, 3.0), "PB": (1.0, 3.0),
-                 "CSF": (0.5, 1.5)}[material]
-    return samples.register_sample(session, actor, {
-        "study_id": patient.study_id, "timepoint": timepoint, "unscheduled_reason": None,
-        "material": material, "collected_at": collected, "received_at": received,
-        "volume_ml": _decimal(rng.uniform(low, high)),
-        "container_code": {"BM": rng.choice(("PED", "SHP")), "PB": "PED", "CSF": "PPS"}[material],
-        "precentrifugation_delay_hours": Decimal(transit + 1),
-        "precentrifugation_temperature": "RT" if plan.local_site or rng.random() < 0.5
-        else "2-10C",
-        "accession_number": f"{plan.site}-{day:%y%m%d}-{rng.randint(100, 999)}",
-        "notes": "residual after diagnostics" if diagnosis else None,
-    }, numbering)
+    low, high = {
+        "BM": (2.0, 5.0) if diagnosis else (1.0, 3.0),
+        "PB": (1.0, 3.0),
+        "CSF": (0.5, 1.5),
+    }[material]
+    return samples.register_sample(
+        session,
+        actor,
+        {
+            "study_id": patient.study_id,
+            "timepoint": timepoint,
+            "unscheduled_reason": None,
+            "material": material,
+            "collected_at": collected,
+            "received_at": received,
+            "volume_ml": _decimal(rng.uniform(low, high)),
+            "container_code": {"BM": rng.choice(("PED", "SHP")), "PB": "PED", "CSF": "PPS"}[
+                material
+            ],
+            "precentrifugation_delay_hours": Decimal(transit + 1),
+            "precentrifugation_temperature": "RT"
+            if plan.local_site or rng.random() < 0.5
+            else "2-10C",
+            "accession_number": f"{plan.site}-{day:%y%m%d}-{rng.randint(100, 999)}",
+            "notes": "residual after diagnostics" if diagnosis else None,
+        },
+        numbering,
+    )
 
 
-def _split_sample(session: Session, actor: str, numbering: samples.Numbering,
-                  rng: random.Random, sample: Sample, at_diagnosis: bool) -> list[Aliquot]:
+def _split_sample(
+    session: Session,
+    actor: str,
+    numbering: samples.Numbering,
+    rng: random.Random,
+    sample: Sample,
+    at_diagnosis: bool,
+) -> list[Aliquot]:
     """Split a sample the way the lab does: plasma or supernatant, a pellet, viable cells."""
     material = sample.material.code
     budget = sample.volume_ml * Decimal("0.9")  # a little is always left in the tube
     children: list[dict[str, Any]] = []
     if material == "CSF":
         tubes = min(3, int(budget / Decimal("0.25")))
-        children = [{"aliquot_type": "CSF-SUP", "volume_ml": Decimal("0.25"), "storage": "D"}
-                    for _ in range(tubes)]
+        children = [
+            {"aliquot_type": "CSF-SUP", "volume_ml": Decimal("0.25"), "storage": "D"}
+            for _ in range(tubes)
+        ]
     else:
         low, high = CELLS_PER_ML[(material, at_diagnosis)]
         plasma = 2 if budget >= 2 else 1
-        children = [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2"),
-                     "source_volume_ml": Decimal("0.4"), "storage": "D"} for _ in range(plasma)]
-        children.append({"aliquot_type": "PELLET", "source_volume_ml": Decimal("0.3"),
-                         "cell_count": int(Decimal("0.3") * rng.randint(low, high)),
-                         "storage": "D"})
+        children = [
+            {
+                "aliquot_type": "PLASMA",
+                "volume_ml": Decimal("0.2"),
+                "source_volume_ml": Decimal("0.4"),
+                "storage": "D",
+            }
+            for _ in range(plasma)
+        ]
+        children.append(
+            {
+                "aliquot_type": "PELLET",
+                "source_volume_ml": Decimal("0.3"),
+                "cell_count": int(Decimal("0.3") * rng.randint(low, high)),
+                "storage": "D",
+            }
+        )
         left = budget - Decimal("0.4") * plasma - Decimal("0.3")
         while left >= Decimal("0.5"):
             take = min(left, Decimal("1.0"))
-            children.append({"aliquot_type": "MNC-V", "volume_ml": Decimal("1.0"),
-                             "source_volume_ml": take.quantize(Decimal("0.1"), ROUND_DOWN),
-                             "cell_count": int(take * rng.randint(low, high)), "storage": "C"})
+            children.append(
+                {
+                    "aliquot_type": "MNC-V",
+                    "volume_ml": Decimal("1.0"),
+                    "source_volume_ml": take.quantize(Decimal("0.1"), ROUND_DOWN),
+                    "cell_count": int(take * rng.randint(low, high)),
+                    "storage": "C",
+                }
+            )
             left -= take.quantize(Decimal("0.1"), ROUND_DOWN)
     if not children:
         return []
-    return samples.split(session, actor, sample, children, numbering,
-                         reason="processed on receipt")
+    return samples.split(session, actor, sample, children, numbering, reason="processed on receipt")
 
 
-def _story(session: Session, actor: str, numbering: samples.Numbering, rng: random.Random,
-           plan: PatientPlan, patient: Patient, made: dict[str, list[Aliquot]]) -> int:
+def _story(
+    session: Session,
+    actor: str,
+    numbering: samples.Numbering,
+    rng: random.Random,
+    plan: PatientPlan,
+    patient: Patient,
+    made: dict[str, list[Aliquot]],
+) -> int:
     """The events that make a demo interesting; returns how many aliquots were added."""
     added = 0
     pellets = made.get("DX/BM/PELLET", [])
     if plan.extract_dna and pellets:
-        added += len(samples.split(session, actor, pellets[0], [
-            {"aliquot_type": "DNA", "volume_ml": Decimal("0.05"), "storage": "D"}],
-            numbering, consume_parent=True, reason="DNA extraction for KMT2A breakpoint PCR"))
+        added += len(
+            samples.split(
+                session,
+                actor,
+                pellets[0],
+                [{"aliquot_type": "DNA", "volume_ml": Decimal("0.05"), "storage": "D"}],
+                numbering,
+                consume_parent=True,
+                reason="DNA extraction for KMT2A breakpoint PCR",
+            )
+        )
     plasma = made.get("DX/BM/PLASMA") or made.get("DX/PB/PLASMA") or []
     if plan.destroy_plasma and plasma:
-        samples.change_status(session, actor, plasma[-1], "destroyed",
-                              "tube cracked in the -80 °C freezer; discarded")
+        samples.change_status(
+            session, actor, plasma[-1], "destroyed", "tube cracked in the -80 °C freezer; discarded"
+        )
     mnc = made.get("DX/BM/MNC-V", [])
     if plan.lose_mnc and mnc:
-        samples.change_status(session, actor, mnc[-1], "missing",
-                              "not at its recorded box position during the annual inventory")
+        samples.change_status(
+            session,
+            actor,
+            mnc[-1],
+            "missing",
+            "not at its recorded box position during the annual inventory",
+        )
     eoi_marrow = made.get("EOI/BM/PELLET") or made.get("EOI/BM/MNC-V")
     measured = patient.diagnosis_date + dt.timedelta(days=40)
     if (plan.escalate_at_eoi or eoi_marrow) and measured <= clock.today():
         # Only the planned escalation reaches 1%; everyone else stays in their group.
-        value = (Decimal("2.4") if plan.escalate_at_eoi
-                 else rng.choice((Decimal("0.003"), Decimal("0.008"), Decimal("0.04"),
-                                  Decimal("0.15"), Decimal("0.6"))))
-        patients.record_mrd(session, actor, patient, {
-            "timepoint": "EOI", "value_percent": value, "method": "PCR",
-            "measured_on": measured})
+        value = (
+            Decimal("2.4")
+            if plan.escalate_at_eoi
+            else rng.choice(
+                (
+                    Decimal("0.003"),
+                    Decimal("0.008"),
+                    Decimal("0.04"),
+                    Decimal("0.15"),
+                    Decimal("0.6"),
+                )
+            )
+        )
+        patients.record_mrd(
+            session,
+            actor,
+            patient,
+            {"timepoint": "EOI", "value_percent": value, "method": "PCR", "measured_on": measured},
+        )
     return added
 
 
@@ -315,9 +432,13 @@ def _load_users(session: Session, result: DemoResult) -> None:
         user = session.scalar(select(User).where(User.username == username))
         if user is None:
             user = auth.create_user(
-                session, username, role, password=PASSWORD,
+                session,
+                username,
+                role,
+                password=PASSWORD,
                 substudies=[SUBSTUDY] if role == "researcher" else [],
-                full_name=f"Demo {role.replace('_', ' ')}")
+                full_name=f"Demo {role.replace('_', ' ')}",
+            )
             result.users += 1
             token = auth.issue_token(session, user)
         elif user.active:

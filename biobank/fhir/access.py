@@ -69,17 +69,28 @@ SYSTEM = Viewer("system", "admin")  # the bulk export: everything
 def viewer_for(session: Session, user_id: int, username: str, role: str) -> Viewer:
     """The asker's scopes, read in one statement per kind (sites, sub-studies)."""
     rows = session.execute(
-        select(Site.id, Site.code).join(UserSite, UserSite.site_code == Site.code)
-        .where(UserSite.user_id == user_id).order_by(Site.id)).all()
+        select(Site.id, Site.code)
+        .join(UserSite, UserSite.site_code == Site.code)
+        .where(UserSite.user_id == user_id)
+        .order_by(Site.id)
+    ).all()
     site_ids, codes = tuple(r.id for r in rows), tuple(r.code for r in rows)
     if role != "researcher":
         return Viewer(username, role, site_ids, site_codes=codes)
     rows = session.execute(
         select(Substudy.id, Substudy.code)
         .join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
-        .where(UserSubstudy.user_id == user_id).order_by(Substudy.id)).all()
-    return Viewer(username, role, site_ids, tuple(r.id for r in rows),
-                  tuple(r.code for r in rows), site_codes=codes)
+        .where(UserSubstudy.user_id == user_id)
+        .order_by(Substudy.id)
+    ).all()
+    return Viewer(
+        username,
+        role,
+        site_ids,
+        tuple(r.id for r in rows),
+        tuple(r.code for r in rows),
+        site_codes=codes,
+    )
 
 
 def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnElement[bool]:
@@ -89,8 +100,9 @@ def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnEle
         return true()
     if not viewer.substudy_ids:
         return false()
-    released = (select(ReleaseJustification.aliquot_id)
-                .where(ReleaseJustification.substudy_id.in_(viewer.substudy_ids)))
+    released = select(ReleaseJustification.aliquot_id).where(
+        ReleaseJustification.substudy_id.in_(viewer.substudy_ids)
+    )
     return aliquot_id.in_(released)
 
 
@@ -99,21 +111,30 @@ def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElem
     tubes their sub-studies received)."""
     condition = sites.patient_id_filter(viewer.within, patient_id)
     if viewer.researcher:
-        received = (select(Sample.patient_id).join(Aliquot, Aliquot.sample_id == Sample.id)
-                    .where(released_filter(viewer, Aliquot.id)))
+        received = (
+            select(Sample.patient_id)
+            .join(Aliquot, Aliquot.sample_id == Sample.id)
+            .where(released_filter(viewer, Aliquot.id))
+        )
         condition = condition & patient_id.in_(received)
     return condition
 
 
-def scope(query: Select[Any], viewer: Viewer, patient_id: ColumnElement[int],
-          aliquot_id: ColumnElement[int] | None = None) -> Select[Any]:
+def scope(
+    query: Select[Any],
+    viewer: Viewer,
+    patient_id: ColumnElement[int],
+    aliquot_id: ColumnElement[int] | None = None,
+) -> Select[Any]:
     """A base query narrowed to what the viewer may see: with ``aliquot_id`` (tubes) the
     tubes of the viewer's sites, else (patients, samples, consents) their sites' patients."""
     if aliquot_id is not None:
         query = query.where(sites.aliquot_filter(viewer.within, aliquot_id))
         if viewer.researcher:
-            query = query.where(patient_filter(replace(viewer, site_codes=()), patient_id),
-                                released_filter(viewer, aliquot_id))
+            query = query.where(
+                patient_filter(replace(viewer, site_codes=()), patient_id),
+                released_filter(viewer, aliquot_id),
+            )
         return query
     if viewer.site_codes or viewer.researcher:
         query = query.where(patient_filter(viewer, patient_id))
@@ -154,10 +175,17 @@ def patient_by_fhir_id(session: Session, viewer: Viewer, fhir_id: str) -> int | 
         # A keyed hash cannot be reversed: hash the few patients the researcher may see.
         if not fhir_id.startswith(pseudonym.PREFIX):
             return None
-        visible = session.execute(scope(select(Patient.id, Patient.study_id), viewer,
-                                        Patient.id)).all()
-        return next((i for i, study_id in visible
-                     if hmac.compare_digest(patient_label(viewer, study_id), fhir_id)), None)
+        visible = session.execute(
+            scope(select(Patient.id, Patient.study_id), viewer, Patient.id)
+        ).all()
+        return next(
+            (
+                i
+                for i, study_id in visible
+                if hmac.compare_digest(patient_label(viewer, study_id), fhir_id)
+            ),
+            None,
+        )
     study_id = fhir_id.replace(".", "_")
     query = select(Patient.id).where(Patient.study_id == study_id)
     return session.scalar(scope(query, viewer, Patient.id))

@@ -64,16 +64,27 @@ def _bundle(entries: list[dict[str, Any]], next_cursor: str | None) -> Response:
     if next_cursor is not None:
         query = [(k, v) for k, v in request.args.items(multi=True) if k != "_cursor"]
         query.append(("_cursor", next_cursor))
-        links.append({"relation": "next", "url": f"{base}{request.path[len('/fhir'):]}?"
-                                                 f"{urlencode(query)}"})
-    return fhir_response({
-        "resourceType": "Bundle", "type": "searchset",
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace(
-            "+00:00", "Z"),
-        "link": links,
-        "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
-                   "search": {"mode": "match"}} for r in entries],
-    })
+        links.append(
+            {"relation": "next", "url": f"{base}{request.path[len('/fhir') :]}?{urlencode(query)}"}
+        )
+    return fhir_response(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "timestamp": dt.datetime.now(dt.UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z"),
+            "link": links,
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in entries
+            ],
+        }
+    )
 
 
 def _page_size() -> int:
@@ -86,8 +97,11 @@ def _page_size() -> int:
 def metadata() -> ResponseReturnValue:
     """The CapabilityStatement (public, as FHIR clients expect)."""
     search.check_params(request.args, frozenset({"_format", "mode"}))
-    return fhir_response(capability.capability_statement(
-        _base_url(), current_app.config["API_VERSION"], "2026-11-30"))
+    return fhir_response(
+        capability.capability_statement(
+            _base_url(), current_app.config["API_VERSION"], "2026-11-30"
+        )
+    )
 
 
 @bp.route("/Specimen", methods=["GET"])
@@ -119,8 +133,9 @@ def read_specimen(fhir_id: str) -> ResponseReturnValue:
     if found is None:
         raise FhirError(404, f"no Specimen/{fhir_id}")
     kind, row = found
-    page = specimens.Page([row] if kind == "sample" else [], [row] if kind == "aliquot" else [],
-                          None)
+    page = specimens.Page(
+        [row] if kind == "sample" else [], [row] if kind == "aliquot" else [], None
+    )
     return fhir_response(page_entries(session, viewer, page, settings())[0])
 
 
@@ -179,9 +194,11 @@ def patient_everything(fhir_id: str) -> ResponseReturnValue:
     page = specimens.of_patient(session, viewer, row["id"])
     patient = consents.PatientRow(row["id"], row["study_id"], row["sex"])
     logs = consents.entries_of(session, viewer, [row["id"]])
-    entries = [patient_resource(row["study_id"], row["sex"], viewer, config),
-               *page_entries(session, viewer, page, config),
-               *consents.consent_resources(patient, logs[row["id"]], viewer, config)]
+    entries = [
+        patient_resource(row["study_id"], row["sex"], viewer, config),
+        *page_entries(session, viewer, page, config),
+        *consents.consent_resources(patient, logs[row["id"]], viewer, config),
+    ]
     return _bundle(entries, None)
 
 
@@ -196,9 +213,16 @@ def search_consents() -> ResponseReturnValue:
     patients = search.values(request.args, "patient") or search.values(request.args, "subject")
     patient_ids = None
     if patients is not None:
-        patient_ids = [i for i in (access.patient_by_fhir_id(
-            session, viewer, search.reference_id(p, "Patient", "patient")) for p in patients)
-            if i is not None]
+        patient_ids = [
+            i
+            for i in (
+                access.patient_by_fhir_id(
+                    session, viewer, search.reference_id(p, "Patient", "patient")
+                )
+                for p in patients
+            )
+            if i is not None
+        ]
     cursor = None
     if "_cursor" in request.args:
         cursor = _consent_key(request.args["_cursor"], viewer)
@@ -228,8 +252,11 @@ def read_consent(fhir_id: str) -> ResponseReturnValue:
         row = session.execute(select_patient().where(Patient.id == key[0])).mappings().one()
         logs = consents.entries_of(session, viewer, [key[0]])
         for resource in consents.consent_resources(
-                consents.PatientRow(row["id"], row["study_id"], row["sex"]), logs[key[0]], viewer,
-                settings()):
+            consents.PatientRow(row["id"], row["study_id"], row["sex"]),
+            logs[key[0]],
+            viewer,
+            settings(),
+        ):
             if resource["id"] == fhir_id:
                 return fhir_response(resource)
     raise FhirError(404, f"no Consent/{fhir_id}")
@@ -291,8 +318,9 @@ def _day(name: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
-        raise FhirError(400, f"{name}: {raw!r} is not a date (YYYY-MM-DD)",
-                        expression=name) from None
+        raise FhirError(
+            400, f"{name}: {raw!r} is not a date (YYYY-MM-DD)", expression=name
+        ) from None
 
 
 @bp.route("/<resource_type>", methods=["GET"])
@@ -302,10 +330,17 @@ def _day(name: str) -> dt.date | None:
 def unknown(resource_type: str, rest: str | None = None) -> ResponseReturnValue:
     """Anything else under /fhir: an unknown resource type or interaction."""
     if resource_type not in KNOWN_TYPES:
-        raise FhirError(400, f"unknown resource type {resource_type!r}; this server has "
-                        f"{', '.join(sorted(KNOWN_TYPES))}", code="not-supported")
-    raise FhirError(404 if rest else 400, f"{request.path}: not supported here "
-                    "(see /fhir/metadata)", code="not-supported" if not rest else "not-found")
+        raise FhirError(
+            400,
+            f"unknown resource type {resource_type!r}; this server has "
+            f"{', '.join(sorted(KNOWN_TYPES))}",
+            code="not-supported",
+        )
+    raise FhirError(
+        404 if rest else 400,
+        f"{request.path}: not supported here (see /fhir/metadata)",
+        code="not-supported" if not rest else "not-found",
+    )
 
 
 def init_app(app: Flask) -> None:
@@ -319,8 +354,11 @@ def as_operation_outcome(response: Response) -> Response:
     """Any error under /fhir, whoever answered it (the token check, routing, a domain
     rule), as an OperationOutcome with the same status and headers."""
     path = request.path
-    if response.status_code < 400 or not (path == "/fhir" or path.startswith("/fhir/")) \
-            or response.mimetype == MEDIA_TYPE:
+    if (
+        response.status_code < 400
+        or not (path == "/fhir" or path.startswith("/fhir/"))
+        or response.mimetype == MEDIA_TYPE
+    ):
         return response
     body = response.get_json(silent=True) if response.is_json else None
     message = (body or {}).get("message") or response.status

@@ -28,13 +28,16 @@ SEARCH_PARAMS: dict[str, list[tuple[str, str, str]]] = {
     "Patient": [("_count", "number", "page size")],
 }
 SUPPORTED_PROFILES = {
-    "Specimen": [tx.PROFILE_SAMPLE], "Patient": [tx.PROFILE_DONOR],
+    "Specimen": [tx.PROFILE_SAMPLE],
+    "Patient": [tx.PROFILE_DONOR],
     "Group": [tx.PROFILE_COLLECTION],
     "Organization": [tx.PROFILE_BIOBANK, tx.PROFILE_COLLECTION_ORG],
 }
 
-def _resource(kind: str, searchable: bool,
-              operations: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+
+def _resource(
+    kind: str, searchable: bool, operations: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     found: dict[str, Any] = {"type": kind}
     if kind in SUPPORTED_PROFILES:
         found["supportedProfile"] = SUPPORTED_PROFILES[kind]
@@ -43,11 +46,14 @@ def _resource(kind: str, searchable: bool,
     found["readHistory"] = False
     found["updateCreate"] = False
     if searchable:
-        found["searchParam"] = [{"name": name, "type": kind_, "documentation": text}
-                                for name, kind_, text in SEARCH_PARAMS[kind]]
+        found["searchParam"] = [
+            {"name": name, "type": kind_, "documentation": text}
+            for name, kind_, text in SEARCH_PARAMS[kind]
+        ]
     if operations:
-        found["operation"] = [{"name": name, "definition": definition}
-                              for name, definition in operations]
+        found["operation"] = [
+            {"name": name, "definition": definition} for name, definition in operations
+        ]
     return found
 
 
@@ -60,31 +66,46 @@ def capability_statement(base_url: str, software_version: str, date: str) -> dic
         "publisher": "Interfant-21 biobank",
         "kind": "instance",
         "software": {"name": "Interfant-21 biobank", "version": software_version},
-        "implementation": {"description": "read-only FHIR R4 API of the biobank",
-                           "url": base_url},
+        "implementation": {"description": "read-only FHIR R4 API of the biobank", "url": base_url},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": "Read-only. Every call but this one needs a bearer token "
-                             "(Authorization: Bearer bbk_...); what each role sees follows "
-                             "the biobank's permission matrix, site scopes and sub-studies.",
-            "security": {
-                "cors": False,
-                "service": [{"text": "Bearer token"}],
-                "description": "Bearer tokens issued by `flask --app wsgi users create`.",
-            },
-            "resource": [
-                _resource("Specimen", True),
-                _resource("Patient", True, ((
-                    "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),)),
-                _resource("Consent", True),
-                _resource("Organization", False),
-                _resource("Group", False),
-                _resource("Measure", False, ((
-                    "evaluate-measure",
-                    "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure"),)),
-            ],
-        }],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Read-only. Every call but this one needs a bearer token "
+                "(Authorization: Bearer bbk_...); what each role sees follows "
+                "the biobank's permission matrix, site scopes and sub-studies.",
+                "security": {
+                    "cors": False,
+                    "service": [{"text": "Bearer token"}],
+                    "description": "Bearer tokens issued by `flask --app wsgi users create`.",
+                },
+                "resource": [
+                    _resource("Specimen", True),
+                    _resource(
+                        "Patient",
+                        True,
+                        (
+                            (
+                                "everything",
+                                "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                            ),
+                        ),
+                    ),
+                    _resource("Consent", True),
+                    _resource("Organization", False),
+                    _resource("Group", False),
+                    _resource(
+                        "Measure",
+                        False,
+                        (
+                            (
+                                "evaluate-measure",
+                                "http://hl7.org/fhir/OperationDefinition/Measure-evaluate-measure",
+                            ),
+                        ),
+                    ),
+                ],
+            }
+        ],
     }
-

@@ -25,10 +25,10 @@ def export_command(folder: Path, quiet: bool) -> None:
     """Write every resource as NDJSON, one file per type, and manifest.json, into FOLDER."""
     session = get_session()
     config = current_app.config
-    with tqdm(total=bulk.total(session), unit=" resources", disable=quiet,
-              file=sys.stderr) as bar:
-        manifest = bulk.export(session, folder, Settings.from_config(config),
-                               Directory.from_config(config), bar.update)
+    with tqdm(total=bulk.total(session), unit=" resources", disable=quiet, file=sys.stderr) as bar:
+        manifest = bulk.export(
+            session, folder, Settings.from_config(config), Directory.from_config(config), bar.update
+        )
     session.rollback()
     for item in manifest["output"]:
         click.echo(f"{item['count']:>10} {item['type']:<13} {folder / item['url']}")

@@ -25,8 +25,10 @@ from biobank.fhir.resources import Settings
 from biobank.patients.models import Patient
 
 _SLUG = re.compile(r"^(storage|data|substudy-[1-9][0-9]{0,17})$")
-GENERAL_TITLES = {"storage": "Storage of residual material (blood, bone marrow, CSF)",
-                  "data": "Collection of clinical data"}
+GENERAL_TITLES = {
+    "storage": "Storage of residual material (blood, bone marrow, CSF)",
+    "data": "Collection of clinical data",
+}
 
 
 @dataclass(frozen=True)
@@ -53,27 +55,35 @@ def split_id(fhir_id: str) -> tuple[str, str] | None:
 
 def _visible(viewer: Viewer, entry: ConsentEntry) -> bool:
     # Researchers see the storage consent (it ends every use) and their own sub-studies'.
-    return viewer.staff or entry.component == "storage" or (
-        entry.substudy_id is not None and entry.substudy_id in viewer.substudy_ids)
+    return (
+        viewer.staff
+        or entry.component == "storage"
+        or (entry.substudy_id is not None and entry.substudy_id in viewer.substudy_ids)
+    )
 
 
-def entries_of(session: Session, viewer: Viewer,
-               patient_ids: Iterable[int]) -> dict[int, list[ConsentEntry]]:
+def entries_of(
+    session: Session, viewer: Viewer, patient_ids: Iterable[int]
+) -> dict[int, list[ConsentEntry]]:
     """The consent logs of patients the viewer may see, by patient (components they may see)."""
     ids = sorted(set(patient_ids))
     found: dict[int, list[ConsentEntry]] = {i: [] for i in ids}
     if not ids:
         return found
-    query = access.scope(select(ConsentEntry).where(ConsentEntry.patient_id.in_(ids)),
-                         viewer, ConsentEntry.patient_id).order_by(ConsentEntry.id)
+    query = access.scope(
+        select(ConsentEntry).where(ConsentEntry.patient_id.in_(ids)),
+        viewer,
+        ConsentEntry.patient_id,
+    ).order_by(ConsentEntry.id)
     for entry in session.scalars(query):
         if _visible(viewer, entry):
             found[entry.patient_id].append(entry)
     return found
 
 
-def consent_resources(patient: PatientRow, entries: list[ConsentEntry], viewer: Viewer,
-                      settings: Settings) -> list[dict[str, Any]]:
+def consent_resources(
+    patient: PatientRow, entries: list[ConsentEntry], viewer: Viewer, settings: Settings
+) -> list[dict[str, Any]]:
     """One Consent per component of a patient's log, storage first."""
     by_component: dict[str, list[ConsentEntry]] = {}
     for entry in in_force(entries):
@@ -85,7 +95,8 @@ def consent_resources(patient: PatientRow, entries: list[ConsentEntry], viewer: 
         latest = log[-1]
         code = latest.component_code
         title = GENERAL_TITLES.get(latest.component) or (
-            latest.substudy.title if latest.substudy else code)
+            latest.substudy.title if latest.substudy else code
+        )
         forms = sorted({e.form_version.code for e in log if e.form_version is not None})
         resource: dict[str, Any] = {
             "resourceType": "Consent",
@@ -98,15 +109,15 @@ def consent_resources(patient: PatientRow, entries: list[ConsentEntry], viewer: 
             "organization": [{"reference": "Organization/biobank"}],
         }
         if forms:
-            resource["policy"] = [{"uri": f"{settings.base}/consent-form/{form}"}
-                                  for form in forms]
+            resource["policy"] = [{"uri": f"{settings.base}/consent-form/{form}"} for form in forms]
         else:
             resource["policyRule"] = tx.concept(text="Interfant-21 informed consent")
         resource["provision"] = {
             "type": "deny",
             "purpose": [tx.coding(*tx.RESEARCH_PURPOSE)],
-            "code": [tx.concept(tx.coding(f"{settings.base}/CodeSystem/consent-component",
-                                          code, title))],
+            "code": [
+                tx.concept(tx.coding(f"{settings.base}/CodeSystem/consent-component", code, title))
+            ],
             "provision": _provisions(log),
         }
         resources.append(resource)
@@ -125,25 +136,34 @@ def _provisions(log: list[ConsentEntry]) -> list[dict[str, Any]]:
         period = {"start": entry.effective_date.isoformat()}
         if index + 1 < len(log):
             period["end"] = log[index + 1].effective_date.isoformat()
-        provisions.append({"type": "permit" if entry.decision == "given" else "deny",
-                           "period": period})
+        provisions.append(
+            {"type": "permit" if entry.decision == "given" else "deny", "period": period}
+        )
     return provisions
 
 
-def patients_after(session: Session, viewer: Viewer, after: int, limit: int,
-                   only: list[int] | None = None) -> list[PatientRow]:
+def patients_after(
+    session: Session, viewer: Viewer, after: int, limit: int, only: list[int] | None = None
+) -> list[PatientRow]:
     """Patients the viewer may see, in id order after ``after``."""
-    query = access.scope(select(Patient.id, Patient.study_id, Patient.sex)
-                         .where(Patient.id > after),
-                         viewer, Patient.id)
+    query = access.scope(
+        select(Patient.id, Patient.study_id, Patient.sex).where(Patient.id > after),
+        viewer,
+        Patient.id,
+    )
     if only is not None:
         query = query.where(Patient.id.in_(only))
-    return [PatientRow(*row) for row in
-            session.execute(query.order_by(Patient.id).limit(limit))]
+    return [PatientRow(*row) for row in session.execute(query.order_by(Patient.id).limit(limit))]
 
 
-def search(session: Session, viewer: Viewer, settings: Settings, patient_ids: list[int] | None,
-           size: int, cursor: tuple[int, str] | None) -> tuple[list[dict[str, Any]], bool]:
+def search(
+    session: Session,
+    viewer: Viewer,
+    settings: Settings,
+    patient_ids: list[int] | None,
+    size: int,
+    cursor: tuple[int, str] | None,
+) -> tuple[list[dict[str, Any]], bool]:
     """A page of ``size`` Consents after ``cursor`` (patient id, component), and whether
     more follow."""
     found: list[tuple[int, str, dict[str, Any]]] = []

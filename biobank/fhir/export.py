@@ -66,17 +66,24 @@ def _consents(session: Session, settings: Settings) -> Iterator[dict[str, Any]]:
         session.expunge_all()  # the consent entries of this batch are written: let them go
 
 
-def export(session: Session, folder: Path, settings: Settings, names: directory.Directory,
-           progress: Callable[[int], None] = lambda _n: None,
-           request_url: str = "flask --app wsgi fhir export") -> dict[str, Any]:
+def export(
+    session: Session,
+    folder: Path,
+    settings: Settings,
+    names: directory.Directory,
+    progress: Callable[[int], None] = lambda _n: None,
+    request_url: str = "flask --app wsgi fhir export",
+) -> dict[str, Any]:
     """Write every resource under ``folder``; returns the manifest (also written)."""
     folder.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     sources: dict[str, Callable[[], Iterator[dict[str, Any]]]] = {
-        "Organization": lambda: (directory.organization(kind, names, settings)
-                                 for kind in directory.ORGANIZATIONS),
-        "Group": lambda: iter([directory.collection_group(
-            miabis.summarise(session, SYSTEM), names, settings)]),
+        "Organization": lambda: (
+            directory.organization(kind, names, settings) for kind in directory.ORGANIZATIONS
+        ),
+        "Group": lambda: iter(
+            [directory.collection_group(miabis.summarise(session, SYSTEM), names, settings)]
+        ),
         "Patient": lambda: _patients(session, settings),
         "Specimen": lambda: specimens_of(session, SYSTEM, settings),
         "Consent": lambda: _consents(session, settings),
@@ -87,14 +94,20 @@ def export(session: Session, folder: Path, settings: Settings, names: directory.
         with path.open("wb") as handle:
             count = _write(handle, sources[kind](), progress)
         output.append({"type": kind, "url": path.name, "count": count})
-    manifest = {"transactionTime": started, "request": request_url,
-                "requiresAccessToken": False, "output": output, "error": []}
+    manifest = {
+        "transactionTime": started,
+        "request": request_url,
+        "requiresAccessToken": False,
+        "output": output,
+        "error": [],
+    }
     (folder / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return manifest
 
 
-def _write(handle: IO[bytes], resources: Iterator[dict[str, Any]],
-           progress: Callable[[int], None]) -> int:
+def _write(
+    handle: IO[bytes], resources: Iterator[dict[str, Any]], progress: Callable[[int], None]
+) -> int:
     count = 0
     for resource in resources:
         handle.write(line(resource))

@@ -33,12 +33,20 @@ from biobank.storage.models import Container, Position
 from biobank.storage.service import lineages
 
 MEASURE_ID = "miabis-collection-summary"
-POPULATION = ("http://terminology.hl7.org/CodeSystem/measure-population", "initial-population",
-              "Initial Population")
+POPULATION = (
+    "http://terminology.hl7.org/CodeSystem/measure-population",
+    "initial-population",
+    "Initial Population",
+)
 GENDER_SYSTEM = "http://hl7.org/fhir/administrative-gender"
 # Age at collection, in whole months (the donors are infants: years would say nothing).
-AGE_BANDS = ((0, 2, "0-2 months"), (3, 5, "3-5 months"), (6, 11, "6-11 months"),
-             (12, 23, "12-23 months"), (24, 10_000, "24 months or more"))
+AGE_BANDS = (
+    (0, 2, "0-2 months"),
+    (3, 5, "3-5 months"),
+    (6, 11, "6-11 months"),
+    (12, 23, "12-23 months"),
+    (24, 10_000, "24 months or more"),
+)
 NOT_STORED = "not in a freezer"
 
 
@@ -71,35 +79,58 @@ def _coldest(bands: set[str | None]) -> str | None:
     return min(known, key=tx.BAND_ORDER.index) if known else None
 
 
-def summarise(session: Session, viewer: Viewer, start: dt.date | None = None,
-              end: dt.date | None = None) -> Summary:
+def summarise(
+    session: Session, viewer: Viewer, start: dt.date | None = None, end: dt.date | None = None
+) -> Summary:
     """The MIABIS samples among the tubes in house that the viewer may see (collected from
     ``start`` to ``end`` inclusive, when given)."""
-    query = (select(Aliquot.sample_id, Aliquot.aliquot_type_id, Position.box_id,
-                    func.count())
-             .join(Sample, Sample.id == Aliquot.sample_id)
-             .outerjoin(Position, (Position.aliquot_id == Aliquot.id)
-                        & Position.out_since.is_(None))
-             .where(Aliquot.status.in_(sorted(IN_HOUSE)))
-             .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id, Position.box_id))
+    query = (
+        select(Aliquot.sample_id, Aliquot.aliquot_type_id, Position.box_id, func.count())
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Position, (Position.aliquot_id == Aliquot.id) & Position.out_since.is_(None))
+        .where(Aliquot.status.in_(sorted(IN_HOUSE)))
+        .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id, Position.box_id)
+    )
     query = access.scope(query, viewer, Sample.patient_id, Aliquot.id)
     groups = session.execute(query).all()
     summary = Summary()
     if not groups:
         return summary
-    samples = {row.id: row for row in session.execute(
-        select(Sample.id, Sample.patient_id, Sample.collected_at, Material.sprec_type,
-               Patient.sex, Patient.age_at_diagnosis_days, Patient.diagnosis_date,
-               Patient.diagnosis)
-        .join(Material, Material.id == Sample.material_id)
-        .join(Patient, Patient.id == Sample.patient_id)
-        .where(Sample.id.in_({g.sample_id for g in groups})))}
-    types = {row.id: row for row in session.execute(
-        select(AliquotType.id, AliquotType.code, AliquotType.sprec_type))}
+    samples = {
+        row.id: row
+        for row in session.execute(
+            select(
+                Sample.id,
+                Sample.patient_id,
+                Sample.collected_at,
+                Material.sprec_type,
+                Patient.sex,
+                Patient.age_at_diagnosis_days,
+                Patient.diagnosis_date,
+                Patient.diagnosis,
+            )
+            .join(Material, Material.id == Sample.material_id)
+            .join(Patient, Patient.id == Sample.patient_id)
+            .where(Sample.id.in_({g.sample_id for g in groups}))
+        )
+    }
+    types = {
+        row.id: row
+        for row in session.execute(select(AliquotType.id, AliquotType.code, AliquotType.sprec_type))
+    }
     boxes = {g.box_id for g in groups if g.box_id is not None}
     paths = lineages(session, boxes) if boxes else {}
-    bands = dict(session.execute(select(Container.id, Container.temperature_band).where(
-        Container.id.in_({p.freezer_id for p in paths.values()}))).all()) if paths else {}
+    bands = (
+        dict(
+            session.execute(
+                select(Container.id, Container.temperature_band).where(
+                    Container.id.in_({p.freezer_id for p in paths.values()})
+                )
+            ).all()
+        )
+        if paths
+        else {}
+    )
     found: dict[MiabisSample, set[str | None]] = {}
     days = []
     for group in groups:
@@ -131,9 +162,13 @@ def _population(count: int) -> list[dict[str, Any]]:
 
 
 def _stratifier(code: str, counts: Counter[Any], value: Any) -> dict[str, Any]:
-    return {"code": [tx.concept(tx.coding(tx.MIABIS_CHARACTERISTIC, code))],
-            "stratum": [{"value": value(key), "population": _population(count)}
-                        for key, count in sorted(counts.items(), key=lambda i: str(i[0]))]}
+    return {
+        "code": [tx.concept(tx.coding(tx.MIABIS_CHARACTERISTIC, code))],
+        "stratum": [
+            {"value": value(key), "population": _population(count)}
+            for key, count in sorted(counts.items(), key=lambda i: str(i[0]))
+        ],
+    }
 
 
 def _temperature(band: str | None) -> dict[str, Any]:
@@ -162,21 +197,33 @@ def measure_report(summary: Summary, settings: Settings) -> dict[str, Any]:
         "reporter": {"reference": "Organization/biobank"},
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "group": [
-            {"code": tx.concept(text="samples (one donor, material type and collection date)"),
-             "population": _population(len(samples)),
-             "stratifier": [
-                 _stratifier("MaterialType", Counter(k.material for k in samples),
-                             lambda m: tx.concept(tx.coding(tx.MIABIS_COLLECTION_TYPE, m))),
-                 _stratifier("Sex", Counter(summary.sexes[k.patient_id] for k in samples),
-                             _sex),
-                 _stratifier("Age", Counter(age_band(summary.ages[k]) for k in samples),
-                             lambda label: tx.concept(text=label)),
-                 _stratifier("StorageTemperature", temperatures,
-                             lambda code: _temperature(_band_of(code))),
-             ]},
-            {"code": tx.concept(text="donors"),
-             "population": _population(len(donors)),
-             "stratifier": [_stratifier("Sex", Counter(summary.sexes[d] for d in donors), _sex)]},
+            {
+                "code": tx.concept(text="samples (one donor, material type and collection date)"),
+                "population": _population(len(samples)),
+                "stratifier": [
+                    _stratifier(
+                        "MaterialType",
+                        Counter(k.material for k in samples),
+                        lambda m: tx.concept(tx.coding(tx.MIABIS_COLLECTION_TYPE, m)),
+                    ),
+                    _stratifier("Sex", Counter(summary.sexes[k.patient_id] for k in samples), _sex),
+                    _stratifier(
+                        "Age",
+                        Counter(age_band(summary.ages[k]) for k in samples),
+                        lambda label: tx.concept(text=label),
+                    ),
+                    _stratifier(
+                        "StorageTemperature",
+                        temperatures,
+                        lambda code: _temperature(_band_of(code)),
+                    ),
+                ],
+            },
+            {
+                "code": tx.concept(text="donors"),
+                "population": _population(len(donors)),
+                "stratifier": [_stratifier("Sex", Counter(summary.sexes[d] for d in donors), _sex)],
+            },
         ],
     }
 

@@ -10,17 +10,28 @@ from flask import Response
 MEDIA_TYPE = "application/fhir+json"
 
 # HTTP status → OperationOutcome issue type (FHIR R4 value set issue-type).
-ISSUE_TYPES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found",
-               405: "not-supported", 406: "not-supported", 409: "conflict",
-               410: "deleted", 422: "processing", 429: "throttled", 500: "exception",
-               503: "transient"}
+ISSUE_TYPES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    422: "processing",
+    429: "throttled",
+    500: "exception",
+    503: "transient",
+}
 
 
 class FhirError(Exception):
     """A refusal answered as an OperationOutcome (no Flask in the services that raise it)."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 expression: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, expression: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -28,8 +39,9 @@ class FhirError(Exception):
         self.expression = expression
 
 
-def operation_outcome(status: int, message: str, code: str | None = None,
-                      expression: str | None = None) -> dict[str, Any]:
+def operation_outcome(
+    status: int, message: str, code: str | None = None, expression: str | None = None
+) -> dict[str, Any]:
     """An OperationOutcome with one issue."""
     issue: dict[str, Any] = {
         "severity": "error" if status >= 400 else "information",
@@ -48,5 +60,6 @@ def fhir_response(body: dict[str, Any], status: int = 200) -> Response:
 
 def error_response(exc: FhirError) -> Response:
     """A refusal as the answer."""
-    return fhir_response(operation_outcome(exc.status, exc.message, exc.code, exc.expression),
-                         exc.status)
+    return fhir_response(
+        operation_outcome(exc.status, exc.message, exc.code, exc.expression), exc.status
+    )

@@ -27,7 +27,8 @@ _DATE = re.compile(
     r"^(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?"
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
     r"(?:T(?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.(?P<fraction>\d{1,9}))?)?"
-    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$")
+    r"(?P<zone>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
 
 
 @dataclass(frozen=True)
@@ -46,26 +47,36 @@ def check_params(args: MultiDict[str, str], allowed: frozenset[str]) -> None:
         base = name.split(":", 1)[0]
         if base not in allowed:
             known = ", ".join(sorted(allowed))
-            raise FhirError(400, f"unknown search parameter {name!r}; this search takes: {known}",
-                            code="not-supported", expression=name)
+            raise FhirError(
+                400,
+                f"unknown search parameter {name!r}; this search takes: {known}",
+                code="not-supported",
+                expression=name,
+            )
         if ":" in name:
-            raise FhirError(400, f"modifiers are not supported: {name!r}",
-                            code="not-supported", expression=name)
+            raise FhirError(
+                400, f"modifiers are not supported: {name!r}", code="not-supported", expression=name
+            )
         for value in args.getlist(name):
             if len(value) > MAX_VALUE:
                 raise FhirError(400, f"{name}: at most {MAX_VALUE} characters", expression=name)
             if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise FhirError(400, f"{name}: control characters are not allowed",
-                                expression=name)
-    for name in ("_count", "_cursor", "_format", "subject", "patient", "parent", "type",
-                 "status"):
+                raise FhirError(400, f"{name}: control characters are not allowed", expression=name)
+    for name in ("_count", "_cursor", "_format", "subject", "patient", "parent", "type", "status"):
         if len(args.getlist(name)) > 1:
-            raise FhirError(400, f"{name}: give it once (several values: separate them with "
-                            "commas)", expression=name)
+            raise FhirError(
+                400,
+                f"{name}: give it once (several values: separate them with commas)",
+                expression=name,
+            )
     fmt = args.get("_format")
     if fmt is not None and fmt not in JSON_FORMATS:
-        raise FhirError(406, f"_format {fmt!r}: this server speaks application/fhir+json only",
-                        code="not-supported", expression="_format")
+        raise FhirError(
+            406,
+            f"_format {fmt!r}: this server speaks application/fhir+json only",
+            code="not-supported",
+            expression="_format",
+        )
 
 
 def page_size(args: MultiDict[str, str], default: int, maximum: int) -> int:
@@ -74,8 +85,11 @@ def page_size(args: MultiDict[str, str], default: int, maximum: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise FhirError(400, f"_count must be a whole number from 1 to {maximum}, not {raw!r}",
-                        expression="_count")
+        raise FhirError(
+            400,
+            f"_count must be a whole number from 1 to {maximum}, not {raw!r}",
+            expression="_count",
+        )
     return int(raw)
 
 
@@ -96,8 +110,9 @@ def reference_id(value: str, resource_type: str, name: str) -> str:
     if len(parts) == 1:
         return parts[0]
     if parts[-2] != resource_type:
-        raise FhirError(400, f"{name}: {value!r} is not a {resource_type} reference",
-                        expression=name)
+        raise FhirError(
+            400, f"{name}: {value!r} is not a {resource_type} reference", expression=name
+        )
     return parts[-1]
 
 
@@ -117,18 +132,26 @@ def date_intervals(args: MultiDict[str, str], name: str) -> list[Interval]:
 def _interval(value: str, name: str) -> Interval:
     match = _DATE.match(value)
     if match is None:
-        raise FhirError(400, f"{name}: {value!r} is not a FHIR date (e.g. ge2025-01-31 or "
-                        "lt2025-01-31T12:00:00Z)", expression=name)
+        raise FhirError(
+            400,
+            f"{name}: {value!r} is not a FHIR date (e.g. ge2025-01-31 or lt2025-01-31T12:00:00Z)",
+            expression=name,
+        )
     parts = match.groupdict()
     prefix = parts["prefix"] or "eq"
     if prefix not in {"eq", "gt", "lt", "ge", "le"}:
-        raise FhirError(400, f"{name}: the prefix {prefix!r} is not supported (eq, gt, lt, ge, "
-                        "le)", code="not-supported", expression=name)
+        raise FhirError(
+            400,
+            f"{name}: the prefix {prefix!r} is not supported (eq, gt, lt, ge, le)",
+            code="not-supported",
+            expression=name,
+        )
     try:
         start, end = _bounds(parts)
     except ValueError as exc:
-        raise FhirError(400, f"{name}: {value!r} is not a valid date ({exc})",
-                        expression=name) from None
+        raise FhirError(
+            400, f"{name}: {value!r} is not a valid date ({exc})", expression=name
+        ) from None
     return Interval(prefix, start, end)
 
 
@@ -148,10 +171,23 @@ def _bounds(parts: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
         raise ValueError("a time needs its zone (Z or ±hh:mm)")
     zone = dt.UTC if parts["zone"] == "Z" else dt.datetime.strptime(parts["zone"], "%z").tzinfo
     fraction = (parts["fraction"] or "").ljust(6, "0")[:6]
-    start = dt.datetime(year, day.month, day.day, int(parts["hour"]), int(parts["minute"]),
-                        int(parts["second"] or 0), int(fraction or 0), tzinfo=zone)
-    step = (dt.timedelta(minutes=1) if parts["second"] is None else
-            dt.timedelta(microseconds=1) if parts["fraction"] else dt.timedelta(seconds=1))
+    start = dt.datetime(
+        year,
+        day.month,
+        day.day,
+        int(parts["hour"]),
+        int(parts["minute"]),
+        int(parts["second"] or 0),
+        int(fraction or 0),
+        tzinfo=zone,
+    )
+    step = (
+        dt.timedelta(minutes=1)
+        if parts["second"] is None
+        else dt.timedelta(microseconds=1)
+        if parts["fraction"]
+        else dt.timedelta(seconds=1)
+    )
     return start.astimezone(dt.UTC), (start + step).astimezone(dt.UTC)
 
 

@@ -50,8 +50,9 @@ PROFILE_DONOR = f"{MIABIS}/StructureDefinition/miabis-sample-donor"
 PROFILE_COLLECTION = f"{MIABIS}/StructureDefinition/miabis-collection"
 PROFILE_COLLECTION_ORG = f"{MIABIS}/StructureDefinition/miabis-collection-organization"
 PROFILE_BIOBANK = f"{MIABIS}/StructureDefinition/miabis-biobank"
-EXT_STORAGE_TEMPERATURE = (f"{MIABIS}/StructureDefinition/"
-                           "miabis-sample-storage-temperature-extension")
+EXT_STORAGE_TEMPERATURE = (
+    f"{MIABIS}/StructureDefinition/miabis-sample-storage-temperature-extension"
+)
 EXT_SAMPLE_COLLECTION = f"{MIABIS}/StructureDefinition/miabis-sample-collection-extension"
 EXT_DATASET_TYPE = f"{MIABIS}/StructureDefinition/miabis-dataset-type-extension"
 EXT_NUMBER_OF_SUBJECTS = f"{MIABIS}/StructureDefinition/miabis-number-of-subjects-extension"
@@ -59,28 +60,66 @@ EXT_ORG_DESCRIPTION = f"{MIABIS}/StructureDefinition/miabis-organization-descrip
 
 # FHIR R4 required value sets: what a resource may carry (the tests check against these).
 SPECIMEN_STATUSES = frozenset({"available", "unavailable", "unsatisfactory", "entered-in-error"})
-CONSENT_STATUSES = frozenset({"draft", "proposed", "active", "rejected", "inactive",
-                              "entered-in-error"})
+CONSENT_STATUSES = frozenset(
+    {"draft", "proposed", "active", "rejected", "inactive", "entered-in-error"}
+)
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 # MIABIS value sets (the codes of the code systems the profiles bind to).
-MIABIS_DETAILED_TYPES = frozenset({
-    "WholeBlood", "BoneMarrowAspirate", "BoneMarrowWhole", "BoneMarrowPlasma", "Plasma",
-    "Serum", "BuffyCoat", "PBMC", "PrimaryCells", "CerebrospinalFluid", "DNA", "RNA",
-    "RedBloodCells", "Saliva", "Urine", "Other"})
-MIABIS_COLLECTION_TYPES = frozenset({
-    "Blood", "BuffyCoat", "DNA", "OtherBodyFluid", "Plasma", "PrimaryCells", "RNA", "Serum",
-    "Saliva", "Urine", "Other"})
-MIABIS_TEMPERATURES = {"RT": "Room temperature", "2to10": "between 2 and 10 degrees Celsius",
-                       "-18to-35": "between -18 and -35 degrees Celsius",
-                       "-60to-85": "between -60 and -85 degrees Celsius",
-                       "LN": "liquid nitrogen, -150 to -196 degrees Celsius",
-                       "Other": "any other temperature or long time storage information"}
+MIABIS_DETAILED_TYPES = frozenset(
+    {
+        "WholeBlood",
+        "BoneMarrowAspirate",
+        "BoneMarrowWhole",
+        "BoneMarrowPlasma",
+        "Plasma",
+        "Serum",
+        "BuffyCoat",
+        "PBMC",
+        "PrimaryCells",
+        "CerebrospinalFluid",
+        "DNA",
+        "RNA",
+        "RedBloodCells",
+        "Saliva",
+        "Urine",
+        "Other",
+    }
+)
+MIABIS_COLLECTION_TYPES = frozenset(
+    {
+        "Blood",
+        "BuffyCoat",
+        "DNA",
+        "OtherBodyFluid",
+        "Plasma",
+        "PrimaryCells",
+        "RNA",
+        "Serum",
+        "Saliva",
+        "Urine",
+        "Other",
+    }
+)
+MIABIS_TEMPERATURES = {
+    "RT": "Room temperature",
+    "2to10": "between 2 and 10 degrees Celsius",
+    "-18to-35": "between -18 and -35 degrees Celsius",
+    "-60to-85": "between -60 and -85 degrees Celsius",
+    "LN": "liquid nitrogen, -150 to -196 degrees Celsius",
+    "Other": "any other temperature or long time storage information",
+}
 
 # Our freezers' bands (biobank.storage.models.TEMPERATURE_BANDS) in MIABIS's code system,
 # which has one liquid-nitrogen code and none for mechanical −150 °C freezers.
-BAND_TO_MIABIS = {"RT": "RT", "2to10": "2to10", "-18to-35": "-18to-35",
-                  "-60to-85": "-60to-85", "below-135": "Other", "LN-vapour": "LN",
-                  "LN-liquid": "LN"}
+BAND_TO_MIABIS = {
+    "RT": "RT",
+    "2to10": "2to10",
+    "-18to-35": "-18to-35",
+    "-60to-85": "-60to-85",
+    "below-135": "Other",
+    "LN-vapour": "LN",
+    "LN-liquid": "LN",
+}
 # Colder first: a MIABIS sample kept in several bands is counted under its coldest.
 BAND_ORDER = ("LN-liquid", "LN-vapour", "below-135", "-60to-85", "-18to-35", "2to10", "RT")
 
@@ -88,8 +127,14 @@ BAND_ORDER = ("LN-liquid", "LN-vapour", "below-135", "-60to-85", "-18to-35", "2t
 class SampleType:
     """What one SPREC sample type is in SNOMED CT and MIABIS."""
 
-    def __init__(self, sct: str, sct_display: str, detailed: str, collection: str,
-                 marrow_detailed: str | None = None) -> None:
+    def __init__(
+        self,
+        sct: str,
+        sct_display: str,
+        detailed: str,
+        collection: str,
+        marrow_detailed: str | None = None,
+    ) -> None:
         self.sct, self.sct_display = sct, sct_display
         self.detailed, self.collection = detailed, collection
         # Marrow-derived plasma and cells have their own MIABIS detailed types.
@@ -104,23 +149,32 @@ class SampleType:
 # and MIABIS detailed / collection sample types.
 SAMPLE_TYPES: dict[str, SampleType] = {
     "BLD": SampleType("258580003", "Whole blood specimen", "WholeBlood", "Blood"),
-    "BMA": SampleType("396997002", "Specimen from bone marrow obtained by aspiration",
-                      "BoneMarrowAspirate", "Other"),
-    "CSF": SampleType("258450006", "Cerebrospinal fluid sample", "CerebrospinalFluid",
-                      "OtherBodyFluid"),
+    "BMA": SampleType(
+        "396997002",
+        "Specimen from bone marrow obtained by aspiration",
+        "BoneMarrowAspirate",
+        "Other",
+    ),
+    "CSF": SampleType(
+        "258450006", "Cerebrospinal fluid sample", "CerebrospinalFluid", "OtherBodyFluid"
+    ),
     "PL1": SampleType("119361006", "Plasma specimen", "Plasma", "Plasma", "BoneMarrowPlasma"),
     "PL2": SampleType("119361006", "Plasma specimen", "Plasma", "Plasma", "BoneMarrowPlasma"),
     "SER": SampleType("119364003", "Serum specimen", "Serum", "Serum"),
     "BUF": SampleType("258587000", "Buffy coat", "BuffyCoat", "BuffyCoat"),
     "BFF": SampleType("258587000", "Buffy coat", "BuffyCoat", "BuffyCoat"),
-    "CEL": SampleType("404798000", "Peripheral blood mononuclear cell", "PBMC",
-                      "PrimaryCells", "PrimaryCells"),
-    "PEL": SampleType("404798000", "Peripheral blood mononuclear cell", "PBMC",
-                      "PrimaryCells", "PrimaryCells"),
-    "CEN": SampleType("404798000", "Peripheral blood mononuclear cell", "PBMC",
-                      "PrimaryCells", "PrimaryCells"),
-    "PEN": SampleType("404798000", "Peripheral blood mononuclear cell", "PrimaryCells",
-                      "PrimaryCells"),
+    "CEL": SampleType(
+        "404798000", "Peripheral blood mononuclear cell", "PBMC", "PrimaryCells", "PrimaryCells"
+    ),
+    "PEL": SampleType(
+        "404798000", "Peripheral blood mononuclear cell", "PBMC", "PrimaryCells", "PrimaryCells"
+    ),
+    "CEN": SampleType(
+        "404798000", "Peripheral blood mononuclear cell", "PBMC", "PrimaryCells", "PrimaryCells"
+    ),
+    "PEN": SampleType(
+        "404798000", "Peripheral blood mononuclear cell", "PrimaryCells", "PrimaryCells"
+    ),
     "RBC": SampleType("119351004", "Erythrocyte specimen", "RedBloodCells", "Other"),
     "SAL": SampleType("119342007", "Saliva specimen", "Saliva", "Saliva"),
     "URN": SampleType("278020009", "Spot urine sample", "Urine", "Urine"),
@@ -145,14 +199,22 @@ CRYOTUBE = ("702269006", "General specimen container, no additive, sterile")
 CONTAINERS: dict[str, tuple[tuple[str, str], tuple[tuple[str, str], ...]]] = {
     "PED": (TUBE, (("69519002", "Ethylenediamine tetra-acetate"),)),
     "SED": (TUBE, (("69519002", "Ethylenediamine tetra-acetate"),)),
-    "SHP": (("767382000", "Evacuated blood collection tube with heparin sodium"),
-            (("50045009", "Heparin sodium"),)),
-    "HEP": (("702284002", "Non-evacuated blood collection tube, lithium heparin"),
-            (("372877000", "Heparin"),)),
-    "LHB": (("702284002", "Non-evacuated blood collection tube, lithium heparin"),
-            (("372877000", "Heparin"),)),
-    "SCI": (("702296009", "Non-evacuated blood collection tube, sodium citrate"),
-            (("412546005", "Sodium citrate"),)),
+    "SHP": (
+        ("767382000", "Evacuated blood collection tube with heparin sodium"),
+        (("50045009", "Heparin sodium"),),
+    ),
+    "HEP": (
+        ("702284002", "Non-evacuated blood collection tube, lithium heparin"),
+        (("372877000", "Heparin"),),
+    ),
+    "LHB": (
+        ("702284002", "Non-evacuated blood collection tube, lithium heparin"),
+        (("372877000", "Heparin"),),
+    ),
+    "SCI": (
+        ("702296009", "Non-evacuated blood collection tube, sodium citrate"),
+        (("412546005", "Sodium citrate"),),
+    ),
     "PPS": (TUBE, ()),
     "GLS": (("76123001", "Glass tube, device"), ()),
 }
@@ -170,9 +232,15 @@ PROCESSING = ("9265001", "Specimen processing")
 # The tube's state (biobank.samples.states) → FHIR Specimen.status. A tube that left for a
 # recipient still exists (available); used up, destroyed or lost ones do not. The exact state
 # travels in an extension.
-STATUS = {"available": "available", "reserved": "available", "blocked": "available",
-          "shipped": "available", "consumed": "unavailable", "destroyed": "unavailable",
-          "missing": "unavailable"}
+STATUS = {
+    "available": "available",
+    "reserved": "available",
+    "blocked": "available",
+    "shipped": "available",
+    "consumed": "unavailable",
+    "destroyed": "unavailable",
+    "missing": "unavailable",
+}
 # And back: which tube states a status search means.
 STATES_FOR_STATUS: dict[str, tuple[str, ...]] = {}
 for _state, _status in STATUS.items():
@@ -193,15 +261,20 @@ COLD_BANDS = frozenset({"-18to-35", "-60to-85", "below-135", "LN-vapour", "LN-li
 CONSENT_STATUS = {"given": "active", "declined": "rejected", "withdrawn": "inactive"}
 CONSENT_SCOPE = ("http://terminology.hl7.org/CodeSystem/consentscope", "research", "Research")
 CONSENT_CATEGORY = ("http://loinc.org", "59284-0", "Patient Consent")
-RESEARCH_PURPOSE = ("http://terminology.hl7.org/CodeSystem/v3-ActReason", "HRESCH",
-                    "healthcare research")
+RESEARCH_PURPOSE = (
+    "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+    "HRESCH",
+    "healthcare research",
+)
 
 # ICD-10 codes of the trial's diagnoses, for the collection's diagnosis characteristic:
 # C91.0 acute lymphoblastic leukaemia; mixed-phenotype acute leukaemia (ICD-O-3 9806/3)
 # is coded C95.0 in ICD-10.
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
-DIAGNOSES = {"B-ALL": ("C91.0", "Acute lymphoblastic leukaemia"),
-             "B-MPAL": ("C95.0", "Acute leukaemia of unspecified cell type")}
+DIAGNOSES = {
+    "B-ALL": ("C91.0", "Acute lymphoblastic leukaemia"),
+    "B-MPAL": ("C95.0", "Acute leukaemia of unspecified cell type"),
+}
 
 
 def coding(system: str, code: str, display: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -242,8 +315,13 @@ def miabis_temperature(band: str | None) -> str | None:
     return BAND_TO_MIABIS.get(band) if band else None
 
 
-def type_codings(base: str, sprec_type: str | None, aliquot_code: str | None,
-                 material_code: str | None, material_sprec: str | None) -> list[dict[str, Any]]:
+def type_codings(
+    base: str,
+    sprec_type: str | None,
+    aliquot_code: str | None,
+    material_code: str | None,
+    material_sprec: str | None,
+) -> list[dict[str, Any]]:
     """Specimen.type: SNOMED CT first, then SPREC, MIABIS and the biobank's own code."""
     kind = sample_type(sprec_type, aliquot_code)
     codings = []

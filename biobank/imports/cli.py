@@ -22,12 +22,20 @@ from biobank.samples.numbering import numbering
 import_cli = AppGroup("import", help="Bulk import of an existing inventory.")
 
 
-@import_cli.command("aliquots", epilog=(
-    "Columns (header required, any order): " + ", ".join(COLUMNS) + ". Required: "
-    + ", ".join(REQUIRED) + ", and timepoint or unscheduled_reason, volume_ml or cell_count. "
-    "Example: docs/examples/inventory-import.csv"))
-@click.argument("path", metavar="FILE.csv",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@import_cli.command(
+    "aliquots",
+    epilog=(
+        "Columns (header required, any order): "
+        + ", ".join(COLUMNS)
+        + ". Required: "
+        + ", ".join(REQUIRED)
+        + ", and timepoint or unscheduled_reason, volume_ml or cell_count. "
+        "Example: docs/examples/inventory-import.csv"
+    ),
+)
+@click.argument(
+    "path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--dry-run", is_flag=True, help="Check the whole file, then write nothing.")
 def aliquots(path: Path, dry_run: bool) -> None:
     """Import aliquots from a CSV file, one row per tube.
@@ -36,26 +44,41 @@ def aliquots(path: Path, dry_run: bool) -> None:
     `line N, column C: problem`, nothing is written and the exit status is 1.
     """
     session = get_session()
-    with tqdm(total=service.count_rows(path), unit=" rows", desc=path.name,
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=service.count_rows(path),
+        unit=" rows",
+        desc=path.name,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    ) as bar:
         try:
-            summary = service.import_aliquots(session, cli_actor(), path, numbering(),
-                                              progress=bar.update)
+            summary = service.import_aliquots(
+                session, cli_actor(), path, numbering(), progress=bar.update
+            )
         except service.ImportRefused as exc:
             _refuse(session, bar, [*map(str, exc.problems), f"error: {exc.message}"])
         except IntegrityError as exc:
             # Only a concurrent writer gets here: every rule was checked row by row.
-            _refuse(session, bar, [f"error: the database refused the import "
-                                   f"({integrity_field(exc) or exc.orig}); another import may "
-                                   "have registered the same tubes meanwhile. Nothing imported."])
+            _refuse(
+                session,
+                bar,
+                [
+                    f"error: the database refused the import "
+                    f"({integrity_field(exc) or exc.orig}); another import may "
+                    "have registered the same tubes meanwhile. Nothing imported."
+                ],
+            )
     if dry_run:
         session.rollback()
-        click.echo(f"{path.name} is fine: {summary.aliquots} aliquots in {summary.samples} "
-                   "samples would be imported (dry run, nothing written)")
+        click.echo(
+            f"{path.name} is fine: {summary.aliquots} aliquots in {summary.samples} "
+            "samples would be imported (dry run, nothing written)"
+        )
         return
     session.commit()
-    click.echo(f"imported {summary.aliquots} aliquots in {summary.samples} samples "
-               f"from {path.name}")
+    click.echo(
+        f"imported {summary.aliquots} aliquots in {summary.samples} samples from {path.name}"
+    )
 
 
 def _refuse(session: Session, bar: tqdm, lines: list[str]) -> NoReturn:  # type: ignore[type-arg]

@@ -61,11 +61,16 @@ def chain_index_set_aside(session: Session, rows: int) -> Iterator[None]:
     """
     connection = session.connection()
     index = _PREV_HASH_INDEX
-    if connection.dialect.name != "sqlite" or _temporary_database_open(connection) or (
+    if (
+        connection.dialect.name != "sqlite"
+        or _temporary_database_open(connection)
+        or (
             not connection.exec_driver_sql(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-                (index.name,)).first()) or rows < (
-            connection.execute(select(func.max(CustodyEvent.id))).scalar() or 0):
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index.name,)
+            ).first()
+        )
+        or rows < (connection.execute(select(func.max(CustodyEvent.id))).scalar() or 0)
+    ):
         yield
         return
     index.drop(connection)
@@ -84,19 +89,26 @@ def chain_index_set_aside(session: Session, rows: int) -> Iterator[None]:
 
 
 def _temporary_database_open(connection: Connection) -> bool:
-    return any(name == "temp" for _, name, _ in connection.exec_driver_sql(
-        "PRAGMA database_list"))
+    return any(name == "temp" for _, name, _ in connection.exec_driver_sql("PRAGMA database_list"))
 
 
-_PREV_HASH_INDEX = next(index for index in CustodyEvent.__table__.indexes
-                        if index.name == "uq_custody_event_prev_hash")
+_PREV_HASH_INDEX = next(
+    index for index in CustodyEvent.__table__.indexes if index.name == "uq_custody_event_prev_hash"
+)
 
 
 class Writer:
     """Inserts samples and aliquots chunk by chunk, with their custody events."""
 
-    def __init__(self, session: Session, actor: str, numbering: Numbering, reason: str,
-                 now: dt.datetime, tallies: tally.HeldBack) -> None:
+    def __init__(
+        self,
+        session: Session,
+        actor: str,
+        numbering: Numbering,
+        reason: str,
+        now: dt.datetime,
+        tallies: tally.HeldBack,
+    ) -> None:
         self.session = session
         self.tallies = tallies  # the inventory tallies: the insert trigger is held back
         self.actor = actor
@@ -105,8 +117,9 @@ class Writer:
         self.now = now
         self.sqlite = session.get_bind().dialect.name == "sqlite"
 
-    def _insert(self, model: type[Sample | Aliquot], columns: tuple[str, ...],
-                rows: list[tuple[Any, ...]]) -> list[int]:
+    def _insert(
+        self, model: type[Sample | Aliquot], columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    ) -> list[int]:
         """Insert rows (tuples in ``columns`` order, the barcode first); their ids, in order.
 
         The driver's executemany (PostgreSQL's COPY for many rows): per row, SQLAlchemy's
@@ -126,11 +139,21 @@ class Writer:
         if self.sqlite and connection.execute(last_id).scalar() == before + len(rows):
             return list(range(before + 1, before + 1 + len(rows)))
         wanted = {row[0] for row in rows}
-        ids = {code: id_ for code, id_ in connection.execute(
-            select(table.c.barcode, table.c.id).where(table.c.id > before)) if code in wanted}
+        ids = {
+            code: id_
+            for code, id_ in connection.execute(
+                select(table.c.barcode, table.c.id).where(table.c.id > before)
+            )
+            if code in wanted
+        }
         if len(ids) < len(wanted):
-            ids.update(connection.execute(select(table.c.barcode, table.c.id).where(
-                table.c.barcode.in_(wanted - ids.keys()))).all())
+            ids.update(
+                connection.execute(
+                    select(table.c.barcode, table.c.id).where(
+                        table.c.barcode.in_(wanted - ids.keys())
+                    )
+                ).all()
+            )
         return [ids[row[0]] for row in rows]
 
     def number(self, value: Decimal | None) -> Decimal | float | None:
@@ -148,17 +171,40 @@ class Writer:
             return
         numbering = self.numbering
         codes = barcodes.issue(self.session, numbering.sample_prefix, len(new), numbering.digits)
-        notes = (f"{self.reason.capitalize()}. volume_ml is the sum of the imported aliquots' "
-                 "volumes (0.001 mL when they only count cells), not the volume collected.")
-        least, none, created = self.number(MIN_SAMPLE_VOLUME), self.number(Decimal(0)), \
-            self.time(self.now)
+        notes = (
+            f"{self.reason.capitalize()}. volume_ml is the sum of the imported aliquots' "
+            "volumes (0.001 mL when they only count cells), not the volume collected."
+        )
+        least, none, created = (
+            self.number(MIN_SAMPLE_VOLUME),
+            self.number(Decimal(0)),
+            self.time(self.now),
+        )
         number, time = self.number, self.time
-        ids = self._insert(Sample, _SAMPLE_COLUMNS, [
-            (code, row.patient_id, row.timepoint_id, row.unscheduled_reason, row.material_id,
-             time(row.collected_at), time(row.received_at), least, none, row.container_code,
-             number(row.precentrifugation_delay_hours), row.precentrifugation_temperature,
-             row.accession_number, notes, created)
-            for code, (row, _) in zip(codes, new, strict=True)])
+        ids = self._insert(
+            Sample,
+            _SAMPLE_COLUMNS,
+            [
+                (
+                    code,
+                    row.patient_id,
+                    row.timepoint_id,
+                    row.unscheduled_reason,
+                    row.material_id,
+                    time(row.collected_at),
+                    time(row.received_at),
+                    least,
+                    none,
+                    row.container_code,
+                    number(row.precentrifugation_delay_hours),
+                    row.precentrifugation_temperature,
+                    row.accession_number,
+                    notes,
+                    created,
+                )
+                for code, (row, _) in zip(codes, new, strict=True)
+            ],
+        )
         reason = self.reason
         events = []
         for id_, code, (row, sample) in zip(ids, codes, new, strict=True):
@@ -171,23 +217,49 @@ class Writer:
         if not good:
             return []
         numbering = self.numbering
-        issued = iter(barcodes.issue(self.session, numbering.aliquot_prefix,
-                                     sum(1 for row, _ in good if row.barcode is None),
-                                     numbering.digits))
+        issued = iter(
+            barcodes.issue(
+                self.session,
+                numbering.aliquot_prefix,
+                sum(1 for row, _ in good if row.barcode is None),
+                numbering.digits,
+            )
+        )
         codes = [row.barcode or next(issued) for row, _ in good]
         created = self.time(self.now)
         number = self.number
-        ids = self._insert(Aliquot, _ALIQUOT_COLUMNS, [
-            (code, "issued" if row.barcode is None else "external", sample.id, row.kind.id,
-             (volume := number(row.volume_ml)), volume, row.cell_count, row.sprec_code,
-             row.freeze_thaw_count, row.status, created)
-            for code, (row, sample) in zip(codes, good, strict=True)])
+        ids = self._insert(
+            Aliquot,
+            _ALIQUOT_COLUMNS,
+            [
+                (
+                    code,
+                    "issued" if row.barcode is None else "external",
+                    sample.id,
+                    row.kind.id,
+                    (volume := number(row.volume_ml)),
+                    volume,
+                    row.cell_count,
+                    row.sprec_code,
+                    row.freeze_thaw_count,
+                    row.status,
+                    created,
+                )
+                for code, (row, sample) in zip(codes, good, strict=True)
+            ],
+        )
         self.tallies.made(ids)
         reason = self.reason
-        append_events(self.session, [
-            (id_, None, "imported", reason, "null", imported_values(code, row))
-            for id_, code, (row, _) in zip(ids, codes, good, strict=True)],
-            self.actor, self.now, new_chains=True)
+        append_events(
+            self.session,
+            [
+                (id_, None, "imported", reason, "null", imported_values(code, row))
+                for id_, code, (row, _) in zip(ids, codes, good, strict=True)
+            ],
+            self.actor,
+            self.now,
+            new_chains=True,
+        )
         # Sequence values only grow, so sorted chunks make a sorted whole.
         return sorted(zip(ids, [row.line for row, _ in good], strict=True))
 
@@ -197,7 +269,8 @@ class Writer:
         number = self.number
         self.session.connection().exec_driver_sql(
             f"UPDATE {Sample.__tablename__} SET volume_ml = {mark} WHERE id = {mark}",
-            [(number(max(s.volume, MIN_SAMPLE_VOLUME)), s.id) for s in samples])
+            [(number(max(s.volume, MIN_SAMPLE_VOLUME)), s.id) for s in samples],
+        )
 
 
 # The custody values of the events an import records, as chain.canonical_json writes them
@@ -214,30 +287,57 @@ def _or_null(value: str | None) -> str:
 def imported_values(code: str, row: Row) -> str:
     """The canonical JSON of an ``imported`` event's new values."""
     cells, volume = row.cell_count, row.volume_ml
-    return (f'{{"aliquot_type": {_string(row.kind.code)}, "barcode": {_string(code)}, '
-            f'"barcode_source": "{"issued" if row.barcode is None else "external"}", '
-            f'"cell_count": {"null" if cells is None else int(cells)}, '
-            f'"freeze_thaw_count": {int(row.freeze_thaw_count)}, "line": {int(row.line)}, '
-            f'"sprec_code": {_or_null(row.sprec_code)}, "status": {_string(row.status)}, '
-            f'"volume_ml": {"null" if volume is None else _string(str(volume))}}}')
+    return (
+        f'{{"aliquot_type": {_string(row.kind.code)}, "barcode": {_string(code)}, '
+        f'"barcode_source": "{"issued" if row.barcode is None else "external"}", '
+        f'"cell_count": {"null" if cells is None else int(cells)}, '
+        f'"freeze_thaw_count": {int(row.freeze_thaw_count)}, "line": {int(row.line)}, '
+        f'"sprec_code": {_or_null(row.sprec_code)}, "status": {_string(row.status)}, '
+        f'"volume_ml": {"null" if volume is None else _string(str(volume))}}}'
+    )
 
 
 def received_values(code: str, row: Row) -> str:
     """The canonical JSON of a ``received`` event's new values."""
-    return (f'{{"accession_number": {_or_null(row.accession_number)}, '
-            f'"barcode": {_string(code)}, '
-            f'"collected_at": {_string(row.collected_at.isoformat())}, '
-            f'"line": {int(row.line)}, "material": {_string(row.material)}, '
-            f'"received_at": {_string(row.received_at.isoformat())}, '
-            f'"study_id": {_string(row.study_id)}, "timepoint": {_or_null(row.timepoint)}, '
-            f'"unscheduled_reason": {_or_null(row.unscheduled_reason)}}}')
+    return (
+        f'{{"accession_number": {_or_null(row.accession_number)}, '
+        f'"barcode": {_string(code)}, '
+        f'"collected_at": {_string(row.collected_at.isoformat())}, '
+        f'"line": {int(row.line)}, "material": {_string(row.material)}, '
+        f'"received_at": {_string(row.received_at.isoformat())}, '
+        f'"study_id": {_string(row.study_id)}, "timepoint": {_or_null(row.timepoint)}, '
+        f'"unscheduled_reason": {_or_null(row.unscheduled_reason)}}}'
+    )
 
 
 # The columns an import fills, in the order of the rows Writer builds.
-_SAMPLE_COLUMNS = ("barcode", "patient_id", "timepoint_id", "unscheduled_reason", "material_id",
-                   "collected_at", "received_at", "volume_ml", "volume_remaining_ml",
-                   "container_code", "precentrifugation_delay_hours",
-                   "precentrifugation_temperature", "accession_number", "notes", "created_at")
-_ALIQUOT_COLUMNS = ("barcode", "barcode_source", "sample_id", "aliquot_type_id", "volume_ml",
-                    "volume_remaining_ml", "cell_count", "sprec_code", "freeze_thaw_count",
-                    "status", "created_at")
+_SAMPLE_COLUMNS = (
+    "barcode",
+    "patient_id",
+    "timepoint_id",
+    "unscheduled_reason",
+    "material_id",
+    "collected_at",
+    "received_at",
+    "volume_ml",
+    "volume_remaining_ml",
+    "container_code",
+    "precentrifugation_delay_hours",
+    "precentrifugation_temperature",
+    "accession_number",
+    "notes",
+    "created_at",
+)
+_ALIQUOT_COLUMNS = (
+    "barcode",
+    "barcode_source",
+    "sample_id",
+    "aliquot_type_id",
+    "volume_ml",
+    "volume_remaining_ml",
+    "cell_count",
+    "sprec_code",
+    "freeze_thaw_count",
+    "status",
+    "created_at",
+)

@@ -16,13 +16,25 @@ from biobank.samples.states import STATUSES
 
 # Every column a file may have; the order is the one the example file uses.
 COLUMNS = (
-    "barcode", "study_id", "timepoint", "unscheduled_reason", "material", "aliquot_type",
-    "volume_ml", "cell_count", "collected_at", "received_at", "container_code",
-    "precentrifugation_delay_hours", "precentrifugation_temperature", "accession_number",
-    "freeze_thaw_count", "status", "storage",
+    "barcode",
+    "study_id",
+    "timepoint",
+    "unscheduled_reason",
+    "material",
+    "aliquot_type",
+    "volume_ml",
+    "cell_count",
+    "collected_at",
+    "received_at",
+    "container_code",
+    "precentrifugation_delay_hours",
+    "precentrifugation_temperature",
+    "accession_number",
+    "freeze_thaw_count",
+    "status",
+    "storage",
 )
-REQUIRED = ("study_id", "material", "aliquot_type", "collected_at", "received_at",
-            "container_code")
+REQUIRED = ("study_id", "material", "aliquot_type", "collected_at", "received_at", "container_code")
 # Each pair needs at least one of its columns.
 ONE_OF = (("timepoint", "unscheduled_reason"), ("volume_ml", "cell_count"))
 
@@ -112,8 +124,9 @@ def check_header(header: list[str]) -> tuple[dict[str, int], list[Problem]]:
         if not name:
             problems.append(Problem(1, f"#{index + 1}", "a column has no name"))
         elif name not in COLUMNS:
-            problems.append(Problem(1, name, "unknown column; the columns are "
-                                    + ", ".join(COLUMNS)))
+            problems.append(
+                Problem(1, name, "unknown column; the columns are " + ", ".join(COLUMNS))
+            )
         elif name in positions:
             problems.append(Problem(1, name, "the column appears twice"))
         else:
@@ -132,8 +145,10 @@ def parse_datetime(raw: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(raw)
     except ValueError:
-        raise _Bad(f"{raw!r} is not an ISO 8601 date or date-time "
-                   "(e.g. 2025-03-01 or 2025-03-01T09:30:00+01:00)") from None
+        raise _Bad(
+            f"{raw!r} is not an ISO 8601 date or date-time "
+            "(e.g. 2025-03-01 or 2025-03-01T09:30:00+01:00)"
+        ) from None
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
@@ -189,15 +204,21 @@ def _temperature(raw: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def sprec(sprec_type: str | None, spins: int | None, material_type: str, container: str,
-          delay: Decimal | None, temperature: str | None, storage: str) -> str:
+def sprec(
+    sprec_type: str | None,
+    spins: int | None,
+    material_type: str,
+    container: str,
+    delay: Decimal | None,
+    temperature: str | None,
+    storage: str,
+) -> str:
     """The aliquot's SPREC code, built as samples.service.sprec_code builds it (an inventory
     records no processing: elements 4–6 are what follows from the type, else X; DNA and RNA
     carry their primary sample's code, the source tube being unknown)."""
     if not sprec_type:
         return spreccodes.source_code(material_type, container, delay, temperature)
-    return spreccodes.aliquot_code(sprec_type, container, delay, temperature, spins, None,
-                                   storage)
+    return spreccodes.aliquot_code(sprec_type, container, delay, temperature, spins, None, storage)
 
 
 class RowReader:
@@ -207,9 +228,14 @@ class RowReader:
     column remembers what its values parsed to: a repeat costs one dict lookup.
     """
 
-    def __init__(self, positions: dict[str, int], reference: Reference,
-                 patients: dict[str, tuple[int, dt.date] | None], own_prefixes: set[str],
-                 now: dt.datetime) -> None:
+    def __init__(
+        self,
+        positions: dict[str, int],
+        reference: Reference,
+        patients: dict[str, tuple[int, dt.date] | None],
+        own_prefixes: set[str],
+        now: dt.datetime,
+    ) -> None:
         self.positions = positions
         self.width = len(positions)
         self.reference = reference
@@ -217,23 +243,35 @@ class RowReader:
         self.own_prefixes = own_prefixes
         self.now = now
         parsers: dict[str, Callable[[str], Any]] = {
-            "barcode": self._barcode, "study_id": self._patient,
+            "barcode": self._barcode,
+            "study_id": self._patient,
             "timepoint": lambda raw: self._code(raw, reference.timepoints, "timepoint"),
             "unscheduled_reason": str,
             "material": lambda raw: self._code(raw, reference.materials, "material"),
-            "aliquot_type": self._kind, "volume_ml": parse_volume,
+            "aliquot_type": self._kind,
+            "volume_ml": parse_volume,
             "cell_count": lambda raw: parse_count(raw, 1),
-            "collected_at": self._moment, "received_at": self._moment,
-            "container_code": self._container, "precentrifugation_delay_hours": _delay,
-            "precentrifugation_temperature": _temperature, "accession_number": str,
+            "collected_at": self._moment,
+            "received_at": self._moment,
+            "container_code": self._container,
+            "precentrifugation_delay_hours": _delay,
+            "precentrifugation_temperature": _temperature,
+            "accession_number": str,
             "freeze_thaw_count": lambda raw: parse_count(raw, 0),
-            "status": self._status, "storage": self._storage,
+            "status": self._status,
+            "storage": self._storage,
         }
         # (column, position, parser, longest value, memo of parsed values or None)
         self.columns = [
-            (name, positions[name], parsers[name], _LENGTHS.get(name, 64),
-             None if name == "barcode" else {})
-            for name in COLUMNS if name in positions
+            (
+                name,
+                positions[name],
+                parsers[name],
+                _LENGTHS.get(name, 64),
+                None if name == "barcode" else {},
+            )
+            for name in COLUMNS
+            if name in positions
         ]
 
     def _raw(self, fields: list[str], column: str) -> str:
@@ -242,10 +280,14 @@ class RowReader:
 
     def read(self, line: int, fields: list[str]) -> tuple[Row | None, list[Problem]]:
         """The checked row, or None and every problem found in it."""
-        if len(fields) != self.width and (len(fields) < self.width or any(
-                field.strip() for field in fields[self.width:])):
-            return None, [Problem(line, None, f"{len(fields)} fields, but the header has "
-                                  f"{self.width} columns")]
+        if len(fields) != self.width and (
+            len(fields) < self.width or any(field.strip() for field in fields[self.width :])
+        ):
+            return None, [
+                Problem(
+                    line, None, f"{len(fields)} fields, but the header has {self.width} columns"
+                )
+            ]
         problems: list[Problem] = []
         values: dict[str, Any] = {}
         for column, index, parse, limit, memo in self.columns:
@@ -276,39 +318,69 @@ class RowReader:
         kind, collected, received = get("aliquot_type"), get("collected_at"), get("received_at")
 
         # The rules that involve more than one field.
-        if timepoint is None and "unscheduled_reason" not in values and not (
-                self._raw(fields, "timepoint") or self._raw(fields, "unscheduled_reason")):
-            problems.append(Problem(line, "timepoint", "give a timepoint, or an "
-                                    "unscheduled_reason for an unscheduled sample"))
-        if "volume_ml" not in values and "cell_count" not in values and not (
-                self._raw(fields, "volume_ml") or self._raw(fields, "cell_count")):
+        if (
+            timepoint is None
+            and "unscheduled_reason" not in values
+            and not (self._raw(fields, "timepoint") or self._raw(fields, "unscheduled_reason"))
+        ):
+            problems.append(
+                Problem(
+                    line,
+                    "timepoint",
+                    "give a timepoint, or an unscheduled_reason for an unscheduled sample",
+                )
+            )
+        if (
+            "volume_ml" not in values
+            and "cell_count" not in values
+            and not (self._raw(fields, "volume_ml") or self._raw(fields, "cell_count"))
+        ):
             problems.append(Problem(line, "volume_ml", "give volume_ml or cell_count"))
         if collected and received and received < collected:
             problems.append(Problem(line, "received_at", "is before collected_at"))
         if patient and collected and collected.date() < patient[1] - _WEEK:
-            problems.append(Problem(line, "collected_at", "is more than a week before the "
-                                    "patient's diagnosis"))
+            problems.append(
+                Problem(line, "collected_at", "is more than a week before the patient's diagnosis")
+            )
         if kind and material and kind.materials and material[1] not in kind.materials:
-            problems.append(Problem(line, "aliquot_type",
-                                    f"{kind.name} cannot be made from {material[1]}"))
+            problems.append(
+                Problem(line, "aliquot_type", f"{kind.name} cannot be made from {material[1]}")
+            )
         if problems:
             return None, problems
         container, delay = values["container_code"], get("precentrifugation_delay_hours")
         temperature, storage = get("precentrifugation_temperature"), get("storage", "X")
         return Row(
-            line=line, barcode=get("barcode"), study_id=patient[2], patient_id=patient[0],
+            line=line,
+            barcode=get("barcode"),
+            study_id=patient[2],
+            patient_id=patient[0],
             timepoint_id=timepoint[0] if timepoint else None,
             timepoint=timepoint[1] if timepoint else None,
-            unscheduled_reason=get("unscheduled_reason"), material_id=material[0],
-            material=material[1], kind=kind, volume_ml=get("volume_ml"),
-            cell_count=get("cell_count"), collected_at=collected, received_at=received,
-            container_code=container, precentrifugation_delay_hours=delay,
+            unscheduled_reason=get("unscheduled_reason"),
+            material_id=material[0],
+            material=material[1],
+            kind=kind,
+            volume_ml=get("volume_ml"),
+            cell_count=get("cell_count"),
+            collected_at=collected,
+            received_at=received,
+            container_code=container,
+            precentrifugation_delay_hours=delay,
             precentrifugation_temperature=temperature,
             accession_number=get("accession_number"),
-            freeze_thaw_count=get("freeze_thaw_count", 0), status=get("status", "available"),
-            storage=storage, sprec_code=sprec(
-                kind.sprec_type, kind.spins, self.reference.sprec_types.get(material[1], "ZZZ"),
-                container, delay, temperature, storage),
+            freeze_thaw_count=get("freeze_thaw_count", 0),
+            status=get("status", "available"),
+            storage=storage,
+            sprec_code=sprec(
+                kind.sprec_type,
+                kind.spins,
+                self.reference.sprec_types.get(material[1], "ZZZ"),
+                container,
+                delay,
+                temperature,
+                storage,
+            ),
         ), []
 
     # --- one field each -----------------------------------------------------------------
@@ -320,8 +392,10 @@ class RowReader:
         if why := barcodes.external_problem(code):
             raise _Bad(why)
         if barcodes.looks_own(code, self.own_prefixes):
-            raise _Bad(f"{code} looks like a code this service issues; pre-barcoded tubes "
-                       "must carry their own code (leave the column empty to issue one)")
+            raise _Bad(
+                f"{code} looks like a code this service issues; pre-barcoded tubes "
+                "must carry their own code (leave the column empty to issue one)"
+            )
         return code
 
     def _patient(self, raw: str) -> tuple[int, dt.date, str]:

@@ -115,13 +115,20 @@ class _NotText(Exception):
 def load_reference(session: Session) -> Reference:
     """The timepoint, material and aliquot-type codes, by upper-cased code."""
     return Reference(
-        timepoints={code.upper(): (id_, code)
-                    for id_, code in session.execute(select(Timepoint.id, Timepoint.code))},
-        materials={code.upper(): (id_, code)
-                   for id_, code in session.execute(select(Material.id, Material.code))},
-        kinds={t.code.upper(): Kind(t.id, t.code, t.name, t.sprec_type, frozenset(t.materials),
-                                    t.spins)
-               for t in session.scalars(select(AliquotType))},
+        timepoints={
+            code.upper(): (id_, code)
+            for id_, code in session.execute(select(Timepoint.id, Timepoint.code))
+        },
+        materials={
+            code.upper(): (id_, code)
+            for id_, code in session.execute(select(Material.id, Material.code))
+        },
+        kinds={
+            t.code.upper(): Kind(
+                t.id, t.code, t.name, t.sprec_type, frozenset(t.materials), t.spins
+            )
+            for t in session.scalars(select(AliquotType))
+        },
         sprec_types=dict(session.execute(select(Material.code, Material.sprec_type)).all()),
     )
 
@@ -172,23 +179,33 @@ def _decoded(handle: IO[bytes], block_size: int = 1 << 18) -> Iterator[str]:
         yield from lines
 
 
-def import_aliquots(session: Session, actor: str, path: Path, numbering: Numbering, *,
-                    progress: Callable[[int], object] | None = None,
-                    chunk_size: int = CHUNK_SIZE, max_problems: int = MAX_PROBLEMS) -> Summary:
+def import_aliquots(
+    session: Session,
+    actor: str,
+    path: Path,
+    numbering: Numbering,
+    *,
+    progress: Callable[[int], object] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    max_problems: int = MAX_PROBLEMS,
+) -> Summary:
     """Import an inventory file; on any problem raise ImportRefused listing them all.
 
     ``progress`` is called with the number of rows read after each chunk.
     """
-    with path.open("rb") as handle, _young_collections_only(), \
-            chain_index_set_aside(session, count_rows(path)), \
-            tally.held_back(session.connection()) as tallies:
-        run = _Import(session, actor, numbering, f"imported from {path.name}"[:200],
-                      max_problems, tallies)
+    with (
+        path.open("rb") as handle,
+        _young_collections_only(),
+        chain_index_set_aside(session, count_rows(path)),
+        tally.held_back(session.connection()) as tallies,
+    ):
+        run = _Import(
+            session, actor, numbering, f"imported from {path.name}"[:200], max_problems, tallies
+        )
         try:
             run.read(_decoded(handle), chunk_size, progress or (lambda n: None))
         except _NotText as exc:
-            run.problem(Problem(exc.line, None, "is not UTF-8 text: save the file as "
-                                "CSV UTF-8"))
+            run.problem(Problem(exc.line, None, "is not UTF-8 text: save the file as CSV UTF-8"))
         except csv.Error as exc:
             run.problem(Problem(run.last_line + 1, None, f"cannot be read as CSV: {exc}"))
     return run.finish()
@@ -218,8 +235,15 @@ def _young_collections_only() -> Iterator[None]:
 class _Import:
     """The state of one import: caches, the samples made so far, the problems found."""
 
-    def __init__(self, session: Session, actor: str, numbering: Numbering, reason: str,
-                 max_problems: int, tallies: tally.HeldBack) -> None:
+    def __init__(
+        self,
+        session: Session,
+        actor: str,
+        numbering: Numbering,
+        reason: str,
+        max_problems: int,
+        tallies: tally.HeldBack,
+    ) -> None:
         self.session = session
         self.actor = actor
         self.numbering = numbering
@@ -252,13 +276,15 @@ class _Import:
         else:
             self.problems.append(problem)
 
-    def read(self, lines: Iterator[str], chunk_size: int,
-             progress: Callable[[int], object]) -> None:
+    def read(
+        self, lines: Iterator[str], chunk_size: int, progress: Callable[[int], object]
+    ) -> None:
         """Check the header, then check and insert the rows chunk by chunk."""
         first = next(lines, None)
         if first is None or not first.strip():
-            self.problem(Problem(1, None, "the file is empty: the first line must name the "
-                                 "columns"))
+            self.problem(
+                Problem(1, None, "the file is empty: the first line must name the columns")
+            )
             return
         delimiter = max(_DELIMITERS, key=first.count)
         reader = csv.reader(chain([first], lines), delimiter=delimiter)
@@ -267,8 +293,13 @@ class _Import:
             for problem in problems:
                 self.problem(problem)
             return
-        self.reader = RowReader(self.positions, load_reference(self.session), self.patients,
-                                self.numbering.prefixes, self.now)
+        self.reader = RowReader(
+            self.positions,
+            load_reference(self.session),
+            self.patients,
+            self.numbering.prefixes,
+            self.now,
+        )
         chunk: list[tuple[int, list[str]]] = []
         append = chunk.append
         for fields in reader:
@@ -295,7 +326,7 @@ class _Import:
             raise ImportRefused(self.problems, complete=not self.truncated)
         samples = list(self.samples.values())
         for start in range(0, len(samples), CHUNK_SIZE):
-            self.writer.sample_volumes(samples[start:start + CHUNK_SIZE])
+            self.writer.sample_volumes(samples[start : start + CHUNK_SIZE])
         return Summary(aliquots=self.aliquots, samples=len(samples))
 
     # --- one chunk -----------------------------------------------------------------------
@@ -312,9 +343,15 @@ class _Import:
         self._resolve_patients(chunk)
         codes = {barcodes.normalize(code) for code in self._column(chunk, "barcode")} - {""}
         table = Aliquot.__table__  # plain rows: the ORM's result handling costs more here
-        taken = dict(self.session.execute(
-            select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes))
-        ).all()) if codes else {}
+        taken = (
+            dict(
+                self.session.execute(
+                    select(table.c.barcode, table.c.id).where(table.c.barcode.in_(codes))
+                ).all()
+            )
+            if codes
+            else {}
+        )
         seen: dict[str, int] = {}
         good: list[tuple[Row, ImportedSample]] = []
         new: list[tuple[Row, ImportedSample]] = []
@@ -358,14 +395,20 @@ class _Import:
         wanted = self._column(chunk, "study_id") - self.patients.keys() - {""}
         if not wanted:
             return
-        found = {study_id: (id_, diagnosed) for id_, study_id, diagnosed in self.session.execute(
-            select(Patient.id, Patient.study_id, Patient.diagnosis_date)
-            .where(Patient.study_id.in_(wanted)))}
+        found = {
+            study_id: (id_, diagnosed)
+            for id_, study_id, diagnosed in self.session.execute(
+                select(Patient.id, Patient.study_id, Patient.diagnosis_date).where(
+                    Patient.study_id.in_(wanted)
+                )
+            )
+        }
         for study_id in wanted:
             self.patients[study_id] = found.get(study_id)
 
-    def _duplicate(self, line: int, code: str, seen: dict[str, int],
-                   taken: dict[str, int]) -> list[Problem]:
+    def _duplicate(
+        self, line: int, code: str, seen: dict[str, int], taken: dict[str, int]
+    ) -> list[Problem]:
         earlier = seen.get(code) or self.failed_codes.get(code)
         if earlier is None and code in taken:
             earlier = self._line_of(taken[code])
@@ -382,33 +425,56 @@ class _Import:
             return self.lines[at]
         return None
 
-    def _sample_of(self, row: Row, new: list[tuple[Row, ImportedSample]]
-                   ) -> tuple[ImportedSample | None, list[Problem]]:
+    def _sample_of(
+        self, row: Row, new: list[tuple[Row, ImportedSample]]
+    ) -> tuple[ImportedSample | None, list[Problem]]:
         """The row's sample (made if new), or the columns where it disagrees with it."""
-        key = (row.patient_id, row.timepoint_id, row.unscheduled_reason, row.material_id,
-               row.collected_at, row.accession_number)
+        key = (
+            row.patient_id,
+            row.timepoint_id,
+            row.unscheduled_reason,
+            row.material_id,
+            row.collected_at,
+            row.accession_number,
+        )
         sample = self.samples.get(key)
         if sample is None:
-            sample = ImportedSample(0, row.line, row.received_at, row.container_code,
-                                    row.precentrifugation_delay_hours,
-                                    row.precentrifugation_temperature, Decimal(0))
+            sample = ImportedSample(
+                0,
+                row.line,
+                row.received_at,
+                row.container_code,
+                row.precentrifugation_delay_hours,
+                row.precentrifugation_temperature,
+                Decimal(0),
+            )
             self.samples[key] = sample
             new.append((row, sample))
             return sample, []
-        if (row.received_at == sample.received_at and row.container_code == sample.container_code
-                and row.precentrifugation_delay_hours == sample.delay
-                and row.precentrifugation_temperature == sample.temperature):
+        if (
+            row.received_at == sample.received_at
+            and row.container_code == sample.container_code
+            and row.precentrifugation_delay_hours == sample.delay
+            and row.precentrifugation_temperature == sample.temperature
+        ):
             return sample, []
         problems = [
-            Problem(row.line, column, f"differs from line {sample.line}, an aliquot of the same "
-                    "sample (same study_id, timepoint, material, collected_at, accession_number)")
+            Problem(
+                row.line,
+                column,
+                f"differs from line {sample.line}, an aliquot of the same "
+                "sample (same study_id, timepoint, material, collected_at, accession_number)",
+            )
             for column, mine, theirs in (
                 ("received_at", row.received_at, sample.received_at),
                 ("container_code", row.container_code, sample.container_code),
-                ("precentrifugation_delay_hours", row.precentrifugation_delay_hours,
-                 sample.delay),
-                ("precentrifugation_temperature", row.precentrifugation_temperature,
-                 sample.temperature),
-            ) if mine != theirs
+                ("precentrifugation_delay_hours", row.precentrifugation_delay_hours, sample.delay),
+                (
+                    "precentrifugation_temperature",
+                    row.precentrifugation_temperature,
+                    sample.temperature,
+                ),
+            )
+            if mine != theirs
         ]
         return (None if problems else sample), problems

@@ -113,8 +113,9 @@ def list_printers() -> Any:
 def register_printer(values: dict[str, Any]) -> Any:
     """Register a network label printer (raw ZPL on a TCP port, 9100 by default) at an
     address within BIOBANK_PRINTER_NETWORKS and BIOBANK_PRINTER_PORTS."""
-    return service.register_printer(get_session(), current_actor(), values, registry(),
-                                    printer_rule())
+    return service.register_printer(
+        get_session(), current_actor(), values, registry(), printer_rule()
+    )
 
 
 @blp.route("/printers/<name>", methods=["PATCH"])
@@ -125,8 +126,14 @@ def change_printer(values: dict[str, Any], name: str) -> Any:
     """Change a printer's address, resolution, template or site (the address again within
     the printer networks and ports)."""
     session = get_session()
-    return service.change_printer(session, current_actor(), service.get_printer(session, name),
-                                  values, registry(), printer_rule())
+    return service.change_printer(
+        session,
+        current_actor(),
+        service.get_printer(session, name),
+        values,
+        registry(),
+        printer_rule(),
+    )
 
 
 @blp.route("/print-jobs", methods=["POST"])
@@ -140,19 +147,24 @@ def print_job(values: dict[str, Any]) -> Any:
     session = get_session()
     printer = service.get_printer(session, values["printer"])
     codes = service.normalize_codes(values["barcodes"], numbering())
-    options = {"template": values["template"], "copies": values["copies"],
-               "reason": values["reason"],
-               "timeout": float(current_app.config["PRINTER_TIMEOUT"]),
-               "rule": printer_rule()}
+    options = {
+        "template": values["template"],
+        "copies": values["copies"],
+        "reason": values["reason"],
+        "timeout": float(current_app.config["PRINTER_TIMEOUT"]),
+        "rule": printer_rule(),
+    }
     if values["kind"] == "box":
         from biobank.labels import boxes
         from biobank.storage.service import get_box
 
         found = [get_box(session, code, numbering()) for code in codes]
-        job = boxes.print_box_labels(session, current_actor(), printer, found, registry(),
-                                     **options)
+        job = boxes.print_box_labels(
+            session, current_actor(), printer, found, registry(), **options
+        )
     else:
-        job = service.print_aliquot_labels(session, current_actor(), printer, codes,
-                                           registry(), **options)
+        job = service.print_aliquot_labels(
+            session, current_actor(), printer, codes, registry(), **options
+        )
     job.barcodes = codes
     return job

@@ -35,35 +35,77 @@ def box_label(session: Session, box: Container) -> dict[str, str]:
 
 def contents_labels(session: Session, box: Container) -> list[tuple[int, dict[str, str]]]:
     """Label data of the tubes in a box (not those taken out), in position order."""
-    places = {aliquot_id: (row or 0, col or 0, aliquot_id) for aliquot_id, row, col in
-              session.execute(select(Position.aliquot_id, Position.row_no, Position.col_no)
-                              .where(Position.box_id == box.id, Position.out_since.is_(None)))}
+    places = {
+        aliquot_id: (row or 0, col or 0, aliquot_id)
+        for aliquot_id, row, col in session.execute(
+            select(Position.aliquot_id, Position.row_no, Position.col_no).where(
+                Position.box_id == box.id, Position.out_since.is_(None)
+            )
+        )
+    }
     if not places:
         return []
     rows = aliquot_rows(session, Aliquot.id.in_(list(places)))
     return sorted(rows, key=lambda row: places[row[0]])
 
 
-def print_box_labels(session: Session, actor: str, printer: Printer, boxes: list[Container],
-                     registry: Registry, *, template: str | None = None, copies: int = 1,
-                     reason: str | None = None, timeout: float,
-                     rule: PrinterRule) -> PrintJob:
+def print_box_labels(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    boxes: list[Container],
+    registry: Registry,
+    *,
+    template: str | None = None,
+    copies: int = 1,
+    reason: str | None = None,
+    timeout: float,
+    rule: PrinterRule,
+) -> PrintJob:
     """Send box labels to a printer; once it took them, note each in the box's audit trail
     (a reprint needs a reason)."""
     chosen = registry.get(template, "box", printer.dpi)
     codes = [box.barcode for box in boxes]
-    before = set(session.scalars(select(AuditRecord.entity_key).where(
-        AuditRecord.entity_type == "container", AuditRecord.entity_key.in_(codes),
-        AuditRecord.action.in_(("label_printed", "label_reprinted")))))
+    before = set(
+        session.scalars(
+            select(AuditRecord.entity_key).where(
+                AuditRecord.entity_type == "container",
+                AuditRecord.entity_key.in_(codes),
+                AuditRecord.action.in_(("label_printed", "label_reprinted")),
+            )
+        )
+    )
     if before and not (reason and reason.strip()):
-        raise Invalid(f"{', '.join(sorted(before))} had a label printed before: say why it "
-                      "is printed again", field="reason")
-    job = send_job(session, actor, printer, chosen, [box_label(session, b) for b in boxes],
-                   copies=copies, reprint=bool(before), reason=reason, timeout=timeout,
-                   rule=rule)
+        raise Invalid(
+            f"{', '.join(sorted(before))} had a label printed before: say why it is printed again",
+            field="reason",
+        )
+    job = send_job(
+        session,
+        actor,
+        printer,
+        chosen,
+        [box_label(session, b) for b in boxes],
+        copies=copies,
+        reprint=bool(before),
+        reason=reason,
+        timeout=timeout,
+        rule=rule,
+    )
     for code in codes:
-        record_audit(session, actor, "container", code,
-                     "label_reprinted" if code in before else "label_printed", reason=reason,
-                     new_values={"printer": printer.name, "template": chosen.name,
-                                 "dpi": printer.dpi, "copies": copies, "print_job": job.id})
+        record_audit(
+            session,
+            actor,
+            "container",
+            code,
+            "label_reprinted" if code in before else "label_printed",
+            reason=reason,
+            new_values={
+                "printer": printer.name,
+                "template": chosen.name,
+                "dpi": printer.dpi,
+                "copies": copies,
+                "print_job": job.id,
+            },
+        )
     return job

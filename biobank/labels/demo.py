@@ -25,11 +25,30 @@ def load_demo(session: Session, actor: str) -> int:
     if session.scalar(select(Printer.id).where(Printer.name == DEMO_PRINTER)) is not None:
         return 0
     site = session.scalar(select(Site).where(Site.code == DEMO_SITE))
-    printer = Printer(name=DEMO_PRINTER, host=DEMO_HOST, port=DEMO_PORT, dpi=300,
-                      template="cryovial-code128", site=site, created_by=actor)
+    printer = Printer(
+        name=DEMO_PRINTER,
+        host=DEMO_HOST,
+        port=DEMO_PORT,
+        dpi=300,
+        template="cryovial-code128",
+        site=site,
+        created_by=actor,
+    )
     session.add(printer)
     session.flush()
-    record_audit(session, actor, "printer", printer.name, "registered", new_values={
-        "host": DEMO_HOST, "port": DEMO_PORT, "dpi": 300, "template": printer.template,
-        "site": DEMO_SITE if site else None, "note": "demo: nothing listens on this port"})
+    record_audit(
+        session,
+        actor,
+        "printer",
+        printer.name,
+        "registered",
+        new_values={
+            "host": DEMO_HOST,
+            "port": DEMO_PORT,
+            "dpi": 300,
+            "template": printer.template,
+            "site": DEMO_SITE if site else None,
+            "note": "demo: nothing listens on this port",
+        },
+    )
     return 1

@@ -63,13 +63,16 @@ def datamatrix_pattern(code: str) -> tuple[str, ...]:
     """DataMatrix (ECC 200) cells, one '1'/'0' string per row, without the quiet zone."""
     # Square symbols only: the templates' areas and capacities are squares (and so are the
     # printers' ^BX symbols).
-    image = zxingcpp.create_barcode(code, zxingcpp.BarcodeFormat.DataMatrix,
-                                    force_square=True).to_image(scale=1, add_quiet_zones=False)
+    image = zxingcpp.create_barcode(
+        code, zxingcpp.BarcodeFormat.DataMatrix, force_square=True
+    ).to_image(scale=1, add_quiet_zones=False)
     view = memoryview(image)
     rows, columns = view.shape
     raw = view.tobytes()
-    return tuple("".join("1" if raw[r * columns + c] < 128 else "0" for c in range(columns))
-                 for r in range(rows))
+    return tuple(
+        "".join("1" if raw[r * columns + c] < 128 else "0" for c in range(columns))
+        for r in range(rows)
+    )
 
 
 def _runs(modules: str) -> list[tuple[int, int]]:
@@ -96,21 +99,27 @@ def rectangles(symbology: str, code: str, where: Area) -> list[tuple[int, int, i
         if (len(pattern) + 2 * QUIET_MODULES) * m > where.width:
             raise ValueError(f"{code} does not fit the barcode area")
         left = where.left + QUIET_MODULES * m
-        return [(left + start * m, where.top, run * m, where.height)
-                for start, run in _runs(pattern)]
+        return [
+            (left + start * m, where.top, run * m, where.height) for start, run in _runs(pattern)
+        ]
     rows = datamatrix_pattern(code)
     side = (max(len(rows), len(rows[0])) + 2 * DATAMATRIX_QUIET_MODULES) * m
     if side > min(where.width, where.height):
         raise ValueError(f"{code} does not fit the barcode area")
     left = where.left + DATAMATRIX_QUIET_MODULES * m
     top = where.top + DATAMATRIX_QUIET_MODULES * m
-    return [(left + start * m, top + r * m, run * m, m)
-            for r, row in enumerate(rows) for start, run in _runs(row)]
+    return [
+        (left + start * m, top + r * m, run * m, m)
+        for r, row in enumerate(rows)
+        for start, run in _runs(row)
+    ]
 
 
 def svg_path(rects: list[tuple[int, int, int, int]], dpi: int) -> str:
     """Dark rectangles in dots as one SVG path in mm (the label's viewBox unit)."""
     scale = MM_PER_INCH / dpi
-    parts = [f"M{x * scale:.5f} {y * scale:.5f}h{w * scale:.5f}v{h * scale:.5f}"
-             f"h{-w * scale:.5f}z" for x, y, w, h in rects]
-    return (f'<path d="{"".join(parts)}" fill="#000" shape-rendering="crispEdges"/>')
+    parts = [
+        f"M{x * scale:.5f} {y * scale:.5f}h{w * scale:.5f}v{h * scale:.5f}h{-w * scale:.5f}z"
+        for x, y, w, h in rects
+    ]
+    return f'<path d="{"".join(parts)}" fill="#000" shape-rendering="crispEdges"/>'

@@ -66,9 +66,14 @@ class QueuedLabel(Base):
     __tablename__ = "label_queue"
     __table_args__ = (
         CheckConstraint("printed_at IS NULL OR cancelled_at IS NULL", name="one_ending"),
-        Index("uq_label_queue_waiting", "printer_id", "aliquot_id", unique=True,
-              sqlite_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
-              postgresql_where=text("printed_at IS NULL AND cancelled_at IS NULL")),
+        Index(
+            "uq_label_queue_waiting",
+            "printer_id",
+            "aliquot_id",
+            unique=True,
+            sqlite_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
+            postgresql_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

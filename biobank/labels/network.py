@@ -75,8 +75,9 @@ class PrinterRule:
             try:
                 found.append(ipaddress.ip_network(item, strict=False))
             except ValueError as exc:
-                raise ValueError(f"BIOBANK_PRINTER_NETWORKS: {item!r} is no network "
-                                 f"({exc})") from None
+                raise ValueError(
+                    f"BIOBANK_PRINTER_NETWORKS: {item!r} is no network ({exc})"
+                ) from None
         ranges = []
         for item in (part.strip() for part in ports.split(",")):
             if not item:
@@ -85,19 +86,26 @@ class PrinterRule:
             try:
                 first, last = int(low), int(high or low)
             except ValueError:
-                raise ValueError(f"BIOBANK_PRINTER_PORTS: {item!r} is no port or range "
-                                 "(9100, 9100-9109)") from None
+                raise ValueError(
+                    f"BIOBANK_PRINTER_PORTS: {item!r} is no port or range (9100, 9100-9109)"
+                ) from None
             if not 1 <= first <= last <= 65535:
                 raise ValueError(f"BIOBANK_PRINTER_PORTS: {item!r} is outside 1-65535")
             ranges.append((first, last))
-        return cls(tuple(found), tuple(ranges), ", ".join(str(n) for n in found) or "none",
-                   ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges) or "none")
+        return cls(
+            tuple(found),
+            tuple(ranges),
+            ", ".join(str(n) for n in found) or "none",
+            ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in ranges) or "none",
+        )
 
     def check_port(self, port: int, field: str = "port") -> None:
         """422 unless ``port`` is a printer port."""
         if not any(first <= port <= last for first, last in self.ports):
-            raise Invalid(f"port {port} is not a printer port (BIOBANK_PRINTER_PORTS: "
-                          f"{self.ports_text})", field=field)
+            raise Invalid(
+                f"port {port} is not a printer port (BIOBANK_PRINTER_PORTS: {self.ports_text})",
+                field=field,
+            )
 
     def refusal(self, address: Address) -> str | None:
         """Why the rule refuses ``address``, or None if it is a printer's place."""
@@ -109,8 +117,10 @@ class PrinterRule:
             if special is None or _special(network) == special:
                 return None
         if special is not None:
-            return (f"a {special} address, allowed only when BIOBANK_PRINTER_NETWORKS lists "
-                    f"it explicitly ({self.networks_text})")
+            return (
+                f"a {special} address, allowed only when BIOBANK_PRINTER_NETWORKS lists "
+                f"it explicitly ({self.networks_text})"
+            )
         return f"outside the printer networks (BIOBANK_PRINTER_NETWORKS: {self.networks_text})"
 
     def addresses(self, host: str, port: int, field: str = "host") -> list[tuple[Any, ...]]:
@@ -120,8 +130,9 @@ class PrinterRule:
         if literal is None and not _HOST_NAME.fullmatch(host):
             raise Invalid(f"{host!r} is neither an IP address nor a host name", field=field)
         try:
-            found = socket.getaddrinfo(str(literal or host), port, type=socket.SOCK_STREAM,
-                                       proto=socket.IPPROTO_TCP)
+            found = socket.getaddrinfo(
+                str(literal or host), port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+            )
         except (socket.gaierror, UnicodeError) as exc:
             raise Unresolved(f"{host} cannot be resolved ({exc})") from None
         out = []

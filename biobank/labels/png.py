@@ -24,8 +24,9 @@ _ANCHORS = {"start": "ls", "middle": "ms", "end": "rs"}
 def _font(pixels: int, bold: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     # DejaVu Sans Mono where the system has it (the SVG asks for it); Pillow's own otherwise.
     try:
-        return ImageFont.truetype("DejaVuSansMono-Bold.ttf" if bold else "DejaVuSansMono.ttf",
-                                  pixels)
+        return ImageFont.truetype(
+            "DejaVuSansMono-Bold.ttf" if bold else "DejaVuSansMono.ttf", pixels
+        )
     except OSError:
         return ImageFont.load_default(size=pixels)
 
@@ -34,19 +35,21 @@ def _px(mm: float, dpi: int) -> int:
     return round(mm * dpi / MM_PER_INCH)
 
 
-def label_image(template: SvgTemplate, values: dict[str, str], code: str,
-                dpi: int) -> Image.Image:
+def label_image(template: SvgTemplate, values: dict[str, str], code: str, dpi: int) -> Image.Image:
     """One label as a 1-bit-looking greyscale image at ``dpi``."""
     image = Image.new("L", (_px(template.width, dpi), _px(template.height, dpi)), 255)
     draw = ImageDraw.Draw(image)
-    for x, y, width, height in geometry.rectangles(template.symbology, code,
-                                                   template.area(dpi)):
+    for x, y, width, height in geometry.rectangles(template.symbology, code, template.area(dpi)):
         draw.rectangle((x, y, x + width - 1, y + height - 1), fill=0)
     for item in template.texts:
         text = item.text.format_map(values)
-        draw.text((_px(item.x, dpi), _px(item.y, dpi)), text, fill=0,
-                  font=_font(max(1, _px(item.size, dpi)), item.bold),
-                  anchor=_ANCHORS[item.anchor])
+        draw.text(
+            (_px(item.x, dpi), _px(item.y, dpi)),
+            text,
+            fill=0,
+            font=_font(max(1, _px(item.size, dpi)), item.bold),
+            anchor=_ANCHORS[item.anchor],
+        )
     return image
 
 

@@ -40,8 +40,7 @@ def connect(targets: list[tuple[Any, ...]], timeout: float) -> socket.socket:
     raise last or OSError("no address")
 
 
-def send(name: str, host: str, port: int, data: bytes, timeout: float,
-         rule: PrinterRule) -> None:
+def send(name: str, host: str, port: int, data: bytes, timeout: float, rule: PrinterRule) -> None:
     """Hand ``data`` to the printer; 422 if its address breaks the printer rule (checked
     again now: a host name may point elsewhere since it was registered), PrinterError
     (502 unreachable, 504 timeout) if it does not take the job."""
@@ -50,19 +49,34 @@ def send(name: str, host: str, port: int, data: bytes, timeout: float,
     try:
         targets = rule.addresses(host, port, field="printer")
     except Unresolved as exc:
-        raise PrinterError(f"{where} cannot be reached ({exc}); nothing was printed", 502,
-                           name, address) from None
+        raise PrinterError(
+            f"{where} cannot be reached ({exc}); nothing was printed", 502, name, address
+        ) from None
     try:
         with connect(targets, timeout) as conn:
             conn.sendall(data)
             # End of job: the printer sees the stream end, as after a print from a driver.
             conn.shutdown(socket.SHUT_WR)
     except TimeoutError:
-        raise PrinterError(f"{where} did not take the labels within {timeout:g} s: is it "
-                           "busy, paused or out of labels?", 504, name, address) from None
+        raise PrinterError(
+            f"{where} did not take the labels within {timeout:g} s: is it "
+            "busy, paused or out of labels?",
+            504,
+            name,
+            address,
+        ) from None
     except ConnectionRefusedError:
-        raise PrinterError(f"{where} refused the connection: is it switched on, and is "
-                           "raw printing on that port enabled?", 502, name, address) from None
+        raise PrinterError(
+            f"{where} refused the connection: is it switched on, and is "
+            "raw printing on that port enabled?",
+            502,
+            name,
+            address,
+        ) from None
     except OSError as exc:
-        raise PrinterError(f"{where} cannot be reached ({exc.strerror or exc}); nothing "
-                           "was printed", 502, name, address) from None
+        raise PrinterError(
+            f"{where} cannot be reached ({exc.strerror or exc}); nothing was printed",
+            502,
+            name,
+            address,
+        ) from None

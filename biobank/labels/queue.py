@@ -41,30 +41,43 @@ class Waiting:
     queued_at: object
 
 
-def enqueue(session: Session, actor: str, printer: Printer, codes: list[str],
-            reason: str | None = None) -> list[QueuedLabel]:
+def enqueue(
+    session: Session, actor: str, printer: Printer, codes: list[str], reason: str | None = None
+) -> list[QueuedLabel]:
     """Queue these tubes' labels for ``printer``; a reprint needs its reason now, as it
     would when printed at once."""
     labels = service.aliquot_labels(session, codes)
     service.reprints(session, labels, reason)
-    queued = [QueuedLabel(printer_id=printer.id, aliquot_id=aliquot_id, reason=reason,
-                          queued_by=actor) for aliquot_id, _ in labels]
+    queued = [
+        QueuedLabel(printer_id=printer.id, aliquot_id=aliquot_id, reason=reason, queued_by=actor)
+        for aliquot_id, _ in labels
+    ]
     try:
         with session.begin_nested():
             session.add_all(queued)
     except IntegrityError:
-        raise Conflict(f"{', '.join(codes)}: already waiting for {printer.name}",
-                       field="code") from None
+        raise Conflict(
+            f"{', '.join(codes)}: already waiting for {printer.name}", field="code"
+        ) from None
     return queued
 
 
 def waiting(session: Session, printer: Printer | None = None) -> list[Waiting]:
     """The labels waiting, oldest first (for one printer, or all)."""
-    query = (select(QueuedLabel.id, Printer.name, Aliquot.barcode, QueuedLabel.reason,
-                    QueuedLabel.queued_by, QueuedLabel.queued_at)
-             .join(Printer, QueuedLabel.printer_id == Printer.id)
-             .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
-             .where(*WAITING).order_by(QueuedLabel.id))
+    query = (
+        select(
+            QueuedLabel.id,
+            Printer.name,
+            Aliquot.barcode,
+            QueuedLabel.reason,
+            QueuedLabel.queued_by,
+            QueuedLabel.queued_at,
+        )
+        .join(Printer, QueuedLabel.printer_id == Printer.id)
+        .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
+        .where(*WAITING)
+        .order_by(QueuedLabel.id)
+    )
     if printer is not None:
         query = query.where(QueuedLabel.printer_id == printer.id)
     # A site-scoped user sees the labels of their sites' tubes only (auth.scope's tube rule).
@@ -72,15 +85,24 @@ def waiting(session: Session, printer: Printer | None = None) -> list[Waiting]:
     return [Waiting(*row) for row in session.execute(query)]
 
 
-def print_waiting(session: Session, actor: str, printer: Printer, registry: Registry, *,
-                  timeout: float, rule: PrinterRule) -> int:
+def print_waiting(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    registry: Registry,
+    *,
+    timeout: float,
+    rule: PrinterRule,
+) -> int:
     """Send every label waiting for ``printer`` (PrinterError when it still does not answer:
     nothing is then written); returns how many printed."""
     rows = session.execute(
         select(QueuedLabel.id, QueuedLabel.reason, Aliquot.barcode)
         .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
         .where(QueuedLabel.printer_id == printer.id, *WAITING)
-        .order_by(QueuedLabel.id).with_for_update(of=QueuedLabel)).all()
+        .order_by(QueuedLabel.id)
+        .with_for_update(of=QueuedLabel)
+    ).all()
     by_reason: dict[str | None, list[tuple[int, str]]] = defaultdict(list)
     for queue_id, reason, barcode in rows:
         by_reason[reason].append((queue_id, barcode))
@@ -89,13 +111,21 @@ def print_waiting(session: Session, actor: str, printer: Printer, registry: Regi
         # One savepoint per job: a job the printer took stays recorded if a later one fails.
         try:
             with session.begin_nested():
-                job = service.print_aliquot_labels(session, actor, printer,
-                                                   [b for _, b in group], registry,
-                                                   reason=reason, timeout=timeout,
-                                                   rule=rule)
-                session.execute(update(QueuedLabel)
-                                .where(QueuedLabel.id.in_([i for i, _ in group]), *WAITING)
-                                .values(printed_at=job.printed_at, print_job_id=job.id))
+                job = service.print_aliquot_labels(
+                    session,
+                    actor,
+                    printer,
+                    [b for _, b in group],
+                    registry,
+                    reason=reason,
+                    timeout=timeout,
+                    rule=rule,
+                )
+                session.execute(
+                    update(QueuedLabel)
+                    .where(QueuedLabel.id.in_([i for i, _ in group]), *WAITING)
+                    .values(printed_at=job.printed_at, print_job_id=job.id)
+                )
         except PrinterError:
             if printed:
                 return printed
@@ -109,8 +139,11 @@ def remove(session: Session, actor: str, queue_id: int) -> Waiting:
     found = [w for w in waiting(session) if w.id == queue_id]
     if not found:
         raise NotFound(f"no label {queue_id} waiting in a printer queue")
-    changed = session.execute(update(QueuedLabel).where(QueuedLabel.id == queue_id, *WAITING)
-                              .values(cancelled_at=utcnow(), cancelled_by=actor)).rowcount
+    changed = session.execute(
+        update(QueuedLabel)
+        .where(QueuedLabel.id == queue_id, *WAITING)
+        .values(cancelled_at=utcnow(), cancelled_by=actor)
+    ).rowcount
     if changed != 1:
         raise Conflict(f"label {queue_id} left the queue meanwhile", field="label")
     return found[0]

@@ -27,8 +27,7 @@ def registry() -> templates.Registry:
     return current_app.extensions[_EXTENSION]
 
 
-def render(kind: str, items: list[dict[str, str]], args: dict[str, Any],
-           filename: str) -> Response:
+def render(kind: str, items: list[dict[str, str]], args: dict[str, Any], filename: str) -> Response:
     """Label data rendered with the template, format and dpi of ``args`` (``LabelQuery``)."""
     if not items:
         raise NotFound(f"{filename} has no labels to render")

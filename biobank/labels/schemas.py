@@ -9,12 +9,21 @@ from biobank.labels.symbols import DPIS
 from biobank.labels.templates import FORMATS
 from biobank.schema import PatchSchema, Schema
 
-_format = fields.String(load_default="zpl", validate=validate.OneOf(FORMATS),
-                        metadata={"description": "zpl (one stream), svg or png (one sheet)"})
-_template = fields.String(load_default=None, validate=validate.Length(min=1, max=64),
-                          metadata={"description": "a template name; default: the kind's"})
-_dpi = fields.Integer(load_default=203, validate=validate.OneOf(DPIS),
-                      metadata={"description": "printer resolution (ZPL, PNG)"})
+_format = fields.String(
+    load_default="zpl",
+    validate=validate.OneOf(FORMATS),
+    metadata={"description": "zpl (one stream), svg or png (one sheet)"},
+)
+_template = fields.String(
+    load_default=None,
+    validate=validate.Length(min=1, max=64),
+    metadata={"description": "a template name; default: the kind's"},
+)
+_dpi = fields.Integer(
+    load_default=203,
+    validate=validate.OneOf(DPIS),
+    metadata={"description": "printer resolution (ZPL, PNG)"},
+)
 
 
 class LabelQuery(Schema):
@@ -24,8 +33,11 @@ class LabelQuery(Schema):
 
 
 class RenderIn(Schema):
-    barcodes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
-                           required=True, validate=validate.Length(min=1, max=MAX_LABELS))
+    barcodes = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_LABELS),
+    )
     format = _format
     template = _template
     dpi = _dpi
@@ -39,9 +51,13 @@ class TemplateOut(Schema):
     default = fields.Boolean()
     formats = fields.List(fields.String())
     dpi = fields.List(fields.Integer())
-    placeholders = fields.Dict(keys=fields.String(), values=fields.Integer(),
-                               attribute="fields", data_key="fields",
-                               metadata={"description": "placeholders and their longest value"})
+    placeholders = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        attribute="fields",
+        data_key="fields",
+        metadata={"description": "placeholders and their longest value"},
+    )
 
 
 class PrinterIn(Schema):
@@ -74,14 +90,23 @@ class PrinterOut(Schema):
 
 class PrintJobIn(Schema):
     printer = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    barcodes = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
-                           required=True, validate=validate.Length(min=1, max=MAX_LABELS))
-    kind = fields.String(load_default="aliquot", validate=validate.OneOf(("aliquot", "box")),
-                         metadata={"description": "tube labels, or box labels"})
+    barcodes = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_LABELS),
+    )
+    kind = fields.String(
+        load_default="aliquot",
+        validate=validate.OneOf(("aliquot", "box")),
+        metadata={"description": "tube labels, or box labels"},
+    )
     template = _template
     copies = fields.Integer(load_default=1, validate=validate.Range(1, 100))
-    reason = fields.String(load_default=None, validate=validate.Length(min=1, max=200),
-                           metadata={"description": "required when a tube had a label before"})
+    reason = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "required when a tube had a label before"},
+    )
 
 
 class PrintJobOut(Schema):

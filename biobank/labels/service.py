@@ -31,36 +31,60 @@ ANONYMISED = "ANON"
 MAX_LABELS = 1000
 
 
-def aliquot_rows(session: Session, where: ColumnElement[bool],
-                  order: Any = None) -> list[tuple[int, dict[str, str]]]:
+def aliquot_rows(
+    session: Session, where: ColumnElement[bool], order: Any = None
+) -> list[tuple[int, dict[str, str]]]:
     """(aliquot id, label data) for the aliquots ``where`` selects, in one query (only those
     at the asker's sites: ``biobank.auth.scope``)."""
     where = and_(where, scope.aliquot_filter(scope.of(session), Aliquot.id))
     involved = select(Aliquot.sample_id).where(where).scalar_subquery()
-    ranked = (select(Aliquot.id.label("id"),
-                     func.row_number().over(partition_by=Aliquot.sample_id,
-                                            order_by=Aliquot.id).label("n"),
-                     func.count().over(partition_by=Aliquot.sample_id).label("total"))
-              .where(Aliquot.sample_id.in_(involved)).subquery())
-    query = (select(Aliquot.id, Aliquot.barcode, Patient.study_id, Material.code,
-                    AliquotType.code, Timepoint.code, Sample.collected_at, ranked.c.n,
-                    ranked.c.total)
-             .select_from(Aliquot)
-             .join(ranked, ranked.c.id == Aliquot.id)
-             .join(Sample, Sample.id == Aliquot.sample_id)
-             .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
-             .join(Material, Material.id == Sample.material_id)
-             .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-             .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
-             .where(where)
-             .order_by(*(order if order is not None else (Aliquot.id,))))
-    return [(row[0], {
-        "barcode": row[1], "study_id": row[2] or ANONYMISED, "material": row[3],
-        "aliquot_type": row[4], "timepoint": row[5] or UNSCHEDULED,
-        # An anonymised tube's label carries no patient and no date (the relabelling task).
-        "date": row[6].date().isoformat() if row[6] is not None else "",
-        "position": f"{row[7]}/{row[8]}",
-    }) for row in session.execute(query)]
+    ranked = (
+        select(
+            Aliquot.id.label("id"),
+            func.row_number().over(partition_by=Aliquot.sample_id, order_by=Aliquot.id).label("n"),
+            func.count().over(partition_by=Aliquot.sample_id).label("total"),
+        )
+        .where(Aliquot.sample_id.in_(involved))
+        .subquery()
+    )
+    query = (
+        select(
+            Aliquot.id,
+            Aliquot.barcode,
+            Patient.study_id,
+            Material.code,
+            AliquotType.code,
+            Timepoint.code,
+            Sample.collected_at,
+            ranked.c.n,
+            ranked.c.total,
+        )
+        .select_from(Aliquot)
+        .join(ranked, ranked.c.id == Aliquot.id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
+        .join(Material, Material.id == Sample.material_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
+        .where(where)
+        .order_by(*(order if order is not None else (Aliquot.id,)))
+    )
+    return [
+        (
+            row[0],
+            {
+                "barcode": row[1],
+                "study_id": row[2] or ANONYMISED,
+                "material": row[3],
+                "aliquot_type": row[4],
+                "timepoint": row[5] or UNSCHEDULED,
+                # An anonymised tube's label carries no patient and no date (the relabelling task).
+                "date": row[6].date().isoformat() if row[6] is not None else "",
+                "position": f"{row[7]}/{row[8]}",
+            },
+        )
+        for row in session.execute(query)
+    ]
 
 
 def normalize_codes(codes: list[str], numbering: Numbering, field: str = "barcodes") -> list[str]:
@@ -77,8 +101,10 @@ def normalize_codes(codes: list[str], numbering: Numbering, field: str = "barcod
 
 def aliquot_labels(session: Session, codes: list[str]) -> list[tuple[int, dict[str, str]]]:
     """Label data of aliquots by barcode, in the order given; 404 naming any unknown."""
-    rows = {data["barcode"]: (aliquot_id, data)
-            for aliquot_id, data in aliquot_rows(session, Aliquot.barcode.in_(codes))}
+    rows = {
+        data["barcode"]: (aliquot_id, data)
+        for aliquot_id, data in aliquot_rows(session, Aliquot.barcode.in_(codes))
+    }
     missing = [code for code in codes if code not in rows]
     if missing:
         raise NotFound(f"no aliquot {', '.join(missing)}")
@@ -92,14 +118,16 @@ def sample_labels(session: Session, sample: Sample) -> list[tuple[int, dict[str,
 
 # --- printers --------------------------------------------------------------------------
 
+
 def _checked_address(rule: PrinterRule, host: str, port: int) -> None:
     """422 unless ``host:port`` is where the printer rule lets printers be (a host name
     is resolved now, and every address it has is checked)."""
     try:
         rule.addresses(host, port)
     except Unresolved as exc:
-        raise Invalid(f"{exc}: give an address or a name this server can resolve",
-                      field="host") from None
+        raise Invalid(
+            f"{exc}: give an address or a name this server can resolve", field="host"
+        ) from None
 
 
 def _site(session: Session, code: str | None) -> Site | None:
@@ -111,8 +139,9 @@ def _site(session: Session, code: str | None) -> Site | None:
     return site
 
 
-def register_printer(session: Session, actor: str, values: dict[str, Any],
-                     registry: Registry, rule: PrinterRule) -> Printer:
+def register_printer(
+    session: Session, actor: str, values: dict[str, Any], registry: Registry, rule: PrinterRule
+) -> Printer:
     """Register a label printer at an address the printer rule allows; its default
     template must exist and label aliquots."""
     if session.scalar(select(Printer.id).where(Printer.name == values["name"])) is not None:
@@ -122,22 +151,51 @@ def register_printer(session: Session, actor: str, values: dict[str, Any],
         raise Invalid(f"template {template.name} has no {values['dpi']} dpi form", field="dpi")
     site = _site(session, values.get("site"))
     _checked_address(rule, values["host"], values["port"])
-    printer = Printer(name=values["name"], host=values["host"], port=values["port"],
-                      dpi=values["dpi"], template=template.name, site=site, created_by=actor)
+    printer = Printer(
+        name=values["name"],
+        host=values["host"],
+        port=values["port"],
+        dpi=values["dpi"],
+        template=template.name,
+        site=site,
+        created_by=actor,
+    )
     session.add(printer)
     session.flush()
-    record_audit(session, actor, "printer", printer.name, "registered", new_values={
-        "host": printer.host, "port": printer.port, "dpi": printer.dpi,
-        "template": printer.template, "site": values.get("site")})
+    record_audit(
+        session,
+        actor,
+        "printer",
+        printer.name,
+        "registered",
+        new_values={
+            "host": printer.host,
+            "port": printer.port,
+            "dpi": printer.dpi,
+            "template": printer.template,
+            "site": values.get("site"),
+        },
+    )
     return printer
 
 
-def change_printer(session: Session, actor: str, printer: Printer, values: dict[str, Any],
-                   registry: Registry, rule: PrinterRule) -> Printer:
+def change_printer(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    values: dict[str, Any],
+    registry: Registry,
+    rule: PrinterRule,
+) -> Printer:
     """Change a printer's address, resolution, template or site (the address again within
     the printer rule); the audit trail keeps the old and new values."""
-    before = {"host": printer.host, "port": printer.port, "dpi": printer.dpi,
-              "template": printer.template, "site": printer.site.code if printer.site else None}
+    before = {
+        "host": printer.host,
+        "port": printer.port,
+        "dpi": printer.dpi,
+        "template": printer.template,
+        "site": printer.site.code if printer.site else None,
+    }
     after = {**before, **values}
     template = registry.get(after["template"], "aliquot", after["dpi"])
     if after["dpi"] not in template.zpl:
@@ -152,9 +210,15 @@ def change_printer(session: Session, actor: str, printer: Printer, values: dict[
     printer.host, printer.port, printer.dpi = after["host"], after["port"], after["dpi"]
     printer.template, printer.site = after["template"], site
     session.flush()
-    record_audit(session, actor, "printer", printer.name, "changed",
-                 old_values={key: before[key] for key in sorted(changed)},
-                 new_values={key: after[key] for key in sorted(changed)})
+    record_audit(
+        session,
+        actor,
+        "printer",
+        printer.name,
+        "changed",
+        old_values={key: before[key] for key in sorted(changed)},
+        new_values={key: after[key] for key in sorted(changed)},
+    )
     return printer
 
 
@@ -173,32 +237,51 @@ def list_printers(session: Session) -> list[Printer]:
 
 # --- printing --------------------------------------------------------------------------
 
+
 def already_printed(session: Session, aliquot_ids: list[int]) -> set[int]:
     """Which of these aliquots have had a label printed before."""
     if not aliquot_ids:
         return set()
-    return set(session.scalars(
-        select(CustodyEvent.aliquot_id).distinct()
-        .where(CustodyEvent.aliquot_id.in_(aliquot_ids),
-               CustodyEvent.event_type.in_(("label_printed", "label_reprinted")))))
+    return set(
+        session.scalars(
+            select(CustodyEvent.aliquot_id)
+            .distinct()
+            .where(
+                CustodyEvent.aliquot_id.in_(aliquot_ids),
+                CustodyEvent.event_type.in_(("label_printed", "label_reprinted")),
+            )
+        )
+    )
 
 
-def reprints(session: Session, labels: list[tuple[int, dict[str, str]]],
-             reason: str | None) -> set[int]:
+def reprints(
+    session: Session, labels: list[tuple[int, dict[str, str]]], reason: str | None
+) -> set[int]:
     """The tubes among ``labels`` that had a label before; printing one again needs a
     reason (422 naming ``reason`` without one)."""
     reprinted = already_printed(session, [aliquot_id for aliquot_id, _ in labels])
     if reprinted and not (reason and reason.strip()):
         again = [data["barcode"] for aliquot_id, data in labels if aliquot_id in reprinted]
-        raise Invalid(f"{', '.join(again)} had a label printed before: say why it is "
-                      "printed again", field="reason")
+        raise Invalid(
+            f"{', '.join(again)} had a label printed before: say why it is printed again",
+            field="reason",
+        )
     return reprinted
 
 
-def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: list[str],
-                         registry: Registry, *, template: str | None = None, copies: int = 1,
-                         reason: str | None = None, timeout: float,
-                         rule: PrinterRule) -> PrintJob:
+def print_aliquot_labels(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    codes: list[str],
+    registry: Registry,
+    *,
+    template: str | None = None,
+    copies: int = 1,
+    reason: str | None = None,
+    timeout: float,
+    rule: PrinterRule,
+) -> PrintJob:
     """Send aliquot labels to a printer; only once it took them, record them.
 
     A tube that had a label before gets ``label_reprinted``, which needs a reason. Nothing
@@ -207,27 +290,69 @@ def print_aliquot_labels(session: Session, actor: str, printer: Printer, codes: 
     chosen: LabelTemplate = registry.get(template or printer.template, "aliquot")
     labels = aliquot_labels(session, codes)
     reprinted = reprints(session, labels, reason)
-    job = send_job(session, actor, printer, chosen, [data for _, data in labels], copies=copies,
-                   reprint=bool(reprinted), reason=reason, timeout=timeout, rule=rule)
-    record_events(session, [{
-        "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
-        "aliquot_id": aliquot_id,
-        "reason": reason,
-        "new_values": {"printer": printer.name, "template": chosen.name, "dpi": printer.dpi,
-                       "copies": copies, "print_job": job.id},
-    } for aliquot_id, _ in labels], actor, job.printed_at)
+    job = send_job(
+        session,
+        actor,
+        printer,
+        chosen,
+        [data for _, data in labels],
+        copies=copies,
+        reprint=bool(reprinted),
+        reason=reason,
+        timeout=timeout,
+        rule=rule,
+    )
+    record_events(
+        session,
+        [
+            {
+                "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
+                "aliquot_id": aliquot_id,
+                "reason": reason,
+                "new_values": {
+                    "printer": printer.name,
+                    "template": chosen.name,
+                    "dpi": printer.dpi,
+                    "copies": copies,
+                    "print_job": job.id,
+                },
+            }
+            for aliquot_id, _ in labels
+        ],
+        actor,
+        job.printed_at,
+    )
     return job
 
 
-def send_job(session: Session, actor: str, printer: Printer, template: LabelTemplate,
-             items: list[dict[str, str]], *, copies: int, reprint: bool, reason: str | None,
-             timeout: float, rule: PrinterRule) -> PrintJob:
+def send_job(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    template: LabelTemplate,
+    items: list[dict[str, str]],
+    *,
+    copies: int,
+    reprint: bool,
+    reason: str | None,
+    timeout: float,
+    rule: PrinterRule,
+) -> PrintJob:
     """Render, hand the ZPL to the printer, and only then add the job (flushed)."""
     stream, _ = template.render("zpl", printer.dpi, items, copies)
     printers.send(printer.name, printer.host, printer.port, stream, timeout, rule)
-    job = PrintJob(printer=printer, template=template.name, dpi=printer.dpi, copies=copies,
-                   labels=len(items), bytes_sent=len(stream), reprint=reprint, reason=reason,
-                   actor=actor, kind=template.kind)
+    job = PrintJob(
+        printer=printer,
+        template=template.name,
+        dpi=printer.dpi,
+        copies=copies,
+        labels=len(items),
+        bytes_sent=len(stream),
+        reprint=reprint,
+        reason=reason,
+        actor=actor,
+        kind=template.kind,
+    )
     session.add(job)
     session.flush()
     return job

@@ -73,8 +73,7 @@ class SvgTemplate:
 
     def symbol(self, code: str, dpi: int) -> str:
         """The symbol as one SVG path, every edge on a dot of ``dpi``."""
-        return geometry.svg_path(geometry.rectangles(self.symbology, code, self.area(dpi)),
-                                 dpi)
+        return geometry.svg_path(geometry.rectangles(self.symbology, code, self.area(dpi)), dpi)
 
     def body(self, values: dict[str, str], symbol: str) -> str:
         """The label's content (inside its root element), values already escaped."""
@@ -82,10 +81,12 @@ class SvgTemplate:
 
     def document(self, values: dict[str, str], symbol: str) -> str:
         """One label as a standalone SVG document."""
-        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="{SVG_NS}" '
-                f'width="{self.width:g}mm" height="{self.height:g}mm" '
-                f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
-                f"{self.body(values, symbol)}</svg>\n")
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="{SVG_NS}" '
+            f'width="{self.width:g}mm" height="{self.height:g}mm" '
+            f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
+            f"{self.body(values, symbol)}</svg>\n"
+        )
 
     def sheet(self, bodies: list[str], dpi: int) -> str:
         """Many labels on one sheet (a grid on A4 width), as one SVG document; each label
@@ -94,16 +95,21 @@ class SvgTemplate:
         rows = max(1, -(-len(bodies) // columns))
         width = 2 * SHEET_MARGIN_MM + columns * self.width + (columns - 1) * SHEET_GAP_MM
         height = 2 * SHEET_MARGIN_MM + rows * self.height + (rows - 1) * SHEET_GAP_MM
-        parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="{SVG_NS}" '
-                 f'width="{width:g}mm" height="{height:g}mm" viewBox="0 0 {width:g} {height:g}">']
+        parts = [
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="{SVG_NS}" '
+            f'width="{width:g}mm" height="{height:g}mm" viewBox="0 0 {width:g} {height:g}">'
+        ]
         dot = MM_PER_INCH / dpi
         for index, body in enumerate(bodies):
-            x, y = (round(v / dot) * dot
-                    for v in sheet_origin(index, columns, self.width, self.height))
-            parts.append(f'<svg x="{x:.5f}" y="{y:.5f}" width="{self.width:g}" '
-                         f'height="{self.height:g}" '
-                         f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
-                         f"{body}</svg>")
+            x, y = (
+                round(v / dot) * dot for v in sheet_origin(index, columns, self.width, self.height)
+            )
+            parts.append(
+                f'<svg x="{x:.5f}" y="{y:.5f}" width="{self.width:g}" '
+                f'height="{self.height:g}" '
+                f'viewBox="0 0 {self.width:g} {self.height:g}"{self.root_attributes}>'
+                f"{body}</svg>"
+            )
         parts.append("</svg>\n")
         return "".join(parts)
 
@@ -117,8 +123,10 @@ def sheet_columns(label_width: float) -> int:
 def sheet_origin(index: int, columns: int, width: float, height: float) -> tuple[float, float]:
     """Where (mm) the label number ``index`` sits on a sheet."""
     row, column = divmod(index, columns)
-    return (SHEET_MARGIN_MM + column * (width + SHEET_GAP_MM),
-            SHEET_MARGIN_MM + row * (height + SHEET_GAP_MM))
+    return (
+        SHEET_MARGIN_MM + column * (width + SHEET_GAP_MM),
+        SHEET_MARGIN_MM + row * (height + SHEET_GAP_MM),
+    )
 
 
 def _number(value: str | None, where: str, what: str) -> float:
@@ -128,9 +136,18 @@ def _number(value: str | None, where: str, what: str) -> float:
         raise TemplateError(f"{where}: {what} is not a number: {value!r}") from None
 
 
-def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm: float,
-                fields: dict[str, int], barcode_min: int, symbology: str,
-                dpis: tuple[int, ...]) -> SvgTemplate:
+def compile_svg(
+    text: str,
+    *,
+    source: str,
+    name: str,
+    width_mm: float,
+    height_mm: float,
+    fields: dict[str, int],
+    barcode_min: int,
+    symbology: str,
+    dpis: tuple[int, ...],
+) -> SvgTemplate:
     """Check an SVG template against its label and compile it; TemplateError if broken."""
     try:
         root = ET.fromstring(text)
@@ -139,20 +156,27 @@ def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm
     if root.tag != f"{{{SVG_NS}}}svg":
         raise TemplateError(f"{source}: the root element must be an SVG <svg>")
     width, height = (_number(root.get(a), source, a) for a in ("width", "height"))
-    if (width, height) != (width_mm, height_mm) or not (root.get("width", "").endswith("mm")
-                                                        and root.get("height", "").endswith("mm")):
-        raise TemplateError(f"{source}: give the size as width=\"{width_mm:g}mm\" "
-                            f"height=\"{height_mm:g}mm\"")
+    if (width, height) != (width_mm, height_mm) or not (
+        root.get("width", "").endswith("mm") and root.get("height", "").endswith("mm")
+    ):
+        raise TemplateError(
+            f'{source}: give the size as width="{width_mm:g}mm" height="{height_mm:g}mm"'
+        )
     if (root.get("viewBox") or "").split() != ["0", "0", f"{width_mm:g}", f"{height_mm:g}"]:
-        raise TemplateError(f"{source}: use viewBox=\"0 0 {width_mm:g} {height_mm:g}\" "
-                            "(coordinates in mm)")
+        raise TemplateError(
+            f'{source}: use viewBox="0 0 {width_mm:g} {height_mm:g}" (coordinates in mm)'
+        )
     boxes = [e for e in root.iter() if e.get("id") == "barcode"]
     if len(boxes) != 1 or boxes[0].tag != f"{{{SVG_NS}}}rect":
-        raise TemplateError(f"{source}: mark the barcode's place with one "
-                            "<rect id=\"barcode\" x y width height data-module>")
+        raise TemplateError(
+            f"{source}: mark the barcode's place with one "
+            '<rect id="barcode" x y width height data-module>'
+        )
     box = boxes[0]
-    bx, by, bw, bh = (_number(box.get(a), source, f"the barcode rect's {a}")
-                      for a in ("x", "y", "width", "height"))
+    bx, by, bw, bh = (
+        _number(box.get(a), source, f"the barcode rect's {a}")
+        for a in ("x", "y", "width", "height")
+    )
     module = _number(box.get("data-module"), source, "data-module")
     if module <= 0 or bx < 0 or by < 0 or bx + bw > width_mm or by + bh > height_mm:
         raise TemplateError(f"{source}: the barcode rect must lie on the label")
@@ -164,32 +188,45 @@ def compile_svg(text: str, *, source: str, name: str, width_mm: float, height_mm
             raise TemplateError(
                 f"{source}: at {dpi} dpi the barcode rect holds only {capacity} characters "
                 f"(modules of {where.module} dots, quiet zones included); the label needs "
-                f"{barcode_min}")
+                f"{barcode_min}"
+            )
         capacities[dpi] = capacity
     longest = {**fields, "barcode": max(capacities.values())}
     texts, boxes = _texts(root, source, width_mm, height_mm, longest)
     clash = first_overlap([Overlap("the barcode", bx, by, bx + bw, by + bh), *boxes])
     if clash is not None:
-        raise TemplateError(f"{source}: at their longest, {clash[0].name} and {clash[1].name} "
-                            "overlap")
+        raise TemplateError(
+            f"{source}: at their longest, {clash[0].name} and {clash[1].name} overlap"
+        )
     start = _ROOT_TAG.search(text)
     rect = _BARCODE_RECT.search(text)
     if start is None or rect is None:
-        raise TemplateError(f"{source}: write the barcode rect as <rect id=\"barcode\" … />")
+        raise TemplateError(f'{source}: write the barcode rect as <rect id="barcode" … />')
     content_end = text.rindex("</svg>")
-    extra = {k: v for k, v in root.attrib.items()
-             if k not in ("width", "height", "viewBox", "x", "y") and "}" not in k}
+    extra = {
+        k: v
+        for k, v in root.attrib.items()
+        if k not in ("width", "height", "viewBox", "x", "y") and "}" not in k
+    }
     attributes = "".join(f' {k}="{escape(v)}"' for k, v in extra.items())
     return SvgTemplate(
-        name=name, width=width_mm, height=height_mm, symbology=symbology,
-        barcode_box=(bx, by, bw, bh), module=module, capacities=capacities,
-        before=to_format(text[start.end():rect.start()]),
-        after=to_format(text[rect.end():content_end]),
-        root_attributes=attributes, texts=texts)
+        name=name,
+        width=width_mm,
+        height=height_mm,
+        symbology=symbology,
+        barcode_box=(bx, by, bw, bh),
+        module=module,
+        capacities=capacities,
+        before=to_format(text[start.end() : rect.start()]),
+        after=to_format(text[rect.end() : content_end]),
+        root_attributes=attributes,
+        texts=texts,
+    )
 
 
-def _texts(root: ET.Element, source: str, width: float, height: float,
-           fields: dict[str, int]) -> tuple[tuple[TextItem, ...], list[Overlap]]:
+def _texts(
+    root: ET.Element, source: str, width: float, height: float, fields: dict[str, int]
+) -> tuple[tuple[TextItem, ...], list[Overlap]]:
     items = []
     boxes = []
     for element in root.iter():
@@ -200,8 +237,10 @@ def _texts(root: ET.Element, source: str, width: float, height: float,
         names = PLACEHOLDER.findall(content) + PLACEHOLDER.findall(element.tail or "")
         for placeholder in names:
             if placeholder not in fields:
-                raise TemplateError(f"{source}: unknown placeholder ${{{placeholder}}}; "
-                                    "known: " + ", ".join(sorted(fields)))
+                raise TemplateError(
+                    f"{source}: unknown placeholder ${{{placeholder}}}; "
+                    "known: " + ", ".join(sorted(fields))
+                )
         if element.tag != f"{{{SVG_NS}}}text":
             if PLACEHOLDER.search(content):
                 raise TemplateError(f"{source}: placeholders belong in <text> elements")
@@ -217,10 +256,13 @@ def _texts(root: ET.Element, source: str, width: float, height: float,
         if left is None:
             raise TemplateError(f"{where}: text-anchor must be start, middle or end")
         if left < 0 or left + span > width or y - size < 0 or y > height:
-            raise TemplateError(f"{where}: at its longest ({length} characters) it leaves "
-                                f"the label")
-        items.append(TextItem(x, y, size, anchor, element.get("font-weight") == "bold",
-                              to_format(content)))
-        boxes.append(Overlap(f"the text {content!r}", left, y - size, left + span,
-                             y + DESCENT_EM * size))
+            raise TemplateError(
+                f"{where}: at its longest ({length} characters) it leaves the label"
+            )
+        items.append(
+            TextItem(x, y, size, anchor, element.get("font-weight") == "bold", to_format(content))
+        )
+        boxes.append(
+            Overlap(f"the text {content!r}", left, y - size, left + span, y + DESCENT_EM * size)
+        )
     return tuple(items), boxes

@@ -18,8 +18,21 @@ CODE128_OVERHEAD = 35
 CODE128_PER_CHAR = 11
 QUIET_MODULES = 10
 # ECC 200 square symbols: (modules per side, data codewords).
-DATAMATRIX_SQUARES = ((10, 3), (12, 5), (14, 8), (16, 12), (18, 18), (20, 22), (22, 30),
-                      (24, 36), (26, 44), (32, 62), (36, 86), (40, 114), (44, 144))
+DATAMATRIX_SQUARES = (
+    (10, 3),
+    (12, 5),
+    (14, 8),
+    (16, 12),
+    (18, 18),
+    (20, 22),
+    (22, 30),
+    (24, 36),
+    (26, 44),
+    (32, 62),
+    (36, 86),
+    (40, 114),
+    (44, 144),
+)
 # What a barcode on a label may contain: printable ASCII (what scanners send back).
 BARCODE_CHARS = re.compile(r"^[\x20-\x7e]+$")
 
@@ -59,6 +72,7 @@ def datamatrix_side(chars: int) -> int | None:
             return side
     return None
 
+
 # A printed module of one dot is as wide as the head's blur: scanners misread it. Two dots
 # is the least any template may use, at every resolution (ZPL ^BY / ^BX, SVG, PNG).
 MIN_MODULE_DOTS = 2
@@ -91,8 +105,12 @@ class Overlap(NamedTuple):
 def first_overlap(boxes: list[Overlap]) -> tuple[Overlap, Overlap] | None:
     """Two boxes that overlap, if any (touching edges do not overlap)."""
     for index, one in enumerate(boxes):
-        for other in boxes[index + 1:]:
-            if (one.left < other.right and other.left < one.right
-                    and one.top < other.bottom and other.top < one.bottom):
+        for other in boxes[index + 1 :]:
+            if (
+                one.left < other.right
+                and other.left < one.right
+                and one.top < other.bottom
+                and other.top < one.bottom
+            ):
                 return one, other
     return None

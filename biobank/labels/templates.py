@@ -21,8 +21,17 @@ from biobank.labels.symbols import BARCODE_CHARS, DPIS, TemplateError
 KINDS = ("aliquot", "box")
 FORMATS = ("zpl", "svg", "png")
 SYMBOLOGIES = ("code128", "datamatrix")
-_LABEL_KEYS = {"name", "kind", "default", "description", "width_mm", "height_mm",
-               "barcode_min", "fields", "variants"}
+_LABEL_KEYS = {
+    "name",
+    "kind",
+    "default",
+    "description",
+    "width_mm",
+    "height_mm",
+    "barcode_min",
+    "fields",
+    "variants",
+}
 _VARIANT_KEYS = {"symbology", "zpl", "svg", "default", "dpi"}
 
 
@@ -56,28 +65,40 @@ class LabelTemplate:
         code = item["barcode"]
         limit = self.capacity(fmt, dpi)
         if len(code) > limit:
-            raise Invalid(f"barcode {code} has {len(code)} characters; template {self.name} "
-                          f"({fmt}, {dpi} dpi) prints at most {limit}", field="barcodes")
+            raise Invalid(
+                f"barcode {code} has {len(code)} characters; template {self.name} "
+                f"({fmt}, {dpi} dpi) prints at most {limit}",
+                field="barcodes",
+            )
         if not BARCODE_CHARS.match(code):
-            raise Invalid(f"barcode {code!r} has characters a label barcode cannot carry "
-                          "(printable ASCII only)", field="barcodes")
+            raise Invalid(
+                f"barcode {code!r} has characters a label barcode cannot carry "
+                "(printable ASCII only)",
+                field="barcodes",
+            )
         for name, longest in self.fields.items():
             if len(item[name]) > longest:
-                raise Invalid(f"{name} {item[name]!r} of {code} is longer than template "
-                              f"{self.name} shows ({longest} characters)", field="template")
+                raise Invalid(
+                    f"{name} {item[name]!r} of {code} is longer than template "
+                    f"{self.name} shows ({longest} characters)",
+                    field="template",
+                )
 
-    def render(self, fmt: str, dpi: int, items: list[dict[str, str]],
-               copies: int = 1) -> tuple[bytes, str]:
+    def render(
+        self, fmt: str, dpi: int, items: list[dict[str, str]], copies: int = 1
+    ) -> tuple[bytes, str]:
         """Labels as one ZPL stream, one SVG (sheet) or one PNG (sheet); and the MIME type."""
         if fmt not in FORMATS:
             raise Invalid(f"unknown format {fmt!r}: zpl, svg or png", field="format")
         if dpi not in DPIS:
             raise Invalid(f"dpi must be one of {', '.join(map(str, DPIS))}", field="dpi")
         if dpi not in self.dpis:
-            raise Invalid(f"template {self.name} is laid out for "
-                          f"{' and '.join(map(str, self.dpis))} dpi printers only (its barcode "
-                          f"would not fit at {dpi} dpi in modules of two dots or more)",
-                          field="dpi")
+            raise Invalid(
+                f"template {self.name} is laid out for "
+                f"{' and '.join(map(str, self.dpis))} dpi printers only (its barcode "
+                f"would not fit at {dpi} dpi in modules of two dots or more)",
+                field="dpi",
+            )
         if fmt != "zpl" and self.svg is None:
             raise Invalid(f"template {self.name} is ZPL only", field="template")
         for item in items:
@@ -85,8 +106,9 @@ class LabelTemplate:
         if fmt == "zpl":
             template = self.zpl[dpi]
             escape = zpl.escape
-            stream = "".join(template.render({k: escape(v) for k, v in item.items()}, copies)
-                             for item in items)
+            stream = "".join(
+                template.render({k: escape(v) for k, v in item.items()}, copies) for item in items
+            )
             return stream.encode(), zpl.MIME
         drawing = self.svg
         assert drawing is not None
@@ -94,12 +116,20 @@ class LabelTemplate:
             escape = svg.escape
             if len(items) == 1:
                 [item] = items
-                document = drawing.document({k: escape(v) for k, v in item.items()},
-                                            drawing.symbol(item["barcode"], dpi))
+                document = drawing.document(
+                    {k: escape(v) for k, v in item.items()}, drawing.symbol(item["barcode"], dpi)
+                )
             else:
-                document = drawing.sheet([
-                    drawing.body({k: escape(v) for k, v in item.items()},
-                                 drawing.symbol(item["barcode"], dpi)) for item in items], dpi)
+                document = drawing.sheet(
+                    [
+                        drawing.body(
+                            {k: escape(v) for k, v in item.items()},
+                            drawing.symbol(item["barcode"], dpi),
+                        )
+                        for item in items
+                    ],
+                    dpi,
+                )
             return document.encode(), svg.MIME
         images = [png.label_image(drawing, item, item["barcode"], dpi) for item in items]
         image = images[0] if len(images) == 1 else png.sheet(drawing, images, dpi)
@@ -121,27 +151,41 @@ class Registry:
             if template is None:
                 raise Invalid(f"there is no {kind} label template", field="template")
             if dpi is not None and dpi not in template.dpis:
-                fits = [t for t in self.templates.values()
-                        if t.label == template.label and dpi in t.dpis]
+                fits = [
+                    t
+                    for t in self.templates.values()
+                    if t.label == template.label and dpi in t.dpis
+                ]
                 if fits:
                     return sorted(fits, key=lambda t: t.name)[0]
             return template
         template = self.templates.get(name)
         if template is None:
-            raise Invalid(f"unknown template {name!r}; known: "
-                          + ", ".join(sorted(self.templates)), field="template")
+            raise Invalid(
+                f"unknown template {name!r}; known: " + ", ".join(sorted(self.templates)),
+                field="template",
+            )
         if template.kind != kind:
-            raise Invalid(f"template {name} labels a {template.kind}, not a {kind}",
-                          field="template")
+            raise Invalid(
+                f"template {name} labels a {template.kind}, not a {kind}", field="template"
+            )
         return template
 
     def describe(self) -> list[dict[str, Any]]:
         """What the templates are, for the API."""
-        return [{"name": t.name, "kind": t.kind, "symbology": t.symbology,
-                 "description": t.description, "default": t.default,
-                 "formats": ["zpl"] + (["svg", "png"] if t.svg else []),
-                 "dpi": list(t.dpis), "fields": t.fields}
-                for t in sorted(self.templates.values(), key=lambda t: t.name)]
+        return [
+            {
+                "name": t.name,
+                "kind": t.kind,
+                "symbology": t.symbology,
+                "description": t.description,
+                "default": t.default,
+                "formats": ["zpl"] + (["svg", "png"] if t.svg else []),
+                "dpi": list(t.dpis),
+                "fields": t.fields,
+            }
+            for t in sorted(self.templates.values(), key=lambda t: t.name)
+        ]
 
 
 def load(folder: Path) -> Registry:
@@ -157,8 +201,10 @@ def load(folder: Path) -> Registry:
     for kind in {t.kind for t in templates.values()}:
         defaults = [t.name for t in templates.values() if t.kind == kind and t.default]
         if len(defaults) != 1:
-            raise TemplateError(f"{folder}: exactly one {kind} template must be the default, "
-                                f"found {defaults or 'none'}")
+            raise TemplateError(
+                f"{folder}: exactly one {kind} template must be the default, "
+                f"found {defaults or 'none'}"
+            )
     return Registry(templates)
 
 
@@ -187,8 +233,21 @@ def _load_label(manifest: Path) -> list[LabelTemplate]:
         raise TemplateError(f"{source}: give a positive size and a barcode field")
     out = []
     for variant, options in variants.items():
-        out.append(_load_variant(manifest.parent, source, spec, label, kind, variant, options,
-                                 width, height, fields, barcode_min))
+        out.append(
+            _load_variant(
+                manifest.parent,
+                source,
+                spec,
+                label,
+                kind,
+                variant,
+                options,
+                width,
+                height,
+                fields,
+                barcode_min,
+            )
+        )
     if sum(1 for t in out if t.default) > 1:
         raise TemplateError(f"{source}: at most one variant is the default")
     if out and not any(t.default for t in out):
@@ -198,9 +257,19 @@ def _load_label(manifest: Path) -> list[LabelTemplate]:
     return out
 
 
-def _load_variant(folder: Path, source: str, spec: dict[str, Any], label: str, kind: str,
-                  variant: str, options: dict[str, Any], width: float, height: float,
-                  fields: dict[str, int], barcode_min: int) -> LabelTemplate:
+def _load_variant(
+    folder: Path,
+    source: str,
+    spec: dict[str, Any],
+    label: str,
+    kind: str,
+    variant: str,
+    options: dict[str, Any],
+    width: float,
+    height: float,
+    fields: dict[str, int],
+    barcode_min: int,
+) -> LabelTemplate:
     where = f"{source} [variants.{variant}]"
     unknown = set(options) - _VARIANT_KEYS
     if unknown:
@@ -222,17 +291,41 @@ def _load_variant(folder: Path, source: str, spec: dict[str, Any], label: str, k
     for dpi_text, filename in files.items():
         path = folder / filename
         compiled[int(dpi_text)] = zpl.compile_zpl(
-            _read(path), source=str(path), name=name, dpi=int(dpi_text), width_mm=width,
-            height_mm=height, fields=fields, symbology=symbology, barcode_min=barcode_min)
+            _read(path),
+            source=str(path),
+            name=name,
+            dpi=int(dpi_text),
+            width_mm=width,
+            height_mm=height,
+            fields=fields,
+            symbology=symbology,
+            barcode_min=barcode_min,
+        )
     drawing = None
     if options.get("svg"):
         path = folder / options["svg"]
-        drawing = svg.compile_svg(_read(path), source=str(path), name=name, width_mm=width,
-                                  height_mm=height, fields=fields, barcode_min=barcode_min,
-                                  symbology=symbology, dpis=dpis)
-    return LabelTemplate(name=name, label=label, kind=kind, symbology=symbology,
-                         description=str(spec.get("description", "")), fields=fields,
-                         zpl=compiled, svg=drawing, default=bool(options.get("default")))
+        drawing = svg.compile_svg(
+            _read(path),
+            source=str(path),
+            name=name,
+            width_mm=width,
+            height_mm=height,
+            fields=fields,
+            barcode_min=barcode_min,
+            symbology=symbology,
+            dpis=dpis,
+        )
+    return LabelTemplate(
+        name=name,
+        label=label,
+        kind=kind,
+        symbology=symbology,
+        description=str(spec.get("description", "")),
+        fields=fields,
+        zpl=compiled,
+        svg=drawing,
+        default=bool(options.get("default")),
+    )
 
 
 def _read(path: Path) -> str:

@@ -31,8 +31,32 @@ from biobank.labels.symbols import (
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\}")
 # Commands a label template may use; anything else (stored formats, downloads, printer
 # settings, ^PQ which the print job sets) is refused.
-ALLOWED = {"XA", "XZ", "CI", "PW", "LL", "LH", "LS", "LT", "BY", "FO", "A", "FB", "BC",
-           "BX", "GB", "FH", "FD", "FS", "MD", "PR", "PO", "MN", "MT", "FX"}
+ALLOWED = {
+    "XA",
+    "XZ",
+    "CI",
+    "PW",
+    "LL",
+    "LH",
+    "LS",
+    "LT",
+    "BY",
+    "FO",
+    "A",
+    "FB",
+    "BC",
+    "BX",
+    "GB",
+    "FH",
+    "FD",
+    "FS",
+    "MD",
+    "PR",
+    "PO",
+    "MN",
+    "MT",
+    "FX",
+}
 SIZE_TOLERANCE_DOTS = 2
 MIME = "text/plain; charset=utf-8"
 
@@ -101,27 +125,45 @@ def _commands(text: str, source: str):  # type: ignore[no-untyped-def]
     """(line, name, params) for every ^command of a template."""
     if "~" in text:
         line = text.count("\n", 0, text.index("~")) + 1
-        raise TemplateError(f"{source}:{line}: tilde commands act on the printer at once; "
-                            "leave them out of label templates")
+        raise TemplateError(
+            f"{source}:{line}: tilde commands act on the printer at once; "
+            "leave them out of label templates"
+        )
     first = text.find("^")
     if first < 0 or text[:first].strip():
         raise TemplateError(f"{source}: a ZPL template starts with ^XA")
     offset = first
-    for chunk in text[first + 1:].split("^"):
+    for chunk in text[first + 1 :].split("^"):
         line = text.count("\n", 0, offset) + 1
         offset += len(chunk) + 1
         name = "A" if chunk[:1] == "A" else chunk[:2].upper()
-        params = chunk[len(name):]
+        params = chunk[len(name) :]
         yield line, name, params if name == "FD" else params.strip()
 
 
-def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
-                height_mm: float, fields: dict[str, int], symbology: str,
-                barcode_min: int) -> ZplTemplate:
+def compile_zpl(
+    text: str,
+    *,
+    source: str,
+    name: str,
+    dpi: int,
+    width_mm: float,
+    height_mm: float,
+    fields: dict[str, int],
+    symbology: str,
+    barcode_min: int,
+) -> ZplTemplate:
     """Check a ZPL template against its label and compile it; TemplateError if broken."""
     width, height = dots(width_mm, dpi), dots(height_mm, dpi)
-    state: dict[str, Any] = {"module": 2, "home": (0, 0), "utf8": False, "pw": None,
-                             "ll": None, "opened": 0, "closed": 0}
+    state: dict[str, Any] = {
+        "module": 2,
+        "home": (0, 0),
+        "utf8": False,
+        "pw": None,
+        "ll": None,
+        "opened": 0,
+        "closed": 0,
+    }
     current: _Field | None = None
     capacity: int | None = None
     used: set[str] = set()
@@ -141,8 +183,7 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
             state["opened"] = 1
         elif command == "XZ":
             if current is not None:
-                raise TemplateError(f"{where}: the field opened on line {current.line} "
-                                    "has no ^FS")
+                raise TemplateError(f"{where}: the field opened on line {current.line} has no ^FS")
             state["closed"] = 1
         elif command == "CI":
             state["utf8"] = params == "28"
@@ -150,8 +191,10 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
             [value] = _ints(params, where, 1)
             expected = width if command == "PW" else height
             if abs(value - expected) > SIZE_TOLERANCE_DOTS:
-                raise TemplateError(f"{where}{value}: the label is {width_mm} × {height_mm} mm, "
-                                    f"{width} × {height} dots at {dpi} dpi")
+                raise TemplateError(
+                    f"{where}{value}: the label is {width_mm} × {height_mm} mm, "
+                    f"{width} × {height} dots at {dpi} dpi"
+                )
             state["pw" if command == "PW" else "ll"] = value
         elif command == "LH":
             state["home"] = tuple(_ints(params, where, 2))
@@ -159,8 +202,7 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
             state["module"] = _ints(params, where, 1)[0]
         elif command == "FO":
             if current is not None:
-                raise TemplateError(f"{where}: the field opened on line {current.line} "
-                                    "has no ^FS")
+                raise TemplateError(f"{where}: the field opened on line {current.line} has no ^FS")
             x, y = _ints(params, where, 2)
             current = _Field(x + state["home"][0], y + state["home"][1], line)
         elif command in ("A", "FB", "BC", "BX", "GB", "FH", "FD", "FS"):
@@ -178,8 +220,10 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
             elif command == "BC":
                 parts = params.split(",")
                 if parts[0].upper() != "N" or len(parts) < 3 or parts[2].upper() != "N":
-                    raise TemplateError(f"{where}: use ^BCN,height,N,… (orientation N, the "
-                                        "human-readable line as a field of its own)")
+                    raise TemplateError(
+                        f"{where}: use ^BCN,height,N,… (orientation N, the "
+                        "human-readable line as a field of its own)"
+                    )
                 current.symbol = ("code128", (state["module"], _ints(parts[1], where, 1)[0]))
             elif command == "BX":
                 parts = params.split(",")
@@ -213,33 +257,47 @@ def compile_zpl(text: str, *, source: str, name: str, dpi: int, width_mm: float,
         raise TemplateError(f"{source}: the template has no {symbology} barcode field")
     capacity = min(capacity, fields["barcode"])
     if capacity < barcode_min:
-        raise TemplateError(f"{source}: the barcode holds only {capacity} characters; the "
-                            f"label needs {barcode_min}")
+        raise TemplateError(
+            f"{source}: the barcode holds only {capacity} characters; the label needs {barcode_min}"
+        )
     longest = {**fields, "barcode": capacity}
     clash = first_overlap([_box(f, where, longest, capacity) for f, where in done])
     if clash is not None:
-        raise TemplateError(f"{source}: at their longest, {clash[0].name} and {clash[1].name} "
-                            "overlap")
+        raise TemplateError(
+            f"{source}: at their longest, {clash[0].name} and {clash[1].name} overlap"
+        )
     body = text.strip()
     cut = body.rindex("^XZ")
-    return ZplTemplate(name=name, dpi=dpi, width=state["pw"], height=state["ll"],
-                       symbology=symbology, barcode_capacity=capacity,
-                       head=to_format(body[:cut]), tail=body[cut:] + "\n",
-                       placeholders=frozenset(used))
+    return ZplTemplate(
+        name=name,
+        dpi=dpi,
+        width=state["pw"],
+        height=state["ll"],
+        symbology=symbology,
+        barcode_capacity=capacity,
+        head=to_format(body[:cut]),
+        tail=body[cut:] + "\n",
+        placeholders=frozenset(used),
+    )
 
 
-def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict[str, int],
-                 symbology: str) -> int | None:
+def _check_field(
+    field_: _Field, where: str, state: dict[str, Any], fields: dict[str, int], symbology: str
+) -> int | None:
     """Check one field stays on the label; a barcode field returns its capacity."""
     data = field_.data or ""
     names = PLACEHOLDER.findall(data)
     for placeholder in names:
         if placeholder not in fields:
-            raise TemplateError(f"{where}: unknown placeholder ${{{placeholder}}}; known: "
-                                + ", ".join(sorted(fields)))
+            raise TemplateError(
+                f"{where}: unknown placeholder ${{{placeholder}}}; known: "
+                + ", ".join(sorted(fields))
+            )
     if names and not field_.hex:
-        raise TemplateError(f"{where}: a field with data needs ^FH before ^FD, so that ^ and "
-                            "~ in the data stay text")
+        raise TemplateError(
+            f"{where}: a field with data needs ^FH before ^FD, so that ^ and "
+            "~ in the data stay text"
+        )
     pw, ll = state["pw"], state["ll"]
     if pw is None or ll is None:
         raise TemplateError(f"{where}: give ^PW and ^LL before the first field")
@@ -255,8 +313,10 @@ def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict
         lines = 1
         if field_.block is not None:
             if width > field_.block[0] * field_.block[1]:
-                raise TemplateError(f"{where}: {length} characters of {wide} dots do not fit "
-                                    f"the ^FB block of {field_.block[0]} dots")
+                raise TemplateError(
+                    f"{where}: {length} characters of {wide} dots do not fit "
+                    f"the ^FB block of {field_.block[0]} dots"
+                )
             width, lines = field_.block[0], field_.block[1]
         _inside(where, x + width, y + high * lines, pw, ll)
         return None
@@ -271,11 +331,15 @@ def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict
     if kind == "code128":
         module, bar_height = geometry
         if module < MIN_MODULE_DOTS:
-            raise TemplateError(f"{where}: a module of {module} dot(s) (^BY{module}) prints "
-                                f"blurred; use ^BY{MIN_MODULE_DOTS} or more")
+            raise TemplateError(
+                f"{where}: a module of {module} dot(s) (^BY{module}) prints "
+                f"blurred; use ^BY{MIN_MODULE_DOTS} or more"
+            )
         if x < QUIET_MODULES * module:
-            raise TemplateError(f"{where}: leave a quiet zone of {QUIET_MODULES} modules "
-                                f"({QUIET_MODULES * module} dots) left of the barcode")
+            raise TemplateError(
+                f"{where}: leave a quiet zone of {QUIET_MODULES} modules "
+                f"({QUIET_MODULES * module} dots) left of the barcode"
+            )
         _inside(where, x, y + bar_height, pw, ll)
         room = (pw - x) / module - QUIET_MODULES
         capacity = code128_capacity(room)
@@ -284,12 +348,15 @@ def _check_field(field_: _Field, where: str, state: dict[str, Any], fields: dict
         return capacity
     module = geometry
     if module < MIN_MODULE_DOTS:
-        raise TemplateError(f"{where}: a DataMatrix module of {module} dot(s) prints blurred; "
-                            f"use ^BXN,{MIN_MODULE_DOTS} or more")
+        raise TemplateError(
+            f"{where}: a DataMatrix module of {module} dot(s) prints blurred; "
+            f"use ^BXN,{MIN_MODULE_DOTS} or more"
+        )
     quiet = DATAMATRIX_QUIET_MODULES * module
     if x < quiet or y < quiet:
-        raise TemplateError(f"{where}: leave a quiet zone of one module ({quiet} dots) "
-                            "around the DataMatrix")
+        raise TemplateError(
+            f"{where}: leave a quiet zone of one module ({quiet} dots) around the DataMatrix"
+        )
     side, capacity = datamatrix_capacity(math.floor((min(pw - x, ll - y) - quiet) / module))
     needed = datamatrix_side(min(fields["barcode"], capacity)) or side
     _inside(where, x + needed * module, y + needed * module, pw, ll)
@@ -313,8 +380,9 @@ def _box(field_: _Field, where: str, longest: dict[str, int], capacity: int) -> 
     if kind == "code128":
         module, bar_height = geometry
         quiet = QUIET_MODULES * module
-        return Overlap(where, x - quiet, y, x + code128_modules(capacity) * module + quiet,
-                       y + bar_height)
+        return Overlap(
+            where, x - quiet, y, x + code128_modules(capacity) * module + quiet, y + bar_height
+        )
     module = geometry
     side = (datamatrix_side(capacity) or 0) * module
     quiet = DATAMATRIX_QUIET_MODULES * module
@@ -323,8 +391,9 @@ def _box(field_: _Field, where: str, longest: dict[str, int], capacity: int) -> 
 
 def _inside(where: str, right: int, bottom: int, pw: int, ll: int) -> None:
     if right > pw or bottom > ll:
-        raise TemplateError(f"{where}: the field reaches {right},{bottom}, outside the "
-                            f"label ({pw} × {ll} dots)")
+        raise TemplateError(
+            f"{where}: the field reaches {right},{bottom}, outside the label ({pw} × {ll} dots)"
+        )
 
 
 def to_format(text: str) -> str:
@@ -332,7 +401,7 @@ def to_format(text: str) -> str:
     out = []
     last = 0
     for match in PLACEHOLDER.finditer(text):
-        out.append(text[last:match.start()].replace("{", "{{").replace("}", "}}"))
+        out.append(text[last : match.start()].replace("{", "{{").replace("}", "}}"))
         out.append("{" + match.group(1) + "}")
         last = match.end()
     out.append(text[last:].replace("{", "{{").replace("}", "}}"))

@@ -70,8 +70,11 @@ def record_mrd(values: dict[str, Any], study_id: str) -> Any:
 @blp.route("/patients/<study_id>/risk-group", methods=["POST"])
 @blp.arguments(schemas.RiskChangeIn)
 @blp.response(201, schemas.PatientDetailOut)
-@blp.alt_response(409, description="HR back to MR without override (escalation is one-way), "
-                                   "or the patient is in that group already")
+@blp.alt_response(
+    409,
+    description="HR back to MR without override (escalation is one-way), "
+    "or the patient is in that group already",
+)
 @requires("patient:clinical")
 def change_risk_group(values: dict[str, Any], study_id: str) -> Any:
     """Reassign the risk group by hand (a clinical decision), with a reason.
@@ -80,9 +83,15 @@ def change_risk_group(values: dict[str, Any], study_id: str) -> Any:
     """
     session = get_session()
     patient = service.get_patient(session, study_id, with_history=True, for_update=True)
-    service.change_risk_group(session, current_actor(), patient, values["risk_group"],
-                              values["effective_date"], values["reason"],
-                              override=values["override"])
+    service.change_risk_group(
+        session,
+        current_actor(),
+        patient,
+        values["risk_group"],
+        values["effective_date"],
+        values["reason"],
+        override=values["override"],
+    )
     return patient
 
 

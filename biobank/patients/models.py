@@ -63,9 +63,7 @@ class RiskGroupChange(Base):
     """One entry of a patient's risk-group history (append-only)."""
 
     __tablename__ = "risk_group_change"
-    __table_args__ = (
-        CheckConstraint("risk_group IN ('MR', 'HR')", name="risk_group"),
-    )
+    __table_args__ = (CheckConstraint("risk_group IN ('MR', 'HR')", name="risk_group"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)

@@ -20,8 +20,10 @@ EOI_MRD_HR_PERCENT = Decimal(1)  # end-of-induction MRD ≥ 1% → HR
 B1_MRD_HR_PERCENT = Decimal("0.01")  # MRD > 0.01% after blinatumomab cycle 1 → HR
 MRD_NEGATIVE_BELOW_PERCENT = Decimal("0.01")
 # The facts that decide the group at stratification, by the field that records them.
-FACT_NAMES = {"wbc_at_diagnosis": "WBC at diagnosis",
-              "prednisone_response": "day-8 prednisone response"}
+FACT_NAMES = {
+    "wbc_at_diagnosis": "WBC at diagnosis",
+    "prednisone_response": "day-8 prednisone response",
+}
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,14 @@ def initial_risk(age_days: int, wbc: Decimal | None, response: str) -> Stratum:
         known.append(f"WBC {_number(wbc)} < 300 ×10⁹/L")
     if response == "good":
         known.append("prednisone good response")
-    pending = tuple(name for name, unknown in (("wbc_at_diagnosis", wbc is None),
-                                               ("prednisone_response", response != "good"))
-                    if unknown)
+    pending = tuple(
+        name
+        for name, unknown in (
+            ("wbc_at_diagnosis", wbc is None),
+            ("prednisone_response", response != "good"),
+        )
+        if unknown
+    )
     facts = ", ".join(["age < 6 months", *known])
     if not pending:
         return Stratum("MR", f"{facts}")
@@ -84,8 +91,9 @@ def mrd_escalation(results: Iterable[tuple[str, Decimal]]) -> str | None:
     return None
 
 
-def derive(age_days: int, wbc: Decimal | None, response: str,
-           mrd: Iterable[tuple[str, Decimal]]) -> Stratum:
+def derive(
+    age_days: int, wbc: Decimal | None, response: str, mrd: Iterable[tuple[str, Decimal]]
+) -> Stratum:
     """The group the rule gives from everything known, with the reason."""
     escalation = mrd_escalation(mrd)
     if escalation:

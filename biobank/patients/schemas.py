@@ -9,15 +9,20 @@ from biobank.patients.service import pending_facts
 from biobank.reference.schemas import code_field
 from biobank.schema import PatchSchema, Schema
 
-DAY8_DATE = {"description": "the day of the day-8 blood count; without it the schedule's "
-                            "day 8 after diagnosis dates a risk change it causes"}
+DAY8_DATE = {
+    "description": "the day of the day-8 blood count; without it the schedule's "
+    "day 8 after diagnosis dates a risk change it causes"
+}
 
-STUDY_ID = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$",
-                           error="a pseudonymous study code: letters, digits, '-' or '_'")
+STUDY_ID = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9_-]{1,63}$",
+    error="a pseudonymous study code: letters, digits, '-' or '_'",
+)
 AGE_LIMIT = validate.Range(
-    min=0, max=365,
+    min=0,
+    max=365,
     error="Interfant-21 enrols infants aged 0 to 365 days at diagnosis; older children "
-          "are excluded by the trial",
+    "are excluded by the trial",
 )
 
 
@@ -26,25 +31,35 @@ class PatientIn(Schema):
     site = code_field(required=True)
     sex = fields.String(required=True, validate=validate.OneOf(SEXES))
     diagnosis = fields.String(required=True, validate=validate.OneOf(DIAGNOSES))
-    fusion_partner = fields.String(required=True, validate=validate.Length(1, 64),
-                                   metadata={"description": "KMT2A fusion partner, e.g. AFF1"})
+    fusion_partner = fields.String(
+        required=True,
+        validate=validate.Length(1, 64),
+        metadata={"description": "KMT2A fusion partner, e.g. AFF1"},
+    )
     diagnosis_date = fields.Date(required=True)
     age_at_diagnosis_days = fields.Integer(required=True, validate=AGE_LIMIT)
-    wbc_at_diagnosis = fields.Decimal(places=2, allow_none=True, load_default=None,
-                                      validate=validate.Range(min=0, max=5000),
-                                      metadata={"description": "×10⁹/L"})
-    day8_blasts_per_ul = fields.Integer(allow_none=True, load_default=None,
-                                        validate=validate.Range(min=0, max=10_000_000))
+    wbc_at_diagnosis = fields.Decimal(
+        places=2,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=0, max=5000),
+        metadata={"description": "×10⁹/L"},
+    )
+    day8_blasts_per_ul = fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=0, max=10_000_000)
+    )
     day8_date = fields.Date(allow_none=True, load_default=None, metadata=DAY8_DATE)
-    prednisone_response = fields.String(load_default="unknown",
-                                        validate=validate.OneOf(PREDNISONE_RESPONSES))
+    prednisone_response = fields.String(
+        load_default="unknown", validate=validate.OneOf(PREDNISONE_RESPONSES)
+    )
 
 
 class PatientPatch(PatchSchema):
     sex = fields.String(validate=validate.OneOf(SEXES))
     fusion_partner = fields.String(validate=validate.Length(1, 64))
-    wbc_at_diagnosis = fields.Decimal(places=2, allow_none=True,
-                                      validate=validate.Range(min=0, max=5000))
+    wbc_at_diagnosis = fields.Decimal(
+        places=2, allow_none=True, validate=validate.Range(min=0, max=5000)
+    )
     day8_blasts_per_ul = fields.Integer(allow_none=True, validate=validate.Range(min=0))
     day8_date = fields.Date(allow_none=True, metadata=DAY8_DATE)
     prednisone_response = fields.String(validate=validate.OneOf(PREDNISONE_RESPONSES))
@@ -61,9 +76,13 @@ class RiskChangeIn(Schema):
     risk_group = fields.String(required=True, validate=validate.OneOf(RISK_GROUPS))
     effective_date = fields.Date(required=True)
     reason = fields.String(required=True, validate=validate.Length(1, 200))
-    override = fields.Boolean(load_default=False, metadata={
-        "description": "move HR back to MR against the protocol's one-way escalation "
-                       "(without it that is a 409 saying why); the warning is kept"})
+    override = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "move HR back to MR against the protocol's one-way escalation "
+            "(without it that is a 409 saying why); the warning is kept"
+        },
+    )
 
 
 class RiskChangeOut(Schema):
@@ -72,8 +91,7 @@ class RiskChangeOut(Schema):
     provisional = fields.Boolean(metadata={"description": "a deciding fact was unknown"})
     effective_date = fields.Date(metadata={"description": "the day of the clinical event"})
     reason = fields.String()
-    override = fields.Boolean(metadata={"description": "a de-escalation against the "
-                                                        "one-way rule"})
+    override = fields.Boolean(metadata={"description": "a de-escalation against the one-way rule"})
     warning = fields.String(allow_none=True)
     actor = fields.String()
     recorded_at = fields.AwareDateTime(metadata={"description": "when it was entered"})
@@ -81,10 +99,15 @@ class RiskChangeOut(Schema):
 
 class MrdIn(Schema):
     timepoint = code_field(required=True)
-    value_percent = fields.Decimal(required=True, places=4, as_string=False,
-                                   validate=validate.Range(min=0, max=100))
-    method = fields.String(required=True, validate=validate.OneOf(
-        ["PCR", "FLOW", "NGS"], error="PCR (Ig/TCR or fusion), FLOW or NGS"))
+    value_percent = fields.Decimal(
+        required=True, places=4, as_string=False, validate=validate.Range(min=0, max=100)
+    )
+    method = fields.String(
+        required=True,
+        validate=validate.OneOf(
+            ["PCR", "FLOW", "NGS"], error="PCR (Ig/TCR or fusion), FLOW or NGS"
+        ),
+    )
     measured_on = fields.Date(allow_none=True, load_default=None)
 
 
@@ -93,8 +116,9 @@ class MrdOut(Schema):
     value_percent = fields.Decimal()
     method = fields.String()
     measured_on = fields.Date(allow_none=True)
-    negative = fields.Function(lambda r: r.value_percent < 0.01 if r.value_percent is not None
-                               else None)
+    negative = fields.Function(
+        lambda r: r.value_percent < 0.01 if r.value_percent is not None else None
+    )
 
 
 class PatientOut(Schema):
@@ -110,14 +134,25 @@ class PatientOut(Schema):
     day8_date = fields.Date(allow_none=True)
     prednisone_response = fields.String()
     risk_group = fields.String()
-    risk_provisional = fields.Boolean(metadata={
-        "description": "true while a fact that could still make the patient HR is unknown"})
+    risk_provisional = fields.Boolean(
+        metadata={
+            "description": "true while a fact that could still make the patient HR is unknown"
+        }
+    )
     risk_pending = fields.Function(
         pending_facts,
-        metadata={"type": "array", "items": {"type": "string"},
-                  "description": "the unknown facts a provisional group waits for"})
-    risk_warning = fields.String(allow_none=True, metadata={
-        "description": "the rule gives MR but escalation is one-way: a manager may override"})
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "the unknown facts a provisional group waits for",
+        },
+    )
+    risk_warning = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the rule gives MR but escalation is one-way: a manager may override"
+        },
+    )
     created_at = fields.AwareDateTime()
 
 

@@ -19,11 +19,17 @@ _SCHEMAS: dict[str, tuple[type[Schema], type[Schema], type[Schema]]] = {
     "materials": (schemas.MaterialIn, schemas.MaterialPatch, schemas.MaterialOut),
     "aliquot_types": (schemas.AliquotTypeIn, schemas.AliquotTypePatch, schemas.AliquotTypeOut),
     "timepoints": (schemas.TimepointIn, schemas.TimepointPatch, schemas.TimepointOut),
-    "majority_ages": (schemas.CountryMajorityIn, schemas.CountryMajorityPatch,
-                      schemas.CountryMajorityOut),
+    "majority_ages": (
+        schemas.CountryMajorityIn,
+        schemas.CountryMajorityPatch,
+        schemas.CountryMajorityOut,
+    ),
     "trials": (schemas.TrialIn, schemas.TrialPatch, schemas.TrialOut),
-    "anonymisation_rules": (schemas.CountryAnonymisationIn, schemas.CountryAnonymisationPatch,
-                            schemas.CountryAnonymisationOut),
+    "anonymisation_rules": (
+        schemas.CountryAnonymisationIn,
+        schemas.CountryAnonymisationPatch,
+        schemas.CountryAnonymisationOut,
+    ),
 }
 
 
@@ -35,8 +41,9 @@ def _doc(text: str):  # type: ignore[no-untyped-def]
     return decorate
 
 
-def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
-            out_schema: type[Schema]) -> None:
+def _routes(
+    kind: str, in_schema: type[Schema], patch_schema: type[Schema], out_schema: type[Schema]
+) -> None:
     """List, read, create and edit one kind of reference row (same rules for every kind)."""
     path = "/" + kind.replace("_", "-")
     label = kind.replace("_", " ")
@@ -70,7 +77,6 @@ def _routes(kind: str, in_schema: type[Schema], patch_schema: type[Schema],
     @_doc(f"Edit one of the {label} (its code stays).")
     def update_row(values: dict[str, Any], code: str) -> Any:
         return service.update(get_session(), current_actor(), kind, code, values)
-
 
 
 for _kind, (_in, _patch, _out) in _SCHEMAS.items():

@@ -19,7 +19,8 @@ class Site(Base):
     code: Mapped[Code] = mapped_column(unique=True)
     name: Mapped[Str200]
     country: Mapped[str] = mapped_column(
-        String(2), CheckConstraint("length(country) = 2", name="iso_country"))
+        String(2), CheckConstraint("length(country) = 2", name="iso_country")
+    )
 
 
 class Timepoint(Base):
@@ -58,8 +59,10 @@ class AliquotType(Base):
     """What an aliquot holds (viable MNC, plasma, DNA...), with its SPREC sample type."""
 
     __tablename__ = "aliquot_type"
-    __table_args__ = (CheckConstraint("unit IN ('mL', 'cells')", name="unit"),
-                      CheckConstraint("spins BETWEEN 0 AND 2", name="spins"))
+    __table_args__ = (
+        CheckConstraint("unit IN ('mL', 'cells')", name="unit"),
+        CheckConstraint("spins BETWEEN 0 AND 2", name="spins"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[Code] = mapped_column(unique=True)

@@ -107,8 +107,14 @@ def create(session: Session, actor: str, kind: str, values: dict[str, Any]) -> A
     return row
 
 
-def update(session: Session, actor: str, kind: str, code: str, values: dict[str, Any],
-           reason: str | None = None) -> Any:
+def update(
+    session: Session,
+    actor: str,
+    kind: str,
+    code: str,
+    values: dict[str, Any],
+    reason: str | None = None,
+) -> Any:
     """Change a reference row (its code stays); old and new values go to the audit trail."""
     row = get(session, kind, code)
     _validate(session, kind, values)
@@ -116,8 +122,9 @@ def update(session: Session, actor: str, kind: str, code: str, values: dict[str,
     for key, value in values.items():
         setattr(row, key, value)
     session.flush()
-    record_audit(session, actor, kind, code, "updated", reason=reason,
-                 old_values=old, new_values=values)
+    record_audit(
+        session, actor, kind, code, "updated", reason=reason, old_values=old, new_values=values
+    )
     return row
 
 
@@ -127,14 +134,21 @@ def sprec_tables(session: Session) -> dict[str, Any]:
     by_element: dict[str, list[dict[str, str]]] = {name: [] for name in sprec.ELEMENTS}
     for row in rows:
         by_element.setdefault(row.element, []).append({"code": row.code, "name": row.name})
-    return {"version": sprec.VERSION, "source": sprec.SOURCE,
-            "elements": [{"element": k, "codes": v} for k, v in by_element.items()]}
+    return {
+        "version": sprec.VERSION,
+        "source": sprec.SOURCE,
+        "elements": [{"element": k, "codes": v} for k, v in by_element.items()],
+    }
 
 
 def anonymisation_allowed(session: Session, country: str) -> bool:
     """Whether ``country``'s row (else the DEFAULT row) allows anonymising after a storage
     withdrawal; with neither, it does not."""
-    rows = dict(session.execute(
-        select(CountryAnonymisation.code, CountryAnonymisation.allowed)
-        .where(CountryAnonymisation.code.in_([country, "DEFAULT"]))).all())
+    rows = dict(
+        session.execute(
+            select(CountryAnonymisation.code, CountryAnonymisation.allowed).where(
+                CountryAnonymisation.code.in_([country, "DEFAULT"])
+            )
+        ).all()
+    )
     return bool(rows.get(country, rows.get("DEFAULT", False)))

@@ -27,10 +27,14 @@ from biobank.reports.scope import ReportScope, report_scope
 
 blp = Blueprint("reports", __name__, description="Reports and pictures for the trial office")
 
-_CONTENT = {"text/csv": {"schema": {"type": "string"}},
-            pictures.MIME: {"schema": {"type": "string"}}}
-_ANSWERS = ("the report: JSON (format=json, the default), CSV (format=csv) or an SVG picture "
-            "with <title> and <desc> as its text alternative (format=svg)")
+_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    pictures.MIME: {"schema": {"type": "string"}},
+}
+_ANSWERS = (
+    "the report: JSON (format=json, the default), CSV (format=csv) or an SVG picture "
+    "with <title> and <desc> as its text alternative (format=svg)"
+)
 
 
 def _documented(view: Any) -> Any:
@@ -54,9 +58,13 @@ def _svg(text: str) -> Response:
     return Response(text, mimetype=pictures.MIME)
 
 
-def _answer(args: dict[str, Any], name: str, data: Callable[[], Any],
-            csv: Callable[[], tuple[tuple[str, ...], Iterable[Iterable[Any]]]],
-            svg: Callable[[], str]) -> Any:
+def _answer(
+    args: dict[str, Any],
+    name: str,
+    data: Callable[[], Any],
+    csv: Callable[[], tuple[tuple[str, ...], Iterable[Iterable[Any]]]],
+    svg: Callable[[], str],
+) -> Any:
     if args["format"] == "csv":
         return _csv(name, *csv())
     if args["format"] == "svg":
@@ -66,15 +74,20 @@ def _answer(args: dict[str, Any], name: str, data: Callable[[], Any],
 
 def _check_codes(args: dict[str, Any]) -> None:
     """A material or aliquot type named in the query must exist (422 naming it)."""
-    for field, model, what in (("material", Material, "material"),
-                               ("aliquot_type", AliquotType, "aliquot type")):
+    for field, model, what in (
+        ("material", Material, "material"),
+        ("aliquot_type", AliquotType, "aliquot type"),
+    ):
         code = args.get(field)
-        if code is not None and get_session().scalar(
-                select(model.id).where(model.code == code)) is None:
+        if (
+            code is not None
+            and get_session().scalar(select(model.id).where(model.code == code)) is None
+        ):
             raise Invalid(f"no {what} {code}", field=field, location="query")
 
 
 # --- completeness ----------------------------------------------------------------------------
+
 
 @blp.route("/reports/completeness", methods=["GET"])
 @blp.arguments(s.CompletenessQuery, location="query")
@@ -94,15 +107,25 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         if args["picture"] == "matrix":
             return charts.completeness_matrix(
                 completeness.report(session, scope, args, today),
-                completeness.timepoint_codes(session), today, patient_link())
+                completeness.timepoint_codes(session),
+                today,
+                patient_link(),
+            )
         return charts.completeness_picture(
-            completeness.report(session, scope, {**args, "per_page": 1}, today), today)
+            completeness.report(session, scope, {**args, "per_page": 1}, today), today
+        )
 
-    return _answer(args, "completeness",
-                   lambda: completeness.report(session, scope, args, today), rows, picture)
+    return _answer(
+        args,
+        "completeness",
+        lambda: completeness.report(session, scope, args, today),
+        rows,
+        picture,
+    )
 
 
 # --- capacity ---------------------------------------------------------------------------------
+
 
 @blp.route("/reports/capacity", methods=["GET"])
 @blp.arguments(s.CapacityQuery, location="query")
@@ -115,8 +138,11 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
     positions used per freezer over time."""
     session, scope, view = get_session(), scope_of_asker(), args["view"]
     if args["format"] == "svg" and view not in ("summary", "history"):
-        raise Invalid("only the summary and the history have a picture: use format=csv or "
-                      "json", field="format", location="query")
+        raise Invalid(
+            "only the summary and the history have a picture: use format=csv or json",
+            field="format",
+            location="query",
+        )
     if view == "history":
         return _fill_history(session, scope, args)
 
@@ -131,10 +157,12 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         return {"view": view, view: listed()}
 
     def rows() -> Any:
-        header = {"summary": capacity.SUMMARY_HEADER, "empty": capacity.EMPTY_HEADER,
-                  "defrag": capacity.DEFRAG_HEADER}[view]
-        found = (capacity.empty_positions(session, scope, args) if view == "empty"
-                 else listed())
+        header = {
+            "summary": capacity.SUMMARY_HEADER,
+            "empty": capacity.EMPTY_HEADER,
+            "defrag": capacity.DEFRAG_HEADER,
+        }[view]
+        found = capacity.empty_positions(session, scope, args) if view == "empty" else listed()
         return header, ([row[key] for key in header] for row in found)
 
     def picture() -> str:
@@ -146,21 +174,25 @@ def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 def _fill_history(session: Session, scope: ReportScope, args: dict[str, Any]) -> Any:
     """The capacity report's view=history: positions used per freezer and month."""
     if args.get("box_type"):
-        raise Invalid("the history is per freezer, not per box type", field="box_type",
-                      location="query")
+        raise Invalid(
+            "the history is per freezer, not per box type", field="box_type", location="query"
+        )
     start, end = date_range(session, args)
 
     def found() -> list[dict[str, Any]]:
         return fill.history(session, scope, args, start, end)
 
     return _answer(
-        args, "capacity-history",
+        args,
+        "capacity-history",
         lambda: {"view": "history", "start": start, "end": end, "history": found()},
         lambda: (fill.HEADER, ([r[k] for k in fill.HEADER] for r in found())),
-        lambda: charts.fill_picture(found(), start, end))
+        lambda: charts.fill_picture(found(), start, end),
+    )
 
 
 # --- inventory over time --------------------------------------------------------------------
+
 
 @blp.route("/reports/inventory", methods=["GET"])
 @blp.arguments(s.InventoryQuery, location="query")
@@ -182,11 +214,13 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
         found = inventory.rows(session, scope, args, start, end)
         return charts.inventory_picture(inventory.totals(found, start, end), start, end)
 
-    return _answer(args, "inventory",
-                   lambda: inventory.report(session, scope, args, start, end), rows, picture)
+    return _answer(
+        args, "inventory", lambda: inventory.report(session, scope, args, start, end), rows, picture
+    )
 
 
 # --- requests and shipments -----------------------------------------------------------------
+
 
 @blp.route("/reports/requests", methods=["GET"])
 @blp.arguments(s.RequestsQuery, location="query")
@@ -200,12 +234,15 @@ def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 
     def rows() -> Any:
         found = shipments.shipped(session, scope, start, end)
-        return shipments.SHIPPED_HEADER, ([r[k] for k in shipments.SHIPPED_HEADER]
-                                          for r in found)
+        return shipments.SHIPPED_HEADER, ([r[k] for k in shipments.SHIPPED_HEADER] for r in found)
 
     def picture() -> str:
         return charts.requests_picture(shipments.shipped(session, scope, start, end), start, end)
 
-    return _answer(args, "requests",
-                   lambda: shipments.report(session, scope, start, end, clock.now()),
-                   rows, picture)
+    return _answer(
+        args,
+        "requests",
+        lambda: shipments.report(session, scope, start, end, clock.now()),
+        rows,
+        picture,
+    )

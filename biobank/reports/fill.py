@@ -33,8 +33,9 @@ from biobank.storage.models import Container
 HEADER = ("month", "site", "freezer", "freezer_barcode", "used")
 
 
-def history(session: Session, scope: ReportScope, args: dict[str, Any], start: dt.date,
-            end: dt.date) -> list[dict[str, Any]]:
+def history(
+    session: Session, scope: ReportScope, args: dict[str, Any], start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
     """Every freezer of the covered sites and every month of the range: the positions used
     at the month's end (the months' changes in SQL, carried over from before the range)."""
     months = months_between(start, end)
@@ -43,12 +44,14 @@ def history(session: Session, scope: ReportScope, args: dict[str, Any], start: d
         select(Container.id, Container.name, Container.barcode, Site.code)
         .join(Site, Site.id == Container.site_id)
         .where(Container.kind == "freezer", sites.site_filter(covered, Site.code))
-        .order_by(Site.code, Container.name, Container.barcode)).all()
+        .order_by(Site.code, Container.name, Container.barcode)
+    ).all()
     found: dict[int, dict[str, int]] = {}
     for month, freezer_id, change in session.execute(
-            select(FillTally.month, FillTally.freezer_id, FillTally.tubes)
-            .where(FillTally.month <= months[-1],
-                   FillTally.freezer_id.in_([f.id for f in freezers]))):
+        select(FillTally.month, FillTally.freezer_id, FillTally.tubes).where(
+            FillTally.month <= months[-1], FillTally.freezer_id.in_([f.id for f in freezers])
+        )
+    ):
         found.setdefault(freezer_id, {})[month] = int(change)
     rows = []
     for freezer in freezers:
@@ -56,6 +59,13 @@ def history(session: Session, scope: ReportScope, args: dict[str, Any], start: d
         used = sum(change for month, change in by_month.items() if month < months[0])
         for month in months:
             used += by_month.get(month, 0)
-            rows.append({"month": month, "site": freezer.code, "freezer": freezer.name,
-                         "freezer_barcode": freezer.barcode, "used": used})
+            rows.append(
+                {
+                    "month": month,
+                    "site": freezer.code,
+                    "freezer": freezer.name,
+                    "freezer_barcode": freezer.barcode,
+                    "used": used,
+                }
+            )
     return rows

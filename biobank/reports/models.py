@@ -69,8 +69,9 @@ Index("ix_sample_completeness", Sample.timepoint_id, Sample.material_id, Sample.
 
 
 @event.listens_for(Base.metadata, "after_create")
-def _create_tally_triggers(_metadata: Any, connection: Connection, tables: Any = (),
-                           **_kw: Any) -> None:
+def _create_tally_triggers(
+    _metadata: Any, connection: Connection, tables: Any = (), **_kw: Any
+) -> None:
     """create_all (scratch databases) makes the triggers too; the migrations make their own."""
     if InventoryTally.__table__ in tables:
         for statement in tally.create_statements(connection.dialect.name):

@@ -25,11 +25,14 @@ from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 MIME = "image/svg+xml"
 # Colour-blind-safe (Okabe–Ito), each with enough contrast on white.
-COLOURS = ("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-           "#000000")
-_RC: dict[str, Any] = {"svg.hashsalt": "biobank", "svg.fonttype": "none", "font.size": 11,
-       "text.parse_math": False,  # a "$" in a freezer's name is text, not TeX
-       "font.family": "DejaVu Sans"}
+COLOURS = ("#0072B2", "#D55E00", "#999999", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+_RC: dict[str, Any] = {
+    "svg.hashsalt": "biobank",
+    "svg.fonttype": "none",
+    "font.size": 11,
+    "text.parse_math": False,  # a "$" in a freezer's name is text, not TeX
+    "font.family": "DejaVu Sans",
+}
 _SVG_OPEN = re.compile(r"<svg\b[^>]*>")
 
 
@@ -53,9 +56,11 @@ def _svg(figure: Figure, title: str, description: str, role: str = "img") -> str
     # Ids of their own per chart: several pictures may sit inline in one page.
     key = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "chart"
     labelled = tag[:-1] + f' role="{role}" aria-labelledby="{key}-title {key}-desc">'
-    alternative = (f'<title id="{key}-title">{escape(title)}</title>'
-                   f'<desc id="{key}-desc">{escape(description)}</desc>')
-    return text[:opening.start()] + labelled + alternative + text[opening.end():]
+    alternative = (
+        f'<title id="{key}-title">{escape(title)}</title>'
+        f'<desc id="{key}-desc">{escape(description)}</desc>'
+    )
+    return text[: opening.start()] + labelled + alternative + text[opening.end() :]
 
 
 def _figure(rows: int = 0) -> Figure:
@@ -64,8 +69,13 @@ def _figure(rows: int = 0) -> Figure:
         return Figure(figsize=(8.0, height), layout="constrained")
 
 
-def stacked_bars(title: str, description: str, categories: Sequence[str],
-                 series: Mapping[str, Sequence[float]], xlabel: str) -> str:
+def stacked_bars(
+    title: str,
+    description: str,
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    xlabel: str,
+) -> str:
     """Horizontal bars, one per category, stacked by series (counts), with a legend."""
     with _style():
         figure = _figure(len(categories))
@@ -82,13 +92,19 @@ def stacked_bars(title: str, description: str, categories: Sequence[str],
         if categories:
             axes.legend(loc="lower right", fontsize=8)
         else:
-            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
-                      transform=axes.transAxes)
+            axes.text(
+                0.5, 0.5, "nothing to show", ha="center", va="center", transform=axes.transAxes
+            )
         return _svg(figure, title, description)
 
 
-def lines(title: str, description: str, labels: Sequence[str],
-          series: Mapping[str, Sequence[float]], ylabel: str) -> str:
+def lines(
+    title: str,
+    description: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    ylabel: str,
+) -> str:
     """One line per series over the labels (months), with a legend."""
     with _style():
         figure = _figure()
@@ -97,20 +113,25 @@ def lines(title: str, description: str, labels: Sequence[str],
         for (name, values), colour in zip(series.items(), COLOURS, strict=False):
             axes.plot(positions, values, label=name, color=colour, marker="o", markersize=3)
         step = max(1, len(labels) // 12)
-        axes.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45,
-                        ha="right")
+        axes.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45, ha="right")
         axes.set_ylabel(ylabel)
         axes.set_title(title)
         if labels:
             axes.legend(fontsize=8)
         else:
-            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
-                      transform=axes.transAxes)
+            axes.text(
+                0.5, 0.5, "nothing to show", ha="center", va="center", transform=axes.transAxes
+            )
         return _svg(figure, title, description)
 
 
-def stock_and_flows(title: str, description: str, labels: Sequence[str],
-                    stock: Sequence[float], flows: Mapping[str, Sequence[float]]) -> str:
+def stock_and_flows(
+    title: str,
+    description: str,
+    labels: Sequence[str],
+    stock: Sequence[float],
+    flows: Mapping[str, Sequence[float]],
+) -> str:
     """Two panels over the same months: the stock (a line) above, the flows (bars) below."""
     with _style():
         figure = Figure(figsize=(8.0, 6.0), layout="constrained")
@@ -121,13 +142,18 @@ def stock_and_flows(title: str, description: str, labels: Sequence[str],
         top.set_title(title)
         width = 0.8 / max(len(flows), 1)
         for index, ((name, values), colour) in enumerate(
-                zip(flows.items(), COLOURS[1:], strict=False)):
-            bottom.bar([p + index * width - 0.4 + width / 2 for p in positions], values,
-                       width=width, label=name, color=colour)
+            zip(flows.items(), COLOURS[1:], strict=False)
+        ):
+            bottom.bar(
+                [p + index * width - 0.4 + width / 2 for p in positions],
+                values,
+                width=width,
+                label=name,
+                color=colour,
+            )
         bottom.set_ylabel("tubes per month")
         step = max(1, len(labels) // 12)
-        bottom.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45,
-                          ha="right")
+        bottom.set_xticks(positions[::step], labels=list(labels)[::step], rotation=45, ha="right")
         bottom.legend(fontsize=8, ncols=2)
         return _svg(figure, title, description)
 
@@ -137,24 +163,41 @@ def stock_and_flows(title: str, description: str, labels: Sequence[str],
 _CELL_LINK = re.compile(r'(<g id="cell-[0-9-]+">\s*<a )')
 
 
-def matrix(title: str, description: str, rows: Sequence[str], columns: Sequence[str],
-           cells: Sequence[Sequence[str | None]], states: Mapping[str, tuple[str, str, str]],
-           links: Sequence[str | None] | None = None) -> str:
+def matrix(
+    title: str,
+    description: str,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    cells: Sequence[Sequence[str | None]],
+    states: Mapping[str, tuple[str, str, str]],
+    links: Sequence[str | None] | None = None,
+) -> str:
     """A grid of rows × columns, each cell coloured (and hatched: not by colour alone) by its
     state (``states``: state → legend label, colour, hatch; None: an empty cell). With
     ``links`` (one per row), each row's label and cells link there."""
     with _style():
-        figure = Figure(figsize=(min(2.5 + 0.55 * len(columns), 12.0),
-                                 max(3.0, min(0.26 * len(rows) + 2.0, 40.0))),
-                        layout="constrained")
+        figure = Figure(
+            figsize=(
+                min(2.5 + 0.55 * len(columns), 12.0),
+                max(3.0, min(0.26 * len(rows) + 2.0, 40.0)),
+            ),
+            layout="constrained",
+        )
         axes = figure.subplots()
         for y, row in enumerate(cells):
             for x, state in enumerate(row):
                 if state is None:
                     continue
                 _label, colour, hatch = states[state]
-                cell = Rectangle((x - 0.45, y - 0.45), 0.9, 0.9, facecolor=colour,
-                                 hatch=hatch, edgecolor="white", linewidth=0.5)
+                cell = Rectangle(
+                    (x - 0.45, y - 0.45),
+                    0.9,
+                    0.9,
+                    facecolor=colour,
+                    hatch=hatch,
+                    edgecolor="white",
+                    linewidth=0.5,
+                )
                 cell.set_gid(f"cell-{y}-{x}")
                 if links and links[y]:
                     cell.set_url(links[y])
@@ -171,12 +214,19 @@ def matrix(title: str, description: str, rows: Sequence[str], columns: Sequence[
         for side in axes.spines.values():
             side.set_visible(False)
         axes.set_title(title)
-        axes.legend(handles=[Patch(facecolor=colour, hatch=hatch, label=label)
-                             for label, colour, hatch in states.values()],
-                    loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        axes.legend(
+            handles=[
+                Patch(facecolor=colour, hatch=hatch, label=label)
+                for label, colour, hatch in states.values()
+            ],
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            fontsize=8,
+        )
         if not rows:
-            axes.text(0.5, 0.5, "nothing to show", ha="center", va="center",
-                      transform=axes.transAxes)
+            axes.text(
+                0.5, 0.5, "nothing to show", ha="center", va="center", transform=axes.transAxes
+            )
         text = _svg(figure, title, description, role="group" if links else "img")
     # Matplotlib opens links in a new window; a link to a patient opens like any other.
     text = text.replace(' target="_blank"', "")

@@ -13,48 +13,73 @@ CODE = validate.Length(1, 32)
 
 
 class FormatQuery(Schema):
-    format = fields.String(load_default="json", validate=validate.OneOf(FORMATS), metadata={
-        "description": "json (the table), csv (the table as a file) or svg (the picture, "
-                       "with its text alternative in <title> and <desc>)"})
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(FORMATS),
+        metadata={
+            "description": "json (the table), csv (the table as a file) or svg (the picture, "
+            "with its text alternative in <title> and <desc>)"
+        },
+    )
 
 
 class PlaceQuery(FormatQuery):
-    site = fields.String(validate=CODE, metadata={
-        "description": "one site's code (404 when it is not one of the asker's sites)"})
-    country = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2}$"), metadata={
-        "description": "the sites of one country (ISO 3166-1 alpha-2)"})
+    site = fields.String(
+        validate=CODE,
+        metadata={"description": "one site's code (404 when it is not one of the asker's sites)"},
+    )
+    country = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z]{2}$"),
+        metadata={"description": "the sites of one country (ISO 3166-1 alpha-2)"},
+    )
 
 
 class ReportRangeQuery(FormatQuery):
-    start = fields.Date(data_key="from", metadata={
-        "description": "first day, inclusive (default: a year before `to`, not before the "
-                       "trial opened)"})
-    end = fields.Date(data_key="to", metadata={"description": "last day, inclusive "
-                                                             "(default: today)"})
+    start = fields.Date(
+        data_key="from",
+        metadata={
+            "description": "first day, inclusive (default: a year before `to`, not before the "
+            "trial opened)"
+        },
+    )
+    end = fields.Date(
+        data_key="to", metadata={"description": "last day, inclusive (default: today)"}
+    )
 
 
 class CompletenessQuery(PlaceQuery):
     risk_group = fields.String(validate=validate.OneOf(RISK_GROUPS))
     material = fields.String(validate=CODE, metadata={"description": "a material's code"})
-    page = fields.Integer(load_default=1, validate=validate.Range(1, 100_000), metadata={
-        "description": "the page of the patients' matrix (the summary covers them all)"})
+    page = fields.Integer(
+        load_default=1,
+        validate=validate.Range(1, 100_000),
+        metadata={"description": "the page of the patients' matrix (the summary covers them all)"},
+    )
     per_page = fields.Integer(load_default=50, validate=validate.Range(1, 500))
-    picture = fields.String(load_default="summary",
-                            validate=validate.OneOf(("summary", "matrix")), metadata={
-        "description": "format=svg: summary (per timepoint and material) or matrix (the "
-                       "page's patients × timepoints, each cell linked to the patient)"})
+    picture = fields.String(
+        load_default="summary",
+        validate=validate.OneOf(("summary", "matrix")),
+        metadata={
+            "description": "format=svg: summary (per timepoint and material) or matrix (the "
+            "page's patients × timepoints, each cell linked to the patient)"
+        },
+    )
 
 
 class CapacityQuery(ReportRangeQuery, PlaceQuery):
-    view = fields.String(load_default="summary",
-                         validate=validate.OneOf(("summary", "empty", "defrag", "history")),
-                         metadata={
-        "description": "summary (per site, freezer and box type), empty (every free "
-                       "position), defrag (boxes that could be merged) or history (positions "
-                       "used per freezer at each month's end, from `from` to `to`); the "
-                       "summary and the history have a picture"})
-    box_type = fields.String(validate=CODE, metadata={
-        "description": "a box type's code (not for view=history)"})
+    view = fields.String(
+        load_default="summary",
+        validate=validate.OneOf(("summary", "empty", "defrag", "history")),
+        metadata={
+            "description": "summary (per site, freezer and box type), empty (every free "
+            "position), defrag (boxes that could be merged) or history (positions "
+            "used per freezer at each month's end, from `from` to `to`); the "
+            "summary and the history have a picture"
+        },
+    )
+    box_type = fields.String(
+        validate=CODE, metadata={"description": "a box type's code (not for view=history)"}
+    )
 
 
 class RequestsQuery(ReportRangeQuery):
@@ -63,11 +88,11 @@ class RequestsQuery(ReportRangeQuery):
 
 class InventoryQuery(ReportRangeQuery, PlaceQuery):
     material = fields.String(validate=CODE, metadata={"description": "a material's code"})
-    aliquot_type = fields.String(validate=CODE, metadata={
-        "description": "an aliquot type's code"})
+    aliquot_type = fields.String(validate=CODE, metadata={"description": "an aliquot type's code"})
 
 
 # --- answers -------------------------------------------------------------------------------
+
 
 class CompletenessSummary(Schema):
     timepoint = fields.String()
@@ -76,8 +101,9 @@ class CompletenessSummary(Schema):
     received = fields.Integer()
     missing = fields.Integer(metadata={"description": "expected, not received, window passed"})
     not_yet_due = fields.Integer()
-    received_unexpected = fields.Integer(metadata={
-        "description": "received where the schedule does not expect it"})
+    received_unexpected = fields.Integer(
+        metadata={"description": "received where the schedule does not expect it"}
+    )
 
 
 class CompletenessCell(Schema):
@@ -106,8 +132,10 @@ class CompletenessOut(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
     summary = fields.List(fields.Nested(CompletenessSummary))
-    rows = fields.List(fields.Nested(CompletenessRow), metadata={
-        "description": "one page of patients, in study-id order, with their cells"})
+    rows = fields.List(
+        fields.Nested(CompletenessRow),
+        metadata={"description": "one page of patients, in study-id order, with their cells"},
+    )
 
 
 class CapacityReportRow(Schema):
@@ -157,10 +185,11 @@ class CapacityReportOut(Schema):
     start = fields.Date(metadata={"description": "view=history only"})
     end = fields.Date(metadata={"description": "view=history only"})
     summary = fields.List(fields.Nested(CapacityReportRow))
-    history = fields.List(fields.Nested(FillRow), metadata={
-        "description": "view=history only: every freezer and month"})
-    empty = fields.List(fields.Nested(EmptyPosition), metadata={
-        "description": "view=empty only"})
+    history = fields.List(
+        fields.Nested(FillRow),
+        metadata={"description": "view=history only: every freezer and month"},
+    )
+    empty = fields.List(fields.Nested(EmptyPosition), metadata={"description": "view=empty only"})
     defrag = fields.List(fields.Nested(Merge), metadata={"description": "view=defrag only"})
 
 
@@ -193,8 +222,9 @@ class RequestsOut(Schema):
     end = fields.Date(data_key="to")
     by_state = fields.List(fields.Nested(StateRow))
     shipped = fields.List(fields.Nested(ShippedRow))
-    turnaround = fields.List(fields.Nested(TurnaroundRow), metadata={
-        "description": "days from approval to shipment"})
+    turnaround = fields.List(
+        fields.Nested(TurnaroundRow), metadata={"description": "days from approval to shipment"}
+    )
 
 
 class InventoryMonth(Schema):
@@ -226,9 +256,15 @@ class InventoryOut(Schema):
     country = fields.String(allow_none=True)
     material = fields.String(allow_none=True)
     aliquot_type = fields.String(allow_none=True)
-    months = fields.List(fields.Nested(InventoryMonth), metadata={
-        "description": "every month of the range, all materials and types together"})
-    rows = fields.List(fields.Nested(InventoryRow), metadata={
-        "description": "per month, material and aliquot type"})
-    freeze_thaw = fields.List(fields.Nested(FreezeThawRow), metadata={
-        "description": "tubes held now per number of freeze-thaw cycles"})
+    months = fields.List(
+        fields.Nested(InventoryMonth),
+        metadata={"description": "every month of the range, all materials and types together"},
+    )
+    rows = fields.List(
+        fields.Nested(InventoryRow),
+        metadata={"description": "per month, material and aliquot type"},
+    )
+    freeze_thaw = fields.List(
+        fields.Nested(FreezeThawRow),
+        metadata={"description": "tubes held now per number of freeze-thaw cycles"},
+    )

@@ -47,21 +47,26 @@ def report_scope(session: Session, user_id: int, role: str) -> ReportScope:
     limited = sites.of(session)
     if role != "researcher":
         return ReportScope(limited)
-    substudies = tuple(session.scalars(
-        select(Substudy.id).join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
-        .where(UserSubstudy.user_id == user_id).order_by(Substudy.id)))
+    substudies = tuple(
+        session.scalars(
+            select(Substudy.id)
+            .join(UserSubstudy, UserSubstudy.substudy_code == Substudy.code)
+            .where(UserSubstudy.user_id == user_id)
+            .order_by(Substudy.id)
+        )
+    )
     return ReportScope(limited, researcher=True, substudy_ids=substudies)
 
 
-def sites_asked(session: Session, scope: ReportScope, site: str | None,
-                country: str | None) -> sites.Scope:
+def sites_asked(
+    session: Session, scope: ReportScope, site: str | None, country: str | None
+) -> sites.Scope:
     """The sites a report covers: the one named, the country's (within the asker's), or the
     asker's own (``EVERYWHERE``: every site). A site outside the scope (or unknown) is a
     404, as the site pages answer."""
     if site is None and country is None:
         return scope.sites
-    query = (select(Site.code).where(sites.site_filter(scope.sites, Site.code))
-             .order_by(Site.code))
+    query = select(Site.code).where(sites.site_filter(scope.sites, Site.code)).order_by(Site.code)
     if site is not None:
         found = session.scalar(query.where(Site.code == site))
         if found is None:

@@ -19,8 +19,7 @@ from biobank.requests.models import STATES, RequestAliquot, SampleRequest, Shipm
 # change that they were shipped).
 LEFT = ("shipped", "received", "consumed", "returned", "destroyed")
 # Age bands of a request, in days since it was created.
-AGES = ((7, "under_7_days"), (30, "7_to_30_days"), (90, "30_to_90_days"),
-        (None, "over_90_days"))
+AGES = ((7, "under_7_days"), (30, "7_to_30_days"), (90, "30_to_90_days"), (None, "over_90_days"))
 SHIPPED_HEADER = ("substudy", "month", "shipments", "tubes")
 
 
@@ -30,22 +29,35 @@ def by_state(session: Session, scope: ReportScope, now: dt.datetime) -> list[dic
     bands = []
     lower: int | None = None
     for upper, name in AGES:
-        condition = and_(true(), *([age >= lower] if lower is not None else []),
-                         *([age < upper] if upper is not None else []))
+        condition = and_(
+            true(),
+            *([age >= lower] if lower is not None else []),
+            *([age < upper] if upper is not None else []),
+        )
         bands.append(func.sum(case((condition, 1), else_=0)).label(name))
         lower = upper
     rows = session.execute(
-        select(SampleRequest.state, func.count().label("requests"), *bands,
-               func.max(age).label("oldest"))
+        select(
+            SampleRequest.state,
+            func.count().label("requests"),
+            *bands,
+            func.max(age).label("oldest"),
+        )
         .where(scope.substudy_filter(SampleRequest.substudy_id))
-        .group_by(SampleRequest.state)).all()
+        .group_by(SampleRequest.state)
+    ).all()
     found = {r.state: r for r in rows}
     result = []
     for state in STATES:
         row = found.get(state)
-        result.append({"state": state, "requests": row.requests if row else 0,
-                       **{name: int(getattr(row, name) or 0) if row else 0 for _, name in AGES},
-                       "oldest_days": round(float(row.oldest), 1) if row else None})
+        result.append(
+            {
+                "state": state,
+                "requests": row.requests if row else 0,
+                **{name: int(getattr(row, name) or 0) if row else 0 for _, name in AGES},
+                "oldest_days": round(float(row.oldest), 1) if row else None,
+            }
+        )
     return result
 
 
@@ -55,46 +67,80 @@ def _shipped_in(start: dt.date, end: dt.date) -> Any:
     return (Shipment.shipped_at >= first) & (Shipment.shipped_at < after)
 
 
-def shipped(session: Session, scope: ReportScope, start: dt.date, end: dt.date
-            ) -> list[dict[str, Any]]:
+def shipped(
+    session: Session, scope: ReportScope, start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
     """Shipments and tubes shipped per sub-study and month (UTC months)."""
     month = month_of(Shipment.shipped_at)
-    tubes = (select(RequestAliquot.request_id, func.count().label("tubes"))
-             .where(RequestAliquot.state.in_(LEFT)).group_by(RequestAliquot.request_id)
-             .subquery("tubes"))
+    tubes = (
+        select(RequestAliquot.request_id, func.count().label("tubes"))
+        .where(RequestAliquot.state.in_(LEFT))
+        .group_by(RequestAliquot.request_id)
+        .subquery("tubes")
+    )
     rows = session.execute(
-        select(Substudy.code, month.label("month"), func.count().label("shipments"),
-               func.coalesce(func.sum(tubes.c.tubes), 0).label("tubes"))
+        select(
+            Substudy.code,
+            month.label("month"),
+            func.count().label("shipments"),
+            func.coalesce(func.sum(tubes.c.tubes), 0).label("tubes"),
+        )
         .select_from(Shipment)
         .join(SampleRequest, SampleRequest.id == Shipment.request_id)
         .join(Substudy, Substudy.id == SampleRequest.substudy_id)
         .outerjoin(tubes, tubes.c.request_id == SampleRequest.id)
         .where(_shipped_in(start, end), scope.substudy_filter(SampleRequest.substudy_id))
-        .group_by(Substudy.code, month).order_by(month, Substudy.code)).all()
-    return [{"substudy": r.code, "month": r.month, "shipments": r.shipments,
-             "tubes": int(r.tubes)} for r in rows]
+        .group_by(Substudy.code, month)
+        .order_by(month, Substudy.code)
+    ).all()
+    return [
+        {"substudy": r.code, "month": r.month, "shipments": r.shipments, "tubes": int(r.tubes)}
+        for r in rows
+    ]
 
 
-def turnaround(session: Session, scope: ReportScope, start: dt.date, end: dt.date
-               ) -> list[dict[str, Any]]:
+def turnaround(
+    session: Session, scope: ReportScope, start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
     """Days from approval to shipment, per month of shipment: count, mean, longest."""
     month = month_of(Shipment.shipped_at)
     days = days_between(Shipment.shipped_at, SampleRequest.decided_at)
     rows = session.execute(
-        select(month.label("month"), func.count().label("shipments"),
-               func.avg(days).label("mean"), func.max(days).label("longest"))
+        select(
+            month.label("month"),
+            func.count().label("shipments"),
+            func.avg(days).label("mean"),
+            func.max(days).label("longest"),
+        )
         .select_from(Shipment)
         .join(SampleRequest, SampleRequest.id == Shipment.request_id)
-        .where(_shipped_in(start, end), SampleRequest.decided_at.is_not(None),
-               scope.substudy_filter(SampleRequest.substudy_id))
-        .group_by(month).order_by(month)).all()
-    return [{"month": r.month, "shipments": r.shipments, "mean_days": round(float(r.mean), 2),
-             "longest_days": round(float(r.longest), 2)} for r in rows]
+        .where(
+            _shipped_in(start, end),
+            SampleRequest.decided_at.is_not(None),
+            scope.substudy_filter(SampleRequest.substudy_id),
+        )
+        .group_by(month)
+        .order_by(month)
+    ).all()
+    return [
+        {
+            "month": r.month,
+            "shipments": r.shipments,
+            "mean_days": round(float(r.mean), 2),
+            "longest_days": round(float(r.longest), 2),
+        }
+        for r in rows
+    ]
 
 
-def report(session: Session, scope: ReportScope, start: dt.date, end: dt.date,
-           now: dt.datetime) -> dict[str, Any]:
+def report(
+    session: Session, scope: ReportScope, start: dt.date, end: dt.date, now: dt.datetime
+) -> dict[str, Any]:
     """The three parts of the requests report."""
-    return {"start": start, "end": end, "by_state": by_state(session, scope, now),
-            "shipped": shipped(session, scope, start, end),
-            "turnaround": turnaround(session, scope, start, end)}
+    return {
+        "start": start,
+        "end": end,
+        "by_state": by_state(session, scope, now),
+        "shipped": shipped(session, scope, start, end),
+        "turnaround": turnaround(session, scope, start, end),
+    }

@@ -49,42 +49,65 @@ THAWS = "thaw_tally"
 PAUSE = "tally_pause"
 FLOW_KEY = "month, site_id, material_id, aliquot_type_id, kind"
 THAW_KEY = "site_id, material_id, aliquot_type_id, freeze_thaw_count"
-KINDS = ("received", "shipped", "returned", "consumed", "destroyed", "missing", "found",
-         "blocked", "unblocked", "in_stock")
+KINDS = (
+    "received",
+    "shipped",
+    "returned",
+    "consumed",
+    "destroyed",
+    "missing",
+    "found",
+    "blocked",
+    "unblocked",
+    "in_stock",
+)
 _HOUSE = "(" + ", ".join(f"'{s}'" for s in sorted(IN_HOUSE)) + ")"
 
 # The month of a timestamp column (``sql.MONTH``), and of the moment the change happens, per
 # dialect.
-_NOW = {"sqlite": "strftime('%Y-%m', 'now')",
-        "postgresql": "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"}
+_NOW = {
+    "sqlite": "strftime('%Y-%m', 'now')",
+    "postgresql": "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')",
+}
 
 
 def _kind(old: str | None, new: str) -> str:
     """The flow a status change (or a tube made with a status) counts as, or NULL."""
-    back = (f"WHEN {old} = 'shipped' AND {new} = 'available' THEN 'returned' "
+    back = (
+        (
+            f"WHEN {old} = 'shipped' AND {new} = 'available' THEN 'returned' "
             f"WHEN {old} = 'missing' AND {new} = 'available' THEN 'found' "
-            f"WHEN {old} = 'blocked' AND {new} = 'available' THEN 'unblocked' ") if old else ""
-    return (f"CASE {back}WHEN {new} IN ('shipped', 'consumed', 'destroyed', 'missing', "
-            f"'blocked') THEN {new} END")
+            f"WHEN {old} = 'blocked' AND {new} = 'available' THEN 'unblocked' "
+        )
+        if old
+        else ""
+    )
+    return (
+        f"CASE {back}WHEN {new} IN ('shipped', 'consumed', 'destroyed', 'missing', "
+        f"'blocked') THEN {new} END"
+    )
 
 
 def _tube_key(tube: str) -> str:
     """From ``sample`` (aliased s) joined to its patient (p): the tube's site and material."""
-    return ("FROM sample s LEFT JOIN patient p ON p.id = s.patient_id "
-            f"WHERE s.id = {tube}.sample_id")
+    return f"FROM sample s LEFT JOIN patient p ON p.id = s.patient_id WHERE s.id = {tube}.sample_id"
 
 
 def _flow(month: str, tube: str, kind: str, tubes: str, condition: str = "1 = 1") -> str:
-    return (f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
-            f"SELECT {month}, coalesce(p.site_id, 0), s.material_id, {tube}.aliquot_type_id, "
-            f"{kind}, {tubes} {_tube_key(tube)} AND {condition} {_ADD_FLOWS}")
+    return (
+        f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
+        f"SELECT {month}, coalesce(p.site_id, 0), s.material_id, {tube}.aliquot_type_id, "
+        f"{kind}, {tubes} {_tube_key(tube)} AND {condition} {_ADD_FLOWS}"
+    )
 
 
 def _thaw(tube: str, tubes: str) -> str:
-    return (f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
-            f"SELECT coalesce(p.site_id, 0), s.material_id, {tube}.aliquot_type_id, "
-            f"{tube}.freeze_thaw_count, {tubes} {_tube_key(tube)} "
-            f"AND {tube}.status IN {_HOUSE} {_ADD_THAWS}")
+    return (
+        f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
+        f"SELECT coalesce(p.site_id, 0), s.material_id, {tube}.aliquot_type_id, "
+        f"{tube}.freeze_thaw_count, {tubes} {_tube_key(tube)} "
+        f"AND {tube}.status IN {_HOUSE} {_ADD_THAWS}"
+    )
 
 
 _ADD_FLOWS = f"ON CONFLICT ({FLOW_KEY}) DO UPDATE SET tubes = {FLOWS}.tubes + excluded.tubes"
@@ -95,10 +118,12 @@ def _made(month: str) -> tuple[str, ...]:
     """A tube made (the trigger's NEW): received in its creation month, a flow if made with
     a status that is one, and held (stock, freeze–thaw cycles) if made in house."""
     kind = _kind(None, "NEW.status")
-    return (_flow(month, "NEW", "'received'", "1"),
-            _flow(month, "NEW", kind, "1", f"{kind} IS NOT NULL"),
-            _flow(month, "NEW", "'in_stock'", "1", f"NEW.status IN {_HOUSE}"),
-            _thaw("NEW", "1"))
+    return (
+        _flow(month, "NEW", "'received'", "1"),
+        _flow(month, "NEW", kind, "1", f"{kind} IS NOT NULL"),
+        _flow(month, "NEW", "'in_stock'", "1", f"NEW.status IN {_HOUSE}"),
+        _thaw("NEW", "1"),
+    )
 
 
 def _made_in_bulk(month: str, rows: str) -> tuple[str, str]:
@@ -106,31 +131,37 @@ def _made_in_bulk(month: str, rows: str) -> tuple[str, str]:
     once by key, status and cycles, then fanned out to the flows and the thaws."""
     # MATERIALIZED: else SQLite pushes the thaws' "status IN (...)" down into g and reads
     # every tube held by the status index instead of the chunk's by id, on every chunk.
-    groups = (f"WITH g AS MATERIALIZED (SELECT {month} AS month, "
-              "coalesce(p.site_id, 0) AS site_id, "
-              "s.material_id AS material_id, a.aliquot_type_id AS aliquot_type_id, "
-              "a.status AS status, a.freeze_thaw_count AS freeze_thaw_count, count(*) AS n "
-              "FROM aliquot a JOIN sample s ON s.id = a.sample_id "
-              f"LEFT JOIN patient p ON p.id = s.patient_id WHERE {rows} "
-              "GROUP BY 1, 2, 3, 4, 5, 6) ")
+    groups = (
+        f"WITH g AS MATERIALIZED (SELECT {month} AS month, "
+        "coalesce(p.site_id, 0) AS site_id, "
+        "s.material_id AS material_id, a.aliquot_type_id AS aliquot_type_id, "
+        "a.status AS status, a.freeze_thaw_count AS freeze_thaw_count, count(*) AS n "
+        "FROM aliquot a JOIN sample s ON s.id = a.sample_id "
+        f"LEFT JOIN patient p ON p.id = s.patient_id WHERE {rows} "
+        "GROUP BY 1, 2, 3, 4, 5, 6) "
+    )
     key = "month, site_id, material_id, aliquot_type_id"
-    return (groups + f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
-            f"SELECT {key}, kind, sum(n) FROM ("
-            f"SELECT {key}, 'received' AS kind, n FROM g "
-            f"UNION ALL SELECT {key}, {_kind(None, 'status')}, n FROM g "
-            f"UNION ALL SELECT {key}, 'in_stock', n FROM g WHERE status IN {_HOUSE}) f "
-            f"WHERE kind IS NOT NULL GROUP BY 1, 2, 3, 4, 5 {_ADD_FLOWS}",
-            groups + f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
-            f"SELECT {THAW_KEY}, sum(n) FROM g WHERE status IN {_HOUSE} "
-            f"GROUP BY 1, 2, 3, 4 {_ADD_THAWS}")
+    return (
+        groups + f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
+        f"SELECT {key}, kind, sum(n) FROM ("
+        f"SELECT {key}, 'received' AS kind, n FROM g "
+        f"UNION ALL SELECT {key}, {_kind(None, 'status')}, n FROM g "
+        f"UNION ALL SELECT {key}, 'in_stock', n FROM g WHERE status IN {_HOUSE}) f "
+        f"WHERE kind IS NOT NULL GROUP BY 1, 2, 3, 4, 5 {_ADD_FLOWS}",
+        groups + f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
+        f"SELECT {THAW_KEY}, sum(n) FROM g WHERE status IN {_HOUSE} "
+        f"GROUP BY 1, 2, 3, 4 {_ADD_THAWS}",
+    )
 
 
-def _moved(dialect: str, where: str, old_site: str, new_site: str, old_material: str,
-           new_material: str) -> tuple[str, ...]:
+def _moved(
+    dialect: str, where: str, old_site: str, new_site: str, old_material: str, new_material: str
+) -> tuple[str, ...]:
     """Tubes held of the samples ``where`` selects move from the old key to the new one."""
     now = _NOW[dialect]
-    held = f"FROM aliquot a JOIN sample s ON s.id = a.sample_id WHERE {where} " \
-           f"AND a.status IN {_HOUSE}"
+    held = (
+        f"FROM aliquot a JOIN sample s ON s.id = a.sample_id WHERE {where} AND a.status IN {_HOUSE}"
+    )
     # A material read from the samples (a patient's move) is a column to group by; one from
     # the trigger's row (a sample's correction) is a constant of the statement.
     by = ", s.material_id" if "s.material_id" in (old_material, new_material) else ""
@@ -140,12 +171,14 @@ def _moved(dialect: str, where: str, old_site: str, new_site: str, old_material:
             f"INSERT INTO {FLOWS} ({FLOW_KEY}, tubes) "
             f"SELECT {now}, {site}, {material}, a.aliquot_type_id, 'in_stock', "
             f"{sign}count(*) {held} GROUP BY a.aliquot_type_id{by} "
-            f"{_ADD_FLOWS}")
+            f"{_ADD_FLOWS}"
+        )
         statements.append(
             f"INSERT INTO {THAWS} ({THAW_KEY}, tubes) "
             f"SELECT {site}, {material}, a.aliquot_type_id, a.freeze_thaw_count, "
             f"{sign}count(*) {held} GROUP BY a.aliquot_type_id, a.freeze_thaw_count{by} "
-            f"{_ADD_THAWS}")
+            f"{_ADD_THAWS}"
+        )
     return tuple(statements)
 
 
@@ -163,39 +196,66 @@ def triggers(dialect: str, pausable: bool = True) -> tuple[Trigger, ...]:
     """The tallies' triggers on ``dialect``; ``pausable=False``: as first made (c4e1a9d27b5f),
     before the insert trigger could be held back."""
     month, now = MONTH[dialect].format("NEW.created_at"), _NOW[dialect]
-    key_changed = ("(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
-                   "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)")
+    key_changed = (
+        "(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
+        "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)"
+    )
     site_of = "(SELECT site_id FROM patient WHERE id = {0})"
     return (
-        Trigger("inventory_tally_aliquot_insert", "INSERT ON aliquot", "1 = 1",
-                _made(month), pausable),
-        Trigger("inventory_tally_aliquot_update",
-                "UPDATE OF status, sample_id, aliquot_type_id, freeze_thaw_count ON aliquot",
-                f"{key_changed} OR OLD.freeze_thaw_count <> NEW.freeze_thaw_count", (
-                    _flow(now, "NEW", _kind("OLD.status", "NEW.status"), "1",
-                          f"OLD.status <> NEW.status AND "
-                          f"{_kind('OLD.status', 'NEW.status')} IS NOT NULL"),
-                    _flow(now, "OLD", "'in_stock'", "-1",
-                          f"OLD.status IN {_HOUSE} AND {key_changed}"),
-                    _flow(now, "NEW", "'in_stock'", "1",
-                          f"NEW.status IN {_HOUSE} AND {key_changed}"),
-                    _thaw("OLD", "-1"), _thaw("NEW", "1"))),
-        Trigger("inventory_tally_sample_update", "UPDATE OF material_id, patient_id ON sample",
-                "OLD.material_id <> NEW.material_id "
-                "OR coalesce(OLD.patient_id, 0) <> coalesce(NEW.patient_id, 0)",
-                _moved(dialect, "s.id = NEW.id",
-                       f"coalesce({site_of.format('OLD.patient_id')}, 0)",
-                       f"coalesce({site_of.format('NEW.patient_id')}, 0)",
-                       "OLD.material_id", "NEW.material_id")),
-        Trigger("inventory_tally_patient_update", "UPDATE OF site_id ON patient",
-                "OLD.site_id <> NEW.site_id",
-                _moved(dialect, "s.patient_id = NEW.id", "OLD.site_id", "NEW.site_id",
-                       "s.material_id", "s.material_id")),
+        Trigger(
+            "inventory_tally_aliquot_insert", "INSERT ON aliquot", "1 = 1", _made(month), pausable
+        ),
+        Trigger(
+            "inventory_tally_aliquot_update",
+            "UPDATE OF status, sample_id, aliquot_type_id, freeze_thaw_count ON aliquot",
+            f"{key_changed} OR OLD.freeze_thaw_count <> NEW.freeze_thaw_count",
+            (
+                _flow(
+                    now,
+                    "NEW",
+                    _kind("OLD.status", "NEW.status"),
+                    "1",
+                    f"OLD.status <> NEW.status AND {_kind('OLD.status', 'NEW.status')} IS NOT NULL",
+                ),
+                _flow(now, "OLD", "'in_stock'", "-1", f"OLD.status IN {_HOUSE} AND {key_changed}"),
+                _flow(now, "NEW", "'in_stock'", "1", f"NEW.status IN {_HOUSE} AND {key_changed}"),
+                _thaw("OLD", "-1"),
+                _thaw("NEW", "1"),
+            ),
+        ),
+        Trigger(
+            "inventory_tally_sample_update",
+            "UPDATE OF material_id, patient_id ON sample",
+            "OLD.material_id <> NEW.material_id "
+            "OR coalesce(OLD.patient_id, 0) <> coalesce(NEW.patient_id, 0)",
+            _moved(
+                dialect,
+                "s.id = NEW.id",
+                f"coalesce({site_of.format('OLD.patient_id')}, 0)",
+                f"coalesce({site_of.format('NEW.patient_id')}, 0)",
+                "OLD.material_id",
+                "NEW.material_id",
+            ),
+        ),
+        Trigger(
+            "inventory_tally_patient_update",
+            "UPDATE OF site_id ON patient",
+            "OLD.site_id <> NEW.site_id",
+            _moved(
+                dialect,
+                "s.patient_id = NEW.id",
+                "OLD.site_id",
+                "NEW.site_id",
+                "s.material_id",
+                "s.material_id",
+            ),
+        ),
     )
 
 
-def create_statements(dialect: str, pausable: bool = True,
-                      names: Iterable[str] | None = None) -> list[str]:
+def create_statements(
+    dialect: str, pausable: bool = True, names: Iterable[str] | None = None
+) -> list[str]:
     """The DDL of the triggers on ``dialect`` ("sqlite" or "postgresql"): all, or ``names``."""
     if dialect not in MONTH:
         raise ValueError(f"no inventory tally triggers for {dialect}")
@@ -207,14 +267,22 @@ def create_statements(dialect: str, pausable: bool = True,
         body = "".join(f"{s}; " for s in trigger.statements)
         if dialect == "sqlite":
             when = f"({trigger.when}) AND NOT {paused}" if trigger.pausable else trigger.when
-            found.append(f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
-                         f"WHEN {when} BEGIN {body}END")
+            found.append(
+                f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
+                f"WHEN {when} BEGIN {body}END"
+            )
         else:  # PostgreSQL allows no subquery in WHEN: the function asks
             hold = f"IF {paused} THEN RETURN NULL; END IF; " if trigger.pausable else ""
-            found += [(f"CREATE FUNCTION {trigger.name}() RETURNS trigger LANGUAGE plpgsql AS "
-                       f"$$ BEGIN {hold}{body}RETURN NULL; END $$"),
-                      (f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
-                       f"WHEN ({trigger.when}) EXECUTE FUNCTION {trigger.name}()")]
+            found += [
+                (
+                    f"CREATE FUNCTION {trigger.name}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN {hold}{body}RETURN NULL; END $$"
+                ),
+                (
+                    f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
+                    f"WHEN ({trigger.when}) EXECUTE FUNCTION {trigger.name}()"
+                ),
+            ]
     return found
 
 
@@ -225,8 +293,10 @@ def drop_statements(dialect: str, names: Iterable[str] | None = None) -> list[st
         if names is not None and trigger.name not in names:
             continue
         table = trigger.event.split(" ON ")[1]
-        found.append(f"DROP TRIGGER IF EXISTS {trigger.name}"
-                     + (f" ON {table}" if dialect == "postgresql" else ""))
+        found.append(
+            f"DROP TRIGGER IF EXISTS {trigger.name}"
+            + (f" ON {table}" if dialect == "postgresql" else "")
+        )
         if dialect == "postgresql":
             found.append(f"DROP FUNCTION IF EXISTS {trigger.name}()")
     return found
@@ -281,8 +351,10 @@ FILL_KEY = "month, freezer_id"
 # none (biobank.reports.fill says why these).
 ENTERING = ("stored", "moved", "put_back", "refrozen")
 LEAVING = ("unstored", *sorted(DEPARTED))
-_FREEZER_OF = {"sqlite": "json_extract({0}.new_values, '$.freezer_id')",
-               "postgresql": "CAST({0}.new_values ->> 'freezer_id' AS integer)"}
+_FREEZER_OF = {
+    "sqlite": "json_extract({0}.new_values, '$.freezer_id')",
+    "postgresql": "CAST({0}.new_values ->> 'freezer_id' AS integer)",
+}
 _FILL_TRIGGER = "fill_tally_custody_event_insert"
 
 
@@ -292,8 +364,10 @@ def _listed(values: tuple[str, ...]) -> str:
 
 def holds(dialect: str, event: str) -> str:
     """SQL: the freezer whose position the tube holds after the custody event (NULL: none)."""
-    return (f"CASE WHEN {event}.event_type IN {_listed(ENTERING)} "
-            f"THEN {_FREEZER_OF[dialect].format(event)} END")
+    return (
+        f"CASE WHEN {event}.event_type IN {_listed(ENTERING)} "
+        f"THEN {_FREEZER_OF[dialect].format(event)} END"
+    )
 
 
 def fill_statements(dialect: str) -> list[str]:
@@ -302,35 +376,46 @@ def fill_statements(dialect: str) -> list[str]:
     left, in the event's UTC month (the tube's previous place event: by its chain's index)."""
     month = MONTH[dialect].format("NEW.occurred_at")
     now = holds(dialect, "NEW")
-    before = (f"(SELECT {holds(dialect, 'e')} FROM custody_event e "
-              f"WHERE e.aliquot_id = NEW.aliquot_id AND e.id < NEW.id "
-              f"AND e.event_type IN {_listed(ENTERING + LEAVING)} ORDER BY e.id DESC LIMIT 1)")
+    before = (
+        f"(SELECT {holds(dialect, 'e')} FROM custody_event e "
+        f"WHERE e.aliquot_id = NEW.aliquot_id AND e.id < NEW.id "
+        f"AND e.event_type IN {_listed(ENTERING + LEAVING)} ORDER BY e.id DESC LIMIT 1)"
+    )
     add = f"ON CONFLICT ({FILL_KEY}) DO UPDATE SET tubes = {FILL}.tubes + excluded.tubes"
     if dialect == "sqlite":
-        body = (f"INSERT INTO {FILL} ({FILL_KEY}, tubes) SELECT {month}, f, d FROM ("
-                f"SELECT {now} AS f, 1 AS d, {before} AS o UNION ALL "
-                f"SELECT {before}, -1, {now}) WHERE f IS NOT NULL AND f IS NOT o {add}; ")
-        return [f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
-                f"WHEN NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
-                f"{_listed(ENTERING + LEAVING)} BEGIN {body}END"]
+        body = (
+            f"INSERT INTO {FILL} ({FILL_KEY}, tubes) SELECT {month}, f, d FROM ("
+            f"SELECT {now} AS f, 1 AS d, {before} AS o UNION ALL "
+            f"SELECT {before}, -1, {now}) WHERE f IS NOT NULL AND f IS NOT o {add}; "
+        )
+        return [
+            f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
+            f"WHEN NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
+            f"{_listed(ENTERING + LEAVING)} BEGIN {body}END"
+        ]
     if dialect != "postgresql":
         raise ValueError(f"no fill tally trigger for {dialect}")
-    body = (f"DECLARE entered integer := {now}; left_from integer := {before}; BEGIN "
-            f"IF entered IS NOT DISTINCT FROM left_from THEN RETURN NULL; END IF; "
-            f"IF entered IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
-            f"VALUES ({month}, entered, 1) {add}; END IF; "
-            f"IF left_from IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
-            f"VALUES ({month}, left_from, -1) {add}; END IF; RETURN NULL; END")
-    return [f"CREATE FUNCTION {_FILL_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ {body} $$",
-            f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
-            f"WHEN (NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
-            f"{_listed(ENTERING + LEAVING)}) EXECUTE FUNCTION {_FILL_TRIGGER}()"]
+    body = (
+        f"DECLARE entered integer := {now}; left_from integer := {before}; BEGIN "
+        f"IF entered IS NOT DISTINCT FROM left_from THEN RETURN NULL; END IF; "
+        f"IF entered IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
+        f"VALUES ({month}, entered, 1) {add}; END IF; "
+        f"IF left_from IS NOT NULL THEN INSERT INTO {FILL} ({FILL_KEY}, tubes) "
+        f"VALUES ({month}, left_from, -1) {add}; END IF; RETURN NULL; END"
+    )
+    return [
+        f"CREATE FUNCTION {_FILL_TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$",
+        f"CREATE TRIGGER {_FILL_TRIGGER} AFTER INSERT ON custody_event FOR EACH ROW "
+        f"WHEN (NEW.aliquot_id IS NOT NULL AND NEW.event_type IN "
+        f"{_listed(ENTERING + LEAVING)}) EXECUTE FUNCTION {_FILL_TRIGGER}()",
+    ]
 
 
 def fill_drop_statements(dialect: str) -> list[str]:
     """The DDL that removes the fill trigger."""
     if dialect == "postgresql":
-        return [f"DROP TRIGGER IF EXISTS {_FILL_TRIGGER} ON custody_event",
-                f"DROP FUNCTION IF EXISTS {_FILL_TRIGGER}()"]
+        return [
+            f"DROP TRIGGER IF EXISTS {_FILL_TRIGGER} ON custody_event",
+            f"DROP FUNCTION IF EXISTS {_FILL_TRIGGER}()",
+        ]
     return [f"DROP TRIGGER IF EXISTS {_FILL_TRIGGER}"]

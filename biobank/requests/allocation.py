@@ -49,21 +49,36 @@ class Candidate:
     freeze_thaw: int
 
 
-def candidates(session: Session, request: SampleRequest, filters: availability.Filters,
-               mine: set[int], skip: set[int]) -> list[Candidate]:
+def candidates(
+    session: Session,
+    request: SampleRequest,
+    filters: availability.Filters,
+    mine: set[int],
+    skip: set[int],
+) -> list[Candidate]:
     """Tubes that could go to the request: available (or reserved by this allocation); a
     site-scoped manager's, only those at their sites (what "matching now" showed them)."""
     status = Aliquot.status == "available"
     if mine:
         status = or_(status, Aliquot.id.in_(mine))
-    query = (select(Aliquot.id, Sample.patient_id, Patient.study_id, Sample.timepoint_id,
-                    Aliquot.volume_remaining_ml, Aliquot.freeze_thaw_count)
-             .join(Sample, Sample.id == Aliquot.sample_id)
-             .outerjoin(Patient, Patient.id == Sample.patient_id)
-             .where(status, *availability.tube_conditions(filters),
-                    *availability.sample_conditions(filters, request.substudy,
-                                                    availability.today()),
-                    *availability.at_sites(scope.of(session))))
+    query = (
+        select(
+            Aliquot.id,
+            Sample.patient_id,
+            Patient.study_id,
+            Sample.timepoint_id,
+            Aliquot.volume_remaining_ml,
+            Aliquot.freeze_thaw_count,
+        )
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)
+        .where(
+            status,
+            *availability.tube_conditions(filters),
+            *availability.sample_conditions(filters, request.substudy, availability.today()),
+            *availability.at_sites(scope.of(session)),
+        )
+    )
     if skip:
         query = query.where(Aliquot.id.not_in(skip))
     return [Candidate(*row) for row in session.execute(query)]
@@ -74,8 +89,9 @@ def donor(tube: Candidate) -> Any:
     return tube.patient_id if tube.patient_id is not None else ("anonymised", tube.id)
 
 
-def choose(found: Iterable[Candidate], per_group: int, patients: int,
-           mine: set[int]) -> list[Candidate]:
+def choose(
+    found: Iterable[Candidate], per_group: int, patients: int, mine: set[int]
+) -> list[Candidate]:
     """Up to ``per_group`` tubes per patient and timepoint, from up to ``patients`` patients.
 
     Tubes already reserved come first (a re-pick keeps them), then the fewest freeze–thaw
@@ -93,8 +109,9 @@ def choose(found: Iterable[Candidate], per_group: int, patients: int,
         full = sum(len(t) == per_group for t in taken)
         chosen = [tube for part in taken for tube in part]
         keeps = any(t.id in mine for t in chosen)
-        offers.append(((not keeps, -full, -len(chosen), chosen[0].study_id or "~",
-                        chosen[0].id), chosen))
+        offers.append(
+            ((not keeps, -full, -len(chosen), chosen[0].study_id or "~", chosen[0].id), chosen)
+        )
     offers.sort(key=lambda offer: offer[0])
     return [tube for _, chosen in offers[:patients] for tube in chosen]
 
@@ -102,18 +119,28 @@ def choose(found: Iterable[Candidate], per_group: int, patients: int,
 def _shortfall(request: SampleRequest, wanted: int, plan: list[Candidate]) -> Conflict:
     found = len({donor(t) for t in plan})
     if not plan:
-        message = (f"no available tube matches request {request.number} now: nothing to "
-                   "allocate (0 patients, 0 aliquots found)")
+        message = (
+            f"no available tube matches request {request.number} now: nothing to "
+            "allocate (0 patients, 0 aliquots found)"
+        )
     else:
-        message = (f"request {request.number} asks for {wanted} patient(s); only {found} "
-                   f"patient(s) with {len(plan)} matching aliquot(s) are available now "
-                   "(allow_partial takes them)")
-    return Conflict(message, errors={"json": {"patients": [message]},
-                                     "found": {"patients": found, "aliquots": len(plan)}})
+        message = (
+            f"request {request.number} asks for {wanted} patient(s); only {found} "
+            f"patient(s) with {len(plan)} matching aliquot(s) are available now "
+            "(allow_partial takes them)"
+        )
+    return Conflict(
+        message,
+        errors={
+            "json": {"patients": [message]},
+            "found": {"patients": found, "aliquots": len(plan)},
+        },
+    )
 
 
-def allocate(session: Session, asker: Asker, number: str,
-             allow_partial: bool = False) -> SampleRequest:
+def allocate(
+    session: Session, asker: Asker, number: str, allow_partial: bool = False
+) -> SampleRequest:
     """Reserve an approved request's tubes; fewer patients than asked is a 409 saying how
     many were found, unless ``allow_partial``."""
     request = lifecycle.get_request(session, asker, number, act="allocate")
@@ -127,8 +154,9 @@ def allocate(session: Session, asker: Asker, number: str,
     refused: dict[str, list[str]] = {}
     try:
         for _ in range(ROUNDS):
-            plan = choose(candidates(session, request, filters, mine, skip), per_group, wanted,
-                          mine)
+            plan = choose(
+                candidates(session, request, filters, mine, skip), per_group, wanted, mine
+            )
             if not plan or (len({donor(t) for t in plan}) < wanted and not allow_partial):
                 raise _shortfall(request, wanted, plan)
             new = [t.id for t in plan if t.id not in mine]
@@ -138,41 +166,74 @@ def allocate(session: Session, asker: Asker, number: str,
             denied = {i for i, d in decisions.items() if not d.allowed}
             for i in denied:
                 refused[decisions[i].barcode or str(i)] = list(decisions[i].reasons)
-            got = samples.change_statuses(session, asker.username,
-                                          [i for i in new if i not in denied], "available",
-                                          "reserved", why, {"request": request.number})
+            got = samples.change_statuses(
+                session,
+                asker.username,
+                [i for i in new if i not in denied],
+                "available",
+                "reserved",
+                why,
+                {"request": request.number},
+            )
             mine.update(got)
             skip.update(set(new) - set(got))
             if len(got) == len(new):
                 break
         else:
-            raise Conflict(f"other allocations kept taking the tubes request {number} "
-                           "would get: try again", field="number")
+            raise Conflict(
+                f"other allocations kept taking the tubes request {number} would get: try again",
+                field="number",
+            )
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
-            raise Conflict("another allocation got in the way: try again",
-                           field="number") from exc
+            raise Conflict("another allocation got in the way: try again", field="number") from exc
         raise
     _record(session, asker.username, request, plan, mine, wanted, allow_partial, refused)
     return request
 
 
-def _record(session: Session, actor: str, request: SampleRequest, plan: list[Candidate],
-            mine: set[int], wanted: int, allow_partial: bool,
-            refused: dict[str, list[str]]) -> None:
+def _record(
+    session: Session,
+    actor: str,
+    request: SampleRequest,
+    plan: list[Candidate],
+    mine: set[int],
+    wanted: int,
+    allow_partial: bool,
+    refused: dict[str, list[str]],
+) -> None:
     """Store the allocation rows and release any tube reserved on the way but not kept."""
     keep = {t.id for t in plan}
     now = utcnow()
-    samples.change_statuses(session, actor, sorted(mine - keep), "reserved", "available",
-                            f"not needed by request {request.number} after all",
-                            {"request": request.number}, now)
-    session.execute(insert(RequestAliquot), [
-        {"request_id": request.id, "aliquot_id": i, "state": "allocated",
-         "allocated_at": now, "updated_at": now} for i in sorted(keep)])
+    samples.change_statuses(
+        session,
+        actor,
+        sorted(mine - keep),
+        "reserved",
+        "available",
+        f"not needed by request {request.number} after all",
+        {"request": request.number},
+        now,
+    )
+    session.execute(
+        insert(RequestAliquot),
+        [
+            {
+                "request_id": request.id,
+                "aliquot_id": i,
+                "state": "allocated",
+                "allocated_at": now,
+                "updated_at": now,
+            }
+            for i in sorted(keep)
+        ],
+    )
     summary: dict[str, Any] = {
-        "patients_requested": wanted, "patients_found": len({donor(t) for t in plan}),
-        "aliquots": len(keep), "partial": allow_partial and
-        len({donor(t) for t in plan}) < wanted}
+        "patients_requested": wanted,
+        "patients_found": len({donor(t) for t in plan}),
+        "aliquots": len(keep),
+        "partial": allow_partial and len({donor(t) for t in plan}) < wanted,
+    }
     if refused:
         summary["refused_by_gate"] = refused
     request.allocation_summary = summary

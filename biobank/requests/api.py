@@ -34,8 +34,9 @@ from biobank.samples.service import check_code
 from biobank.schema import Schema
 from biobank.storage.service import get_box
 
-blp = Blueprint("requests", __name__,
-                description="Sample requests: availability, approval, picking, shipping")
+blp = Blueprint(
+    "requests", __name__, description="Sample requests: availability, approval, picking, shipping"
+)
 
 
 class RequestNumber(BaseConverter):
@@ -54,8 +55,9 @@ def _dump(schema: type[Schema], obj: Any, status: int = 200, many: bool = False)
 
 def _detail(request: Any, status: int = 200) -> Response:
     who = asker()
-    return _dump(schemas.RequestOut,
-                 readmodels.describe(get_session(), request, not who.researcher), status)
+    return _dump(
+        schemas.RequestOut, readmodels.describe(get_session(), request, not who.researcher), status
+    )
 
 
 def _code(value: str, field: str = "barcode") -> str:
@@ -71,6 +73,7 @@ def _notice_id(value: str) -> int:
 
 # --- availability -----------------------------------------------------------------------
 
+
 @blp.route("/requests/availability", methods=["GET"])
 @also_answers(blp, 404)
 @blp.arguments(schemas.AvailabilityQuery, location="query")
@@ -84,6 +87,7 @@ def get_availability(query: dict):  # type: ignore[no-untyped-def,type-arg]
 
 
 # --- the lifecycle ----------------------------------------------------------------------
+
 
 @blp.route("/requests", methods=["GET"])
 @blp.arguments(schemas.RequestQuery, location="query")
@@ -136,8 +140,9 @@ def submit_request(number: str):  # type: ignore[no-untyped-def]
 @requires("request:decide")
 def approve_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
     """Approve a submitted request (never one's own), optionally adjusting the criteria."""
-    return _detail(lifecycle.approve(get_session(), asker(), number, values["adjust"],
-                                     values["note"]))
+    return _detail(
+        lifecycle.approve(get_session(), asker(), number, values["adjust"], values["note"])
+    )
 
 
 @blp.route("/requests/<request_number:number>/reject", methods=["POST"])
@@ -177,6 +182,7 @@ def close_request(number: str):  # type: ignore[no-untyped-def]
 
 # --- picking ----------------------------------------------------------------------------
 
+
 @blp.route("/requests/<request_number:number>/pick-list", methods=["GET"])
 @blp.response(200, schemas.PickListOut)
 @requires("request:pick")
@@ -201,11 +207,11 @@ def pick_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-ar
 @requires("request:pick")
 def drop_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
     """Take one tube out of the request before shipping, with a reason."""
-    return picking.drop(get_session(), asker(), number, _code(values["barcode"]),
-                        values["reason"])
+    return picking.drop(get_session(), asker(), number, _code(values["barcode"]), values["reason"])
 
 
 # --- shipping and after -----------------------------------------------------------------
+
 
 @blp.route("/requests/<request_number:number>/ship", methods=["POST"])
 @blp.arguments(schemas.ShipIn)
@@ -218,8 +224,7 @@ def ship_request(values: dict, number: str):  # type: ignore[no-untyped-def,type
 
 @blp.route("/requests/<request_number:number>/manifest.csv", methods=["GET"])
 @also_answers(blp, 409)
-@blp.response(200, description="the shipment manifest, one line per tube",
-              content_type="text/csv")
+@blp.response(200, description="the shipment manifest, one line per tube", content_type="text/csv")
 @requires("request:read")
 def manifest_csv(number: str):  # type: ignore[no-untyped-def]
     """The shipment manifest as CSV (barcodes and study pseudonyms only)."""
@@ -227,31 +232,42 @@ def manifest_csv(number: str):  # type: ignore[no-untyped-def]
     response = Response(manifest.to_csv(found), mimetype="text/csv")
     response.charset = "utf-8"
     response.headers["Content-Disposition"] = (
-        f'attachment; filename="manifest-{found.request.number}.csv"')
+        f'attachment; filename="manifest-{found.request.number}.csv"'
+    )
     return response
 
 
 @blp.route("/requests/<request_number:number>/manifest", methods=["GET"])
 @also_answers(blp, 409)
-@blp.response(200, description="the shipment manifest as a printable page",
-              content_type="text/html")
+@blp.response(
+    200, description="the shipment manifest as a printable page", content_type="text/html"
+)
 @requires("request:read")
 def manifest_page(number: str):  # type: ignore[no-untyped-def]
     """The shipment manifest as a printable page, to go in the box."""
     found = manifest.manifest(get_session(), asker(), number)
-    return Response(render_template("requests/manifest.html", manifest=found,
-                                    columns=manifest.COLUMNS), mimetype="text/html")
+    return Response(
+        render_template("requests/manifest.html", manifest=found, columns=manifest.COLUMNS),
+        mimetype="text/html",
+    )
 
 
 @blp.route("/requests/<request_number:number>/labels", methods=["GET"])
 @blp.arguments(LabelQuery, location="query")
-@blp.response(200, description="one ZPL stream, or one SVG / PNG sheet",
-              content_type="application/octet-stream")
+@blp.response(
+    200,
+    description="one ZPL stream, or one SVG / PNG sheet",
+    content_type="application/octet-stream",
+)
 @requires("request:pick")
 def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyped-def]
     """Labels for the request's tubes naming each patient by the sub-study's pseudonym."""
-    return render("aliquot", manifest.shipment_labels(get_session(), asker(), number), args,
-                  f"{number}-labels")
+    return render(
+        "aliquot",
+        manifest.shipment_labels(get_session(), asker(), number),
+        args,
+        f"{number}-labels",
+    )
 
 
 @blp.route("/requests/<request_number:number>/receive", methods=["POST"])
@@ -281,11 +297,21 @@ def return_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-
     """A tube came back: available again, stored in the box and position given."""
     session = get_session()
     box = get_box(session, values["box"], numbering(), "box")
-    return _detail(shipping.returned(session, asker(), number, _code(values["barcode"]), box,
-                                     values["position"], values["reason"]))
+    return _detail(
+        shipping.returned(
+            session,
+            asker(),
+            number,
+            _code(values["barcode"]),
+            box,
+            values["position"],
+            values["reason"],
+        )
+    )
 
 
 # --- recalls ----------------------------------------------------------------------------
+
 
 @blp.route("/requests/<request_number:number>/recalls/<notice_id>/acknowledge", methods=["POST"])
 @blp.response(200, schemas.RequestRecallOut)

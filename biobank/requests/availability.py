@@ -71,13 +71,16 @@ class Filters:
     max_freeze_thaw: int | None = None
 
 
-def _ids(session: Session, model: Any, codes: list[str], field_name: str,
-         indexed: bool = True) -> list[int]:
+def _ids(
+    session: Session, model: Any, codes: list[str], field_name: str, indexed: bool = True
+) -> list[int]:
     found = dict(session.execute(select(model.code, model.id).where(model.code.in_(codes))).all())
     for index, code in enumerate(codes):
         if code not in found:
-            raise Invalid(f"unknown {model.__tablename__.replace('_', ' ')} {code!r}",
-                          field=f"{field_name}.{index}" if indexed else field_name)
+            raise Invalid(
+                f"unknown {model.__tablename__.replace('_', ' ')} {code!r}",
+                field=f"{field_name}.{index}" if indexed else field_name,
+            )
     return [found[code] for code in codes]
 
 
@@ -90,19 +93,28 @@ def resolve(session: Session, criteria: dict[str, Any], prefix: str = "") -> Fil
     mrd_timepoint = None
     if criteria.get("mrd_timepoint"):
         if not criteria.get("mrd_status"):
-            raise Invalid("mrd_timepoint says where to read the MRD status: give mrd_status",
-                          field=f"{prefix}mrd_timepoint")
-        [mrd_timepoint] = _ids(session, Timepoint, [criteria["mrd_timepoint"]],
-                               f"{prefix}mrd_timepoint", indexed=False)
+            raise Invalid(
+                "mrd_timepoint says where to read the MRD status: give mrd_status",
+                field=f"{prefix}mrd_timepoint",
+            )
+        [mrd_timepoint] = _ids(
+            session, Timepoint, [criteria["mrd_timepoint"]], f"{prefix}mrd_timepoint", indexed=False
+        )
     return Filters(
-        materials=ids["materials"], aliquot_types=ids["aliquot_types"],
+        materials=ids["materials"],
+        aliquot_types=ids["aliquot_types"],
         timepoints=ids["timepoints"],
         risk_groups=list(criteria["risk_groups"]) if criteria.get("risk_groups") else None,
         diagnoses=list(criteria["diagnoses"]) if criteria.get("diagnoses") else None,
-        mrd_status=criteria.get("mrd_status"), mrd_timepoint=mrd_timepoint,
-        min_volume_ml=(None if criteria.get("min_volume_ml") is None
-                       else Decimal(str(criteria["min_volume_ml"]))),
-        max_freeze_thaw=criteria.get("max_freeze_thaw"))
+        mrd_status=criteria.get("mrd_status"),
+        mrd_timepoint=mrd_timepoint,
+        min_volume_ml=(
+            None
+            if criteria.get("min_volume_ml") is None
+            else Decimal(str(criteria["min_volume_ml"]))
+        ),
+        max_freeze_thaw=criteria.get("max_freeze_thaw"),
+    )
 
 
 def today() -> dt.date:
@@ -111,6 +123,7 @@ def today() -> dt.date:
 
 
 # --- the conditions, shared by counting and by allocation -------------------------------
+
 
 def tube_conditions(filters: Filters, aliquot: Any = Aliquot) -> list[ColumnElement[bool]]:
     """Conditions on the aliquot row itself (``aliquot``: the table or a subquery of it)."""
@@ -161,19 +174,26 @@ def _unindexed_default(element: _unindexed, compiler: SQLCompiler, **kw: Any) ->
     return compiler.process(element.clauses, **kw)
 
 
-_SAMPLE = _SampleSide(Sample.patient_id, Sample.timepoint_id, Sample.material_id,
-                      Sample.patient_id.is_(None))
-_TALLY = _SampleSide(_unindexed(AvailabilityTally.patient_id), AvailabilityTally.timepoint_key,
-                     AvailabilityTally.material_id, AvailabilityTally.patient_id == 0)
+_SAMPLE = _SampleSide(
+    Sample.patient_id, Sample.timepoint_id, Sample.material_id, Sample.patient_id.is_(None)
+)
+_TALLY = _SampleSide(
+    _unindexed(AvailabilityTally.patient_id),
+    AvailabilityTally.timepoint_key,
+    AvailabilityTally.material_id,
+    AvailabilityTally.patient_id == 0,
+)
 
 
-def sample_conditions(filters: Filters, substudy: Substudy, day: dt.date,
-                      side: _SampleSide = _SAMPLE) -> list[ColumnElement[bool]]:
+def sample_conditions(
+    filters: Filters, substudy: Substudy, day: dt.date, side: _SampleSide = _SAMPLE
+) -> list[ColumnElement[bool]]:
     """Conditions on the tube's sample and patient, the consent rule first (anonymised tubes
     too, for a sub-study that takes them: ``rule.takes_anonymised``)."""
     consented = side.patient_id.in_(rule.consented_patients(substudy, day))
     found: list[ColumnElement[bool]] = [
-        or_(consented, side.no_patient) if rule.takes_anonymised(substudy) else consented]
+        or_(consented, side.no_patient) if rule.takes_anonymised(substudy) else consented
+    ]
     if filters.materials:
         found.append(side.material_id.in_(filters.materials))
     if filters.timepoints:
@@ -190,14 +210,13 @@ def sample_conditions(filters: Filters, substudy: Substudy, day: dt.date,
     return found
 
 
-def _mrd_condition(status: str, timepoint_id: int | None,
-                   side: _SampleSide) -> ColumnElement[bool]:
+def _mrd_condition(status: str, timepoint_id: int | None, side: _SampleSide) -> ColumnElement[bool]:
     """MRD status at the sample's own timepoint (or at ``timepoint_id``, e.g. EOI)."""
-    at = MrdResult.timepoint_id == (timepoint_id if timepoint_id is not None
-                                    else side.timepoint_id)
+    at = MrdResult.timepoint_id == (timepoint_id if timepoint_id is not None else side.timepoint_id)
     measured = exists().where(MrdResult.patient_id == side.patient_id, at)
-    positive = exists().where(MrdResult.patient_id == side.patient_id, at,
-                              MrdResult.value_percent >= MRD_POSITIVE_PERCENT)
+    positive = exists().where(
+        MrdResult.patient_id == side.patient_id, at, MrdResult.value_percent >= MRD_POSITIVE_PERCENT
+    )
     if status == "positive":
         return positive
     if status == "negative":
@@ -206,6 +225,7 @@ def _mrd_condition(status: str, timepoint_id: int | None,
 
 
 # --- counting ---------------------------------------------------------------------------
+
 
 @dataclass
 class Group:
@@ -232,31 +252,39 @@ class Availability:
         return sum(g.aliquots for g in self.groups)
 
 
-def count(session: Session, substudy: Substudy, filters: Filters,
-          day: dt.date | None = None) -> Availability:
+def count(
+    session: Session, substudy: Substudy, filters: Filters, day: dt.date | None = None
+) -> Availability:
     """Available, consented tubes by timepoint × material × aliquot type, in one query (a
     site-scoped asker's: at their sites only)."""
     day = day or today()
     within = scope.of(session)
-    groups = (counted_from_tubes(filters, substudy, day, within)
-              if has_tube_conditions(filters) or not within.everywhere
-              else counted_from_tally(filters, substudy, day))
+    groups = (
+        counted_from_tubes(filters, substudy, day, within)
+        if has_tube_conditions(filters) or not within.everywhere
+        else counted_from_tally(filters, substudy, day)
+    )
     return named(session, substudy, day, groups)
 
 
 def named(session: Session, substudy: Substudy, day: dt.date, groups: Subquery) -> Availability:
     """The groups of either count, with their codes, in timepoint order (the one query)."""
     rows = session.execute(
-        select(Timepoint.code, Material.code, AliquotType.code, groups.c.tubes,
-               groups.c.patients)
+        select(Timepoint.code, Material.code, AliquotType.code, groups.c.tubes, groups.c.patients)
         .select_from(groups)
         .outerjoin(Timepoint, Timepoint.id == groups.c.timepoint_id)
         .join(Material, Material.id == groups.c.material_id)
         .join(AliquotType, AliquotType.id == groups.c.aliquot_type_id)
-        .order_by(func.coalesce(Timepoint.sort_order, 10_000), Material.code,
-                  AliquotType.code)).all()
-    return Availability(substudy.code, day, [Group(tp, material, kind, int(tubes), patients)
-                                             for tp, material, kind, tubes, patients in rows])
+        .order_by(func.coalesce(Timepoint.sort_order, 10_000), Material.code, AliquotType.code)
+    ).all()
+    return Availability(
+        substudy.code,
+        day,
+        [
+            Group(tp, material, kind, int(tubes), patients)
+            for tp, material, kind, tubes, patients in rows
+        ],
+    )
 
 
 def counted_from_tally(filters: Filters, substudy: Substudy, day: dt.date) -> Subquery:
@@ -267,35 +295,48 @@ def counted_from_tally(filters: Filters, substudy: Substudy, day: dt.date) -> Su
     conditions = [tally.tubes > 0, *sample_conditions(filters, substudy, day, _TALLY)]
     if filters.aliquot_types:
         conditions.append(tally.aliquot_type_id.in_(filters.aliquot_types))
-    return (select(tally.timepoint_key.label("timepoint_id"), tally.material_id,
-                   tally.aliquot_type_id, func.sum(tally.tubes).label("tubes"),
-                   # Each anonymised tube stands for a donor of its own (unknown).
-                   func.sum(case((tally.patient_id == 0, tally.tubes), else_=1))
-                   .label("patients"))
-            .where(*conditions)
-            .group_by(tally.timepoint_key, tally.material_id, tally.aliquot_type_id)
-            .subquery("groups"))
+    return (
+        select(
+            tally.timepoint_key.label("timepoint_id"),
+            tally.material_id,
+            tally.aliquot_type_id,
+            func.sum(tally.tubes).label("tubes"),
+            # Each anonymised tube stands for a donor of its own (unknown).
+            func.sum(case((tally.patient_id == 0, tally.tubes), else_=1)).label("patients"),
+        )
+        .where(*conditions)
+        .group_by(tally.timepoint_key, tally.material_id, tally.aliquot_type_id)
+        .subquery("groups")
+    )
 
 
-def counted_from_tubes(filters: Filters, substudy: Substudy, day: dt.date,
-                       within: scope.Scope = scope.EVERYWHERE) -> Subquery:
+def counted_from_tubes(
+    filters: Filters, substudy: Substudy, day: dt.date, within: scope.Scope = scope.EVERYWHERE
+) -> Subquery:
     """The same groups counted from the tubes: each sample's available tubes per aliquot type
     straight from an index on (status, sample, type, …), then those rows with samples,
     patients and consent; only the tubes at the sites of ``within``."""
-    per_sample = (select(Aliquot.sample_id, Aliquot.aliquot_type_id,
-                         func.count().label("tubes"))
-                  .where(Aliquot.status == "available", *tube_conditions(filters),
-                         *at_sites(within))
-                  .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
-                  .subquery("per_sample"))
-    return (select(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id,
-                   func.sum(per_sample.c.tubes).label("tubes"),
-                   (func.count(distinct(Sample.patient_id)) + _anonymous(per_sample.c.tubes))
-                   .label("patients"))
-            .join(Sample, Sample.id == per_sample.c.sample_id)
-            .where(*sample_conditions(filters, substudy, day))
-            .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
-            .subquery("groups"))
+    per_sample = (
+        select(Aliquot.sample_id, Aliquot.aliquot_type_id, func.count().label("tubes"))
+        .where(Aliquot.status == "available", *tube_conditions(filters), *at_sites(within))
+        .group_by(Aliquot.sample_id, Aliquot.aliquot_type_id)
+        .subquery("per_sample")
+    )
+    return (
+        select(
+            Sample.timepoint_id,
+            Sample.material_id,
+            per_sample.c.aliquot_type_id,
+            func.sum(per_sample.c.tubes).label("tubes"),
+            (func.count(distinct(Sample.patient_id)) + _anonymous(per_sample.c.tubes)).label(
+                "patients"
+            ),
+        )
+        .join(Sample, Sample.id == per_sample.c.sample_id)
+        .where(*sample_conditions(filters, substudy, day))
+        .group_by(Sample.timepoint_id, Sample.material_id, per_sample.c.aliquot_type_id)
+        .subquery("groups")
+    )
 
 
 def at_sites(within: scope.Scope) -> list[ColumnElement[bool]]:
@@ -307,19 +348,26 @@ def at_sites(within: scope.Scope) -> list[ColumnElement[bool]]:
 def _anonymous(tubes: Any) -> ColumnElement[int]:
     """Anonymised tubes among the rows, each a donor of its own (their donor is unknown)."""
     # Cast: PostgreSQL sums bigints (the per-sample counts) as numeric.
-    return cast(func.coalesce(func.sum(case((Sample.patient_id.is_(None), tubes), else_=0)), 0),
-                Integer)
+    return cast(
+        func.coalesce(func.sum(case((Sample.patient_id.is_(None), tubes), else_=0)), 0), Integer
+    )
 
 
-def matching(session: Session, substudy: Substudy, filters: Filters,
-             day: dt.date | None = None) -> dict[str, int]:
+def matching(
+    session: Session, substudy: Substudy, filters: Filters, day: dt.date | None = None
+) -> dict[str, int]:
     """How many tubes and patients match now (one query): the manager's view of a request
     (a site-scoped asker's: the tubes at their sites)."""
     day = day or today()
     tubes, patients = session.execute(
         select(func.count(), func.count(distinct(Sample.patient_id)) + _anonymous(1))
-        .select_from(Aliquot).join(Sample, Sample.id == Aliquot.sample_id)
-        .where(Aliquot.status == "available", *tube_conditions(filters),
-               *sample_conditions(filters, substudy, day),
-               *at_sites(scope.of(session)))).one()
+        .select_from(Aliquot)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .where(
+            Aliquot.status == "available",
+            *tube_conditions(filters),
+            *sample_conditions(filters, substudy, day),
+            *at_sites(scope.of(session)),
+        )
+    ).one()
     return {"aliquots": tubes, "patients": patients}

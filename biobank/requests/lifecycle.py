@@ -41,9 +41,17 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 # What each step is called in messages ("it cannot be approved").
-VERBS = {"submitted": "submitted", "approved": "approved", "rejected": "rejected",
-         "allocated": "allocated", "picking": "picked", "shipped": "shipped",
-         "received": "received", "closed": "closed", "cancelled": "cancelled"}
+VERBS = {
+    "submitted": "submitted",
+    "approved": "approved",
+    "rejected": "rejected",
+    "allocated": "allocated",
+    "picking": "picked",
+    "shipped": "shipped",
+    "received": "received",
+    "closed": "closed",
+    "cancelled": "cancelled",
+}
 
 
 def may_see(asker: Asker, request: SampleRequest) -> bool:
@@ -61,8 +69,10 @@ def may_act(asker: Asker, request: SampleRequest) -> bool:
 
 # --- finding requests -------------------------------------------------------------------
 
-def get_request(session: Session, asker: Asker, number: str, *,
-                act: str | None = None) -> SampleRequest:
+
+def get_request(
+    session: Session, asker: Asker, number: str, *, act: str | None = None
+) -> SampleRequest:
     """A request by number; another sub-study's request is a 404 to a researcher. To ``act``
     on it (a verb: "receive", "cancel"…) the row is locked and the owner rule applies
     (``may_act``): a researcher who did not make the request is refused (403)."""
@@ -70,19 +80,22 @@ def get_request(session: Session, asker: Asker, number: str, *,
     if act is not None:
         # Steps on one request queue here (PostgreSQL; SQLite has one writer anyway), and
         # the one that waited reads what the other wrote.
-        query = query.with_for_update(of=SampleRequest).execution_options(
-            populate_existing=True)
+        query = query.with_for_update(of=SampleRequest).execution_options(populate_existing=True)
     request = session.scalar(query)
     if request is None or not may_see(asker, request):
         raise NotFound(f"no request {number}")
     if act is not None and not may_act(asker, request):
-        raise Forbidden(f"only {request.created_by}, who made request {request.number}, "
-                        f"or a manager can {act} it", field="number")
+        raise Forbidden(
+            f"only {request.created_by}, who made request {request.number}, "
+            f"or a manager can {act} it",
+            field="number",
+        )
     return request
 
 
-def requests_query(asker: Asker, state: str | None = None,
-                   substudy: str | None = None) -> Select[tuple[SampleRequest]]:
+def requests_query(
+    asker: Asker, state: str | None = None, substudy: str | None = None
+) -> Select[tuple[SampleRequest]]:
     """The requests the asker may see, newest first, filtered."""
     query = select(SampleRequest).join(SampleRequest.substudy).order_by(SampleRequest.id.desc())
     if asker.researcher:
@@ -94,8 +107,9 @@ def requests_query(asker: Asker, state: str | None = None,
     return query
 
 
-def visible_substudy(session: Session, asker: Asker, code: str | None,
-                     field_name: str = "substudy") -> Substudy:
+def visible_substudy(
+    session: Session, asker: Asker, code: str | None, field_name: str = "substudy"
+) -> Substudy:
     """The sub-study a researcher asks about (their only one if not named); others' are 404."""
     if code is None:
         if asker.researcher and len(asker.substudies) == 1:
@@ -109,8 +123,15 @@ def visible_substudy(session: Session, asker: Asker, code: str | None,
 
 # --- moving through the lifecycle -------------------------------------------------------
 
-def move(session: Session, actor: str, request: SampleRequest, new: str,
-         reason: str | None = None, **details: Any) -> None:
+
+def move(
+    session: Session,
+    actor: str,
+    request: SampleRequest,
+    new: str,
+    reason: str | None = None,
+    **details: Any,
+) -> None:
     """Take one step of the lifecycle, or refuse it with the request's state in words."""
     old = request.state
     if new not in TRANSITIONS[old]:
@@ -123,8 +144,16 @@ def move(session: Session, actor: str, request: SampleRequest, new: str,
         raise Conflict(message, field="state")
     request.state = new
     session.flush()
-    record_audit(session, actor, "request", request.number, new, reason=reason,
-                 old_values={"state": old}, new_values={"state": new, **details})
+    record_audit(
+        session,
+        actor,
+        "request",
+        request.number,
+        new,
+        reason=reason,
+        old_values={"state": old},
+        new_values={"state": new, **details},
+    )
 
 
 def _criteria(session: Session, criteria: dict[str, Any], field_name: str) -> dict[str, Any]:
@@ -140,38 +169,62 @@ def create(session: Session, asker: Asker, values: dict[str, Any]) -> SampleRequ
     """A new request, as a draft (or submitted at once with ``submit``)."""
     substudy = visible_substudy(session, asker, values.get("substudy"))
     if not substudy.open:
-        raise Conflict(f"sub-study {substudy.code} is closed: it takes no requests",
-                       field="substudy")
+        raise Conflict(
+            f"sub-study {substudy.code} is closed: it takes no requests", field="substudy"
+        )
     [number] = barcodes.issue(session, NUMBER_PREFIX, 1, NUMBER_DIGITS)
-    request = SampleRequest(number=number, substudy=substudy, state="draft",
-                            title=values["title"], purpose=values["purpose"],
-                            criteria=_criteria(session, values["criteria"], "criteria"),
-                            created_by=asker.username)
+    request = SampleRequest(
+        number=number,
+        substudy=substudy,
+        state="draft",
+        title=values["title"],
+        purpose=values["purpose"],
+        criteria=_criteria(session, values["criteria"], "criteria"),
+        created_by=asker.username,
+    )
     session.add(request)
     session.flush()
-    record_audit(session, asker.username, "request", number, "created",
-                 new_values={"substudy": substudy.code, "title": request.title,
-                             "criteria": request.criteria})
+    record_audit(
+        session,
+        asker.username,
+        "request",
+        number,
+        "created",
+        new_values={
+            "substudy": substudy.code,
+            "title": request.title,
+            "criteria": request.criteria,
+        },
+    )
     if values.get("submit"):
         submit(session, asker, number)
     return request
 
 
-def edit_draft(session: Session, asker: Asker, number: str,
-               values: dict[str, Any]) -> SampleRequest:
+def edit_draft(
+    session: Session, asker: Asker, number: str, values: dict[str, Any]
+) -> SampleRequest:
     """Change a draft's title, purpose or criteria."""
     request = get_request(session, asker, number, act="edit")
     if request.state != "draft":
-        raise Conflict(f"request {number} is {request.state}: only a draft can be edited",
-                       field="state")
+        raise Conflict(
+            f"request {number} is {request.state}: only a draft can be edited", field="state"
+        )
     old = {key: getattr(request, key) for key in values}
     if "criteria" in values:
         values = {**values, "criteria": _criteria(session, values["criteria"], "criteria")}
     for key, value in values.items():
         setattr(request, key, value)
     session.flush()
-    record_audit(session, asker.username, "request", request.number, "edited",
-                 old_values=old, new_values=values)
+    record_audit(
+        session,
+        asker.username,
+        "request",
+        request.number,
+        "edited",
+        old_values=old,
+        new_values=values,
+    )
     return request
 
 
@@ -185,12 +238,18 @@ def submit(session: Session, asker: Asker, number: str) -> SampleRequest:
 
 def _not_own(actor: str, request: SampleRequest, what: str) -> None:
     if request.created_by == actor:
-        raise Forbidden(f"you made request {request.number}: another manager must {what} it",
-                        field="number")
+        raise Forbidden(
+            f"you made request {request.number}: another manager must {what} it", field="number"
+        )
 
 
-def approve(session: Session, asker: Asker, number: str, adjust: dict[str, Any] | None,
-            note: str | None = None) -> SampleRequest:
+def approve(
+    session: Session,
+    asker: Asker,
+    number: str,
+    adjust: dict[str, Any] | None,
+    note: str | None = None,
+) -> SampleRequest:
     """A manager approves the request, possibly adjusting what will be allocated."""
     request = get_request(session, asker, number, act="approve")
     _not_own(asker.username, request, "approve")
@@ -198,7 +257,10 @@ def approve(session: Session, asker: Asker, number: str, adjust: dict[str, Any] 
     move(session, asker.username, request, "approved", note, adjusted=approved)
     request.approved_criteria = approved
     request.decided_by, request.decided_at, request.decision_reason = (
-        asker.username, utcnow(), note)
+        asker.username,
+        utcnow(),
+        note,
+    )
     return request
 
 
@@ -208,7 +270,10 @@ def reject(session: Session, asker: Asker, number: str, reason: str) -> SampleRe
     _not_own(asker.username, request, "reject")
     # The reason first: the table refuses a rejection without one.
     request.decided_by, request.decided_at, request.decision_reason = (
-        asker.username, utcnow(), reason)
+        asker.username,
+        utcnow(),
+        reason,
+    )
     move(session, asker.username, request, "rejected", reason)
     return request
 
@@ -226,47 +291,79 @@ def cancel(session: Session, asker: Asker, number: str, reason: str) -> Cancelle
     """Cancel before shipping: every reserved tube goes back to available at once."""
     request = get_request(session, asker, number, act="cancel")
     request.cancelled_by, request.cancelled_at, request.cancel_reason = (
-        asker.username, utcnow(), reason)
+        asker.username,
+        utcnow(),
+        reason,
+    )
     move(session, asker.username, request, "cancelled", reason)
-    released, picked = release_held(session, asker.username, request,
-                                    f"request {request.number} cancelled: {reason}")
+    released, picked = release_held(
+        session, asker.username, request, f"request {request.number} cancelled: {reason}"
+    )
     return Cancelled(request, released, picked)
 
 
-def release_held(session: Session, actor: str, request: SampleRequest, why: str,
-                 aliquot_ids: list[int] | None = None) -> tuple[int, list[str]]:
+def release_held(
+    session: Session,
+    actor: str,
+    request: SampleRequest,
+    why: str,
+    aliquot_ids: list[int] | None = None,
+) -> tuple[int, list[str]]:
     """Drop a request's held tubes (all, or these) and make the reserved ones available.
 
     Returns how many were released and the barcodes of those already picked (out of their
     boxes: someone must put them back).
     """
-    query = (select(RequestAliquot.id, RequestAliquot.aliquot_id, RequestAliquot.state,
-                    Aliquot.barcode, Aliquot.status)
-             .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
-             .where(RequestAliquot.request_id == request.id, RequestAliquot.state.in_(HELD)))
+    query = (
+        select(
+            RequestAliquot.id,
+            RequestAliquot.aliquot_id,
+            RequestAliquot.state,
+            Aliquot.barcode,
+            Aliquot.status,
+        )
+        .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
+        .where(RequestAliquot.request_id == request.id, RequestAliquot.state.in_(HELD))
+    )
     if aliquot_ids is not None:
         query = query.where(RequestAliquot.aliquot_id.in_(aliquot_ids))
     rows = session.execute(query).all()
     if not rows:
         return 0, []
     now = utcnow()
-    session.execute(RequestAliquot.__table__.update()
-                    .where(RequestAliquot.id.in_([r.id for r in rows]))
-                    .values(state="dropped", reason=why[:200], updated_at=now))
+    session.execute(
+        RequestAliquot.__table__.update()
+        .where(RequestAliquot.id.in_([r.id for r in rows]))
+        .values(state="dropped", reason=why[:200], updated_at=now)
+    )
     reserved = [r.aliquot_id for r in rows if r.status == "reserved"]
-    released = samples.change_statuses(session, actor, reserved, "reserved", "available",
-                                       why[:200], {"request": request.number}, now)
+    released = samples.change_statuses(
+        session,
+        actor,
+        reserved,
+        "reserved",
+        "available",
+        why[:200],
+        {"request": request.number},
+        now,
+    )
     return len(released), sorted(r.barcode for r in rows if r.state == "picked")
 
 
 def close(session: Session, asker: Asker, number: str) -> SampleRequest:
     """Close a received request once every tube is accounted for (used, returned, gone)."""
     request = get_request(session, asker, number, act="close")
-    still = session.scalar(select(func.count()).select_from(RequestAliquot).where(
-        RequestAliquot.request_id == request.id, RequestAliquot.state == "received"))
+    still = session.scalar(
+        select(func.count())
+        .select_from(RequestAliquot)
+        .where(RequestAliquot.request_id == request.id, RequestAliquot.state == "received")
+    )
     if request.state == "received" and still:
-        raise Conflict(f"{still} tube(s) of request {number} are still with the recipient: "
-                       "report each one consumed or returned first", field="state")
+        raise Conflict(
+            f"{still} tube(s) of request {number} are still with the recipient: "
+            "report each one consumed or returned first",
+            field="state",
+        )
     move(session, asker.username, request, "closed")
     request.closed_by, request.closed_at = asker.username, utcnow()
     return request

@@ -21,8 +21,18 @@ from biobank.requests.models import HELD, SampleRequest, Shipment
 
 # Tubes that went out with the shipment (whatever happened to them since).
 SHIPPED = ("shipped", "received", "consumed", "returned", "destroyed")
-COLUMNS = ("barcode", "patient", "timepoint", "material", "aliquot_type", "volume_ml",
-           "cell_count", "sprec_code", "freeze_thaw_count", "discrepancy")
+COLUMNS = (
+    "barcode",
+    "patient",
+    "timepoint",
+    "material",
+    "aliquot_type",
+    "volume_ml",
+    "cell_count",
+    "sprec_code",
+    "freeze_thaw_count",
+    "discrepancy",
+)
 
 
 @dataclass
@@ -42,8 +52,9 @@ def manifest(session: Session, asker: Asker, number: str) -> Manifest:
     """The manifest of a shipped request; before shipping there is none (409)."""
     request = lifecycle.get_request(session, asker, number)
     if request.shipment is None:
-        raise Conflict(f"request {number} is {request.state}: it has no manifest until it "
-                       "ships", field="state")
+        raise Conflict(
+            f"request {number} is {request.state}: it has no manifest until it ships", field="state"
+        )
     return Manifest(request, request.shipment, readmodels.tubes(session, request, SHIPPED))
 
 
@@ -61,6 +72,12 @@ def shipment_labels(session: Session, asker: Asker, number: str) -> list[dict[st
     request = lifecycle.get_request(session, asker, number)
     ids = [t.aliquot_id for t in readmodels.tubes(session, request, (*HELD, *SHIPPED))]
     names = pseudonym.namer(request.substudy_code)
-    return [{**data, "study_id": data["study_id"] if data["study_id"] == ANONYMISED
-             else names[data["study_id"]]}
-            for _, data in aliquot_rows(session, Aliquot.id.in_(ids), (Aliquot.barcode,))]
+    return [
+        {
+            **data,
+            "study_id": data["study_id"]
+            if data["study_id"] == ANONYMISED
+            else names[data["study_id"]],
+        }
+        for _, data in aliquot_rows(session, Aliquot.id.in_(ids), (Aliquot.barcode,))
+    ]

@@ -15,11 +15,29 @@ from biobank.requests import tally
 from biobank.samples.models import Aliquot
 
 # A request's lifecycle; biobank.requests.lifecycle.TRANSITIONS says which step follows which.
-STATES = ("draft", "submitted", "approved", "rejected", "allocated", "picking", "shipped",
-          "received", "closed", "cancelled")
+STATES = (
+    "draft",
+    "submitted",
+    "approved",
+    "rejected",
+    "allocated",
+    "picking",
+    "shipped",
+    "received",
+    "closed",
+    "cancelled",
+)
 # What became of one allocated tube.
-TUBE_STATES = ("allocated", "picked", "dropped", "shipped", "received", "consumed",
-               "returned", "destroyed")
+TUBE_STATES = (
+    "allocated",
+    "picked",
+    "dropped",
+    "shipped",
+    "received",
+    "consumed",
+    "returned",
+    "destroyed",
+)
 # Tubes that hold a reservation: an aliquot is in at most one such row, in any request.
 HELD = ("allocated", "picked")
 CONDITIONS = ("dry_ice", "ln2_dry_shipper", "ambient")
@@ -38,10 +56,10 @@ class SampleRequest(Base):
     __tablename__ = "sample_request"
     __table_args__ = (
         CheckConstraint(_in("state", STATES), name="state"),
-        CheckConstraint("state <> 'rejected' OR decision_reason IS NOT NULL",
-                        name="rejection_reason"),
-        CheckConstraint("state <> 'cancelled' OR cancel_reason IS NOT NULL",
-                        name="cancel_reason"),
+        CheckConstraint(
+            "state <> 'rejected' OR decision_reason IS NOT NULL", name="rejection_reason"
+        ),
+        CheckConstraint("state <> 'cancelled' OR cancel_reason IS NOT NULL", name="cancel_reason"),
         Index("ix_sample_request_substudy_state", "substudy_id", "state"),
     )
 
@@ -72,8 +90,9 @@ class SampleRequest(Base):
     closed_at: Mapped[dt.datetime | None]
 
     substudy: Mapped[Substudy] = relationship(lazy="joined", innerjoin=True)
-    shipment: Mapped[Shipment | None] = relationship(lazy="selectin", uselist=False,
-                                                     back_populates="request")
+    shipment: Mapped[Shipment | None] = relationship(
+        lazy="selectin", uselist=False, back_populates="request"
+    )
 
     @property
     def substudy_code(self) -> str:
@@ -95,8 +114,13 @@ class RequestAliquot(Base):
         CheckConstraint("state <> 'dropped' OR reason IS NOT NULL", name="dropped_reason"),
         Index("uq_request_aliquot_request_aliquot", "request_id", "aliquot_id", unique=True),
         # However requests race, one tube is held for at most one of them.
-        Index("uq_request_aliquot_held", "aliquot_id", unique=True,
-              sqlite_where=text(_HELD_SQL), postgresql_where=text(_HELD_SQL)),
+        Index(
+            "uq_request_aliquot_held",
+            "aliquot_id",
+            unique=True,
+            sqlite_where=text(_HELD_SQL),
+            postgresql_where=text(_HELD_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,8 +167,14 @@ class Shipment(Base):
 
 # Counting available tubes reads the aliquot table by status, then by sample: this index
 # answers that without touching the table (availability over a million aliquots).
-Index("ix_aliquot_available_sample", Aliquot.status, Aliquot.sample_id,
-      Aliquot.aliquot_type_id, Aliquot.freeze_thaw_count, Aliquot.volume_remaining_ml)
+Index(
+    "ix_aliquot_available_sample",
+    Aliquot.status,
+    Aliquot.sample_id,
+    Aliquot.aliquot_type_id,
+    Aliquot.freeze_thaw_count,
+    Aliquot.volume_remaining_ml,
+)
 
 
 class AvailabilityTally(Base):
@@ -153,8 +183,7 @@ class AvailabilityTally(Base):
     order. Derived data: no foreign keys; a count of 0 stays."""
 
     __tablename__ = tally.TABLE
-    __table_args__ = (CheckConstraint("tubes >= 0", name="tubes"),
-                      {"sqlite_with_rowid": False})
+    __table_args__ = (CheckConstraint("tubes >= 0", name="tubes"), {"sqlite_with_rowid": False})
 
     # The sample's timepoint; 0 for none (a key has no NULLs).
     timepoint_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
@@ -167,8 +196,9 @@ class AvailabilityTally(Base):
 
 
 @event.listens_for(Base.metadata, "after_create")
-def _create_tally_triggers(_metadata: Any, connection: Connection, tables: Any = (),
-                           **_kw: Any) -> None:
+def _create_tally_triggers(
+    _metadata: Any, connection: Connection, tables: Any = (), **_kw: Any
+) -> None:
     """create_all (scratch databases) makes the tally's triggers too, once aliquot and sample
     exist; the migrations make their own."""
     if AvailabilityTally.__table__ in tables:

@@ -49,25 +49,42 @@ class Tube:
     patient: str | None = None
 
 
-def tubes(session: Session, request: SampleRequest,
-          states: tuple[str, ...] | None = None) -> list[Tube]:
+def tubes(
+    session: Session, request: SampleRequest, states: tuple[str, ...] | None = None
+) -> list[Tube]:
     """A request's tubes in one query, by patient, timepoint and barcode, each patient named
     by the sub-study's pseudonym too."""
-    query = (select(Aliquot.id, Aliquot.barcode, Patient.study_id, Timepoint.code, Material.code,
-                    AliquotType.code, Aliquot.volume_remaining_ml, Aliquot.cell_count,
-                    Aliquot.sprec_code, Aliquot.freeze_thaw_count, RequestAliquot.state,
-                    RequestAliquot.reason, RequestAliquot.picked_at, RequestAliquot.picked_by,
-                    RequestAliquot.discrepancy)
-             .select_from(RequestAliquot)
-             .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
-             .join(Sample, Sample.id == Aliquot.sample_id)
-             .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
-             .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
-             .join(Material, Material.id == Sample.material_id)
-             .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
-             .where(RequestAliquot.request_id == request.id,
-                    scope.aliquot_filter(scope.of(session), Aliquot.id))
-             .order_by(Patient.study_id, Timepoint.sort_order, Aliquot.barcode))
+    query = (
+        select(
+            Aliquot.id,
+            Aliquot.barcode,
+            Patient.study_id,
+            Timepoint.code,
+            Material.code,
+            AliquotType.code,
+            Aliquot.volume_remaining_ml,
+            Aliquot.cell_count,
+            Aliquot.sprec_code,
+            Aliquot.freeze_thaw_count,
+            RequestAliquot.state,
+            RequestAliquot.reason,
+            RequestAliquot.picked_at,
+            RequestAliquot.picked_by,
+            RequestAliquot.discrepancy,
+        )
+        .select_from(RequestAliquot)
+        .join(Aliquot, Aliquot.id == RequestAliquot.aliquot_id)
+        .join(Sample, Sample.id == Aliquot.sample_id)
+        .outerjoin(Patient, Patient.id == Sample.patient_id)  # none: anonymised
+        .outerjoin(Timepoint, Timepoint.id == Sample.timepoint_id)
+        .join(Material, Material.id == Sample.material_id)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        .where(
+            RequestAliquot.request_id == request.id,
+            scope.aliquot_filter(scope.of(session), Aliquot.id),
+        )
+        .order_by(Patient.study_id, Timepoint.sort_order, Aliquot.barcode)
+    )
     if states is not None:
         query = query.where(RequestAliquot.state.in_(states))
     names = pseudonym.namer(request.substudy_code)
@@ -85,12 +102,19 @@ def for_researcher(found: list[Tube]) -> list[Tube]:
 
 def tubes_of_requests(session: Session, substudy_code: str, codes: list[str]) -> set[str]:
     """Which of these barcodes are allocated or shipped to the sub-study's requests."""
-    return set(session.scalars(
-        select(Aliquot.barcode).join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
-        .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
-        .join(Substudy, Substudy.id == SampleRequest.substudy_id)
-        .where(Substudy.code == substudy_code, Aliquot.barcode.in_(codes),
-               RequestAliquot.state.in_(MINE))))
+    return set(
+        session.scalars(
+            select(Aliquot.barcode)
+            .join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+            .join(SampleRequest, SampleRequest.id == RequestAliquot.request_id)
+            .join(Substudy, Substudy.id == SampleRequest.substudy_id)
+            .where(
+                Substudy.code == substudy_code,
+                Aliquot.barcode.in_(codes),
+                RequestAliquot.state.in_(MINE),
+            )
+        )
+    )
 
 
 @dataclass
@@ -105,20 +129,30 @@ class RecallView:
     destruction_reported_at: Any
 
 
-def recalls(session: Session, request: SampleRequest,
-            notice_id: int | None = None) -> list[RecallView]:
+def recalls(
+    session: Session, request: SampleRequest, notice_id: int | None = None
+) -> list[RecallView]:
     """The recall notices that name this request (consent withdrawn after shipping)."""
-    query = (select(RecallNotice.id, Aliquot.barcode, RecallNotice.created_at,
-                    RecallNotice.acknowledged_at, RecallNotice.acknowledged_by,
-                    RecallNotice.destruction_reported_at)
-             .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
-             .join(RequestAliquot, RequestAliquot.aliquot_id == RecallNotice.aliquot_id)
-             .where(RecallNotice.request_reference == request.number,
-                    RequestAliquot.request_id == request.id,
-                    # A withdrawal corrected as entered in error recalls nothing.
-                    RecallNotice.cancelled_at.is_(None),
-                    scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id))
-             .order_by(RecallNotice.id))
+    query = (
+        select(
+            RecallNotice.id,
+            Aliquot.barcode,
+            RecallNotice.created_at,
+            RecallNotice.acknowledged_at,
+            RecallNotice.acknowledged_by,
+            RecallNotice.destruction_reported_at,
+        )
+        .join(Aliquot, Aliquot.id == RecallNotice.aliquot_id)
+        .join(RequestAliquot, RequestAliquot.aliquot_id == RecallNotice.aliquot_id)
+        .where(
+            RecallNotice.request_reference == request.number,
+            RequestAliquot.request_id == request.id,
+            # A withdrawal corrected as entered in error recalls nothing.
+            RecallNotice.cancelled_at.is_(None),
+            scope.aliquot_filter(scope.of(session), RecallNotice.aliquot_id),
+        )
+        .order_by(RecallNotice.id)
+    )
     if notice_id is not None:
         query = query.where(RecallNotice.id == notice_id)
     return [RecallView(*row) for row in session.execute(query)]
@@ -145,8 +179,14 @@ def tube_recalls(session: Session, request: SampleRequest) -> list[TubeRecall]:
         seen = merged.get(notice.barcode)
         if seen is None:
             merged[notice.barcode] = TubeRecall(
-                notice.id, notice.barcode, notice.created_at, notice.acknowledged_at,
-                notice.acknowledged_by, notice.destruction_reported_at, [notice.id])
+                notice.id,
+                notice.barcode,
+                notice.created_at,
+                notice.acknowledged_at,
+                notice.acknowledged_by,
+                notice.destruction_reported_at,
+                [notice.id],
+            )
             continue
         seen.notice_ids.append(notice.id)
         if notice.acknowledged_at is None:
@@ -183,5 +223,10 @@ def describe(session: Session, request: SampleRequest, staff: bool) -> RequestVi
     if staff and request.state in ("submitted", "approved"):
         filters = availability.resolve(session, request.effective_criteria, "criteria.")
         matching = availability.matching(session, request.substudy, filters)
-    return RequestView(request, found, recalls(session, request), matching,
-                       {state: counted[state] for state in TUBE_STATES if counted[state]})
+    return RequestView(
+        request,
+        found,
+        recalls(session, request),
+        matching,
+        {state: counted[state] for state in TUBE_STATES if counted[state]},
+    )

@@ -30,15 +30,20 @@ def for_role(schema: type[Schema], researcher: bool, **kwargs: Any) -> Schema:
 
 # --- criteria and availability ---------------------------------------------------------
 
+
 class FiltersIn(Schema):
     materials = fields.List(code_field(), metadata={"description": "material codes: BM, PB…"})
     aliquot_types = fields.List(code_field(), metadata={"description": "aliquot type codes"})
     timepoints = fields.List(code_field(), metadata={"description": "timepoint codes: DX…"})
     risk_groups = fields.List(fields.String(validate=validate.OneOf(RISK_GROUPS)))
     diagnoses = fields.List(fields.String(validate=validate.OneOf(DIAGNOSES)))
-    mrd_status = fields.String(validate=validate.OneOf(MRD_STATUSES), metadata={
-        "description": "MRD at the sample's timepoint (or at mrd_timepoint): positive ≥ "
-                       "0.01 %, negative below, unknown if not measured"})
+    mrd_status = fields.String(
+        validate=validate.OneOf(MRD_STATUSES),
+        metadata={
+            "description": "MRD at the sample's timepoint (or at mrd_timepoint): positive ≥ "
+            "0.01 %, negative below, unknown if not measured"
+        },
+    )
     mrd_timepoint = code_field(metadata={"description": "read the MRD status here (e.g. EOI)"})
     min_volume_ml = volume_field()
     max_freeze_thaw = fields.Integer(validate=validate.Range(min=0, max=100))
@@ -49,10 +54,14 @@ class AvailabilityQuery(FiltersIn):
 
 
 class CriteriaIn(FiltersIn):
-    aliquots_per_patient_timepoint = fields.Integer(load_default=1,
-                                                    validate=validate.Range(min=1, max=50))
-    patients = fields.Integer(required=True, validate=validate.Range(min=1, max=1000),
-                              metadata={"description": "how many patients' material"})
+    aliquots_per_patient_timepoint = fields.Integer(
+        load_default=1, validate=validate.Range(min=1, max=50)
+    )
+    patients = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "how many patients' material"},
+    )
 
 
 class AdjustIn(CriteriaIn):
@@ -77,6 +86,7 @@ class AvailabilityOut(Schema):
 
 # --- requests ---------------------------------------------------------------------------
 
+
 class RequestIn(Schema):
     substudy = code_field(metadata={"description": "required unless you have one sub-study"})
     title = fields.String(required=True, validate=validate.Length(1, 200))
@@ -97,8 +107,11 @@ class RequestQuery(Schema):
 
 
 class ApproveIn(Schema):
-    adjust = fields.Nested(AdjustIn, load_default=None, metadata={
-        "description": "criteria to change before allocation (e.g. fewer patients)"})
+    adjust = fields.Nested(
+        AdjustIn,
+        load_default=None,
+        metadata={"description": "criteria to change before allocation (e.g. fewer patients)"},
+    )
     note = fields.String(load_default=None, validate=REASON)
 
 
@@ -107,8 +120,10 @@ class RequestReasonIn(Schema):
 
 
 class AllocateIn(Schema):
-    allow_partial = fields.Boolean(load_default=False, metadata={
-        "description": "take what is there when fewer patients than asked have material"})
+    allow_partial = fields.Boolean(
+        load_default=False,
+        metadata={"description": "take what is there when fewer patients than asked have material"},
+    )
 
 
 class PickIn(Schema):
@@ -126,9 +141,13 @@ class ShipIn(Schema):
     recipient_name = fields.String(required=True, validate=validate.Length(1, 200))
     recipient_institution = fields.String(required=True, validate=validate.Length(1, 200))
     recipient_address = Multiline(required=True, validate=validate.Length(1, 1000))
-    shipped_on = fields.Date(load_default=None, metadata={
-        "description": "the day the parcel left (default: today where the biobank is); not "
-                       "in the future"})
+    shipped_on = fields.Date(
+        load_default=None,
+        metadata={
+            "description": "the day the parcel left (default: today where the biobank is); not "
+            "in the future"
+        },
+    )
 
 
 class DiscrepancyIn(Schema):
@@ -142,8 +161,9 @@ class ReceiveIn(Schema):
 
 
 class ConsumedIn(Schema):
-    barcodes = fields.List(fields.String(validate=BARCODE), required=True,
-                           validate=validate.Length(1, 1000))
+    barcodes = fields.List(
+        fields.String(validate=BARCODE), required=True, validate=validate.Length(1, 1000)
+    )
     note = fields.String(load_default=None, validate=REASON)
 
 
@@ -154,6 +174,7 @@ class ReturnIn(PickIn):
 
 
 # --- out --------------------------------------------------------------------------------
+
 
 class TubeLocationOut(Schema):
     freezer = fields.String()
@@ -167,9 +188,13 @@ class RequestTubeOut(Schema):
     INTERNAL = ("picked_at", "picked_by", "study_id")
 
     barcode = fields.String()
-    patient = fields.String(allow_none=True, metadata={
-        "description": "the patient's pseudonym in the request's sub-study (stable within "
-                       "it, unrelated across sub-studies); none for a dropped tube"})
+    patient = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the patient's pseudonym in the request's sub-study (stable within "
+            "it, unrelated across sub-studies); none for a dropped tube"
+        },
+    )
     study_id = fields.String(metadata={"description": "staff only"})
     timepoint = fields.String(allow_none=True)
     material = fields.String()
@@ -225,9 +250,16 @@ class RequestSummaryOut(Schema):
 
 
 class RequestOut(RequestSummaryOut):
-    INTERNAL = ("decided_by", "allocated_by", "cancelled_by", "closed_by", "allocation",
-                "matching_now", *(f"shipment.{f}" for f in ShipmentOut.INTERNAL),
-                *(f"tubes.{f}" for f in RequestTubeOut.INTERNAL))
+    INTERNAL = (
+        "decided_by",
+        "allocated_by",
+        "cancelled_by",
+        "closed_by",
+        "allocation",
+        "matching_now",
+        *(f"shipment.{f}" for f in ShipmentOut.INTERNAL),
+        *(f"tubes.{f}" for f in RequestTubeOut.INTERNAL),
+    )
 
     purpose = fields.String()
     criteria = fields.Dict()
@@ -237,17 +269,27 @@ class RequestOut(RequestSummaryOut):
     decision_reason = fields.String(allow_none=True)
     allocated_by = fields.String(allow_none=True)
     allocated_at = fields.AwareDateTime(allow_none=True)
-    allocation = fields.Dict(attribute="allocation_summary", allow_none=True, metadata={
-        "description": "patients asked for and found, aliquots reserved"})
+    allocation = fields.Dict(
+        attribute="allocation_summary",
+        allow_none=True,
+        metadata={"description": "patients asked for and found, aliquots reserved"},
+    )
     cancelled_by = fields.String(allow_none=True)
     cancelled_at = fields.AwareDateTime(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     closed_by = fields.String(allow_none=True)
     closed_at = fields.AwareDateTime(allow_none=True)
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer(),
-                         metadata={"description": "tubes by state in the request"})
-    matching_now = fields.Dict(allow_none=True, metadata={
-        "description": "staff, before allocation: available consented tubes and patients"})
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "tubes by state in the request"},
+    )
+    matching_now = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "staff, before allocation: available consented tubes and patients"
+        },
+    )
     shipment = fields.Nested(ShipmentOut, allow_none=True)
     tubes = fields.List(fields.Nested(RequestTubeOut))
     recalls = fields.List(fields.Nested(RequestRecallOut))
@@ -270,13 +312,18 @@ class ReleasedOut(Schema):
     number = fields.Function(lambda r: r.request.number)
     state = fields.Function(lambda r: r.request.state)
     released = fields.Integer(metadata={"description": "tubes made available again"})
-    put_back = fields.List(fields.String(), metadata={
-        "description": "tubes picked already: put them back in their boxes"})
+    put_back = fields.List(
+        fields.String(),
+        metadata={"description": "tubes picked already: put them back in their boxes"},
+    )
 
 
 class ShippedOut(Schema):
     number = fields.Function(lambda s: s.request.number)
     state = fields.Function(lambda s: s.request.state)
     shipped = fields.Integer()
-    dropped = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
-                          metadata={"description": "tubes the consent gate refused, and why"})
+    dropped = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "tubes the consent gate refused, and why"},
+    )

@@ -36,18 +36,22 @@ _SAMPLE_KEY = "coalesce(timepoint_id, 0), material_id, {type}, coalesce(patient_
 
 def _add(tube: str) -> str:
     """One tube (``NEW`` or ``OLD``) more in its group."""
-    return (f"INSERT INTO {TABLE} ({KEY}, tubes) "
-            f"SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')}, 1 FROM sample "
-            f"WHERE {tube}.status = {AVAILABLE} AND id = {tube}.sample_id "
-            f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + 1")
+    return (
+        f"INSERT INTO {TABLE} ({KEY}, tubes) "
+        f"SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')}, 1 FROM sample "
+        f"WHERE {tube}.status = {AVAILABLE} AND id = {tube}.sample_id "
+        f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + 1"
+    )
 
 
 def _remove(tube: str) -> str:
     """One tube fewer in its group."""
-    return (f"UPDATE {TABLE} SET tubes = tubes - 1 "
-            f"WHERE {tube}.status = {AVAILABLE} AND ({KEY}) = "
-            f"(SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')} FROM sample "
-            f"WHERE id = {tube}.sample_id)")
+    return (
+        f"UPDATE {TABLE} SET tubes = tubes - 1 "
+        f"WHERE {tube}.status = {AVAILABLE} AND ({KEY}) = "
+        f"(SELECT {_SAMPLE_KEY.format(type=f'{tube}.aliquot_type_id')} FROM sample "
+        f"WHERE id = {tube}.sample_id)"
+    )
 
 
 _SAMPLE_MOVED_OUT = (
@@ -55,14 +59,16 @@ _SAMPLE_MOVED_OUT = (
     f"WHERE aliquot.sample_id = OLD.id AND aliquot.status = {AVAILABLE} "
     f"AND aliquot.aliquot_type_id = {TABLE}.aliquot_type_id) "
     f"WHERE timepoint_key = coalesce(OLD.timepoint_id, 0) AND material_id = OLD.material_id "
-    f"AND patient_id = coalesce(OLD.patient_id, 0)")
+    f"AND patient_id = coalesce(OLD.patient_id, 0)"
+)
 _SAMPLE_MOVED_IN = (
     f"INSERT INTO {TABLE} ({KEY}, tubes) "
     f"SELECT coalesce(NEW.timepoint_id, 0), NEW.material_id, aliquot_type_id, "
     f"coalesce(NEW.patient_id, 0), "
     f"count(*) FROM aliquot WHERE sample_id = NEW.id AND status = {AVAILABLE} "
     f"GROUP BY aliquot_type_id "
-    f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + excluded.tubes")
+    f"ON CONFLICT ({KEY}) DO UPDATE SET tubes = {TABLE}.tubes + excluded.tubes"
+)
 
 
 class Trigger(NamedTuple):
@@ -75,25 +81,38 @@ class Trigger(NamedTuple):
 
 
 TRIGGERS = (
-    Trigger("availability_tally_aliquot_insert", "INSERT ON aliquot",
-            f"NEW.status = {AVAILABLE}", (_add("NEW"),)),
-    Trigger("availability_tally_aliquot_delete", "DELETE ON aliquot",
-            f"OLD.status = {AVAILABLE}", (_remove("OLD"),)),
-    Trigger("availability_tally_aliquot_update",
-            "UPDATE OF status, sample_id, aliquot_type_id ON aliquot",
-            f"(OLD.status = {AVAILABLE} OR NEW.status = {AVAILABLE}) AND "
-            "(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
-            "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)",
-            (_remove("OLD"), _add("NEW"))),
+    Trigger(
+        "availability_tally_aliquot_insert",
+        "INSERT ON aliquot",
+        f"NEW.status = {AVAILABLE}",
+        (_add("NEW"),),
+    ),
+    Trigger(
+        "availability_tally_aliquot_delete",
+        "DELETE ON aliquot",
+        f"OLD.status = {AVAILABLE}",
+        (_remove("OLD"),),
+    ),
+    Trigger(
+        "availability_tally_aliquot_update",
+        "UPDATE OF status, sample_id, aliquot_type_id ON aliquot",
+        f"(OLD.status = {AVAILABLE} OR NEW.status = {AVAILABLE}) AND "
+        "(OLD.status <> NEW.status OR OLD.sample_id <> NEW.sample_id "
+        "OR OLD.aliquot_type_id <> NEW.aliquot_type_id)",
+        (_remove("OLD"), _add("NEW")),
+    ),
     # A sample corrected to another timepoint, material or patient (or anonymised) takes its
     # tubes along.
-    Trigger("availability_tally_sample_update",
-            "UPDATE OF timepoint_id, material_id, patient_id ON sample",
-            "coalesce(OLD.timepoint_id, 0) <> coalesce(NEW.timepoint_id, 0) "
-            "OR OLD.material_id <> NEW.material_id "
-            "OR coalesce(OLD.patient_id, 0) <> coalesce(NEW.patient_id, 0)",
-            (_SAMPLE_MOVED_OUT, _SAMPLE_MOVED_IN)),
+    Trigger(
+        "availability_tally_sample_update",
+        "UPDATE OF timepoint_id, material_id, patient_id ON sample",
+        "coalesce(OLD.timepoint_id, 0) <> coalesce(NEW.timepoint_id, 0) "
+        "OR OLD.material_id <> NEW.material_id "
+        "OR coalesce(OLD.patient_id, 0) <> coalesce(NEW.patient_id, 0)",
+        (_SAMPLE_MOVED_OUT, _SAMPLE_MOVED_IN),
+    ),
 )
+
 
 def create_statements(dialect: str) -> list[str]:
     """The DDL of the triggers on ``dialect`` ("sqlite" or "postgresql")."""
@@ -101,15 +120,22 @@ def create_statements(dialect: str) -> list[str]:
     for trigger in TRIGGERS:
         if dialect == "sqlite":
             body = "".join(f"{s}; " for s in trigger.statements)
-            found.append(f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
-                         f"WHEN {trigger.when} BEGIN {body}END")
+            found.append(
+                f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
+                f"WHEN {trigger.when} BEGIN {body}END"
+            )
         elif dialect == "postgresql":
             body = "".join(f"{s}; " for s in trigger.statements)
-            found += [(f"CREATE FUNCTION {trigger.name}() RETURNS trigger LANGUAGE plpgsql AS "
-                       f"$$ BEGIN {body}RETURN NULL; END $$"),
-                      (f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
-                       f"WHEN ({trigger.when}) EXECUTE FUNCTION {trigger.name}()")]
+            found += [
+                (
+                    f"CREATE FUNCTION {trigger.name}() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN {body}RETURN NULL; END $$"
+                ),
+                (
+                    f"CREATE TRIGGER {trigger.name} AFTER {trigger.event} FOR EACH ROW "
+                    f"WHEN ({trigger.when}) EXECUTE FUNCTION {trigger.name}()"
+                ),
+            ]
         else:
             raise ValueError(f"no availability tally triggers for {dialect}")
     return found
-

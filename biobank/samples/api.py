@@ -71,11 +71,20 @@ def _split(parent: Sample | Aliquot, values: dict) -> list[Aliquot]:  # type: ig
         box = storage.get_box(session, values["box"], numbering(), "box")
     elif any(positions):
         index = next(i for i, p in enumerate(positions) if p)
-        raise Invalid("a position needs a box: say which box the tubes go into",
-                      field=f"aliquots.{index}.position")
-    made = service.split(session, current_actor(), parent, values["aliquots"], numbering(),
-                         consume_parent=values["consume_parent"], reason=values["reason"],
-                         processing=values["processing"])
+        raise Invalid(
+            "a position needs a box: say which box the tubes go into",
+            field=f"aliquots.{index}.position",
+        )
+    made = service.split(
+        session,
+        current_actor(),
+        parent,
+        values["aliquots"],
+        numbering(),
+        consume_parent=values["consume_parent"],
+        reason=values["reason"],
+        processing=values["processing"],
+    )
     if box is not None:
         operations.store_new(session, current_actor(), made, box, positions, values["reason"])
     return made
@@ -117,5 +126,6 @@ def change_status(values: dict[str, Any], code: str) -> Any:
     """Change an aliquot's status; an illegal transition is a 409 naming both states."""
     session = get_session()
     aliquot = service.get_aliquot(session, code, numbering())
-    return service.change_status(session, current_actor(), aliquot, values["status"],
-                                 values["reason"])
+    return service.change_status(
+        session, current_actor(), aliquot, values["status"], values["reason"]
+    )

@@ -24,7 +24,7 @@ _OWN = re.compile(r"^(?P<prefix>[A-Z]{2})(?P<number>\d{6,12})(?P<check>[0-9A-Z])
 # files hold, and nothing a spreadsheet, a page or a label could read as a command.
 EXTERNAL_RULE = r"[A-Za-z0-9][A-Za-z0-9_.\-]{2,63}"
 _EXTERNAL = re.compile(EXTERNAL_RULE)
-EXTERNAL_WORDS = ("3-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+EXTERNAL_WORDS = "3-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
 def normalize(code: str) -> str:
@@ -81,7 +81,8 @@ def issue(session: Session, prefix: str, count: int, digits: int) -> list[str]:
     if count <= 0:
         return []
     last = session.execute(
-        update(BarcodeCounter).where(BarcodeCounter.prefix == prefix)
+        update(BarcodeCounter)
+        .where(BarcodeCounter.prefix == prefix)
         .values(next_value=BarcodeCounter.next_value + count)
         .returning(BarcodeCounter.next_value)
     ).scalar()

@@ -30,20 +30,26 @@ class Sample(Base):
 
     __tablename__ = "sample"
     __table_args__ = (
-        CheckConstraint("timepoint_id IS NOT NULL OR unscheduled_reason IS NOT NULL",
-                        name="timepoint_or_reason"),
+        CheckConstraint(
+            "timepoint_id IS NOT NULL OR unscheduled_reason IS NOT NULL", name="timepoint_or_reason"
+        ),
         CheckConstraint("received_at >= collected_at", name="received_after_collected"),
         # An anonymised sample (no patient) keeps no patient dates and no hospital number.
-        CheckConstraint("(patient_id IS NOT NULL AND collected_at IS NOT NULL "
-                        "AND received_at IS NOT NULL) OR (patient_id IS NULL AND "
-                        "collected_at IS NULL AND received_at IS NULL "
-                        "AND accession_number IS NULL AND notes IS NULL)",
-                        name="anonymised_undated"),
+        CheckConstraint(
+            "(patient_id IS NOT NULL AND collected_at IS NOT NULL "
+            "AND received_at IS NOT NULL) OR (patient_id IS NULL AND "
+            "collected_at IS NULL AND received_at IS NULL "
+            "AND accession_number IS NULL AND notes IS NULL)",
+            name="anonymised_undated",
+        ),
         CheckConstraint("volume_ml > 0", name="volume_positive"),
-        CheckConstraint("volume_remaining_ml >= 0 AND volume_remaining_ml <= volume_ml",
-                        name="remaining_within_volume"),
-        CheckConstraint("precentrifugation_temperature IN ('RT', '2-10C', '35-38C')",
-                        name="precentrif_temp"),
+        CheckConstraint(
+            "volume_remaining_ml >= 0 AND volume_remaining_ml <= volume_ml",
+            name="remaining_within_volume",
+        ),
+        CheckConstraint(
+            "precentrifugation_temperature IN ('RT', '2-10C', '35-38C')", name="precentrif_temp"
+        ),
         Index("ix_sample_patient_timepoint", "patient_id", "timepoint_id"),
     )
 

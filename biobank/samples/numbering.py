@@ -11,8 +11,9 @@ from biobank.storage.naming import PREFIXES as CONTAINER_PREFIXES
 class Numbering:
     """How this deployment numbers its tubes (from the app config)."""
 
-    def __init__(self, aliquot_prefix: str = "IF", sample_prefix: str = "SM",
-                 digits: int = 8) -> None:
+    def __init__(
+        self, aliquot_prefix: str = "IF", sample_prefix: str = "SM", digits: int = 8
+    ) -> None:
         self.aliquot_prefix = aliquot_prefix
         self.sample_prefix = sample_prefix
         self.digits = digits
@@ -26,5 +27,6 @@ class Numbering:
 def numbering() -> Numbering:
     """This deployment's barcode numbering, from the config."""
     config = current_app.config
-    return Numbering(config["BARCODE_PREFIX"], config["SAMPLE_BARCODE_PREFIX"],
-                     config["BARCODE_DIGITS"])
+    return Numbering(
+        config["BARCODE_PREFIX"], config["SAMPLE_BARCODE_PREFIX"], config["BARCODE_DIGITS"]
+    )

@@ -9,12 +9,12 @@ class Status(StrEnum):
     """An aliquot's status: where it is in its life, and whether it may be used."""
 
     AVAILABLE = "available"  # in storage, free to use
-    RESERVED = "reserved"    # allocated to a request
-    SHIPPED = "shipped"      # left the biobank
-    CONSUMED = "consumed"    # used up (by a split, an assay or a recipient)
+    RESERVED = "reserved"  # allocated to a request
+    SHIPPED = "shipped"  # left the biobank
+    CONSUMED = "consumed"  # used up (by a split, an assay or a recipient)
     DESTROYED = "destroyed"  # disposed of
-    MISSING = "missing"      # not where it should be
-    BLOCKED = "blocked"      # held: consent withdrawn, quality problem
+    MISSING = "missing"  # not where it should be
+    BLOCKED = "blocked"  # held: consent withdrawn, quality problem
 
 
 def _values(*statuses: Status) -> tuple[str, ...]:
@@ -36,8 +36,9 @@ DEPARTED = frozenset(_values(Status.SHIPPED, Status.CONSUMED, Status.DESTROYED))
 # Still physically sits in the biobank's freezers.
 IN_HOUSE = frozenset(_values(Status.AVAILABLE, Status.RESERVED, Status.BLOCKED))
 # Set by hand; reserving and shipping belong to the request workflow.
-MANUAL = _values(Status.AVAILABLE, Status.CONSUMED, Status.DESTROYED, Status.MISSING,
-                 Status.BLOCKED)
+MANUAL = _values(
+    Status.AVAILABLE, Status.CONSUMED, Status.DESTROYED, Status.MISSING, Status.BLOCKED
+)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "available": frozenset({"reserved", "consumed", "destroyed", "missing", "blocked"}),
@@ -65,6 +66,7 @@ EVENT_FOR_TARGET = {
     "blocked": "blocked",
     "available": "made_available",
 }
+
 
 def can_transition(old: str, new: str) -> bool:
     """Whether an aliquot may go from status ``old`` to ``new``."""

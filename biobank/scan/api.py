@@ -45,8 +45,9 @@ class ScanOut(Schema):
     parent = fields.String(allow_none=True)
     sprec_code = fields.String(allow_none=True)
     location = fields.Dict(allow_none=True)
-    conditions = fields.List(fields.Dict(), metadata={"description": "condition notes, "
-                                                      "e.g. temperature excursions"})
+    conditions = fields.List(
+        fields.Dict(), metadata={"description": "condition notes, e.g. temperature excursions"}
+    )
     consent = fields.Dict(allow_none=True)
     recent_events = fields.List(fields.Nested(EventOut))
 
@@ -61,13 +62,17 @@ def scan(code: str) -> Any:
     # The bearer token is checked in the card's own statement: one statement a scan.
     try:
         checked = check_code(code, numbering())
-        card = service.aliquot_card(read_connection(), checked,
-                                    current_app.config["SCAN_RECENT_EVENTS"],
-                                    token_hash=pending_token_hash())
+        card = service.aliquot_card(
+            read_connection(),
+            checked,
+            current_app.config["SCAN_RECENT_EVENTS"],
+            token_hash=pending_token_hash(),
+        )
         if card is None:
             settle_by_lookup()  # a sample, box or container: its card does not read the token
-            card = service.other_card(get_session(), checked,
-                                      current_app.config["SCAN_RECENT_EVENTS"])
+            card = service.other_card(
+                get_session(), checked, current_app.config["SCAN_RECENT_EVENTS"]
+            )
     except DomainError:
         settle_by_lookup()  # who asks is answered before what is wrong with the code
         raise
@@ -85,6 +90,11 @@ def scan(code: str) -> Any:
 def plain_card(card: dict[str, Any]) -> dict[str, Any]:
     """An aliquot's card as ScanOut dumps it, from values the scan made plain but two."""
     volume = card["volume_ml"]
-    return {**card, "volume_ml": None if volume is None else float(volume),
-            "recent_events": [{**event, "occurred_at": event["occurred_at"].isoformat()}
-                              for event in card["recent_events"]]}
+    return {
+        **card,
+        "volume_ml": None if volume is None else float(volume),
+        "recent_events": [
+            {**event, "occurred_at": event["occurred_at"].isoformat()}
+            for event in card["recent_events"]
+        ],
+    }

@@ -34,27 +34,43 @@ def _card_query() -> Select[Any]:
     parent = a.alias("parent")
     code = bindparam("code")
     where = location_columns(a.c.id, code)
-    return (select(a.c.id, a.c.barcode, a.c.status, a.c.volume_remaining_ml, a.c.cell_count,
-                   a.c.freeze_thaw_count, a.c.sprec_code, s.c.barcode.label("sample"),
-                   p.c.study_id, p.c.risk_group, enrolled.c.code.label("enrolled_at"),
-                   t.c.code.label("timepoint"),
-                   m.c.code.label("material"), k.c.code.label("aliquot_type"),
-                   k.c.name.label("aliquot_type_name"), parent.c.barcode.label("parent"),
-                   *(column.label(name) for name, column in where.items()),
-                   rule.log_column(ConsentEntry.patient_id == p.c.id).label("consent_log"),
-                   rule.majority_day_of(p.c).label("of_age"),
-                   # Only read for an anonymised tube (no patient): CASE skips it otherwise.
-                   case((p.c.id.is_(None), rule.anonymised_takers()))
-                   .label("anonymised_takers"),
-                   recent_events_column(a.c.id).label("recent_events"),
-                   asker_column(bindparam("token_hash")).label("asker"))
-            .select_from(a.join(s, s.c.id == a.c.sample_id).outerjoin(p, p.c.id == s.c.patient_id)
-                         .outerjoin(enrolled, enrolled.c.id == p.c.site_id)
-                         .join(m, m.c.id == s.c.material_id)
-                         .join(k, k.c.id == a.c.aliquot_type_id)
-                         .outerjoin(t, t.c.id == s.c.timepoint_id)
-                         .outerjoin(parent, parent.c.id == a.c.parent_aliquot_id))
-            .where(a.c.barcode == code))
+    return (
+        select(
+            a.c.id,
+            a.c.barcode,
+            a.c.status,
+            a.c.volume_remaining_ml,
+            a.c.cell_count,
+            a.c.freeze_thaw_count,
+            a.c.sprec_code,
+            s.c.barcode.label("sample"),
+            p.c.study_id,
+            p.c.risk_group,
+            enrolled.c.code.label("enrolled_at"),
+            t.c.code.label("timepoint"),
+            m.c.code.label("material"),
+            k.c.code.label("aliquot_type"),
+            k.c.name.label("aliquot_type_name"),
+            parent.c.barcode.label("parent"),
+            *(column.label(name) for name, column in where.items()),
+            rule.log_column(ConsentEntry.patient_id == p.c.id).label("consent_log"),
+            rule.majority_day_of(p.c).label("of_age"),
+            # Only read for an anonymised tube (no patient): CASE skips it otherwise.
+            case((p.c.id.is_(None), rule.anonymised_takers())).label("anonymised_takers"),
+            recent_events_column(a.c.id).label("recent_events"),
+            asker_column(bindparam("token_hash")).label("asker"),
+        )
+        .select_from(
+            a.join(s, s.c.id == a.c.sample_id)
+            .outerjoin(p, p.c.id == s.c.patient_id)
+            .outerjoin(enrolled, enrolled.c.id == p.c.site_id)
+            .join(m, m.c.id == s.c.material_id)
+            .join(k, k.c.id == a.c.aliquot_type_id)
+            .outerjoin(t, t.c.id == s.c.timepoint_id)
+            .outerjoin(parent, parent.c.id == a.c.parent_aliquot_id)
+        )
+        .where(a.c.barcode == code)
+    )
 
 
 _CARD_SELECT = _card_query()
@@ -97,19 +113,22 @@ def in_scope(card: dict[str, Any], within: scope.Scope) -> dict[str, Any]:
     return card
 
 
-def aliquot_card(connection: Connection, code: str, recent: int = 5,
-                 token_hash: str | None = None) -> dict[str, Any] | None:
+def aliquot_card(
+    connection: Connection, code: str, recent: int = 5, token_hash: str | None = None
+) -> dict[str, Any] | None:
     """An aliquot's card in one statement (None: no aliquot has this checked code). With
     ``token_hash`` it carries ``asker``: that token's owner, or None
     (``biobank.auth.web.checks_token_itself``)."""
     tube = connection.execute(
-        _CARD, {"code": code, "recent": recent, "token_hash": token_hash}).first()
+        _CARD, {"code": code, "recent": recent, "token_hash": token_hash}
+    ).first()
     if tube is None:
         return None
     asker = {"asker": asker_of(tube.asker)} if token_hash is not None else {}
     place = location_of(tube.location_nodes, tube.location_conditions)
-    stored_at = max(tube.location_nodes or (), key=lambda n: n["depth"],
-                    default={"site": None})["site"]
+    stored_at = max(tube.location_nodes or (), key=lambda n: n["depth"], default={"site": None})[
+        "site"
+    ]
     return {
         **asker,
         "kind": "aliquot",
@@ -128,8 +147,11 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
         "parent": tube.parent,
         "sprec_code": tube.sprec_code,
         **_in_iso(place),
-        "consent": (anonymised_card(tube.anonymised_takers) if tube.study_id is None
-                    else card_of(tube.consent_log, tube.of_age, tube.status)),
+        "consent": (
+            anonymised_card(tube.anonymised_takers)
+            if tube.study_id is None
+            else card_of(tube.consent_log, tube.of_age, tube.status)
+        ),
         "recent_events": events_of(tube.recent_events),
         # Where the tube belongs (biobank.auth.scope), popped by ``in_scope``.
         "site": (stored_at, tube.enrolled_at),
@@ -139,8 +161,11 @@ def aliquot_card(connection: Connection, code: str, recent: int = 5,
 def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
     """The card of a checked code that is no aliquot's: a sample, a box, rack or freezer,
     or NotFound."""
-    sample = session.scalar(select(Sample).where(
-        Sample.barcode == code, scope.sample_filter(scope.of(session), Sample.id)))
+    sample = session.scalar(
+        select(Sample).where(
+            Sample.barcode == code, scope.sample_filter(scope.of(session), Sample.id)
+        )
+    )
     if sample is None:
         return scan_container(session, code)  # storage: a box, rack or freezer; else 404
     return {
@@ -160,7 +185,10 @@ def other_card(session: Session, code: str, recent: int = 5) -> dict[str, Any]:
         "parent": None,
         "sprec_code": None,
         "location": None,
-        "consent": (sample_anonymised_card(session) if sample.patient_id is None  # 1 query
-                    else patient_card(session, sample.patient_id, "received")),
+        "consent": (
+            sample_anonymised_card(session)
+            if sample.patient_id is None  # 1 query
+            else patient_card(session, sample.patient_id, "received")
+        ),
         "recent_events": sample_events(session, sample.id)[-recent:][::-1],
     }

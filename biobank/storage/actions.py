@@ -51,59 +51,119 @@ def _box(session: Session, values: dict[str, Any], numbering: Numbering) -> Cont
     return get_box(session, code, numbering, "box") if code else None
 
 
-def _place(session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any],
-           numbering: Numbering) -> None:
-    operations.place(session, actor, aliquot, get_box(session, values["box"], numbering, "box"),
-                     values.get("position"), values.get("reason"))
+def _place(
+    session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any], numbering: Numbering
+) -> None:
+    operations.place(
+        session,
+        actor,
+        aliquot,
+        get_box(session, values["box"], numbering, "box"),
+        values.get("position"),
+        values.get("reason"),
+    )
 
 
-def _move(session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any],
-          numbering: Numbering) -> None:
+def _move(
+    session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any], numbering: Numbering
+) -> None:
     box = get_box(session, values["box"], numbering, "box")
     row, col = operations.resolve(box, values.get("position"))
-    operations.move(session, actor, [operations.Target(aliquot, box, row, col)],
-                    values.get("reason"))
+    operations.move(
+        session, actor, [operations.Target(aliquot, box, row, col)], values.get("reason")
+    )
 
 
 def _simple(operation: Callable[..., Any]) -> Operation:
     """An operation that reads only a reason."""
-    def run(session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any],
-            numbering: Numbering) -> None:
+
+    def run(
+        session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any], numbering: Numbering
+    ) -> None:
         operation(session, actor, aliquot, values.get("reason"))
+
     return run
 
 
 def _elsewhere(operation: Callable[..., Any]) -> Operation:
     """An operation that puts a tube in its kept place, or in the box and position given."""
-    def run(session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any],
-            numbering: Numbering) -> None:
-        operation(session, actor, aliquot, _box(session, values, numbering),
-                  values.get("position"), values.get("reason"))
+
+    def run(
+        session: Session, actor: str, aliquot: Aliquot, values: dict[str, Any], numbering: Numbering
+    ) -> None:
+        operation(
+            session,
+            actor,
+            aliquot,
+            _box(session, values, numbering),
+            values.get("position"),
+            values.get("reason"),
+        )
+
     return run
 
 
-TUBE_ACTIONS: dict[str, TubeAction] = {action.name: action for action in (
-    TubeAction("place", schemas.PlaceIn, _place,
-               "Store a tube in a box position: 422 outside the grid, 409 if the place is "
-               "taken.", "stored", created=True, on_card=False),
-    TubeAction("move", schemas.PlaceIn, _move,
-               "Move a stored tube to another position (in this box or another).", "moved",
-               on_card=False),
-    TubeAction("take_out", schemas.ReasonIn, _simple(operations.take_out),
-               "Take a tube out of the freezer; its place stays kept for it.", "taken out"),
-    TubeAction("put_back", schemas.ElsewhereIn, _elsewhere(operations.put_back),
-               "Put a taken-out tube back: in its kept place, or in the box and position "
-               "given.", "put back"),
-    TubeAction("thaw", schemas.ReasonIn, _simple(operations.thaw),
-               "Thaw a tube: its freeze–thaw count goes up; it leaves its (kept) place.",
-               "thawed"),
-    TubeAction("refreeze", schemas.ElsewhereIn, _elsewhere(operations.refreeze),
-               "Refreeze a thawed tube, in its kept place or in the box and position given.",
-               "refrozen"),
-    TubeAction("missing", schemas.MissingIn, _simple(operations.mark_missing),
-               "Mark a tube missing (not where it should be); its place stays kept.",
-               "marked missing"),
-    TubeAction("found", schemas.ElsewhereIn, _elsewhere(operations.mark_found),
-               "A missing tube is found: available again, in its kept place or where it was "
-               "found.", "found"),
-)}
+TUBE_ACTIONS: dict[str, TubeAction] = {
+    action.name: action
+    for action in (
+        TubeAction(
+            "place",
+            schemas.PlaceIn,
+            _place,
+            "Store a tube in a box position: 422 outside the grid, 409 if the place is taken.",
+            "stored",
+            created=True,
+            on_card=False,
+        ),
+        TubeAction(
+            "move",
+            schemas.PlaceIn,
+            _move,
+            "Move a stored tube to another position (in this box or another).",
+            "moved",
+            on_card=False,
+        ),
+        TubeAction(
+            "take_out",
+            schemas.ReasonIn,
+            _simple(operations.take_out),
+            "Take a tube out of the freezer; its place stays kept for it.",
+            "taken out",
+        ),
+        TubeAction(
+            "put_back",
+            schemas.ElsewhereIn,
+            _elsewhere(operations.put_back),
+            "Put a taken-out tube back: in its kept place, or in the box and position given.",
+            "put back",
+        ),
+        TubeAction(
+            "thaw",
+            schemas.ReasonIn,
+            _simple(operations.thaw),
+            "Thaw a tube: its freeze–thaw count goes up; it leaves its (kept) place.",
+            "thawed",
+        ),
+        TubeAction(
+            "refreeze",
+            schemas.ElsewhereIn,
+            _elsewhere(operations.refreeze),
+            "Refreeze a thawed tube, in its kept place or in the box and position given.",
+            "refrozen",
+        ),
+        TubeAction(
+            "missing",
+            schemas.MissingIn,
+            _simple(operations.mark_missing),
+            "Mark a tube missing (not where it should be); its place stays kept.",
+            "marked missing",
+        ),
+        TubeAction(
+            "found",
+            schemas.ElsewhereIn,
+            _elsewhere(operations.mark_found),
+            "A missing tube is found: available again, in its kept place or where it was found.",
+            "found",
+        ),
+    )
+}

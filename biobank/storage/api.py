@@ -50,6 +50,7 @@ def _tube_answer(code: str):  # type: ignore[no-untyped-def]
 
 # --- hierarchy -------------------------------------------------------------------------
 
+
 @blp.route("/box-types", methods=["GET"])
 @blp.response(200, schemas.BoxTypeOut(many=True))
 @requires("storage:read")
@@ -75,10 +76,23 @@ def list_freezers() -> Any:
     session = get_session()
     freezers = session.scalars(service.containers_query(current_scope(), "freezer")).all()
     paths = service.lineages(session, [f.id for f in freezers])
-    return sorted(({"barcode": f.barcode, "kind": f.kind, "name": f.name,
-                    "path": paths[f.id].path, "freezer": f.barcode, "site": paths[f.id].site,
-                    "freezer_type": f.freezer_type, "temperature_band": f.temperature_band,
-                    "room": f.room} for f in freezers), key=lambda f: f["path"])
+    return sorted(
+        (
+            {
+                "barcode": f.barcode,
+                "kind": f.kind,
+                "name": f.name,
+                "path": paths[f.id].path,
+                "freezer": f.barcode,
+                "site": paths[f.id].site,
+                "freezer_type": f.freezer_type,
+                "temperature_band": f.temperature_band,
+                "room": f.room,
+            }
+            for f in freezers
+        ),
+        key=lambda f: f["path"],
+    )
 
 
 @blp.route("/freezers", methods=["POST"])
@@ -125,6 +139,7 @@ def move_container(values: dict[str, Any], code: str) -> Any:
 
 
 # --- boxes -----------------------------------------------------------------------------
+
 
 class BoxPage(SelectPage):
     """A page of boxes, each with its path and occupancy (two more queries per page)."""
@@ -195,8 +210,7 @@ def suggest(args: dict[str, Any]) -> Any:
     """Where to store N new tubes: one box with an unbroken run, else spread over boxes."""
     session = get_session()
     within = _container(args["within"], "within") if args.get("within") else None
-    kind = (service.box_type_by_code(session, args["box_type"])
-            if args.get("box_type") else None)
+    kind = service.box_type_by_code(session, args["box_type"]) if args.get("box_type") else None
     return boxmap.suggest_anywhere(session, args["count"], within, kind)
 
 
@@ -210,11 +224,20 @@ def capacity() -> Any:
 
 # --- rack scans ------------------------------------------------------------------------
 
+
 @blp.route("/boxes/<code>/scan-upload", methods=["POST"])
 @body_limit(MAX_SCAN_BYTES)
-@blp.doc(requestBody={"required": True, "content": {
-    "text/csv": {"schema": {"type": "string"},
-                 "example": "TR00012345,A1,FX05653701\nTR00012345,A2,NO READ\n"}}})
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "TR00012345,A1,FX05653701\nTR00012345,A2,NO READ\n",
+            }
+        },
+    }
+)
 @blp.response(200, schemas.ReconciliationOut)
 @requires("storage:write")
 def scan_upload(code: str) -> Any:
@@ -226,26 +249,37 @@ def scan_upload(code: str) -> Any:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid("the file is not text (UTF-8 or ASCII CSV expected)", field="file",
-                      location="body") from None
+        raise Invalid(
+            "the file is not text (UTF-8 or ASCII CSV expected)", field="file", location="body"
+        ) from None
     return reconcile.preview(get_session(), current_actor(), box, text)
 
 
 @blp.route("/boxes/<code>/scan-upload/<token>/confirm", methods=["POST"])
 @blp.arguments(schemas.ScanConfirmIn)
 @blp.response(200, schemas.ConfirmOut)
-@blp.alt_response(409, description="the box changed since the preview, or a finding of the "
-                                   "preview (rack mismatch, unknown tubes, unreadable wells) "
-                                   "is not acknowledged")
+@blp.alt_response(
+    409,
+    description="the box changed since the preview, or a finding of the "
+    "preview (rack mismatch, unknown tubes, unreadable wells) "
+    "is not acknowledged",
+)
 @requires("storage:write")
 def scan_confirm(values: dict[str, Any], code: str, token: str) -> Any:
     """Apply a previewed scan: every move at once; 409 if the box changed since or a finding
     is not acknowledged."""
-    return reconcile.confirm(get_session(), current_actor(), _box(code), token,
-                             values["acknowledge"], values["record_rack"])
+    return reconcile.confirm(
+        get_session(),
+        current_actor(),
+        _box(code),
+        token,
+        values["acknowledge"],
+        values["record_rack"],
+    )
 
 
 # --- tubes -----------------------------------------------------------------------------
+
 
 @blp.route("/aliquots/<code>/location", methods=["GET"])
 @blp.response(200, schemas.TubeStorageOut)
@@ -257,10 +291,12 @@ def location(code: str) -> Any:
 
 def _tube_endpoint(action: actions.TubeAction) -> None:
     """Register ``POST /aliquots/<code>/<action>``: the tube, the action, its answer."""
+
     def view(values: dict[str, Any], code: str) -> Any:
         session = get_session()
-        action.run(session, current_actor(), get_aliquot(session, code, numbering()), values,
-                   numbering())
+        action.run(
+            session, current_actor(), get_aliquot(session, code, numbering()), values, numbering()
+        )
         return _tube_answer(code)
 
     view.__name__ = view.__qualname__ = action.name
@@ -310,6 +346,7 @@ def _aliquot_field(code: str, field: str):  # type: ignore[no-untyped-def]
 
 # --- excursions ------------------------------------------------------------------------
 
+
 @blp.route("/freezers/<code>/excursions", methods=["POST"])
 @blp.arguments(schemas.ExcursionIn)
 @blp.response(201, schemas.ExcursionOut)
@@ -325,8 +362,9 @@ def record_excursion(values: dict[str, Any], code: str) -> Any:
 def list_excursions(code: str) -> Any:
     """A freezer's temperature excursions, newest first, with the tubes flagged."""
     session = get_session()
-    return [excursions.describe(session, e)
-            for e in excursions.for_freezer(session, _container(code))]
+    return [
+        excursions.describe(session, e) for e in excursions.for_freezer(session, _container(code))
+    ]
 
 
 @blp.route("/excursions/<excursion_id>", methods=["GET"])

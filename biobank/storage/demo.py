@@ -45,42 +45,61 @@ class StorageDemo:
 
 
 def _child(session: Session, parent: Container, name: str) -> Container | None:
-    return session.scalar(select(Container).where(Container.parent_id == parent.id,
-                                                  Container.name == name))
+    return session.scalar(
+        select(Container).where(Container.parent_id == parent.id, Container.name == name)
+    )
 
 
-def _freezer(session: Session, actor: str, site: Site, name: str, numbering: Numbering,
-             result: StorageDemo) -> Container:
-    found = session.scalar(select(Container).where(Container.site_id == site.id,
-                                                   Container.name == name))
+def _freezer(
+    session: Session, actor: str, site: Site, name: str, numbering: Numbering, result: StorageDemo
+) -> Container:
+    found = session.scalar(
+        select(Container).where(Container.site_id == site.id, Container.name == name)
+    )
     if found is not None:
         return found
     result.freezers += 1
-    return service.create_freezer(session, actor, {
-        "site": site.code, "name": name, "freezer_type": FREEZERS[name], "room": ROOM},
-        numbering)
+    return service.create_freezer(
+        session,
+        actor,
+        {"site": site.code, "name": name, "freezer_type": FREEZERS[name], "room": ROOM},
+        numbering,
+    )
 
 
 class _Shelf:
     """Boxes of one kind, in holders of a freezer, created as they fill up."""
 
-    def __init__(self, session: Session, actor: str, freezer: Container, plan: tuple,  # type: ignore[type-arg]
-                 numbering: Numbering, result: StorageDemo) -> None:
+    def __init__(
+        self,
+        session: Session,
+        actor: str,
+        freezer: Container,
+        plan: tuple,  # type: ignore[type-arg]
+        numbering: Numbering,
+        result: StorageDemo,
+    ) -> None:
         self.session, self.actor, self.freezer, self.numbering = session, actor, freezer, numbering
         _, self.holder_kind, self.holder_name, self.box_type, self.box_name, self.per_holder = plan
         self.result = result
         self.number = 0
 
     def _holder(self, index: int) -> Container:
-        name = f"{self.holder_name} {index}" if self.holder_kind == "tower" else (
-            f"{self.holder_name}{index}")
+        name = (
+            f"{self.holder_name} {index}"
+            if self.holder_kind == "tower"
+            else (f"{self.holder_name}{index}")
+        )
         found = _child(self.session, self.freezer, name)
         if found is not None:
             return found
         self.result.containers += 1
-        return service.create_container(self.session, self.actor, {
-            "kind": self.holder_kind, "name": name, "parent": self.freezer.barcode},
-            self.numbering)
+        return service.create_container(
+            self.session,
+            self.actor,
+            {"kind": self.holder_kind, "name": name, "parent": self.freezer.barcode},
+            self.numbering,
+        )
 
     def boxes(self):  # type: ignore[no-untyped-def]
         """Boxes in order, existing ones first, then new ones for ever."""
@@ -90,9 +109,12 @@ class _Shelf:
             name = f"{self.box_name} {self.number:02d}"
             box = _child(self.session, holder, name)
             if box is None:
-                box = service.create_box(self.session, self.actor, {
-                    "box_type": self.box_type, "parent": holder.barcode, "name": name},
-                    self.numbering)
+                box = service.create_box(
+                    self.session,
+                    self.actor,
+                    {"box_type": self.box_type, "parent": holder.barcode, "name": name},
+                    self.numbering,
+                )
                 self.result.boxes += 1
                 self.result.box_codes.append(box.barcode)
             yield box
@@ -106,14 +128,14 @@ def load_demo(session: Session, actor: str, numbering: Numbering | None = None) 
     if site is None:
         return result  # no reference data yet: nothing to build on
     service.load_default_box_types(session, actor)
-    freezers = {name: _freezer(session, actor, site, name, numbering, result)
-                for name in FREEZERS}
+    freezers = {name: _freezer(session, actor, site, name, numbering, result) for name in FREEZERS}
     unstored = session.execute(
         select(Aliquot, AliquotType.code)
         .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
         .outerjoin(Position, Position.aliquot_id == Aliquot.id)
         .where(Position.id.is_(None), Aliquot.status.in_(IN_HOUSE))
-        .order_by(Aliquot.id)).all()
+        .order_by(Aliquot.id)
+    ).all()
     by_kind: dict[tuple, list[Aliquot]] = {}  # type: ignore[type-arg]
     for aliquot, kind in unstored:
         by_kind.setdefault(PLAN.get(kind, OTHER), []).append(aliquot)
@@ -125,13 +147,14 @@ def load_demo(session: Session, actor: str, numbering: Numbering | None = None) 
                 break
             box_type = box.box_type
             assert box_type is not None and box_type.rows and box_type.columns
-            taken = {(p.row_no, p.col_no) for p in session.scalars(
-                select(Position).where(Position.box_id == box.id))}
-            places, _ = naming.free_positions(box_type.rows, box_type.columns, taken,
-                                              len(tubes))
+            taken = {
+                (p.row_no, p.col_no)
+                for p in session.scalars(select(Position).where(Position.box_id == box.id))
+            }
+            places, _ = naming.free_positions(box_type.rows, box_type.columns, taken, len(tubes))
             for (row, col), tube in zip(places, tubes, strict=False):
                 targets.append(operations.Target(tube, box, row, col))
-            tubes = tubes[len(places):]
+            tubes = tubes[len(places) :]
         operations.relocate(session, actor, targets, "demo data: stored on receipt")
         result.stored += len(targets)
     return result

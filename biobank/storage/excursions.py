@@ -35,20 +35,28 @@ def _freezer_in(event: Any) -> int | None:
     return event.freezer_id
 
 
-def inside(session: Session, freezer_id: int, start: dt.datetime,
-           end: dt.datetime) -> list[int]:
+def inside(session: Session, freezer_id: int, start: dt.datetime, end: dt.datetime) -> list[int]:
     """Ids of the tubes that were in the freezer at any moment from start to end."""
     freezer = CustodyEvent.new_values["freezer_id"].as_integer()
-    ever_there = (select(CustodyEvent.aliquot_id)
-                  .where(CustodyEvent.event_type.in_(PLACE_EVENTS), freezer == freezer_id,
-                         CustodyEvent.occurred_at <= end))
+    ever_there = select(CustodyEvent.aliquot_id).where(
+        CustodyEvent.event_type.in_(PLACE_EVENTS),
+        freezer == freezer_id,
+        CustodyEvent.occurred_at <= end,
+    )
     events = session.execute(
-        select(CustodyEvent.aliquot_id, CustodyEvent.event_type, CustodyEvent.occurred_at,
-               freezer.label("freezer_id"))
-        .where(CustodyEvent.aliquot_id.in_(ever_there),
-               CustodyEvent.event_type.in_(PLACE_EVENTS + DEPARTURES),
-               CustodyEvent.occurred_at <= end)
-        .order_by(CustodyEvent.aliquot_id, CustodyEvent.occurred_at, CustodyEvent.id)).all()
+        select(
+            CustodyEvent.aliquot_id,
+            CustodyEvent.event_type,
+            CustodyEvent.occurred_at,
+            freezer.label("freezer_id"),
+        )
+        .where(
+            CustodyEvent.aliquot_id.in_(ever_there),
+            CustodyEvent.event_type.in_(PLACE_EVENTS + DEPARTURES),
+            CustodyEvent.occurred_at <= end,
+        )
+        .order_by(CustodyEvent.aliquot_id, CustodyEvent.occurred_at, CustodyEvent.id)
+    ).all()
     at_start: dict[int, int | None] = {}
     affected: set[int] = set()
     for event in events:
@@ -61,8 +69,9 @@ def inside(session: Session, freezer_id: int, start: dt.datetime,
     return sorted(affected)
 
 
-def record(session: Session, actor: str, freezer: Container,
-           values: dict[str, Any]) -> dict[str, Any]:
+def record(
+    session: Session, actor: str, freezer: Container, values: dict[str, Any]
+) -> dict[str, Any]:
     """Record an excursion and flag every tube that sat through it with a condition note."""
     if freezer.kind != "freezer":
         raise Invalid(f"{freezer.barcode} is a {freezer.kind}, not a freezer", field="barcode")
@@ -70,30 +79,73 @@ def record(session: Session, actor: str, freezer: Container,
     if end <= start:
         raise Invalid("ended_at must be after started_at", field="ended_at")
     if end > utcnow() + CLOCK_SKEW:
-        raise Invalid("ended_at is in the future: record an excursion once it is over",
-                      field="ended_at")
+        raise Invalid(
+            "ended_at is in the future: record an excursion once it is over", field="ended_at"
+        )
     peak: Decimal = values["peak_celsius"]
-    excursion = Excursion(freezer_id=freezer.id, started_at=start, ended_at=end,
-                          peak_celsius=peak, note=values.get("note"), recorded_by=actor,
-                          recorded_at=utcnow())
+    excursion = Excursion(
+        freezer_id=freezer.id,
+        started_at=start,
+        ended_at=end,
+        peak_celsius=peak,
+        note=values.get("note"),
+        recorded_by=actor,
+        recorded_at=utcnow(),
+    )
     session.add(excursion)
     session.flush()
     tubes = inside(session, freezer.id, start, end)
-    note = (f"temperature excursion in {freezer.name}: {start:%Y-%m-%d %H:%M}–"
-            f"{end:%Y-%m-%d %H:%M} UTC, peak {peak} °C")
+    note = (
+        f"temperature excursion in {freezer.name}: {start:%Y-%m-%d %H:%M}–"
+        f"{end:%Y-%m-%d %H:%M} UTC, peak {peak} °C"
+    )
     now = utcnow()
     if tubes:
-        session.execute(insert(Condition), [
-            {"aliquot_id": t, "excursion_id": excursion.id, "note": note[:200],
-             "recorded_by": actor, "recorded_at": now} for t in tubes])
-        record_events(session, [{
-            "event_type": "condition_noted", "aliquot_id": t, "reason": values.get("note"),
-            "new_values": {"excursion_id": excursion.id, "note": note,
-                           "freezer": freezer.barcode},
-        } for t in tubes], actor, now)
-    record_audit(session, actor, "container", freezer.barcode, "excursion", new_values={
-        "excursion_id": excursion.id, "started_at": start, "ended_at": end,
-        "peak_celsius": peak, "tubes": len(tubes)})
+        session.execute(
+            insert(Condition),
+            [
+                {
+                    "aliquot_id": t,
+                    "excursion_id": excursion.id,
+                    "note": note[:200],
+                    "recorded_by": actor,
+                    "recorded_at": now,
+                }
+                for t in tubes
+            ],
+        )
+        record_events(
+            session,
+            [
+                {
+                    "event_type": "condition_noted",
+                    "aliquot_id": t,
+                    "reason": values.get("note"),
+                    "new_values": {
+                        "excursion_id": excursion.id,
+                        "note": note,
+                        "freezer": freezer.barcode,
+                    },
+                }
+                for t in tubes
+            ],
+            actor,
+            now,
+        )
+    record_audit(
+        session,
+        actor,
+        "container",
+        freezer.barcode,
+        "excursion",
+        new_values={
+            "excursion_id": excursion.id,
+            "started_at": start,
+            "ended_at": end,
+            "peak_celsius": peak,
+            "tubes": len(tubes),
+        },
+    )
     return describe(session, excursion)
 
 
@@ -102,12 +154,20 @@ def describe(session: Session, excursion: Excursion) -> dict[str, Any]:
     tubes = session.execute(
         select(Aliquot.barcode, Aliquot.status)
         .join(Condition, Condition.aliquot_id == Aliquot.id)
-        .where(Condition.excursion_id == excursion.id).order_by(Aliquot.barcode)).all()
-    return {"id": excursion.id, "freezer": excursion.freezer.barcode,
-            "freezer_name": excursion.freezer.name, "started_at": excursion.started_at,
-            "ended_at": excursion.ended_at, "peak_celsius": excursion.peak_celsius,
-            "note": excursion.note, "recorded_by": excursion.recorded_by,
-            "aliquots": [{"barcode": b, "status": s} for b, s in tubes]}
+        .where(Condition.excursion_id == excursion.id)
+        .order_by(Aliquot.barcode)
+    ).all()
+    return {
+        "id": excursion.id,
+        "freezer": excursion.freezer.barcode,
+        "freezer_name": excursion.freezer.name,
+        "started_at": excursion.started_at,
+        "ended_at": excursion.ended_at,
+        "peak_celsius": excursion.peak_celsius,
+        "note": excursion.note,
+        "recorded_by": excursion.recorded_by,
+        "aliquots": [{"barcode": b, "status": s} for b, s in tubes],
+    }
 
 
 def get(session: Session, excursion_id: int | str) -> Excursion:
@@ -115,9 +175,11 @@ def get(session: Session, excursion_id: int | str) -> Excursion:
     number = ascii_id(str(excursion_id))
     if number is None:
         raise NotFound(f"no excursion {excursion_id}")
-    excursion = session.scalar(select(Excursion).where(
-        Excursion.id == number,
-        scope.container_filter(scope.of(session), Excursion.freezer_id)))
+    excursion = session.scalar(
+        select(Excursion).where(
+            Excursion.id == number, scope.container_filter(scope.of(session), Excursion.freezer_id)
+        )
+    )
     if excursion is None:
         raise NotFound(f"no excursion {excursion_id}")
     return excursion
@@ -125,5 +187,10 @@ def get(session: Session, excursion_id: int | str) -> Excursion:
 
 def for_freezer(session: Session, freezer: Container) -> list[Excursion]:
     """A freezer's excursions, newest first."""
-    return list(session.scalars(select(Excursion).where(Excursion.freezer_id == freezer.id)
-                                .order_by(Excursion.started_at.desc())))
+    return list(
+        session.scalars(
+            select(Excursion)
+            .where(Excursion.freezer_id == freezer.id)
+            .order_by(Excursion.started_at.desc())
+        )
+    )

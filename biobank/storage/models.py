@@ -38,9 +38,15 @@ TEMPERATURE_BANDS = {
     "LN-vapour": "liquid nitrogen, vapour phase",
     "LN-liquid": "liquid nitrogen, liquid phase",
 }
-DEFAULT_BAND = {"mechanical-80": "-60to-85", "mechanical-150": "below-135",
-                "mechanical-20": "-18to-35", "ln2-vapour": "LN-vapour",
-                "ln2-liquid": "LN-liquid", "refrigerator": "2to10", "room": "RT"}
+DEFAULT_BAND = {
+    "mechanical-80": "-60to-85",
+    "mechanical-150": "below-135",
+    "mechanical-20": "-18to-35",
+    "ln2-vapour": "LN-vapour",
+    "ln2-liquid": "LN-liquid",
+    "refrigerator": "2to10",
+    "room": "RT",
+}
 # Containers that hold other containers; a "box" holds tubes (in a grid or loose).
 HOLDER_KINDS = ("shelf", "rack", "drawer", "tower", "canister", "compartment")
 KINDS = ("freezer", *HOLDER_KINDS, "box")
@@ -56,9 +62,12 @@ class BoxType(Base):
     __tablename__ = "box_type"
     __table_args__ = (
         CheckConstraint(_in("scheme", SCHEMES), name="scheme"),
-        CheckConstraint("(scheme = 'none' AND rows IS NULL AND columns IS NULL) OR "
-                        "(scheme <> 'none' AND rows BETWEEN 1 AND 26 "
-                        "AND columns BETWEEN 1 AND 99)", name="grid"),
+        CheckConstraint(
+            "(scheme = 'none' AND rows IS NULL AND columns IS NULL) OR "
+            "(scheme <> 'none' AND rows BETWEEN 1 AND 26 "
+            "AND columns BETWEEN 1 AND 99)",
+            name="grid",
+        ),
         CheckConstraint("capacity IS NULL OR capacity > 0", name="capacity"),
     )
 
@@ -88,17 +97,21 @@ class Container(Base):
     __tablename__ = "storage_container"
     __table_args__ = (
         CheckConstraint(_in("kind", KINDS), name="kind"),
-        CheckConstraint("(kind = 'freezer' AND parent_id IS NULL AND site_id IS NOT NULL "
-                        "AND freezer_type IS NOT NULL AND temperature_band IS NOT NULL) OR "
-                        "(kind <> 'freezer' AND parent_id IS NOT NULL AND site_id IS NULL "
-                        "AND freezer_type IS NULL AND temperature_band IS NULL)",
-                        name="freezer_is_root"),
+        CheckConstraint(
+            "(kind = 'freezer' AND parent_id IS NULL AND site_id IS NOT NULL "
+            "AND freezer_type IS NOT NULL AND temperature_band IS NOT NULL) OR "
+            "(kind <> 'freezer' AND parent_id IS NOT NULL AND site_id IS NULL "
+            "AND freezer_type IS NULL AND temperature_band IS NULL)",
+            name="freezer_is_root",
+        ),
         CheckConstraint("(kind = 'box') = (box_type_id IS NOT NULL)", name="box_has_type"),
-        CheckConstraint("freezer_type IS NULL OR " + _in("freezer_type", FREEZER_TYPES),
-                        name="freezer_type"),
-        CheckConstraint("temperature_band IS NULL OR " + _in("temperature_band",
-                                                             TEMPERATURE_BANDS),
-                        name="temperature_band"),
+        CheckConstraint(
+            "freezer_type IS NULL OR " + _in("freezer_type", FREEZER_TYPES), name="freezer_type"
+        ),
+        CheckConstraint(
+            "temperature_band IS NULL OR " + _in("temperature_band", TEMPERATURE_BANDS),
+            name="temperature_band",
+        ),
         CheckConstraint("parent_id <> id", name="not_own_parent"),
         # Readable paths need unambiguous names among siblings.
         UniqueConstraint("parent_id", "name"),

@@ -54,19 +54,23 @@ def parse(text: str, scheme: str, rows: int, columns: int) -> tuple[int, int]:
     else:
         number = _NUMBER.match(cleaned)
         if number is None:
-            raise PositionError(f"{text!r} is not a position: use a label like "
-                                f"{label(scheme, columns, 1, 1)}")
+            raise PositionError(
+                f"{text!r} is not a position: use a label like {label(scheme, columns, 1, 1)}"
+            )
         if scheme != "numeric":
-            raise PositionError(f"{text!r}: this box names its positions "
-                                f"{span(scheme, rows, columns)}")
+            raise PositionError(
+                f"{text!r}: this box names its positions {span(scheme, rows, columns)}"
+            )
         n = int(number.group("n"))
         if not 1 <= n <= rows * columns:
-            raise PositionError(f"{text!r} is outside this {rows}×{columns} box "
-                                f"({span(scheme, rows, columns)})")
+            raise PositionError(
+                f"{text!r} is outside this {rows}×{columns} box ({span(scheme, rows, columns)})"
+            )
         return (n - 1) // columns + 1, (n - 1) % columns + 1
     if not (1 <= row <= rows and 1 <= col <= columns):
-        raise PositionError(f"{cleaned} is outside this {rows}×{columns} box "
-                            f"({span(scheme, rows, columns)})")
+        raise PositionError(
+            f"{cleaned} is outside this {rows}×{columns} box ({span(scheme, rows, columns)})"
+        )
     return row, col
 
 
@@ -82,16 +86,18 @@ def normalize_label(text: str) -> str:
     raise PositionError(f"{text!r} is not a position")
 
 
-def free_positions(rows: int, columns: int, taken: Iterable[tuple[int, int]],
-                   count: int) -> tuple[list[tuple[int, int]], bool]:
+def free_positions(
+    rows: int, columns: int, taken: Iterable[tuple[int, int]], count: int
+) -> tuple[list[tuple[int, int]], bool]:
     """``count`` free places in reading order, one unbroken run if the box has one.
 
     Returns the places and whether they are contiguous; fewer than ``count`` when the
     box has less room.
     """
     occupied = set(taken)
-    free = [(r, c) for r in range(1, rows + 1) for c in range(1, columns + 1)
-            if (r, c) not in occupied]
+    free = [
+        (r, c) for r in range(1, rows + 1) for c in range(1, columns + 1) if (r, c) not in occupied
+    ]
     if count <= 0:
         return [], True
     run_start = 0
@@ -99,7 +105,7 @@ def free_positions(rows: int, columns: int, taken: Iterable[tuple[int, int]],
         if index and _ordinal(free[index], columns) != _ordinal(free[index - 1], columns) + 1:
             run_start = index
         if index - run_start + 1 == count:
-            return free[run_start:index + 1], True
+            return free[run_start : index + 1], True
     chosen = free[:count]
     ordinals = [_ordinal(place, columns) for place in chosen]
     return chosen, all(b == a + 1 for a, b in zip(ordinals, ordinals[1:], strict=False))

@@ -41,8 +41,9 @@ class Target:
     col: int | None
 
 
-def resolve(box: Container, text: str | None, field: str = "position") -> tuple[int | None,
-                                                                                int | None]:
+def resolve(
+    box: Container, text: str | None, field: str = "position"
+) -> tuple[int | None, int | None]:
     """(row, col) of a position label in a box: 422 outside the grid, None for bags."""
     box_type = box.box_type
     assert box_type is not None
@@ -64,9 +65,14 @@ def _label(box: Container, row: int | None, col: int | None) -> str:
     return f"{naming.label(box.box_type.scheme, box.box_type.columns, row, col)} of {box.barcode}"
 
 
-def relocate(session: Session, actor: str, targets: list[Target],
-             reason: str | None = None, field: str = "position",
-             unplaced_only: bool = False) -> None:
+def relocate(
+    session: Session,
+    actor: str,
+    targets: list[Target],
+    reason: str | None = None,
+    field: str = "position",
+    unplaced_only: bool = False,
+) -> None:
     """Put every tube at its target at once, with one custody event each.
 
     The event says what happened: ``stored`` (first place), ``moved``, ``put_back`` (it was
@@ -85,36 +91,60 @@ def relocate(session: Session, actor: str, targets: list[Target],
     for target in targets:
         status = statuses[target.aliquot.id]
         if status == "missing":
-            raise Conflict(f"{target.aliquot.barcode} is missing: record it found (with where "
-                           "it is) instead", field=field)
+            raise Conflict(
+                f"{target.aliquot.barcode} is missing: record it found (with where it is) instead",
+                field=field,
+            )
         if status not in IN_HOUSE:
-            raise Conflict(f"{target.aliquot.barcode} is {status}: it cannot be stored",
-                           field=field)
-    current = {p.aliquot_id: p for p in session.scalars(
-        select(Position).where(Position.aliquot_id.in_(ids))
-        .execution_options(populate_existing=True))}
+            raise Conflict(
+                f"{target.aliquot.barcode} is {status}: it cannot be stored", field=field
+            )
+    current = {
+        p.aliquot_id: p
+        for p in session.scalars(
+            select(Position)
+            .where(Position.aliquot_id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
     if unplaced_only and current:
         placed = next(t.aliquot for t in targets if t.aliquot.id in current)
-        raise Conflict(f"{placed.barcode} has a place already: move it instead",
-                       field="barcode")
+        raise Conflict(f"{placed.barcode} has a place already: move it instead", field="barcode")
     thawed = set(session.scalars(select(Thaw.aliquot_id).where(Thaw.aliquot_id.in_(ids))))
     departed = _clear_targets(session, targets, ids, field)
     boxes = {t.box.id for t in targets} | {p.box_id for p in current.values()}
     where = lineages(session, boxes)
     labels = labellers(session, boxes)
     if departed:
-        vacate(session, actor, departed, "its place was recorded for another tube; the tube "
-               "itself had left the biobank")
+        vacate(
+            session,
+            actor,
+            departed,
+            "its place was recorded for another tube; the tube itself had left the biobank",
+        )
     session.execute(delete(Position).where(Position.aliquot_id.in_(ids)))
     now = utcnow()
     try:
-        session.execute(insert(Position), [
-            {"aliquot_id": t.aliquot.id, "box_id": t.box.id, "row_no": t.row, "col_no": t.col,
-             "placed_at": now, "out_since": None} for t in targets])
+        session.execute(
+            insert(Position),
+            [
+                {
+                    "aliquot_id": t.aliquot.id,
+                    "box_id": t.box.id,
+                    "row_no": t.row,
+                    "col_no": t.col,
+                    "placed_at": now,
+                    "out_since": None,
+                }
+                for t in targets
+            ],
+        )
     except IntegrityError as exc:
         # Another transaction took a place (or placed a tube) since we looked.
-        raise Conflict("a position or a tube was taken meanwhile by someone else; look at "
-                       "the box again", field=field) from exc
+        raise Conflict(
+            "a position or a tube was taken meanwhile by someone else; look at the box again",
+            field=field,
+        ) from exc
     if thawed:
         session.execute(delete(Thaw).where(Thaw.aliquot_id.in_(thawed)))
     events = []
@@ -128,26 +158,52 @@ def relocate(session: Session, actor: str, targets: list[Target],
             kind = "put_back"
         else:
             kind = "moved"
-        new = where_values(where[target.box.id], target.box.id,
-                           labels[target.box.id](target.row, target.col), None)
-        before = (where_values(where[old.box_id], old.box_id,
-                               labels[old.box_id](old.row_no, old.col_no), old.out_since)
-                  if old else None)
-        events.append({"event_type": kind, "aliquot_id": target.aliquot.id, "reason": reason,
-                       "old_values": before, "new_values": new})
+        new = where_values(
+            where[target.box.id], target.box.id, labels[target.box.id](target.row, target.col), None
+        )
+        before = (
+            where_values(
+                where[old.box_id],
+                old.box_id,
+                labels[old.box_id](old.row_no, old.col_no),
+                old.out_since,
+            )
+            if old
+            else None
+        )
+        events.append(
+            {
+                "event_type": kind,
+                "aliquot_id": target.aliquot.id,
+                "reason": reason,
+                "old_values": before,
+                "new_values": new,
+            }
+        )
     record_events(session, events, actor, now)
 
 
-def _clear_targets(session: Session, targets: list[Target], moving: list[int],
-                   field: str) -> list[int]:
+def _clear_targets(
+    session: Session, targets: list[Target], moving: list[int], field: str
+) -> list[int]:
     """Check the target places are free; returns departed tubes still recorded there."""
     boxes = {t.box.id: t.box for t in targets}
     box_ids = set(boxes)
-    held = {(row.box_id, row.row_no, row.col_no): row for row in session.execute(
-        select(Position.aliquot_id, Position.box_id, Position.row_no, Position.col_no,
-               Aliquot.status, Aliquot.barcode)
-        .join(Aliquot, Aliquot.id == Position.aliquot_id)
-        .where(Position.box_id.in_(box_ids), Position.aliquot_id.not_in(moving)))}
+    held = {
+        (row.box_id, row.row_no, row.col_no): row
+        for row in session.execute(
+            select(
+                Position.aliquot_id,
+                Position.box_id,
+                Position.row_no,
+                Position.col_no,
+                Aliquot.status,
+                Aliquot.barcode,
+            )
+            .join(Aliquot, Aliquot.id == Position.aliquot_id)
+            .where(Position.box_id.in_(box_ids), Position.aliquot_id.not_in(moving))
+        )
+    }
     departed = []
     for target in targets:
         box_type = target.box.box_type
@@ -160,42 +216,61 @@ def _clear_targets(session: Session, targets: list[Target], moving: list[int],
         if occupant.status in DEPARTED:
             departed.append(occupant.aliquot_id)
         else:
-            raise Conflict(f"{_label(target.box, target.row, target.col)} holds "
-                           f"{occupant.barcode} already", field=field)
+            raise Conflict(
+                f"{_label(target.box, target.row, target.col)} holds {occupant.barcode} already",
+                field=field,
+            )
     for box_id, box in boxes.items():
         capacity = box.box_type.capacity if box.box_type else None
         if capacity is not None and not box.box_type.gridded:  # type: ignore[union-attr]
             staying = sum(1 for key in held if key[0] == box_id)
             coming = sum(1 for t in targets if t.box.id == box_id)
             if staying + coming > capacity:
-                raise Conflict(f"{box.barcode} takes {capacity} tubes; it holds {staying}",
-                               field=field)
+                raise Conflict(
+                    f"{box.barcode} takes {capacity} tubes; it holds {staying}", field=field
+                )
     return departed
 
 
 def vacate(session: Session, actor: str, aliquot_ids: list[int], reason: str) -> int:
     """Forget where tubes were (they left, or are not where the record said)."""
-    rows = session.execute(select(Position).where(Position.aliquot_id.in_(aliquot_ids))
-                           ).scalars().all()
+    rows = (
+        session.execute(select(Position).where(Position.aliquot_id.in_(aliquot_ids)))
+        .scalars()
+        .all()
+    )
     if not rows:
         return 0
     where = lineages(session, {p.box_id for p in rows})
     labels = labellers(session, {p.box_id for p in rows})
     session.execute(delete(Position).where(Position.aliquot_id.in_(aliquot_ids)))
-    record_events(session, [{
-        "event_type": "unstored", "aliquot_id": p.aliquot_id, "reason": reason,
-        "old_values": where_values(where[p.box_id], p.box_id,
-                                   labels[p.box_id](p.row_no, p.col_no), p.out_since),
-        "new_values": {"freezer_id": None},
-    } for p in rows], actor)
+    record_events(
+        session,
+        [
+            {
+                "event_type": "unstored",
+                "aliquot_id": p.aliquot_id,
+                "reason": reason,
+                "old_values": where_values(
+                    where[p.box_id], p.box_id, labels[p.box_id](p.row_no, p.col_no), p.out_since
+                ),
+                "new_values": {"freezer_id": None},
+            }
+            for p in rows
+        ],
+        actor,
+    )
     return len(rows)
 
 
 def position_of(session: Session, aliquot: Aliquot) -> Position | None:
     """The tube's position row, if it has one (as the database has it now, not as the
     session may remember it: read after the tube's lock)."""
-    return session.scalar(select(Position).where(Position.aliquot_id == aliquot.id)
-                          .execution_options(populate_existing=True))
+    return session.scalar(
+        select(Position)
+        .where(Position.aliquot_id == aliquot.id)
+        .execution_options(populate_existing=True)
+    )
 
 
 def _lock(session: Session, aliquot: Aliquot) -> str:
@@ -206,64 +281,97 @@ def _lock(session: Session, aliquot: Aliquot) -> str:
     return status
 
 
-def place(session: Session, actor: str, aliquot: Aliquot, box: Container,
-          position: str | None, reason: str | None = None) -> None:
+def place(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container,
+    position: str | None,
+    reason: str | None = None,
+) -> None:
     """Store a tube that has no place yet."""
     _lock(session, aliquot)
     existing = position_of(session, aliquot)
     if existing is not None:
-        raise Conflict(f"{aliquot.barcode} has a place already: move it instead",
-                       field="barcode")
+        raise Conflict(f"{aliquot.barcode} has a place already: move it instead", field="barcode")
     row, col = resolve(box, position)
     relocate(session, actor, [Target(aliquot, box, row, col)], reason, unplaced_only=True)
 
 
-def store_new(session: Session, actor: str, aliquots: list[Aliquot], box: Container,
-              positions: list[str | None], reason: str | None = None,
-              field: str = "aliquots") -> None:
+def store_new(
+    session: Session,
+    actor: str,
+    aliquots: list[Aliquot],
+    box: Container,
+    positions: list[str | None],
+    reason: str | None = None,
+    field: str = "aliquots",
+) -> None:
     """Store tubes just made (a split straight into a rack): each at its position, or, where
     none is given, at the box's first free places in reading order."""
-    wanted = [resolve(box, text, f"{field}.{index}.position") if text else None
-              for index, text in enumerate(positions)]
+    wanted = [
+        resolve(box, text, f"{field}.{index}.position") if text else None
+        for index, text in enumerate(positions)
+    ]
     box_type = box.box_type
     assert box_type is not None
     unplaced = [index for index, place in enumerate(wanted) if place is None]
     if box_type.gridded and unplaced:
-        held = {(row, col) for row, col in session.execute(
-            select(Position.row_no, Position.col_no)
-            .join(Aliquot, Aliquot.id == Position.aliquot_id)
-            .where(Position.box_id == box.id, Aliquot.status.not_in(DEPARTED)))}
+        held = {
+            (row, col)
+            for row, col in session.execute(
+                select(Position.row_no, Position.col_no)
+                .join(Aliquot, Aliquot.id == Position.aliquot_id)
+                .where(Position.box_id == box.id, Aliquot.status.not_in(DEPARTED))
+            )
+        }
         held.update(place for place in wanted if place is not None)
-        free, _ = naming.free_positions(box_type.rows or 0, box_type.columns or 0, held,
-                                        len(unplaced))
+        free, _ = naming.free_positions(
+            box_type.rows or 0, box_type.columns or 0, held, len(unplaced)
+        )
         if len(free) < len(unplaced):
-            raise Conflict(f"{box.barcode} has {len(free)} free places for {len(unplaced)} "
-                           "tubes without a position", field="box")
+            raise Conflict(
+                f"{box.barcode} has {len(free)} free places for {len(unplaced)} "
+                "tubes without a position",
+                field="box",
+            )
         for index, place in zip(unplaced, free, strict=False):
             wanted[index] = place
-    relocate(session, actor, [
-        Target(aliquot, box, *(place or (None, None)))
-        for aliquot, place in zip(aliquots, wanted, strict=True)], reason, field=field,
-        unplaced_only=True)
+    relocate(
+        session,
+        actor,
+        [
+            Target(aliquot, box, *(place or (None, None)))
+            for aliquot, place in zip(aliquots, wanted, strict=True)
+        ],
+        reason,
+        field=field,
+        unplaced_only=True,
+    )
 
 
-def move(session: Session, actor: str, moves: list[Target],
-         reason: str | None = None) -> None:
+def move(session: Session, actor: str, moves: list[Target], reason: str | None = None) -> None:
     """Move stored tubes to new places in one go."""
     ids = [m.aliquot.id for m in moves]
     lock_tubes(session, ids)
-    rows = {p.aliquot_id: p for p in session.scalars(
-        select(Position).where(Position.aliquot_id.in_(ids))
-        .execution_options(populate_existing=True))}
+    rows = {
+        p.aliquot_id: p
+        for p in session.scalars(
+            select(Position)
+            .where(Position.aliquot_id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
     for index, spec in enumerate(moves):
         where = rows.get(spec.aliquot.id)
         field = f"moves.{index}.aliquot" if len(moves) > 1 else "barcode"
         if where is None:
-            raise Conflict(f"{spec.aliquot.barcode} has no place yet: place it",
-                           field=field)
+            raise Conflict(f"{spec.aliquot.barcode} has no place yet: place it", field=field)
         if where.out_since is not None:
-            raise Conflict(f"{spec.aliquot.barcode} is taken out: put it back (to the new "
-                           "place, if you like)", field=field)
+            raise Conflict(
+                f"{spec.aliquot.barcode} is taken out: put it back (to the new place, if you like)",
+                field=field,
+            )
     relocate(session, actor, moves, reason, field="moves" if len(moves) > 1 else "position")
 
 
@@ -276,29 +384,55 @@ def take_out(session: Session, actor: str, aliquot: Aliquot, reason: str | None 
     _mark_out(session, actor, aliquot, where, "taken_out", reason)
 
 
-def _mark_out(session: Session, actor: str, aliquot: Aliquot, where: Position, event: str,
-              reason: str | None, extra_old: dict[str, Any] | None = None,
-              extra_new: dict[str, Any] | None = None) -> None:
+def _mark_out(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    where: Position,
+    event: str,
+    reason: str | None,
+    extra_old: dict[str, Any] | None = None,
+    extra_new: dict[str, Any] | None = None,
+) -> None:
     now = utcnow()
     changed = session.execute(
-        update(Position).where(Position.id == where.id, Position.out_since.is_(None))
-        .values(out_since=now)).rowcount
+        update(Position)
+        .where(Position.id == where.id, Position.out_since.is_(None))
+        .values(out_since=now)
+    ).rowcount
     if changed != 1 and event == "taken_out":
         raise Conflict(f"{aliquot.barcode} is taken out already", field="barcode")
     lineage = lineages(session, {where.box_id})[where.box_id]
     label = labellers(session, {where.box_id})[where.box_id](where.row_no, where.col_no)
     session.expire(where)
     old = where_values(lineage, where.box_id, label, None if changed else now)
-    record_events(session, [{
-        "event_type": event, "aliquot_id": aliquot.id, "reason": reason,
-        "old_values": {**old, **(extra_old or {})},
-        "new_values": {**where_values(lineage, where.box_id, label, now),
-                       **(extra_new or {})},
-    }], actor, now)
+    record_events(
+        session,
+        [
+            {
+                "event_type": event,
+                "aliquot_id": aliquot.id,
+                "reason": reason,
+                "old_values": {**old, **(extra_old or {})},
+                "new_values": {
+                    **where_values(lineage, where.box_id, label, now),
+                    **(extra_new or {}),
+                },
+            }
+        ],
+        actor,
+        now,
+    )
 
 
-def put_back(session: Session, actor: str, aliquot: Aliquot, box: Container | None = None,
-             position: str | None = None, reason: str | None = None) -> None:
+def put_back(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container | None = None,
+    position: str | None = None,
+    reason: str | None = None,
+) -> None:
     """Put a taken-out tube back: in its kept place, or in a new one."""
     _lock(session, aliquot)
     where = position_of(session, aliquot)
@@ -307,8 +441,15 @@ def put_back(session: Session, actor: str, aliquot: Aliquot, box: Container | No
     _back(session, actor, aliquot, where, box, position, reason)
 
 
-def _back(session: Session, actor: str, aliquot: Aliquot, where: Position | None,
-          box: Container | None, position: str | None, reason: str | None) -> None:
+def _back(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    where: Position | None,
+    box: Container | None,
+    position: str | None,
+    reason: str | None,
+) -> None:
     if box is not None:
         row, col = resolve(box, position)
     elif where is not None:
@@ -323,20 +464,21 @@ def thaw(session: Session, actor: str, aliquot: Aliquot, reason: str | None = No
     """Thaw a tube: its freeze–thaw count goes up by one and it leaves its place (kept)."""
     status = _lock(session, aliquot)
     if status not in THAWABLE:
-        raise Conflict(f"{aliquot.barcode} is {status}: it cannot be thawed",
-                       field="barcode")
+        raise Conflict(f"{aliquot.barcode} is {status}: it cannot be thawed", field="barcode")
     if session.get(Thaw, aliquot.id, populate_existing=True) is not None:
-        raise Conflict(f"{aliquot.barcode} is thawed already: refreeze it first",
-                       field="barcode")
+        raise Conflict(f"{aliquot.barcode} is thawed already: refreeze it first", field="barcode")
     try:
-        session.execute(insert(Thaw).values(aliquot_id=aliquot.id, thawed_at=utcnow(),
-                                            thawed_by=actor))
+        session.execute(
+            insert(Thaw).values(aliquot_id=aliquot.id, thawed_at=utcnow(), thawed_by=actor)
+        )
     except IntegrityError as exc:
         raise Conflict(f"{aliquot.barcode} was thawed meanwhile", field="barcode") from exc
     count = session.execute(
-        update(Aliquot).where(Aliquot.id == aliquot.id, Aliquot.status.in_(THAWABLE))
+        update(Aliquot)
+        .where(Aliquot.id == aliquot.id, Aliquot.status.in_(THAWABLE))
         .values(freeze_thaw_count=Aliquot.freeze_thaw_count + 1)
-        .returning(Aliquot.freeze_thaw_count)).scalar()
+        .returning(Aliquot.freeze_thaw_count)
+    ).scalar()
     if count is None:
         raise Conflict(f"{aliquot.barcode} changed meanwhile; scan it again", field="barcode")
     session.expire(aliquot, ["freeze_thaw_count"])
@@ -345,14 +487,30 @@ def thaw(session: Session, actor: str, aliquot: Aliquot, reason: str | None = No
     if where is not None:
         _mark_out(session, actor, aliquot, where, "thawed", reason, *counts)
     else:
-        record_events(session, [{"event_type": "thawed", "aliquot_id": aliquot.id,
-                                 "reason": reason, "old_values": counts[0],
-                                 "new_values": {**counts[1], "freezer_id": None}}], actor)
+        record_events(
+            session,
+            [
+                {
+                    "event_type": "thawed",
+                    "aliquot_id": aliquot.id,
+                    "reason": reason,
+                    "old_values": counts[0],
+                    "new_values": {**counts[1], "freezer_id": None},
+                }
+            ],
+            actor,
+        )
     return count
 
 
-def refreeze(session: Session, actor: str, aliquot: Aliquot, box: Container | None = None,
-             position: str | None = None, reason: str | None = None) -> None:
+def refreeze(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container | None = None,
+    position: str | None = None,
+    reason: str | None = None,
+) -> None:
     """Freeze a thawed tube again: in its kept place, or in the place given."""
     _lock(session, aliquot)
     if session.get(Thaw, aliquot.id, populate_existing=True) is None:
@@ -365,8 +523,14 @@ def mark_missing(session: Session, actor: str, aliquot: Aliquot, reason: str) ->
     samples.change_status(session, actor, aliquot, "missing", reason)
 
 
-def mark_found(session: Session, actor: str, aliquot: Aliquot, box: Container | None,
-               position: str | None, reason: str | None = None) -> None:
+def mark_found(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container | None,
+    position: str | None,
+    reason: str | None = None,
+) -> None:
     """A missing tube turned up: available again, and in the place given (if one is)."""
     if box is not None:
         row, col = resolve(box, position)

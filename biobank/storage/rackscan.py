@@ -27,20 +27,59 @@ from biobank.storage import naming
 # The largest scanner file accepted (the API and the box page alike).
 MAX_SCAN_BYTES = 256 * 1024
 
-UNREADABLE = {"NOREAD", "NO_READ", "NO READ", "NOREADING", "NO READING", "ERROR", "FAILED",
-              "READ ERROR", "NOT DECODED", "???"}
+UNREADABLE = {
+    "NOREAD",
+    "NO_READ",
+    "NO READ",
+    "NOREADING",
+    "NO READING",
+    "ERROR",
+    "FAILED",
+    "READ ERROR",
+    "NOT DECODED",
+    "???",
+}
 EMPTY = {"", "NOTUBE", "NO TUBE", "NO_TUBE", "EMPTY", "NONE", "-", "NO TRAKMATE", "NOTRAKMATE"}
 # Metadata lines before the data ("Rack Base Name: 02498606", "Date: …"): key [:=] value.
 _META = re.compile(r"^\s*([A-Za-z][A-Za-z &_.-]*?)\s*[:=]\s*(.*?)[\s,;\t]*$")
 _META_RACK = {"rackbasename", "rack", "rackid", "rackbarcode", "rackcode", "racknumber"}
-_RACK = {"rack", "rackid", "rackbarcode", "rackcode", "racknumber", "plate", "plateid",
-         "platebarcode", "container", "containerbarcode"}
-_POSITION = {"position", "pos", "well", "location", "locationcell", "tubeposition",
-             "wellposition", "coordinate", "cell"}
+_RACK = {
+    "rack",
+    "rackid",
+    "rackbarcode",
+    "rackcode",
+    "racknumber",
+    "plate",
+    "plateid",
+    "platebarcode",
+    "container",
+    "containerbarcode",
+}
+_POSITION = {
+    "position",
+    "pos",
+    "well",
+    "location",
+    "locationcell",
+    "tubeposition",
+    "wellposition",
+    "coordinate",
+    "cell",
+}
 _ROW = {"locationrow", "row", "rowid"}
 _COLUMN = {"locationcolumn", "column", "col", "columnid"}
-_TUBE = {"tube", "tubeid", "tubecode", "tubebarcode", "barcode", "code", "sampleid",
-         "sample", "tubes", "value"}
+_TUBE = {
+    "tube",
+    "tubeid",
+    "tubecode",
+    "tubebarcode",
+    "barcode",
+    "code",
+    "sampleid",
+    "sample",
+    "tubes",
+    "value",
+}
 _STATUS = {"status", "tubestatus", "readstatus", "result", "state"}
 MAX_LINES = 2000
 
@@ -72,8 +111,9 @@ def _key(cell: str) -> str:
 
 
 def _rows(text: str) -> list[tuple[int, list[str]]]:
-    lines = [(n, line) for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1)
-             if line.strip()]
+    lines = [
+        (n, line) for n, line in enumerate(text.lstrip("\ufeff").splitlines(), 1) if line.strip()
+    ]
     if not lines:
         raise ScanFileError("the file is empty")
     if len(lines) > MAX_LINES:
@@ -101,8 +141,14 @@ def _columns(header: list[str]) -> dict[str, int] | None:
     roles: dict[str, int] = {}
     for index, cell in enumerate(header):
         key = _key(cell)
-        for role, names in (("rack", _RACK), ("position", _POSITION), ("row", _ROW),
-                            ("column", _COLUMN), ("tube", _TUBE), ("status", _STATUS)):
+        for role, names in (
+            ("rack", _RACK),
+            ("position", _POSITION),
+            ("row", _ROW),
+            ("column", _COLUMN),
+            ("tube", _TUBE),
+            ("status", _STATUS),
+        ):
             if key in names and role not in roles:
                 roles[role] = index
                 break
@@ -148,8 +194,12 @@ def parse(text: str) -> ScanFile:
     layout = "rack on every line"
     if meta_layout or meta_rack:
         layout = meta_layout or "rack in a metadata line"
-    if rack is None and len(rows[0][1]) == 1 and len(rows) > 1 \
-            and not _looks_like_position(rows[0][1][0]):
+    if (
+        rack is None
+        and len(rows[0][1]) == 1
+        and len(rows) > 1
+        and not _looks_like_position(rows[0][1][0])
+    ):
         rack = rows[0][1][0]
         layout = "rack on line 1"
         rows = rows[1:]
@@ -166,8 +216,10 @@ def parse(text: str) -> ScanFile:
         elif width == 2 or (width >= 2 and rack is not None):
             roles = {"position": 0, "tube": 1}
         else:
-            raise ScanFileError(f"line {rows[0][0]}: expected rack, position and tube "
-                                "(or position and tube) separated by commas")
+            raise ScanFileError(
+                f"line {rows[0][0]}: expected rack, position and tube "
+                "(or position and tube) separated by commas"
+            )
     scan = ScanFile(rack=rack, layout=layout)
     racks = set()
     for number, cells in rows:
@@ -227,11 +279,15 @@ def _no_duplicates(entries: list[Entry]) -> None:
     codes: dict[str, int] = {}
     for entry in entries:
         if entry.position in places:
-            raise ScanFileError(f"line {entry.line}: position {entry.position} is listed "
-                                f"twice (also line {places[entry.position]})")
+            raise ScanFileError(
+                f"line {entry.line}: position {entry.position} is listed "
+                f"twice (also line {places[entry.position]})"
+            )
         places[entry.position] = entry.line
         if entry.tube is not None:
             if entry.tube in codes:
-                raise ScanFileError(f"line {entry.line}: tube {entry.tube} is listed twice "
-                                    f"(also line {codes[entry.tube]})")
+                raise ScanFileError(
+                    f"line {entry.line}: tube {entry.tube} is listed twice "
+                    f"(also line {codes[entry.tube]})"
+                )
             codes[entry.tube] = entry.line

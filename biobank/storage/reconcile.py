@@ -33,17 +33,29 @@ from biobank.storage.service import labellers, lineages
 
 def _state(session: Session, box_id: int, codes: list[str]) -> list[Any]:
     """Every tube registered in the box or scanned in it, with its place and status."""
-    return list(session.execute(
-        select(Aliquot.id, Aliquot.barcode, Aliquot.status, Position.box_id, Position.row_no,
-               Position.col_no, Position.out_since)
-        .outerjoin(Position, Position.aliquot_id == Aliquot.id)
-        .where(or_(Position.box_id == box_id, Aliquot.barcode.in_(codes)))
-        .order_by(Aliquot.id)).all())
+    return list(
+        session.execute(
+            select(
+                Aliquot.id,
+                Aliquot.barcode,
+                Aliquot.status,
+                Position.box_id,
+                Position.row_no,
+                Position.col_no,
+                Position.out_since,
+            )
+            .outerjoin(Position, Position.aliquot_id == Aliquot.id)
+            .where(or_(Position.box_id == box_id, Aliquot.barcode.in_(codes)))
+            .order_by(Aliquot.id)
+        ).all()
+    )
 
 
 def _fingerprint(state: list[Any]) -> str:
-    text = "\n".join(f"{r.id}|{r.status}|{r.box_id}|{r.row_no}|{r.col_no}|"
-                     f"{r.out_since is not None}" for r in state)
+    text = "\n".join(
+        f"{r.id}|{r.status}|{r.box_id}|{r.row_no}|{r.col_no}|{r.out_since is not None}"
+        for r in state
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -53,13 +65,16 @@ def _places(box: Container, scan: rackscan.ScanFile) -> dict[tuple[int, int], ra
     places: dict[tuple[int, int], rackscan.Entry] = {}
     for entry in scan.entries:
         try:
-            place = naming.parse(entry.position, box_type.scheme, box_type.rows,
-                                 box_type.columns)
+            place = naming.parse(entry.position, box_type.scheme, box_type.rows, box_type.columns)
         except naming.PositionError as exc:
             raise Invalid(f"line {entry.line}: {exc}", field="file", location="body") from exc
         if place in places:
-            raise Invalid(f"line {entry.line}: position {entry.position} is listed twice (also "
-                          f"line {places[place].line})", field="file", location="body")
+            raise Invalid(
+                f"line {entry.line}: position {entry.position} is listed twice (also "
+                f"line {places[place].line})",
+                field="file",
+                location="body",
+            )
         places[place] = entry
     return places
 
@@ -78,43 +93,71 @@ def _rack_check(session: Session, box: Container, rack: str | None) -> dict[str,
     answer["scanned"] = rack
     if rack in {box.barcode, registered}:
         return {**answer, "status": "match", "message": f"rack {rack} is this box"}
-    owner = session.scalar(select(Container).where(
-        or_(Container.external_barcode == rack, Container.barcode == rack),
-        Container.id != box.id))
+    owner = session.scalar(
+        select(Container).where(
+            or_(Container.external_barcode == rack, Container.barcode == rack),
+            Container.id != box.id,
+        )
+    )
     if owner is not None:
         answer["other_box"] = owner.barcode
-        return {**answer, "status": "mismatch",
-                "message": f"the file is of rack {rack}, registered to {owner.barcode} "
-                           f"({owner.name}), not to box {box.barcode}"}
+        return {
+            **answer,
+            "status": "mismatch",
+            "message": f"the file is of rack {rack}, registered to {owner.barcode} "
+            f"({owner.name}), not to box {box.barcode}",
+        }
     if registered is not None:
-        return {**answer, "status": "mismatch",
-                "message": f"the file is of rack {rack}, but box {box.barcode} is registered "
-                           f"as rack {registered}"}
+        return {
+            **answer,
+            "status": "mismatch",
+            "message": f"the file is of rack {rack}, but box {box.barcode} is registered "
+            f"as rack {registered}",
+        }
     if rack[:2] in naming.PREFIXES:
-        return {**answer, "status": "mismatch",
-                "message": f"the file names {rack}, a code of this service, not box "
-                           f"{box.barcode}"}
-    return {**answer, "status": "unregistered",
-            "message": f"box {box.barcode} has no registered rack code: confirm with "
-                       f"record_rack to record {rack} as its rack code"}
+        return {
+            **answer,
+            "status": "mismatch",
+            "message": f"the file names {rack}, a code of this service, not box {box.barcode}",
+        }
+    return {
+        **answer,
+        "status": "unregistered",
+        "message": f"box {box.barcode} has no registered rack code: confirm with "
+        f"record_rack to record {rack} as its rack code",
+    }
 
 
-def _acknowledgements(check: dict[str, Any],
-                      result: dict[str, list[dict[str, Any]]]) -> list[dict[str, str]]:
+def _acknowledgements(
+    check: dict[str, Any], result: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, str]]:
     """The findings a person must acknowledge before the scan is applied."""
     needed = []
     if check["status"] == "mismatch":
         needed.append({"finding": "rack_mismatch", "message": check["message"]})
     if result["unknown"]:
-        needed.append({"finding": "unknown_tubes", "message": (
-            f"{len(result['unknown'])} tube(s) in the file are not registered in the biobank "
-            "and will not be placed: " + ", ".join(f"{u['position']} {u['barcode']}"
-                                                     for u in result["unknown"][:10])
-            + (" …" if len(result["unknown"]) > 10 else ""))})
+        needed.append(
+            {
+                "finding": "unknown_tubes",
+                "message": (
+                    f"{len(result['unknown'])} tube(s) in the file are not registered in the "
+                    "biobank and will not be placed: "
+                    + ", ".join(f"{u['position']} {u['barcode']}" for u in result["unknown"][:10])
+                    + (" …" if len(result["unknown"]) > 10 else "")
+                ),
+            }
+        )
     if result["unreadable"]:
-        needed.append({"finding": "unreadable_wells", "message": (
-            f"{len(result['unreadable'])} well(s) could not be read by the scanner; what is "
-            "in them is unknown: " + ", ".join(u["position"] for u in result["unreadable"]))})
+        needed.append(
+            {
+                "finding": "unreadable_wells",
+                "message": (
+                    f"{len(result['unreadable'])} well(s) could not be read by the scanner; "
+                    "what is in them is unknown: "
+                    + ", ".join(u["position"] for u in result["unreadable"])
+                ),
+            }
+        )
     return needed
 
 
@@ -136,12 +179,25 @@ def preview(session: Session, actor: str, box: Container, text: str) -> dict[str
     elsewhere = {r.box_id for r in state if r.box_id is not None}
     paths = lineages(session, elsewhere)
     labels = labellers(session, elsewhere)
-    label = labels[box.id] if box.id in labels else (lambda r, c: naming.label(
-        box_type.scheme, box_type.columns, r, c))  # type: ignore[arg-type]
+    label = (
+        labels[box.id]
+        if box.id in labels
+        else (lambda r, c: naming.label(box_type.scheme, box_type.columns, r, c))  # type: ignore[arg-type]
+    )
 
-    result: dict[str, list[dict[str, Any]]] = {k: [] for k in (
-        "matches", "missing", "moved", "unknown", "unreadable", "refused", "taken_out",
-        "displaced")}
+    result: dict[str, list[dict[str, Any]]] = {
+        k: []
+        for k in (
+            "matches",
+            "missing",
+            "moved",
+            "unknown",
+            "unreadable",
+            "refused",
+            "taken_out",
+            "displaced",
+        )
+    }
     plan: dict[str, Any] = {"codes": codes, "moves": [], "found": [], "displace": []}
     scanned_ids = set()
     for (row, col), entry in sorted(places.items()):
@@ -154,23 +210,34 @@ def preview(session: Session, actor: str, box: Container, text: str) -> dict[str
             continue
         scanned_ids.add(tube.id)
         if tube.status in DEPARTED:
-            result["refused"].append({"position": here, "barcode": tube.barcode,
-                                      "reason": f"recorded as {tube.status}"})
+            result["refused"].append(
+                {"position": here, "barcode": tube.barcode, "reason": f"recorded as {tube.status}"}
+            )
             continue
         if tube.status == "missing":
             plan["found"].append(tube.id)
         same = (tube.box_id, tube.row_no, tube.col_no) == (box.id, row, col)
         if same and tube.out_since is None:
-            result["matches"].append({"position": here, "barcode": tube.barcode,
-                                      "found": tube.status == "missing"})
+            result["matches"].append(
+                {"position": here, "barcode": tube.barcode, "found": tube.status == "missing"}
+            )
             continue
         origin = None
         if tube.box_id is not None:
-            origin = {"box": paths[tube.box_id].barcodes[-1],
-                      "position": labels[tube.box_id](tube.row_no, tube.col_no),
-                      "path": paths[tube.box_id].path, "taken_out": tube.out_since is not None}
-        result["moved"].append({"barcode": tube.barcode, "position": here, "from": origin,
-                                "found": tube.status == "missing"})
+            origin = {
+                "box": paths[tube.box_id].barcodes[-1],
+                "position": labels[tube.box_id](tube.row_no, tube.col_no),
+                "path": paths[tube.box_id].path,
+                "taken_out": tube.out_since is not None,
+            }
+        result["moved"].append(
+            {
+                "barcode": tube.barcode,
+                "position": here,
+                "from": origin,
+                "found": tube.status == "missing",
+            }
+        )
         plan["moves"].append({"aliquot_id": tube.id, "row": row, "col": col})
     targets = {(m["row"], m["col"]) for m in plan["moves"]}
     for tube in state:
@@ -197,73 +264,132 @@ def preview(session: Session, actor: str, box: Container, text: str) -> dict[str
     plan["acknowledge"] = [n["finding"] for n in needed]
     plan["rack"] = check["scanned"] if check["status"] == "unregistered" else None
     token = secrets.token_urlsafe(24)
-    session.add(RackScan(token=token, box_id=box.id, fingerprint=_fingerprint(state),
-                         plan=plan, uploaded_by=actor, uploaded_at=utcnow()))
+    session.add(
+        RackScan(
+            token=token,
+            box_id=box.id,
+            fingerprint=_fingerprint(state),
+            plan=plan,
+            uploaded_by=actor,
+            uploaded_at=utcnow(),
+        )
+    )
     session.flush()
-    return {"token": token, "box": box.barcode, "rack": check["scanned"], "layout": scan.layout,
-            "scanned": len(places), "rack_check": check, "acknowledge": needed,
-            "can_record_rack": plan["rack"] is not None, **result}
+    return {
+        "token": token,
+        "box": box.barcode,
+        "rack": check["scanned"],
+        "layout": scan.layout,
+        "scanned": len(places),
+        "rack_check": check,
+        "acknowledge": needed,
+        "can_record_rack": plan["rack"] is not None,
+        **result,
+    }
 
 
 def _record_rack(session: Session, actor: str, box: Container, rack: str) -> None:
     """Register the scanned rack code as the box's own (offered for boxes without one)."""
     if box.external_barcode is not None:
-        raise Conflict(f"box {box.barcode} has been given rack code {box.external_barcode} "
-                       "meanwhile: upload the scan again", field="record_rack")
-    taken = session.scalar(select(Container.barcode).where(
-        or_(Container.external_barcode == rack, Container.barcode == rack)))
+        raise Conflict(
+            f"box {box.barcode} has been given rack code {box.external_barcode} "
+            "meanwhile: upload the scan again",
+            field="record_rack",
+        )
+    taken = session.scalar(
+        select(Container.barcode).where(
+            or_(Container.external_barcode == rack, Container.barcode == rack)
+        )
+    )
     if taken is not None:
         raise Conflict(f"rack code {rack} belongs to {taken} now", field="record_rack")
     box.external_barcode = rack
     session.flush()
-    record_audit(session, actor, "container", box.barcode, "rack_code_recorded",
-                 reason="from its rack scan", old_values={"external_barcode": None},
-                 new_values={"external_barcode": rack})
+    record_audit(
+        session,
+        actor,
+        "container",
+        box.barcode,
+        "rack_code_recorded",
+        reason="from its rack scan",
+        old_values={"external_barcode": None},
+        new_values={"external_barcode": rack},
+    )
 
 
-def confirm(session: Session, actor: str, box: Container, token: str,
-            acknowledge: list[str] | None = None, record_rack: bool = False) -> dict[str, Any]:
+def confirm(
+    session: Session,
+    actor: str,
+    box: Container,
+    token: str,
+    acknowledge: list[str] | None = None,
+    record_rack: bool = False,
+) -> dict[str, Any]:
     """Apply a previewed scan: every move at once, with events; 409 if the box changed or a
     finding of the preview is not acknowledged."""
-    held = session.scalar(select(RackScan).where(RackScan.token == token,
-                                                 RackScan.box_id == box.id))
+    held = session.scalar(
+        select(RackScan).where(RackScan.token == token, RackScan.box_id == box.id)
+    )
     if held is None:
         raise NotFound(f"no scan upload {token} for box {box.barcode}")
     if held.confirmed_at is not None:
-        raise Conflict(f"this scan was confirmed already, by {held.confirmed_by}",
-                       field="token")
+        raise Conflict(f"this scan was confirmed already, by {held.confirmed_by}", field="token")
     plan = held.plan
     missing = [f for f in plan.get("acknowledge", []) if f not in set(acknowledge or [])]
     if missing:
-        raise Conflict("acknowledge the scan's findings before confirming: "
-                       + ", ".join(f.replace("_", " ") for f in missing)
-                       + f" (send acknowledge: {missing})", field="acknowledge")
+        raise Conflict(
+            "acknowledge the scan's findings before confirming: "
+            + ", ".join(f.replace("_", " ") for f in missing)
+            + f" (send acknowledge: {missing})",
+            field="acknowledge",
+        )
     if record_rack and plan.get("rack") is None:
-        raise Invalid("there is no rack code to record: the file names none, or the box has "
-                      "one", field="record_rack")
+        raise Invalid(
+            "there is no rack code to record: the file names none, or the box has one",
+            field="record_rack",
+        )
     claimed = session.execute(
-        update(RackScan).where(RackScan.id == held.id, RackScan.confirmed_at.is_(None))
-        .values(confirmed_at=utcnow(), confirmed_by=actor)).rowcount
+        update(RackScan)
+        .where(RackScan.id == held.id, RackScan.confirmed_at.is_(None))
+        .values(confirmed_at=utcnow(), confirmed_by=actor)
+    ).rowcount
     if claimed != 1:
         raise Conflict("this scan was confirmed meanwhile by someone else", field="token")
     held.acknowledged = sorted(set(acknowledge or []) & set(plan.get("acknowledge", [])))
     if _fingerprint(_state(session, box.id, plan["codes"])) != held.fingerprint:
-        raise Conflict(f"box {box.barcode} changed since the scan was uploaded: upload the "
-                       "scan again", field="token")
+        raise Conflict(
+            f"box {box.barcode} changed since the scan was uploaded: upload the scan again",
+            field="token",
+        )
     reason = f"rack scan of {box.barcode}"
     if plan["displace"]:
-        vacate(session, actor, plan["displace"],
-               f"not seen by the {reason}; another tube is in its place")
+        vacate(
+            session,
+            actor,
+            plan["displace"],
+            f"not seen by the {reason}; another tube is in its place",
+        )
     ids = {m["aliquot_id"] for m in plan["moves"]} | set(plan["found"])
     tubes = {a.id: a for a in session.scalars(select(Aliquot).where(Aliquot.id.in_(ids)))}
     for aliquot_id in plan["found"]:
-        samples.change_status(session, actor, tubes[aliquot_id], "available",
-                              f"found by the {reason}")
-    relocate(session, actor, [Target(tubes[m["aliquot_id"]], box, m["row"], m["col"])
-                              for m in plan["moves"]], reason, field="token")
+        samples.change_status(
+            session, actor, tubes[aliquot_id], "available", f"found by the {reason}"
+        )
+    relocate(
+        session,
+        actor,
+        [Target(tubes[m["aliquot_id"]], box, m["row"], m["col"]) for m in plan["moves"]],
+        reason,
+        field="token",
+    )
     if record_rack:
         _record_rack(session, actor, box, plan["rack"])
-    return {"token": token, "box": box.barcode, "moved": len(plan["moves"]),
-            "found": len(plan["found"]), "displaced": len(plan["displace"]),
-            "acknowledged": held.acknowledged, "rack_recorded": plan["rack"] if record_rack
-            else None}
+    return {
+        "token": token,
+        "box": box.barcode,
+        "moved": len(plan["moves"]),
+        "found": len(plan["found"]),
+        "displaced": len(plan["displace"]),
+        "acknowledged": held.acknowledged,
+        "rack_recorded": plan["rack"] if record_rack else None,
+    }

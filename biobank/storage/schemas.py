@@ -24,55 +24,69 @@ def reason_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
 
 def position_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
     """A position label: A1 or A01, or a number in numbered boxes; none in bags."""
-    return fields.String(validate=validate.Length(1, 8), allow_none=True, load_default=None,
-                         metadata={"description": "A1, A01 or 1…N; leave out for bags"},
-                         **kwargs)
+    return fields.String(
+        validate=validate.Length(1, 8),
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "A1, A01 or 1…N; leave out for bags"},
+        **kwargs,
+    )
 
 
 # --- in --------------------------------------------------------------------------------
 
+
 class BoxTypeIn(Schema):
     code = code_field(required=True)
     name = fields.String(required=True, validate=validate.Length(1, 200))
-    scheme = fields.String(required=True, validate=validate.OneOf(sorted(SCHEMES)),
-                           metadata={"description": "; ".join(f"{k}: {v}"
-                                                              for k, v in SCHEMES.items())})
+    scheme = fields.String(
+        required=True,
+        validate=validate.OneOf(sorted(SCHEMES)),
+        metadata={"description": "; ".join(f"{k}: {v}" for k, v in SCHEMES.items())},
+    )
     rows = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(1, 26))
-    columns = fields.Integer(allow_none=True, load_default=None,
-                             validate=validate.Range(1, 99))
-    capacity = fields.Integer(allow_none=True, load_default=None,
-                              validate=validate.Range(min=1))
+    columns = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(1, 99))
+    capacity = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=1))
 
 
 class FreezerIn(Schema):
     site = code_field(required=True)
     name = fields.String(required=True, validate=NAME)
     freezer_type = fields.String(required=True, validate=validate.OneOf(sorted(FREEZER_TYPES)))
-    temperature_band = fields.String(allow_none=True, load_default=None,
-                                     validate=validate.OneOf(sorted(TEMPERATURE_BANDS)),
-                                     metadata={"description": "MIABIS band; from the type "
-                                                              "if left out"})
+    temperature_band = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.OneOf(sorted(TEMPERATURE_BANDS)),
+        metadata={"description": "MIABIS band; from the type if left out"},
+    )
     room = fields.String(allow_none=True, load_default=None, validate=NAME)
 
 
 class ContainerIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(HOLDER_KINDS))
     name = fields.String(required=True, validate=NAME)
-    parent = fields.String(required=True, validate=CODE,
-                           metadata={"description": "barcode of the freezer or holder"})
+    parent = fields.String(
+        required=True, validate=CODE, metadata={"description": "barcode of the freezer or holder"}
+    )
 
 
 class BoxIn(Schema):
     box_type = code_field(required=True)
     parent = fields.String(required=True, validate=CODE)
-    name = fields.String(allow_none=True, load_default=None, validate=NAME,
-                         metadata={"description": "defaults to the issued barcode"})
-    external_barcode = fields.String(allow_none=True, load_default=None,
-                                     validate=validate.Regexp(
-                                         rf"^\s*{barcodes.EXTERNAL_RULE}\s*$",
-                                         error=barcodes.EXTERNAL_WORDS),
-                                     metadata={"description": "a rack's own code: "
-                                               + barcodes.EXTERNAL_WORDS})
+    name = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=NAME,
+        metadata={"description": "defaults to the issued barcode"},
+    )
+    external_barcode = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=validate.Regexp(
+            rf"^\s*{barcodes.EXTERNAL_RULE}\s*$", error=barcodes.EXTERNAL_WORDS
+        ),
+        metadata={"description": "a rack's own code: " + barcodes.EXTERNAL_WORDS},
+    )
 
 
 class MoveContainerIn(Schema):
@@ -93,14 +107,17 @@ class MoveSpec(Schema):
 
 
 class BulkMoveIn(Schema):
-    moves = fields.List(fields.Nested(MoveSpec), required=True,
-                        validate=validate.Length(1, 1000))
+    moves = fields.List(fields.Nested(MoveSpec), required=True, validate=validate.Length(1, 1000))
     reason = reason_field()
 
 
 class ElsewhereIn(Schema):
-    box = fields.String(allow_none=True, load_default=None, validate=CODE,
-                        metadata={"description": "a new box; else the tube's kept place"})
+    box = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=CODE,
+        metadata={"description": "a new box; else the tube's kept place"},
+    )
     position = position_field()
     reason = reason_field()
 
@@ -116,8 +133,7 @@ class MissingIn(Schema):
 class ExcursionIn(Schema):
     started_at = fields.AwareDateTime(required=True)
     ended_at = fields.AwareDateTime(required=True)
-    peak_celsius = fields.Decimal(required=True, places=1,
-                                  validate=validate.Range(-273, 100))
+    peak_celsius = fields.Decimal(required=True, places=1, validate=validate.Range(-273, 100))
     note = reason_field()
 
 
@@ -137,6 +153,7 @@ class CountQuery(Schema):
 
 
 # --- out -------------------------------------------------------------------------------
+
 
 class BoxTypeOut(Schema):
     code = fields.String()
@@ -209,8 +226,9 @@ class PrebuiltList(fields.List):
 
 class BoxMapOut(BoxOut):
     positions = PrebuiltList(fields.Nested(MapPositionOut))
-    loose = PrebuiltList(fields.Nested(MapTubeOut),
-                         metadata={"description": "tubes in a grid-free box"})
+    loose = PrebuiltList(
+        fields.Nested(MapTubeOut), metadata={"description": "tubes in a grid-free box"}
+    )
 
 
 class OfferOut(Schema):
@@ -269,30 +287,44 @@ class CapacityOut(Schema):
 class RackCheckOut(Schema):
     status = fields.String(metadata={"enum": ["match", "mismatch", "unregistered", "none"]})
     scanned = fields.String(allow_none=True, metadata={"description": "the file's rack code"})
-    registered = fields.String(allow_none=True,
-                               metadata={"description": "the box's registered rack code"})
-    other_box = fields.String(allow_none=True,
-                              metadata={"description": "the box the file's rack code is "
-                                                       "registered to, when not this one"})
+    registered = fields.String(
+        allow_none=True, metadata={"description": "the box's registered rack code"}
+    )
+    other_box = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the box the file's rack code is registered to, when not this one"
+        },
+    )
     message = fields.String()
 
 
 class AcknowledgementOut(Schema):
-    finding = fields.String(metadata={"enum": ["rack_mismatch", "unknown_tubes",
-                                               "unreadable_wells"]})
+    finding = fields.String(
+        metadata={"enum": ["rack_mismatch", "unknown_tubes", "unreadable_wells"]}
+    )
     message = fields.String()
 
 
 class ScanConfirmIn(Schema):
     acknowledge = fields.List(
-        fields.String(validate=validate.OneOf(["rack_mismatch", "unknown_tubes",
-                                               "unreadable_wells"])),
-        load_default=list, validate=validate.Length(max=3),
-        metadata={"description": "the preview's findings the confirmer has looked at; "
-                                 "every finding of the preview must be here"})
-    record_rack = fields.Boolean(load_default=False, metadata={
-        "description": "record the file's rack code as the box's (offered when the box has "
-                       "none)"})
+        fields.String(
+            validate=validate.OneOf(["rack_mismatch", "unknown_tubes", "unreadable_wells"])
+        ),
+        load_default=list,
+        validate=validate.Length(max=3),
+        metadata={
+            "description": "the preview's findings the confirmer has looked at; "
+            "every finding of the preview must be here"
+        },
+    )
+    record_rack = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "record the file's rack code as the box's (offered when the box has "
+            "none)"
+        },
+    )
 
 
 class ReconciliationOut(Schema):
@@ -301,21 +333,26 @@ class ReconciliationOut(Schema):
     rack = fields.String(allow_none=True)
     layout = fields.String()
     rack_check = fields.Nested(RackCheckOut)
-    acknowledge = fields.List(fields.Nested(AcknowledgementOut), metadata={
-        "description": "findings the confirm must acknowledge (409 otherwise)"})
-    can_record_rack = fields.Boolean(metadata={
-        "description": "the box has no rack code: confirm with record_rack to record it"})
+    acknowledge = fields.List(
+        fields.Nested(AcknowledgementOut),
+        metadata={"description": "findings the confirm must acknowledge (409 otherwise)"},
+    )
+    can_record_rack = fields.Boolean(
+        metadata={"description": "the box has no rack code: confirm with record_rack to record it"}
+    )
     scanned = fields.Integer()
     matches = fields.List(fields.Dict())
     missing = fields.List(fields.Dict(), metadata={"description": "expected, not scanned"})
     moved = fields.List(fields.Dict(), metadata={"description": "registered elsewhere"})
     unknown = fields.List(fields.Dict(), metadata={"description": "not registered"})
     unreadable = fields.List(fields.Dict())
-    refused = fields.List(fields.Dict(), metadata={"description": "shipped, consumed or "
-                                                                  "destroyed tubes"})
+    refused = fields.List(
+        fields.Dict(), metadata={"description": "shipped, consumed or destroyed tubes"}
+    )
     taken_out = fields.List(fields.Dict())
-    displaced = fields.List(fields.Dict(), metadata={"description": "unseen tubes whose "
-                                                                    "place a move takes"})
+    displaced = fields.List(
+        fields.Dict(), metadata={"description": "unseen tubes whose place a move takes"}
+    )
 
 
 class ConfirmOut(Schema):

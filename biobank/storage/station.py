@@ -41,7 +41,7 @@ class Place:
 
     @property
     def words(self) -> str:
-        """"B3 of Viable cells 01" (a bag: just its name)."""
+        """ "B3 of Viable cells 01" (a bag: just its name)."""
         return f"{self.position} of {self.name}" if self.position else self.name
 
 
@@ -73,29 +73,41 @@ def _type_name(session: Session, type_id: int) -> str:
     return kind.name if kind else "?"
 
 
-def misfit(session: Session, aliquot: Aliquot, box: Container, origin: Place | None,
-           band: str | None) -> str | None:
+def misfit(
+    session: Session, aliquot: Aliquot, box: Container, origin: Place | None, band: str | None
+) -> str | None:
     """Why the tube does not fit the box (another type inside, another temperature), or
     None; a box a manager allowed to mix takes anything."""
     if box.mixing_allowed:
         return None
-    others = set(session.scalars(
-        select(Aliquot.aliquot_type_id).join(Position, Position.aliquot_id == Aliquot.id)
-        .where(Position.box_id == box.id, Aliquot.id != aliquot.id,
-               Aliquot.status.not_in(DEPARTED)).distinct()))
+    others = set(
+        session.scalars(
+            select(Aliquot.aliquot_type_id)
+            .join(Position, Position.aliquot_id == Aliquot.id)
+            .where(
+                Position.box_id == box.id, Aliquot.id != aliquot.id, Aliquot.status.not_in(DEPARTED)
+            )
+            .distinct()
+        )
+    )
     if others and others != {aliquot.aliquot_type_id}:
         held = ", ".join(sorted(_type_name(session, i) for i in others))
-        return (f"{aliquot.barcode} is {_type_name(session, aliquot.aliquot_type_id)}; "
-                f"{box.name} holds {held}. A manager can allow this box to mix.")
+        return (
+            f"{aliquot.barcode} is {_type_name(session, aliquot.aliquot_type_id)}; "
+            f"{box.name} holds {held}. A manager can allow this box to mix."
+        )
     if origin is not None and origin.band and band and origin.band != band:
-        return (f"{aliquot.barcode} is kept at {TEMPERATURE_BANDS[origin.band]} "
-                f"({origin.words}); {box.name} is at {TEMPERATURE_BANDS[band]}. "
-                "A manager can allow this box to mix.")
+        return (
+            f"{aliquot.barcode} is kept at {TEMPERATURE_BANDS[origin.band]} "
+            f"({origin.words}); {box.name} is at {TEMPERATURE_BANDS[band]}. "
+            "A manager can allow this box to mix."
+        )
     return None
 
 
-def _target(session: Session, box: Container, position: str | None,
-            band: str | None) -> tuple[Place, int | None, int | None]:
+def _target(
+    session: Session, box: Container, position: str | None, band: str | None
+) -> tuple[Place, int | None, int | None]:
     if box.box_type is not None and box.box_type.gridded and not position:
         offer = boxmap.suggest(session, box, 1)["positions"]
         if not offer:
@@ -106,8 +118,14 @@ def _target(session: Session, box: Container, position: str | None,
     return Place(box.barcode, box.name, label, band), row, col
 
 
-def scan_into(session: Session, actor: str, aliquot: Aliquot, box: Container,
-              position: str | None = None, confirm: bool = False) -> dict[str, Any]:
+def scan_into(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container,
+    position: str | None = None,
+    confirm: bool = False,
+) -> dict[str, Any]:
     """Scan a tube while a box is open: store it, ask first, or refuse (409 with the reason).
 
     The answer: ``state`` ``done`` (with ``undo``), ``ask`` (a ``question``; send again with
@@ -115,23 +133,39 @@ def scan_into(session: Session, actor: str, aliquot: Aliquot, box: Container,
     ``message`` in words.
     """
     if aliquot.status not in IN_HOUSE and aliquot.status != "missing":
-        raise Conflict(f"{aliquot.barcode} is {aliquot.status}: it cannot be stored",
-                       field="barcode")
+        raise Conflict(
+            f"{aliquot.barcode} is {aliquot.status}: it cannot be stored", field="barcode"
+        )
     where, origin = _current(session, aliquot)
     band, _path = _band(session, box)
     reason = misfit(session, aliquot, box, origin, band)
     if reason is not None:
         raise Conflict(reason, field="box")
     thawed = session.get(Thaw, aliquot.id) is not None
-    if where is not None and where.box_id == box.id and where.out_since is None \
-            and not position and aliquot.status != "missing":
-        return _answer("here", "here", origin, origin,
-                       f"{aliquot.barcode} is in this box already, at {origin.words}")
+    if (
+        where is not None
+        and where.box_id == box.id
+        and where.out_since is None
+        and not position
+        and aliquot.status != "missing"
+    ):
+        return _answer(
+            "here",
+            "here",
+            origin,
+            origin,
+            f"{aliquot.barcode} is in this box already, at {origin.words}",
+        )
     target, row, col = _target(session, box, position, band)
-    if where is not None and (where.box_id, where.row_no, where.col_no) == (box.id, row, col) \
-            and where.out_since is None and aliquot.status != "missing":
-        return _answer("here", "here", origin, target,
-                       f"{aliquot.barcode} is at {target.words} already")
+    if (
+        where is not None
+        and (where.box_id, where.row_no, where.col_no) == (box.id, row, col)
+        and where.out_since is None
+        and aliquot.status != "missing"
+    ):
+        return _answer(
+            "here", "here", origin, target, f"{aliquot.barcode} is at {target.words} already"
+        )
     to = target.words
     if aliquot.status == "missing":
         action, ask = "found", f"{aliquot.barcode} is recorded missing. Found here, at {to}?"
@@ -141,20 +175,36 @@ def scan_into(session: Session, actor: str, aliquot: Aliquot, box: Container,
         action, ask = "stored", None
     elif where.out_since is not None:
         action = "put back"
-        ask = (None if where.box_id == box.id else f"{aliquot.barcode} was taken out of "
-               f"{origin.words}. Put it at {to} instead?")  # type: ignore[union-attr]
+        ask = (
+            None
+            if where.box_id == box.id
+            else f"{aliquot.barcode} was taken out of {origin.words}. Put it at {to} instead?"
+        )  # type: ignore[union-attr]
     else:
         action = "moved"
         ask = f"{aliquot.barcode} is at {origin.words}. Move it to {to}?"  # type: ignore[union-attr]
     if ask and not confirm:
         return _answer("ask", action, origin, target, ask, question=ask)
     _apply(session, actor, aliquot, action, box, target.position, where)
-    return _answer("done", action, origin, target, _done_words(aliquot, action, origin, target),
-                   undo=_undo_of(action, origin, where, target))
+    return _answer(
+        "done",
+        action,
+        origin,
+        target,
+        _done_words(aliquot, action, origin, target),
+        undo=_undo_of(action, origin, where, target),
+    )
 
 
-def _apply(session: Session, actor: str, aliquot: Aliquot, action: str, box: Container,
-           position: str | None, where: Position | None) -> None:
+def _apply(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    action: str,
+    box: Container,
+    position: str | None,
+    where: Position | None,
+) -> None:
     why = "stored at the scan station"
     if action == "found":
         operations.mark_found(session, actor, aliquot, box, position, "found at the scan station")
@@ -166,8 +216,9 @@ def _apply(session: Session, actor: str, aliquot: Aliquot, action: str, box: Con
         operations.put_back(session, actor, aliquot, box, position, why)
     else:
         row, col = operations.resolve(box, position)
-        operations.move(session, actor, [operations.Target(aliquot, box, row, col)],
-                        "moved at the scan station")
+        operations.move(
+            session, actor, [operations.Target(aliquot, box, row, col)], "moved at the scan station"
+        )
 
 
 def _done_words(aliquot: Aliquot, action: str, origin: Place | None, target: Place) -> str:
@@ -176,42 +227,69 @@ def _done_words(aliquot: Aliquot, action: str, origin: Place | None, target: Pla
     return f"{aliquot.barcode} {action} from {origin.words} to {target.words}"
 
 
-def _undo_of(action: str, origin: Place | None, where: Position | None,
-             target: Place) -> dict[str, Any]:
-    return {"at_box": target.box, "at_position": target.position,
-            "box": origin.box if origin else None,
-            "position": origin.position if origin else None,
-            "taken_out": bool(where is not None and where.out_since is not None),
-            "missing": action == "found"}
+def _undo_of(
+    action: str, origin: Place | None, where: Position | None, target: Place
+) -> dict[str, Any]:
+    return {
+        "at_box": target.box,
+        "at_position": target.position,
+        "box": origin.box if origin else None,
+        "position": origin.position if origin else None,
+        "taken_out": bool(where is not None and where.out_since is not None),
+        "missing": action == "found",
+    }
 
 
-def _answer(state: str, action: str, origin: Place | None, target: Place | None,
-            message: str, question: str | None = None,
-            undo: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"state": state, "action": action, "message": message, "question": question,
-            "from": asdict(origin) if origin else None,
-            "to": asdict(target) if target else None, "undo": undo}
+def _answer(
+    state: str,
+    action: str,
+    origin: Place | None,
+    target: Place | None,
+    message: str,
+    question: str | None = None,
+    undo: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "state": state,
+        "action": action,
+        "message": message,
+        "question": question,
+        "from": asdict(origin) if origin else None,
+        "to": asdict(target) if target else None,
+        "undo": undo,
+    }
 
 
-def undo(session: Session, actor: str, aliquot: Aliquot, at_box: Container,
-         at_position: str | None, back_box: Container | None, back_position: str | None,
-         taken_out: bool = False, missing: bool = False) -> str:
+def undo(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    at_box: Container,
+    at_position: str | None,
+    back_box: Container | None,
+    back_position: str | None,
+    taken_out: bool = False,
+    missing: bool = False,
+) -> str:
     """Undo a station change: the tube goes back where it was (a move, recorded as one), or
     loses the place it was just given; a tube found by mistake is missing again. Refused
     when the tube is no longer where the station put it."""
     where = operations.position_of(session, aliquot)
     row, col = operations.resolve(at_box, at_position, "at_position")
     if where is None or (where.box_id, where.row_no, where.col_no) != (at_box.id, row, col):
-        raise Conflict(f"{aliquot.barcode} is no longer at {at_position or at_box.name}: "
-                       "nothing undone", field="barcode")
+        raise Conflict(
+            f"{aliquot.barcode} is no longer at {at_position or at_box.name}: nothing undone",
+            field="barcode",
+        )
     now_at = place_of(session, at_box, row, col)
     if back_box is None:
         operations.vacate(session, actor, [aliquot.id], UNDO_REASON)
         done = f"Undone: {aliquot.barcode} taken off {now_at.words}; it has no place"
     else:
         back_row, back_col = operations.resolve(back_box, back_position, "position")
-        operations.relocate(session, actor, [operations.Target(aliquot, back_box, back_row,
-                                                               back_col)], UNDO_REASON)
+        operations.relocate(
+            session, actor, [operations.Target(aliquot, back_box, back_row, back_col)], UNDO_REASON
+        )
         back = place_of(session, back_box, back_row, back_col)
         done = f"Undone: {aliquot.barcode} moved back from {now_at.words} to {back.words}"
         if taken_out:
@@ -222,24 +300,39 @@ def undo(session: Session, actor: str, aliquot: Aliquot, at_box: Container,
     return done
 
 
-def allow_mixing(session: Session, actor: str, box: Container, allowed: bool,
-                 reason: str | None) -> Container:
+def allow_mixing(
+    session: Session, actor: str, box: Container, allowed: bool, reason: str | None
+) -> Container:
     """Let a box take tubes of other types and temperatures (or stop it), audited."""
     if box.kind != "box":
         raise Invalid(f"{box.barcode} is not a box", field="box")
     old = box.mixing_allowed
-    session.execute(update(Container).where(Container.id == box.id)
-                    .values(mixing_allowed=allowed))
+    session.execute(update(Container).where(Container.id == box.id).values(mixing_allowed=allowed))
     session.expire(box, ["mixing_allowed"])
-    record_audit(session, actor, "container", box.barcode, "mixing", reason=reason,
-                 old_values={"mixing_allowed": old}, new_values={"mixing_allowed": allowed})
+    record_audit(
+        session,
+        actor,
+        "container",
+        box.barcode,
+        "mixing",
+        reason=reason,
+        old_values={"mixing_allowed": old},
+        new_values={"mixing_allowed": allowed},
+    )
     return box
 
 
 # What a card's badge and a box map's cell say: the tube's status, unless its consent says
 # otherwise (one rule, so a card never shows "available" beside "do not use").
-_SHORT = {"available": "avail", "reserved": "res", "blocked": "BLOCK", "missing": "MISS",
-          "shipped": "ship", "consumed": "used", "destroyed": "destr"}
+_SHORT = {
+    "available": "avail",
+    "reserved": "res",
+    "blocked": "BLOCK",
+    "missing": "MISS",
+    "shipped": "ship",
+    "consumed": "used",
+    "destroyed": "destr",
+}
 
 
 def bench_status(status: str, storage_consent: str | None) -> dict[str, str]:

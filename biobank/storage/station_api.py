@@ -30,8 +30,12 @@ def _code(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
 class ScanInIn(Schema):
     barcode = _code(required=True, metadata={"description": "the scanned tube"})
     position = position_field()
-    confirm = fields.Boolean(load_default=False, metadata={
-        "description": "the answer to a question the station asked (move, found, refreeze)"})
+    confirm = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "the answer to a question the station asked (move, found, refreeze)"
+        },
+    )
 
 
 class PlaceOut(Schema):
@@ -52,22 +56,27 @@ class UndoOut(Schema):
 
 class ScanInOut(Schema):
     state = fields.String(metadata={"enum": ["done", "ask", "here"]})
-    action = fields.String(metadata={"enum": ["stored", "moved", "put back", "refrozen",
-                                              "found", "here"]})
+    action = fields.String(
+        metadata={"enum": ["stored", "moved", "put back", "refrozen", "found", "here"]}
+    )
     message = fields.String()
     question = fields.String(allow_none=True)
     from_ = fields.Nested(PlaceOut, allow_none=True, data_key="from")
     to = fields.Nested(PlaceOut, allow_none=True)
-    undo = fields.Nested(UndoOut, allow_none=True,
-                         metadata={"description": "POST it to …/scan-in/undo to undo"})
+    undo = fields.Nested(
+        UndoOut, allow_none=True, metadata={"description": "POST it to …/scan-in/undo to undo"}
+    )
 
 
 class UndoIn(Schema):
     barcode = _code(required=True)
     at_box = _code(required=True, metadata={"description": "where the station put it"})
     at_position = position_field()
-    box = _code(allow_none=True, load_default=None,
-                metadata={"description": "where it goes back; none: it had no place"})
+    box = _code(
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "where it goes back; none: it had no place"},
+    )
     position = position_field()
     taken_out = fields.Boolean(load_default=False)
     missing = fields.Boolean(load_default=False)
@@ -90,16 +99,19 @@ class MixingOut(Schema):
 @blp.route("/boxes/<code>/scan-in", methods=["POST"])
 @blp.arguments(ScanInIn)
 @blp.response(200, ScanInOut)
-@blp.alt_response(409, description="refused: the tube does not fit the box, or cannot be "
-                  "stored; the message says why")
+@blp.alt_response(
+    409,
+    description="refused: the tube does not fit the box, or cannot be stored; the message says why",
+)
 @requires("storage:write")
 def scan_in(values: dict[str, Any], code: str) -> Any:
     """A tube scanned with this box open: stored, a question first, or refused (409)."""
     session = get_session()
     box = service.get_box(session, code, numbering(), "box")
     aliquot = get_aliquot(session, values["barcode"], numbering())
-    answer = station.scan_into(session, current_actor(), aliquot, box, values["position"],
-                               values["confirm"])
+    answer = station.scan_into(
+        session, current_actor(), aliquot, box, values["position"], values["confirm"]
+    )
     return {**answer, "from_": answer.pop("from")}
 
 
@@ -116,9 +128,19 @@ def scan_in_undo(values: dict[str, Any], code: str) -> Any:
     aliquot = get_aliquot(session, values["barcode"], number)
     at_box = service.get_box(session, values["at_box"], number, "at_box")
     back = service.get_box(session, values["box"], number, "box") if values["box"] else None
-    return {"message": station.undo(session, current_actor(), aliquot, at_box,
-                                    values["at_position"], back, values["position"],
-                                    values["taken_out"], values["missing"])}
+    return {
+        "message": station.undo(
+            session,
+            current_actor(),
+            aliquot,
+            at_box,
+            values["at_position"],
+            back,
+            values["position"],
+            values["taken_out"],
+            values["missing"],
+        )
+    }
 
 
 @blp.route("/boxes/<code>/mixing", methods=["PUT"])
@@ -128,6 +150,11 @@ def scan_in_undo(values: dict[str, Any], code: str) -> Any:
 def set_mixing(values: dict[str, Any], code: str) -> Any:
     """Allow a box to hold tubes of other types or temperatures (or stop it), with a reason."""
     session = get_session()
-    box = station.allow_mixing(session, current_actor(), service.get_box(
-        session, code, numbering(), "box"), values["allowed"], values["reason"])
+    box = station.allow_mixing(
+        session,
+        current_actor(),
+        service.get_box(session, code, numbering(), "box"),
+        values["allowed"],
+        values["reason"],
+    )
     return {"box": box.barcode, "mixing_allowed": box.mixing_allowed}

@@ -23,7 +23,17 @@ def init_app(app: Flask) -> None:
     )
     from biobank.web.common import install
 
-    for module in (scan, printing, find, boxes, patients, consent, researcher, manager,
-                   reports, users):
+    for module in (
+        scan,
+        printing,
+        find,
+        boxes,
+        patients,
+        consent,
+        researcher,
+        manager,
+        reports,
+        users,
+    ):
         app.register_blueprint(module.bp)
     install(app)

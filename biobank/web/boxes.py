@@ -51,14 +51,24 @@ def box_list() -> ResponseReturnValue:
     query = storage.containers_query(current_scope(), "box")
     if text:
         like = f"%{text}%"
-        query = query.where(or_(Container.name.ilike(like), Container.barcode.ilike(like),
-                                Container.external_barcode.ilike(like)))
+        query = query.where(
+            or_(
+                Container.name.ilike(like),
+                Container.barcode.ilike(like),
+                Container.external_barcode.ilike(like),
+            )
+        )
     boxes = boxmap.describe_boxes(session, list(session.scalars(query.limit(LIST_LIMIT))))
     boxes.sort(key=lambda b: b["path"])
     if request.args.get("format") == "csv":
-        return csv_download("boxes", ["barcode", "name", "path", "box_type", "taken", "free"],
-                            ([b["barcode"], b["name"], b["path"], b["box_type"], b["occupied"],
-                              b["free"]] for b in boxes))
+        return csv_download(
+            "boxes",
+            ["barcode", "name", "path", "box_type", "taken", "free"],
+            (
+                [b["barcode"], b["name"], b["path"], b["box_type"], b["occupied"], b["free"]]
+                for b in boxes
+            ),
+        )
     return render_template("web/boxes.html", boxes=boxes, q=text, limit=LIST_LIMIT)
 
 
@@ -68,8 +78,14 @@ def box_page(code: str) -> ResponseReturnValue:
     """A box's map as a picture: status and consent by colour and text, free places shown."""
     box = boxmap.box_map(get_session(), _box(code))
     printed_at = clock.now().astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M %Z")
-    return render_template("web/box.html", box=box, highlight=request.args.get("tube"),
-                           target=None, picked=None, printed_at=printed_at)
+    return render_template(
+        "web/box.html",
+        box=box,
+        highlight=request.args.get("tube"),
+        target=None,
+        picked=None,
+        printed_at=printed_at,
+    )
 
 
 @bp.get("/boxes/<code>/rack-scan")
@@ -90,8 +106,7 @@ def _read_upload() -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise Invalid("the file is not text (UTF-8 or ASCII CSV expected)",
-                      field="file") from None
+        raise Invalid("the file is not text (UTF-8 or ASCII CSV expected)", field="file") from None
 
 
 def grid_findings(preview: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -117,10 +132,19 @@ def rack_scan_preview(code: str) -> ResponseReturnValue:
         preview = reconcile.preview(session, current_actor(), box, _read_upload())
     except Invalid as exc:
         session.rollback()
-        return render_template("web/rack_scan.html", box=boxmap.box_map(session, _box(code)),
-                               preview=None, cells={}, error=exc.message), exc.status_code
-    return render_template("web/rack_scan.html", box=boxmap.box_map(session, box),
-                           preview=preview, cells=grid_findings(preview))
+        return render_template(
+            "web/rack_scan.html",
+            box=boxmap.box_map(session, _box(code)),
+            preview=None,
+            cells={},
+            error=exc.message,
+        ), exc.status_code
+    return render_template(
+        "web/rack_scan.html",
+        box=boxmap.box_map(session, box),
+        preview=preview,
+        cells=grid_findings(preview),
+    )
 
 
 @bp.post("/boxes/<code>/rack-scan/<token>/confirm")
@@ -130,10 +154,22 @@ def rack_scan_confirm(code: str, token: str) -> ResponseReturnValue:
     finding is not acknowledged)."""
     known = set(reconcile.FINDINGS)
     acknowledged = [f for f in request.form.getlist("acknowledge") if f in known]
-    done = reconcile.confirm(get_session(), current_actor(), _box(code), token, acknowledged,
-                             request.form.get("record_rack") == "yes")
-    flash(f"Rack scan applied to {done['box']}: {done['moved']} tube(s) moved, "
-          f"{done['found']} found, {done['displaced']} displaced"
-          + (f"; rack code {done['rack_recorded']} recorded for the box"
-             if done["rack_recorded"] else "") + ".")
+    done = reconcile.confirm(
+        get_session(),
+        current_actor(),
+        _box(code),
+        token,
+        acknowledged,
+        request.form.get("record_rack") == "yes",
+    )
+    flash(
+        f"Rack scan applied to {done['box']}: {done['moved']} tube(s) moved, "
+        f"{done['found']} found, {done['displaced']} displaced"
+        + (
+            f"; rack code {done['rack_recorded']} recorded for the box"
+            if done["rack_recorded"]
+            else ""
+        )
+        + "."
+    )
     return redirect(url_for("web_boxes.box_page", code=done["box"]), 303)

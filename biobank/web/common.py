@@ -34,8 +34,7 @@ def may(action: str) -> bool:
 
 def _flat(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, dict):
-        return [line for key, value in messages.items()
-                for line in _flat(value, f"{prefix}{key}.")]
+        return [line for key, value in messages.items() for line in _flat(value, f"{prefix}{key}.")]
     problems = messages if isinstance(messages, list) else [messages]
     return [f"{prefix.rstrip('.')}: {' '.join(map(str, problems))}"]
 
@@ -52,22 +51,27 @@ def load_values(schema: Schema, data: dict[str, Any]) -> dict[str, Any]:
 def load_form(schema: Schema, form: Mapping[str, str]) -> dict[str, Any]:
     """A posted form read by the API's input schema; blank fields count as left out."""
     known = {f.data_key or name for name, f in schema.load_fields.items()}
-    return load_values(schema, {key: value for key, value in form.items()
-                                if key in known and value.strip()})
+    return load_values(
+        schema, {key: value for key, value in form.items() if key in known and value.strip()}
+    )
 
 
 def refusal(exc: DomainError) -> ResponseReturnValue:
     """A rule refused what a page asked: the message in words, with the API's status."""
     if wants_fragment():
         return render_template("web/_refusal.html", error=exc.message), exc.status_code
-    return render_template("error.html", status=exc.status_code, message=exc.message), \
-        exc.status_code
+    return render_template(
+        "error.html", status=exc.status_code, message=exc.message
+    ), exc.status_code
 
 
 def _integrity(exc: IntegrityError) -> ResponseReturnValue:
     field = integrity_field(exc)
-    return refusal(Conflict(f"{field or 'a value'} is already taken or refers to nothing: "
-                               "look again and retry"))
+    return refusal(
+        Conflict(
+            f"{field or 'a value'} is already taken or refers to nothing: look again and retry"
+        )
+    )
 
 
 def page_blueprint(name: str, import_name: str) -> Blueprint:

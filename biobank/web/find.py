@@ -28,14 +28,21 @@ def _target(q: str) -> str | None:
     """Where a query leads for this user, or None."""
     session = get_session()
     if may("request:read"):
-        number = session.scalar(requests_query(asker()).with_only_columns(SampleRequest.number)
-                                .where(SampleRequest.number == q.upper()).order_by(None))
+        number = session.scalar(
+            requests_query(asker())
+            .with_only_columns(SampleRequest.number)
+            .where(SampleRequest.number == q.upper())
+            .order_by(None)
+        )
         if number:
             return url_for("web_researcher.request_page", number=number)
     if may("patient:read"):
-        study_id = session.scalar(select(Patient.study_id).where(
-            func.upper(Patient.study_id) == q.upper(),
-            scope.patient_filter(scope.of(session), Patient.site_id)))
+        study_id = session.scalar(
+            select(Patient.study_id).where(
+                func.upper(Patient.study_id) == q.upper(),
+                scope.patient_filter(scope.of(session), Patient.site_id),
+            )
+        )
         if study_id:
             return url_for("web_patients.patient_page", study_id=study_id)
     if may("scan"):

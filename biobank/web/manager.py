@@ -28,14 +28,20 @@ from biobank.web.common import load_form, load_values, page_blueprint
 bp = page_blueprint("web_manager", __name__)
 
 
-def _printers_page(values: dict[str, str], error: str | None = None,
-                   status: int = 200) -> ResponseReturnValue:
+def _printers_page(
+    values: dict[str, str], error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
     session = get_session()
     sites = list(session.scalars(select(Site.code).order_by(Site.code)))
     templates = [t for t in registry().describe() if t["kind"] == "aliquot"]
-    return render_template("web/printers.html", printers=labels.list_printers(session),
-                           values=values, error=error, sites=sites,
-                           templates=templates), status
+    return render_template(
+        "web/printers.html",
+        printers=labels.list_printers(session),
+        values=values,
+        error=error,
+        sites=sites,
+        templates=templates,
+    ), status
 
 
 @bp.get("/printers")
@@ -52,8 +58,9 @@ def register_printer() -> ResponseReturnValue:
     session = get_session()
     try:
         values = load_form(label_schemas.PrinterIn(), request.form)
-        printer = labels.register_printer(session, current_actor(), values, registry(),
-                                          printer_rule())
+        printer = labels.register_printer(
+            session, current_actor(), values, registry(), printer_rule()
+        )
     except DomainError as exc:
         session.rollback()
         return _printers_page(request.form.to_dict(), exc.message, exc.status_code)
@@ -62,6 +69,7 @@ def register_printer() -> ResponseReturnValue:
 
 
 # --- requests: decide, allocate, pick, ship ---------------------------------------------
+
 
 def _back(number: str) -> ResponseReturnValue:
     return redirect(url_for("web_researcher.request_page", number=number), 303)
@@ -81,8 +89,9 @@ def approve_request(number: str) -> ResponseReturnValue:
 @requires("request:decide")
 def reject_request(number: str) -> ResponseReturnValue:
     """Reject a submitted request, saying why."""
-    values = load_values(request_schemas.RequestReasonIn(),
-                         {"reason": request.form.get("reason", "").strip()})
+    values = load_values(
+        request_schemas.RequestReasonIn(), {"reason": request.form.get("reason", "").strip()}
+    )
     lifecycle.reject(get_session(), asker(), number, values["reason"])
     flash(f"Request {number} rejected.")
     return _back(number)
@@ -94,8 +103,9 @@ def allocate_request(number: str) -> ResponseReturnValue:
     """Reserve the approved request's tubes (all or nothing unless partial is allowed)."""
     session = get_session()
     try:
-        done = allocation.allocate(session, asker(), number,
-                                   request.form.get("allow_partial") == "1")
+        done = allocation.allocate(
+            session, asker(), number, request.form.get("allow_partial") == "1"
+        )
     except DomainError as exc:
         # Back to the request (which offers what is possible), not a page that leads home.
         session.rollback()
@@ -105,11 +115,13 @@ def allocate_request(number: str) -> ResponseReturnValue:
     return _back(number)
 
 
-def _pick_page(number: str, error: str | None = None, message: str | None = None,
-               status: int = 200) -> ResponseReturnValue:
+def _pick_page(
+    number: str, error: str | None = None, message: str | None = None, status: int = 200
+) -> ResponseReturnValue:
     found, tubes = picking.pick_list(get_session(), asker(), number)
-    return render_template("web/pick_list.html", request_=found, tubes=tubes, error=error,
-                           message=message), status
+    return render_template(
+        "web/pick_list.html", request_=found, tubes=tubes, error=error, message=message
+    ), status
 
 
 @bp.get("/requests/<number>/pick-list")
@@ -130,12 +142,18 @@ def pick_tube(number: str) -> ResponseReturnValue:
     except DomainError as exc:
         session.rollback()
         return _pick_page(number, exc.message, status=exc.status_code)
-    left = (f"{picked.remaining} left to pick" if picked.remaining
-            else "all tubes picked: ready to ship")
-    return _pick_page(number, message=f"{picked.tube.barcode} picked from "
-                                      f"{(picked.tube.location or {}).get('path', 'its place')}"
-                                      f" {(picked.tube.location or {}).get('position') or ''}; "
-                                      f"{left}.")
+    left = (
+        f"{picked.remaining} left to pick"
+        if picked.remaining
+        else "all tubes picked: ready to ship"
+    )
+    return _pick_page(
+        number,
+        message=f"{picked.tube.barcode} picked from "
+        f"{(picked.tube.location or {}).get('path', 'its place')}"
+        f" {(picked.tube.location or {}).get('position') or ''}; "
+        f"{left}.",
+    )
 
 
 @bp.post("/requests/<number>/drop")
@@ -148,12 +166,20 @@ def drop_tube(number: str) -> ResponseReturnValue:
     reason = form.get("reason", "").strip()
     session = get_session()
     try:
-        values = load_form(request_schemas.DropIn(), {
-            "barcode": form.get("barcode", ""),
-            "reason": f"{reason}: {note}" if reason and note else reason})
-        done = picking.drop(session, asker(), number,
-                            check_code(values["barcode"], numbering(), "barcode"),
-                            values["reason"])
+        values = load_form(
+            request_schemas.DropIn(),
+            {
+                "barcode": form.get("barcode", ""),
+                "reason": f"{reason}: {note}" if reason and note else reason,
+            },
+        )
+        done = picking.drop(
+            session,
+            asker(),
+            number,
+            check_code(values["barcode"], numbering(), "barcode"),
+            values["reason"],
+        )
     except DomainError as exc:
         session.rollback()
         return _pick_page(number, exc.message, status=exc.status_code)
@@ -169,6 +195,9 @@ def ship_request(number: str) -> ResponseReturnValue:
     values = load_form(request_schemas.ShipIn(), request.form)
     done = shipping.ship(get_session(), asker(), number, values)
     dropped = sum(len(codes) for codes in done.dropped.values())
-    flash(f"Request {number} shipped: {done.shipped} tube(s)"
-          + (f"; {dropped} taken out by the consent gate" if dropped else "") + ".")
+    flash(
+        f"Request {number} shipped: {done.shipped} tube(s)"
+        + (f"; {dropped} taken out by the consent gate" if dropped else "")
+        + "."
+    )
     return _back(number)

@@ -31,18 +31,29 @@ MATERIAL_ORDER = ("BM", "PB", "CSF")
 def patient_list() -> ResponseReturnValue:
     """Patients by study ID (filter by text, site or risk group)."""
     args = request.args
-    query = patients.patients_query(current_scope(), site=args.get("site") or None,
-                                    risk_group=args.get("risk_group") or None)
+    query = patients.patients_query(
+        current_scope(), site=args.get("site") or None, risk_group=args.get("risk_group") or None
+    )
     text = args.get("q", "").strip()
     if text:
         query = query.where(Patient.study_id.ilike(f"%{text}%"))
     found = list(get_session().scalars(query.limit(LIST_LIMIT)))
     if args.get("format") == "csv":
-        return csv_download("patients", ["study_id", "site", "risk_group", "diagnosis_date"],
-                            ([p.study_id, p.site.code if p.site else "", p.risk_group,
-                              p.diagnosis_date] for p in found))
-    return render_template("web/patients.html", patients=found, q=text, limit=LIST_LIMIT,
-                           risk_group=args.get("risk_group", ""))
+        return csv_download(
+            "patients",
+            ["study_id", "site", "risk_group", "diagnosis_date"],
+            (
+                [p.study_id, p.site.code if p.site else "", p.risk_group, p.diagnosis_date]
+                for p in found
+            ),
+        )
+    return render_template(
+        "web/patients.html",
+        patients=found,
+        q=text,
+        limit=LIST_LIMIT,
+        risk_group=args.get("risk_group", ""),
+    )
 
 
 def completeness(timeline: dict[str, Any]) -> dict[str, Any]:
@@ -52,10 +63,16 @@ def completeness(timeline: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for row in timeline["timepoints"]:
         by_material = {m["material"]: m for m in row["materials"]}
-        rows.append({**row, "cells": [by_material.get(code) or {"material": code,
-                                                                "state": "not_applicable",
-                                                                "samples": []}
-                                      for code in columns]})
+        rows.append(
+            {
+                **row,
+                "cells": [
+                    by_material.get(code)
+                    or {"material": code, "state": "not_applicable", "samples": []}
+                    for code in columns
+                ],
+            }
+        )
     return {"columns": columns, "rows": rows}
 
 
@@ -75,7 +92,9 @@ def patient_page(study_id: str) -> ResponseReturnValue:
         "patient": patient,
         "pending": [risk.FACT_NAMES[name] for name in patients.pending_facts(patient)],
         "matrix": completeness(patients.timeline(session, patient)),
-        "consent": None, "withdrawals": [], "tubes": [],
+        "consent": None,
+        "withdrawals": [],
+        "tubes": [],
     }
     if may("consent:read"):
         view["consent"] = consent.patient_consent(session, patient)

@@ -58,16 +58,18 @@ def reachable(name: str) -> ResponseReturnValue:
         # never a probe.
         targets = printer_rule().addresses(printer.host, printer.port, field="printer")
     except Invalid as exc:
-        return jsonify(printer=printer.name, ready=False,
-                       words=f"{printer.name} cannot be used: {exc.message}"), 422
+        return jsonify(
+            printer=printer.name, ready=False, words=f"{printer.name} cannot be used: {exc.message}"
+        ), 422
     except Unresolved:
         targets = []  # a name DNS does not know (now): not answering
     try:
         with printers.connect(targets, timeout):
             pass
     except OSError:
-        return jsonify(printer=printer.name, ready=False,
-                       words=f"{printer.name} is not answering: is it on?")
+        return jsonify(
+            printer=printer.name, ready=False, words=f"{printer.name} is not answering: is it on?"
+        )
     return jsonify(printer=printer.name, ready=True, words=f"{printer.name} is ready")
 
 
@@ -105,6 +107,7 @@ def download_label(code: str, fmt: str) -> ResponseReturnValue:
 
 # --- the printer queue ---------------------------------------------------------------------
 
+
 @bp.get("/printers/queue")
 @requires("label:print")
 def print_queue() -> ResponseReturnValue:
@@ -124,13 +127,22 @@ def print_queued(name: str) -> ResponseReturnValue:
     printer = labels.get_printer(session, name)
     try:
         printed = label_queue.print_waiting(
-            session, current_actor(), printer, registry(),
-            timeout=float(current_app.config["PRINTER_TIMEOUT"]), rule=printer_rule())
+            session,
+            current_actor(),
+            printer,
+            registry(),
+            timeout=float(current_app.config["PRINTER_TIMEOUT"]),
+            rule=printer_rule(),
+        )
     except DomainError as exc:
         session.rollback()
-        flash(f"Nothing printed: {printer.name} is not answering. Is it switched on, with "
-              f"labels loaded? ({exc.message})" if isinstance(exc, PrinterError)
-              else exc.message, "error")
+        flash(
+            f"Nothing printed: {printer.name} is not answering. Is it switched on, with "
+            f"labels loaded? ({exc.message})"
+            if isinstance(exc, PrinterError)
+            else exc.message,
+            "error",
+        )
     else:
         flash(f"{printed} label(s) printed on {printer.name}.")
     return redirect(url_for("web_printing.print_queue"), 303)

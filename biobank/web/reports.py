@@ -45,23 +45,36 @@ def reports():  # type: ignore[no-untyped-def]
     pictures = {
         "completeness": charts.completeness_picture(found["completeness"], today),
         "matrix": charts.completeness_matrix(
-            found["completeness"], completeness.timepoint_codes(session), today,
-            patient_link()),
+            found["completeness"], completeness.timepoint_codes(session), today, patient_link()
+        ),
         "capacity": charts.capacity_picture(found["capacity"]),
         "fill": charts.fill_picture(found["fill"], start, end),
         "inventory": charts.inventory_picture(found["inventory"]["months"], start, end),
         "requests": charts.requests_picture(found["requests"]["shipped"], start, end),
     }
-    codes = list(session.scalars(select(Site.code)
-                                 .where(sites.site_filter(scope.sites, Site.code))
-                                 .order_by(Site.code)))
+    codes = list(
+        session.scalars(
+            select(Site.code).where(sites.site_filter(scope.sites, Site.code)).order_by(Site.code)
+        )
+    )
     query = {k: v for k, v in args.items() if k in ("site", "risk_group")}
     freezers = list(dict.fromkeys((r["site"], r["freezer"]) for r in found["fill"]))
-    fill_table = [{"month": month, "used": [row["used"] for row in found["fill"]
-                                            if row["month"] == month]}
-                  for month in dict.fromkeys(r["month"] for r in found["fill"])]
-    return render_template("web/reports.html", found=found, freezers=freezers,
-                           fill_table=fill_table,
-                           pictures={k: v[v.index("<svg"):] for k, v in pictures.items()},
-                           sites=codes, risk_groups=RISK_GROUPS, args=args, query=query,
-                           place=place, start=start, end=end, today=today)
+    fill_table = [
+        {"month": month, "used": [row["used"] for row in found["fill"] if row["month"] == month]}
+        for month in dict.fromkeys(r["month"] for r in found["fill"])
+    ]
+    return render_template(
+        "web/reports.html",
+        found=found,
+        freezers=freezers,
+        fill_table=fill_table,
+        pictures={k: v[v.index("<svg") :] for k, v in pictures.items()},
+        sites=codes,
+        risk_groups=RISK_GROUPS,
+        args=args,
+        query=query,
+        place=place,
+        start=start,
+        end=end,
+        today=today,
+    )

@@ -38,18 +38,32 @@ def _recall_banner() -> dict[str, Any]:
         if "asker" not in g or not (may("request:recall") or may("request:decide")):
             return []  # public pages (no checked user) carry no banner
         return recalls.open_tube_recalls(get_session(), asker())
+
     return {"open_recalls": open_recalls}
 
+
 LISTS = ("materials", "aliquot_types", "timepoints", "risk_groups", "diagnoses")
-SINGLE = ("mrd_status", "mrd_timepoint", "min_volume_ml", "max_freeze_thaw", "patients",
-          "aliquots_per_patient_timepoint")
+SINGLE = (
+    "mrd_status",
+    "mrd_timepoint",
+    "min_volume_ml",
+    "max_freeze_thaw",
+    "patients",
+    "aliquots_per_patient_timepoint",
+)
 LIST_LIMIT = 200
 # The criteria as a person reads them on a request.
 CRITERIA_WORDS = {
-    "materials": "Material", "aliquot_types": "Aliquot type", "timepoints": "Timepoints",
-    "risk_groups": "Risk group", "diagnoses": "Diagnosis", "mrd_status": "MRD status",
-    "mrd_timepoint": "MRD measured at", "min_volume_ml": "At least this volume per tube (mL)",
-    "max_freeze_thaw": "At most this many freeze–thaw cycles", "patients": "Patients",
+    "materials": "Material",
+    "aliquot_types": "Aliquot type",
+    "timepoints": "Timepoints",
+    "risk_groups": "Risk group",
+    "diagnoses": "Diagnosis",
+    "mrd_status": "MRD status",
+    "mrd_timepoint": "MRD measured at",
+    "min_volume_ml": "At least this volume per tube (mL)",
+    "max_freeze_thaw": "At most this many freeze–thaw cycles",
+    "patients": "Patients",
     "aliquots_per_patient_timepoint": "Tubes per patient and timepoint",
 }
 
@@ -63,16 +77,20 @@ def criteria_from(form: MultiDict[str, str], keys: tuple[str, ...] = SINGLE) -> 
 
 def _choices(session: Session) -> dict[str, Any]:
     user = current_user()
-    substudies = ([s for s in consent.list_substudies(session) if s.code in user.substudy_codes]
-                  if user.role == "researcher" else consent.list_substudies(session))
-    return {"substudies": substudies,
-            "materials": list(session.scalars(select(Material).order_by(Material.code))),
-            "aliquot_types": list(session.scalars(select(AliquotType)
-                                                  .order_by(AliquotType.code))),
-            "timepoints": list(session.scalars(select(Timepoint)
-                                               .order_by(Timepoint.sort_order))),
-            "risk_groups": RISK_GROUPS, "diagnoses": DIAGNOSES,
-            "mrd_statuses": availability.MRD_STATUSES}
+    substudies = (
+        [s for s in consent.list_substudies(session) if s.code in user.substudy_codes]
+        if user.role == "researcher"
+        else consent.list_substudies(session)
+    )
+    return {
+        "substudies": substudies,
+        "materials": list(session.scalars(select(Material).order_by(Material.code))),
+        "aliquot_types": list(session.scalars(select(AliquotType).order_by(AliquotType.code))),
+        "timepoints": list(session.scalars(select(Timepoint).order_by(Timepoint.sort_order))),
+        "risk_groups": RISK_GROUPS,
+        "diagnoses": DIAGNOSES,
+        "mrd_statuses": availability.MRD_STATUSES,
+    }
 
 
 def matrix(found: availability.Availability) -> dict[str, Any]:
@@ -81,14 +99,14 @@ def matrix(found: availability.Availability) -> dict[str, Any]:
     rows: dict[str, dict[tuple[str, str], availability.Group]] = {}
     for group in found.groups:
         rows.setdefault(group.timepoint or "unscheduled", {})[
-            (group.material, group.aliquot_type)] = group
+            (group.material, group.aliquot_type)
+        ] = group
     most = max((g.aliquots for g in found.groups), default=0)
     return {"columns": columns, "rows": rows, "most": most}
 
 
 def _requests(session: Session, state: str | None = None) -> list[Any]:
-    return list(session.scalars(lifecycle.requests_query(asker(), state=state)
-                                .limit(LIST_LIMIT)))
+    return list(session.scalars(lifecycle.requests_query(asker(), state=state).limit(LIST_LIMIT)))
 
 
 @bp.get("/research")
@@ -98,39 +116,63 @@ def research() -> ResponseReturnValue:
     session = get_session()
     choices = _choices(session)
     args = request.args
-    view: dict[str, Any] = {"found": None, "grid": None, "error": None, "args": args,
-                            "selected": {key: args.getlist(key) for key in LISTS}}
+    view: dict[str, Any] = {
+        "found": None,
+        "grid": None,
+        "error": None,
+        "args": args,
+        "selected": {key: args.getlist(key) for key in LISTS},
+    }
     try:
-        query = load_values(schemas.AvailabilityQuery(), {
-            **criteria_from(args, ("mrd_status", "mrd_timepoint", "min_volume_ml",
-                                   "max_freeze_thaw")),
-            **({"substudy": args["substudy"]} if args.get("substudy") else {})})
+        query = load_values(
+            schemas.AvailabilityQuery(),
+            {
+                **criteria_from(
+                    args, ("mrd_status", "mrd_timepoint", "min_volume_ml", "max_freeze_thaw")
+                ),
+                **({"substudy": args["substudy"]} if args.get("substudy") else {}),
+            },
+        )
         substudy = lifecycle.visible_substudy(
-            session, asker(), query.pop("substudy", None)
-            or (choices["substudies"][0].code if choices["substudies"] else None))
+            session,
+            asker(),
+            query.pop("substudy", None)
+            or (choices["substudies"][0].code if choices["substudies"] else None),
+        )
         view["substudy"] = substudy
-        view["found"] = availability.count(session, substudy,
-                                           availability.resolve(session, query))
+        view["found"] = availability.count(session, substudy, availability.resolve(session, query))
         view["grid"] = matrix(view["found"])
     except DomainError as exc:
         session.rollback()
         view["error"] = exc.message
     mine = _requests(session)
     shipped = [r for r in mine if r.state in ("shipped", "received", "closed")]
-    open_recalls = [(r, notice) for r in shipped for notice in readmodels.tube_recalls(session, r)
-                    if notice.acknowledged_at is None or notice.destruction_reported_at is None]
+    open_recalls = [
+        (r, notice)
+        for r in shipped
+        for notice in readmodels.tube_recalls(session, r)
+        if notice.acknowledged_at is None or notice.destruction_reported_at is None
+    ]
     # The whole filter goes on to the request form, single values too (a minimum volume).
-    carried = {**{key: args.getlist(key) for key in LISTS if args.getlist(key)},
-               **{key: args[key].strip() for key in SINGLE if args.get(key, "").strip()}}
-    return render_template("web/research.html", requests=mine, recalls=open_recalls,
-                           carried=carried, **choices, **view)
+    carried = {
+        **{key: args.getlist(key) for key in LISTS if args.getlist(key)},
+        **{key: args[key].strip() for key in SINGLE if args.get(key, "").strip()},
+    }
+    return render_template(
+        "web/research.html", requests=mine, recalls=open_recalls, carried=carried, **choices, **view
+    )
 
 
-def _form_page(values: MultiDict[str, str], error: str | None = None,
-               status: int = 200) -> ResponseReturnValue:
-    return render_template("web/request_form.html", values=values, error=error,
-                           selected={key: values.getlist(key) for key in LISTS},
-                           **_choices(get_session())), status
+def _form_page(
+    values: MultiDict[str, str], error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    return render_template(
+        "web/request_form.html",
+        values=values,
+        error=error,
+        selected={key: values.getlist(key) for key in LISTS},
+        **_choices(get_session()),
+    ), status
 
 
 @bp.get("/requests/new")
@@ -147,10 +189,16 @@ def create_request() -> ResponseReturnValue:
     session = get_session()
     form = request.form
     try:
-        values = load_values(schemas.RequestIn(), {
-            **({"substudy": form["substudy"]} if form.get("substudy") else {}),
-            "title": form.get("title", "").strip(), "purpose": form.get("purpose", "").strip(),
-            "criteria": criteria_from(form), "submit": form.get("submit_now") == "1"})
+        values = load_values(
+            schemas.RequestIn(),
+            {
+                **({"substudy": form["substudy"]} if form.get("substudy") else {}),
+                "title": form.get("title", "").strip(),
+                "purpose": form.get("purpose", "").strip(),
+                "criteria": criteria_from(form),
+                "submit": form.get("submit_now") == "1",
+            },
+        )
         made = lifecycle.create(session, asker(), values)
     except DomainError as exc:
         session.rollback()
@@ -168,13 +216,34 @@ def request_list() -> ResponseReturnValue:
         state = None
     found = _requests(get_session(), state)
     if request.args.get("format") == "csv":
-        return csv_download("requests", [
-            "number", "substudy", "title", "state", "created_by", "created_on", "shipped_on",
-            "courier", "tracking_number"],
-            ([r.number, r.substudy_code, r.title, r.state, r.created_by,
-              r.created_at.date(), r.shipment.shipped_at.date() if r.shipment else "",
-              r.shipment.courier if r.shipment else "",
-              r.shipment.tracking_number if r.shipment else ""] for r in found))
+        return csv_download(
+            "requests",
+            [
+                "number",
+                "substudy",
+                "title",
+                "state",
+                "created_by",
+                "created_on",
+                "shipped_on",
+                "courier",
+                "tracking_number",
+            ],
+            (
+                [
+                    r.number,
+                    r.substudy_code,
+                    r.title,
+                    r.state,
+                    r.created_by,
+                    r.created_at.date(),
+                    r.shipment.shipped_at.date() if r.shipment else "",
+                    r.shipment.courier if r.shipment else "",
+                    r.shipment.tracking_number if r.shipment else "",
+                ]
+                for r in found
+            ),
+        )
     return render_template("web/requests.html", requests=found, state=state, states=STATES)
 
 
@@ -185,26 +254,39 @@ def request_page(number: str) -> ResponseReturnValue:
     session = get_session()
     who = asker()
     found = lifecycle.get_request(session, who, number)
-    ship = (shipping.ship_defaults(session, found)
-            if found.state == "picking" and may("request:ship") else {})
+    ship = (
+        shipping.ship_defaults(session, found)
+        if found.state == "picking" and may("request:ship")
+        else {}
+    )
     view = readmodels.describe(session, found, not who.researcher)
     view.recalls = readmodels.tube_recalls(session, found)  # type: ignore[assignment]
     available = view.matching_now
     if available is None and found.state in ("draft", "submitted", "approved"):
         # The researcher is told too when the request asks for more than there is.
         try:
-            available = availability.matching(session, found.substudy, availability.resolve(
-                session, found.effective_criteria, "criteria."))
+            available = availability.matching(
+                session,
+                found.substudy,
+                availability.resolve(session, found.effective_criteria, "criteria."),
+            )
         except DomainError:
             available = None
     asked = int(found.effective_criteria.get("patients") or 0)
-    short = (available if available is not None and available["patients"] < asked
-             else None)
+    short = available if available is not None and available["patients"] < asked else None
     # The owner rule the services apply (lifecycle.may_act): a colleague of the sub-study reads
     # the request and gets no button the service would refuse.
-    return render_template("web/request.html", view=view, staff=not who.researcher,
-                           acts=lifecycle.may_act(who, found), conditions=CONDITIONS, ship=ship,
-                           short=short, asked=asked, words=CRITERIA_WORDS)
+    return render_template(
+        "web/request.html",
+        view=view,
+        staff=not who.researcher,
+        acts=lifecycle.may_act(who, found),
+        conditions=CONDITIONS,
+        ship=ship,
+        short=short,
+        asked=asked,
+        words=CRITERIA_WORDS,
+    )
 
 
 @bp.post("/requests/<number>/submit")
@@ -220,8 +302,9 @@ def submit(number: str) -> ResponseReturnValue:
 @requires("request:cancel")
 def cancel(number: str) -> ResponseReturnValue:
     """Cancel a request before it ships, saying why."""
-    values = load_values(schemas.RequestReasonIn(),
-                         {"reason": request.form.get("reason", "").strip()})
+    values = load_values(
+        schemas.RequestReasonIn(), {"reason": request.form.get("reason", "").strip()}
+    )
     done = lifecycle.cancel(get_session(), asker(), number, values["reason"])
     put_back = f" Put back: {', '.join(done.put_back)}." if done.put_back else ""
     flash(f"Request {done.request.number} cancelled; {done.released} tube(s) released.{put_back}")
@@ -257,8 +340,9 @@ def recall_destroyed(number: str, notice_id: str) -> ResponseReturnValue:
 @requires("request:receipt")
 def receive(number: str) -> ResponseReturnValue:
     """The tubes arrived (a note for the whole shipment; per-tube notes through the API)."""
-    values = load_values(schemas.ReceiveIn(), {"note": request.form.get("note", "").strip()
-                                               or None})
+    values = load_values(
+        schemas.ReceiveIn(), {"note": request.form.get("note", "").strip() or None}
+    )
     shipping.receive(get_session(), asker(), number, values)
     flash(f"Receipt of request {number} recorded.")
     return redirect(url_for("web_researcher.request_page", number=number), 303)
@@ -268,9 +352,13 @@ def receive(number: str) -> ResponseReturnValue:
 @requires("request:receipt")
 def consumed(number: str) -> ResponseReturnValue:
     """Tubes used up by the recipient (scanned or typed, one per line)."""
-    values = load_values(schemas.ConsumedIn(), {
-        "barcodes": request.form.get("barcodes", "").split(),
-        "note": request.form.get("note", "").strip() or None})
+    values = load_values(
+        schemas.ConsumedIn(),
+        {
+            "barcodes": request.form.get("barcodes", "").split(),
+            "note": request.form.get("note", "").strip() or None,
+        },
+    )
     codes = [check_code(c, numbering(), f"barcodes.{i}") for i, c in enumerate(values["barcodes"])]
     shipping.consumed(get_session(), asker(), number, codes, values["note"])
     flash(f"{len(codes)} tube(s) reported used up.")

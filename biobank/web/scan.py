@@ -36,6 +36,7 @@ bp = page_blueprint("web_scan", __name__)
 
 # --- what the station shows --------------------------------------------------------------
 
+
 def _next_free(session: Session, box: Container) -> str | None:
     offer = boxmap.suggest(session, box, 1)
     return offer["positions"][0] if offer["positions"] else None
@@ -43,35 +44,64 @@ def _next_free(session: Session, box: Container) -> str | None:
 
 def _tube_extras(session: Session, card: dict[str, Any]) -> dict[str, Any]:
     """What the card's actions need beyond the scan: thawed or not, the printers."""
-    thawed = session.scalar(
-        select(Thaw.aliquot_id).join(Aliquot, Aliquot.id == Thaw.aliquot_id)
-        .where(Aliquot.barcode == card["barcode"])) is not None
+    thawed = (
+        session.scalar(
+            select(Thaw.aliquot_id)
+            .join(Aliquot, Aliquot.id == Thaw.aliquot_id)
+            .where(Aliquot.barcode == card["barcode"])
+        )
+        is not None
+    )
     if not may("label:print"):
         return {"thawed": thawed, "printers": []}
     printers = labels.list_printers(session)
     printed = session.scalar(
-        select(CustodyEvent.id).join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
-        .where(Aliquot.barcode == card["barcode"],
-               CustodyEvent.event_type.in_(("label_printed", "label_reprinted"))).limit(1))
-    return {"thawed": thawed, "printers": printers,
-            "default_printer": printing.default_printer(printers),
-            "printed_before": printed is not None}
+        select(CustodyEvent.id)
+        .join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
+        .where(
+            Aliquot.barcode == card["barcode"],
+            CustodyEvent.event_type.in_(("label_printed", "label_reprinted")),
+        )
+        .limit(1)
+    )
+    return {
+        "thawed": thawed,
+        "printers": printers,
+        "default_printer": printing.default_printer(printers),
+        "printed_before": printed is not None,
+    }
 
 
-def station(code: str | None, box_code: str | None, *, position: str | None = None,
-            picked: str | None = None, error: str | None = None,
-            message: str | None = None) -> tuple[dict[str, Any], int]:
+def station(
+    code: str | None,
+    box_code: str | None,
+    *,
+    position: str | None = None,
+    picked: str | None = None,
+    error: str | None = None,
+    message: str | None = None,
+) -> tuple[dict[str, Any], int]:
     """Everything the station shows for a scanned code and the open box, and the status."""
     session = get_session()
     status = 422 if error else 200
-    view: dict[str, Any] = {"card": None, "extras": {}, "container": None, "box": None,
-                            "target": None, "picked": picked, "error": error,
-                            "message": message, "code": code, "outcome": None,
-                            "cue": "ok" if message else "look"}
+    view: dict[str, Any] = {
+        "card": None,
+        "extras": {},
+        "container": None,
+        "box": None,
+        "target": None,
+        "picked": picked,
+        "error": error,
+        "message": message,
+        "code": code,
+        "outcome": None,
+        "cue": "ok" if message else "look",
+    }
     if code:
         try:
-            card = scanning.scan(session, code, numbering(),
-                                 recent=current_app.config["SCAN_RECENT_EVENTS"])
+            card = scanning.scan(
+                session, code, numbering(), recent=current_app.config["SCAN_RECENT_EVENTS"]
+            )
         except DomainError as exc:
             view["error"], status = exc.message, exc.status_code
         else:
@@ -86,7 +116,8 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
                 view["extras"] = _tube_extras(session, card)
             elif card["kind"] == "container":
                 view["container"] = location.describe_container(
-                    session, storage.get_container(session, card["barcode"], numbering()))
+                    session, storage.get_container(session, card["barcode"], numbering())
+                )
     if box_code and may("storage:read"):
         try:
             box = storage.get_box(session, box_code, numbering())
@@ -100,13 +131,18 @@ def station(code: str | None, box_code: str | None, *, position: str | None = No
     return view, status
 
 
-def station_view(code: str, box_code: str | None, message: str,
-                 outcome: dict[str, Any] | None) -> tuple[dict[str, Any], int]:
+def station_view(
+    code: str, box_code: str | None, message: str, outcome: dict[str, Any] | None
+) -> tuple[dict[str, Any], int]:
     """The station after a scan into a box: the card, the map, and what was done or asked."""
     to = outcome["to"] if outcome else None
     position = to["position"] if outcome and outcome["state"] == "ask" and to else None
-    view, status = station(code, box_code, position=position,
-                           message=None if outcome and outcome["state"] == "ask" else message)
+    view, status = station(
+        code,
+        box_code,
+        position=position,
+        message=None if outcome and outcome["state"] == "ask" else message,
+    )
     view["outcome"] = outcome
     view["cue"] = "ask" if outcome and outcome["state"] == "ask" else "ok"
     return view, status
@@ -119,8 +155,9 @@ def answer(code: str | None, box_code: str | None, **options: Any) -> ResponseRe
     return render_template(template, **view), status
 
 
-def _after_change(code: str, box_code: str | None,
-                  message: str | dict[str, Any]) -> ResponseReturnValue:
+def _after_change(
+    code: str, box_code: str | None, message: str | dict[str, Any]
+) -> ResponseReturnValue:
     # The script gets the new state at once; a plain form post is redirected (no re-post).
     outcome = message if isinstance(message, dict) else None
     message = outcome["message"] if outcome else message  # type: ignore[index]
@@ -132,14 +169,21 @@ def _after_change(code: str, box_code: str | None,
     return redirect(url_for("web_scan.scan_station", code=code, box=box_code or None), 303)
 
 
-def _refused(code: str, box_code: str | None, exc: DomainError,  # type: ignore[no-untyped-def]
-             print_failed: str | None = None, print_reason: str | None = None):
+def _refused(
+    code: str,
+    box_code: str | None,
+    exc: DomainError,  # type: ignore[no-untyped-def]
+    print_failed: str | None = None,
+    print_reason: str | None = None,
+):
     # What the refused change flushed is undone before the card is read again.
     get_session().rollback()
     message = exc.message
     if print_failed:  # in the bench's words: what happened, what to check
-        message = (f"The label was not printed: {print_failed} is not answering. Is it "
-                   "switched on, with labels loaded?")
+        message = (
+            f"The label was not printed: {print_failed} is not answering. Is it "
+            "switched on, with labels loaded?"
+        )
     view, _status = station(code, box_code, error=message)
     view["print_failed"] = print_failed
     view["print_reason"] = print_reason
@@ -149,8 +193,15 @@ def _refused(code: str, box_code: str | None, exc: DomainError,  # type: ignore[
 
 # --- putting a tube in a box ---------------------------------------------------------------
 
-def store_in(session: Session, actor: str, aliquot: Aliquot, box: Container,
-             position: str | None, reason: str | None = None) -> dict[str, Any]:
+
+def store_in(
+    session: Session,
+    actor: str,
+    aliquot: Aliquot,
+    box: Container,
+    position: str | None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     """An explicit "put it there" from the card or the map: the station's decision,
     confirmed (a tube that does not fit the box is still refused)."""
     return bench.scan_into(session, actor, aliquot, box, position, confirm=True)
@@ -158,13 +209,15 @@ def store_in(session: Session, actor: str, aliquot: Aliquot, box: Container,
 
 # --- views ---------------------------------------------------------------------------------
 
+
 @bp.get("/scan")
 @requires("scan")
 def scan_station() -> ResponseReturnValue:
     """The scan station page (with ?code= it shows that code's card, ?box= opens a box)."""
     args = request.args
-    return answer(args.get("code") or None, args.get("box") or None,
-                  position=args.get("position") or None)
+    return answer(
+        args.get("code") or None, args.get("box") or None, position=args.get("position") or None
+    )
 
 
 @bp.get("/scan/card")
@@ -172,8 +225,12 @@ def scan_station() -> ResponseReturnValue:
 def scan_card() -> ResponseReturnValue:
     """The card of a scanned code (with the open box's map), for the station's script."""
     args = request.args
-    return answer(args.get("code") or None, args.get("box") or None,
-                  position=args.get("position") or None, picked=args.get("picked") or None)
+    return answer(
+        args.get("code") or None,
+        args.get("box") or None,
+        position=args.get("position") or None,
+        picked=args.get("picked") or None,
+    )
 
 
 @bp.post("/scan/place")
@@ -192,8 +249,14 @@ def scan_into_box() -> ResponseReturnValue:
     aliquot = get_aliquot(session, code, numbering())
     try:
         box = storage.get_box(session, box_code, numbering(), "box")
-        outcome = bench.scan_into(session, current_actor(), aliquot, box,
-                                    form.get("position") or None, form.get("confirm") == "1")
+        outcome = bench.scan_into(
+            session,
+            current_actor(),
+            aliquot,
+            box,
+            form.get("position") or None,
+            form.get("confirm") == "1",
+        )
     except DomainError as exc:
         return _refused(code, box_code, exc)
     return _after_change(code, box_code, outcome)
@@ -210,12 +273,18 @@ def undo_station(code: str) -> ResponseReturnValue:
     try:
         aliquot = get_aliquot(session, code, number)
         at_box = storage.get_box(session, form.get("at_box", ""), number, "at_box")
-        back = (storage.get_box(session, form["box"], number, "box") if form.get("box")
-                else None)
-        done = bench.undo(session, current_actor(), aliquot, at_box,
-                            form.get("at_position") or None, back,
-                            form.get("position") or None, form.get("taken_out") == "1",
-                            form.get("missing") == "1")
+        back = storage.get_box(session, form["box"], number, "box") if form.get("box") else None
+        done = bench.undo(
+            session,
+            current_actor(),
+            aliquot,
+            at_box,
+            form.get("at_position") or None,
+            back,
+            form.get("position") or None,
+            form.get("taken_out") == "1",
+            form.get("missing") == "1",
+        )
     except DomainError as exc:
         return _refused(code, box_code, exc)
     return _after_change(code, box_code, done)
@@ -230,25 +299,31 @@ def _store(session: Session, actor: str, aliquot: Aliquot, form: Any) -> dict[st
     box = _box_field(form)
     if box is None:
         raise Invalid("scan or type the box the tube goes into", field="box")
-    return store_in(session, actor, aliquot, box, form.get("position") or None,
-                    form.get("reason") or None)
+    return store_in(
+        session, actor, aliquot, box, form.get("position") or None, form.get("reason") or None
+    )
 
 
 def _card(action: actions.TubeAction) -> Any:
     """A tube action of the storage table, from the card's form."""
+
     def run(session: Session, actor: str, aliquot: Aliquot, form: Any) -> str:
-        values = {"box": form.get("box", "").strip() or None,
-                  "position": form.get("position") or None,
-                  "reason": form.get("reason") or None}
+        values = {
+            "box": form.get("box", "").strip() or None,
+            "position": form.get("position") or None,
+            "reason": form.get("reason") or None,
+        }
         action.run(session, actor, aliquot, values, numbering())
         return f"{aliquot.barcode} {action.done}"
+
     return run
 
 
 # The card's storage actions: Store is the station's decision (it places or moves, asking
 # first where it should); the others are the storage table's tube actions.
 STORAGE_ACTIONS = {"store": _store} | {
-    name: _card(action) for name, action in actions.TUBE_ACTIONS.items() if action.on_card}
+    name: _card(action) for name, action in actions.TUBE_ACTIONS.items() if action.on_card
+}
 
 
 @bp.post("/scan/<code>/storage")
@@ -281,12 +356,24 @@ def print_label(code: str) -> ResponseReturnValue:
         codes = labels.normalize_codes([code], numbering(), "code")
         timeout = float(current_app.config["PRINTER_TIMEOUT"])
         labels.print_aliquot_labels(
-            session, current_actor(), printer, codes, registry(),
-            reason=form.get("reason") or None, timeout=timeout, rule=printer_rule())
+            session,
+            current_actor(),
+            printer,
+            codes,
+            registry(),
+            reason=form.get("reason") or None,
+            timeout=timeout,
+            rule=printer_rule(),
+        )
     except PrinterError as exc:
         # No dead end: the label can be downloaded, queued, sent again or to another printer.
-        return _refused(code, box_code, exc, print_failed=form.get("printer", ""),
-                        print_reason=form.get("reason") or None)
+        return _refused(
+            code,
+            box_code,
+            exc,
+            print_failed=form.get("printer", ""),
+            print_reason=form.get("reason") or None,
+        )
     except DomainError as exc:
         return _refused(code, box_code, exc)
     message = f"Label of {codes[0]} printed on {printer.name}"
@@ -299,8 +386,9 @@ def print_label(code: str) -> ResponseReturnValue:
 def _print_the_queue_too(session: Session, printer: Any, timeout: float) -> int:
     """The printer answers again: what was queued for it prints now, or stays queued."""
     try:
-        return label_queue.print_waiting(session, current_actor(), printer, registry(),
-                                         timeout=timeout, rule=printer_rule())
+        return label_queue.print_waiting(
+            session, current_actor(), printer, registry(), timeout=timeout, rule=printer_rule()
+        )
     except DomainError:
         return 0
 
@@ -315,10 +403,15 @@ def queue_label(code: str) -> ResponseReturnValue:
     try:
         printer = labels.get_printer(session, form.get("printer", ""))
         codes = labels.normalize_codes([code], numbering(), "code")
-        label_queue.enqueue(session, current_actor(), printer, codes,
-                            reason=form.get("reason") or None)
+        label_queue.enqueue(
+            session, current_actor(), printer, codes, reason=form.get("reason") or None
+        )
     except DomainError as exc:
         return _refused(code, box_code, exc)
-    return _after_change(code, box_code, f"Label of {codes[0]} queued: it prints on "
-                                         f"{printer.name} as soon as {printer.name} answers "
-                                         "(see Printer queue)")
+    return _after_change(
+        code,
+        box_code,
+        f"Label of {codes[0]} queued: it prints on "
+        f"{printer.name} as soon as {printer.name} answers "
+        "(see Printer queue)",
+    )

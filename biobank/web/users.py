@@ -27,9 +27,11 @@ _LISTS = ("substudies", "sites")
 
 def _choices() -> dict[str, Any]:
     session = get_session()
-    return {"roles": ROLES,
-            "sites": list(session.scalars(select(Site.code).order_by(Site.code))),
-            "substudies": list(session.scalars(select(Substudy.code).order_by(Substudy.code)))}
+    return {
+        "roles": ROLES,
+        "sites": list(session.scalars(select(Site.code).order_by(Site.code))),
+        "substudies": list(session.scalars(select(Substudy.code).order_by(Substudy.code))),
+    }
 
 
 def _form(fields: tuple[str, ...]) -> dict[str, Any]:
@@ -38,22 +40,30 @@ def _form(fields: tuple[str, ...]) -> dict[str, Any]:
     for name in fields:
         if name in _LISTS:
             values[name] = [v for v in request.form.getlist(name) if v.strip()]
-        elif (value := request.form.get(name, "").strip()):
+        elif value := request.form.get(name, "").strip():
             values[name] = value
     return values
 
 
-def _list_page(values: dict[str, Any], error: str | None = None,
-               status: int = 200) -> ResponseReturnValue:
-    return render_template("web/users.html", users=admin.list_users(get_session()),
-                           values=values, error=error, **_choices()), status
+def _list_page(
+    values: dict[str, Any], error: str | None = None, status: int = 200
+) -> ResponseReturnValue:
+    return render_template(
+        "web/users.html",
+        users=admin.list_users(get_session()),
+        values=values,
+        error=error,
+        **_choices(),
+    ), status
 
 
-def _user_page(username: str, error: str | None = None, status: int = 200,
-               token: dict[str, Any] | None = None) -> ResponseReturnValue:
+def _user_page(
+    username: str, error: str | None = None, status: int = 200, token: dict[str, Any] | None = None
+) -> ResponseReturnValue:
     user = admin.get_user(get_session(), username)
-    return render_template("web/user.html", user=user, error=error, token=token,
-                           **_choices()), status
+    return render_template(
+        "web/user.html", user=user, error=error, token=token, **_choices()
+    ), status
 
 
 @bp.get("/users")
@@ -69,16 +79,25 @@ def create_user() -> ResponseReturnValue:
     """Create a user (then issue a token on their page)."""
     session = get_session()
     try:
-        values = load_values(UserIn(), _form(("username", "role", "full_name", "substudies",
-                                              "sites", "password")))
+        values = load_values(
+            UserIn(), _form(("username", "role", "full_name", "substudies", "sites", "password"))
+        )
         user = admin.create(session, current_actor(), values)
     except DomainError as exc:
         session.rollback()
-        return _list_page({**request.form.to_dict(), "sites": request.form.getlist("sites"),
-                           "substudies": request.form.getlist("substudies")},
-                          exc.message, exc.status_code)
-    flash(f"User {user.username} created ({user.role}). Issue a token or set a password "
-          "for them below.")
+        return _list_page(
+            {
+                **request.form.to_dict(),
+                "sites": request.form.getlist("sites"),
+                "substudies": request.form.getlist("substudies"),
+            },
+            exc.message,
+            exc.status_code,
+        )
+    flash(
+        f"User {user.username} created ({user.role}). Issue a token or set a password "
+        "for them below."
+    )
     return redirect(url_for("web_users.user_page", username=user.username), 303)
 
 
@@ -122,11 +141,13 @@ def deactivate_user(username: str) -> ResponseReturnValue:
     form = _form(("reason",))
 
     def deactivate(session, user):  # type: ignore[no-untyped-def]
-        admin.deactivate(session, current_actor(), user,
-                         load_values(DeactivateIn(), form)["reason"])
+        admin.deactivate(
+            session, current_actor(), user, load_values(DeactivateIn(), form)["reason"]
+        )
 
-    return _act(username, deactivate, f"{username} deactivated: their tokens and sessions "
-                "no longer work.")
+    return _act(
+        username, deactivate, f"{username} deactivated: their tokens and sessions no longer work."
+    )
 
 
 @bp.post("/users/<username>/tokens")
@@ -136,8 +157,9 @@ def issue_token(username: str) -> ResponseReturnValue:
     session = get_session()
     try:
         values = load_values(TokenIn(), _form(("days",)))
-        token, row = admin.issue_token(session, current_actor(),
-                                       admin.get_user(session, username), values["days"])
+        token, row = admin.issue_token(
+            session, current_actor(), admin.get_user(session, username), values["days"]
+        )
     except DomainError as exc:
         session.rollback()
         return _user_page(username, exc.message, exc.status_code)
@@ -148,5 +170,10 @@ def issue_token(username: str) -> ResponseReturnValue:
 @requires("user:admin")
 def revoke_token(username: str, token_id: str) -> ResponseReturnValue:
     """Revoke one token."""
-    return _act(username, lambda session, user: admin.revoke_token(
-        session, current_actor(), user, token_number(token_id)), "Token revoked.")
+    return _act(
+        username,
+        lambda session, user: admin.revoke_token(
+            session, current_actor(), user, token_number(token_id)
+        ),
+        "Token revoked.",
+    )

@@ -10,8 +10,7 @@ from typing import Any
 from flask import Flask
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking"]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DEMO_PASSWORD = "demo-password"
 # Enter → card (or box map) on screen, per scan: (what was shown, ms measured in the page,

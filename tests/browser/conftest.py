@@ -51,10 +51,17 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
     database = private_database(tmp_path_factory.mktemp("browser"), "browser")
     url = next(database)
-    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "browser-tests",
-                      "SESSION_COOKIE_SECURE": False, "PRINTER_TIMEOUT": 1.0,
-                      # Fake printers listen on 127.0.0.1 (the demo printer at port 9).
-                      "PRINTER_NETWORKS": "127.0.0.0/8", "PRINTER_PORTS": "1-65535"})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "SECRET_KEY": "browser-tests",
+            "SESSION_COOKIE_SECURE": False,
+            "PRINTER_TIMEOUT": 1.0,
+            # Fake printers listen on 127.0.0.1 (the demo printer at port 9).
+            "PRINTER_NETWORKS": "127.0.0.0/8",
+            "PRINTER_PORTS": "1-65535",
+        }
+    )
     with app.app_context():
         runner = app.test_cli_runner()
         for args in (["db", "upgrade"], ["demo", "load"]):
@@ -62,8 +69,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             assert result.exit_code == 0, result.output
     server = LiveServer(app, "")
     got_request_exception.connect(
-        lambda _sender, exception, **_kw: server.errors.append(repr(exception)), app,
-        weak=False)
+        lambda _sender, exception, **_kw: server.errors.append(repr(exception)), app, weak=False
+    )
     httpd = make_server("127.0.0.1", 0, _closing_at_once(app), threaded=True)
     server.url = f"http://127.0.0.1:{httpd.server_port}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -93,15 +100,22 @@ def chromium(live_server: LiveServer) -> Iterator[Any]:
 def page(chromium: Any, live_server: LiveServer) -> Iterator[Any]:
     """A fresh browser context (no cookies) and page; script errors and server errors fail
     the test."""
-    context = chromium.new_context(base_url=live_server.url,
-                                   viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 900}
+    )
     context.set_default_timeout(15_000)
     tab = context.new_page()
     script_errors: list[str] = []
     tab.on("pageerror", lambda error: script_errors.append(str(error)))
     # A script or handler the Content-Security-Policy blocked is a page that does not work.
-    tab.on("console", lambda message: script_errors.append(message.text)
-           if message.type == "error" and "Content Security Policy" in message.text else None)
+    tab.on(
+        "console",
+        lambda message: (
+            script_errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     seen = len(live_server.errors)
     yield tab
     context.close()
@@ -121,4 +135,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{shown}: {len(page_ms)} scans; in the page (performance.now, Enter to painted): "
             f"median {statistics.median(page_ms):.0f} ms, max {max(page_ms):.0f} ms; around "
             f"Playwright's key press: median {statistics.median(trip_ms):.0f} ms, "
-            f"max {max(trip_ms):.0f} ms")
+            f"max {max(trip_ms):.0f} ms"
+        )

@@ -29,41 +29,84 @@ FORM = "IF21-BB-2.0-EN"  # a demo consent form covering storage, data and DEMO
 _serial = itertools.count(1)
 
 
-def new_patient(session: Session, tubes: int = 4, stored: int = 1,
-                consented: bool = True) -> SimpleNamespace:
+def new_patient(
+    session: Session, tubes: int = 4, stored: int = 1, consented: bool = True
+) -> SimpleNamespace:
     """A patient with storage and DEMO consent (unless not ``consented``), ``tubes`` plasma
     tubes, the first ``stored`` of them in a new empty 9×9 box in the demo freezer."""
     n = next(_serial)
     diagnosed = clock.today() - dt.timedelta(days=120)
-    patient = patients.register(session, ACTOR, {
-        "study_id": f"IF21-BR-{time.time_ns() % 10**9:09d}-{n}", "site": "NL-PMC",
-        "sex": "M", "diagnosis": "B-ALL", "fusion_partner": "AFF1", "diagnosis_date": diagnosed,
-        "age_at_diagnosis_days": 200, "wbc_at_diagnosis": Decimal("80"),
-        "day8_blasts_per_ul": None, "prednisone_response": "good"})
+    patient = patients.register(
+        session,
+        ACTOR,
+        {
+            "study_id": f"IF21-BR-{time.time_ns() % 10**9:09d}-{n}",
+            "site": "NL-PMC",
+            "sex": "M",
+            "diagnosis": "B-ALL",
+            "fusion_partner": "AFF1",
+            "diagnosis_date": diagnosed,
+            "age_at_diagnosis_days": 200,
+            "wbc_at_diagnosis": Decimal("80"),
+            "day8_blasts_per_ul": None,
+            "prednisone_response": "good",
+        },
+    )
     collected = dt.datetime.combine(diagnosed, dt.time(9), dt.UTC)
-    sample = samples.register_sample(session, ACTOR, {
-        "study_id": patient.study_id, "timepoint": "DX", "unscheduled_reason": None,
-        "material": "BM", "collected_at": collected,
-        "received_at": collected + dt.timedelta(hours=3), "volume_ml": Decimal("3"),
-        "container_code": "PED", "precentrifugation_delay_hours": Decimal("3"),
-        "precentrifugation_temperature": "RT", "accession_number": None, "notes": None},
-        NUMBERING)
-    made = samples.split(session, ACTOR, sample, [
-        {"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2")} for _ in range(tubes)],
-        NUMBERING)
+    sample = samples.register_sample(
+        session,
+        ACTOR,
+        {
+            "study_id": patient.study_id,
+            "timepoint": "DX",
+            "unscheduled_reason": None,
+            "material": "BM",
+            "collected_at": collected,
+            "received_at": collected + dt.timedelta(hours=3),
+            "volume_ml": Decimal("3"),
+            "container_code": "PED",
+            "precentrifugation_delay_hours": Decimal("3"),
+            "precentrifugation_temperature": "RT",
+            "accession_number": None,
+            "notes": None,
+        },
+        NUMBERING,
+    )
+    made = samples.split(
+        session,
+        ACTOR,
+        sample,
+        [{"aliquot_type": "PLASMA", "volume_ml": Decimal("0.2")} for _ in range(tubes)],
+        NUMBERING,
+    )
     for component in ("storage", "data", "DEMO") if consented else ():
-        consent.record_consent(session, ACTOR, patient, {
-            "component": component, "decision": "given", "signed_on": diagnosed,
-            "form_version": FORM, "signed_by": "mother"})
-    rack = session.scalar(select(Container).where(Container.kind == "rack")
-                          .order_by(Container.id))
-    box = storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                              "name": f"Browser {patient.study_id[-6:]}"},
-                             NUMBERING)
+        consent.record_consent(
+            session,
+            ACTOR,
+            patient,
+            {
+                "component": component,
+                "decision": "given",
+                "signed_on": diagnosed,
+                "form_version": FORM,
+                "signed_by": "mother",
+            },
+        )
+    rack = session.scalar(select(Container).where(Container.kind == "rack").order_by(Container.id))
+    box = storage.create_box(
+        session,
+        ACTOR,
+        {"box_type": "9X9", "parent": rack.barcode, "name": f"Browser {patient.study_id[-6:]}"},
+        NUMBERING,
+    )
     for index, tube in enumerate(made[:stored]):
         operations.place(session, ACTOR, tube, box, f"A{index + 1}")
-    return SimpleNamespace(study_id=patient.study_id, tubes=[t.barcode for t in made],
-                           box=box.barcode, box_name=box.name)
+    return SimpleNamespace(
+        study_id=patient.study_id,
+        tubes=[t.barcode for t in made],
+        box=box.barcode,
+        box_name=box.name,
+    )
 
 
 def scan(tab: Any, code: str) -> float:
@@ -78,8 +121,10 @@ def scan(tab: Any, code: str) -> float:
     measured = float(timing.get_attribute("data-ms"))
     result = tab.locator("#scan-result > .scan-result")
     kind, box = result.get_attribute("data-kind"), result.get_attribute("data-box")
-    shown = {"aliquot": "tube card" + (" with the open box's map" if box else ""),
-             "box": "box map"}.get(kind or "", "refusal (unknown code)")
+    shown = {
+        "aliquot": "tube card" + (" with the open box's map" if box else ""),
+        "box": "box map",
+    }.get(kind or "", "refusal (unknown code)")
     SCAN_TIMINGS.append((shown, measured, round_trip))
     return measured
 
@@ -143,10 +188,13 @@ def test_placing_tubes_into_a_box_by_scanning(page, live_server):
     assert page.locator("table.boxmap").is_visible()
     assert page.locator(".cell.is-target").get_attribute("data-position") == "A2"
     scan(page, made.tubes[1])
-    assert page.locator(f'.cell[data-barcode="{made.tubes[1]}"]').get_attribute(
-        "data-position") == "A2"
+    assert (
+        page.locator(f'.cell[data-barcode="{made.tubes[1]}"]').get_attribute("data-position")
+        == "A2"
+    )
     assert "is-highlight" in page.locator(f'.cell[data-barcode="{made.tubes[1]}"]').get_attribute(
-        "class")
+        "class"
+    )
     page.locator('.cell.free[data-position="E5"]').click()
     assert page.locator(".cell.is-target").get_attribute("data-position") == "E5"
     scan(page, made.tubes[2])
@@ -156,11 +204,14 @@ def test_placing_tubes_into_a_box_by_scanning(page, live_server):
     page.locator(".cell.is-picked").wait_for()
     page.locator('.cell.free[data-position="I9"]').click()
     page.get_by_role("status").filter(
-        has_text=f"{made.tubes[2]} moved from E5 of {made.box_name} to I9").wait_for()
+        has_text=f"{made.tubes[2]} moved from E5 of {made.box_name} to I9"
+    ).wait_for()
     page.goto(f"/boxes/{made.box}")
     shot(page, "box-page")
-    assert page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute(
-        "data-position") == "I9"
+    assert (
+        page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute("data-position")
+        == "I9"
+    )
 
 
 def test_uploading_a_rack_scan_and_confirming_it(page, live_server, tmp_path):
@@ -169,14 +220,21 @@ def test_uploading_a_rack_scan_and_confirming_it(page, live_server, tmp_path):
     seen before the confirm goes through; confirming applies the moves."""
     made = live_server.call(new_patient, 4, 2)  # A1 and A2 stored
     scan_file = tmp_path / "rack.csv"
-    scan_file.write_text(f"Rack,Position,Tube\n{made.box},A1,{made.tubes[0]}\n"
-                         f"{made.box},B1,{made.tubes[2]}\n{made.box},C1,FX99999999\n"
-                         f"{made.box},C2,NO READ\n")
+    scan_file.write_text(
+        f"Rack,Position,Tube\n{made.box},A1,{made.tubes[0]}\n"
+        f"{made.box},B1,{made.tubes[2]}\n{made.box},C1,FX99999999\n"
+        f"{made.box},C2,NO READ\n"
+    )
     log_in(page, "demo-technician", f"/boxes/{made.box}/rack-scan")
     page.get_by_label("The rack scanner's CSV file").set_input_files(str(scan_file))
     page.get_by_role("button", name="Compare with the box").click()
-    for position, finding in (("A1", "match"), ("B1", "moved"), ("A2", "missing"),
-                              ("C1", "unknown"), ("C2", "unreadable")):
+    for position, finding in (
+        ("A1", "match"),
+        ("B1", "moved"),
+        ("A2", "missing"),
+        ("C1", "unknown"),
+        ("C2", "unreadable"),
+    ):
         cell = page.locator(f'.rackmap .cell[title^="{position}:"]')
         assert f"rk-{finding}" in cell.get_attribute("class"), position
     shot(page, "rack-scan-preview")
@@ -186,8 +244,10 @@ def test_uploading_a_rack_scan_and_confirming_it(page, live_server, tmp_path):
     page.get_by_label("could not be read by the scanner").check()
     page.get_by_role("button", name="Confirm the scan").click()
     assert "1 tube(s) moved" in page.get_by_role("status").inner_text()
-    assert page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute(
-        "data-position") == "B1"
+    assert (
+        page.locator(f'.cell[data-barcode="{made.tubes[2]}"]').get_attribute("data-position")
+        == "B1"
+    )
     shot(page, "rack-scan-confirmed")
 
 
@@ -225,8 +285,9 @@ def test_a_withdrawal_with_its_impact_turns_the_tube_red(page, live_server):
 def test_the_station_on_a_lab_tablet(chromium, live_server):
     """Portrait tablet: the card and the box map stack and stay usable."""
     made = live_server.call(new_patient, 2, 2)
-    context = chromium.new_context(base_url=live_server.url,
-                                   viewport={"width": 800, "height": 1280}, has_touch=True)
+    context = chromium.new_context(
+        base_url=live_server.url, viewport={"width": 800, "height": 1280}, has_touch=True
+    )
     tab = context.new_page()
     try:
         log_in(tab, "demo-technician", "/scan")
@@ -260,12 +321,22 @@ def test_every_form_field_has_a_label(page, live_server):
     and tapping the label on a tablet)."""
     made = live_server.call(new_patient, 2, 1)
     pages = {
-        "demo-technician": ["/", "/scan", f"/scan?code={made.tubes[0]}",
-                            f"/scan?box={made.box}&code={made.tubes[1]}", "/boxes",
-                            f"/boxes/{made.box}/rack-scan", "/patients",
-                            f"/patients/{made.study_id}", "/requests"],
-        "demo-consent-officer": ["/consent", f"/patients/{made.study_id}/consent/new",
-                                 f"/patients/{made.study_id}/consent/withdraw"],
+        "demo-technician": [
+            "/",
+            "/scan",
+            f"/scan?code={made.tubes[0]}",
+            f"/scan?box={made.box}&code={made.tubes[1]}",
+            "/boxes",
+            f"/boxes/{made.box}/rack-scan",
+            "/patients",
+            f"/patients/{made.study_id}",
+            "/requests",
+        ],
+        "demo-consent-officer": [
+            "/consent",
+            f"/patients/{made.study_id}/consent/new",
+            f"/patients/{made.study_id}/consent/withdraw",
+        ],
         "demo-researcher": ["/research", "/requests/new"],
         "demo-manager": ["/printers", "/requests"],
     }

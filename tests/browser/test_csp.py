@@ -22,8 +22,12 @@ def test_an_inline_script_does_not_run(chromium, live_server):
     try:
         tab = context.new_page()
         blocked: list[str] = []
-        tab.on("console", lambda message: blocked.append(message.text)
-               if "Content Security Policy" in message.text else None)
+        tab.on(
+            "console",
+            lambda message: (
+                blocked.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
         tab.goto("/login")
         tab.evaluate("""() => {
             const script = document.createElement("script");

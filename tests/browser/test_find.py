@@ -30,8 +30,9 @@ def test_the_header_search_finds_tubes_patients_and_requests(page, live_server):
     assert "Nothing found for NOTHING-LIKE-THIS" in page.get_by_role("alert").inner_text()
     shot(page, "find-nothing")
     page.get_by_role("button", name="Log out").click()
-    number = live_server.call(lambda s: s.scalar(select(SampleRequest.number)
-                                                 .order_by(SampleRequest.id)))
+    number = live_server.call(
+        lambda s: s.scalar(select(SampleRequest.number).order_by(SampleRequest.id))
+    )
     log_in(page, "demo-manager", "/printers")
     _find(page, number.lower())
     assert page.get_by_role("heading", level=1).inner_text().startswith(f"Request {number}")

@@ -28,8 +28,9 @@ def test_lists_sort_export_and_the_box_map_prints_whole(page, live_server):
     rows = list(csv.DictReader(io.StringIO(got.text())))
     assert made.box in {row["barcode"] for row in rows}
     page.goto(f"/patients?q={made.study_id}")
-    patients = page.request.get(page.get_by_role("link", name="Download this list as CSV")
-                                .get_attribute("href"))
+    patients = page.request.get(
+        page.get_by_role("link", name="Download this list as CSV").get_attribute("href")
+    )
     assert made.study_id in patients.text()
     page.goto(f"/boxes/{made.box}")
     user = page.locator(".who strong").inner_text()

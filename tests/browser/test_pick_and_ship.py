@@ -47,9 +47,16 @@ def test_a_damaged_tube_is_dropped_and_the_ship_form_starts_filled(page, live_se
     row.get_by_label("Note (discrepancy)").fill("cracked cap")
     row.get_by_role("button", name="Drop from the request").click()
     assert f"{damaged} dropped from request {number}" in page.get_by_role("status").inner_text()
-    reasons = live_server.call(lambda s: [e.reason for e in s.scalars(
-        select(CustodyEvent).join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
-        .where(Aliquot.barcode == damaged))])
+    reasons = live_server.call(
+        lambda s: [
+            e.reason
+            for e in s.scalars(
+                select(CustodyEvent)
+                .join(Aliquot, Aliquot.id == CustodyEvent.aliquot_id)
+                .where(Aliquot.barcode == damaged)
+            )
+        ]
+    )
     assert any("damaged: cracked cap" in (r or "") for r in reasons)
     for code in codes[1:]:
         field = page.get_by_label("Scan each tube as you take it out")

@@ -17,27 +17,46 @@ from biobank.samples.models import Aliquot, Sample
 
 def _withdraw_twice(session: Session) -> tuple[str, list[str]]:
     """The demo's shipped request: its first tube's patient withdraws DEMO, then storage."""
-    request = session.scalar(select(SampleRequest).where(SampleRequest.state == "shipped")
-                             .order_by(SampleRequest.id))
-    tube = session.scalar(select(Aliquot).join(RequestAliquot,
-                                               RequestAliquot.aliquot_id == Aliquot.id)
-                          .where(RequestAliquot.request_id == request.id)
-                          .order_by(Aliquot.id))
-    patient = session.scalar(select(Patient).join(Sample, Sample.patient_id == Patient.id)
-                             .where(Sample.id == tube.sample_id))
+    request = session.scalar(
+        select(SampleRequest).where(SampleRequest.state == "shipped").order_by(SampleRequest.id)
+    )
+    tube = session.scalar(
+        select(Aliquot)
+        .join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+        .where(RequestAliquot.request_id == request.id)
+        .order_by(Aliquot.id)
+    )
+    patient = session.scalar(
+        select(Patient)
+        .join(Sample, Sample.patient_id == Patient.id)
+        .where(Sample.id == tube.sample_id)
+    )
     for scope in ("DEMO", "storage"):
-        withdrawal.withdraw(session, "browser-fixture", patient, {
-            "scope": scope, "date": clock.today(), "requested_by": "legal_guardian",
-            "reason": f"browser test: {scope}"})
-    codes = list(session.scalars(
-        select(Aliquot.barcode).join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
-        .join(Sample, Sample.id == Aliquot.sample_id)
-        .where(RequestAliquot.request_id == request.id, Sample.patient_id == patient.id)))
+        withdrawal.withdraw(
+            session,
+            "browser-fixture",
+            patient,
+            {
+                "scope": scope,
+                "date": clock.today(),
+                "requested_by": "legal_guardian",
+                "reason": f"browser test: {scope}",
+            },
+        )
+    codes = list(
+        session.scalars(
+            select(Aliquot.barcode)
+            .join(RequestAliquot, RequestAliquot.aliquot_id == Aliquot.id)
+            .join(Sample, Sample.id == Aliquot.sample_id)
+            .where(RequestAliquot.request_id == request.id, Sample.patient_id == patient.id)
+        )
+    )
     return request.number, codes
 
 
 def test_two_withdrawals_of_one_shipped_tube_make_one_banner_line_until_acknowledged(
-        page, live_server):
+    page, live_server
+):
     """Two withdrawals touch the same shipped tube: the researcher's home page carries one
     banner line per tube; the request lists it once with one Acknowledge; once acknowledged
     the banner is gone."""

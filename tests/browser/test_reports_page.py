@@ -30,8 +30,13 @@ def test_the_manager_sees_every_picture_with_its_words_and_table(page, live_serv
     page.goto("/reports", timeout=90_000)
     pictures = page.evaluate(PICTURES)
     assert [p["title"] for p in pictures] == [
-        "Cohort completeness", "Cohort completeness per patient", "Freezer capacity",
-        "Freezer fill over time", "Inventory over time", "Tubes shipped per sub-study"]
+        "Cohort completeness",
+        "Cohort completeness per patient",
+        "Freezer capacity",
+        "Freezer fill over time",
+        "Inventory over time",
+        "Tubes shipped per sub-study",
+    ]
     for picture in pictures:
         # The matrix holds links (each patient's row): a group a reader can enter.
         assert picture["role"] == ("group" if picture["links"] else "img")

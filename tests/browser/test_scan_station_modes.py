@@ -21,10 +21,12 @@ from biobank.storage.models import Container, Position
 def _in_ln2(session: Session) -> str:
     """A demo viable-cell tube stored in the liquid-nitrogen tank."""
     return session.scalar(
-        select(Aliquot.barcode).join(Position, Position.aliquot_id == Aliquot.id)
+        select(Aliquot.barcode)
+        .join(Position, Position.aliquot_id == Aliquot.id)
         .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
         .where(AliquotType.code == "MNC-V", Aliquot.status == "available")
-        .order_by(Aliquot.id.desc()))
+        .order_by(Aliquot.id.desc())
+    )
 
 
 def _place(session: Session, code: str) -> tuple[str, str | None] | None:
@@ -39,15 +41,21 @@ def _place(session: Session, code: str) -> tuple[str, str | None] | None:
 
 def _events(session: Session, code: str) -> list[tuple[str, str | None]]:
     aliquot = session.scalar(select(Aliquot).where(Aliquot.barcode == code))
-    return [(e.event_type, e.reason) for e in session.scalars(
-        select(CustodyEvent).where(CustodyEvent.aliquot_id == aliquot.id)
-        .order_by(CustodyEvent.id))]
+    return [
+        (e.event_type, e.reason)
+        for e in session.scalars(
+            select(CustodyEvent)
+            .where(CustodyEvent.aliquot_id == aliquot.id)
+            .order_by(CustodyEvent.id)
+        )
+    ]
 
 
 def _second_box(session: Session, name: str) -> str:
     rack = session.scalar(select(Container).where(Container.kind == "rack").order_by(Container.id))
-    return storage.create_box(session, ACTOR, {"box_type": "9X9", "parent": rack.barcode,
-                                               "name": name}, NUMBERING).barcode
+    return storage.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": name}, NUMBERING
+    ).barcode
 
 
 def _band(page) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -88,8 +96,10 @@ def test_enter_moves_it_naming_from_and_to_and_undo_moves_it_back(page, live_ser
     page.get_by_label("Scan a tube or a box").press("Enter")
     done = page.get_by_role("status").filter(has_text="moved from")
     done.wait_for()
-    assert (f"{made.tubes[0]} moved from A1 of {made.box_name} to A1 of Dest {made.box[-5:]}"
-            in done.inner_text())
+    assert (
+        f"{made.tubes[0]} moved from A1 of {made.box_name} to A1 of Dest {made.box[-5:]}"
+        in done.inner_text()
+    )
     assert live_server.call(_place, made.tubes[0]) == (other, "A1")
     assert "cue-ok" in _band(page)[0]
     shot(page, "station-moved-with-undo")
@@ -119,23 +129,30 @@ def test_a_missing_tube_asks_found_here(page, live_server):
     def lose(session: Session) -> None:
         tube = session.scalar(select(Aliquot).where(Aliquot.barcode == made.tubes[0]))
         operations.mark_missing(session, ACTOR, tube, "not at A1")
+
     live_server.call(lose)
     log_in(page, "demo-technician", "/scan")
     scan(page, made.box)
     scan(page, made.tubes[0])
     cls, words = _band(page)
     assert "cue-ask" in cls and "recorded missing. Found here" in words
-    status = live_server.call(lambda s: s.scalar(select(Aliquot.status).where(
-        Aliquot.barcode == made.tubes[0])))
+    status = live_server.call(
+        lambda s: s.scalar(select(Aliquot.status).where(Aliquot.barcode == made.tubes[0]))
+    )
     assert status == "missing"
     page.get_by_role("button", name="Yes, found here").click()
     page.get_by_role("status").filter(has_text="found").wait_for()
-    assert live_server.call(lambda s: s.scalar(select(Aliquot.status).where(
-        Aliquot.barcode == made.tubes[0]))) == "available"
+    assert (
+        live_server.call(
+            lambda s: s.scalar(select(Aliquot.status).where(Aliquot.barcode == made.tubes[0]))
+        )
+        == "available"
+    )
 
 
 def test_a_tube_that_does_not_fit_the_box_is_refused_until_a_manager_allows_mixing(
-        page, live_server):
+    page, live_server
+):
     """A viable-cell tube from liquid nitrogen scanned into a −80 °C plasma box: refused
     with the reason, a red band and the refusal tone; once a manager lets the box mix, the
     station asks instead."""
@@ -154,8 +171,10 @@ def test_a_tube_that_does_not_fit_the_box_is_refused_until_a_manager_allows_mixi
 
     def allow(session: Session) -> None:
         from biobank.storage import station  # new with the mixing rule
+
         box = session.scalar(select(Container).where(Container.barcode == made.box))
         station.allow_mixing(session, "demo-manager", box, True, "pilot: mixed box")
+
     live_server.call(allow)
     scan(page, tube)
     assert "cue-ask" in _band(page)[0]

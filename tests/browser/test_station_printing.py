@@ -50,15 +50,22 @@ def _unlabelled(session: Session, but: str = "") -> str:
     """A demo plasma tube (a study ID short enough for the label) never labelled before
     (other than ``but``)."""
     printed = select(CustodyEvent.aliquot_id).where(
-        CustodyEvent.event_type.in_(("label_printed", "label_reprinted")))
+        CustodyEvent.event_type.in_(("label_printed", "label_reprinted"))
+    )
     return session.scalar(
-        select(Aliquot.barcode).join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
+        select(Aliquot.barcode)
+        .join(AliquotType, AliquotType.id == Aliquot.aliquot_type_id)
         .join(Sample, Sample.id == Aliquot.sample_id)
         .join(Patient, Patient.id == Sample.patient_id)
-        .where(AliquotType.code == "PLASMA", Aliquot.status == "available",
-               func.length(Patient.study_id) <= 14, Aliquot.id.not_in(printed),
-               Aliquot.barcode != but)
-        .order_by(Aliquot.id.desc()))
+        .where(
+            AliquotType.code == "PLASMA",
+            Aliquot.status == "available",
+            func.length(Patient.study_id) <= 14,
+            Aliquot.id.not_in(printed),
+            Aliquot.barcode != but,
+        )
+        .order_by(Aliquot.id.desc())
+    )
 
 
 def test_alt_p_prints_at_once_and_a_silent_printer_is_no_dead_end(page, live_server):
@@ -77,19 +84,34 @@ def test_alt_p_prints_at_once_and_a_silent_printer_is_no_dead_end(page, live_ser
     alert.wait_for()
     assert "is not answering" in alert.inner_text()
     shot(page, "station-print-failed")
-    for name, magic in (("Label as PNG", b"\x89PNG"), ("as PDF", b"%PDF"),
-                        ("as ZPL (Zebra)", b"^XA")):
+    for name, magic in (
+        ("Label as PNG", b"\x89PNG"),
+        ("as PDF", b"%PDF"),
+        ("as ZPL (Zebra)", b"^XA"),
+    ):
         href = page.get_by_role("link", name=name).get_attribute("href")
         got = page.request.get(href)
         assert got.status == 200 and got.body().startswith(magic), name
         assert tube in got.headers["content-disposition"]
     zebra = FakeZebra()
     try:
+
         def register(session: Session) -> None:
-            labels.register_printer(session, ACTOR, {
-                "name": f"Bench Zebra {zebra.port}", "host": "127.0.0.1", "port": zebra.port,
-                "dpi": 203, "template": None, "site": None}, registry(),
-                printer_rule())
+            labels.register_printer(
+                session,
+                ACTOR,
+                {
+                    "name": f"Bench Zebra {zebra.port}",
+                    "host": "127.0.0.1",
+                    "port": zebra.port,
+                    "dpi": 203,
+                    "template": None,
+                    "site": None,
+                },
+                registry(),
+                printer_rule(),
+            )
+
         live_server.call(register)
         scan(page, tube)
         page.get_by_label("Printer").select_option(f"Bench Zebra {zebra.port}")
@@ -97,7 +119,9 @@ def test_alt_p_prints_at_once_and_a_silent_printer_is_no_dead_end(page, live_ser
         scan(page, tube)  # the station keeps the choice as its default
         assert page.get_by_label("Printer").input_value() == f"Bench Zebra {zebra.port}"
         page.keyboard.press("Alt+p")
-        page.get_by_role("status").filter(has_text=f"printed on Bench Zebra {zebra.port}").wait_for()
+        page.get_by_role("status").filter(
+            has_text=f"printed on Bench Zebra {zebra.port}"
+        ).wait_for()
         deadline = time.monotonic() + 5
         while b"^XZ" not in zebra.received and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -116,9 +140,21 @@ def test_a_label_queued_for_a_silent_printer_prints_once_it_answers(page, live_s
     name = f"Bench Zebra off {port}"
 
     def register(session: Session) -> None:
-        labels.register_printer(session, ACTOR, {
-            "name": name, "host": "127.0.0.1", "port": port, "dpi": 203, "template": None,
-            "site": None}, registry(), printer_rule())
+        labels.register_printer(
+            session,
+            ACTOR,
+            {
+                "name": name,
+                "host": "127.0.0.1",
+                "port": port,
+                "dpi": 203,
+                "template": None,
+                "site": None,
+            },
+            registry(),
+            printer_rule(),
+        )
+
     live_server.call(register)
     log_in(page, "demo-technician", "/scan")
     scan(page, first)

@@ -37,12 +37,23 @@ RUN_AXE = """async () => {
 
 def _pages(made) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     return {
-        "demo-technician": ["/", "/scan", f"/scan?code={made.tubes[0]}",
-                            f"/scan?box={made.box}&code={made.tubes[1]}", "/boxes",
-                            f"/boxes/{made.box}", f"/boxes/{made.box}/rack-scan", "/patients",
-                            f"/patients/{made.study_id}", "/requests"],
-        "demo-consent-officer": ["/consent", f"/patients/{made.study_id}/consent/new",
-                                 f"/patients/{made.study_id}/consent/withdraw"],
+        "demo-technician": [
+            "/",
+            "/scan",
+            f"/scan?code={made.tubes[0]}",
+            f"/scan?box={made.box}&code={made.tubes[1]}",
+            "/boxes",
+            f"/boxes/{made.box}",
+            f"/boxes/{made.box}/rack-scan",
+            "/patients",
+            f"/patients/{made.study_id}",
+            "/requests",
+        ],
+        "demo-consent-officer": [
+            "/consent",
+            f"/patients/{made.study_id}/consent/new",
+            f"/patients/{made.study_id}/consent/withdraw",
+        ],
         "demo-researcher": ["/research", "/requests/new", "/requests"],
         "demo-manager": ["/printers", "/requests", "/reports"],
         "demo-admin": ["/users", "/users/demo-technician"],

@@ -49,6 +49,10 @@ def test_a_withdrawal_entered_in_error_is_corrected_from_its_page(page, live_ser
     assert "entered in error" in said and "2 tube(s) back in use" in said
     assert page.get_by_text("Corrected as entered in error", exact=True).is_visible()
     assert page.get_by_role("button", name="Correct the withdrawal").count() == 0
-    assert all(cell == "cancelled" for cell in
-               page.locator("table.list").first.locator("tbody td:nth-child(2)").all_inner_texts())
+    assert all(
+        cell == "cancelled"
+        for cell in page.locator("table.list")
+        .first.locator("tbody td:nth-child(2)")
+        .all_inner_texts()
+    )
     shot(page, "withdrawal-corrected")

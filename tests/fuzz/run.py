@@ -38,33 +38,49 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 ROLES = ("admin", "technician", "researcher", "consent-officer", "manager")
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-          "response_headers_conformance,response_schema_conformance,unsupported_method,"
-          "allow_header_conformance")
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_headers_conformance,response_schema_conformance,unsupported_method,"
+    "allow_header_conformance"
+)
 PHASES = "examples,coverage,fuzzing,stateful"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default="sqlite",
-                        help="'sqlite' (a temporary file) or a PostgreSQL URL")
-    parser.add_argument("--examples", type=int, default=5,
-                        help="examples per operation and phase (default 5: the CI pass)")
+    parser.add_argument(
+        "--database", default="sqlite", help="'sqlite' (a temporary file) or a PostgreSQL URL"
+    )
+    parser.add_argument(
+        "--examples",
+        type=int,
+        default=5,
+        help="examples per operation and phase (default 5: the CI pass)",
+    )
     parser.add_argument("--seed", type=int, default=21, help="Schemathesis' random seed")
-    parser.add_argument("--roles", default=",".join(ROLES),
-                        help=f"comma-separated, of {', '.join(ROLES)}")
+    parser.add_argument(
+        "--roles", default=",".join(ROLES), help=f"comma-separated, of {', '.join(ROLES)}"
+    )
     parser.add_argument("--phases", default=PHASES)
-    parser.add_argument("--coverage-for", default=None, metavar="ROLES",
-                        help="run the coverage phase (thousands of boundary cases per role) "
-                             "for these roles only (default: every role); CI: admin")
+    parser.add_argument(
+        "--coverage-for",
+        default=None,
+        metavar="ROLES",
+        help="run the coverage phase (thousands of boundary cases per role) "
+        "for these roles only (default: every role); CI: admin",
+    )
     parser.add_argument("--port", type=int, default=0, help="0: an ephemeral port")
-    parser.add_argument("--report-dir", default=None,
-                        help="where the reports go (default: a temporary folder)")
+    parser.add_argument(
+        "--report-dir", default=None, help="where the reports go (default: a temporary folder)"
+    )
     parser.add_argument("--max-failures", type=int, default=None)
-    parser.add_argument("--parallel", action="store_true",
-                        help="run the roles at the same time (faster; their writes then "
-                             "interleave, so the run is not repeatable: not for CI)")
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run the roles at the same time (faster; their writes then "
+        "interleave, so the run is not repeatable: not for CI)",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,8 +110,11 @@ def prepare(url: str) -> tuple[Any, dict[str, str]]:
         result = runner.invoke(args=args)
         if result.exit_code != 0:
             sys.exit(f"flask {' '.join(args)} failed:\n{result.output}")
-    tokens = {line.split()[0].removeprefix("demo-"): line.split()[-1]
-              for line in result.output.splitlines() if line.startswith("demo-")}
+    tokens = {
+        line.split()[0].removeprefix("demo-"): line.split()[-1]
+        for line in result.output.splitlines()
+        if line.startswith("demo-")
+    }
     return app, tokens
 
 
@@ -118,12 +137,21 @@ def known_values(app: Any) -> dict[str, list[Any]]:
         def first(column: Any, n: int = 30) -> list[Any]:
             return list(session.scalars(select(column).order_by(column).limit(n)))
 
-        codes = (first(Aliquot.barcode) + first(Sample.barcode, 10) + first(Container.barcode)
-                 + first(Substudy.code) + first(Material.code) + first(Timepoint.code))
-        values = {"code": codes, "study_id": first(Patient.study_id),
-                  "number": first(SampleRequest.number),
-                  "withdrawal_id": [str(i) for i in first(Withdrawal.id)],
-                  "excursion_id": [str(i) for i in first(Excursion.id)]}
+        codes = (
+            first(Aliquot.barcode)
+            + first(Sample.barcode, 10)
+            + first(Container.barcode)
+            + first(Substudy.code)
+            + first(Material.code)
+            + first(Timepoint.code)
+        )
+        values = {
+            "code": codes,
+            "study_id": first(Patient.study_id),
+            "number": first(SampleRequest.number),
+            "withdrawal_id": [str(i) for i in first(Withdrawal.id)],
+            "excursion_id": [str(i) for i in first(Excursion.id)],
+        }
         session.close()
     return {name: found for name, found in values.items() if found}
 
@@ -131,13 +159,11 @@ def known_values(app: Any) -> dict[str, list[Any]]:
 def write_config(path: Path, values: dict[str, list[Any]]) -> None:
     """A Schemathesis config binding path parameters to the demo's values (probability 1/2);
     a 503 (busy: retry, documented on every operation) is an answer, not a server error."""
-    lines = ["[checks.not_a_server_error]",
-             'expected-statuses = ["2xx", "3xx", "4xx", "503"]', ""]
+    lines = ["[checks.not_a_server_error]", 'expected-statuses = ["2xx", "3xx", "4xx", "503"]', ""]
     for name, found in values.items():
         lines += [f"[dictionaries.{name}]", f"values = {json.dumps(found)}", ""]
     lines.append("[parameters]")
-    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}'
-              for name in values]
+    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = 0.5 }}' for name in values]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -201,40 +227,71 @@ def phases_for(role: str, args: argparse.Namespace) -> str:
     return ",".join(phases)
 
 
-def fuzz_role(base: str, role: str, token: str, args: argparse.Namespace,
-              reports: Path, config: Path) -> dict[str, Any]:
+def fuzz_role(
+    base: str, role: str, token: str, args: argparse.Namespace, reports: Path, config: Path
+) -> dict[str, Any]:
     """One Schemathesis run with one role's token; its operations, failures and exit code."""
     junit = reports / f"{role}.junit.xml"
     command = [
-        *schemathesis_command(), "--config-file", str(config), "run",
+        *schemathesis_command(),
+        "--config-file",
+        str(config),
+        "run",
         f"{base}/api/openapi.json",
-        "--url", base, "--header", f"Authorization: Bearer {token}",
-        "--checks", CHECKS, "--phases", phases_for(role, args),
-        "--max-examples", str(args.examples), "--seed", str(args.seed),
-        "--workers", "1", "--generation-database", "none", "--no-color",
-        "--suppress-health-check", "all", "--request-timeout", "60",
-        "--report", "junit,pytest", "--report-junit-path", str(junit),
-        "--report-pytest-path", str(reports / f"{role}_failures.py"),
-        "--output-truncate", "true",
+        "--url",
+        base,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--phases",
+        phases_for(role, args),
+        "--max-examples",
+        str(args.examples),
+        "--seed",
+        str(args.seed),
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--no-color",
+        "--suppress-health-check",
+        "all",
+        "--request-timeout",
+        "60",
+        "--report",
+        "junit,pytest",
+        "--report-junit-path",
+        str(junit),
+        "--report-pytest-path",
+        str(reports / f"{role}_failures.py"),
+        "--output-truncate",
+        "true",
     ]
     if args.max_failures:
         command += ["--max-failures", str(args.max_failures)]
     env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False,
-                          cwd=reports)  # its cache folder (.schemathesis) goes there
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=False, cwd=reports
+    )  # its cache folder (.schemathesis) goes there
     (reports / f"{role}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     text = done.stdout + done.stderr
-    return {"role": role, "exit": done.returncode, "seconds": time.monotonic() - started,
-            "operations": _operations(junit), "failures": _failures(text), "output": text}
+    return {
+        "role": role,
+        "exit": done.returncode,
+        "seconds": time.monotonic() - started,
+        "operations": _operations(junit),
+        "failures": _failures(text),
+        "output": text,
+    }
 
 
 def _operations(junit: Path) -> int:
     if not junit.exists():
         return 0
     names = re.findall(r'<testcase name="([^"]+)"', junit.read_text("utf-8"))
-    return len({n for n in names if n.split(" ")[0] in {"GET", "POST", "PUT", "PATCH",
-                                                        "DELETE"}})
+    return len({n for n in names if n.split(" ")[0] in {"GET", "POST", "PUT", "PATCH", "DELETE"}})
 
 
 def _failures(text: str) -> int:
@@ -252,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         sys.exit(f"unknown roles: {', '.join(sorted(unknown))}")
     workdir = Path(tempfile.mkdtemp(prefix="biobank-fuzz-"))
-    url = (f"sqlite:///{workdir / 'fuzz.db'}" if args.database == "sqlite" else args.database)
+    url = f"sqlite:///{workdir / 'fuzz.db'}" if args.database == "sqlite" else args.database
     reports = Path(args.report_dir) if args.report_dir else workdir / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     app, tokens = prepare(url)
@@ -261,17 +318,23 @@ def main(argv: list[str] | None = None) -> int:
     server, counter = serve(app, args.port, tokens)
     base = f"http://127.0.0.1:{server.server_port}"
     database = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
-    print(f"fuzzing {base} on {database}: roles {', '.join(roles)}; {args.examples} examples "
-          f"per operation, seed {args.seed}, phases {args.phases}"
-          f"{' (in parallel)' if args.parallel else ''}; reports in {reports}", flush=True)
+    print(
+        f"fuzzing {base} on {database}: roles {', '.join(roles)}; {args.examples} examples "
+        f"per operation, seed {args.seed}, phases {args.phases}"
+        f"{' (in parallel)' if args.parallel else ''}; reports in {reports}",
+        flush=True,
+    )
 
     def run(role: str) -> dict[str, Any]:
         result = fuzz_role(base, role, tokens[role], args, reports, config)
         result["requests"] = counter.requests.get(role, 0)
         status = "ok" if result["exit"] == 0 else f"FAILED (exit {result['exit']})"
-        print(f"  {role:16} {result['operations']:4} operations  {result['requests']:7,} "
-              f"requests  {result['failures']:3} failures  {result['seconds']:6.0f} s  "
-              f"{phases_for(role, args):35} {status}", flush=True)
+        print(
+            f"  {role:16} {result['operations']:4} operations  {result['requests']:7,} "
+            f"requests  {result['failures']:3} failures  {result['seconds']:6.0f} s  "
+            f"{phases_for(role, args):35} {status}",
+            flush=True,
+        )
         if result["exit"] != 0:
             print(_summary(result["output"]), flush=True)
         return result
@@ -286,24 +349,35 @@ def main(argv: list[str] | None = None) -> int:
         server.shutdown()
     failed = [r for r in results if r["exit"] != 0]
     server_errors = sum(counter.errors.values())
-    total = {"database": database, "seed": args.seed, "examples": args.examples,
-             "phases": args.phases, "roles": {r["role"]: {k: r[k] for k in (
-                 "operations", "requests", "failures", "seconds", "exit")} for r in results},
-             "operations": max((r["operations"] for r in results), default=0),
-             "requests": sum(counter.requests.values()),
-             "failures": sum(r["failures"] for r in results),
-             "server_errors": server_errors, "busy_503": sum(counter.busy.values()),
-             "failed_runs": len(failed)}
+    total = {
+        "database": database,
+        "seed": args.seed,
+        "examples": args.examples,
+        "phases": args.phases,
+        "roles": {
+            r["role"]: {k: r[k] for k in ("operations", "requests", "failures", "seconds", "exit")}
+            for r in results
+        },
+        "operations": max((r["operations"] for r in results), default=0),
+        "requests": sum(counter.requests.values()),
+        "failures": sum(r["failures"] for r in results),
+        "server_errors": server_errors,
+        "busy_503": sum(counter.busy.values()),
+        "failed_runs": len(failed),
+    }
     (reports / "summary.json").write_text(json.dumps(total, indent=2), encoding="utf-8")
-    print(f"total on {database}: {total['operations']} operations, {total['requests']:,} "
-          f"requests, {total['failures']} failures, {server_errors} server errors "
-          f"({total['busy_503']} answers 503 busy)", flush=True)
+    print(
+        f"total on {database}: {total['operations']} operations, {total['requests']:,} "
+        f"requests, {total['failures']} failures, {server_errors} server errors "
+        f"({total['busy_503']} answers 503 busy)",
+        flush=True,
+    )
     return 1 if failed or server_errors else 0
 
 
 def _summary(output: str) -> str:
     start = output.find("FAILURES")
-    return output[start:start + 20_000] if start >= 0 else output[-5_000:]
+    return output[start : start + 20_000] if start >= 0 else output[-5_000:]
 
 
 if __name__ == "__main__":
