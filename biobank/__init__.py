@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from biobank import clock
 from biobank import config as config_module
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -21,6 +26,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _connect_domains()
     _register_cli(app)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -73,34 +79,53 @@ def _load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
+    from flask import g
+
     from biobank import db, errors, guards
     from biobank.auth import web as auth_web
+    from biobank.fhir.api import as_operation_outcome
 
     db.init_app(app)
     errors.init_app(app)
     auth_web.init_app(app)
-    guards.init_app(app)  # after the login check: it registers its hooks around it
 
+    # The request's way in and out, in order, in one place: one hook each way (Flask
+    # dispatches every hook on its own, and the scan is the busiest request there is).
+    @app.before_request
+    def _admit() -> ResponseReturnValue | None:
+        guards.limit_body()  # first of all: nothing reads a body too large
+        refused = auth_web.authenticate()  # who asks, before what is wrong with the request
+        if refused is None:
+            guards.check_request()
+        return refused
+
+    # Flask runs it after an unhandled error's 500 too.
     @app.after_request
+    def _finish(response: Response) -> Response:
+        try:
+            response = auth_web.refuse_unsettled(response)  # a view that never checked its token
+            response = _finish_transaction(response)
+            return as_operation_outcome(response)  # any error under /fhir, whoever answered it
+        finally:
+            auth_web.unbind_scope()
+
     def _finish_transaction(response: Response) -> Response:
         # One transaction per request: kept when the answer is a success, else undone.
-        from flask import g
-
         session = g.get("db_session")
         # A read-only request (biobank.db.read_only) has nothing to commit or undo.
-        if session is not None and not db.is_read_only(session):
-            if response.status_code < 400:
-                try:
-                    session.commit()
-                except SQLAlchemyError as exc:
-                    # What the commit still had to write failed (SQLite's lock, a
-                    # constraint): undone, and answered by the handler a view would have
-                    # had (503, 409); one without a handler stays an error.
-                    _roll_back(session)
-                    response = app.make_response(app.handle_user_exception(exc))
-            else:
-                _roll_back(session)
-        _security_headers(response)
+        if session is None or db.is_read_only(session):
+            return response
+        if response.status_code >= 400:
+            _roll_back(session)
+            return response
+        try:
+            session.commit()
+        except SQLAlchemyError as exc:
+            # What the commit still had to write failed (SQLite's lock, a constraint):
+            # undone, and answered by the handler a view would have had (503, 409); one
+            # without a handler stays an error.
+            _roll_back(session)
+            return app.make_response(app.handle_user_exception(exc))
         return response
 
 
@@ -131,12 +156,27 @@ SECURITY_HEADERS = (
 )
 
 
-def _security_headers(response: Response) -> None:
-    headers = response.headers
-    present = {name.lower() for name in headers.keys()}
-    headers.extend(
-        [(name, value) for name, value in SECURITY_HEADERS if name.lower() not in present]
-    )
+_SECURITY_HEADERS_BY_NAME = tuple((name.lower(), (name, value)) for name, value in SECURITY_HEADERS)
+
+
+class SecurityHeaders:
+    """WSGI middleware: the security headers on every answer (success, page, every error),
+    but a header the app set itself is left as it is.
+
+    Added to the WSGI header list, a plain list of pairs, as the answer starts: Werkzeug's
+    Headers checks every value it is given, and the busiest request would pay for seven
+    fixed values on each answer."""
+
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            headers.extend(pair for name, pair in _SECURITY_HEADERS_BY_NAME if name not in present)
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, start)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -255,7 +255,7 @@ def _refuse_writes_when_read_only(engine: Engine) -> None:
         if not conn.get_execution_options().get(READ_ONLY):
             return
         writes = context is not None and (context.isinsert or context.isupdate or context.isdelete)
-        if writes or not statement.lstrip().upper().startswith(_READS):
+        if writes or not statement.lstrip()[:8].upper().startswith(_READS):
             raise ReadOnlyViolation(f"a read-only request may not run: {statement[:80]!r}")
 
 

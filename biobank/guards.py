@@ -18,7 +18,7 @@ from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from biobank.db import F
@@ -180,9 +180,8 @@ def _shown(name: str) -> str:
     return name if bad_character(name) is None else name.encode("unicode_escape").decode()
 
 
-def init_app(app: Flask) -> None:
-    """Install the guards after the login check (who asks is answered before what is wrong
-    with the request), but the body limit first of all: nothing reads a body too large."""
-    app.before_request_funcs.setdefault(None, []).insert(0, limit_body)
-    app.before_request(check_json_depth)
-    app.before_request(check_parameters)
+def check_request() -> None:
+    """The checks that follow the login check (who asks is answered before what is wrong
+    with the request): the JSON body's depth, the path and query parameters."""
+    check_json_depth()
+    check_parameters()

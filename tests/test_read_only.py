@@ -12,7 +12,7 @@ from db_helpers import private_database
 from flask import Flask
 from sqlalchemy import event, insert, select
 
-from biobank import clock, create_app
+from biobank import SECURITY_HEADERS, clock, create_app
 from biobank.auth import service as auth
 from biobank.auth.web import checks_token_itself
 from biobank.bulk import copy_rows
@@ -158,6 +158,17 @@ def test_a_view_that_defers_the_token_check_and_forgets_it_answers_401(own_app):
             "/test/forgets-the-token", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 401 and "secret" not in response.get_data(as_text=True)
+
+
+def test_the_401_of_a_forgetful_view_carries_the_security_headers(own_app):
+    """The refusal made after the view ran is an answer like any other: same headers."""
+    response = own_app.test_client().get(
+        "/test/forgets-the-token",
+        headers={"Authorization": f"Bearer {own_app.config['TEST_TOKEN']}"},
+    )
+    assert response.status_code == 401
+    for name, value in SECURITY_HEADERS:
+        assert response.headers.get(name) == value, name
 
 
 def test_only_a_read_only_view_may_check_the_token_itself():

@@ -171,6 +171,19 @@ def test_a_kiel_user_sees_and_handles_kiel_objects_as_before(world, as_role):  #
     assert kiel_tech.get(f"/api/v1/boxes/{world.kiel.box.barcode}/map").status_code == 200
 
 
+def test_the_scope_ends_with_the_request_whatever_its_answer(world, as_role, session):  # type: ignore[no-untyped-def]
+    """After a Kiel user's requests (a success, a 404, a 422), the session that outlives them
+    (the tests keep one app context) reads every site again."""
+    kiel_tech = as_role("technician", sites=[KIEL])
+    for path, status in (
+        ("/api/v1/patients", 200),
+        (f"/api/v1/patients/{world.nl.study_id}", 404),
+        ("/api/v1/patients?bogus=1", 422),
+    ):
+        assert kiel_tech.get(path).status_code == status
+        assert scope.of(session).everywhere, path
+
+
 def test_users_without_sites_see_every_site(world, as_role):  # type: ignore[no-untyped-def]
     """No scope, no limit: the technician of today sees both sites."""
     everywhere = as_role("technician")

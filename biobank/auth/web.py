@@ -121,8 +121,7 @@ def _deny_page(status: int, message: str) -> ResponseReturnValue:
     return render_template("error.html", status=status, message=message), status
 
 
-def _bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def _bearer_token(header: str) -> str | None:
     if not header or len(header) > _MAX_AUTH_HEADER:
         return None
     scheme, _, token = header.partition(" ")
@@ -145,8 +144,7 @@ def permission_of(endpoint: str | None, app: Flask | None = None) -> str | None:
         return None
     if endpoint in _PUBLIC_ENDPOINTS:
         return PUBLIC
-    view = (app or current_app).view_functions.get(endpoint)
-    return getattr(view, "biobank_permission", None)
+    return getattr((app or current_app).view_functions.get(endpoint), "biobank_permission", None)
 
 
 def route_permissions(app: Flask) -> list[tuple[str, str, str | None]]:
@@ -164,14 +162,16 @@ def authenticate() -> ResponseReturnValue | None:
     g.pop("user", None)
     g.pop("asker", None)
     g.pop(_PENDING, None)
-    permission = permission_of(request.endpoint)
+    endpoint = request.endpoint
+    permission = permission_of(endpoint)
     if permission == PUBLIC:
         return None
     asker: Asker | None
-    if "Authorization" in request.headers:
+    header = request.environ.get("HTTP_AUTHORIZATION")
+    if header is not None:
         # Explicit credentials that fail are a 401, even if a session cookie came along.
-        token = _bearer_token()
-        if token and _checks_token_itself(request.endpoint):
+        token = _bearer_token(header)
+        if token and _checks_token_itself(endpoint):
             setattr(g, _PENDING, (hash_token(token), permission))
             return None  # the view checks it in its own statement, then calls settle_asker
         asker = asker_for_token(get_session(), token) if token else None
@@ -204,10 +204,14 @@ def authenticate() -> ResponseReturnValue | None:
 
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, looking for the cookie before building the signer:
-    API clients send none, and Flask would build a signer for every request anyway."""
+    API clients send none, and Flask would build a signer for every request anyway (nor
+    are the cookies parsed when the request has no Cookie header at all)."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ
+            or not request.cookies.get(self.get_cookie_name(app))
+        ):
             return self.session_class()
         return super().open_session(app, request)
 
@@ -225,7 +229,7 @@ def checks_token_itself(view: F) -> F:
     (``pending_token_hash``) and the view runs it in its statement (``auth.service.
     asker_column``), then calls ``settle_asker`` with what came back, or ``settle_by_lookup``
     on any path that did not read it (errors included), before it answers anything. A view
-    that forgets is answered 401 all the same (``_refuse_unsettled``). Only read-only views
+    that forgets is answered 401 all the same (``refuse_unsettled``). Only read-only views
     (``biobank.db.read_only``) may: nothing they did can need undoing.
     """
     if not getattr(view, READ_ONLY, False):
@@ -279,8 +283,9 @@ def current_scope() -> scope.Scope:
     return scope.EVERYWHERE if asker is None else scope.for_sites(asker.sites)
 
 
-def _unbind_scope(_exc: BaseException | None) -> None:
-    # Tests keep one app context, and so one session, across requests and their own code.
+def unbind_scope() -> None:
+    """The request is over: its session reads everything again (tests keep one app context,
+    and so one session, across requests and their own code)."""
     if "db_session" in g:
         scope.unbind(g.db_session)
 
@@ -298,7 +303,8 @@ def _denied(status: int, message: str) -> Response:
     return response
 
 
-def _refuse_unsettled(response: Response) -> Response:
+def refuse_unsettled(response: Response) -> Response:
+    """After the view: 401 when it deferred the token check and never made it."""
     # A view that deferred the token check and never made it: the asker is unknown. A
     # server-side failure (the database unavailable: 503) stays what it is: it tells
     # nothing about the tube, and a scanner told "unauthenticated" would blame its token.
@@ -310,9 +316,8 @@ def _refuse_unsettled(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     """Install the check in front of every request and the cookie sessions."""
     app.session_interface = CookieSessions()
-    app.before_request(authenticate)
-    app.after_request(_refuse_unsettled)
-    app.teardown_request(_unbind_scope)
+    # authenticate, refuse_unsettled and unbind_scope run in the app's request pipeline
+    # (biobank.create_app).
     app.extensions.setdefault(PREPARERS, []).append(_bind_scope)
 
     @app.context_processor

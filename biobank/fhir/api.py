@@ -344,21 +344,19 @@ def unknown(resource_type: str, rest: str | None = None) -> ResponseReturnValue:
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprint and the OperationOutcome shape of every /fhir error."""
+    """Register the blueprint and the error handler (``as_operation_outcome`` runs in the
+    app's request pipeline: biobank.create_app)."""
     app.register_blueprint(bp)
     app.register_error_handler(FhirError, error_response)
-    app.after_request(as_operation_outcome)
 
 
 def as_operation_outcome(response: Response) -> Response:
     """Any error under /fhir, whoever answered it (the token check, routing, a domain
     rule), as an OperationOutcome with the same status and headers."""
+    if response.status_code < 400:
+        return response
     path = request.path
-    if (
-        response.status_code < 400
-        or not (path == "/fhir" or path.startswith("/fhir/"))
-        or response.mimetype == MEDIA_TYPE
-    ):
+    if not (path == "/fhir" or path.startswith("/fhir/")) or response.mimetype == MEDIA_TYPE:
         return response
     body = response.get_json(silent=True) if response.is_json else None
     message = (body or {}).get("message") or response.status
