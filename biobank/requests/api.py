@@ -79,7 +79,7 @@ def _notice_id(value: str) -> int:
 @blp.arguments(schemas.AvailabilityQuery, location="query")
 @blp.response(200, schemas.AvailabilityOut)
 @requires("request:availability")
-def get_availability(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def get_availability(query: dict[str, Any]) -> Any:
     """Consented, available tubes for a sub-study, by timepoint × material × aliquot type."""
     session = get_session()
     substudy = lifecycle.visible_substudy(session, asker(), query.pop("substudy", None))
@@ -94,7 +94,7 @@ def get_availability(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.response(200, schemas.RequestSummaryOut(many=True))
 @blp.paginate(SelectPage)
 @requires("request:read")
-def list_requests(query: dict):  # type: ignore[no-untyped-def,type-arg]
+def list_requests(query: dict[str, Any]) -> Any:
     """Requests, newest first (researchers: their sub-studies' only)."""
     return lifecycle.requests_query(asker(), **query)
 
@@ -104,7 +104,7 @@ def list_requests(query: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.arguments(schemas.RequestIn)
 @blp.response(201, schemas.RequestOut)
 @requires("request:write")
-def create_request(values: dict):  # type: ignore[no-untyped-def,type-arg]
+def create_request(values: dict[str, Any]) -> Any:
     """Ask for material: criteria and purpose; a draft unless ``submit`` is true."""
     return _detail(lifecycle.create(get_session(), asker(), values), 201)
 
@@ -112,7 +112,7 @@ def create_request(values: dict):  # type: ignore[no-untyped-def,type-arg]
 @blp.route("/requests/<request_number:number>", methods=["GET"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:read")
-def get_request(number: str):  # type: ignore[no-untyped-def]
+def get_request(number: str) -> Any:
     """One request with its tubes, shipment and recall notices."""
     return _detail(lifecycle.get_request(get_session(), asker(), number))
 
@@ -121,7 +121,7 @@ def get_request(number: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.RequestPatch)
 @blp.response(200, schemas.RequestOut)
 @requires("request:write")
-def edit_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def edit_request(values: dict[str, Any], number: str) -> Any:
     """Change a draft's title, purpose or criteria."""
     return _detail(lifecycle.edit_draft(get_session(), asker(), number, values))
 
@@ -129,7 +129,7 @@ def edit_request(values: dict, number: str):  # type: ignore[no-untyped-def,type
 @blp.route("/requests/<request_number:number>/submit", methods=["POST"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:write")
-def submit_request(number: str):  # type: ignore[no-untyped-def]
+def submit_request(number: str) -> Any:
     """Send a draft to the biobank managers."""
     return _detail(lifecycle.submit(get_session(), asker(), number))
 
@@ -138,7 +138,7 @@ def submit_request(number: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.ApproveIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
-def approve_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def approve_request(values: dict[str, Any], number: str) -> Any:
     """Approve a submitted request (never one's own), optionally adjusting the criteria."""
     return _detail(
         lifecycle.approve(get_session(), asker(), number, values["adjust"], values["note"])
@@ -149,7 +149,7 @@ def approve_request(values: dict, number: str):  # type: ignore[no-untyped-def,t
 @blp.arguments(schemas.RequestReasonIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
-def reject_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def reject_request(values: dict[str, Any], number: str) -> Any:
     """Reject a submitted request, saying why."""
     return _detail(lifecycle.reject(get_session(), asker(), number, values["reason"]))
 
@@ -158,7 +158,7 @@ def reject_request(values: dict, number: str):  # type: ignore[no-untyped-def,ty
 @blp.arguments(schemas.AllocateIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:decide")
-def allocate_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def allocate_request(values: dict[str, Any], number: str) -> Any:
     """Reserve the approved request's tubes, atomically; a shortfall says what was found."""
     return _detail(allocation.allocate(get_session(), asker(), number, values["allow_partial"]))
 
@@ -167,7 +167,7 @@ def allocate_request(values: dict, number: str):  # type: ignore[no-untyped-def,
 @blp.arguments(schemas.RequestReasonIn)
 @blp.response(200, schemas.ReleasedOut)
 @requires("request:cancel")
-def cancel_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def cancel_request(values: dict[str, Any], number: str) -> Any:
     """Cancel before shipping; reserved tubes become available again."""
     return lifecycle.cancel(get_session(), asker(), number, values["reason"])
 
@@ -175,7 +175,7 @@ def cancel_request(values: dict, number: str):  # type: ignore[no-untyped-def,ty
 @blp.route("/requests/<request_number:number>/close", methods=["POST"])
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
-def close_request(number: str):  # type: ignore[no-untyped-def]
+def close_request(number: str) -> Any:
     """Close a received request once every tube is reported consumed or returned."""
     return _detail(lifecycle.close(get_session(), asker(), number))
 
@@ -186,7 +186,7 @@ def close_request(number: str):  # type: ignore[no-untyped-def]
 @blp.route("/requests/<request_number:number>/pick-list", methods=["GET"])
 @blp.response(200, schemas.PickListOut)
 @requires("request:pick")
-def pick_list(number: str):  # type: ignore[no-untyped-def]
+def pick_list(number: str) -> Any:
     """The tubes to pick, by freezer, container, box and position, each with its path."""
     request, tubes = picking.pick_list(get_session(), asker(), number)
     return {"number": request.number, "state": request.state, "tubes": tubes}
@@ -196,7 +196,7 @@ def pick_list(number: str):  # type: ignore[no-untyped-def]
 @blp.arguments(schemas.PickIn)
 @blp.response(200, schemas.PickedOut)
 @requires("request:pick")
-def pick_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def pick_tube(values: dict[str, Any], number: str) -> Any:
     """Scan a tube out for the request; a tube not in it is a 409 saying so."""
     return picking.pick(get_session(), asker(), number, _code(values["barcode"]))
 
@@ -205,7 +205,7 @@ def pick_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-ar
 @blp.arguments(schemas.DropIn)
 @blp.response(200, schemas.ReleasedOut)
 @requires("request:pick")
-def drop_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def drop_tube(values: dict[str, Any], number: str) -> Any:
     """Take one tube out of the request before shipping, with a reason."""
     return picking.drop(get_session(), asker(), number, _code(values["barcode"]), values["reason"])
 
@@ -217,7 +217,7 @@ def drop_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-ar
 @blp.arguments(schemas.ShipIn)
 @blp.response(200, schemas.ShippedOut)
 @requires("request:ship")
-def ship_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def ship_request(values: dict[str, Any], number: str) -> Any:
     """Ship the picked tubes (the gate runs again); every allocated tube must be picked."""
     return shipping.ship(get_session(), asker(), number, values)
 
@@ -226,7 +226,7 @@ def ship_request(values: dict, number: str):  # type: ignore[no-untyped-def,type
 @also_answers(blp, 409)
 @blp.response(200, description="the shipment manifest, one line per tube", content_type="text/csv")
 @requires("request:read")
-def manifest_csv(number: str):  # type: ignore[no-untyped-def]
+def manifest_csv(number: str) -> Any:
     """The shipment manifest as CSV (barcodes and study pseudonyms only)."""
     found = manifest.manifest(get_session(), asker(), number)
     response = Response(manifest.to_csv(found), mimetype="text/csv")
@@ -243,7 +243,7 @@ def manifest_csv(number: str):  # type: ignore[no-untyped-def]
     200, description="the shipment manifest as a printable page", content_type="text/html"
 )
 @requires("request:read")
-def manifest_page(number: str):  # type: ignore[no-untyped-def]
+def manifest_page(number: str) -> Any:
     """The shipment manifest as a printable page, to go in the box."""
     found = manifest.manifest(get_session(), asker(), number)
     return Response(
@@ -260,7 +260,7 @@ def manifest_page(number: str):  # type: ignore[no-untyped-def]
     content_type="application/octet-stream",
 )
 @requires("request:pick")
-def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyped-def]
+def shipment_labels(args: dict[str, Any], number: str) -> Any:
     """Labels for the request's tubes naming each patient by the sub-study's pseudonym."""
     return render(
         "aliquot",
@@ -274,7 +274,7 @@ def shipment_labels(args: dict[str, Any], number: str):  # type: ignore[no-untyp
 @blp.arguments(schemas.ReceiveIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
-def receive_request(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def receive_request(values: dict[str, Any], number: str) -> Any:
     """The recipient has the tubes; note any discrepancy per tube."""
     return _detail(shipping.receive(get_session(), asker(), number, values))
 
@@ -283,7 +283,7 @@ def receive_request(values: dict, number: str):  # type: ignore[no-untyped-def,t
 @blp.arguments(schemas.ConsumedIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:receipt")
-def report_consumed(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def report_consumed(values: dict[str, Any], number: str) -> Any:
     """The recipient used these tubes up."""
     codes = [_code(c, f"barcodes.{i}") for i, c in enumerate(values["barcodes"])]
     return _detail(shipping.consumed(get_session(), asker(), number, codes, values["note"]))
@@ -293,7 +293,7 @@ def report_consumed(values: dict, number: str):  # type: ignore[no-untyped-def,t
 @blp.arguments(schemas.ReturnIn)
 @blp.response(200, schemas.RequestOut)
 @requires("request:return")
-def return_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-arg]
+def return_tube(values: dict[str, Any], number: str) -> Any:
     """A tube came back: available again, stored in the box and position given."""
     session = get_session()
     box = get_box(session, values["box"], numbering(), "box")
@@ -316,7 +316,7 @@ def return_tube(values: dict, number: str):  # type: ignore[no-untyped-def,type-
 @blp.route("/requests/<request_number:number>/recalls/<notice_id>/acknowledge", methods=["POST"])
 @blp.response(200, schemas.RequestRecallOut)
 @requires("request:recall")
-def acknowledge_recall(number: str, notice_id: str):  # type: ignore[no-untyped-def]
+def acknowledge_recall(number: str, notice_id: str) -> Any:
     """The researcher has read the recall notice (consent withdrawn after shipping)."""
     return recalls.acknowledge(get_session(), asker(), number, _notice_id(notice_id))
 
@@ -324,6 +324,6 @@ def acknowledge_recall(number: str, notice_id: str):  # type: ignore[no-untyped-
 @blp.route("/requests/<request_number:number>/recalls/<notice_id>/destroyed", methods=["POST"])
 @blp.response(200, schemas.RequestRecallOut)
 @requires("request:recall")
-def recall_destroyed(number: str, notice_id: str):  # type: ignore[no-untyped-def]
+def recall_destroyed(number: str, notice_id: str) -> Any:
     """The researcher destroyed the recalled tube."""
     return recalls.report_destroyed(get_session(), asker(), number, _notice_id(notice_id))
