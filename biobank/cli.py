@@ -11,6 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.engine import Connection
 
+from biobank import backup
 from biobank.clitools import cli_actor, fail  # noqa: F401  (the groups' helpers, also here)
 from biobank.db import get_engine, get_session
 
@@ -94,7 +95,7 @@ def db_downgrade(revision: str, force: bool) -> None:
     lose, unless --force (then it says what was lost)."""
     holdings: dict[str, tuple[int, dict[str, int]]] = {}
 
-    def refuse_losses(connection) -> None:  # type: ignore[no-untyped-def]
+    def refuse_losses(connection: Connection) -> None:
         # The downgrade ran in this transaction: what it dropped is what is gone from the
         # schema now, and the counts taken before say what that held.
         lost = losses(connection, holdings)
@@ -108,14 +109,14 @@ def db_downgrade(revision: str, force: bool) -> None:
         for line in lost:
             click.echo(f"dropped {line}")
 
-    def count_first(connection) -> None:  # type: ignore[no-untyped-def]
+    def count_first(connection: Connection) -> None:
         holdings.update(count_holdings(connection))
 
     _run_alembic("downgrade", revision, check=refuse_losses, before=count_first)
     click.echo(f"database at {revision}")
 
 
-def count_holdings(connection) -> dict[str, tuple[int, dict[str, int]]]:  # type: ignore[no-untyped-def]
+def count_holdings(connection: Connection) -> dict[str, tuple[int, dict[str, int]]]:
     """Each table's rows and each column's non-null values (one statement per table)."""
     from sqlalchemy import inspect
 
@@ -131,7 +132,7 @@ def count_holdings(connection) -> dict[str, tuple[int, dict[str, int]]]:  # type
     return found
 
 
-def losses(connection, before: dict[str, tuple[int, dict[str, int]]]) -> list[str]:  # type: ignore[no-untyped-def]
+def losses(connection: Connection, before: dict[str, tuple[int, dict[str, int]]]) -> list[str]:
     """The tables with rows and the columns with values that are no longer there (derived
     tables, which triggers fill from the tubes, lose nothing: ``info={"derived": True}``)."""
     from sqlalchemy import inspect
@@ -196,8 +197,6 @@ def backup_create(file: Path) -> None:
     """Back the database up into FILE (a new file; safe while the service runs): SQLite's
     online backup, or pg_dump's custom format. Ends with each table's rows and the custody
     chains verified."""
-    from biobank import backup
-
     try:
         summary = backup.create(current_app.config["DATABASE_URL"], file, get_engine())
     except backup.BackupError as exc:
@@ -211,8 +210,6 @@ def backup_create(file: Path) -> None:
 def backup_restore(file: Path) -> None:
     """Restore FILE (from `backup create`) into the database, which must be empty. Ends with
     each table's rows and the custody chains verified."""
-    from biobank import backup
-
     try:
         summary = backup.restore(current_app.config["DATABASE_URL"], file, get_engine(), click.echo)
     except backup.BackupError as exc:
@@ -221,7 +218,7 @@ def backup_restore(file: Path) -> None:
     _report(summary)
 
 
-def _report(summary) -> None:  # type: ignore[no-untyped-def]
+def _report(summary: backup.Summary) -> None:
     for line in summary.lines():
         click.echo(line)
     if summary.broken:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from typing import NoReturn
 
 import click
 
@@ -19,7 +20,7 @@ def cli_actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def fail(exc: DomainError) -> None:
+def fail(exc: DomainError) -> NoReturn:
     """Report a refused command on stderr and exit non-zero."""
     click.echo(f"error: {exc.message}", err=True)
     sys.exit(1)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from biobank.auth import admin, service
 from biobank.auth.models import ROLES, User
@@ -15,6 +18,8 @@ from biobank.errors import DomainError
 users_cli = AppGroup("users", help="Users, roles and API tokens.")
 # A token always expires: at most ten years, at least a day (0 would mean "never").
 _DAYS = click.IntRange(1, 3650)
+
+T = TypeVar("T")
 
 
 @users_cli.command("create")
@@ -51,7 +56,6 @@ def create(
     except DomainError as exc:
         session.rollback()
         fail(exc)
-        return
     session.commit()
     click.echo(f"created {role} {username}; API token (shown once):")
     click.echo(token)
@@ -85,14 +89,14 @@ def list_users() -> None:
         )
 
 
-def _user_command(action, what: str):  # type: ignore[no-untyped-def]
+def _user_command(action: Callable[[Session, User], T], what: str) -> Callable[[str], T]:
     """Run ``action(session, user)`` for USERNAME, reporting a refusal on stderr; the change
     is an audit record ``what`` with the operating-system user as actor."""
     from biobank.clitools import cli_actor, fail
 
     session = get_session()
 
-    def run(username: str):  # type: ignore[no-untyped-def]
+    def run(username: str) -> T:
         try:
             user = service.get_user(session, username)
             result = action(session, user)
@@ -100,7 +104,6 @@ def _user_command(action, what: str):  # type: ignore[no-untyped-def]
         except DomainError as exc:
             session.rollback()
             fail(exc)
-            return None
         session.commit()
         return result
 

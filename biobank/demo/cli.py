@@ -24,7 +24,6 @@ def load() -> None:
     except DomainError as exc:
         session.rollback()
         fail(exc)
-        return
     session.commit()
     added = ", ".join(f"{n} {kind}" for kind, n in result.reference.items())
     click.echo(f"reference data added: {added}")

@@ -3,15 +3,17 @@ every change is checked and audited the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from biobank.auth import admin
 from biobank.auth.admin_api import DeactivateIn, TokenIn, UserIn, UserPatch, token_number
-from biobank.auth.models import ROLES
+from biobank.auth.models import ROLES, User
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor
 from biobank.consent.models import Substudy
@@ -108,7 +110,9 @@ def user_page(username: str) -> ResponseReturnValue:
     return _user_page(username)
 
 
-def _act(username: str, action, done: str):  # type: ignore[no-untyped-def]
+def _act(
+    username: str, action: Callable[[Session, User], object], done: str
+) -> ResponseReturnValue:
     """Run ``action(session, user)``; back to the user's page saying what was done, or
     the page again with the refusal."""
     session = get_session()
@@ -127,7 +131,7 @@ def change_user(username: str) -> ResponseReturnValue:
     """Change role, name and scopes (an empty selection clears a scope)."""
     form = _form(("role", "full_name", "reason", "substudies", "sites"))
 
-    def change(session, user):  # type: ignore[no-untyped-def]
+    def change(session: Session, user: User) -> None:
         values = load_values(UserPatch(), form)
         admin.change(session, current_actor(), user, values)
 
@@ -140,7 +144,7 @@ def deactivate_user(username: str) -> ResponseReturnValue:
     """Deactivate a user: tokens and browser sessions stop at once."""
     form = _form(("reason",))
 
-    def deactivate(session, user):  # type: ignore[no-untyped-def]
+    def deactivate(session: Session, user: User) -> None:
         admin.deactivate(
             session, current_actor(), user, load_values(DeactivateIn(), form)["reason"]
         )
