@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 import marshmallow
 from marshmallow import RAISE, ValidationError, fields, pre_load, validate, validates_schema
@@ -26,6 +26,20 @@ from biobank.inputs import INT32_MAX, INT32_MIN, bad_character
 DECIMAL_LIMIT = Decimal("9999999.999")
 # How deep the policy walks into a value; the request guard keeps JSON far shallower.
 _MAX_WALK = 500
+
+
+class FieldOptions(TypedDict, total=False):
+    """What a field factory (``code_field``, ``reason_field``...) passes on to its field:
+    marshmallow's field options, less ``validate``, which the factory sets."""
+
+    required: bool
+    allow_none: bool
+    load_default: Any
+    dump_default: Any
+    data_key: str
+    load_only: bool
+    dump_only: bool
+    metadata: Mapping[str, Any]
 
 
 class Multiline(fields.String):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from marshmallow import fields, validate
 
 from biobank.reference.sprec import SAMPLE_TYPES
-from biobank.schema import PatchSchema, Schema
+from biobank.schema import FieldOptions, PatchSchema, Schema
 
 CODE = validate.Regexp(
     r"^[A-Z0-9][A-Z0-9_-]{0,31}$", error="use 1–32 capital letters, digits, '-' or '_'"
@@ -14,7 +16,7 @@ RISK_GROUP = validate.OneOf(["MR", "HR"])
 SPREC_TYPE = validate.OneOf(sorted(SAMPLE_TYPES), error="not a SPREC fluid sample type")
 
 
-def code_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
+def code_field(**kwargs: Unpack[FieldOptions]) -> fields.String:
     """A reference code."""
     return fields.String(validate=CODE, **kwargs)
 

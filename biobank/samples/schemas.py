@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
@@ -13,14 +15,14 @@ from biobank.reference.sprec import (
 )
 from biobank.samples import barcodes
 from biobank.samples.states import MANUAL, STATUSES
-from biobank.schema import Multiline, Schema
+from biobank.schema import FieldOptions, Multiline, Schema
 
 VOLUME = validate.Range(
     min=0, min_inclusive=False, max=1000, error="a volume in mL, greater than 0"
 )
 
 
-def volume_field(**kwargs) -> fields.Decimal:  # type: ignore[no-untyped-def]
+def volume_field(**kwargs: Unpack[FieldOptions]) -> fields.Decimal:
     """A volume in mL, positive, three decimals."""
     return fields.Decimal(places=3, validate=VOLUME, **kwargs)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Unpack
+
 from marshmallow import fields, validate
 
 from biobank.reference.schemas import code_field
 from biobank.samples import barcodes
-from biobank.schema import Schema
+from biobank.schema import FieldOptions, Schema
 from biobank.storage.models import FREEZER_TYPES, HOLDER_KINDS, TEMPERATURE_BANDS
 from biobank.storage.naming import SCHEMES
 
@@ -15,21 +17,20 @@ REASON = validate.Length(1, 200)
 CODE = validate.Length(1, 64)
 
 
-def reason_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
+def reason_field(**kwargs: Unpack[FieldOptions]) -> fields.String:
     """Why, in words (optional unless said otherwise)."""
     kwargs.setdefault("load_default", None)
     kwargs.setdefault("allow_none", True)
     return fields.String(validate=REASON, **kwargs)
 
 
-def position_field(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
+def position_field() -> fields.String:
     """A position label: A1 or A01, or a number in numbered boxes; none in bags."""
     return fields.String(
         validate=validate.Length(1, 8),
         allow_none=True,
         load_default=None,
         metadata={"description": "A1, A01 or 1…N; leave out for bags"},
-        **kwargs,
     )
 
 
@@ -220,7 +221,7 @@ class PrebuiltList(fields.List):
     box map's cells are plain JSON values already, and dumping 400 of them field by field
     would cost more than reading them from the database."""
 
-    def _serialize(self, value, attr, obj, **kwargs):  # type: ignore[no-untyped-def]
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return value
 
 

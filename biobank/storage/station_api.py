@@ -3,7 +3,7 @@ page makes), its undo, and a manager letting a box mix types and temperatures.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Unpack
 
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
@@ -13,7 +13,7 @@ from biobank.auth.web import current_actor
 from biobank.db import get_session
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
-from biobank.schema import Schema
+from biobank.schema import FieldOptions, Schema
 from biobank.storage import service, station
 from biobank.storage.schemas import CODE, REASON, position_field
 
@@ -23,7 +23,7 @@ blp = Blueprint("station", __name__, description="The scan station: tubes into a
 PLAIN = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="control characters are not allowed")
 
 
-def _code(**kwargs) -> fields.String:  # type: ignore[no-untyped-def]
+def _code(**kwargs: Unpack[FieldOptions]) -> fields.String:
     return fields.String(validate=[CODE, PLAIN], **kwargs)
 
 
