@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +122,7 @@ def _ints(params: str, where: str, count: int) -> list[int]:
     return values
 
 
-def _commands(text: str, source: str):  # type: ignore[no-untyped-def]
+def _commands(text: str, source: str) -> Iterator[tuple[int, str, str]]:
     """(line, name, params) for every ^command of a template."""
     if "~" in text:
         line = text.count("\n", 0, text.index("~")) + 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask_smorest import Blueprint
 
@@ -33,8 +34,13 @@ _SCHEMAS: dict[str, tuple[type[Schema], type[Schema], type[Schema]]] = {
 }
 
 
-def _doc(text: str):  # type: ignore[no-untyped-def]
-    def decorate(view):  # type: ignore[no-untyped-def]
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _doc(text: str) -> Callable[[View], View]:
+    """Give a view made in a loop its docstring (the OpenAPI summary)."""
+
+    def decorate(view: View) -> View:
         view.__doc__ = text
         return view
 

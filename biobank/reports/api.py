@@ -95,7 +95,7 @@ def _check_codes(args: dict[str, Any]) -> None:
 @blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
 @_documented
 @requires("report:read")
-def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def completeness_report(args: dict[str, Any]) -> Any:
     """Cohort completeness: expected, received, missing and not yet due per timepoint."""
     session, scope, today = get_session(), scope_of_asker(), clock.today()
     _check_codes(args)
@@ -133,7 +133,7 @@ def completeness_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
 @_documented
 @requires("report:read")
-def capacity_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def capacity_report(args: dict[str, Any]) -> Any:
     """Freezer capacity: used and free positions; empty positions; boxes that could merge;
     positions used per freezer over time."""
     session, scope, view = get_session(), scope_of_asker(), args["view"]
@@ -200,7 +200,7 @@ def _fill_history(session: Session, scope: ReportScope, args: dict[str, Any]) ->
 @blp.alt_response(404, response="NOT_FOUND", description="no such site in the asker's scope")
 @_documented
 @requires("report:read")
-def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def inventory_report(args: dict[str, Any]) -> Any:
     """Inventory over time: tubes received, shipped, consumed, destroyed, held per month."""
     session, scope = get_session(), scope_of_asker()
     _check_codes(args)
@@ -227,7 +227,7 @@ def inventory_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
 @blp.response(200, s.RequestsOut, description=_ANSWERS)
 @_documented
 @requires("report:requests")
-def requests_report(args: dict[str, Any]):  # type: ignore[no-untyped-def]
+def requests_report(args: dict[str, Any]) -> Any:
     """Requests by state and age, tubes shipped per sub-study and month, turnaround."""
     session, scope = get_session(), scope_of_asker()
     start, end = date_range(session, args)

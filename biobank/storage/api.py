@@ -12,9 +12,10 @@ from sqlalchemy import select
 from biobank.auth.permissions import requires
 from biobank.auth.web import current_actor, current_scope
 from biobank.db import get_session
-from biobank.errors import Invalid, UnsupportedMediaType
+from biobank.errors import Invalid, NotFound, UnsupportedMediaType
 from biobank.guards import body_limit, read_body
 from biobank.pagination import SelectPage
+from biobank.samples.models import Aliquot
 from biobank.samples.numbering import numbering
 from biobank.samples.service import get_aliquot
 from biobank.storage import (
@@ -43,7 +44,7 @@ def _container(code: str, field: str | None = None) -> Container:
     return service.get_container(get_session(), code, numbering(), field)
 
 
-def _tube_answer(code: str):  # type: ignore[no-untyped-def]
+def _tube_answer(code: str) -> dict[str, Any]:
     session = get_session()
     return whereabouts.aliquot_storage(session, get_aliquot(session, code, numbering()))
 
@@ -333,9 +334,7 @@ def bulk_move(values: dict[str, Any]) -> Any:
     return {"moved": len(moves), "aliquots": [m.aliquot.barcode for m in moves]}
 
 
-def _aliquot_field(code: str, field: str):  # type: ignore[no-untyped-def]
-    from biobank.errors import NotFound
-
+def _aliquot_field(code: str, field: str) -> Aliquot:
     try:
         return get_aliquot(get_session(), code, numbering())
     except NotFound as exc:

@@ -6,6 +6,7 @@ their parent, and only tubes without a place (and still in the biobank) are stor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -101,7 +102,7 @@ class _Shelf:
             self.numbering,
         )
 
-    def boxes(self):  # type: ignore[no-untyped-def]
+    def boxes(self) -> Iterator[Container]:
         """Boxes in order, existing ones first, then new ones for ever."""
         while True:
             self.number += 1

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ScalarSelect, Select, bindparam, func, literal, select, update
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ScalarSelect,
+    Select,
+    bindparam,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope
@@ -313,7 +323,7 @@ class Lineage:
         return path_text(self.site, self.names[:1])
 
 
-def _ancestors(ids: Any):  # type: ignore[no-untyped-def]
+def _ancestors(ids: Iterable[Any] | BindParameter[Any]) -> CTE[Any]:
     table = Container.__table__
     anchor = (
         select(
@@ -332,7 +342,7 @@ def _ancestors(ids: Any):  # type: ignore[no-untyped-def]
     )
 
 
-def _lineages_query():  # type: ignore[no-untyped-def]
+def _lineages_query() -> Select[Any]:
     chain = _ancestors(bindparam("ids", expanding=True))
     table, site = Container.__table__, Site.__table__
     return (
@@ -530,7 +540,11 @@ def move_container(
     return container
 
 
-def labellers(session: Session, box_ids: set[int]):  # type: ignore[no-untyped-def]
+# (row, col) → a position's label as people read it ("A1", "12"); None where there is none.
+Labeller = Callable[[int | None, int | None], str | None]
+
+
+def labellers(session: Session, box_ids: set[int]) -> dict[int, Labeller]:
     """box id → a function (row, col) → label, from one query."""
     if not box_ids:
         return {}
@@ -542,7 +556,9 @@ def labellers(session: Session, box_ids: set[int]):  # type: ignore[no-untyped-d
     return {box_id: labeller(scheme, columns) for box_id, scheme, columns in kinds}
 
 
-def labeller(scheme: str, columns: int | None):  # type: ignore[no-untyped-def]
+def labeller(scheme: str, columns: int | None) -> Labeller:
+    """The labeller of a box of this scheme and width (None: a box without a grid)."""
+
     def render(row: int | None, col: int | None) -> str | None:
         if row is None or col is None or columns is None:
             return None

@@ -3,7 +3,10 @@ behind it, and links to the same report as CSV and SVG from the API."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import render_template, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from biobank import clock
@@ -25,7 +28,7 @@ bp = page_blueprint("web_reports", __name__)
 
 @bp.get("/reports")
 @requires("report:read")
-def reports():  # type: ignore[no-untyped-def]
+def reports() -> ResponseReturnValue:
     """The manager's reports: completeness, capacity (and its fill over time), inventory,
     requests, as pictures and tables."""
     session, asker = get_session(), current_asker()
@@ -35,7 +38,8 @@ def reports():  # type: ignore[no-untyped-def]
     today = clock.today()
     place = {k: args[k] for k in ("site",) if k in args}
     start, end = date_range(session, {})
-    found = {
+    # One report per key, each its own shape: the template's context.
+    found: dict[str, Any] = {
         "completeness": completeness.report(session, scope, args, today),
         "capacity": capacity.summary(session, scope, place),
         "fill": fill.history(session, scope, place, start, end),

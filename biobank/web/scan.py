@@ -172,10 +172,10 @@ def _after_change(
 def _refused(
     code: str,
     box_code: str | None,
-    exc: DomainError,  # type: ignore[no-untyped-def]
+    exc: DomainError,
     print_failed: str | None = None,
     print_reason: str | None = None,
-):
+) -> ResponseReturnValue:
     # What the refused change flushed is undone before the card is read again.
     get_session().rollback()
     message = exc.message
