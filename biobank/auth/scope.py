@@ -33,8 +33,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, and_, exists, false, or_, select, true
-from sqlalchemy.orm import QueryableAttribute, Session
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    SQLColumnExpression,
+    and_,
+    exists,
+    false,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.orm import Session
 
 from biobank.errors import Invalid
 from biobank.patients.models import Patient
@@ -44,8 +55,9 @@ from biobank.storage.models import Container, Position
 
 _KEY = "biobank.site_scope"
 
-# A column of the enclosing query: a mapped attribute (Aliquot.id) or a table's column.
-Column = ColumnElement[Any] | QueryableAttribute[Any]
+# A column of the enclosing query: a mapped attribute (Aliquot.id) or a table's column
+# (SQLAlchemy's type for "any column expression", the base of both).
+Column = SQLColumnExpression[Any]
 
 
 @dataclass(frozen=True)

@@ -122,8 +122,9 @@ def plan_patients(today: dt.date) -> list[PatientPlan]:
             wbc = _decimal(min(rng.lognormvariate(4.6, 0.9), 950))
             poor = rng.random() < (0.6 if young else 0.25)
             blasts = rng.randint(1000, 25_000) if poor else rng.randint(0, 900)
-            values = {
-                "study_id": f"IF21-{country}-{number:03d}",
+            study_id = f"IF21-{country}-{number:03d}"
+            values: dict[str, Any] = {
+                "study_id": study_id,
                 "site": site,
                 "sex": rng.choice("FM"),
                 "diagnosis": "B-MPAL" if rng.random() < 0.08 else "B-ALL",
@@ -137,9 +138,7 @@ def plan_patients(today: dt.date) -> list[PatientPlan]:
                 "day8_blasts_per_ul": blasts if days_ago >= 9 else None,
             }
             plans.append(
-                PatientPlan(
-                    values["study_id"], site, site == "NL-PMC", values, extract_dna=index % 2 == 0
-                )
+                PatientPlan(study_id, site, site == "NL-PMC", values, extract_dna=index % 2 == 0)
             )
             index += 1
     return _assign_events(plans, today)

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, false, select, true
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope as sites
@@ -93,7 +93,7 @@ def viewer_for(session: Session, user_id: int, username: str, role: str) -> View
     )
 
 
-def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnElement[bool]:
+def released_filter(viewer: Viewer, aliquot_id: SQLColumnExpression[int]) -> ColumnElement[bool]:
     """The tubes the viewer may see: all for staff; for a researcher, those released to one
     of their sub-studies."""
     if viewer.staff:
@@ -106,7 +106,9 @@ def released_filter(viewer: Viewer, aliquot_id: ColumnElement[int]) -> ColumnEle
     return aliquot_id.in_(released)
 
 
-def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElement[bool]:
+def patient_filter(
+    viewer: Viewer, patient_id: SQLColumnExpression[int | None]
+) -> ColumnElement[bool]:
     """The patients the viewer may see (site scope; for researchers, only patients whose
     tubes their sub-studies received)."""
     condition = sites.patient_id_filter(viewer.within, patient_id)
@@ -120,12 +122,15 @@ def patient_filter(viewer: Viewer, patient_id: ColumnElement[int]) -> ColumnElem
     return condition
 
 
+Row = TypeVarTuple("Row")
+
+
 def scope(
-    query: Select[Any],
+    query: Select[*Row],
     viewer: Viewer,
-    patient_id: ColumnElement[int],
-    aliquot_id: ColumnElement[int] | None = None,
-) -> Select[Any]:
+    patient_id: SQLColumnExpression[int | None],
+    aliquot_id: SQLColumnExpression[int] | None = None,
+) -> Select[*Row]:
     """A base query narrowed to what the viewer may see: with ``aliquot_id`` (tubes) the
     tubes of the viewer's sites, else (patients, samples, consents) their sites' patients."""
     if aliquot_id is not None:

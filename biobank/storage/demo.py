@@ -23,14 +23,15 @@ SITE = "NL-PMC"
 ROOM = "Biobank lab, B.02.113"
 # Where each kind of tube lives: freezer, holder kind, holders' name, box type, boxes'
 # name, boxes per holder. Viable cells go to liquid nitrogen; DNA to 2D-coded racks.
-PLAN = {
+Plan = tuple[str, str, str, str, str, int]
+PLAN: dict[str, Plan] = {
     "MNC-V": ("LN2-01", "tower", "Tower", "10X10", "Viable cells", 6),
     "DNA": ("F-80-01", "rack", "Rack D", "SBS96", "DNA", 4),
     "PLASMA": ("F-80-01", "rack", "Rack P", "9X9", "Plasma", 4),
     "CSF-SUP": ("F-80-01", "rack", "Rack C", "9X9", "CSF", 4),
     "PELLET": ("F-80-01", "rack", "Rack X", "9X9", "Pellets", 4),
 }
-OTHER = ("F-80-01", "rack", "Rack O", "9X9", "Other", 4)
+OTHER: Plan = ("F-80-01", "rack", "Rack O", "9X9", "Other", 4)
 FREEZERS = {"F-80-01": "mechanical-80", "LN2-01": "ln2-vapour"}
 
 
@@ -76,7 +77,7 @@ class _Shelf:
         session: Session,
         actor: str,
         freezer: Container,
-        plan: tuple,  # type: ignore[type-arg]
+        plan: Plan,
         numbering: Numbering,
         result: StorageDemo,
     ) -> None:
@@ -137,7 +138,7 @@ def load_demo(session: Session, actor: str, numbering: Numbering | None = None) 
         .where(Position.id.is_(None), Aliquot.status.in_(IN_HOUSE))
         .order_by(Aliquot.id)
     ).all()
-    by_kind: dict[tuple, list[Aliquot]] = {}  # type: ignore[type-arg]
+    by_kind: dict[Plan, list[Aliquot]] = {}
     for aliquot, kind in unstored:
         by_kind.setdefault(PLAN.get(kind, OTHER), []).append(aliquot)
     for plan, tubes in by_kind.items():
@@ -151,6 +152,7 @@ def load_demo(session: Session, actor: str, numbering: Numbering | None = None) 
             taken = {
                 (p.row_no, p.col_no)
                 for p in session.scalars(select(Position).where(Position.box_id == box.id))
+                if p.row_no is not None and p.col_no is not None  # always, in a box with a grid
             }
             places, _ = naming.free_positions(box_type.rows, box_type.columns, taken, len(tubes))
             for (row, col), tube in zip(places, tubes, strict=False):

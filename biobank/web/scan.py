@@ -159,13 +159,14 @@ def _after_change(
     code: str, box_code: str | None, message: str | dict[str, Any]
 ) -> ResponseReturnValue:
     # The script gets the new state at once; a plain form post is redirected (no re-post).
+    # A station's outcome (a dict) carries its message; a plain change is its message.
     outcome = message if isinstance(message, dict) else None
-    message = outcome["message"] if outcome else message  # type: ignore[index]
+    text: str = message["message"] if isinstance(message, dict) else message
     if wants_fragment() or (outcome and outcome["state"] == "ask"):
-        view, status = station_view(code, box_code, message, outcome)
+        view, status = station_view(code, box_code, text, outcome)
         template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
         return render_template(template, **view), status
-    flash(message)
+    flash(text)
     return redirect(url_for("web_scan.scan_station", code=code, box=box_code or None), 303)
 
 
