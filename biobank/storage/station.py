@@ -45,17 +45,16 @@ class Place:
         return f"{self.position} of {self.name}" if self.position else self.name
 
 
-def _band(session: Session, box: Container) -> tuple[str | None, str]:
-    """The box's storage temperature band (its freezer's) and its path."""
-    lineage = lineages(session, {box.id})[box.id]
-    freezer = session.get(Container, lineage.freezer_id)
-    return (freezer.temperature_band if freezer else None), lineage.path
+def _band(session: Session, box: Container) -> str | None:
+    """The box's storage temperature band (its freezer's)."""
+    freezer = session.get(Container, lineages(session, {box.id})[box.id].freezer_id)
+    return freezer.temperature_band if freezer else None
 
 
 def place_of(session: Session, box: Container, row: int | None, col: int | None) -> Place:
     """A Place from a box and its grid coordinates."""
     label = labellers(session, {box.id})[box.id](row, col)
-    band, _path = _band(session, box)
+    band = _band(session, box)
     return Place(box.barcode, box.name, label if row is not None else None, band)
 
 
@@ -137,7 +136,7 @@ def scan_into(
             f"{aliquot.barcode} is {aliquot.status}: it cannot be stored", field="barcode"
         )
     where, origin = _current(session, aliquot)
-    band, _path = _band(session, box)
+    band = _band(session, box)
     reason = misfit(session, aliquot, box, origin, band)
     if reason is not None:
         raise Conflict(reason, field="box")
