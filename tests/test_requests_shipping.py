@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 import io
 
-from consent_helpers import officer  # noqa: F401
+from consent_helpers import ACTOR, NUMBERING, officer  # noqa: F401
 from requests_helpers import (  # noqa: F401
     SHIPMENT,
     allocated,
@@ -30,6 +30,7 @@ from biobank.consent import pseudonym
 from biobank.consent import service as consent
 from biobank.consent.models import RecallNotice
 from biobank.requests.models import RequestAliquot
+from biobank.storage import service as storage
 
 
 def _withdraw(officer, study_id: str, scope: str, dry_run: bool = False):  # type: ignore[no-untyped-def]  # noqa: F811
@@ -56,6 +57,33 @@ def test_the_pick_list_is_in_freezer_order_with_each_tubes_path(researcher, mana
     assert where["path"].startswith("NL-PMC / F-80-01 / Rack 2 / Plasma")
     assert where["position"] == "A1" and where["box"].startswith("BX")
     assert researcher.get(f"/api/v1/requests/{number}/pick-list").status_code == 403
+
+
+def test_a_freezer_named_with_a_slash_sorts_as_one_name_in_the_pick_list(
+    researcher, manager, tech, donor, freezer, session
+):
+    """A freezer named "F-80-01 / B" comes after F-80-01's racks, not among them as if it were
+    F-80-01 holding a container "B": names are compared whole, never a path split again."""
+    twin = storage.create_freezer(
+        session,
+        ACTOR,
+        {"site": "NL-PMC", "name": "F-80-01 / B", "freezer_type": "mechanical-80"},
+        NUMBERING,
+    )
+    rack = storage.create_container(
+        session, ACTOR, {"kind": "rack", "name": "Rack 1", "parent": twin.barcode}, NUMBERING
+    )
+    freezer.twin = storage.create_box(
+        session, ACTOR, {"box_type": "9X9", "parent": rack.barcode, "name": "Plasma"}, NUMBERING
+    )
+    session.commit()
+    in_twin = donor({"DX": 1}, "DEMO", box="twin")
+    late = donor({"DX": 1}, "DEMO", box="late")
+    early = donor({"DX": 1}, "DEMO", box="early")
+    number = allocated(researcher, manager, patients=3)
+    tubes = tech.get(f"/api/v1/requests/{number}/pick-list").json["tubes"]
+    assert [t["barcode"] for t in tubes] == early.barcodes + late.barcodes + in_twin.barcodes
+    assert tubes[-1]["location"]["path"].startswith("NL-PMC / F-80-01 / B / Rack 1 / Plasma")
 
 
 def test_picking_a_tube_not_in_the_request_is_refused_saying_so(researcher, manager, tech, donor):

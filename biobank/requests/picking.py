@@ -32,7 +32,8 @@ def _natural(text: str) -> list[Any]:
 
 
 def locate(session: Session, aliquot_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Where each tube is: freezer, path, box, position (a fixed number of queries)."""
+    """Where each tube is: freezer, path, box, position (a fixed number of queries); with the
+    path's parts (``site``, ``names``: its containers' names, freezer first) to sort by."""
     places = session.execute(
         select(
             Position.aliquot_id,
@@ -48,6 +49,8 @@ def locate(session: Session, aliquot_ids: list[int]) -> dict[int, dict[str, Any]
         p.aliquot_id: {
             "freezer": paths[p.box_id].freezer,
             "path": paths[p.box_id].path,
+            "site": paths[p.box_id].site,
+            "names": paths[p.box_id].names,
             "box": paths[p.box_id].barcodes[-1],
             "position": labels[p.box_id](p.row_no, p.col_no) if p.box_id in labels else None,
             "row": p.row_no,
@@ -64,7 +67,8 @@ def _order(tube: readmodels.Tube) -> tuple[Any, ...]:
         return (1, [], 0, 0, tube.barcode)
     return (
         0,
-        [_natural(part) for part in where["path"].split(" / ")],
+        # The path's parts as the lineage holds them: a name with " / " in it stays one name.
+        [_natural(part) for part in (where["site"] or "", *where["names"])],
         where["row"] or 0,
         where["col"] or 0,
         tube.barcode,
