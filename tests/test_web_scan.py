@@ -164,6 +164,25 @@ def test_thaw_and_refreeze_from_the_card(login, lab, session):
     assert events(session, tube)[-2:] == ["thawed", "refrozen"]
 
 
+def test_a_move_from_the_card_records_the_reason_typed(login, lab, session):
+    """Store from the card, into another box: the custody event carries the reason the
+    technician typed, not the station's default words."""
+    tube = lab.tubes[0]
+    answer = login("technician").post(
+        f"/scan/{tube.barcode}/storage",
+        {"op": "store", "box": lab.spare.barcode, "position": "B2", "reason": "box cracked"},
+        headers=FRAGMENT,
+    )
+    assert answer.status_code == 200, text(answer)
+    last = session.scalars(
+        select(CustodyEvent)
+        .where(CustodyEvent.aliquot_id == tube.id)
+        .order_by(CustodyEvent.id.desc())
+        .limit(1)
+    ).one()
+    assert (last.event_type, last.reason) == ("moved", "box cracked")
+
+
 def test_marking_missing_needs_a_reason_from_the_service(login, lab, session):
     """Without a reason the service's 422 is shown on the card; with one the tube is missing."""
     tech = login("technician")

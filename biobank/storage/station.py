@@ -124,8 +124,10 @@ def scan_into(
     box: Container,
     position: str | None = None,
     confirm: bool = False,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """Scan a tube while a box is open: store it, ask first, or refuse (409 with the reason).
+    ``reason``: the technician's words for the custody event (else the station's own).
 
     The answer: ``state`` ``done`` (with ``undo``), ``ask`` (a ``question``; send again with
     ``confirm``) or ``here`` (already in this place); ``action``, ``from``, ``to`` and
@@ -137,9 +139,9 @@ def scan_into(
         )
     where, origin = _current(session, aliquot)
     band = _band(session, box)
-    reason = misfit(session, aliquot, box, origin, band)
-    if reason is not None:
-        raise Conflict(reason, field="box")
+    refused = misfit(session, aliquot, box, origin, band)
+    if refused is not None:
+        raise Conflict(refused, field="box")
     thawed = session.get(Thaw, aliquot.id) is not None
     if (
         where is not None
@@ -184,7 +186,7 @@ def scan_into(
         ask = f"{aliquot.barcode} is at {origin.words}. Move it to {to}?"  # type: ignore[union-attr]
     if ask and not confirm:
         return _answer("ask", action, origin, target, ask, question=ask)
-    _apply(session, actor, aliquot, action, box, target.position, where)
+    _apply(session, actor, aliquot, action, box, target.position, where, reason)
     return _answer(
         "done",
         action,
@@ -203,10 +205,13 @@ def _apply(
     box: Container,
     position: str | None,
     where: Position | None,
+    reason: str | None,
 ) -> None:
-    why = "stored at the scan station"
+    why = reason or "stored at the scan station"
     if action == "found":
-        operations.mark_found(session, actor, aliquot, box, position, "found at the scan station")
+        operations.mark_found(
+            session, actor, aliquot, box, position, reason or "found at the scan station"
+        )
     elif action == "refrozen":
         operations.refreeze(session, actor, aliquot, box, position, why)
     elif action == "stored":
@@ -216,7 +221,10 @@ def _apply(
     else:
         row, col = operations.resolve(box, position)
         operations.move(
-            session, actor, [operations.Target(aliquot, box, row, col)], "moved at the scan station"
+            session,
+            actor,
+            [operations.Target(aliquot, box, row, col)],
+            reason or "moved at the scan station",
         )
 
 

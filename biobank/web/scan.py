@@ -204,8 +204,9 @@ def store_in(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """An explicit "put it there" from the card or the map: the station's decision,
-    confirmed (a tube that does not fit the box is still refused)."""
-    return bench.scan_into(session, actor, aliquot, box, position, confirm=True)
+    confirmed (a tube that does not fit the box is still refused), with the technician's
+    reason when they gave one."""
+    return bench.scan_into(session, actor, aliquot, box, position, confirm=True, reason=reason)
 
 
 # --- views ---------------------------------------------------------------------------------
