@@ -8,6 +8,7 @@ here. Instants stay aware UTC datetimes (``now``); only their calendar day is lo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app, has_app_context
@@ -15,8 +16,10 @@ from flask import current_app, has_app_context
 DEFAULT_ZONE = "Europe/Amsterdam"  # the sponsor's zone (Princess Máxima Center, Utrecht)
 
 
+@functools.cache
 def parse_zone(name: str) -> ZoneInfo:
-    """The IANA zone called ``name``; ValueError naming it when there is none."""
+    """The IANA zone called ``name``; ValueError naming it when there is none (kept once
+    found: every "today" asks for it)."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
