@@ -111,6 +111,8 @@ def _init_extensions(app: Flask) -> None:
 
     def _finish_transaction(response: Response) -> Response:
         # One transaction per request: kept when the answer is a success, else undone.
+        # (A print commits once before, so that no label leaves unrecorded:
+        # biobank/labels/printing.py.)
         session = g.get("db_session")
         # A read-only request (biobank.db.read_only) has nothing to commit or undo.
         if session is None or db.is_read_only(session):

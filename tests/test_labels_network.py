@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from biobank import create_app
 from biobank.custody.models import AuditRecord, CustodyEvent
+from biobank.labels import queue
 from biobank.labels.demo import DEMO_PRINTER, load_demo
 from biobank.labels.models import Printer, PrintJob
 from biobank.labels.network import PrinterRule
@@ -168,6 +169,7 @@ def test_printing_checks_the_address_again(manager, tech, make_aliquots, listene
         )
         == 0
     )
+    assert queue.waiting(session) == []  # on record before the send, gone again
     # Allowed again: the same printer prints.
     rule("127.0.0.0/8", f"{listener.port}")
     again = tech.post(

@@ -1,20 +1,23 @@
 """Printing on network label printers: real TCP listeners on 127.0.0.1 stand in for Zebras.
 
 A print job is recorded (label_printed / label_reprinted per tube) only after the printer
-took the bytes; a printer that refuses or stalls is a 502 / 504 and nothing is written.
+took the bytes; a printer that refuses or stalls is a 502 / 504 and nothing is written (the
+labels, on record in the printer queue before the send, leave it again). What happens when
+something fails after the printer took the labels: tests/test_labels_record_first.py.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 
 from biobank.custody.models import CustodyEvent
-from biobank.labels import printers
+from biobank.labels import printers, queue
 from biobank.labels.demo import DEMO_PRINTER, load_demo
 from biobank.labels.models import Printer, PrintJob
 from biobank.labels.network import PrinterRule
@@ -53,6 +56,21 @@ class FakePrinter:
                 return
             self._stop.wait(0.02)
         raise AssertionError(f"the printer read {len(self.jobs)} jobs, not {count}")
+
+    def settle(self) -> None:
+        """Wait until every connection made to the printer so far has been read to its end.
+
+        The printer reads one connection at a time, in the order they came: a last one of our
+        own, read in turn, says that those before it were (its job is then removed)."""
+        mark = f"settle-{uuid.uuid4()}".encode()
+        with socket.create_connection(("127.0.0.1", self.port)) as probe:
+            probe.sendall(mark)
+        for _ in range(250):
+            if mark in self.jobs:
+                self.jobs.remove(mark)
+                return
+            self._stop.wait(0.02)
+        raise AssertionError("the printer did not read the last connection")
 
     def close(self) -> None:
         """Stop listening."""
@@ -237,6 +255,7 @@ def test_a_printer_that_refuses_the_connection_is_a_502_and_nothing_is_recorded(
     assert response.json["errors"]["printer"]["name"] == "Zebra-Off"
     assert "refused" in response.json["message"]
     assert label_events(session) == [] and jobs(session) == 0
+    assert queue.waiting(session) == []  # on record before the send, gone again
 
 
 def test_a_printer_that_stalls_is_a_504_and_nothing_is_recorded(
@@ -251,10 +270,12 @@ def test_a_printer_that_stalls_is_a_504_and_nothing_is_recorded(
     assert response.status_code == 504
     assert "0.3 s" in response.json["message"]
     assert label_events(session) == [] and jobs(session) == 0
+    assert queue.waiting(session) == []
 
 
 def test_a_printer_that_stops_reading_times_out_too():
-    """Accepting the connection but never reading: the send stalls and times out."""
+    """Accepting the connection but never reading: the send stalls and times out, and the
+    printer may have printed some of it (the labels then stay waiting in the queue)."""
     server = socket.create_server(("127.0.0.1", 0))
     server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     try:
@@ -268,8 +289,23 @@ def test_a_printer_that_stops_reading_times_out_too():
                 rule=PrinterRule.parse("127.0.0.0/8", "1-65535"),
             )
         assert caught.value.status_code == 504
+        assert caught.value.may_have_printed
     finally:
         server.close()
+
+
+def test_a_printer_that_took_no_connection_printed_nothing(refused_port):
+    """Refused before a connection was made: the printer got nothing."""
+    with pytest.raises(printers.PrinterError) as caught:
+        printers.send(
+            "Zebra-Off",
+            "127.0.0.1",
+            refused_port,
+            b"^XA^XZ",
+            timeout=0.3,
+            rule=PrinterRule.parse("127.0.0.0/8", "1-65535"),
+        )
+    assert caught.value.status_code == 502 and not caught.value.may_have_printed
 
 
 def test_unknown_printers_bad_templates_and_long_codes_send_nothing(

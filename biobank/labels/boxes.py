@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 from biobank.custody.models import AuditRecord
 from biobank.custody.service import record_audit
 from biobank.errors import Invalid
+from biobank.labels import printing
 from biobank.labels.models import Printer, PrintJob
 from biobank.labels.network import PrinterRule
-from biobank.labels.service import aliquot_rows, send_job
+from biobank.labels.service import aliquot_rows
 from biobank.labels.templates import Registry
 from biobank.samples.models import Aliquot
 from biobank.storage.models import Container, Position
@@ -49,9 +50,8 @@ def contents_labels(session: Session, box: Container) -> list[tuple[int, dict[st
     return sorted(rows, key=lambda row: places[row[0]])
 
 
-def print_box_labels(
+def box_job(
     session: Session,
-    actor: str,
     printer: Printer,
     boxes: list[Container],
     registry: Registry,
@@ -59,11 +59,9 @@ def print_box_labels(
     template: str | None = None,
     copies: int = 1,
     reason: str | None = None,
-    timeout: float,
-    rule: PrinterRule,
-) -> PrintJob:
-    """Send box labels to a printer; once it took them, note each in the box's audit trail
-    (a reprint needs a reason)."""
+) -> printing.Job:
+    """The job printing these boxes' labels, checked (a reprint needs a reason: 422) and
+    rendered; nothing is written."""
     chosen = registry.get(template, "box", printer.dpi)
     codes = [box.barcode for box in boxes]
     before = set(
@@ -80,32 +78,56 @@ def print_box_labels(
             f"{', '.join(sorted(before))} had a label printed before: say why it is printed again",
             field="reason",
         )
-    job = send_job(
-        session,
-        actor,
-        printer,
-        chosen,
-        [box_label(session, b) for b in boxes],
+    stream, _ = chosen.render("zpl", printer.dpi, [box_label(session, b) for b in boxes], copies)
+
+    def record(session: Session, actor: str, job: PrintJob) -> None:
+        for code in codes:
+            record_audit(
+                session,
+                actor,
+                "container",
+                code,
+                "label_reprinted" if code in before else "label_printed",
+                reason=reason,
+                new_values={
+                    "printer": printer.name,
+                    "template": chosen.name,
+                    "dpi": printer.dpi,
+                    "copies": copies,
+                    "print_job": job.id,
+                },
+            )
+
+    return printing.Job(
+        printer=printer,
+        template=chosen,
+        kind="box",
+        ids=[box.id for box in boxes],
+        codes=codes,
+        stream=stream,
         copies=copies,
         reprint=bool(before),
         reason=reason,
-        timeout=timeout,
-        rule=rule,
+        record=record,
     )
-    for code in codes:
-        record_audit(
-            session,
-            actor,
-            "container",
-            code,
-            "label_reprinted" if code in before else "label_printed",
-            reason=reason,
-            new_values={
-                "printer": printer.name,
-                "template": chosen.name,
-                "dpi": printer.dpi,
-                "copies": copies,
-                "print_job": job.id,
-            },
-        )
-    return job
+
+
+def print_box_labels(
+    session: Session,
+    actor: str,
+    printer: Printer,
+    boxes: list[Container],
+    registry: Registry,
+    *,
+    template: str | None = None,
+    copies: int = 1,
+    reason: str | None = None,
+    timeout: float,
+    rule: PrinterRule,
+) -> PrintJob:
+    """Print box labels: on record (in the printer queue, committed) before the printer gets
+    them, each noted in its box's audit trail once it took them (labels/printing.py)."""
+    job = box_job(
+        session, printer, boxes, registry, template=template, copies=copies, reason=reason
+    )
+    return printing.print_job(session, actor, job, timeout=timeout, rule=rule)

@@ -34,7 +34,8 @@ class Printer(Base):
 
 
 class PrintJob(Base):
-    """Labels a printer accepted: written only after the bytes went through."""
+    """Labels a printer accepted: written in the transaction that sends them, before the
+    bytes go (labels/printing.py), and kept only once the printer took them."""
 
     __tablename__ = "print_job"
     __table_args__ = (
@@ -58,27 +59,43 @@ class PrintJob(Base):
     printer: Mapped[Printer] = relationship(lazy="joined", innerjoin=True)
 
 
+WAITING_SQL = "printed_at IS NULL AND cancelled_at IS NULL"
+
+
 class QueuedLabel(Base):
-    """A tube's label waiting for its printer to answer again (the bench queued it when the
-    printer did not take it). Printed: ``print_job_id`` names the job that took it; removed
-    from the queue: ``cancelled_at``. One label per tube and printer waits at a time."""
+    """A label on record for its printer before it is printed: a tube's (``aliquot_id``) or
+    a box's (``container_id``). Every print writes its labels here and commits them before
+    the bytes go (labels/printing.py); a label waits here when its printer did not answer
+    (the bench queued it) or when what followed the send failed. Printed: ``print_job_id``
+    names the job that took it; removed from the queue: ``cancelled_at``. One label per
+    tube (or box) and printer waits at a time."""
 
     __tablename__ = "label_queue"
     __table_args__ = (
         CheckConstraint("printed_at IS NULL OR cancelled_at IS NULL", name="one_ending"),
+        CheckConstraint("(aliquot_id IS NULL) <> (container_id IS NULL)", name="one_label"),
         Index(
             "uq_label_queue_waiting",
             "printer_id",
             "aliquot_id",
             unique=True,
-            sqlite_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
-            postgresql_where=text("printed_at IS NULL AND cancelled_at IS NULL"),
+            sqlite_where=text(WAITING_SQL),
+            postgresql_where=text(WAITING_SQL),
+        ),
+        Index(
+            "uq_label_queue_waiting_box",
+            "printer_id",
+            "container_id",
+            unique=True,
+            sqlite_where=text(WAITING_SQL),
+            postgresql_where=text(WAITING_SQL),
         ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     printer_id: Mapped[int] = mapped_column(ForeignKey("label_printer.id"))
-    aliquot_id: Mapped[int] = mapped_column(ForeignKey("aliquot.id"))
+    aliquot_id: Mapped[int | None] = mapped_column(ForeignKey("aliquot.id"))
+    container_id: Mapped[int | None] = mapped_column(ForeignKey("storage_container.id"))
     # A reprint's reason, given when it was queued (the rule of print_aliquot_labels).
     reason: Mapped[Str200 | None]
     queued_by: Mapped[Str64]
@@ -89,3 +106,7 @@ class QueuedLabel(Base):
     cancelled_by: Mapped[Str64 | None]
 
     printer: Mapped[Printer] = relationship(lazy="joined")
+
+
+# A label still waiting: neither printed nor taken out of the queue.
+WAITING = (QueuedLabel.printed_at.is_(None), QueuedLabel.cancelled_at.is_(None))

@@ -2,8 +2,9 @@
 
 The printer has taken a job when its TCP stack accepted every byte (sendall returned) and
 the connection was closed; a printer that refuses, cannot be reached, or stalls past the
-timeout (connecting, or no longer reading) raises PrinterError, and the caller records
-nothing.
+timeout (connecting, or no longer reading) raises PrinterError. One that failed before a
+connection was made got nothing; one that failed after (it stopped reading, reset the
+connection) may have printed some of the labels: ``PrinterError.may_have_printed``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ from biobank.labels.network import PrinterRule, Unresolved
 class PrinterError(DomainError):
     """The printer did not take the job."""
 
-    def __init__(self, message: str, status_code: int, printer: str, address: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        status_code: int,
+        printer: str,
+        address: str,
+        *,
+        may_have_printed: bool = False,
+    ) -> None:
         super().__init__(message, errors={"printer": {"name": printer, "address": address}})
         self.status_code = status_code
+        # The connection was made before the failure: some bytes may have reached the printer.
+        self.may_have_printed = may_have_printed
 
 
 def connect(targets: list[tuple[Any, ...]], timeout: float) -> socket.socket:
@@ -53,10 +64,7 @@ def send(name: str, host: str, port: int, data: bytes, timeout: float, rule: Pri
             f"{where} cannot be reached ({exc}); nothing was printed", 502, name, address
         ) from None
     try:
-        with connect(targets, timeout) as conn:
-            conn.sendall(data)
-            # End of job: the printer sees the stream end, as after a print from a driver.
-            conn.shutdown(socket.SHUT_WR)
+        conn = connect(targets, timeout)
     except TimeoutError:
         raise PrinterError(
             f"{where} did not take the labels within {timeout:g} s: is it "
@@ -79,4 +87,27 @@ def send(name: str, host: str, port: int, data: bytes, timeout: float, rule: Pri
             502,
             name,
             address,
+        ) from None
+    try:
+        with conn:
+            conn.sendall(data)
+            # End of job: the printer sees the stream end, as after a print from a driver.
+            conn.shutdown(socket.SHUT_WR)
+    except TimeoutError:
+        raise PrinterError(
+            f"{where} stopped taking the labels within {timeout:g} s: is it "
+            "busy, paused or out of labels? It may have printed some of them",
+            504,
+            name,
+            address,
+            may_have_printed=True,
+        ) from None
+    except OSError as exc:
+        raise PrinterError(
+            f"{where} broke off the connection ({exc.strerror or exc}): it may have printed "
+            "some of the labels",
+            502,
+            name,
+            address,
+            may_have_printed=True,
         ) from None

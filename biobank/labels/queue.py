@@ -1,10 +1,13 @@
-"""Labels queued for a printer that did not answer, printed once it does.
+"""The printer queue: labels on record for a printer and not printed yet.
 
 At the bench a printer that is off must not be a dead end: the technician queues the label
-and goes on. The queue is printed when somebody asks (the printer queue page), and by itself
-right after the next label that printer takes from the scan station. A queued label prints
-through ``service.print_aliquot_labels`` like any other (custody events, reprint reasons,
-the job recorded only once the printer took the bytes); the queue row then names the job.
+and goes on. Every print also writes its labels here, committed, before their bytes go out
+(labels/printing.py), so a label whose print failed after that (the printer broke off, the
+database refused or lost what followed) waits here too: a tube's or a box's. The queue is
+printed when somebody asks (the printer queue page), and by itself right after the next label
+that printer takes from the scan station. A queued label prints through the same second step
+as any other (custody events or a box's audit records, reprint reasons, the job written in the
+transaction that sends it); the queue row then names the job.
 """
 
 from __future__ import annotations
@@ -12,21 +15,20 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from biobank.auth import scope
 from biobank.db import utcnow
 from biobank.errors import Conflict, NotFound
-from biobank.labels import service
-from biobank.labels.models import Printer, QueuedLabel
+from biobank.labels import boxes, printing, service
+from biobank.labels.models import WAITING, Printer, QueuedLabel
 from biobank.labels.network import PrinterRule
 from biobank.labels.printers import PrinterError
 from biobank.labels.templates import Registry
 from biobank.samples.models import Aliquot
-
-WAITING = (QueuedLabel.printed_at.is_(None), QueuedLabel.cancelled_at.is_(None))
+from biobank.storage.models import Container
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Waiting:
     reason: str | None
     queued_by: str
     queued_at: object
+    kind: str = "aliquot"  # a tube's label, or a "box"'s
 
 
 def enqueue(
@@ -68,20 +71,29 @@ def waiting(session: Session, printer: Printer | None = None) -> list[Waiting]:
         select(
             QueuedLabel.id,
             Printer.name,
-            Aliquot.barcode,
+            func.coalesce(Aliquot.barcode, Container.barcode),
             QueuedLabel.reason,
             QueuedLabel.queued_by,
             QueuedLabel.queued_at,
+            case((QueuedLabel.container_id.is_(None), "aliquot"), else_="box"),
         )
         .join(Printer, QueuedLabel.printer_id == Printer.id)
-        .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
+        .outerjoin(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
+        .outerjoin(Container, QueuedLabel.container_id == Container.id)
         .where(*WAITING)
         .order_by(QueuedLabel.id)
     )
     if printer is not None:
         query = query.where(QueuedLabel.printer_id == printer.id)
-    # A site-scoped user sees the labels of their sites' tubes only (auth.scope's tube rule).
-    query = query.where(scope.aliquot_filter(scope.of(session), QueuedLabel.aliquot_id))
+    # A site-scoped user sees the labels of their sites' tubes (auth.scope's tube rule) and
+    # boxes only.
+    asker = scope.of(session)
+    query = query.where(
+        or_(
+            scope.aliquot_filter(asker, QueuedLabel.aliquot_id),
+            scope.container_filter(asker, QueuedLabel.container_id),
+        )
+    )
     return [Waiting(*row) for row in session.execute(query)]
 
 
@@ -94,37 +106,32 @@ def print_waiting(
     timeout: float,
     rule: PrinterRule,
 ) -> int:
-    """Send every label waiting for ``printer`` (PrinterError when it still does not answer:
-    nothing is then written); returns how many printed."""
+    """Send every label waiting for ``printer``, one job per kind and reason (PrinterError
+    when it still does not answer: nothing is then written); returns how many printed."""
     rows = session.execute(
-        select(QueuedLabel.id, QueuedLabel.reason, Aliquot.barcode)
-        .join(Aliquot, QueuedLabel.aliquot_id == Aliquot.id)
+        select(QueuedLabel.id, QueuedLabel.reason, QueuedLabel.aliquot_id, QueuedLabel.container_id)
         .where(QueuedLabel.printer_id == printer.id, *WAITING)
         .order_by(QueuedLabel.id)
-        .with_for_update(of=QueuedLabel)
+        .with_for_update()
     ).all()
-    by_reason: dict[str | None, list[tuple[int, str]]] = defaultdict(list)
-    for queue_id, reason, barcode in rows:
-        by_reason[reason].append((queue_id, barcode))
+    groups: dict[tuple[str, str | None], list[tuple[int, int]]] = defaultdict(list)
+    for queue_id, reason, aliquot_id, container_id in rows:
+        if aliquot_id is not None:
+            groups["aliquot", reason].append((queue_id, aliquot_id))
+        elif container_id is not None:  # one of the two (the table's check constraint)
+            groups["box", reason].append((queue_id, container_id))
+    # Every job checked before the first is sent: a refusal sends nothing.
+    jobs = [
+        (_job(session, printer, registry, kind, [subject for _, subject in group], reason), group)
+        for (kind, reason), group in groups.items()
+    ]
     printed = 0
-    for reason, group in by_reason.items():
+    for job, group in jobs:
         # One savepoint per job: a job the printer took stays recorded if a later one fails.
         try:
             with session.begin_nested():
-                job = service.print_aliquot_labels(
-                    session,
-                    actor,
-                    printer,
-                    [b for _, b in group],
-                    registry,
-                    reason=reason,
-                    timeout=timeout,
-                    rule=rule,
-                )
-                session.execute(
-                    update(QueuedLabel)
-                    .where(QueuedLabel.id.in_([i for i, _ in group]), *WAITING)
-                    .values(printed_at=job.printed_at, print_job_id=job.id)
+                printing.send(
+                    session, actor, job, [i for i, _ in group], timeout=timeout, rule=rule
                 )
         except PrinterError:
             if printed:
@@ -132,6 +139,34 @@ def print_waiting(
             raise
         printed += len(group)
     return printed
+
+
+def _job(
+    session: Session,
+    printer: Printer,
+    registry: Registry,
+    kind: str,
+    ids: list[int],
+    reason: str | None,
+) -> printing.Job:
+    """The job printing waiting labels, checked as a new print's would be (a reprint with
+    its reason, tubes and boxes the asker may see)."""
+    if kind == "box":
+        found = {
+            box.id: box
+            for box in session.scalars(
+                select(Container).where(
+                    Container.id.in_(ids), scope.container_filter(scope.of(session), Container.id)
+                )
+            )
+        }
+        if len(found) != len(ids):
+            raise NotFound("a box label waiting for this printer is of a box not at your sites")
+        return boxes.box_job(session, printer, [found[i] for i in ids], registry, reason=reason)
+    codes = dict(
+        session.execute(select(Aliquot.id, Aliquot.barcode).where(Aliquot.id.in_(ids))).all()
+    )
+    return service.aliquot_job(session, printer, [codes[i] for i in ids], registry, reason=reason)
 
 
 def remove(session: Session, actor: str, queue_id: int) -> Waiting:

@@ -16,7 +16,7 @@ from biobank.auth import scope
 from biobank.custody.models import CustodyEvent
 from biobank.custody.service import record_audit, record_events
 from biobank.errors import Conflict, Invalid, NotFound
-from biobank.labels import printers
+from biobank.labels import printing
 from biobank.labels.models import Printer, PrintJob
 from biobank.labels.network import PrinterRule, Unresolved
 from biobank.labels.templates import LabelTemplate, Registry
@@ -269,6 +269,60 @@ def reprints(
     return reprinted
 
 
+def aliquot_job(
+    session: Session,
+    printer: Printer,
+    codes: list[str],
+    registry: Registry,
+    *,
+    template: str | None = None,
+    copies: int = 1,
+    reason: str | None = None,
+) -> printing.Job:
+    """The job printing these tubes' labels, checked (404 naming an unknown tube; a tube that
+    had a label before gets ``label_reprinted``, which needs a reason: 422) and rendered;
+    nothing is written."""
+    chosen: LabelTemplate = registry.get(template or printer.template, "aliquot")
+    labels = aliquot_labels(session, codes)
+    reprinted = reprints(session, labels, reason)
+    stream, _ = chosen.render("zpl", printer.dpi, [data for _, data in labels], copies)
+
+    def record(session: Session, actor: str, job: PrintJob) -> None:
+        record_events(
+            session,
+            [
+                {
+                    "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
+                    "aliquot_id": aliquot_id,
+                    "reason": reason,
+                    "new_values": {
+                        "printer": printer.name,
+                        "template": chosen.name,
+                        "dpi": printer.dpi,
+                        "copies": copies,
+                        "print_job": job.id,
+                    },
+                }
+                for aliquot_id, _ in labels
+            ],
+            actor,
+            job.printed_at,
+        )
+
+    return printing.Job(
+        printer=printer,
+        template=chosen,
+        kind="aliquot",
+        ids=[aliquot_id for aliquot_id, _ in labels],
+        codes=[data["barcode"] for _, data in labels],
+        stream=stream,
+        copies=copies,
+        reprint=bool(reprinted),
+        reason=reason,
+        record=record,
+    )
+
+
 def print_aliquot_labels(
     session: Session,
     actor: str,
@@ -282,77 +336,11 @@ def print_aliquot_labels(
     timeout: float,
     rule: PrinterRule,
 ) -> PrintJob:
-    """Send aliquot labels to a printer; only once it took them, record them.
-
-    A tube that had a label before gets ``label_reprinted``, which needs a reason. Nothing
-    is written when the printer cannot be reached or stalls (PrinterError: 502/504).
-    """
-    chosen: LabelTemplate = registry.get(template or printer.template, "aliquot")
-    labels = aliquot_labels(session, codes)
-    reprinted = reprints(session, labels, reason)
-    job = send_job(
-        session,
-        actor,
-        printer,
-        chosen,
-        [data for _, data in labels],
-        copies=copies,
-        reprint=bool(reprinted),
-        reason=reason,
-        timeout=timeout,
-        rule=rule,
+    """Print tubes' labels: on record (in the printer queue, committed) before the printer
+    gets them, ``label_printed`` / ``label_reprinted`` once it took them (labels/printing.py:
+    the caller commits that second step). A printer that took nothing (PrinterError: 502/504)
+    leaves nothing written."""
+    job = aliquot_job(
+        session, printer, codes, registry, template=template, copies=copies, reason=reason
     )
-    record_events(
-        session,
-        [
-            {
-                "event_type": "label_reprinted" if aliquot_id in reprinted else "label_printed",
-                "aliquot_id": aliquot_id,
-                "reason": reason,
-                "new_values": {
-                    "printer": printer.name,
-                    "template": chosen.name,
-                    "dpi": printer.dpi,
-                    "copies": copies,
-                    "print_job": job.id,
-                },
-            }
-            for aliquot_id, _ in labels
-        ],
-        actor,
-        job.printed_at,
-    )
-    return job
-
-
-def send_job(
-    session: Session,
-    actor: str,
-    printer: Printer,
-    template: LabelTemplate,
-    items: list[dict[str, str]],
-    *,
-    copies: int,
-    reprint: bool,
-    reason: str | None,
-    timeout: float,
-    rule: PrinterRule,
-) -> PrintJob:
-    """Render, hand the ZPL to the printer, and only then add the job (flushed)."""
-    stream, _ = template.render("zpl", printer.dpi, items, copies)
-    printers.send(printer.name, printer.host, printer.port, stream, timeout, rule)
-    job = PrintJob(
-        printer=printer,
-        template=template.name,
-        dpi=printer.dpi,
-        copies=copies,
-        labels=len(items),
-        bytes_sent=len(stream),
-        reprint=reprint,
-        reason=reason,
-        actor=actor,
-        kind=template.kind,
-    )
-    session.add(job)
-    session.flush()
-    return job
+    return printing.print_job(session, actor, job, timeout=timeout, rule=rule)

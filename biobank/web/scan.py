@@ -180,7 +180,14 @@ def _refused(
     # What the refused change flushed is undone before the card is read again.
     get_session().rollback()
     message = exc.message
-    if print_failed:  # in the bench's words: what happened, what to check
+    # A printer that broke off part-way may have printed: its label waits in the queue.
+    print_queued = isinstance(exc, PrinterError) and exc.may_have_printed
+    if print_queued:
+        message = (
+            f"The label may not have printed: {print_failed} stopped part-way. It waits in "
+            "the printer queue; is the printer switched on, with labels loaded?"
+        )
+    elif print_failed:  # in the bench's words: what happened, what to check
         message = (
             f"The label was not printed: {print_failed} is not answering. Is it "
             "switched on, with labels loaded?"
@@ -188,6 +195,7 @@ def _refused(
     view, _status = station(code, box_code, error=message)
     view["print_failed"] = print_failed
     view["print_reason"] = print_reason
+    view["print_queued"] = print_queued
     template = "web/_scan_result.html" if wants_fragment() else "web/scan.html"
     return render_template(template, **view), exc.status_code
 
