@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from biobank.custody.models import CustodyEvent
-from biobank.labels import queue
+from biobank.labels import queue, service
 from biobank.labels.models import Printer, PrintJob, QueuedLabel
 from biobank.labels.network import rule_from
 from biobank.labels.rendering import registry
@@ -84,6 +84,22 @@ def _print(app, printer_id: int):  # type: ignore[no-untyped-def]
     return run
 
 
+def _print_now(app, printer_id: int, code: str):  # type: ignore[no-untyped-def]
+    def run(session: Session) -> None:
+        with app.app_context():
+            service.print_aliquot_labels(
+                session,
+                ACTOR,
+                session.get_one(Printer, printer_id),
+                [code],
+                registry(),
+                timeout=5,
+                rule=RULE,
+            )
+
+    return run
+
+
 def _remove(queue_ids: list[int]):  # type: ignore[no-untyped-def]
     def run(session: Session) -> None:
         for queue_id in queue_ids:
@@ -140,6 +156,24 @@ def test_two_technicians_printing_one_queue_at_once_print_each_label_once(engine
     time.sleep(0.2)  # a second job, were there one, read to its end
     assert _agrees(engine, printer_id, codes, zebra) == (set(codes), set())
     assert len(zebra.jobs) == 1
+
+
+@pytest.mark.parametrize("first", ["queue", "bench"])
+def test_a_tube_printed_at_the_bench_while_another_prints_its_printers_queue(
+    engine, app, bench, first
+):
+    """A tube whose label waits for a printer is printed on it at the bench while another
+    technician prints that printer's queue, either first: every label sent once; the bench
+    print printed the tube, or (the queue printed it first) is a 409."""
+    printer_id, codes, zebra = bench
+    delays = [0.0, 0.1] if first == "queue" else [0.1, 0.0]
+    outcomes = _race(
+        engine, [_print(app, printer_id), _print_now(app, printer_id, codes[0])], delays
+    )
+    assert outcomes == (["ok", "409"] if first == "queue" else ["ok", "ok"]), outcomes
+    zebra.settle()
+    assert _agrees(engine, printer_id, codes, zebra) == (set(codes), set())
+    assert len(zebra.jobs) == (1 if first == "queue" else 2)
 
 
 @pytest.mark.parametrize("first", ["printing", "removing"])
