@@ -48,6 +48,7 @@ def _pages(made) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
             "/patients",
             f"/patients/{made.study_id}",
             "/requests",
+            "/printers/queue",
         ],
         "demo-consent-officer": [
             "/consent",
