@@ -45,7 +45,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from biobank.errors import Invalid
 from biobank.patients.models import Patient
@@ -168,10 +168,27 @@ def patient_id_filter(scope: Scope, patient_id: Column) -> ColumnElement[bool]:
 
 
 def aliquot_filter(scope: Scope, aliquot_id: Column) -> ColumnElement[bool]:
-    """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id)."""
+    """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id).
+
+    The rule of ``aliquot_ids``, asked of each row (correlated) rather than as the set of
+    every tube at the sites: a page of a list, which stops after its first rows, then costs
+    what its rows cost, not what the site holds (the set is the whole site's tubes, built
+    anew for every statement). The containers at the sites are still one set: a few per
+    hundred tubes."""
     if scope.everywhere:
         return true()
-    return aliquot_id.in_(aliquot_ids(scope))
+    position, tube = aliased(Position), aliased(Aliquot)
+    stored_here = exists().where(
+        position.aliquot_id == aliquot_id, position.box_id.in_(container_ids(scope))
+    )
+    placed = exists().where(position.aliquot_id == aliquot_id)
+    enrolled_here = exists().where(
+        tube.id == aliquot_id,
+        Sample.id == tube.sample_id,
+        Patient.id == Sample.patient_id,
+        Patient.site_id.in_(site_ids(scope)),
+    )
+    return or_(stored_here, and_(~placed, enrolled_here))
 
 
 def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
