@@ -35,7 +35,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    CompoundSelect,
     Select,
     SQLColumnExpression,
     and_,
@@ -138,21 +137,6 @@ def container_ids(scope: Scope) -> Select[Any]:
     return select(down.c.id)
 
 
-def aliquot_ids(scope: Scope) -> CompoundSelect[Any]:
-    """The ids of the tubes at the scope's sites: with their place in one of their freezers,
-    or without a place (shipped, never stored) and of a patient enrolled at one of them."""
-    stored = select(Position.aliquot_id).where(Position.box_id.in_(container_ids(scope)))
-    no_place = (
-        select(Aliquot.id)
-        .join(Sample, Sample.id == Aliquot.sample_id)
-        .join(Patient, Patient.id == Sample.patient_id)
-        .where(
-            Patient.site_id.in_(site_ids(scope)), ~exists().where(Position.aliquot_id == Aliquot.id)
-        )
-    )
-    return stored.union(no_place)
-
-
 def patient_filter(scope: Scope, site_id: Column) -> ColumnElement[bool]:
     """Patients enrolled at the scope's sites (``site_id``: the patient's site column)."""
     if scope.everywhere:
@@ -164,17 +148,18 @@ def patient_id_filter(scope: Scope, patient_id: Column) -> ColumnElement[bool]:
     """``patient_filter`` for a column holding a patient's id."""
     if scope.everywhere:
         return true()
-    return patient_id.in_(select(Patient.id).where(Patient.site_id.in_(site_ids(scope))))
+    patient = aliased(Patient)
+    return exists().where(patient.id == patient_id, patient.site_id.in_(site_ids(scope)))
 
 
 def aliquot_filter(scope: Scope, aliquot_id: Column) -> ColumnElement[bool]:
-    """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id).
+    """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id): with their
+    place in one of the sites' containers, or without a place (shipped, never stored) and of
+    a patient enrolled at one of them.
 
-    The rule of ``aliquot_ids``, asked of each row (correlated) rather than as the set of
-    every tube at the sites: a page of a list, which stops after its first rows, then costs
-    what its rows cost, not what the site holds (the set is the whole site's tubes, built
-    anew for every statement). The containers at the sites are still one set: a few per
-    hundred tubes."""
+    Asked of each row (correlated), not as the set of every tube at the sites: a page of a
+    list, which stops after its first rows, costs what its rows cost, not what the site
+    holds. The containers at the sites are one set: a few per hundred tubes."""
     if scope.everywhere:
         return true()
     position, tube = aliased(Position), aliased(Aliquot)
@@ -196,17 +181,20 @@ def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
     tube there."""
     if scope.everywhere:
         return true()
-    enrolled = (
-        select(Sample.id)
-        .join(Patient, Patient.id == Sample.patient_id)
-        .where(Patient.site_id.in_(site_ids(scope)))
+    # Asked of each row, as aliquot_filter is (a page costs its rows, not the site's).
+    sample, tube = aliased(Sample), aliased(Aliquot)
+    enrolled_here = exists().where(
+        sample.id == sample_id,
+        Patient.id == sample.patient_id,
+        Patient.site_id.in_(site_ids(scope)),
     )
-    anonymised = (
-        select(Aliquot.sample_id)
-        .join(Sample, Sample.id == Aliquot.sample_id)
-        .where(Sample.patient_id.is_(None), Aliquot.id.in_(aliquot_ids(scope)))
+    anonymised_here = exists().where(
+        sample.id == sample_id,
+        sample.patient_id.is_(None),
+        tube.sample_id == sample.id,
+        aliquot_filter(scope, tube.id),
     )
-    return sample_id.in_(enrolled.union(anonymised))
+    return or_(enrolled_here, anonymised_here)
 
 
 def event_filter(scope: Scope, aliquot_id: Column, sample_id: Column) -> ColumnElement[bool]:
