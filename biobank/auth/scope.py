@@ -40,6 +40,7 @@ from sqlalchemy import (
     and_,
     exists,
     false,
+    func,
     or_,
     select,
     true,
@@ -149,31 +150,49 @@ def patient_id_filter(scope: Scope, patient_id: Column) -> ColumnElement[bool]:
     if scope.everywhere:
         return true()
     patient = aliased(Patient)
-    return exists().where(patient.id == patient_id, patient.site_id.in_(site_ids(scope)))
+    return (
+        select(patient.site_id)
+        .where(patient.id == patient_id)
+        .scalar_subquery()
+        .in_(site_ids(scope))
+    )
+
+
+# The conditions on a tube, a sample or a patient by id are asked of each row: the row's own
+# site, read by a scalar subquery (an index lookup or three), tested against the scope's small
+# sets (its sites; its containers, a few per hundred tubes). Not as the set of every tube or
+# sample at the sites, built for every statement: a page of a list, which stops after its
+# first rows, then costs what its rows cost, not what the site holds. Scalar subqueries, not
+# EXISTS: PostgreSQL hashes an EXISTS under an OR over the whole table.
 
 
 def aliquot_filter(scope: Scope, aliquot_id: Column) -> ColumnElement[bool]:
     """Tubes at the scope's sites (``aliquot_id``: a column holding a tube's id): with their
     place in one of the sites' containers, or without a place (shipped, never stored) and of
-    a patient enrolled at one of them.
-
-    Asked of each row (correlated), not as the set of every tube at the sites: a page of a
-    list, which stops after its first rows, costs what its rows cost, not what the site
-    holds. The containers at the sites are one set: a few per hundred tubes."""
+    a patient enrolled at one of them (an anonymised tube without a place: at no site)."""
     if scope.everywhere:
         return true()
-    position, tube = aliased(Position), aliased(Aliquot)
-    stored_here = exists().where(
-        position.aliquot_id == aliquot_id, position.box_id.in_(container_ids(scope))
+    position, tube, sample, patient = (
+        aliased(Position),
+        aliased(Aliquot),
+        aliased(Sample),
+        aliased(Patient),
     )
-    placed = exists().where(position.aliquot_id == aliquot_id)
-    enrolled_here = exists().where(
-        tube.id == aliquot_id,
-        Sample.id == tube.sample_id,
-        Patient.id == Sample.patient_id,
-        Patient.site_id.in_(site_ids(scope)),
+    # Whether the tube's place is at the sites; NULL when it has none. The container set
+    # stays inside: PostgreSQL then hashes it once, where ``(box) IN (set)`` ran the box's
+    # lookup again for every container of the set.
+    stored_here = (
+        select(position.box_id.in_(container_ids(scope)))
+        .where(position.aliquot_id == aliquot_id)
+        .scalar_subquery()
     )
-    return or_(stored_here, and_(~placed, enrolled_here))
+    enrolled_at = (
+        select(patient.site_id)
+        .where(tube.id == aliquot_id, sample.id == tube.sample_id, patient.id == sample.patient_id)
+        .scalar_subquery()
+    )
+    # No place: the box is NULL, so is its test, and the patient's site decides.
+    return func.coalesce(stored_here, enrolled_at.in_(site_ids(scope)), false())
 
 
 def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
@@ -181,20 +200,16 @@ def sample_filter(scope: Scope, sample_id: Column) -> ColumnElement[bool]:
     tube there."""
     if scope.everywhere:
         return true()
-    # Asked of each row, as aliquot_filter is (a page costs its rows, not the site's).
-    sample, tube = aliased(Sample), aliased(Aliquot)
-    enrolled_here = exists().where(
-        sample.id == sample_id,
-        Patient.id == sample.patient_id,
-        Patient.site_id.in_(site_ids(scope)),
+    sample, patient, tube = aliased(Sample), aliased(Patient), aliased(Aliquot)
+    enrolled_at = (
+        select(patient.site_id)
+        .where(sample.id == sample_id, patient.id == sample.patient_id)
+        .scalar_subquery()
     )
-    anonymised_here = exists().where(
-        sample.id == sample_id,
-        sample.patient_id.is_(None),
-        tube.sample_id == sample.id,
-        aliquot_filter(scope, tube.id),
-    )
-    return or_(enrolled_here, anonymised_here)
+    anonymised_here = exists().where(tube.sample_id == sample_id, aliquot_filter(scope, tube.id))
+    # A patient's sample: the patient's site decides (never NULL); an anonymised one (no
+    # patient: NULL), its tubes.
+    return func.coalesce(enrolled_at.in_(site_ids(scope)), anonymised_here)
 
 
 def event_filter(scope: Scope, aliquot_id: Column, sample_id: Column) -> ColumnElement[bool]:
