@@ -56,7 +56,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False)
     dialect = op.get_bind().dialect.name
     op.execute(f"INSERT INTO fill_tally (month, freezer_id, tubes) {from_the_log(dialect)}")
-    for statement in tally.fill_statements(dialect):
+    for statement in tally.fill_statements(dialect, as_first_made=True):
         op.execute(statement)
 
 
