@@ -1,10 +1,12 @@
-"""Writing many rows at once through the driver: PostgreSQL's COPY from a hundred rows, the
-driver's executemany below that and on SQLite. Bulk writers (the CSV import, custody events)
-use it where SQLAlchemy's per-row parameter processing would cost more than the insert."""
+"""Writing many rows at once through the driver: PostgreSQL's COPY from a hundred rows and
+the driver's executemany below that; on SQLite, INSERTs of many rows each (executemany of
+one row per statement for the last few). Bulk writers (the CSV import, custody events) use it
+where SQLAlchemy's per-row parameter processing would cost more than the insert."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection
@@ -15,6 +17,11 @@ from biobank.db import refuse_if_read_only
 # triggers are set up once, where executemany runs (and sets up) the INSERT once per row:
 # about half the server's time per row.
 COPY_FROM = 100
+# SQLite takes up to this many parameters in a statement (the least any version allows). A
+# statement per row (executemany) opens the table, each of its indexes and its triggers'
+# programs again for every row; a statement of many rows does that once for all of them: an
+# import's aliquot and custody event inserts cost about a third less.
+SQLITE_VARIABLES = 999
 
 
 def insert_rows(
@@ -36,9 +43,18 @@ def insert_rows(
     values = ", ".join(
         f"{mark}::json" if postgresql and column in json_columns else mark for column in columns
     )
-    connection.exec_driver_sql(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})", rows
-    )
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    done = 0
+    if not postgresql:
+        per = max(1, SQLITE_VARIABLES // len(columns))
+        done = len(rows) - len(rows) % per
+        if done:
+            connection.exec_driver_sql(
+                insert + ", ".join([f"({values})"] * per),
+                [tuple(chain.from_iterable(rows[at : at + per])) for at in range(0, done, per)],
+            )
+    if done < len(rows):
+        connection.exec_driver_sql(insert + f"({values})", rows[done:])
 
 
 def copy_rows(
