@@ -13,6 +13,7 @@ import pytest
 from reports_helpers import demo  # noqa: F401 (a fixture)
 from sqlalchemy import func, select, text
 
+from biobank.bulk import SQLITE_VARIABLES
 from biobank.custody.models import CustodyEvent
 from biobank.imports import service as imports
 from biobank.imports.rows import COLUMNS
@@ -201,6 +202,45 @@ def test_a_csv_import_counts_its_tubes_like_the_trigger(demo, tmp_path, monkeypa
     assert held_back and grown_by_import() == held_back
     kinds = {key[4] for key in held_back if len(key) == 5}
     assert {"received", "in_stock", "consumed", "blocked", "destroyed"} <= kinds
+
+
+def test_a_chunk_of_more_groups_than_a_statement_takes(demo, tmp_path, monkeypatch):  # noqa: F811
+    """One chunk of tubes in more groups (key, status, freeze–thaw cycles) than one statement
+    of the held-back count takes: the tallies grow as the trigger would have made them."""
+    patient = demo.scalar(select(Patient).order_by(Patient.id))
+    day = patient.diagnosis_date.isoformat()
+    groups = SQLITE_VARIABLES // len(tally.GROUP.split(", ")) + 3
+    good = _write(
+        tmp_path / "many.csv",
+        [
+            {
+                "study_id": patient.study_id,
+                "material": "BM",
+                "timepoint": "DX",
+                "aliquot_type": "PLASMA",
+                "volume_ml": "0.5",
+                "collected_at": f"{day}T09:00",
+                "received_at": f"{day}T11:00",
+                "container_code": "PED",
+                "status": "available" if cycles % 3 else "blocked",
+                "freeze_thaw_count": str(cycles),
+            }
+            for cycles in range(groups)
+        ],
+    )
+
+    def grown_by_import():  # type: ignore[no-untyped-def]
+        before = _tallies(demo)
+        imports.import_aliquots(demo, "tester", good, Numbering())
+        demo.commit()
+        after = _tallies(demo)
+        after.subtract(before)
+        return +after
+
+    held_back = grown_by_import()
+    monkeypatch.setattr(tally, "held_back", _trigger_counts)
+    assert grown_by_import() == held_back
+    assert len([key for key in held_back if len(key) == 4]) == groups  # thaws: one per cycle
 
 
 @contextmanager
